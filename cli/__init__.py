@@ -1,0 +1,1 @@
+"""The ``garvideo`` command line (installed under the import name ``garvideo_cli``)."""

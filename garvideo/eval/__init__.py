@@ -1,0 +1,1 @@
+"""garvideo.eval"""
