@@ -1,1 +1,8 @@
-"""garvideo.testing"""
+"""Offline test material: tiny random checkpoints and generated clips.
+
+- :mod:`garvideo.testing.gar`: a tiny randomly initialised GAR checkpoint in the released layout.
+- :mod:`garvideo.testing.sam2`: a tiny randomly initialised SAM2 video checkpoint.
+- :mod:`garvideo.testing.clips`: short generated videos with known frames and timestamps.
+
+Nothing here downloads anything; users' smoke tests (``garvideo selftest``) use it too.
+"""
