@@ -1,0 +1,66 @@
+"""GAR-Bench-VQA: the reference's question format, its prediction files and its scorer.
+
+Items (``GAR-Bench-VQA.json``) hold an image path, one COCO RLE mask per
+``<PromptK>``, a question, lettered choices (``"A. ..."``), the answer letter
+and a question type. Predictions are the same items with a ``model_output``
+field, as the reference's ``inference.py`` writes them. Scoring is the
+reference's: exact, case-insensitive match of ``model_output`` and ``answer``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..errors import InvalidInputError
+from .scoring import ScoreReport
+
+ANNOTATION_FILE = "GAR-Bench-VQA.json"
+_PROMPT = re.compile(r"<Prompt(\d+)>")
+
+
+def load_items(path: str | Path) -> list[dict[str, Any]]:
+    """Read a GAR-Bench-VQA annotation or prediction file (a JSON list of items)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / ANNOTATION_FILE
+    if not path.is_file():
+        raise InvalidInputError(f"no GAR-Bench-VQA file at {path}")
+    try:
+        items = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(items, list) or not all(isinstance(x, dict) for x in items):
+        raise InvalidInputError(f"{path} must hold a JSON list of items")
+    return items
+
+
+def vqa_question(item: dict[str, Any]) -> str:
+    """The reference's multiple-choice text: question, ``Options:``, one choice per line, instruction."""
+    lines = [f"Question: {item['question']}", "Options:", *item["choices"]]
+    return "\n".join(lines) + "\nAnswer with the correct option's letter directly."
+
+
+def prompt_indices(text: str) -> list[int]:
+    """Distinct ``<PromptK>`` indices named in ``text``, ascending (the stable order garvideo uses)."""
+    return sorted({int(k) for k in _PROMPT.findall(text)})
+
+
+def is_correct(item: dict[str, Any]) -> bool:
+    output = item.get("model_output")
+    return isinstance(output, str) and output.lower() == str(item.get("answer", "")).lower()
+
+
+def score(items: Sequence[dict[str, Any]]) -> ScoreReport:
+    """Per-type and overall accuracy; an item without ``model_output`` counts as wrong."""
+    return ScoreReport.from_outcomes((str(item.get("type", "unknown")), is_correct(item)) for item in items)
+
+
+def format_report(report: ScoreReport) -> str:
+    """The reference's printout: ``type: [correct/total]=acc`` lines, then the overall line."""
+    lines = [f"{kind}: [{t.correct}/{t.total}]={t.accuracy}" for kind, t in report.per_type.items()]
+    o = report.overall
+    lines.append(f"=> overall: [{o.correct}/{o.total}]={o.accuracy}")
+    return "\n".join(lines)
