@@ -1,0 +1,199 @@
+"""Resumable batch jobs: one result file per item, written atomically.
+
+A job is a list of items, each with a stable ``key``. For every item whose
+result file ``OUT/<key>.json`` does not exist yet, ``process(item)`` runs and
+its JSON-able result is written atomically, so a crash or SIGKILL never leaves
+a half file and a re-run skips exactly the finished items. An item that fails
+is recorded with its reason in ``OUT/failures.jsonl`` (rewritten atomically
+after each failure) and the job goes on. Items can be split over several
+workers (``shard=(k, n)``): each worker takes the items whose position is
+``k`` modulo ``n`` and keeps its own failures and summary files, so workers
+of a cluster job array can share one output folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Generic, Protocol, Sequence, TypeVar
+
+from ..errors import GarvideoError, InvalidInputError
+from ..files import atomic_write_json, atomic_write_text, is_temporary
+
+
+class Keyed(Protocol):
+    key: str
+
+
+ItemT = TypeVar("ItemT", bound=Keyed)
+
+
+@dataclass(frozen=True)
+class Failure:
+    key: str
+    reason: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "reason": self.reason, **self.detail}
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    total: int
+    done_before: int
+    succeeded: int
+    failed: tuple[Failure, ...]
+    seconds: float
+    shard: tuple[int, int] = (0, 1)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "total": self.total,
+            "skipped_already_done": self.done_before,
+            "succeeded": self.succeeded,
+            "failed": len(self.failed),
+            "failures": [f.to_dict() for f in self.failed],
+            "seconds": round(self.seconds, 3),
+            "shard": {"index": self.shard[0], "count": self.shard[1]},
+        }
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    """``"2/8"`` means the third of eight workers (0-based). None or empty gives ``(0, 1)``."""
+    if not text:
+        return (0, 1)
+    try:
+        index_text, count_text = text.split("/")
+        index, count = int(index_text), int(count_text)
+    except ValueError as exc:
+        raise InvalidInputError(f"cannot read shard {text!r}: use K/N, e.g. 0/4 for the first of four workers") from exc
+    if count < 1 or not 0 <= index < count:
+        raise InvalidInputError(f"shard {text!r} is out of range: K/N needs 0 <= K < N")
+    return (index, count)
+
+
+def shard_from_environment() -> tuple[int, int] | None:
+    """The worker's place in a SLURM job array or a torchrun/MPI launch, when run under one."""
+    env = os.environ
+    if "SLURM_ARRAY_TASK_ID" in env and "SLURM_ARRAY_TASK_COUNT" in env:
+        offset = int(env.get("SLURM_ARRAY_TASK_MIN", "0"))
+        return (int(env["SLURM_ARRAY_TASK_ID"]) - offset, int(env["SLURM_ARRAY_TASK_COUNT"]))
+    for rank, size in (("RANK", "WORLD_SIZE"), ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE")):
+        if rank in env and size in env:
+            return (int(env[rank]), int(env[size]))
+    return None
+
+
+def result_path(out_dir: Path, key: str) -> Path:
+    return out_dir / f"{key}.json"
+
+
+def _shard_suffix(shard: tuple[int, int]) -> str:
+    return "" if shard[1] == 1 else f".shard-{shard[0]}-of-{shard[1]}"
+
+
+def failures_path(out_dir: Path, shard: tuple[int, int] = (0, 1)) -> Path:
+    return out_dir / f"failures{_shard_suffix(shard)}.jsonl"
+
+
+def summary_path(out_dir: Path, shard: tuple[int, int] = (0, 1)) -> Path:
+    return out_dir / f"summary{_shard_suffix(shard)}.json"
+
+
+def is_done(out_dir: Path, key: str) -> bool:
+    """A result exists and is complete JSON (atomic writes make partial files impossible; be safe anyway)."""
+    path = result_path(out_dir, key)
+    if not path.is_file():
+        return False
+    try:
+        json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _remove_leftovers(out_dir: Path) -> None:
+    """Temporary files of a killed run are never results: delete them."""
+    for path in out_dir.iterdir():
+        if is_temporary(path):
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
+def _write_failures(path: Path, failures: Sequence[Failure]) -> None:
+    if failures:
+        atomic_write_text(path, "".join(json.dumps(f.to_dict(), ensure_ascii=False) + "\n" for f in failures))
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+@dataclass
+class BatchJob(Generic[ItemT]):
+    """Runs ``process`` over ``items`` into ``out_dir``; see the module docstring."""
+
+    items: Sequence[ItemT]
+    out_dir: Path
+    process: Callable[[ItemT], dict[str, Any]]
+    shard: tuple[int, int] = (0, 1)
+    progress: bool = True
+    on_item: Callable[[ItemT, str], None] | None = None  # called with "done", "skipped" or "failed"
+
+    def run(self) -> BatchSummary:
+        from tqdm.auto import tqdm
+
+        start = time.monotonic()
+        out_dir = Path(self.out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        _remove_leftovers(out_dir)
+        keys = [item.key for item in self.items]
+        if len(set(keys)) != len(keys):
+            raise InvalidInputError("batch items must have distinct keys (the same item appears twice)")
+        index, count = self.shard
+        mine = [item for position, item in enumerate(self.items) if position % count == index]
+        failures: list[Failure] = []
+        done_before = succeeded = 0
+        fail_file = failures_path(out_dir, self.shard)
+        bar = tqdm(mine, desc="batch", unit="item", disable=not self.progress)
+        for item in bar:
+            if is_done(out_dir, item.key):
+                done_before += 1
+                self._notify(item, "skipped")
+                continue
+            bar.set_postfix_str(item.key[-40:])
+            try:
+                result = self.process(item)
+            except GarvideoError as exc:
+                failures.append(Failure(item.key, str(exc)))
+            except Exception as exc:  # noqa: BLE001 - one bad item must not stop the batch
+                failures.append(
+                    Failure(item.key, f"{type(exc).__name__}: {exc}", {"traceback": traceback.format_exc()})
+                )
+            else:
+                atomic_write_json(result_path(out_dir, item.key), result)
+                succeeded += 1
+                self._notify(item, "done")
+                continue
+            _write_failures(fail_file, failures)
+            self._notify(item, "failed")
+        _write_failures(fail_file, failures)
+        summary = BatchSummary(
+            total=len(mine), done_before=done_before, succeeded=succeeded, failed=tuple(failures),
+            seconds=time.monotonic() - start, shard=self.shard,
+        )
+        atomic_write_json(summary_path(out_dir, self.shard), summary.to_dict())
+        return summary
+
+    def _notify(self, item: ItemT, status: str) -> None:
+        if self.on_item is not None:
+            self.on_item(item, status)

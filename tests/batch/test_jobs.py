@@ -1,0 +1,144 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from garvideo import InvalidInputError
+from garvideo.batch.jobs import BatchJob, failures_path, parse_shard, shard_from_environment
+
+
+@dataclass(frozen=True)
+class Item:
+    key: str
+    value: int
+
+
+def _items(n=5):
+    return [Item(f"item-{i}", i) for i in range(n)]
+
+
+def test_runs_skips_finished_and_records_failures(tmp_path):
+    calls = []
+
+    def process(item):
+        calls.append(item.key)
+        if item.value == 3:
+            raise InvalidInputError("box outside the frame")
+        if item.value == 4:
+            raise RuntimeError("boom")
+        return {"square": item.value**2}
+
+    summary = BatchJob(_items(), tmp_path, process, progress=False).run()
+    assert (summary.total, summary.succeeded, len(summary.failed)) == (5, 3, 2)
+    assert not summary.ok
+    assert json.loads((tmp_path / "item-2.json").read_text()) == {"square": 4}
+    failures = [json.loads(line) for line in failures_path(tmp_path).read_text().splitlines()]
+    assert [f["key"] for f in failures] == ["item-3", "item-4"]
+    assert failures[0]["reason"] == "box outside the frame"
+    assert failures[1]["reason"] == "RuntimeError: boom" and "Traceback" in failures[1]["traceback"]
+
+    calls.clear()
+    summary = BatchJob(_items(), tmp_path, process, progress=False).run()
+    assert calls == ["item-3", "item-4"]  # finished items are not redone, failed ones are retried
+    assert summary.done_before == 3
+    summary_file = json.loads((tmp_path / "summary.json").read_text())
+    assert summary_file["skipped_already_done"] == 3 and summary_file["failed"] == 2
+
+
+def test_failures_file_disappears_once_everything_succeeds(tmp_path):
+    fail = {"item-1"}
+
+    def process(item):
+        if item.key in fail:
+            raise InvalidInputError("transient")
+        return {}
+
+    BatchJob(_items(3), tmp_path, process, progress=False).run()
+    assert failures_path(tmp_path).exists()
+    fail.clear()
+    assert BatchJob(_items(3), tmp_path, process, progress=False).run().ok
+    assert not failures_path(tmp_path).exists()
+
+
+def test_shards_split_the_items_without_overlap(tmp_path):
+    seen = []
+    for k in range(3):
+        BatchJob(_items(7), tmp_path, lambda item: seen.append(item.key) or {}, shard=(k, 3), progress=False).run()
+    assert sorted(seen) == sorted(i.key for i in _items(7))
+    assert (tmp_path / "summary.shard-2-of-3.json").exists()
+
+
+def test_duplicate_keys_are_refused(tmp_path):
+    with pytest.raises(InvalidInputError, match="distinct"):
+        BatchJob([Item("a", 1), Item("a", 2)], tmp_path, lambda i: {}, progress=False).run()
+
+
+@pytest.mark.parametrize("text, expected", [(None, (0, 1)), ("0/1", (0, 1)), ("2/8", (2, 8))])
+def test_parse_shard(text, expected):
+    assert parse_shard(text) == expected
+
+
+@pytest.mark.parametrize("text", ["3/3", "x/2", "1", "-1/2"])
+def test_parse_shard_rejects(text):
+    with pytest.raises(InvalidInputError):
+        parse_shard(text)
+
+
+def test_shard_from_environment(monkeypatch):
+    for name in ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN", "RANK", "WORLD_SIZE",
+                 "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    assert shard_from_environment() is None
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "5")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_MIN", "1")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "8")
+    assert shard_from_environment() == (4, 8)
+
+
+_WORKER = textwrap.dedent(
+    """
+    import sys, time
+    from dataclasses import dataclass
+    from pathlib import Path
+    from garvideo.batch.jobs import BatchJob
+
+    @dataclass(frozen=True)
+    class Item:
+        key: str
+
+    def process(item):
+        time.sleep(0.15)
+        return {"key": item.key, "payload": "x" * 200_000}
+
+    items = [Item(f"k{i:02d}") for i in range(12)]
+    BatchJob(items, Path(sys.argv[1]), process, progress=False).run()
+    """
+)
+
+
+def test_sigkill_midway_then_rerun_gives_every_result_once(tmp_path):
+    out = tmp_path / "out"
+    script = tmp_path / "worker.py"
+    script.write_text(_WORKER)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    proc = subprocess.Popen([sys.executable, str(script), str(out)], env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(out.glob("k*.json"))) < 4:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    finished_early = {p.name for p in out.glob("k*.json")}
+    assert 4 <= len(finished_early) < 12
+    subprocess.run([sys.executable, str(script), str(out)], env=env, check=True)
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted([f"k{i:02d}.json" for i in range(12)] + ["summary.json"])
+    for i in range(12):
+        assert json.loads((out / f"k{i:02d}.json").read_text())["key"] == f"k{i:02d}"
+    assert json.loads((out / "summary.json").read_text())["skipped_already_done"] == len(finished_early)
