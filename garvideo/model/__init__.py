@@ -1,1 +1,73 @@
-"""garvideo.model"""
+"""The Grasp Any Region (GAR) model: faithful to the reference, on transformers' native Perception-LM.
+
+High level: :class:`GAR` (``from_pretrained``, ``describe``, ``ask``, ``ask_video``,
+``describe_video``, ``generate``) returning :class:`GARResult`.
+Lower level: :class:`GARProcessor` (tiles, prompt maps, reference prompts, video
+prompts -> :class:`GARInputs`), :class:`GARModel` (mask patch embedding, RoI
+replay in ``reference`` or ``aligned`` box mode, generation), :class:`GARConfig`.
+"""
+
+from .api import DEFAULT_MODEL_ID, GAR, GARResult, GenerationSettings, ModelInfo, StageTimings
+from .configuration_gar import GARConfig
+from .errors import CheckpointError, TooManyRegionsError
+from .images import load_mask, load_rgb
+from .loading import ResolvedCheckpoint, resolve_checkpoint
+from .modeling_gar import BOX_MODES, EncodedPrompt, GARModel, ReplayRecord
+from .processing_gar import (
+    GARInputs,
+    GARProcessor,
+    PlaceholderRun,
+    PreparedImage,
+    TilingSettings,
+    choose_grid,
+    region_box,
+    supported_grids,
+)
+from .prompts import (
+    CAPTION_INSTRUCTION,
+    VideoPromptTemplate,
+    caption_text,
+    find_prompt_indices,
+    label_options,
+    multi_region_text,
+    multiple_choice_question,
+    parse_option_letter,
+    prompt_token,
+)
+
+__all__ = [
+    "BOX_MODES",
+    "CAPTION_INSTRUCTION",
+    "DEFAULT_MODEL_ID",
+    "CheckpointError",
+    "EncodedPrompt",
+    "GAR",
+    "GARConfig",
+    "GARInputs",
+    "GARModel",
+    "GARProcessor",
+    "GARResult",
+    "GenerationSettings",
+    "ModelInfo",
+    "PlaceholderRun",
+    "PreparedImage",
+    "ReplayRecord",
+    "ResolvedCheckpoint",
+    "StageTimings",
+    "TilingSettings",
+    "TooManyRegionsError",
+    "VideoPromptTemplate",
+    "caption_text",
+    "choose_grid",
+    "find_prompt_indices",
+    "label_options",
+    "load_mask",
+    "load_rgb",
+    "multi_region_text",
+    "multiple_choice_question",
+    "parse_option_letter",
+    "prompt_token",
+    "region_box",
+    "resolve_checkpoint",
+    "supported_grids",
+]

@@ -1,0 +1,444 @@
+"""The GAR model as users call it: describe a region, answer questions about named regions, in images and videos.
+
+>>> gar = GAR.from_pretrained("HaochenWang/GAR-1B")           # or a local folder
+>>> gar.describe("photo.jpg", "dog_mask.png").text
+>>> gar.ask("photo.jpg", {"dog": dog_mask, "ball": ball_mask}, "What is <dog> doing with <ball>?").text
+>>> gar.ask("photo.jpg", {"dog": dog_mask}, "What colour is <dog>?", options=["brown", "black"]).choice
+>>> gar.ask_video(frames, {"dog": dog_masks_per_frame}, "What does <dog> do?").text
+
+Regions are named; in the prompt the i-th given region becomes ``<Prompti>``
+(the order you give them in) and the question refers to them as ``<name>``.
+Every call returns a :class:`GARResult` with the text, the new token ids and
+the time spent encoding (vision tower, projector, replay) and generating.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Iterator, Mapping, Optional, Sequence, Union
+
+import numpy as np
+import torch
+
+from ..devices import resolve_device, resolve_dtype
+from ..errors import InvalidInputError
+from .errors import TooManyRegionsError
+from .images import ImageLike, MaskLike
+from .loading import resolve_checkpoint
+from .modeling_gar import BOX_MODES, BoxMode, GARModel
+from .processing_gar import GARInputs, GARProcessor, TilingMode
+from .prompts import (
+    CAPTION_INSTRUCTION,
+    VideoPromptTemplate,
+    check_user_text,
+    label_options,
+    multiple_choice_question,
+    parse_option_letter,
+    prompt_token,
+)
+
+DEFAULT_MODEL_ID = "HaochenWang/GAR-1B"
+
+Regions = Union[Mapping[str, MaskLike], Sequence[tuple[str, MaskLike]]]
+VideoRegions = Union[Mapping[str, Sequence[Optional[MaskLike]]], Sequence[tuple[str, Sequence[Optional[MaskLike]]]]]
+
+_NAME_REF = re.compile(r"<([^<>\n]+)>")
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """Decoding options. Greedy by default, as the reference evaluates; ``seed`` makes sampling repeatable."""
+
+    max_new_tokens: int = 1024
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: Optional[int] = None
+    repetition_penalty: float = 1.0
+    seed: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise InvalidInputError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
+        if self.temperature <= 0:
+            raise InvalidInputError(f"temperature must be positive, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise InvalidInputError(f"top_p must be in (0, 1], got {self.top_p}")
+
+    def generation_config(self, eos_token_id: int, pad_token_id: int, output_logits: bool):
+        from transformers import GenerationConfig
+
+        options = dict(
+            max_new_tokens=self.max_new_tokens,
+            do_sample=self.do_sample,
+            eos_token_id=eos_token_id,
+            pad_token_id=pad_token_id,
+            repetition_penalty=self.repetition_penalty,
+            return_dict_in_generate=True,
+            output_logits=output_logits,
+        )
+        if self.do_sample:
+            options.update(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k or 0)
+        return GenerationConfig(**options)
+
+
+@dataclass(frozen=True)
+class StageTimings:
+    """Seconds spent per stage (monotonic clock, CUDA synchronised), for the batch the prompt was generated in."""
+
+    encode_s: float  # vision tower + projector + RoI replay + embedding assembly
+    generate_s: float  # language model prefill + decode
+    batch_size: int = 1
+
+    @property
+    def total_s(self) -> float:
+        return self.encode_s + self.generate_s
+
+
+@dataclass(frozen=True)
+class GARResult:
+    """One generated answer."""
+
+    text: str  # decoded up to EOS; <Promptk> written back as <name> where regions were named
+    token_ids: tuple[int, ...]  # the new tokens, EOS included when generation ended with it
+    timings: StageTimings
+    prompt_tokens: int  # length of the prompt in tokens
+    finished: bool  # True if the model ended with EOS, False if max_new_tokens cut it
+    choice: Optional[str] = None  # the option letter, for multiple-choice questions
+    step_logits: Optional[np.ndarray] = field(default=None, repr=False, compare=False)  # (steps, vocab) if asked
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What produced a result: for provenance records."""
+
+    model_id: str
+    revision: Optional[str]
+    dtype: str
+    device: str
+    box_mode: str
+    double_bos: bool
+
+
+def _named(regions, what: str) -> tuple[list[str], list]:
+    items = list(regions.items()) if isinstance(regions, Mapping) else [tuple(item) for item in regions]
+    if not items:
+        raise InvalidInputError(f"no {what} was given")
+    names = []
+    for item in items:
+        if len(item) != 2:
+            raise InvalidInputError(f"{what}s must be (name, mask) pairs or a {{name: mask}} mapping")
+        name = str(item[0]).strip()
+        if not name or "<" in name or ">" in name or "\n" in name:
+            raise InvalidInputError(f"region name {item[0]!r} is not usable: names are non-empty and have no < > or newlines")
+        names.append(name)
+    if len(set(names)) != len(names):
+        raise InvalidInputError(f"region names must be distinct, got {names}")
+    return names, [item[1] for item in items]
+
+
+def _substitute_names(text: str, names: Sequence[str]) -> str:
+    """``<name>`` -> ``<Prompti>``; a reference to anything not given is an error."""
+    check_user_text(text)
+    index = {name: i for i, name in enumerate(names)}
+
+    def swap(match: re.Match) -> str:
+        name = match.group(1).strip()
+        if name in index:
+            return prompt_token(index[name])
+        raise InvalidInputError(
+            f"the question names <{name}>, which is not one of the given regions ({', '.join(names)})"
+        )
+
+    return _NAME_REF.sub(swap, text)
+
+
+def _restore_names(text: str, names: Sequence[str], indices: Sequence[int]) -> str:
+    for name, k in zip(names, indices):
+        text = text.replace(prompt_token(k), f"<{name}>")
+    return text
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class GAR:
+    """A loaded GAR model with its processor: the image and video entry points."""
+
+    def __init__(
+        self,
+        model: GARModel,
+        processor: GARProcessor,
+        model_id: str = "",
+        revision: Optional[str] = None,
+        box_mode: BoxMode = "reference",
+        vision_batch_size: int = 16,
+    ) -> None:
+        if box_mode not in BOX_MODES:
+            raise InvalidInputError(f"unknown box mode {box_mode!r}: use 'reference' or 'aligned'")
+        if processor.tokens_per_side != model.tokens_per_side or processor.tiling.tile_size != model.tile_size:
+            raise InvalidInputError(
+                f"processor tiles ({processor.tiling.tile_size} px, {processor.tokens_per_side}^2 tokens) do not fit"
+                f" the model ({model.tile_size} px, {model.tokens_per_side}^2 tokens)"
+            )
+        self.model = model
+        self.processor = processor
+        self.model_id = model_id
+        self.revision = revision
+        self.box_mode = box_mode
+        self.vision_batch_size = int(vision_batch_size)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path_or_id: str | os.PathLike = DEFAULT_MODEL_ID,
+        device: Optional[str | torch.device] = None,
+        dtype: Optional[str | torch.dtype] = None,
+        revision: Optional[str] = None,
+        box_mode: BoxMode = "reference",
+        double_bos: bool = True,
+        attn_implementation: str = "sdpa",
+        local_files_only: Optional[bool] = None,
+        vision_batch_size: int = 16,
+    ) -> "GAR":
+        """Load from a local folder or a hub id (through the local cache when offline).
+
+        ``device``/``dtype`` default to CUDA + bfloat16 when available, else CPU + float32.
+        ``box_mode="reference"`` and ``double_bos=True`` reproduce the released model's
+        numerics (quirks Q1 and Q6); ``box_mode="aligned"`` replays the geometrically
+        correct box.
+        """
+        resolved = resolve_checkpoint(path_or_id, revision=revision, local_files_only=local_files_only)
+        torch_device = resolve_device(device)
+        torch_dtype = resolve_dtype(dtype, torch_device)
+        model = GARModel.from_pretrained(resolved.folder, torch_device, torch_dtype, attn_implementation)
+        processor = GARProcessor.from_pretrained(resolved.folder, double_bos=double_bos)
+        return cls(model, processor, resolved.model_id, resolved.revision, box_mode, vision_batch_size)
+
+    def save_pretrained(self, folder: str | os.PathLike) -> Path:
+        """Write the checkpoint (weights, config, tokenizer, processor files) in the released layout."""
+        folder = Path(folder)
+        self.model.save_pretrained(folder)
+        self.processor.save_pretrained(folder)
+        return folder
+
+    @property
+    def info(self) -> ModelInfo:
+        return ModelInfo(
+            model_id=self.model_id,
+            revision=self.revision,
+            dtype=str(self.model.dtype).removeprefix("torch."),
+            device=str(self.model.device),
+            box_mode=self.box_mode,
+            double_bos=self.processor.double_bos,
+        )
+
+    @property
+    def max_regions(self) -> int:
+        """How many regions one prompt can hold (5 for the released models)."""
+        return self.processor.prompt_numbers
+
+    # ------------------------------------------------------------------ images
+
+    def describe(
+        self,
+        image: ImageLike,
+        mask: MaskLike,
+        settings: Optional[GenerationSettings] = None,
+        prompt_index: int = 1,
+    ) -> GARResult:
+        """Describe one masked region with the reference caption prompt (``<Prompt1>``, as the reference does)."""
+        return self.generate(self.processor.prepare_caption(image, mask, prompt_index=prompt_index), settings)[0]
+
+    def describe_batch(
+        self,
+        items: Sequence[tuple[ImageLike, MaskLike]],
+        settings: Optional[GenerationSettings] = None,
+        batch_size: int = 8,
+        progress: bool = False,
+    ) -> list[GARResult]:
+        """:meth:`describe` for many (image, mask) pairs, ``batch_size`` prompts per generate call."""
+        prepared = [self.processor.prepare_caption(image, mask) for image, mask in items]
+        return self.generate(prepared, settings, batch_size=batch_size, progress=progress)
+
+    def prepare_ask(
+        self, image: ImageLike, regions: Regions, question: str, options: Optional[Sequence[str]] = None
+    ) -> tuple[GARInputs, list[str]]:
+        """The prompt :meth:`ask` would send, and the region names in prompt order."""
+        names, masks = _named(regions, "region")
+        question = self._question_text(question, names, options)
+        return self.processor.prepare_question(image, masks, question, names=names), names
+
+    def ask(
+        self,
+        image: ImageLike,
+        regions: Regions,
+        question: str,
+        options: Optional[Sequence[str]] = None,
+        settings: Optional[GenerationSettings] = None,
+    ) -> GARResult:
+        """Answer a question about one to five named regions of an image.
+
+        ``regions`` maps names to masks (in the order given: the first is ``<Prompt0>``); the question
+        refers to them as ``<name>``. With ``options`` the question becomes the reference
+        multiple-choice prompt and the result's ``choice`` holds the letter answered.
+        """
+        inputs, names = self.prepare_ask(image, regions, question, options)
+        result = self.generate(inputs, settings)[0]
+        return self._finish(result, names, inputs.prompt_indices, options)
+
+    # ------------------------------------------------------------------ videos
+
+    def prepare_video(
+        self,
+        frames: Sequence[ImageLike],
+        regions: VideoRegions,
+        question: str,
+        options: Optional[Sequence[str]] = None,
+        times: Optional[Sequence[Optional[float]]] = None,
+        tiling: TilingMode = "vanilla",
+        template: Optional[VideoPromptTemplate] = None,
+    ) -> tuple[GARInputs, list[str]]:
+        """The video prompt :meth:`ask_video` would send, and the region names in prompt order."""
+        names, masks = _named(regions, "region")
+        question = self._question_text(question, names, options)
+        inputs = self.processor.prepare_video(
+            frames, masks, question, names=names, template=template, tiling=tiling, times=times
+        )
+        return inputs, names
+
+    def ask_video(
+        self,
+        frames: Sequence[ImageLike],
+        regions: VideoRegions,
+        question: str,
+        options: Optional[Sequence[str]] = None,
+        times: Optional[Sequence[Optional[float]]] = None,
+        tiling: TilingMode = "vanilla",
+        template: Optional[VideoPromptTemplate] = None,
+        settings: Optional[GenerationSettings] = None,
+        progress: bool = False,
+    ) -> GARResult:
+        """Answer a question about up to five named regions over several frames, in one generate call.
+
+        ``regions[name][f]`` is the region's mask on ``frames[f]`` (None where it is not visible).
+        Every frame is one tile (``tiling="vanilla"``) or thumbnail + tiles (``"thumb+tile"``)
+        with its own mask embedding; every region visible on a frame gets its own RoI replay
+        from that frame. Wording: :class:`VideoPromptTemplate` (override with ``template``).
+        """
+        inputs, names = self.prepare_video(frames, regions, question, options, times, tiling, template)
+        result = self.generate(inputs, settings, progress=progress)[0]
+        return self._finish(result, names, inputs.prompt_indices, options)
+
+    def describe_video(
+        self,
+        frames: Sequence[ImageLike],
+        masks: Sequence[Optional[MaskLike]],
+        instruction: str = CAPTION_INSTRUCTION,
+        name: str = "region",
+        **kwargs,
+    ) -> GARResult:
+        """Describe one region over several frames (one mask per frame, None where not visible)."""
+        return self.ask_video(frames, {name: masks}, instruction, **kwargs)
+
+    # ------------------------------------------------------------------ the engine
+
+    def generate(
+        self,
+        inputs: Union[GARInputs, Sequence[GARInputs]],
+        settings: Optional[GenerationSettings] = None,
+        box_mode: Optional[BoxMode] = None,
+        batch_size: int = 8,
+        output_logits: bool = False,
+        progress: bool = False,
+    ) -> list[GARResult]:
+        """Generate for prepared prompts, ``batch_size`` per generate call (left-padded)."""
+        items = [inputs] if isinstance(inputs, GARInputs) else list(inputs)
+        if not items:
+            return []
+        if batch_size < 1:
+            raise InvalidInputError(f"batch_size must be at least 1, got {batch_size}")
+        settings = settings or GenerationSettings()
+        box_mode = box_mode or self.box_mode
+        processor, model = self.processor, self.model
+        config = settings.generation_config(processor.eos_token_id, processor.pad_token_id, output_logits)
+        chunks = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
+        if progress and len(chunks) > 1:
+            from tqdm.auto import tqdm
+
+            chunks = tqdm(chunks, desc="GAR", unit="batch")
+        device = model.device
+        results: list[GARResult] = []
+        for chunk in chunks:
+            with torch.inference_mode():
+                _sync(device)
+                started = time.perf_counter()
+                features = model.image_features(chunk, self.vision_batch_size, progress=progress)
+                prompts = [model.embed_prompt(item, f, box_mode).inputs_embeds for item, f in zip(chunk, features)]
+                _sync(device)
+                encoded = time.perf_counter()
+                with _seeded(settings.seed, device):
+                    sequences, logits = model.generate_from_embeddings(
+                        prompts, config, processor.pad_token_id, output_logits
+                    )
+                _sync(device)
+                finished_at = time.perf_counter()
+            timings = StageTimings(encoded - started, finished_at - encoded, len(chunk))
+            for row, item in enumerate(chunk):
+                ids = [int(t) for t in sequences[row].tolist()]
+                done = processor.eos_token_id in ids
+                if done:
+                    ids = ids[: ids.index(processor.eos_token_id) + 1]
+                step_logits = None
+                if logits is not None:
+                    step_logits = logits[row, : len(ids)].float().cpu().numpy()
+                results.append(
+                    GARResult(
+                        text=processor.decode(ids),
+                        token_ids=tuple(ids),
+                        timings=timings,
+                        prompt_tokens=item.num_tokens,
+                        finished=done,
+                        step_logits=step_logits,
+                    )
+                )
+        return results
+
+    # ------------------------------------------------------------------ helpers
+
+    def _question_text(self, question: str, names: Sequence[str], options: Optional[Sequence[str]]) -> str:
+        if not question or not question.strip():
+            raise InvalidInputError("the question is empty")
+        if len(names) > self.max_regions:
+            raise TooManyRegionsError(
+                f"{len(names)} regions ({', '.join(names)}) were given but one GAR prompt holds at most"
+                f" {self.max_regions}: ask about them in groups of {self.max_regions} or fewer"
+            )
+        text = question.strip()
+        if options is not None:
+            text = multiple_choice_question(text, label_options([str(o).strip() for o in options]))
+        return _substitute_names(text, names)
+
+    def _finish(
+        self, result: GARResult, names: Sequence[str], indices: Sequence[int], options: Optional[Sequence[str]]
+    ) -> GARResult:
+        choice = parse_option_letter(result.text, len(options)) if options is not None else None
+        return replace(result, text=_restore_names(result.text, names, indices), choice=choice)
+
+
+@contextlib.contextmanager
+def _seeded(seed: Optional[int], device: torch.device) -> Iterator[None]:
+    """Seed torch's generators for one sampling call without disturbing the caller's random state."""
+    if seed is None:
+        yield
+        return
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        yield

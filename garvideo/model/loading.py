@@ -1,0 +1,93 @@
+"""Finding a checkpoint: a local folder, or a Hugging Face hub id resolved through the local cache."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from ..errors import InvalidInputError, ModelNotFoundError
+
+# What a GAR (or any transformers) checkpoint needs; nothing else is fetched.
+_ALLOW_PATTERNS = ["*.json", "*.safetensors", "*.jinja", "*.txt", "*.model"]
+
+
+@dataclass(frozen=True)
+class ResolvedCheckpoint:
+    """Where a checkpoint's files are, and what to record about where they came from."""
+
+    folder: Path
+    model_id: str  # the hub id, or the folder's absolute path
+    revision: Optional[str]  # the commit hash of a hub snapshot; None for a plain folder
+
+
+def _looks_like_path(text: str) -> bool:
+    return (
+        text.startswith(("/", "./", "../", "~", "\\"))
+        or text.endswith(("/", "\\"))
+        or text.count("/") > 1
+        or (os.sep != "/" and os.sep in text)
+        or text in (".", "..")
+    )
+
+
+def resolve_checkpoint(
+    path_or_id: str | os.PathLike, revision: Optional[str] = None, local_files_only: Optional[bool] = None
+) -> ResolvedCheckpoint:
+    """Resolve ``path_or_id`` to a folder on this machine.
+
+    A folder is used as is. A hub id (``owner/name``) goes through
+    ``huggingface_hub.snapshot_download``: from the local cache when offline
+    (``HF_HUB_OFFLINE=1`` or ``local_files_only=True``), else downloaded once.
+    Whatever cannot be found becomes a :class:`ModelNotFoundError` that names
+    the model and says how to pass a local folder instead.
+    """
+    text = os.fspath(path_or_id)
+    local = Path(text).expanduser()
+    if local.exists():
+        if not local.is_dir():
+            raise ModelNotFoundError(f"{text!r} is a file: pass the checkpoint's folder (with config.json in it)")
+        if revision is not None:
+            raise InvalidInputError(f"revision={revision!r} applies to hub ids, not to the local folder {text!r}")
+        folder = local.resolve()
+        return ResolvedCheckpoint(folder=folder, model_id=str(folder), revision=None)
+    if isinstance(path_or_id, os.PathLike) or _looks_like_path(text):
+        raise ModelNotFoundError(f"model folder {text!r} does not exist")
+
+    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HFValidationError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    offline = bool(local_files_only) or constants.is_offline_mode()
+    at = f" at revision {revision!r}" if revision else ""
+    advice = (
+        f"download it once where the hub is reachable (`hf download {text}`), or pass the path of a local"
+        " folder that holds its config.json and model.safetensors instead of the id"
+    )
+    try:
+        folder = snapshot_download(
+            repo_id=text, revision=revision, local_files_only=offline, allow_patterns=_ALLOW_PATTERNS
+        )
+    except HFValidationError as exc:
+        raise ModelNotFoundError(f"{text!r} is neither an existing folder nor a valid hub model id") from exc
+    except LocalEntryNotFoundError as exc:
+        raise ModelNotFoundError(
+            f"model {text!r}{at} is not in the local Hugging Face cache and cannot be downloaded"
+            f" {'while offline' if offline else 'now'}: {advice}"
+        ) from exc
+    except (RepositoryNotFoundError, GatedRepoError) as exc:
+        raise ModelNotFoundError(f"model {text!r} was not found on the hub (or is private): {advice}") from exc
+    except RevisionNotFoundError as exc:
+        raise ModelNotFoundError(f"model {text!r} has no revision {revision!r}") from exc
+    except OSError as exc:  # network failures and everything else huggingface_hub raises for I/O
+        raise ModelNotFoundError(f"model {text!r}{at} could not be fetched ({exc}): {advice}") from exc
+    folder = Path(folder)
+    # Hub snapshots live in .../snapshots/<commit hash>/.
+    commit = folder.name if folder.parent.name == "snapshots" else revision
+    return ResolvedCheckpoint(folder=folder, model_id=text, revision=commit)

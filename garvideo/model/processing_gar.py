@@ -1,0 +1,764 @@
+"""GAR's processor: images to tiles, masks to the visual-prompt map, text to token ids.
+
+What the model needs for one prompt is a :class:`GARInputs`: the token ids,
+one :class:`PreparedImage` per image (uint8 tiles of the picture and of its
+visual-prompt map) and one :class:`PlaceholderRun` per replayed region
+(where its placeholder tokens sit, which image it comes from, its box).
+
+Tiling follows Perception-LM's ``thumb+tile`` scheme exactly (same grid
+choice, torchvision resizes on uint8 tensors: bicubic with antialias for
+pictures, legacy ``nearest`` for the prompt map), because GAR's released
+numbers depend on those pixels (GAR_NOTES quirk 7).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal, Mapping, Optional, Sequence
+
+import numpy as np
+import torch
+from torchvision.transforms import functional as TF
+from torchvision.transforms import InterpolationMode
+
+from ..errors import InvalidInputError
+from ..files import atomic_write_json, atomic_write_text
+from ..masks import mask_bbox
+from .errors import CheckpointError, TooManyRegionsError
+from .images import ImageLike, MaskLike, load_mask, load_rgb
+from .prompts import (
+    NO_PROMPT_TOKEN,
+    VideoPromptTemplate,
+    caption_text,
+    check_user_text,
+    find_prompt_indices,
+    multi_region_text,
+    prompt_token,
+)
+
+Box = tuple[float, float, float, float]
+TilingMode = Literal["thumb+tile", "vanilla"]
+
+_RESAMPLE = {
+    0: InterpolationMode.NEAREST,
+    2: InterpolationMode.BILINEAR,
+    3: InterpolationMode.BICUBIC,
+}
+
+
+# --------------------------------------------------------------------------- tiling
+
+
+@dataclass(frozen=True)
+class TilingSettings:
+    """How pictures become tiles (Perception-LM's image-processor settings)."""
+
+    tile_size: int = 448
+    max_num_tiles: int = 36
+    mode: TilingMode = "thumb+tile"
+    resample: int = 3
+    image_mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    image_std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    rescale_factor: float = 1 / 255
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("thumb+tile", "vanilla"):
+            raise InvalidInputError(f"unknown tiling {self.mode!r}: use 'thumb+tile' or 'vanilla' (one tile)")
+        if self.resample not in _RESAMPLE:
+            raise InvalidInputError(f"unsupported resample code {self.resample}: use 0, 2 or 3")
+        if self.tile_size <= 0 or self.max_num_tiles <= 0:
+            raise InvalidInputError("tile_size and max_num_tiles must be positive")
+
+    @property
+    def normalisation(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Mean and std on the 0..255 scale: ``(u8 - mean) / std`` (rescale fused as transformers does)."""
+        scale = 1.0 / self.rescale_factor
+        return tuple(m * scale for m in self.image_mean), tuple(s * scale for s in self.image_std)
+
+
+def supported_grids(max_num_tiles: int) -> list[tuple[int, int]]:
+    """Tile grids ``(columns, rows)`` in Perception-LM's search order.
+
+    Grids with the same aspect ratio are grouped under the first one met
+    while walking tile counts from ``max_num_tiles`` down to 1; the order
+    decides ties in :func:`choose_grid`.
+    """
+    groups: dict[float, list[tuple[int, int]]] = {}
+    for count in range(max_num_tiles, 0, -1):
+        divisors = sorted({d for i in range(1, math.isqrt(count) + 1) if count % i == 0 for d in (i, count // i)})
+        for columns in divisors:
+            grid = (columns, count // columns)
+            groups.setdefault(grid[0] / grid[1], []).append(grid)
+    return [grid for grids in groups.values() for grid in grids]
+
+
+def _scaled_size(width: int, height: int, canvas_w: int, canvas_h: int) -> tuple[float, float]:
+    # Size of the image scaled into the canvas with its aspect ratio kept;
+    # one side is floored, the other is left as a float (as in Perception-LM).
+    aspect = width / height
+    factor = min(canvas_w / width, canvas_h / height)
+    if aspect > 1.0:
+        new_w = factor * width
+        return new_w, math.floor(new_w / aspect)
+    new_h = factor * height
+    return math.floor(new_h * aspect), new_h
+
+
+def choose_grid(width: int, height: int, tile_size: int, max_num_tiles: int) -> tuple[int, int]:
+    """The tile grid ``(columns, rows)`` Perception-LM picks for an image of this size.
+
+    Among canvases the image fits without downscaling, the one where it can
+    grow most (later candidates win ties); if none fits, the grid whose
+    aspect ratio is closest.
+    """
+    if max_num_tiles <= 1:
+        return (1, 1)
+    aspect = width / height
+    grids = supported_grids(max_num_tiles)
+    best: Optional[tuple[int, int]] = None
+    best_size: Optional[tuple[float, float]] = None
+    for columns, rows in grids:
+        canvas_w, canvas_h = columns * tile_size, rows * tile_size
+        if canvas_w < width or canvas_h < height:
+            continue
+        size = _scaled_size(width, height, canvas_w, canvas_h)
+        if best is None:
+            best, best_size = (columns, rows), size
+        elif (aspect < 1.0 and size[0] >= best_size[0]) or (aspect >= 1.0 and size[1] >= best_size[1]):
+            best, best_size = (columns, rows), size
+    if best is not None:
+        return best
+    by_ratio: dict[float, list[tuple[int, int]]] = {}
+    for grid in grids:
+        by_ratio.setdefault(grid[0] / grid[1], []).append(grid)
+    if aspect >= 1:
+        ratio = min((r for r in by_ratio if r <= aspect), key=lambda r: abs(r - aspect))
+        return max(by_ratio[ratio], key=lambda g: g[0])
+    ratio = min((r for r in by_ratio if r > aspect), key=lambda r: abs(1 / r - 1 / aspect))
+    return max(by_ratio[ratio], key=lambda g: g[1])
+
+
+def _resize(image: torch.Tensor, height: int, width: int, interpolation: InterpolationMode) -> torch.Tensor:
+    if interpolation == InterpolationMode.NEAREST:
+        return TF.resize(image, [height, width], interpolation=interpolation)
+    return TF.resize(image, [height, width], interpolation=interpolation, antialias=True)
+
+
+def tile_image(
+    image: torch.Tensor,
+    grid: tuple[int, int],
+    tile_size: int,
+    interpolation: InterpolationMode,
+    thumbnail: bool,
+) -> torch.Tensor:
+    """Tiles of a ``(C, H, W)`` uint8 tensor: optional full-image thumbnail first, then the grid row by row."""
+    columns, rows = grid
+    channels = image.shape[0]
+    resized = _resize(image, rows * tile_size, columns * tile_size, interpolation)
+    tiles = (
+        resized.reshape(channels, rows, tile_size, columns, tile_size)
+        .permute(1, 3, 0, 2, 4)
+        .reshape(rows * columns, channels, tile_size, tile_size)
+    )
+    if thumbnail:
+        thumb = _resize(image, tile_size, tile_size, interpolation)
+        tiles = torch.cat([thumb.unsqueeze(0), tiles], dim=0)
+    return tiles
+
+
+def prompt_map(masks: Sequence[np.ndarray], prompt_indices: Sequence[int], no_prompt_id: int) -> np.ndarray:
+    """The visual-prompt map: each pixel holds the id of the first region covering it, else ``no_prompt_id``."""
+    height, width = masks[0].shape
+    values = np.full((height, width), no_prompt_id, dtype=np.uint8)
+    taken = np.zeros((height, width), dtype=bool)
+    for mask, index in zip(masks, prompt_indices):
+        values[mask & ~taken] = index
+        taken |= mask
+    return values
+
+
+def region_box(mask: np.ndarray) -> Box:
+    """The mask's tight box normalised by the image size: ``(x_min/W, y_min/H, x_max/W, y_max/H)``.
+
+    As in the reference, the maxima are the last set pixel (not one past it).
+    """
+    height, width = mask.shape
+    x_min, y_min, x_max, y_max = mask_bbox(mask)
+    return (x_min / width, y_min / height, x_max / width, y_max / height)
+
+
+# --------------------------------------------------------------------------- prepared inputs
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    """One picture (or video frame) ready for the vision tower."""
+
+    pixel_tiles: torch.Tensor  # uint8 (T, 3, S, S): thumbnail first when has_thumbnail
+    prompt_tiles: torch.Tensor  # uint8 (T, S, S): visual-prompt ids, tiled like the pixels (NEAREST)
+    grid: tuple[int, int]  # (columns, rows) of the tiles after the thumbnail
+    has_thumbnail: bool
+    size: tuple[int, int]  # (width, height) of the original picture
+    prompt_map: np.ndarray = field(repr=False)  # uint8 (H, W) visual-prompt ids before tiling
+
+    @property
+    def num_tiles(self) -> int:
+        return int(self.pixel_tiles.shape[0])
+
+
+@dataclass(frozen=True)
+class PlaceholderRun:
+    """A run of placeholder tokens that receives one region's RoI-aligned features."""
+
+    start: int  # index of its first token in input_ids
+    length: int  # tokens per tile
+    image_index: int  # whose feature map is sampled
+    prompt_index: int  # the region (k of <Promptk>)
+    box: Box  # normalised (x_min, y_min, x_max, y_max) of the region on that image
+    token_id: int
+
+
+@dataclass(frozen=True)
+class GARInputs:
+    """Everything the model needs for one prompt."""
+
+    input_ids: torch.Tensor  # int64 (L,)
+    images: tuple[PreparedImage, ...]
+    runs: tuple[PlaceholderRun, ...]
+    text: str  # the templated prompt, one image token per image
+    image_mean: tuple[float, ...]  # on the 0..255 scale
+    image_std: tuple[float, ...]
+    prompt_indices: tuple[int, ...]  # the regions in prompt order
+
+    def with_boxes(self, boxes: Sequence[Box]) -> "GARInputs":
+        """A copy whose runs use ``boxes`` (one per run, in order) instead of the masks' own boxes.
+
+        For experiments and parity checks, e.g. feeding the reference's stale boxes (quirk Q2).
+        """
+        if len(boxes) != len(self.runs):
+            raise InvalidInputError(f"{len(boxes)} boxes were given for {len(self.runs)} placeholder runs")
+        return replace(
+            self, runs=tuple(replace(run, box=tuple(float(v) for v in box)) for run, box in zip(self.runs, boxes))
+        )
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.input_ids.shape[0])
+
+
+@dataclass(frozen=True)
+class _RunSpec:
+    token_id: int
+    image_index: int
+    prompt_index: int
+    box: Box
+
+
+# --------------------------------------------------------------------------- processor
+
+
+class GARProcessor:
+    """Builds :class:`GARInputs` from images, masks and questions, and decodes answers.
+
+    ``double_bos`` reproduces quirk Q6: the reference tokenises a prompt that
+    the chat template already began with ``<|begin_of_text|>`` and the
+    tokenizer adds a second one. The released numbers were made that way, so
+    it is on by default; turn it off for the training-time single BOS.
+    """
+
+    def __init__(
+        self,
+        tokenizer,
+        chat_template: str,
+        tiling: TilingSettings = TilingSettings(),
+        patch_size: int = 14,
+        pooling_ratio: int = 2,
+        prompt_numbers: int = 5,
+        crop_tokens_ids: Optional[Sequence[int]] = None,
+        double_bos: bool = True,
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.chat_template = chat_template
+        self.tiling = tiling
+        self.patch_size = int(patch_size)
+        self.pooling_ratio = int(pooling_ratio)
+        self.prompt_numbers = int(prompt_numbers)
+        self.double_bos = bool(double_bos)
+        side = self.tiling.tile_size // self.patch_size
+        if side * self.patch_size != self.tiling.tile_size or side % self.pooling_ratio:
+            raise CheckpointError(
+                f"tile size {self.tiling.tile_size} is not a whole number of {self.patch_size}-pixel patches"
+                f" pooled by {self.pooling_ratio}"
+            )
+        self.tokens_per_side = side // self.pooling_ratio
+        self.image_token = getattr(tokenizer, "image_token", None) or "<|image|>"
+        self.image_token_id = self._token_id(self.image_token)
+        self.bos_token_id = tokenizer.bos_token_id
+        self.eos_token_id = tokenizer.eos_token_id
+        self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self.prompt_token_ids = [self._token_id(prompt_token(k)) for k in range(self.prompt_numbers)]
+        self.no_prompt_token_id = self._token_id(NO_PROMPT_TOKEN)
+        self.crop_tokens_ids = [self.placeholder_token_id(k) for k in range(self.prompt_numbers)]
+        if crop_tokens_ids is not None and list(crop_tokens_ids) != self.crop_tokens_ids:
+            raise CheckpointError(
+                f"the tokenizer's region placeholder tokens {self.crop_tokens_ids} differ from the model config's"
+                f" crop_tokens_ids {list(crop_tokens_ids)}: tokenizer and weights do not belong together"
+            )
+
+    # ---------------------------------------------------------------- loading and saving
+
+    @classmethod
+    def from_pretrained(cls, folder: str | os.PathLike, double_bos: bool = True) -> "GARProcessor":
+        """Load from a GAR checkpoint folder (tokenizer files, preprocessor and processor configs)."""
+        from transformers import PreTrainedTokenizerFast
+
+        folder = Path(folder)
+        try:
+            # Not AutoTokenizer: it would read config.json's auto_map and ask to run remote code.
+            tokenizer = PreTrainedTokenizerFast.from_pretrained(str(folder), clean_up_tokenization_spaces=False)
+        except (OSError, ValueError) as exc:
+            raise CheckpointError(f"cannot load the tokenizer of {str(folder)!r}: {exc}") from exc
+        pre = _read_json(folder / "preprocessor_config.json", required=False)
+        proc = _read_json(folder / "processor_config.json", required=False)
+        model = _read_json(folder / "config.json", required=False)
+        size = pre.get("size") or {}
+        tiling = TilingSettings(
+            tile_size=int(pre.get("tile_size", size.get("height", 448))),
+            max_num_tiles=int(pre.get("max_num_tiles", 36)),
+            mode=pre.get("vision_input_type", "thumb+tile"),
+            resample=int(pre.get("resample", 3)),
+            image_mean=tuple(pre.get("image_mean", (0.5, 0.5, 0.5))),
+            image_std=tuple(pre.get("image_std", (0.5, 0.5, 0.5))),
+            rescale_factor=float(pre.get("rescale_factor", 1 / 255)),
+        )
+        chat_template_file = folder / "chat_template.jinja"
+        if chat_template_file.is_file():
+            chat_template = chat_template_file.read_text(encoding="utf-8")
+        else:
+            chat_template = proc.get("chat_template") or getattr(tokenizer, "chat_template", None)
+        if not chat_template:
+            raise CheckpointError(f"{str(folder)!r} has no chat template (chat_template.jinja)")
+        return cls(
+            tokenizer,
+            chat_template,
+            tiling=tiling,
+            patch_size=int(proc.get("patch_size", model.get("patch_size_h", 14))),
+            pooling_ratio=int(proc.get("pooling_ratio", model.get("mllm_config", {}).get("projector_pooling_ratio", 2))),
+            prompt_numbers=int(model.get("prompt_numbers", 5)),
+            crop_tokens_ids=model.get("crop_tokens_ids"),
+            double_bos=double_bos,
+        )
+
+    def save_pretrained(self, folder: str | os.PathLike) -> None:
+        """Write tokenizer, ``preprocessor_config.json``, ``processor_config.json`` and ``chat_template.jinja``.
+
+        The files follow the released layout, so Perception-LM's own
+        processor can read them too.
+        """
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.tokenizer.save_pretrained(str(folder))
+        t = self.tiling
+        atomic_write_json(
+            folder / "preprocessor_config.json",
+            {
+                "image_processor_type": "PerceptionLMImageProcessorFast",
+                "processor_class": "PerceptionLMProcessor",
+                "do_convert_rgb": True,
+                "do_resize": True,
+                "do_rescale": True,
+                "do_normalize": True,
+                "do_center_crop": False,
+                "rescale_factor": t.rescale_factor,
+                "image_mean": list(t.image_mean),
+                "image_std": list(t.image_std),
+                "resample": t.resample,
+                "size": {"height": t.tile_size, "width": t.tile_size},
+                "tile_size": t.tile_size,
+                "max_num_tiles": t.max_num_tiles,
+                "vision_input_type": t.mode,
+            },
+        )
+        atomic_write_json(
+            folder / "processor_config.json",
+            {"patch_size": self.patch_size, "pooling_ratio": self.pooling_ratio, "processor_class": "PerceptionLMProcessor"},
+        )
+        atomic_write_text(folder / "chat_template.jinja", self.chat_template)
+
+    # ---------------------------------------------------------------- tokens
+
+    def _token_id(self, token: str) -> int:
+        token_id = self.tokenizer.convert_tokens_to_ids(token)
+        unk = getattr(self.tokenizer, "unk_token_id", None)
+        if token_id is None or (unk is not None and token_id == unk and token != self.tokenizer.unk_token):
+            raise CheckpointError(f"the tokenizer has no {token!r} token: it is not a GAR tokenizer")
+        return int(token_id)
+
+    def placeholder_token_id(self, slot: int) -> int:
+        """Id of ``<|reserved_special_token_{slot+2}|>``: region ``slot`` on images, frame ``slot`` in videos."""
+        name = f"<|reserved_special_token_{slot + 2}|>"
+        token_id = self.tokenizer.convert_tokens_to_ids(name)
+        if token_id is None or self.tokenizer.convert_ids_to_tokens(int(token_id)) != name:
+            raise InvalidInputError(
+                f"the tokenizer has no {name!r} token, which placeholder slot {slot} needs"
+                " (in videos: one per frame; use fewer frames)"
+            )
+        return int(token_id)
+
+    @property
+    def tokens_per_tile(self) -> int:
+        return self.tokens_per_side * self.tokens_per_side
+
+    def decode(self, token_ids: Sequence[int]) -> str:
+        """Text of generated ids up to the first EOS, stripped; special tokens such as ``<Prompt0>`` are kept.
+
+        This is GAR-Bench's decoding (``skip_special_tokens=False``, the final ``<|eot_id|>`` removed).
+        """
+        ids = [int(t) for t in token_ids]
+        if self.eos_token_id in ids:
+            ids = ids[: ids.index(self.eos_token_id)]
+        return self.tokenizer.decode(ids, skip_special_tokens=False).strip()
+
+    # ---------------------------------------------------------------- images
+
+    def prepare_image(
+        self,
+        image: np.ndarray,
+        masks: Sequence[np.ndarray],
+        prompt_indices: Sequence[int],
+        mode: Optional[TilingMode] = None,
+    ) -> PreparedImage:
+        """Tile an RGB ``H x W x 3`` uint8 image and its visual-prompt map (masks already checked)."""
+        mode = mode or self.tiling.mode
+        if mode not in ("thumb+tile", "vanilla"):
+            raise InvalidInputError(f"unknown tiling {mode!r}: use 'thumb+tile' or 'vanilla' (one tile)")
+        height, width = image.shape[:2]
+        values = (
+            prompt_map(masks, prompt_indices, self.prompt_numbers)
+            if masks
+            else np.full((height, width), self.prompt_numbers, dtype=np.uint8)
+        )
+        pixels = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+        ids = torch.from_numpy(values).unsqueeze(0)
+        size = self.tiling.tile_size
+        if mode == "thumb+tile":
+            grid = choose_grid(width, height, size, self.tiling.max_num_tiles)
+            thumbnail = True
+        else:
+            grid, thumbnail = (1, 1), False
+        pixel_tiles = tile_image(pixels, grid, size, _RESAMPLE[self.tiling.resample], thumbnail)
+        prompt_tiles = tile_image(ids, grid, size, InterpolationMode.NEAREST, thumbnail)[:, 0]
+        return PreparedImage(
+            pixel_tiles=pixel_tiles.contiguous(),
+            prompt_tiles=prompt_tiles.contiguous(),
+            grid=grid,
+            has_thumbnail=thumbnail,
+            size=(width, height),
+            prompt_map=values,
+        )
+
+    def check_regions(
+        self,
+        masks: Sequence[MaskLike],
+        image_size: tuple[int, int],
+        names: Optional[Sequence[str]] = None,
+        allow_empty: bool = False,
+        where: str = "",
+    ) -> list[np.ndarray]:
+        """Load masks and check each matches the image size (and, unless allowed, is not empty).
+
+        ``names`` label the regions in messages; ``where`` says where they are (``" on frame 3"``).
+        """
+        width, height = image_size
+        loaded = []
+        for i, mask in enumerate(masks):
+            label = (f"region {names[i]!r}" if names is not None else f"mask {i}") + where
+            array = load_mask(mask, what=f"the mask of {label}")
+            if array.shape != (height, width):
+                raise InvalidInputError(
+                    f"the mask of {label} is {array.shape[1]}x{array.shape[0]} (width x height) but the image is"
+                    f" {width}x{height}: masks must have the image's size"
+                )
+            if not allow_empty and not array.any():
+                raise InvalidInputError(f"the mask of {label} is empty: a region needs at least one pixel")
+            loaded.append(array)
+        return loaded
+
+    def _check_region_count(self, count: int, names: Optional[Sequence[str]] = None) -> None:
+        if count > self.prompt_numbers:
+            listed = f" ({', '.join(names)})" if names else ""
+            raise TooManyRegionsError(
+                f"{count} regions{listed} were given but one GAR prompt holds at most {self.prompt_numbers}:"
+                f" ask about them in groups of {self.prompt_numbers} or fewer"
+            )
+        if count == 0:
+            raise InvalidInputError("no region was given: pass at least one mask")
+
+    # ---------------------------------------------------------------- assembling a prompt
+
+    def crop_run(self, token_id: int) -> str:
+        return self.tokenizer.convert_ids_to_tokens(token_id) * self.tokens_per_tile
+
+    def assemble(
+        self, user_text: str, images: Sequence[PreparedImage], runs: Sequence[_RunSpec], prompt_indices: Sequence[int],
+        double_bos: Optional[bool] = None,
+    ) -> GARInputs:
+        """Chat-template the user turn (images first), expand image tokens, tokenise, locate the runs."""
+        conversation = [
+            {"role": "user", "content": [{"type": "image"} for _ in images] + [{"type": "text", "text": user_text}]}
+        ]
+        text = self.tokenizer.apply_chat_template(
+            conversation, chat_template=self.chat_template, add_generation_prompt=True, tokenize=False
+        )
+        pieces = text.split(self.image_token)
+        if len(pieces) != len(images) + 1:
+            raise InvalidInputError(
+                f"the chat template produced {len(pieces) - 1} image tokens for {len(images)} images"
+            )
+        expanded = pieces[0]
+        for image, piece in zip(images, pieces[1:]):
+            expanded += self.image_token * (image.num_tiles * self.tokens_per_tile) + piece
+        ids = list(self.tokenizer(expanded, add_special_tokens=False)["input_ids"])
+        if double_bos if double_bos is not None else self.double_bos:
+            ids = [self.bos_token_id] + ids
+        input_ids = np.asarray(ids, dtype=np.int64)
+        expected_image_tokens = sum(image.num_tiles for image in images) * self.tokens_per_tile
+        if int((input_ids == self.image_token_id).sum()) != expected_image_tokens:
+            raise InvalidInputError("the prompt text contains image tokens of its own: remove them")
+        located = self._locate_runs(input_ids, runs)
+        mean, std = self.tiling.normalisation
+        return GARInputs(
+            input_ids=torch.from_numpy(input_ids),
+            images=tuple(images),
+            runs=tuple(located),
+            text=text,
+            image_mean=mean,
+            image_std=std,
+            prompt_indices=tuple(prompt_indices),
+        )
+
+    def _locate_runs(self, input_ids: np.ndarray, specs: Sequence[_RunSpec]) -> list[PlaceholderRun]:
+        # Runs are matched to specs in text order; a template that drops or
+        # repeats a {crop} is caught here rather than silently misaligned.
+        n = self.tokens_per_tile
+        placeholder_ids = sorted({spec.token_id for spec in specs})
+        found: list[tuple[int, int]] = []
+        if placeholder_ids:
+            positions = np.flatnonzero(np.isin(input_ids, placeholder_ids))
+            if positions.size:
+                breaks = np.flatnonzero(
+                    (np.diff(positions) != 1) | (input_ids[positions[1:]] != input_ids[positions[:-1]])
+                ) + 1
+                for group in np.split(positions, breaks):
+                    if group.size % n:
+                        raise InvalidInputError(
+                            f"a run of {group.size} placeholder tokens is not a multiple of {n}: the prompt text"
+                            " must not contain placeholder tokens of its own"
+                        )
+                    found.extend((int(start), int(input_ids[start])) for start in group[::n])
+        if len(found) != len(specs) or any(tok != spec.token_id for (_, tok), spec in zip(found, specs)):
+            raise InvalidInputError(
+                f"the prompt holds {len(found)} region placeholder runs where {len(specs)} were expected, in"
+                " order: a custom template must use each {crop} exactly once"
+            )
+        return [
+            PlaceholderRun(start, n, spec.image_index, spec.prompt_index, spec.box, spec.token_id)
+            for (start, _), spec in zip(found, specs)
+        ]
+
+    # ---------------------------------------------------------------- reference prompts (images)
+
+    def prepare_caption(
+        self, image: ImageLike, mask: MaskLike, prompt_index: int = 1, name: Optional[str] = None
+    ) -> GARInputs:
+        """The reference single-region caption (``Describe this masked region in detail.``).
+
+        The reference uses ``<Prompt1>`` by default (quirk Q9), so does this.
+        """
+        if not 0 <= prompt_index < self.prompt_numbers:
+            raise InvalidInputError(f"prompt_index must be in 0..{self.prompt_numbers - 1}, got {prompt_index}")
+        rgb = load_rgb(image)
+        (region,) = self.check_regions([mask], (rgb.shape[1], rgb.shape[0]), [name] if name else None)
+        prepared = self.prepare_image(rgb, [region], [prompt_index])
+        token_id = self.crop_tokens_ids[prompt_index]
+        text = caption_text(prompt_index, self.crop_run(token_id))
+        spec = _RunSpec(token_id, 0, prompt_index, region_box(region))
+        return self.assemble(text, [prepared], [spec], [prompt_index])
+
+    def prepare_question(
+        self,
+        image: ImageLike,
+        masks: Sequence[MaskLike],
+        question: str,
+        prompt_indices: Optional[Sequence[int]] = None,
+        names: Optional[Sequence[str]] = None,
+    ) -> GARInputs:
+        """The reference several-regions prompt for a question written with ``<Promptk>`` tokens.
+
+        ``masks[i]`` belongs to ``<Prompt{prompt_indices[i]}>`` (default: ``<Prompti>``). Every
+        region is listed and replayed, in that order, whether or not the question names it; the
+        question may name only given regions. Each region's box is its own mask's box (the
+        reference's stale-box quirk Q2 is not reproduced).
+        """
+        question = question.strip()
+        if not question:
+            raise InvalidInputError("the question is empty")
+        check_user_text(question)
+        indices = list(range(len(masks))) if prompt_indices is None else [int(k) for k in prompt_indices]
+        self._check_region_count(len(masks), names)
+        if len(indices) != len(masks) or len(set(indices)) != len(indices):
+            raise InvalidInputError("prompt_indices must give one distinct index per mask")
+        if any(not 0 <= k < self.prompt_numbers for k in indices):
+            raise InvalidInputError(f"prompt indices must be in 0..{self.prompt_numbers - 1}, got {indices}")
+        unknown = [k for k in find_prompt_indices(question) if k not in indices]
+        if unknown:
+            raise InvalidInputError(
+                f"the question names {', '.join(prompt_token(k) for k in unknown)}, which is not among the given"
+                f" regions ({', '.join(prompt_token(k) for k in indices)})"
+            )
+        rgb = load_rgb(image)
+        regions = self.check_regions(masks, (rgb.shape[1], rgb.shape[0]), names)
+        prepared = self.prepare_image(rgb, regions, indices)
+        token_ids = [self.crop_tokens_ids[k] for k in indices]
+        text = multi_region_text(indices, [self.crop_run(t) for t in token_ids], question)
+        specs = [_RunSpec(t, 0, k, region_box(m)) for t, k, m in zip(token_ids, indices, regions)]
+        return self.assemble(text, [prepared], specs, indices)
+
+    def prepare_reference_question(
+        self,
+        image: ImageLike,
+        masks: Sequence[MaskLike],
+        question: str,
+        extra_regions: Literal["error", "reference"] = "error",
+    ) -> GARInputs:
+        """Exactly the reference ``MultiRegionDataset`` prompt (GAR-Bench), minus its stale-box bug.
+
+        The regions are the distinct ``<Promptk>`` tokens of ``question`` (ascending, quirk Q3) and
+        ``masks[k]`` belongs to ``<Promptk>``. Some GAR-Bench items name more than
+        ``prompt_numbers`` regions; the reference then lists them but neither draws nor replays
+        the extra ones (their placeholder tokens stay plain embeddings). ``extra_regions="reference"``
+        reproduces that; the default refuses.
+        """
+        found = find_prompt_indices(question)
+        if len(found) != len(masks) or found != list(range(len(masks))):
+            raise InvalidInputError(
+                f"the question names {', '.join(prompt_token(k) for k in found) or 'no region'} but"
+                f" {len(masks)} masks were given: masks[k] belongs to <Promptk>"
+            )
+        if extra_regions == "error":
+            self._check_region_count(len(found))
+        elif extra_regions != "reference":
+            raise InvalidInputError(f"extra_regions must be 'error' or 'reference', got {extra_regions!r}")
+        check_user_text(question)
+        rgb = load_rgb(image)
+        regions = self.check_regions(masks, (rgb.shape[1], rgb.shape[0]))
+        drawn = [k for k in found if k < self.prompt_numbers]
+        prepared = self.prepare_image(rgb, [regions[k] for k in drawn], drawn)
+        token_ids = [self.placeholder_token_id(k) for k in found]
+        text = multi_region_text(found, [self.crop_run(t) for t in token_ids], question)
+        specs = [_RunSpec(token_ids[k], 0, k, region_box(regions[k])) for k in drawn]
+        inputs = self.assemble(text, [prepared], specs, drawn)
+        return inputs
+
+    # ---------------------------------------------------------------- video
+
+    def prepare_video(
+        self,
+        frames: Sequence[ImageLike],
+        region_masks: Sequence[Sequence[Optional[MaskLike]]],
+        question: str,
+        prompt_indices: Optional[Sequence[int]] = None,
+        names: Optional[Sequence[str]] = None,
+        template: Optional[VideoPromptTemplate] = None,
+        tiling: TilingMode = "vanilla",
+        times: Optional[Sequence[Optional[float]]] = None,
+    ) -> GARInputs:
+        """One prompt over several frames of a video, for up to ``prompt_numbers`` regions.
+
+        ``region_masks[r][f]`` is region ``r``'s mask on frame ``f`` (None or empty: not visible
+        there). Each frame is its own image (``vanilla``: one tile; ``thumb+tile``: thumbnail and
+        grid) with its own visual-prompt map holding every region visible on it (earlier regions
+        win where they overlap). Every region visible on a frame gets its own placeholder run
+        there, written ``<|reserved_special_token_{2+f}|>`` x tokens-per-tile, whose tokens are
+        replaced by that region's RoI-aligned features from that frame; a region not visible on a
+        frame gets no run, and the template says so (see :class:`VideoPromptTemplate`).
+        """
+        template = template or VideoPromptTemplate()
+        question = question.strip()
+        if not question:
+            raise InvalidInputError("the question is empty")
+        check_user_text(question)
+        if not frames:
+            raise InvalidInputError("no frames were given")
+        count = len(region_masks)
+        self._check_region_count(count, names)
+        indices = list(range(count)) if prompt_indices is None else [int(k) for k in prompt_indices]
+        if len(indices) != count or len(set(indices)) != count or any(
+            not 0 <= k < self.prompt_numbers for k in indices
+        ):
+            raise InvalidInputError(f"prompt_indices must give one distinct index in 0..{self.prompt_numbers - 1} per region")
+        unknown = [k for k in find_prompt_indices(question) if k not in indices]
+        if unknown:
+            raise InvalidInputError(
+                f"the question names {', '.join(prompt_token(k) for k in unknown)}, which is not among the given"
+                f" regions ({', '.join(prompt_token(k) for k in indices)})"
+            )
+        labels = list(names) if names is not None else [prompt_token(k) for k in indices]
+        for label, masks in zip(labels, region_masks):
+            if len(masks) != len(frames):
+                raise InvalidInputError(
+                    f"region {label!r} has {len(masks)} masks for {len(frames)} frames: give one per frame (None where"
+                    " it is not visible)"
+                )
+        if times is not None and len(times) != len(frames):
+            raise InvalidInputError(f"{len(times)} frame times were given for {len(frames)} frames")
+
+        prepared: list[PreparedImage] = []
+        crops: list[list[Optional[str]]] = []
+        specs: list[_RunSpec] = []
+        visible_anywhere = [False] * count
+        for f, frame in enumerate(frames):
+            rgb = load_rgb(frame, what=f"frame {f}")
+            size = (rgb.shape[1], rgb.shape[0])
+            frame_masks = []
+            present: list[tuple[int, np.ndarray]] = []
+            for r in range(count):
+                mask = region_masks[r][f]
+                if mask is None:
+                    frame_masks.append(None)
+                    continue
+                (array,) = self.check_regions([mask], size, [labels[r]], allow_empty=True, where=f" on frame {f}")
+                frame_masks.append(array if array.any() else None)
+                if array.any():
+                    present.append((r, array))
+                    visible_anywhere[r] = True
+            prepared.append(
+                self.prepare_image(rgb, [m for _, m in present], [indices[r] for r, _ in present], mode=tiling)
+            )
+            token_id = self.placeholder_token_id(f)
+            run = self.crop_run(token_id)
+            crops.append([run if m is not None else None for m in frame_masks])
+            specs.extend(_RunSpec(token_id, f, indices[r], region_box(m)) for r, m in present)
+        never = [labels[r] for r in range(count) if not visible_anywhere[r]]
+        if never:
+            raise InvalidInputError(
+                f"region {', '.join(repr(n) for n in never)} is not visible on any of the {len(frames)} frames:"
+                " pick frames where it is visible"
+            )
+        text = template.render(indices, crops, question, times)
+        return self.assemble(text, prepared, specs, indices)
+
+
+def _read_json(path: Path, required: bool = True) -> dict:
+    if not path.is_file():
+        if required:
+            raise CheckpointError(f"{str(path)!r} is missing")
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"cannot read {str(path)!r}: {exc}") from exc
