@@ -1,1 +1,53 @@
-"""garvideo.tracking"""
+"""garvideo.tracking: follow user-marked regions through a video with SAM2.
+
+- :class:`RegionPrompt` and the CLI region syntax (:func:`parse_region_prompts`)
+- :class:`Sam2Tracker`: streaming, both directions, bounded memory
+- :class:`Track` / :class:`TrackFrame` and their JSON (:func:`tracks_to_json`, :func:`save_tracks`)
+- :class:`FrameSource` / :class:`FrameLike`: what the tracker reads (a video reader satisfies them)
+
+This package imports neither ``garvideo.video`` nor ``garvideo.model``.
+"""
+
+from .prompts import (
+    RegionPrompt,
+    load_mask_image,
+    parse_box_prompt,
+    parse_mask_prompt,
+    parse_points_prompt,
+    parse_region_prompts,
+)
+from .sam2 import DEFAULT_SAM2_MODEL, SAM2_ALIASES, Sam2Tracker, TrackingStats
+from .source import FrameLike, FrameSource
+from .track import (
+    TRACKS_FORMAT,
+    TRACKS_VERSION,
+    Track,
+    TrackFrame,
+    load_tracks,
+    save_tracks,
+    tracks_from_json,
+    tracks_to_json,
+)
+
+__all__ = [
+    "DEFAULT_SAM2_MODEL",
+    "SAM2_ALIASES",
+    "TRACKS_FORMAT",
+    "TRACKS_VERSION",
+    "FrameLike",
+    "FrameSource",
+    "RegionPrompt",
+    "Sam2Tracker",
+    "Track",
+    "TrackFrame",
+    "TrackingStats",
+    "load_mask_image",
+    "load_tracks",
+    "parse_box_prompt",
+    "parse_mask_prompt",
+    "parse_points_prompt",
+    "parse_region_prompts",
+    "save_tracks",
+    "tracks_from_json",
+    "tracks_to_json",
+]

@@ -1,0 +1,237 @@
+"""Offline SAM2 material: a tiny random SAM2 video checkpoint and in-memory frame sources.
+
+The checkpoint has transformers' real ``Sam2VideoModel`` architecture shrunk
+to about 1.4 M parameters and a 128-pixel input, so a tracking step takes
+milliseconds on a CPU. Its weights are random: it exercises every code path
+of the tracker (prompts, memories, object pointers, both directions) but
+tracks nothing meaningful.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+# Sizes that transformers' SAM2 accepts: the mask decoder / memory attention width
+# must be a multiple of the 64 memory channels and above 64 (object pointers are
+# split into 64-channel tokens), and windowed Hiera blocks must not be global at a
+# stage change.
+_TINY_HIDDEN = 128
+_TINY_MEMORY_CHANNELS = 64
+
+
+def tiny_sam2_config(
+    image_size: int = 128, num_maskmem: int = 7, max_object_pointers: int = 16, initializer_range: float = 0.1
+):
+    """A ``Sam2VideoConfig`` for a tiny random model (``image_size`` a multiple of 64).
+
+    ``initializer_range`` is larger than transformers' 0.02: with 0.02 the
+    random memory attention is so weak that a frame's output hardly depends on
+    the memories (the prompt), and tests could not tell which prompt a
+    frame was tracked from.
+    """
+    from transformers import (
+        Sam2HieraDetConfig,
+        Sam2VideoConfig,
+        Sam2VideoMaskDecoderConfig,
+        Sam2VideoPromptEncoderConfig,
+        Sam2VisionConfig,
+    )
+
+    if image_size % 64 or image_size < 64:
+        raise ValueError(f"image_size must be a multiple of 64, got {image_size}")
+    stride4 = image_size // 4  # Hiera's patch embedding has stride 4
+    backbone = Sam2HieraDetConfig(
+        hidden_size=16,
+        image_size=[image_size, image_size],
+        embed_dim_per_stage=[16, 32, 64, 128],
+        num_attention_heads_per_stage=[1, 1, 1, 1],
+        blocks_per_stage=[1, 1, 2, 1],
+        global_attention_blocks=[3],
+        window_size_per_stage=[4, 4, 4, 2],
+        window_positional_embedding_background_size=[4, 4],
+        initializer_range=initializer_range,
+    )
+    vision = Sam2VisionConfig(
+        backbone_config=backbone,
+        backbone_channel_list=[128, 64, 32, 16],
+        backbone_feature_sizes=[[stride4, stride4], [stride4 // 2, stride4 // 2], [stride4 // 4, stride4 // 4]],
+        fpn_hidden_size=_TINY_HIDDEN,
+        initializer_range=initializer_range,
+    )
+    # Sub-configs are passed as objects, not dicts: transformers 5.17 builds a dict
+    # mask_decoder_config with the wrong class.
+    return Sam2VideoConfig(
+        vision_config=vision,
+        prompt_encoder_config=Sam2VideoPromptEncoderConfig(hidden_size=_TINY_HIDDEN, image_size=image_size, patch_size=16),
+        mask_decoder_config=Sam2VideoMaskDecoderConfig(
+            hidden_size=_TINY_HIDDEN, mlp_dim=128, num_attention_heads=2, iou_head_hidden_dim=_TINY_HIDDEN
+        ),
+        image_size=image_size,
+        num_maskmem=num_maskmem,
+        max_object_pointers_in_encoder=max_object_pointers,
+        memory_attention_hidden_size=_TINY_HIDDEN,
+        memory_attention_num_layers=1,
+        memory_attention_feed_forward_hidden_size=128,
+        memory_attention_rope_feat_sizes=[stride4 // 4, stride4 // 4],
+        memory_encoder_hidden_size=_TINY_HIDDEN,
+        memory_encoder_output_channels=_TINY_MEMORY_CHANNELS,
+        mask_downsampler_embed_dim=_TINY_HIDDEN,
+        memory_fuser_embed_dim=_TINY_HIDDEN,
+        memory_fuser_intermediate_dim=128,
+        memory_fuser_num_layers=1,
+        initializer_range=initializer_range,
+    )
+
+
+def sam2_processor(image_size: int):
+    """A ``Sam2VideoProcessor`` that resizes frames to ``image_size`` squares."""
+    from transformers import Sam2ImageProcessor, Sam2VideoProcessor, Sam2VideoVideoProcessor
+
+    size = {"height": image_size, "width": image_size}
+    low_res = {"height": image_size // 4, "width": image_size // 4}
+    return Sam2VideoProcessor(
+        image_processor=Sam2ImageProcessor(size=size, mask_size=low_res),
+        video_processor=Sam2VideoVideoProcessor(size=size),
+        target_size=image_size,
+    )
+
+
+def build_tiny_sam2_checkpoint(
+    path: str | os.PathLike[str],
+    seed: int = 0,
+    image_size: int = 128,
+    num_maskmem: int = 7,
+    max_object_pointers: int = 16,
+    initializer_range: float = 0.1,
+) -> Path:
+    """Save a tiny randomly initialised SAM2 video model and its processor to ``path``.
+
+    Loadable with ``Sam2Tracker.from_pretrained(path)``; nothing is downloaded.
+    The same ``seed`` gives the same weights.
+    """
+    import torch
+    from transformers import Sam2VideoModel
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    config = tiny_sam2_config(image_size, num_maskmem, max_object_pointers, initializer_range)
+    generator_state = torch.random.get_rng_state()
+    try:
+        torch.manual_seed(seed)
+        model = Sam2VideoModel(config).eval()
+    finally:
+        torch.random.set_rng_state(generator_state)
+    model.save_pretrained(path)
+    sam2_processor(image_size).save_pretrained(path)
+    return path
+
+
+# -- in-memory frame sources (they satisfy garvideo.tracking.FrameSource) --------------------
+
+
+@dataclass(frozen=True)
+class SimpleFrame:
+    index: int
+    time: float
+    image: np.ndarray
+
+
+class _IndexedSource:
+    """``iter_frames`` with range() semantics over a frame renderer."""
+
+    num_frames: int
+    width: int
+    height: int
+    fps: float
+    #: How many frames iter_frames has produced (to check that a reader is not over-used).
+    frames_rendered: int = 0
+
+    def _render(self, index: int) -> np.ndarray:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def iter_frames(self, start: int = 0, stop: int | None = None, step: int = 1) -> Iterator[SimpleFrame]:
+        if step == 0:
+            raise ValueError("step must not be 0")
+        if stop is None:
+            stop = self.num_frames if step > 0 else -1
+        for index in range(start, stop, step):
+            if not 0 <= index < self.num_frames:
+                return
+            self.frames_rendered += 1
+            yield SimpleFrame(index=index, time=index / self.fps, image=self._render(index))
+
+
+class ArrayFrameSource(_IndexedSource):
+    """Frames from a ``(num_frames, height, width, 3)`` uint8 array."""
+
+    def __init__(self, frames: np.ndarray, fps: float = 25.0) -> None:
+        frames = np.asarray(frames)
+        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+            raise ValueError(f"expected (n, h, w, 3) uint8 frames, got {frames.shape} {frames.dtype}")
+        self.frames = frames
+        self.num_frames, self.height, self.width = (int(v) for v in frames.shape[:3])
+        self.fps = float(fps)
+        self.frames_rendered = 0
+
+    def _render(self, index: int) -> np.ndarray:
+        return self.frames[index]
+
+
+class MovingSquareSource(_IndexedSource):
+    """A textured square sliding over a noisy background, rendered on demand (nothing stored).
+
+    ``square_mask(index)`` is the ground truth. Long clips cost no memory, which
+    makes it the source for memory measurements.
+    """
+
+    def __init__(
+        self,
+        num_frames: int,
+        height: int = 64,
+        width: int = 80,
+        side: int = 20,
+        fps: float = 25.0,
+        seed: int = 0,
+        path: Callable[[int], tuple[int, int]] | None = None,
+    ) -> None:
+        self.num_frames, self.height, self.width, self.side, self.fps = num_frames, height, width, side, float(fps)
+        rng = np.random.default_rng(seed)
+        self._background = rng.integers(0, 90, size=(height, width, 3), dtype=np.uint8)
+        self._texture = rng.integers(150, 256, size=(side, side, 3), dtype=np.uint8)
+        self._path = path or self._bounce
+        self.frames_rendered = 0
+
+    def _bounce(self, index: int) -> tuple[int, int]:
+        span_x, span_y = self.width - self.side, self.height - self.side
+        x = index % (2 * span_x) if span_x else 0
+        y = (index // 2) % (2 * span_y) if span_y else 0
+        return (x if x <= span_x else 2 * span_x - x), (y if y <= span_y else 2 * span_y - y)
+
+    def square_box(self, index: int) -> tuple[int, int, int, int]:
+        """``(x1, y1, x2, y2)`` of the square on frame ``index`` (x2, y2 exclusive)."""
+        x, y = self._path(index)
+        return x, y, x + self.side, y + self.side
+
+    def _visible_part(self, index: int) -> tuple[int, int, int, int, int, int]:
+        x1, y1, x2, y2 = self.square_box(index)
+        cx1, cy1 = min(max(x1, 0), self.width), min(max(y1, 0), self.height)
+        cx2, cy2 = max(min(x2, self.width), cx1), max(min(y2, self.height), cy1)
+        return cx1, cy1, cx2, cy2, cx1 - x1, cy1 - y1
+
+    def square_mask(self, index: int) -> np.ndarray:
+        """Ground truth on frame ``index`` (empty once the square has left the frame)."""
+        x1, y1, x2, y2, _, _ = self._visible_part(index)
+        mask = np.zeros((self.height, self.width), dtype=bool)
+        mask[y1:y2, x1:x2] = True
+        return mask
+
+    def _render(self, index: int) -> np.ndarray:
+        image = self._background.copy()
+        x1, y1, x2, y2, tx, ty = self._visible_part(index)
+        image[y1:y2, x1:x2] = self._texture[ty : ty + y2 - y1, tx : tx + x2 - x1]
+        return image

@@ -1,0 +1,433 @@
+"""Region prompts: what the user marks (a box, clicks or a mask) and on which frame.
+
+A :class:`RegionPrompt` names an object and says where it is on one frame.
+Several prompts with the same name on different frames are corrections of one
+object. The command line's region syntax is parsed here too, so the CLI only
+forwards strings:
+
+- ``--box [NAME=]x1,y1,x2,y2@WHEN``
+- ``--points [NAME=]x,y;x,y;!x,y@WHEN``
+- ``--mask [NAME=]FILE.png@WHEN``
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from ..errors import InvalidInputError
+from ..masks import decode_rle, encode_rle
+from ..timecode import When, parse_when
+
+Box = tuple[float, float, float, float]
+Point = tuple[float, float]
+
+POSITIVE = 1
+NEGATIVE = 0
+
+
+def _as_when(when: When | int | str) -> When:
+    if isinstance(when, When):
+        return when
+    if isinstance(when, bool):
+        raise InvalidInputError(f"a prompt's moment must be a When, a frame index or a time string, got {when!r}")
+    if isinstance(when, (int, np.integer)):
+        return When(frame=int(when))
+    if isinstance(when, str):
+        return parse_when(when)
+    raise InvalidInputError(f"a prompt's moment must be a When, a frame index or a time string, got {when!r}")
+
+
+def _finite(values: Iterable[Any], what: str) -> tuple[float, ...]:
+    try:
+        out = tuple(float(v) for v in values)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{what} must be numbers") from exc
+    if not all(math.isfinite(v) for v in out):
+        raise InvalidInputError(f"{what} must be finite numbers, got {out}")
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class RegionPrompt:
+    """One object marked on one frame.
+
+    Exactly one of ``box`` (``x1, y1, x2, y2`` in pixels of the displayed
+    frame), ``points`` (``(x, y)`` clicks with ``labels``: 1 positive, 0
+    negative; all positive when omitted) or ``mask`` (a boolean array the size
+    of the frame). ``when`` is a frame index or a time; the tracker needs a
+    frame, so a time must be resolved first (:meth:`at_frame`,
+    :meth:`resolve`). ``obj_id`` is optional: the tracker numbers objects in
+    order of first appearance.
+    """
+
+    name: str
+    when: When
+    box: Box | None = None
+    points: tuple[Point, ...] | None = None
+    labels: tuple[int, ...] | None = None
+    mask: np.ndarray | None = None
+    obj_id: int | None = None
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise InvalidInputError(f"a region needs a non-empty name, got {self.name!r}")
+        set_(self, "name", self.name.strip())
+        set_(self, "when", _as_when(self.when))
+        given = [kind for kind in ("box", "points", "mask") if getattr(self, kind) is not None]
+        if len(given) != 1:
+            raise InvalidInputError(
+                f"region {self.name!r} needs exactly one of a box, points or a mask, got {given or 'none'}"
+            )
+        if self.obj_id is not None:
+            if isinstance(self.obj_id, bool) or not isinstance(self.obj_id, (int, np.integer)) or self.obj_id < 0:
+                raise InvalidInputError(f"object id of {self.name!r} must be an integer >= 0, got {self.obj_id!r}")
+            set_(self, "obj_id", int(self.obj_id))
+        if self.labels is not None and self.points is None:
+            raise InvalidInputError(f"region {self.name!r} has click labels but no clicks")
+        if self.box is not None:
+            box = _finite(self.box, f"the box of {self.name!r}")
+            if len(box) != 4:
+                raise InvalidInputError(f"the box of {self.name!r} needs 4 numbers x1,y1,x2,y2, got {len(box)}")
+            x1, y1, x2, y2 = box
+            if not (x1 < x2 and y1 < y2):
+                raise InvalidInputError(
+                    f"the box of {self.name!r} must be x1,y1,x2,y2 with x1 < x2 and y1 < y2, got {box}"
+                )
+            set_(self, "box", box)
+        if self.points is not None:
+            points = tuple(_finite(p, f"the clicks of {self.name!r}") for p in self.points)
+            if not points or any(len(p) != 2 for p in points):
+                raise InvalidInputError(f"the clicks of {self.name!r} must be a non-empty list of (x, y) pairs")
+            labels = tuple(POSITIVE for _ in points) if self.labels is None else tuple(self.labels)
+            if len(labels) != len(points):
+                raise InvalidInputError(
+                    f"region {self.name!r} has {len(points)} clicks but {len(labels)} labels"
+                )
+            if any(label not in (POSITIVE, NEGATIVE) for label in labels):
+                raise InvalidInputError(f"click labels must be 1 (positive) or 0 (negative), got {labels}")
+            if POSITIVE not in labels:
+                raise InvalidInputError(
+                    f"the clicks of {self.name!r} are all negative: add at least one positive click on the object"
+                )
+            set_(self, "points", tuple((float(x), float(y)) for x, y in points))
+            set_(self, "labels", tuple(int(label) for label in labels))
+        if self.mask is not None:
+            mask = np.array(self.mask, dtype=bool, copy=True)
+            if mask.ndim != 2:
+                raise InvalidInputError(f"the mask of {self.name!r} must be 2-D (height, width), got {mask.shape}")
+            if not mask.any():
+                raise InvalidInputError(f"the mask of {self.name!r} is empty: it must mark at least one pixel")
+            mask.setflags(write=False)
+            set_(self, "mask", mask)
+
+    # -- convenience constructors -------------------------------------------------
+
+    @classmethod
+    def from_box(cls, name: str, box: Sequence[float], when: When | int | str, obj_id: int | None = None) -> "RegionPrompt":
+        return cls(name=name, when=_as_when(when), box=tuple(box), obj_id=obj_id)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_points(
+        cls,
+        name: str,
+        points: Sequence[Sequence[float]],
+        when: When | int | str,
+        labels: Sequence[int] | None = None,
+        obj_id: int | None = None,
+    ) -> "RegionPrompt":
+        return cls(
+            name=name,
+            when=_as_when(when),
+            points=tuple(tuple(p) for p in points),  # type: ignore[arg-type]
+            labels=None if labels is None else tuple(labels),
+            obj_id=obj_id,
+        )
+
+    @classmethod
+    def from_mask(cls, name: str, mask: np.ndarray, when: When | int | str, obj_id: int | None = None) -> "RegionPrompt":
+        return cls(name=name, when=_as_when(when), mask=mask, obj_id=obj_id)
+
+    # -- facts and copies -----------------------------------------------------------
+
+    @property
+    def kind(self) -> str:
+        """``"box"``, ``"points"`` or ``"mask"``."""
+        return "box" if self.box is not None else "points" if self.points is not None else "mask"
+
+    @property
+    def frame(self) -> int | None:
+        """The frame index, or None while the prompt is given by time."""
+        return self.when.frame
+
+    def at_frame(self, index: int) -> "RegionPrompt":
+        """A copy placed on frame ``index`` (how a caller resolves a time to a frame)."""
+        return dataclasses.replace(self, when=When(frame=int(index)))
+
+    def resolve(self, frame_at_time: Callable[[float], int]) -> "RegionPrompt":
+        """This prompt on a frame: itself if it has one, else ``at_frame(frame_at_time(time))``."""
+        if self.when.frame is not None:
+            return self
+        assert self.when.time is not None
+        return self.at_frame(frame_at_time(self.when.time))
+
+    def fit_to_frame(self, width: int, height: int) -> "RegionPrompt":
+        """Check the region against a ``width`` x ``height`` frame; clip a box that sticks out.
+
+        Raises :class:`InvalidInputError` for a box outside the frame (or of
+        zero area once clipped), a click outside the frame, or a mask of
+        another size.
+        """
+        if self.box is not None:
+            x1, y1, x2, y2 = self.box
+            clipped = (min(max(x1, 0.0), width), min(max(y1, 0.0), height),
+                       min(max(x2, 0.0), width), min(max(y2, 0.0), height))
+            if clipped[2] - clipped[0] <= 0 or clipped[3] - clipped[1] <= 0:
+                raise InvalidInputError(
+                    f"the box of {self.name!r} {_fmt(self.box)} lies outside the {width}x{height} frame "
+                    f"(zero area once clipped): boxes are x1,y1,x2,y2 in pixels of the displayed frame"
+                )
+            return self if clipped == self.box else dataclasses.replace(self, box=clipped)
+        if self.points is not None:
+            for x, y in self.points:
+                if not (0 <= x <= width and 0 <= y <= height):
+                    raise InvalidInputError(
+                        f"the click ({x:g}, {y:g}) of {self.name!r} is outside the {width}x{height} frame: "
+                        f"clicks are x,y in pixels of the displayed frame"
+                    )
+            return self
+        assert self.mask is not None
+        if self.mask.shape != (height, width):
+            raise InvalidInputError(
+                f"the mask of {self.name!r} is {self.mask.shape[1]}x{self.mask.shape[0]} but the video frames are "
+                f"{width}x{height}: draw the mask at the video's displayed size"
+            )
+        return self
+
+    # -- equality and serialisation ---------------------------------------------------
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RegionPrompt):
+            return NotImplemented
+        same_mask = (self.mask is None and other.mask is None) or (
+            self.mask is not None and other.mask is not None and np.array_equal(self.mask, other.mask)
+        )
+        return same_mask and (self.name, self.when, self.box, self.points, self.labels, self.obj_id) == (
+            other.name, other.when, other.box, other.points, other.labels, other.obj_id
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # a mask array is not hashable
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready description (the mask as COCO RLE), for provenance in results."""
+        out: dict[str, Any] = {"name": self.name}
+        if self.obj_id is not None:
+            out["obj_id"] = self.obj_id
+        out["when"] = {"frame": self.when.frame} if self.when.frame is not None else {"time": self.when.time}
+        if self.box is not None:
+            out["box"] = list(self.box)
+        elif self.points is not None:
+            out["points"] = [list(p) for p in self.points]
+            out["labels"] = list(self.labels or ())
+        else:
+            out["mask"] = encode_rle(self.mask)  # type: ignore[arg-type]
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "RegionPrompt":
+        try:
+            when = When(**dict(data["when"]))
+            return cls(
+                name=data["name"],
+                when=when,
+                box=tuple(data["box"]) if data.get("box") is not None else None,  # type: ignore[arg-type]
+                points=tuple(tuple(p) for p in data["points"]) if data.get("points") is not None else None,  # type: ignore[arg-type]
+                labels=tuple(data["labels"]) if data.get("labels") is not None else None,
+                mask=decode_rle(data["mask"]) if data.get("mask") is not None else None,
+                obj_id=data.get("obj_id"),
+            )
+        except (KeyError, TypeError) as exc:
+            raise InvalidInputError(f"malformed region prompt: {exc}") from exc
+
+
+def _fmt(values: Iterable[float]) -> str:
+    return ",".join(f"{v:g}" for v in values)
+
+
+# -- the command line's region syntax ------------------------------------------------
+
+_NAMED = re.compile(r"^\s*([\w\-]+)\s*=(.*)$", re.DOTALL)
+_NEGATIVE_MARKS = ("!", "~")
+
+
+def _split_spec(text: str, option: str, example: str) -> tuple[str | None, str, When]:
+    """``[NAME=]BODY@WHEN`` -> (name or None, body, when)."""
+    if "@" not in text:
+        raise InvalidInputError(
+            f"{option} {text!r}: say on which frame or at which time the region is drawn with @WHEN, e.g. {example}"
+        )
+    head, when_text = text.rsplit("@", 1)
+    try:
+        when = parse_when(when_text)
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"{option} {text!r}: {exc}") from exc
+    name = None
+    match = _NAMED.match(head)
+    if match:
+        name, head = match.group(1), match.group(2)
+    elif head.lstrip().startswith("="):
+        raise InvalidInputError(f"{option} {text!r}: the name before '=' is empty (use NAME=... or leave both out)")
+    head = head.strip()
+    if not head:
+        raise InvalidInputError(f"{option} {text!r}: nothing between the name and @WHEN, e.g. {example}")
+    return name, head, when
+
+
+def _numbers(text: str, option: str, spec: str, count: int) -> tuple[float, ...]:
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) != count or not all(math.isfinite(v) for v in values):
+        raise InvalidInputError(f"{option} {spec!r}: expected {count} comma-separated numbers, got {text!r}")
+    return values
+
+
+def _box_parts(text: str) -> tuple[str | None, When, dict[str, Any]]:
+    name, body, when = _split_spec(text, "--box", _BOX_EXAMPLE)
+    return name, when, {"box": _numbers(body, "--box", text, 4)}
+
+
+def _points_parts(text: str) -> tuple[str | None, When, dict[str, Any]]:
+    name, body, when = _split_spec(text, "--points", _POINTS_EXAMPLE)
+    points: list[tuple[float, ...]] = []
+    labels: list[int] = []
+    for chunk in body.split(";"):
+        chunk = chunk.strip()
+        if not chunk:
+            continue
+        label = POSITIVE
+        if chunk[0] in _NEGATIVE_MARKS:
+            label, chunk = NEGATIVE, chunk[1:].strip()
+        points.append(_numbers(chunk, "--points", text, 2))
+        labels.append(label)
+    if not points:
+        raise InvalidInputError(f"--points {text!r}: no clicks given, e.g. {_POINTS_EXAMPLE}")
+    return name, when, {"points": tuple(points), "labels": tuple(labels)}
+
+
+def _mask_parts(text: str) -> tuple[str | None, When, dict[str, Any]]:
+    name, body, when = _split_spec(text, "--mask", _MASK_EXAMPLE)
+    mask = load_mask_image(body)
+    if not mask.any():
+        raise InvalidInputError(f"--mask {text!r}: the mask image {body} has no non-zero pixel")
+    return name, when, {"mask": mask}
+
+
+_BOX_EXAMPLE = "dog=120,80,260,210@4.5s"
+_POINTS_EXAMPLE = "'dog=120,80;140,90;!60,40@12'"
+_MASK_EXAMPLE = "dog=masks/dog_0012.png@12"
+
+
+def parse_box_prompt(text: str, default_name: str = "region1") -> RegionPrompt:
+    """Parse ``[NAME=]x1,y1,x2,y2@WHEN``.
+
+    The box corners are pixels of the displayed frame (top-left x1,y1 and
+    bottom-right x2,y2); WHEN is a frame index (``@120``) or a time
+    (``@4.5s``, ``@1:02.5``). Example: ``dog=120,80,260,210@4.5s``.
+    """
+    name, when, region = _box_parts(text)
+    return RegionPrompt(name=name or default_name, when=when, **region)
+
+
+def parse_points_prompt(text: str, default_name: str = "region1") -> RegionPrompt:
+    """Parse ``[NAME=]x,y;x,y;!x,y@WHEN``: clicks on one object on one frame.
+
+    Clicks are ``x,y`` pixels of the displayed frame separated by ``;``. A
+    click is positive (on the object) unless prefixed with ``!`` or ``~``,
+    which mark a negative click (not the object; ``~`` needs no quoting in
+    interactive shells). At least one click must be positive. Quote the whole
+    argument because of ``;``. Example: ``'dog=120,80;140,90;!60,40@12'``.
+    """
+    name, when, region = _points_parts(text)
+    return RegionPrompt(name=name or default_name, when=when, **region)
+
+
+def load_mask_image(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read a mask image: pixels that are not 0 are the region.
+
+    Greyscale and palette images (DAVIS-style) use the pixel value or palette
+    index; colour images count a pixel when any of R, G, B is not 0 (alpha is
+    ignored).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            if image.mode in ("1", "L", "P", "I", "I;16", "F"):
+                array = np.asarray(image) != 0
+            elif image.mode == "LA":
+                array = np.asarray(image)[..., 0] != 0
+            else:
+                array = np.asarray(image.convert("RGB")).any(axis=-1)
+    except FileNotFoundError as exc:
+        raise InvalidInputError(f"mask image not found: {path}") from exc
+    except (UnidentifiedImageError, OSError) as exc:
+        raise InvalidInputError(f"cannot read the mask image {path}: {exc}") from exc
+    return array
+
+
+def parse_mask_prompt(text: str, default_name: str = "region1") -> RegionPrompt:
+    """Parse ``[NAME=]FILE@WHEN``: a mask image the size of the video frame.
+
+    Non-zero pixels of FILE (PNG or any image Pillow reads) mark the region.
+    Example: ``dog=masks/dog_0012.png@12``. A name may use letters, digits,
+    ``_`` and ``-``.
+    """
+    name, when, region = _mask_parts(text)
+    return RegionPrompt(name=name or default_name, when=when, **region)
+
+
+def parse_region_prompts(
+    boxes: Iterable[str] = (),
+    points: Iterable[str] = (),
+    masks: Iterable[str] = (),
+    name_prefix: str = "region",
+) -> list[RegionPrompt]:
+    """Parse the CLI's ``--box``, ``--points`` and ``--mask`` values into prompts.
+
+    ``--box [NAME=]x1,y1,x2,y2@WHEN`` marks a box, ``--points
+    '[NAME=]x,y;x,y;!x,y@WHEN'`` clicks (``!`` or ``~`` before a click makes it
+    negative), ``--mask [NAME=]FILE.png@WHEN`` a mask image (non-zero pixels).
+    Coordinates are pixels of the displayed frame; WHEN is a frame index
+    (``@120``) or a time (``@4.5s``, ``@1:02.5``). Unnamed regions are named
+    ``region1``, ``region2``, ... (boxes first, then clicks, then masks),
+    skipping names given explicitly, and each is its own object. Regions that
+    share a NAME are one object marked on several frames (corrections).
+    """
+    parsed = [
+        parts(text)
+        for parts, texts in ((_box_parts, boxes), (_points_parts, points), (_mask_parts, masks))
+        for text in texts
+    ]
+    taken = {name for name, _, _ in parsed if name is not None}
+    counter = 0
+    out: list[RegionPrompt] = []
+    for name, when, region in parsed:
+        if name is None:
+            counter += 1
+            while f"{name_prefix}{counter}" in taken:
+                counter += 1
+            name = f"{name_prefix}{counter}"
+        out.append(RegionPrompt(name=name, when=when, **region))
+    return out

@@ -1,0 +1,494 @@
+"""The SAM2 tracker: region prompts in, one :class:`Track` per object out.
+
+Built on transformers' ``Sam2VideoModel`` in streaming mode: frames are read
+one at a time from a :class:`FrameSource`, in both directions, and everything
+the model does not need any more is dropped as the scan moves on.
+
+How a run goes, per object (an object is all prompts sharing a name):
+
+1. Its earliest prompt is its *anchor*. The anchor frames are read first and
+   each object is conditioned on its anchor prompt.
+2. A backward scan walks from the latest anchor down to ``start``; each
+   object is tracked backward on the frames before its anchor.
+3. A forward scan walks from the earliest anchor up to ``stop``; each object
+   is tracked forward from its anchor. A later prompt for the same object (a
+   correction) is added when the scan reaches its frame: from there on it is
+   one more conditioning memory, exactly as the user's first prompt is.
+
+Each object has its own inference session, so objects never disturb one
+another (and each is tracked from its own prompts); the image encoder still
+runs once per frame, its features shared between the objects' sessions.
+
+Memory stays bounded whatever the video's length: after every step each
+session keeps its prompted frames' memories, the mask memories of the last
+``num_maskmem - 1`` frames and the object pointers of the last
+``max_object_pointers_in_encoder - 1`` frames, and no frame pixels at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..devices import resolve_device, resolve_dtype
+from ..errors import InvalidInputError, ModelNotFoundError, VideoError
+from .prompts import RegionPrompt
+from .source import FrameLike, FrameSource, stream_frames
+from .track import Track, TrackFrame
+
+if TYPE_CHECKING:
+    import torch
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SAM2_MODEL = "facebook/sam2.1-hiera-tiny"
+
+#: Short names accepted wherever a SAM2 model id is.
+SAM2_ALIASES = {
+    "tiny": "facebook/sam2.1-hiera-tiny",
+    "small": "facebook/sam2.1-hiera-small",
+    "base-plus": "facebook/sam2.1-hiera-base-plus",
+    "base_plus": "facebook/sam2.1-hiera-base-plus",
+    "b+": "facebook/sam2.1-hiera-base-plus",
+    "large": "facebook/sam2.1-hiera-large",
+}
+
+_HUB_ID = re.compile(r"^[\w.\-]+/[\w.\-]+$")
+
+
+@dataclass(frozen=True)
+class TrackingStats:
+    """What one :meth:`Sam2Tracker.track` call cost (for benchmarks and memory checks).
+
+    The ``peak_*`` fields count what the SAM2 inference sessions held at
+    their fullest moment: frames waiting for the image encoder, per-frame
+    outputs (memories, object pointers) and the bytes of all those tensors.
+    """
+
+    frames_read: int
+    object_steps: int
+    seconds: float
+    peak_frames_held: int
+    peak_outputs_held: int
+    peak_state_bytes: int
+
+
+@dataclass(eq=False)
+class _ObjectRun:
+    """The mutable state of one object during one run (never leaves this module)."""
+
+    name: str
+    obj_id: int
+    prompts: dict[int, RegionPrompt]  # session position -> prompt
+    session: Any
+    frames: list[TrackFrame] = field(default_factory=list)
+
+    @property
+    def anchor(self) -> int:
+        return min(self.prompts)
+
+
+class Sam2Tracker:
+    """Track prompted regions through a video with a SAM2 video model.
+
+    Build it with :meth:`from_pretrained`; call :meth:`track` as often as
+    needed (each call is independent). ``model_id`` and ``revision`` say
+    which weights were used, for provenance.
+    """
+
+    def __init__(self, model: Any, processor: Any, *, model_id: str, revision: str | None = None) -> None:
+        self.model = model.eval()
+        self.processor = processor
+        self.model_id = model_id
+        self.revision = revision
+        parameter = next(model.parameters())
+        self.device: torch.device = parameter.device
+        self.dtype: torch.dtype = parameter.dtype
+        #: Costs of the latest :meth:`track` call.
+        self.last_stats: TrackingStats | None = None
+
+    # -- loading ----------------------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        model: str | os.PathLike[str] = DEFAULT_SAM2_MODEL,
+        device: "str | torch.device | None" = None,
+        dtype: "str | torch.dtype | None" = None,
+        revision: str | None = None,
+    ) -> "Sam2Tracker":
+        """Load a SAM2 video checkpoint: a hub id (any ``facebook/sam2.1-hiera-*``), an alias
+        (``tiny``, ``small``, ``base-plus``, ``large``) or a local folder saved with ``save_pretrained``.
+
+        ``device``/``dtype`` default to CUDA with bfloat16 where present, else
+        CPU float32 (see :mod:`garvideo.devices`).
+        """
+        from transformers import Sam2VideoModel, Sam2VideoProcessor
+
+        name = os.fspath(model)
+        model_id = SAM2_ALIASES.get(name, name)
+        folder = _local_folder(model_id)
+        torch_device = resolve_device(device)
+        torch_dtype = resolve_dtype(dtype, torch_device)
+        source = str(folder) if folder is not None else model_id
+        hub_kwargs = {} if folder is not None or revision is None else {"revision": revision}
+        try:
+            processor = Sam2VideoProcessor.from_pretrained(source, **hub_kwargs)
+            network = Sam2VideoModel.from_pretrained(source, dtype=torch_dtype, **hub_kwargs)
+        except OSError as exc:
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            where = (
+                f"the folder {source} does not hold a complete SAM2 checkpoint"
+                if folder is not None
+                else "it is not in the local Hugging Face cache and could not be downloaded "
+                "(offline, or a wrong id)"
+            )
+            raise ModelNotFoundError(
+                f"cannot load the SAM2 model {model_id!r}: {where} ({first_line}). Use a facebook/sam2.1-hiera-* id "
+                f"(download it once while online: `huggingface-cli download {model_id}`) or pass the path of a "
+                f"local folder saved with save_pretrained."
+            ) from exc
+        except ValueError as exc:
+            raise ModelNotFoundError(f"{source!r} is not a SAM2 video checkpoint: {exc}") from exc
+        network.to(torch_device)
+        resolved_revision = getattr(network.config, "_commit_hash", None) or revision
+        return cls(network, processor, model_id=source, revision=resolved_revision)
+
+    # -- facts ------------------------------------------------------------------------
+
+    @property
+    def num_maskmem(self) -> int:
+        """How many frames' mask memories SAM2 attends to (prompted frame included)."""
+        return int(self.model.config.num_maskmem)
+
+    @property
+    def max_object_pointers(self) -> int:
+        return int(self.model.config.max_object_pointers_in_encoder)
+
+    # -- tracking ---------------------------------------------------------------------
+
+    def track(
+        self,
+        source: FrameSource,
+        prompts: Sequence[RegionPrompt],
+        start: int = 0,
+        stop: int | None = None,
+        stride: int = 1,
+        progress: bool = True,
+    ) -> list[Track]:
+        """Track every prompted object over frames ``start, start + stride, ... < stop``.
+
+        Prompt frames are tracked too even when off the stride grid. Returns
+        one :class:`Track` per object name, in order of first appearance in
+        ``prompts``. Prompts must be on frames (resolve times first) inside
+        ``[start, stop)``; bad regions raise :class:`InvalidInputError`.
+        """
+        import torch
+
+        began = time.perf_counter()
+        height, width = int(source.height), int(source.width)
+        order, runs = self._plan(source, prompts, start, stop, stride)
+        position_of = {index: pos for pos, index in enumerate(order)}
+        meter = _Meter()
+
+        anchors = sorted({run.anchor for run in runs})
+        backward = list(range(anchors[-1] - 1, -1, -1))
+        forward = list(range(anchors[0], len(order)))
+        bar = tqdm(total=len(backward) + len(forward), desc="tracking", unit="frame", disable=not progress)
+        with torch.inference_mode(), bar:
+            # 1. condition every object on its anchor prompt
+            for position in anchors:
+                read = list(stream_frames(source, [order[position]]))
+                if not read:
+                    raise InvalidInputError(
+                        f"frame {order[position]}, where {_names(runs, position)} is marked, could not be read "
+                        f"from the video"
+                    )
+                meter.frames_read += 1
+                anchored = [run for run in runs if run.anchor == position]
+                for run in anchored:
+                    self._add_prompt(run, position, height, width)
+                self._step(anchored, position, self._pixels(read[0], height, width), False, runs, meter)
+
+            # 2. backward from the latest anchor: each object on the frames before its anchor
+            for frame in stream_frames(source, [order[p] for p in backward]):
+                position = position_of[frame.index]
+                meter.frames_read += 1
+                active = [run for run in runs if run.anchor > position]
+                outputs = self._step(active, position, self._pixels(frame, height, width), True, runs, meter)
+                self._record(active, outputs, frame, height, width)
+                bar.update(1)
+
+            # the forward scan starts from the prompts alone, not from backward results
+            for run in runs:
+                _forget_tracked_frames(run.session)
+
+            # 3. forward from the earliest anchor, adding corrections as their frames come
+            for frame in stream_frames(source, [order[p] for p in forward]):
+                position = position_of[frame.index]
+                meter.frames_read += 1
+                active = [run for run in runs if run.anchor <= position]
+                for run in active:
+                    if position in run.prompts and position != run.anchor:
+                        self._add_prompt(run, position, height, width)
+                outputs = self._step(active, position, self._pixels(frame, height, width), False, runs, meter)
+                self._record(active, outputs, frame, height, width)
+                bar.update(1)
+
+        self.last_stats = TrackingStats(
+            frames_read=meter.frames_read,
+            object_steps=meter.object_steps,
+            seconds=time.perf_counter() - began,
+            peak_frames_held=meter.peak_frames,
+            peak_outputs_held=meter.peak_outputs,
+            peak_state_bytes=meter.peak_bytes,
+        )
+        return [Track(name=run.name, obj_id=run.obj_id, frames=tuple(run.frames)) for run in runs]
+
+    # -- the steps of a run -------------------------------------------------------------
+
+    def _plan(
+        self, source: FrameSource, prompts: Sequence[RegionPrompt], start: int, stop: int | None, stride: int
+    ) -> tuple[list[int], list[_ObjectRun]]:
+        """Check the request; return the frames to track (ascending) and one run per object."""
+        num_frames, width, height = int(source.num_frames), int(source.width), int(source.height)
+        if num_frames <= 0 or width <= 0 or height <= 0:
+            raise VideoError(f"the video has no frames to track ({num_frames} frames of {width}x{height})")
+        if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
+            raise InvalidInputError(f"the tracking stride must be a whole number of frames >= 1, got {stride!r}")
+        stop = num_frames if stop is None else min(int(stop), num_frames)
+        if not 0 <= start < stop:
+            raise InvalidInputError(
+                f"the frame range [{start}, {stop}) is empty or outside the video's {num_frames} frames"
+            )
+        if not prompts:
+            raise InvalidInputError("nothing to track: give at least one region (a box, clicks or a mask)")
+
+        by_name: dict[str, list[RegionPrompt]] = {}
+        for prompt in prompts:
+            if not isinstance(prompt, RegionPrompt):
+                raise InvalidInputError(f"expected RegionPrompt objects, got {type(prompt).__name__}")
+            if prompt.frame is None:
+                raise InvalidInputError(
+                    f"the region {prompt.name!r} is placed at {prompt.when} (a time): the tracker needs a frame "
+                    f"index; resolve it first with prompt.at_frame(index) or prompt.resolve(frame_at_time)"
+                )
+            if prompt.frame >= num_frames:
+                raise InvalidInputError(
+                    f"the region {prompt.name!r} is marked on frame {prompt.frame}, beyond the video's last frame "
+                    f"{num_frames - 1}"
+                )
+            if not start <= prompt.frame < stop:
+                raise InvalidInputError(
+                    f"the region {prompt.name!r} is marked on frame {prompt.frame}, outside the tracked range "
+                    f"[{start}, {stop}): widen the range or mark the region inside it"
+                )
+            by_name.setdefault(prompt.name, []).append(prompt.fit_to_frame(width, height))
+
+        order = sorted(set(range(start, stop, stride)) | {p.frame for p in prompts})  # type: ignore[misc]
+        position_of = {index: pos for pos, index in enumerate(order)}
+
+        wanted_ids: dict[str, int] = {}
+        for name, group in by_name.items():
+            ids = {p.obj_id for p in group if p.obj_id is not None}
+            if len(ids) > 1:
+                raise InvalidInputError(f"the region {name!r} is given different object ids {sorted(ids)}")
+            if ids:
+                wanted_ids[name] = ids.pop()
+        if len(set(wanted_ids.values())) != len(wanted_ids):
+            raise InvalidInputError(f"two regions share an object id: {wanted_ids}")
+        used = set(wanted_ids.values())
+        next_id = 1
+
+        runs: list[_ObjectRun] = []
+        for name, group in by_name.items():
+            if name in wanted_ids:
+                obj_id = wanted_ids[name]
+            else:
+                while next_id in used:
+                    next_id += 1
+                obj_id = next_id
+                used.add(obj_id)
+            per_position: dict[int, RegionPrompt] = {}
+            for prompt in group:
+                position = position_of[prompt.frame]  # type: ignore[index]
+                if position in per_position:
+                    raise InvalidInputError(
+                        f"the region {name!r} is marked twice on frame {prompt.frame}: give one box, set of clicks "
+                        f"or mask per object and frame"
+                    )
+                per_position[position] = prompt
+            session = self.processor.init_video_session(inference_device=self.device, dtype=self.dtype)
+            runs.append(_ObjectRun(name=name, obj_id=obj_id, prompts=per_position, session=session))
+        return order, runs
+
+    def _pixels(self, frame: FrameLike, height: int, width: int) -> "torch.Tensor":
+        image = np.asarray(frame.image)
+        if image.shape != (height, width, 3):
+            raise VideoError(
+                f"frame {frame.index} is {image.shape} but the video reports {width}x{height} RGB frames"
+            )
+        pixel_values = self.processor(images=image, return_tensors="pt")["pixel_values"][0]
+        return pixel_values.to(self.device, self.dtype)
+
+    def _add_prompt(self, run: _ObjectRun, position: int, height: int, width: int) -> None:
+        prompt = run.prompts[position]
+        inputs: dict[str, Any] = {}
+        if prompt.box is not None:
+            inputs["input_boxes"] = [[list(prompt.box)]]
+        elif prompt.points is not None:
+            inputs["input_points"] = [[[list(p) for p in prompt.points]]]
+            inputs["input_labels"] = [[list(prompt.labels or ())]]
+        else:
+            inputs["input_masks"] = np.array(prompt.mask, dtype=bool)
+        self.processor.add_inputs_to_inference_session(
+            inference_session=run.session,
+            frame_idx=position,
+            obj_ids=run.obj_id,
+            original_size=(height, width),
+            **inputs,
+        )
+
+    def _step(
+        self,
+        active: Sequence[_ObjectRun],
+        position: int,
+        pixels: "torch.Tensor",
+        reverse: bool,
+        runs: Sequence[_ObjectRun],
+        meter: "_Meter",
+    ) -> list[Any]:
+        """Run the ``active`` objects on one frame (the image encoder at most once), then prune."""
+        shared_features = None
+        outputs = []
+        for run in active:
+            cache = run.session.cache
+            if shared_features is not None and cache.get_vision_features(position) is None:
+                cache.cache_vision_features(position, shared_features)
+            outputs.append(
+                self.model(inference_session=run.session, frame_idx=position, frame=pixels, reverse=reverse)
+            )
+            if shared_features is None:
+                shared_features = cache.get_vision_features(position)
+            meter.object_steps += 1
+        meter.observe(runs)
+        for run in active:
+            _prune_session(run.session, position, reverse, self.num_maskmem - 1, self.max_object_pointers - 1)
+        return outputs
+
+    def _record(self, runs: Sequence[_ObjectRun], outputs: Sequence[Any], frame: FrameLike, height: int, width: int) -> None:
+        import torch
+
+        for run, output in zip(runs, outputs):
+            low_res = output.pred_masks.float()
+            mask = self.processor.post_process_masks([low_res], original_sizes=[[height, width]], binarize=True)[0]
+            score = float(torch.sigmoid(output.object_score_logits.float().reshape(-1)[0]))
+            run.frames.append(TrackFrame.from_mask(frame.index, frame.time, mask[0, 0].cpu().numpy(), score))
+
+
+# -- session bookkeeping (transformers' Sam2VideoInferenceSession) -------------------------
+
+
+def _prune_session(session: Any, position: int, reverse: bool, keep_masks: int, keep_pointers: int) -> None:
+    """Drop what the next step cannot use.
+
+    Conditioning (prompted) frames keep their memories; a tracked frame keeps
+    its mask memory while within ``keep_masks`` steps of the scan and its
+    object pointer while within ``keep_pointers`` steps; frame pixels and
+    full-resolution masks are never kept.
+    """
+    if session.processed_frames:
+        session.processed_frames.clear()
+    for obj_idx, outputs in session.output_dict_per_obj.items():
+        for entry in outputs["cond_frame_outputs"].values():
+            entry.pop("high_res_masks", None)
+        tracked = outputs["non_cond_frame_outputs"]
+        for index in list(tracked):
+            behind = index - position if reverse else position - index
+            if not 0 <= behind < keep_pointers:
+                del tracked[index]
+                continue
+            entry = tracked[index]
+            entry.pop("high_res_masks", None)
+            entry.pop("pred_masks", None)
+            if behind >= keep_masks:
+                entry.pop("maskmem_features", None)
+                entry.pop("maskmem_pos_enc", None)
+        seen = session.frames_tracked_per_obj.get(obj_idx, {})
+        for index in list(seen):
+            behind = index - position if reverse else position - index
+            if not 0 <= behind < keep_pointers:
+                del seen[index]
+        # a prompt is read once, on its own frame, which this step has just processed
+        session.mask_inputs_per_obj.get(obj_idx, {}).pop(position, None)
+        session.point_inputs_per_obj.get(obj_idx, {}).pop(position, None)
+
+
+def _forget_tracked_frames(session: Any) -> None:
+    """Keep only the conditioning frames: the next scan starts from the prompts alone."""
+    for obj_idx, outputs in session.output_dict_per_obj.items():
+        outputs["non_cond_frame_outputs"].clear()
+        session.frames_tracked_per_obj.get(obj_idx, {}).clear()
+
+
+def _tensor_bytes(value: Any) -> int:
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, (list, tuple)):
+        return sum(_tensor_bytes(v) for v in value)
+    if isinstance(value, dict):
+        return sum(_tensor_bytes(v) for v in value.values())
+    return 0
+
+
+class _Meter:
+    """Counts work and the high-water mark of what the sessions hold."""
+
+    def __init__(self) -> None:
+        self.frames_read = 0
+        self.object_steps = 0
+        self.peak_frames = 0
+        self.peak_outputs = 0
+        self.peak_bytes = 0
+
+    def observe(self, runs: Sequence[_ObjectRun]) -> None:
+        frames = outputs = nbytes = 0
+        for run in runs:
+            session = run.session
+            held = session.processed_frames or {}
+            frames += len(held)
+            nbytes += _tensor_bytes(held)
+            for per_obj in session.output_dict_per_obj.values():
+                for kind in ("cond_frame_outputs", "non_cond_frame_outputs"):
+                    outputs += len(per_obj[kind])
+                    nbytes += _tensor_bytes(per_obj[kind])
+            nbytes += _tensor_bytes(session.mask_inputs_per_obj)
+        self.peak_frames = max(self.peak_frames, frames)
+        self.peak_outputs = max(self.peak_outputs, outputs)
+        self.peak_bytes = max(self.peak_bytes, nbytes)
+
+
+def _names(runs: Sequence[_ObjectRun], position: int) -> str:
+    return ", ".join(repr(run.name) for run in runs if position in run.prompts)
+
+
+def _local_folder(model_id: str) -> Path | None:
+    """The folder ``model_id`` names, or None for a hub id; a missing folder is an error."""
+    path = Path(model_id).expanduser()
+    if path.is_dir():
+        return path
+    if _HUB_ID.match(model_id) and not model_id.startswith((".", "~")):
+        return None
+    raise ModelNotFoundError(
+        f"SAM2 model {model_id!r} is neither an existing folder nor a hub id like {DEFAULT_SAM2_MODEL!r}"
+    )

@@ -1,0 +1,116 @@
+"""Track and TrackFrame: masks as COCO RLE, boxes, visibility and the JSON form."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from pycocotools import mask as coco_mask
+
+from garvideo.errors import InvalidInputError
+from garvideo.tracking import (
+    TRACKS_VERSION,
+    Track,
+    TrackFrame,
+    load_tracks,
+    save_tracks,
+    tracks_from_json,
+    tracks_to_json,
+)
+
+
+def _random_masks(count, height=37, width=53, seed=0):
+    rng = np.random.default_rng(seed)
+    masks = {}
+    for index in range(count):
+        mask = np.zeros((height, width), dtype=bool)
+        y, x = rng.integers(0, height - 8), rng.integers(0, width - 8)
+        mask[y : y + rng.integers(1, 8), x : x + rng.integers(1, 8)] = True
+        mask ^= rng.random((height, width)) < 0.05  # speckle: many runs
+        masks[index] = mask
+    masks[count] = np.zeros((height, width), dtype=bool)  # the object has left
+    return masks
+
+
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")  # pycocotools under numpy 2
+def test_track_frame_rle_is_cocos_and_round_trips_exactly():
+    for mask in _random_masks(6).values():
+        frame = TrackFrame.from_mask(3, 0.12, mask, score=0.7)
+        coco = coco_mask.encode(np.asfortranarray(mask.astype(np.uint8)))
+        assert frame.rle["counts"] == coco["counts"].decode("ascii")
+        assert frame.rle["size"] == list(coco["size"])
+        assert np.array_equal(frame.mask(), mask)
+        assert np.array_equal(coco_mask.decode({"size": frame.rle["size"], "counts": frame.rle["counts"].encode()}), mask)
+
+
+def test_track_frame_box_and_visibility():
+    mask = np.zeros((10, 12), dtype=bool)
+    mask[2:5, 3:9] = True
+    frame = TrackFrame.from_mask(0, 0.0, mask)
+    assert frame.box == (3, 2, 8, 4) and frame.visible
+    gone = TrackFrame.from_mask(1, 0.04, np.zeros((10, 12), dtype=bool), score=0.01)
+    assert gone.box is None and not gone.visible and gone.size == (10, 12)
+
+
+def test_track_from_masks_sorts_and_answers_queries():
+    masks = _random_masks(5)
+    shuffled = {index: masks[index] for index in (3, 0, 5, 1, 4, 2)}
+    track = Track.from_masks("dog", shuffled, fps=25.0, obj_id=4)
+    assert track.indices == (0, 1, 2, 3, 4, 5)
+    assert track.frame(2).time == pytest.approx(2 / 25)
+    assert np.array_equal(track.mask_at(3), masks[3])
+    assert track.visible_span() == (0, 4)
+    assert not track.frame(5).visible and track.frame(5).score == 0.0 and track.frame(0).score == 1.0
+    with pytest.raises(InvalidInputError, match="no entry for frame 9"):
+        track.mask_at(9)
+
+
+def test_track_from_masks_uses_given_times_and_needs_some():
+    masks = _random_masks(2)
+    track = Track.from_masks("dog", masks, times={0: 0.0, 1: 0.5, 2: 1.25})
+    assert [f.time for f in track.frames] == [0.0, 0.5, 1.25]
+    with pytest.raises(InvalidInputError, match="times"):
+        Track.from_masks("dog", masks)
+
+
+def test_nearest_frame_for_strided_tracks():
+    masks = {index: np.ones((4, 4), bool) for index in (0, 3, 6)}
+    track = Track.from_masks("a", masks, fps=10)
+    assert [track.nearest_frame(i).index for i in range(8)] == [0, 0, 3, 3, 3, 6, 6, 6]
+
+
+def test_track_rejects_duplicate_frames_and_mixed_sizes():
+    a = TrackFrame.from_mask(1, 0.0, np.ones((4, 4), bool))
+    with pytest.raises(InvalidInputError, match="two entries"):
+        Track("a", 1, (a, a))
+    b = TrackFrame.from_mask(2, 0.0, np.ones((5, 4), bool))
+    with pytest.raises(InvalidInputError, match="mixes mask sizes"):
+        Track("a", 1, (a, b))
+
+
+def test_tracks_json_round_trip_is_exact(tmp_path):
+    tracks = [
+        Track.from_masks("dog", _random_masks(4, seed=1), fps=29.97, obj_id=1, scores={0: 0.123456789}),
+        Track.from_masks("cat", _random_masks(3, seed=2), fps=29.97, obj_id=2),
+    ]
+    doc = tracks_to_json(tracks, meta={"sam2": "facebook/sam2.1-hiera-tiny"})
+    assert doc["version"] == TRACKS_VERSION and doc["meta"]["sam2"] == "facebook/sam2.1-hiera-tiny"
+    text = json.dumps(doc)
+    assert tracks_from_json(text) == tracks
+    assert tracks_from_json(json.loads(text)) == tracks
+
+    path = tmp_path / "out" / "tracks.json"
+    save_tracks(path, tracks)
+    assert load_tracks(path) == tracks
+
+
+def test_tracks_json_rejects_other_documents():
+    with pytest.raises(InvalidInputError, match="not a garvideo tracks document"):
+        tracks_from_json({"tracks": []})
+    with pytest.raises(InvalidInputError, match="version 99"):
+        tracks_from_json({"format": "garvideo.tracks", "version": 99, "tracks": []})
+    with pytest.raises(InvalidInputError, match="not valid JSON"):
+        tracks_from_json("{nope")
+    with pytest.raises(InvalidInputError, match="malformed"):
+        tracks_from_json({"format": "garvideo.tracks", "version": TRACKS_VERSION, "tracks": [{"name": "a"}]})

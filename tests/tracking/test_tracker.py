@@ -1,0 +1,206 @@
+"""Sam2Tracker with a tiny random SAM2: the mechanics of tracking, not its accuracy.
+
+Random weights segment nothing meaningful, so these tests check what the
+tracker must guarantee whatever the weights: which frames get a mask, which
+prompt each frame depends on, that objects do not disturb one another, that
+frames are read sparingly, and that bad input gets a clear error.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from garvideo.errors import InvalidInputError, ModelNotFoundError
+from garvideo.testing.sam2 import MovingSquareSource
+from garvideo.timecode import When
+from garvideo.tracking import FrameSource, RegionPrompt, Sam2Tracker, tracks_from_json, tracks_to_json
+
+
+class RecordingSource:
+    """Wraps a source and logs every frame it hands out, in order."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.num_frames, self.width, self.height = inner.num_frames, inner.width, inner.height
+        self.read: list[int] = []
+
+    def iter_frames(self, start=0, stop=None, step=1):
+        for frame in self.inner.iter_frames(start, stop, step):
+            self.read.append(frame.index)
+            yield frame
+
+
+def _iou(a, b):
+    return (a & b).sum() / max((a | b).sum(), 1)
+
+
+def _same(frame_a, frame_b):
+    return frame_a.rle == frame_b.rle and frame_a.score == frame_b.score
+
+
+def test_the_test_sources_are_frame_sources():
+    assert isinstance(MovingSquareSource(3), FrameSource)
+
+
+def test_prompt_in_the_middle_tracks_both_ways(tracker):
+    source = RecordingSource(MovingSquareSource(16))
+    prompt = RegionPrompt.from_mask("square", source.inner.square_mask(8), 8)
+    [track] = tracker.track(source, [prompt], progress=False)
+
+    assert (track.name, track.obj_id) == ("square", 1)
+    assert track.indices == tuple(range(16))
+    assert all(f.size == (64, 80) for f in track.frames)
+    assert [f.time for f in track.frames] == pytest.approx([i / 25 for i in range(16)])
+    assert _iou(track.mask_at(8), prompt.mask) > 0.9
+    # the anchor first, then backward down to 0, then forward from the anchor
+    assert source.read == [8, *range(7, -1, -1), *range(8, 16)]
+
+    # every frame on both sides was computed from this prompt: another prompt changes each of them
+    shifted = RegionPrompt.from_mask("square", np.roll(prompt.mask, (10, 20), axis=(0, 1)), 8)
+    [other] = tracker.track(source.inner, [shifted], progress=False)
+    assert all(not _same(track.frame(i), other.frame(i)) for i in range(16))
+
+
+def test_a_correction_is_used_from_its_frame_on(tracker):
+    source = MovingSquareSource(16)
+    first = RegionPrompt.from_mask("square", source.square_mask(4), 4)
+    correction_mask = np.zeros((64, 80), dtype=bool)
+    correction_mask[30:60, 5:45] = True
+    correction = RegionPrompt.from_mask("square", correction_mask, 10)
+
+    [plain] = tracker.track(source, [first], progress=False)
+    [corrected] = tracker.track(source, [correction, first], progress=False)  # order of prompts does not matter
+
+    assert corrected.indices == plain.indices == tuple(range(16))
+    assert all(_same(plain.frame(i), corrected.frame(i)) for i in range(10))
+    assert _iou(corrected.mask_at(10), correction_mask) > 0.9
+    assert _iou(plain.mask_at(10), correction_mask) < 0.9
+    assert all(not _same(plain.frame(i), corrected.frame(i)) for i in range(10, 16))
+
+
+def test_two_objects_in_one_pass_match_each_tracked_alone(tracker):
+    source = MovingSquareSource(14)
+    square = RegionPrompt.from_mask("square", source.square_mask(3), 3)
+    corner = RegionPrompt.from_box("corner", (0, 0, 30, 25), 9)
+
+    calls = []
+    hook = tracker.model.vision_encoder.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        joint = tracker.track(source, [square, corner], progress=False)
+    finally:
+        hook.remove()
+    stats = tracker.last_stats
+
+    assert [(t.name, t.obj_id) for t in joint] == [("square", 1), ("corner", 2)]
+    [square_alone] = tracker.track(source, [square], progress=False)
+    [corner_alone] = tracker.track(source, [corner], progress=False)
+    assert joint[0].frames == square_alone.frames
+    assert joint[1].frames == corner_alone.frames
+    # every frame for each object, plus the two anchor steps ...
+    assert stats.object_steps == 2 * 14 + 2
+    # ... but the image encoder ran once per frame, not once per object: the two anchors,
+    # backward frames 8..0, forward frames 4..13 (on frame 3 the only active object reuses
+    # its prompt's result)
+    assert stats.frames_read == 2 + 9 + 11
+    assert len(calls) == 2 + 9 + 10
+
+
+def test_stride_and_range_read_only_the_frames_they_track(tracker):
+    source = RecordingSource(MovingSquareSource(30))
+    clicks = RegionPrompt.from_points("square", [(30, 20), (5, 60)], 10, labels=[1, 0])
+    [track] = tracker.track(source, [clicks], start=2, stop=20, stride=3, progress=False)
+
+    assert track.indices == (2, 5, 8, 10, 11, 14, 17)  # the grid, plus the off-grid prompted frame
+    assert source.read == [10, 8, 5, 2, 10, 11, 14, 17]
+    assert tracker.last_stats.frames_read == len(source.read)
+
+
+def test_an_object_the_model_does_not_see_is_not_visible(tiny_sam2_path):
+    tracker = Sam2Tracker.from_pretrained(tiny_sam2_path, device="cpu")
+    # a private copy whose object-score head always answers "no object"
+    tracker.model.mask_decoder.pred_obj_score_head.proj_out.bias.data.fill_(-30.0)
+    source = MovingSquareSource(8)
+    prompt = RegionPrompt.from_mask("square", source.square_mask(2), 2)
+    [track] = tracker.track(source, [prompt], progress=False)
+
+    assert track.frame(2).visible  # the prompted mask itself
+    hidden = [f for f in track.frames if f.index != 2]
+    assert len(hidden) == 7
+    assert all(not f.visible and f.box is None and f.score < 0.01 and f.size == (64, 80) for f in hidden)
+    assert track.visible_span() == (2, 2)
+
+
+def test_tracks_from_the_tracker_round_trip_through_json(tracker):
+    source = MovingSquareSource(6)
+    prompts = [RegionPrompt.from_box("a", (5, 5, 40, 40), 1), RegionPrompt.from_points("b", [(50, 30)], 4)]
+    tracks = tracker.track(source, prompts, progress=False)
+    assert tracks_from_json(json.dumps(tracks_to_json(tracks))) == tracks
+
+
+def test_provenance_of_a_local_checkpoint(tracker, tiny_sam2_path):
+    assert tracker.model_id == str(tiny_sam2_path)
+    assert tracker.revision is None
+    assert tracker.num_maskmem == 7 and tracker.max_object_pointers == 16
+
+
+# -- errors -------------------------------------------------------------------------------
+
+
+def _square():
+    mask = np.zeros((64, 80), dtype=bool)
+    mask[10:20, 10:20] = True
+    return mask
+
+
+@pytest.mark.parametrize(
+    "prompts, kwargs, message",
+    [
+        ([RegionPrompt.from_box("a", (1, 1, 9, 9), When(time=0.2))], {}, "resolve it first"),
+        ([RegionPrompt.from_box("a", (1, 1, 9, 9), 12)], {}, "beyond the video's last frame 11"),
+        ([RegionPrompt.from_box("a", (1, 1, 9, 9), 3)], {"start": 4}, r"outside the tracked range \[4, 12\)"),
+        ([RegionPrompt.from_box("a", (81, 1, 99, 9), 3)], {}, "outside the 80x64 frame"),
+        ([RegionPrompt.from_box("a", (1, 64, 9, 70), 3)], {}, "zero area"),
+        ([RegionPrompt.from_points("a", [(10, 65)], 3)], {}, "outside the 80x64 frame"),
+        ([RegionPrompt.from_mask("a", np.ones((80, 64), bool), 3)], {}, "draw the mask at the video's displayed size"),
+        ([RegionPrompt.from_mask("a", _square(), 3), RegionPrompt.from_box("a", (1, 1, 9, 9), 3)], {}, "twice"),
+        ([RegionPrompt.from_box("a", (1, 1, 9, 9), 3, obj_id=1), RegionPrompt.from_box("a", (1, 1, 9, 9), 4, obj_id=2)],
+         {}, "different object ids"),
+        ([RegionPrompt.from_box("a", (1, 1, 9, 9), 3, obj_id=5), RegionPrompt.from_box("b", (1, 1, 9, 9), 4, obj_id=5)],
+         {}, "share an object id"),
+        ([], {}, "at least one region"),
+        ([RegionPrompt.from_box("a", (1, 1, 9, 9), 3)], {"stride": 0}, "stride"),
+        ([RegionPrompt.from_box("a", (1, 1, 9, 9), 3)], {"start": 8, "stop": 8}, "empty"),
+    ],
+)
+def test_bad_requests_get_clear_errors(tracker, prompts, kwargs, message):
+    source = RecordingSource(MovingSquareSource(12))
+    with pytest.raises(InvalidInputError, match=message):
+        tracker.track(source, prompts, progress=False, **kwargs)
+    assert source.read == []  # rejected before any frame is decoded
+
+
+def test_given_object_ids_are_kept_and_others_numbered_around_them(tracker):
+    source = MovingSquareSource(3)
+    prompts = [RegionPrompt.from_box("a", (1, 1, 20, 20), 0), RegionPrompt.from_box("b", (1, 1, 20, 20), 0, obj_id=1)]
+    assert [(t.name, t.obj_id) for t in tracker.track(source, prompts, progress=False)] == [("a", 2), ("b", 1)]
+
+
+@pytest.mark.parametrize(
+    "model, message",
+    [
+        ("facebook/sam2.1-hiera-nonexistent", "'facebook/sam2.1-hiera-nonexistent'.*local folder"),
+        ("large", "'facebook/sam2.1-hiera-large'.*huggingface-cli download facebook/sam2.1-hiera-large"),
+        ("./no/such/folder", "neither an existing folder nor a hub id"),
+    ],
+)
+def test_unknown_models_offline_get_clear_errors(model, message):
+    with pytest.raises(ModelNotFoundError, match=message):
+        Sam2Tracker.from_pretrained(model, device="cpu")
+
+
+def test_a_folder_without_a_checkpoint_is_reported(tmp_path):
+    with pytest.raises(ModelNotFoundError, match="does not hold a complete SAM2 checkpoint"):
+        Sam2Tracker.from_pretrained(tmp_path, device="cpu")
