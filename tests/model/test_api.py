@@ -1,0 +1,161 @@
+"""The user-facing GAR API on the tiny checkpoint: images, named regions, videos, results and errors."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from garvideo.errors import GarvideoError, InvalidInputError
+from garvideo.model import GenerationSettings, TooManyRegionsError
+
+SHORT = GenerationSettings(max_new_tokens=6)
+
+
+def test_describe_is_greedy_and_repeatable(gar, scene):
+    image, masks = scene
+    first = gar.describe(image, masks["red"], SHORT)
+    second = gar.describe(image, masks["red"], SHORT)
+    assert first.token_ids == second.token_ids and first.text == second.text
+    assert len(first.token_ids) <= 6 and first.prompt_tokens > 0
+    assert first.finished == (first.token_ids[-1] == gar.processor.eos_token_id)
+    assert first.timings.encode_s > 0 and first.timings.generate_s > 0
+    assert first.text == gar.processor.decode(first.token_ids)
+    other = gar.describe(image, masks["blue"], SHORT)
+    assert other.token_ids != first.token_ids or other.prompt_tokens != first.prompt_tokens
+
+
+def test_image_inputs_in_any_form_give_the_same_answer(gar, scene, tmp_path):
+    image, masks = scene
+    path = tmp_path / "scene.png"
+    Image.fromarray(image).save(path)
+    Image.fromarray(masks["red"].astype(np.uint8) * 255).save(tmp_path / "red.png")
+    reference = gar.describe(image, masks["red"], SHORT).token_ids
+    assert gar.describe(path, tmp_path / "red.png", SHORT).token_ids == reference
+    assert gar.describe(Image.open(path), masks["red"].astype(np.uint8) * 255, SHORT).token_ids == reference
+    rgba = np.dstack([image, np.full(image.shape[:2], 255, np.uint8)])
+    assert gar.describe(rgba, masks["red"], SHORT).token_ids == reference
+
+
+def test_ask_maps_names_to_prompts_in_the_given_order(gar, scene):
+    image, masks = scene
+    inputs, names = gar.prepare_ask(image, {"green": masks["green"], "red": masks["red"]}, "Is <red> left of <green>?")
+    assert names == ["green", "red"]
+    assert inputs.text.count("Is <Prompt1> left of <Prompt0>?") == 1
+    assert [r.prompt_index for r in inputs.runs] == [0, 1]
+    result = gar.ask(image, [("green", masks["green"]), ("red", masks["red"])], "Is <red> left of <green>?", settings=SHORT)
+    assert result.token_ids == gar.generate(inputs, SHORT)[0].token_ids
+    # Region tokens in an answer are written back with the user's names.
+    named = gar._finish(replace(result, text="<Prompt1> is left of <Prompt0>; <Prompt2>?"), names, [0, 1], None)
+    assert named.text == "<red> is left of <green>; <Prompt2>?"
+
+
+def test_multiple_choice_builds_the_reference_prompt(gar, scene):
+    image, masks = scene
+    inputs, _ = gar.prepare_ask(image, {"red": masks["red"]}, "What colour is <red>?", options=["red", "green"])
+    assert "Question: What colour is <Prompt0>?\nOptions:\nA. red\nB. green\nAnswer with the correct option's" in inputs.text
+    result = gar.ask(image, {"red": masks["red"]}, "What colour is <red>?", options=["red", "green"], settings=SHORT)
+    from garvideo.model import parse_option_letter
+
+    assert result.choice == parse_option_letter(result.text, 2)
+
+
+def test_ask_errors(gar, scene, tmp_path):
+    image, masks = scene
+    with pytest.raises(InvalidInputError, match="<cat>, which is not one of the given regions"):
+        gar.ask(image, {"red": masks["red"]}, "Is <cat> red?")
+    with pytest.raises(TooManyRegionsError, match="groups of 5"):
+        gar.ask(image, {f"r{i}": masks["red"] for i in range(6)}, "Which is red?")
+    with pytest.raises(InvalidInputError, match="empty"):
+        gar.ask(image, {"red": np.zeros_like(masks["red"])}, "Is <red> red?")
+    with pytest.raises(InvalidInputError, match="image's size"):
+        gar.ask(image, {"red": masks["red"][:, :-2]}, "Is <red> red?")
+    with pytest.raises(InvalidInputError, match="no such file"):
+        gar.ask(tmp_path / "nope.jpg", {"red": masks["red"]}, "Is <red> red?")
+    with pytest.raises(InvalidInputError, match="question is empty"):
+        gar.ask(image, {"red": masks["red"]}, " ")
+    with pytest.raises(InvalidInputError, match="distinct"):
+        gar.ask(image, [("a", masks["red"]), ("a", masks["green"])], "Is <a> red?")
+    with pytest.raises(GarvideoError, match="not usable"):
+        gar.ask(image, {"bad<name>": masks["red"]}, "Hi?")
+    assert gar.generate([], SHORT) == []
+
+
+def test_describe_batch_matches_single_calls(gar, scene):
+    image, masks = scene
+    batch = gar.describe_batch([(image, masks["red"]), (image, masks["blue"]), (image, masks["green"])], SHORT, batch_size=2)
+    single = [gar.describe(image, masks[k], SHORT) for k in ("red", "blue", "green")]
+    assert [r.token_ids for r in batch] == [r.token_ids for r in single]
+    assert [r.timings.batch_size for r in batch] == [2, 2, 1]
+
+
+def test_sampling_is_seeded_and_leaves_global_random_state_alone(gar, scene):
+    image, masks = scene
+    settings = GenerationSettings(max_new_tokens=6, do_sample=True, temperature=1.5, seed=11)
+    state = torch.random.get_rng_state()
+    a = gar.describe(image, masks["red"], settings)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    b = gar.describe(image, masks["red"], settings)
+    assert a.token_ids == b.token_ids
+    with pytest.raises(InvalidInputError):
+        GenerationSettings(temperature=0)
+
+
+def _video(scene, count=4):
+    image, masks = scene
+    frames = [np.roll(image, 6 * f, axis=1) for f in range(count)]
+    red = [np.roll(masks["red"], 6 * f, axis=1) for f in range(count)]
+    green = [np.roll(masks["green"], 6 * f, axis=1) for f in range(count)]
+    return frames, red, green
+
+
+def test_video_question_is_one_generate_call_with_batched_vision(gar, scene, monkeypatch):
+    frames, red, green = _video(scene)
+    green[2] = None  # not visible there
+    generate_calls, tower_batches = [], []
+    real_generate = gar.model.mllm.generate
+
+    def counting_generate(*args, **kwargs):
+        generate_calls.append(kwargs["inputs_embeds"].shape)
+        return real_generate(*args, **kwargs)
+
+    monkeypatch.setattr(gar.model.mllm, "generate", counting_generate)
+    monkeypatch.setattr(gar, "vision_batch_size", 3)
+    handle = gar.model.mllm.model.vision_tower.register_forward_hook(
+        lambda module, args, output: tower_batches.append(output.last_hidden_state.shape[0])
+    )
+    try:
+        result = gar.ask_video(frames, {"red": red, "green": green}, "How do <red> and <green> move?", settings=SHORT)
+    finally:
+        handle.remove()
+    assert len(generate_calls) == 1 and tower_batches == [3, 1]
+    inputs, _ = gar.prepare_video(frames, {"red": red, "green": green}, "How do <red> and <green> move?")
+    assert len(inputs.runs) == 7 and generate_calls[0][1] == inputs.num_tokens
+    assert "Frame 3: <Prompt0>: <|reserved_special_token_4|>" in inputs.text and "<Prompt1>: not visible" in inputs.text
+    assert result.prompt_tokens == inputs.num_tokens
+
+
+def test_video_single_region_and_modes(gar, scene):
+    frames, red, _ = _video(scene, 3)
+    described = gar.describe_video(frames, red, settings=SHORT)
+    assert described.token_ids == gar.describe_video(frames, red, settings=SHORT).token_ids
+    aligned = gar.generate(gar.prepare_video(frames, {"region": red}, "Describe <region>.")[0], SHORT, box_mode="aligned",
+                           output_logits=True)[0]
+    reference = gar.generate(gar.prepare_video(frames, {"region": red}, "Describe <region>.")[0], SHORT,
+                             output_logits=True)[0]
+    assert not np.allclose(aligned.step_logits[0], reference.step_logits[0])  # the box mode matters
+    tiled = gar.ask_video(frames, {"region": red}, "What is <region>?", tiling="thumb+tile", settings=SHORT)
+    assert tiled.prompt_tokens > described.prompt_tokens
+
+
+def test_video_errors(gar, scene):
+    frames, red, _ = _video(scene, 3)
+    with pytest.raises(InvalidInputError, match="not visible on any"):
+        gar.ask_video(frames, {"ghost": [None, None, np.zeros_like(red[0])]}, "Where is <ghost>?")
+    with pytest.raises(TooManyRegionsError):
+        gar.ask_video(frames, {f"r{i}": red for i in range(6)}, "Which is red?")
+    with pytest.raises(InvalidInputError, match="<cat>"):
+        gar.ask_video(frames, {"red": red}, "Is <cat> here?")
+    with pytest.raises(InvalidInputError, match="question is empty"):
+        gar.ask_video(frames, {"red": red}, "")
