@@ -1,1 +1,34 @@
-"""garvideo.video"""
+"""Reading videos: facts, exact frame index <-> time mapping, frame sampling, bounded decoding.
+
+    from garvideo.video import open_video
+
+    with open_video("clip.mp4") as video:
+        print(video.info.to_dict())
+        for frame in video.iter_frames(start=120, step=-1):   # backward from frame 120
+            ...
+        frames = video.read(video.sample_uniform(8, start=2.0, end=12.0))
+        timeline = video.sample_windows(10.0, frames_per_window=4)
+
+PyAV is the default decoder; decord is used when installed (``backend="auto"``)
+and gives the same frames for the same indices. Frames are RGB uint8 arrays in
+displayed orientation (rotation metadata applied); times are seconds since the
+first frame.
+"""
+
+from .facts import DecodeStats, Frame, FrameSelection, VideoDecodeWarning, VideoInfo, Window
+from .reader import DEFAULT_MAX_BUFFERED_FRAMES, VideoReader, open_video, video_info
+from .timeline import Timeline
+
+__all__ = [
+    "DEFAULT_MAX_BUFFERED_FRAMES",
+    "DecodeStats",
+    "Frame",
+    "FrameSelection",
+    "Timeline",
+    "VideoDecodeWarning",
+    "VideoInfo",
+    "VideoReader",
+    "Window",
+    "open_video",
+    "video_info",
+]

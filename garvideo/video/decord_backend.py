@@ -1,0 +1,69 @@
+"""Decoding chosen frames with decord (optional: ``pip install garvideo[decord]``).
+
+decord keeps its own frame index; the reader checks that it counts the same
+frames as the PyAV probe, and times and rotation always come from the probe
+so both backends give the same frames for the same indices.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from ..errors import VideoError
+from .facts import DecodeStats, Frame
+from .pyav_backend import to_display
+from .timeline import Timeline
+
+
+def decord_available() -> bool:
+    return importlib.util.find_spec("decord") is not None
+
+
+class DecordDecoder:
+    def __init__(self, path: str, timeline: Timeline, rotation: int, batch_size: int, threads: int = 0) -> None:
+        try:
+            import decord
+        except ImportError:
+            raise VideoError(
+                "the decord backend is not installed: pip install 'garvideo[decord]' (or use backend='pyav')"
+            ) from None
+        if rotation:
+            # decord 0.6 mishandles display-matrix rotation (wrong shapes, failed copies).
+            raise VideoError(f"decord cannot read rotated videos such as {path} correctly; use backend='pyav'")
+        try:
+            self._reader: Any = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=threads)
+        except decord.DECORDError as exc:
+            raise VideoError(f"decord cannot open {path}: {str(exc).splitlines()[0]}") from None
+        if len(self._reader) != len(timeline):
+            raise VideoError(
+                f"decord counts {len(self._reader)} frames in {path} where its packets hold {len(timeline)}; "
+                "use backend='pyav' for this file"
+            )
+        self._timeline = timeline
+        self._rotation = rotation
+        self._batch_size = batch_size
+
+    def close(self) -> None:
+        self._reader = None
+
+    @property
+    def stats(self) -> DecodeStats | None:
+        return None  # decord does not say how many frames it decoded
+
+    def _batch(self, chunk: list[int]) -> Iterator[Frame]:
+        arrays = self._reader.get_batch(chunk).asnumpy()
+        for index, image in zip(chunk, arrays):
+            yield Frame(index=index, time=float(self._timeline.times[index]), image=to_display(image, self._rotation))
+
+    def decode(self, indices: Iterable[int]) -> Iterator[Frame]:
+        """Yield the frames at ``indices`` (ascending), ``batch_size`` decoded at a time."""
+        chunk: list[int] = []
+        for index in indices:
+            chunk.append(int(index))
+            if len(chunk) == self._batch_size:
+                yield from self._batch(chunk)
+                chunk = []
+        if chunk:
+            yield from self._batch(chunk)

@@ -1,0 +1,231 @@
+"""``open_video``: a video's facts, exact index/time mapping, frame sampling and bounded decoding."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Literal, Protocol
+
+from ..errors import InvalidInputError, VideoError
+from . import sampling
+from .decord_backend import DecordDecoder, decord_available
+from .facts import DecodeStats, Frame, FrameSelection, VideoInfo, Window
+from .probe import open_container, probe, video_stream
+from .pyav_backend import PyAVDecoder
+from .timeline import Timeline
+
+Backend = Literal["auto", "pyav", "decord"]
+
+#: Frames a backward iteration or a decord batch holds at most at once.
+DEFAULT_MAX_BUFFERED_FRAMES = 16
+
+
+class _Decoder(Protocol):
+    def decode(self, indices: Iterable[int]) -> Iterator[Frame]: ...
+
+    def close(self) -> None: ...
+
+    @property
+    def stats(self) -> DecodeStats | None: ...
+
+
+class VideoReader:
+    """An open video: its :class:`VideoInfo`, its :class:`Timeline` and frame decoding.
+
+    Use :func:`open_video` to make one; close it (or use ``with``) to release the file.
+    """
+
+    def __init__(self, info: VideoInfo, timeline: Timeline, decoder: _Decoder, backend: str, max_buffered_frames: int):
+        self.info = info
+        self.timeline = timeline
+        self.backend = backend
+        self.max_buffered_frames = max_buffered_frames
+        self._decoder = decoder
+
+    # -- facts ---------------------------------------------------------------
+
+    @property
+    def path(self) -> str:
+        return self.info.path
+
+    @property
+    def num_frames(self) -> int:
+        return self.info.num_frames
+
+    @property
+    def width(self) -> int:
+        return self.info.width
+
+    @property
+    def height(self) -> int:
+        return self.info.height
+
+    @property
+    def fps(self) -> float:
+        return self.info.fps
+
+    @property
+    def duration(self) -> float:
+        return self.info.duration
+
+    def index_to_time(self, index: int) -> float:
+        """Presentation time (seconds since the first frame) of frame ``index``."""
+        return self.timeline.index_to_time(index)
+
+    def time_to_index(self, seconds: float) -> int:
+        """Index of the frame on screen at ``seconds``."""
+        return self.timeline.time_to_index(seconds)
+
+    # -- streaming -----------------------------------------------------------
+
+    def iter_frames(self, start: int = 0, stop: int | None = None, step: int = 1) -> Iterator[Frame]:
+        """Frames ``start, start + step, ...`` with ``range()`` semantics (``stop`` exclusive).
+
+        A negative ``step`` goes backward from ``start`` (``stop=None``: down to frame
+        0 included). Whatever the video's length, at most ``max_buffered_frames``
+        decoded frames are held at once (forward: one).
+        """
+        if isinstance(step, bool) or not isinstance(step, int) or step == 0:
+            raise InvalidInputError(f"the frame step must be a non-zero integer, got {step!r}")
+        start = self.timeline.check_index(start)
+        if step > 0:
+            stop = self.num_frames if stop is None else max(0, min(int(stop), self.num_frames))
+            return self._decoder.decode(range(start, stop, step))
+        stop = -1 if stop is None else max(-1, min(int(stop), self.num_frames))
+        return self._iter_backward(range(start, stop, step))
+
+    def _iter_backward(self, wanted: range) -> Iterator[Frame]:
+        # Chunks of at most max_buffered_frames frames, each inside one GOP: decode a
+        # chunk forward from its keyframe, hand it out reversed, then step back.
+        position = 0
+        while position < len(wanted):
+            keyframe = int(self.timeline.keyframes[self.timeline.keyframe_at_or_before(wanted[position])])
+            end = position + 1
+            while end < len(wanted) and end - position < self.max_buffered_frames and wanted[end] >= keyframe:
+                end += 1
+            chunk = list(self._decoder.decode(wanted[position:end][::-1]))
+            yield from reversed(chunk)
+            position = end
+
+    # -- sampling ------------------------------------------------------------
+
+    def sample_uniform(self, count: int, start: float | None = None, end: float | None = None) -> FrameSelection:
+        """``count`` frames spread evenly over ``[start, end)`` seconds (default: the whole video)."""
+        return sampling.uniform(self.timeline, count, start, end)
+
+    def sample_rate(self, fps: float, start: float | None = None, end: float | None = None) -> FrameSelection:
+        """The frames on screen every ``1 / fps`` seconds over ``[start, end)``."""
+        return sampling.at_rate(self.timeline, fps, start, end)
+
+    def sample_every(self, step: int, start: int = 0, stop: int | None = None) -> FrameSelection:
+        """Every ``step``-th frame index from ``start`` to ``stop`` (exclusive)."""
+        return sampling.every(self.timeline, step, start, stop)
+
+    def select_indices(self, indices: Iterable[int]) -> FrameSelection:
+        """These frame indices with their times, in the given order."""
+        return sampling.at_indices(self.timeline, indices)
+
+    def select_times(self, seconds: Iterable[float]) -> FrameSelection:
+        """The frames on screen at these times, in the given order."""
+        return sampling.at_times(self.timeline, seconds)
+
+    def sample_windows(
+        self,
+        length: float,
+        frames_per_window: int | None = None,
+        fps: float | None = None,
+        start: float | None = None,
+        end: float | None = None,
+    ) -> list[Window]:
+        """Consecutive ``length``-second windows, each with its own frame selection."""
+        return sampling.windows(self.timeline, length, frames_per_window, fps, start, end)
+
+    # -- decoding a selection ------------------------------------------------
+
+    def read(self, selection: FrameSelection | Iterable[int]) -> list[Frame]:
+        """Decode the selected frames, returned in the selection's order (repeats share one Frame).
+
+        The distinct frames are decoded in ascending order: forward through a GOP
+        where that is cheaper than seeking, seeking to a keyframe otherwise.
+        Frames that cannot be decoded (damaged file) are left out, with a warning.
+        """
+        indices = selection.indices if isinstance(selection, FrameSelection) else tuple(
+            self.timeline.check_index(i) for i in selection
+        )
+        wanted = sorted(set(indices))
+        decoded = {frame.index: frame for frame in self._decoder.decode(wanted)}
+        return [decoded[i] for i in indices if i in decoded]
+
+    def frame(self, index: int) -> Frame:
+        """The frame at ``index``."""
+        frames = self.read([self.timeline.check_index(index)])
+        if not frames:
+            raise VideoError(f"frame {index} of {self.path} cannot be decoded")
+        return frames[0]
+
+    def frame_at(self, seconds: float) -> Frame:
+        """The frame on screen at ``seconds``."""
+        return self.frame(self.time_to_index(seconds))
+
+    @property
+    def decode_stats(self) -> DecodeStats | None:
+        """Frames decoded and seeks made so far (PyAV backend; None for decord)."""
+        return self._decoder.stats
+
+    # -- lifetime ------------------------------------------------------------
+
+    def close(self) -> None:
+        self._decoder.close()
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        info = self.info
+        return (
+            f"VideoReader({info.path!r}, {info.width}x{info.height}, {info.num_frames} frames, "
+            f"{info.fps:.3f} fps, backend={self.backend!r})"
+        )
+
+
+def video_info(path: str | os.PathLike[str]) -> VideoInfo:
+    """The facts of the video at ``path`` without keeping it open (reads its packets, decodes one frame)."""
+    return probe(os.fspath(path)).info
+
+
+def open_video(
+    path: str | os.PathLike[str],
+    backend: Backend = "auto",
+    *,
+    max_buffered_frames: int = DEFAULT_MAX_BUFFERED_FRAMES,
+    threads: int = 0,
+) -> VideoReader:
+    """Open a video file for reading.
+
+    ``backend``: ``"pyav"``, ``"decord"`` (optional extra) or ``"auto"`` (decord
+    when installed and it agrees with the container's frame count, else PyAV).
+    ``threads``: decoder threads (0 = let FFmpeg choose). Raises
+    :class:`~garvideo.errors.VideoError` for a missing, unreadable or video-less file;
+    a truncated file opens with a :class:`VideoDecodeWarning`.
+    """
+    if backend not in ("auto", "pyav", "decord"):
+        raise InvalidInputError(f"unknown video backend {backend!r}: use 'auto', 'pyav' or 'decord'")
+    if isinstance(max_buffered_frames, bool) or not isinstance(max_buffered_frames, int) or max_buffered_frames < 1:
+        raise InvalidInputError(f"max_buffered_frames must be a positive integer, got {max_buffered_frames!r}")
+    name = os.fspath(path)
+    facts = probe(name)
+    info, timeline = facts.info, facts.timeline
+    if backend == "decord" or (backend == "auto" and decord_available()):
+        try:
+            decoder: _Decoder = DecordDecoder(name, timeline, info.rotation, max_buffered_frames, threads)
+            return VideoReader(info, timeline, decoder, "decord", max_buffered_frames)
+        except VideoError:
+            if backend == "decord":
+                raise
+    with open_container(name) as container:
+        stream_index = video_stream(container, name).index
+    decoder = PyAVDecoder(name, stream_index, timeline, info.rotation, threads)
+    return VideoReader(info, timeline, decoder, "pyav", max_buffered_frames)

@@ -1,0 +1,120 @@
+"""Choosing frames: uniformly, at a rate, every k-th, at given indices or times, per window.
+
+Every function maps times to frames through the :class:`Timeline`, so the
+choice is exact on variable-frame-rate clips, and returns a
+:class:`FrameSelection` (indices with their presentation times). Times are
+seconds since the first frame; a range ``[start, end)`` defaults to the whole
+video.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import numpy as np
+
+from ..errors import InvalidInputError
+from .facts import FrameSelection, Window
+from .timeline import Timeline
+
+
+def _selection(timeline: Timeline, indices: Iterable[int]) -> FrameSelection:
+    chosen = tuple(int(i) for i in indices)
+    return FrameSelection(indices=chosen, times=tuple(float(timeline.times[i]) for i in chosen))
+
+
+def _time_range(timeline: Timeline, start: float | None, end: float | None) -> tuple[float, float]:
+    start = 0.0 if start is None else timeline.check_time(start)
+    end = timeline.duration if end is None else timeline.check_time(end)
+    if end <= start:
+        raise InvalidInputError(f"the time range must end after it starts, got {start:.3f} s to {end:.3f} s")
+    return start, end
+
+
+def _frames_in(timeline: Timeline, start: float, end: float) -> tuple[int, int]:
+    """Index range ``[first, stop)`` of the frames that start within ``[start, end)``.
+
+    The frame already on screen at ``start`` counts too, so a range never comes out empty.
+    """
+    first = timeline.time_to_index(start)
+    stop = int(np.searchsorted(timeline.times, end - 1e-9, side="left"))
+    return first, max(stop, first + 1)
+
+
+def _unique_in_order(indices: Iterable[int]) -> list[int]:
+    return list(dict.fromkeys(int(i) for i in indices))
+
+
+def uniform(timeline: Timeline, count: int, start: float | None = None, end: float | None = None) -> FrameSelection:
+    """``count`` frames spread evenly over ``[start, end)``: the frames on screen at the middles of
+    ``count`` equal spans. Fewer come back when the range holds fewer frames (no frame twice)."""
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise InvalidInputError(f"the number of frames to sample must be a positive integer, got {count!r}")
+    start, end = _time_range(timeline, start, end)
+    first, stop = _frames_in(timeline, start, end)
+    if count >= stop - first:
+        return _selection(timeline, range(first, stop))
+    span = (end - start) / count
+    middles = start + span * (np.arange(count) + 0.5)
+    return _selection(timeline, _unique_in_order(timeline.time_to_index(t) for t in middles))
+
+
+def at_rate(timeline: Timeline, fps: float, start: float | None = None, end: float | None = None) -> FrameSelection:
+    """The frames on screen every ``1 / fps`` seconds from ``start`` (no frame twice when ``fps`` exceeds the video's)."""
+    if not isinstance(fps, (int, float)) or not math.isfinite(fps) or fps <= 0:
+        raise InvalidInputError(f"the sampling rate must be a positive number of frames per second, got {fps!r}")
+    start, end = _time_range(timeline, start, end)
+    steps = max(1, math.ceil((end - start) * fps - 1e-9))
+    moments = start + np.arange(steps) / fps
+    return _selection(timeline, _unique_in_order(timeline.time_to_index(t) for t in moments if t < end))
+
+
+def every(timeline: Timeline, step: int, start: int = 0, stop: int | None = None) -> FrameSelection:
+    """Every ``step``-th frame from index ``start`` up to ``stop`` (exclusive, None = the end)."""
+    if isinstance(step, bool) or not isinstance(step, int) or step < 1:
+        raise InvalidInputError(f"the frame step must be a positive integer, got {step!r}")
+    start = timeline.check_index(start)
+    stop = len(timeline) if stop is None else min(int(stop), len(timeline))
+    return _selection(timeline, range(start, stop, step))
+
+
+def at_indices(timeline: Timeline, indices: Iterable[int]) -> FrameSelection:
+    """Exactly these frame indices, in the given order (each checked against the video's length)."""
+    return _selection(timeline, [timeline.check_index(i) for i in indices])
+
+
+def at_times(timeline: Timeline, seconds: Iterable[float]) -> FrameSelection:
+    """The frame on screen at each of these times, in the given order (one entry per time)."""
+    return _selection(timeline, [timeline.time_to_index(t) for t in seconds])
+
+
+def windows(
+    timeline: Timeline,
+    length: float,
+    frames_per_window: int | None = None,
+    fps: float | None = None,
+    start: float | None = None,
+    end: float | None = None,
+) -> list[Window]:
+    """Consecutive windows of ``length`` seconds over ``[start, end)`` (the last one may be shorter),
+    each with ``frames_per_window`` uniform frames or frames at ``fps`` (exactly one of the two)."""
+    if not isinstance(length, (int, float)) or not math.isfinite(length) or length <= 0:
+        raise InvalidInputError(f"the window length must be a positive number of seconds, got {length!r}")
+    if (frames_per_window is None) == (fps is None):
+        raise InvalidInputError("give the frames of each window as either a count per window or a rate (fps)")
+    start, end = _time_range(timeline, start, end)
+    result: list[Window] = []
+    count = max(1, math.ceil((end - start) / length - 1e-9))
+    for number in range(count):
+        window_start = start + number * length
+        window_end = min(end, start + (number + 1) * length)
+        if window_end - window_start <= 1e-9:
+            break
+        if frames_per_window is not None:
+            chosen = uniform(timeline, frames_per_window, window_start, window_end)
+        else:
+            assert fps is not None
+            chosen = at_rate(timeline, fps, window_start, window_end)
+        result.append(Window(number=number, start=window_start, end=window_end, selection=chosen))
+    return result
