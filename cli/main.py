@@ -35,6 +35,11 @@ def app() -> None:
     """
 
 
+from .info import info_command  # noqa: E402  (click only: heavy imports happen inside the command)
+
+app.add_command(info_command)
+
+
 def main(argv: list[str] | None = None) -> None:
     app.main(args=argv, prog_name="garvideo")
 

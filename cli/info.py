@@ -1,0 +1,55 @@
+"""``garvideo info VIDEO``: what a video is (size, rotation, frame rate, frames, duration, codec)."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import click
+
+
+def _describe(info) -> list[tuple[str, str]]:
+    size = f"{info.width}x{info.height}"
+    if info.rotation:
+        size += f" as displayed (stored {info.coded_width}x{info.coded_height}, turned {info.rotation} degrees clockwise)"
+    frames = f"{info.num_frames}" + ("" if info.num_frames_exact else " (estimated: the stream has no timestamps)")
+    fps = f"{info.fps:.3f}" + (" average, variable frame rate" if info.variable_frame_rate else "")
+    codec = info.codec + (f" ({info.pixel_format})" if info.pixel_format else "")
+    rows = [
+        ("size", size),
+        ("frames", frames),
+        ("fps", fps),
+        ("duration", f"{info.duration:.3f} s"),
+        ("codec", codec),
+        ("container", info.container),
+        ("keyframes", str(info.keyframes)),
+        ("audio", "yes" if info.has_audio else "no"),
+    ]
+    if info.bit_rate:
+        rows.append(("bit rate", f"{info.bit_rate / 1000:.0f} kbit/s"))
+    return rows
+
+
+@click.command("info")
+@click.argument("video", type=click.Path(dir_okay=True, path_type=str))
+@click.option("--json", "as_json", is_flag=True, help="Print the facts as one JSON object.")
+def info_command(video: str, as_json: bool) -> None:
+    """Print a video's facts: displayed size, rotation, frame rate, frame count, duration, codec.
+
+    The frame count and duration come from the video's packets, so they are
+    exact for variable-frame-rate clips; a truncated file is reported with a
+    warning on stderr.
+    """
+    from garvideo.video import video_info  # imported here: `garvideo --help` stays fast
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        info = video_info(video)
+    for warning in caught:
+        click.echo(f"garvideo: warning: {warning.message}", err=True)
+    if as_json:
+        click.echo(json.dumps(info.to_dict()))
+        return
+    click.echo(info.path)
+    for label, value in _describe(info):
+        click.echo(f"  {label:<10} {value}")

@@ -1,0 +1,51 @@
+"""``garvideo info``: human-readable facts, one JSON object with --json, one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from garvideo.testing import clips
+from garvideo_cli.main import app
+
+
+def test_info_prints_the_facts(rotated_clip):
+    result = CliRunner().invoke(app, ["info", str(rotated_clip.path)])
+    assert result.exit_code == 0, result.output
+    assert f"{rotated_clip.width}x{rotated_clip.height}" in result.output
+    assert f"turned {rotated_clip.rotation} degrees clockwise" in result.output
+    assert f"frames     {rotated_clip.num_frames}" in result.output
+    assert "h264" in result.output
+
+
+def test_info_json_is_one_object(vfr_mp4_clip):
+    result = CliRunner().invoke(app, ["info", "--json", str(vfr_mp4_clip.path)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1
+    facts = json.loads(lines[0])
+    assert facts["width"] == 64 and facts["height"] == 48 and facts["rotation"] == 0
+    assert facts["num_frames"] == vfr_mp4_clip.num_frames
+    assert facts["duration"] == vfr_mp4_clip.duration
+    assert facts["fps"] == vfr_mp4_clip.num_frames / vfr_mp4_clip.duration
+    assert facts["codec"] == "h264"
+    assert facts["variable_frame_rate"] is True
+
+
+def test_info_errors_are_one_line_exit_2(tmp_path):
+    for path in (tmp_path / "missing.mp4", clips.not_video_file(tmp_path / "text.mp4")):
+        result = CliRunner().invoke(app, ["info", str(path)])
+        assert result.exit_code == 2
+        assert result.output.count("\n") == 1
+        assert result.output.startswith("garvideo: error: ")
+        assert "Traceback" not in result.output
+
+
+def test_info_warns_about_a_truncated_file(tmp_path):
+    truth = clips.truncated_clip(tmp_path / "cut.mp4")
+    result = CliRunner().invoke(app, ["info", "--json", str(truth.path)])
+    assert result.exit_code == 0
+    assert "garvideo: warning:" in result.output and "truncated" in result.output
+    facts = json.loads(result.output.strip().splitlines()[-1])
+    assert facts["num_frames"] < truth.num_frames
