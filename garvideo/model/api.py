@@ -55,6 +55,7 @@ class GenerationSettings:
     """Decoding options. Greedy by default, as the reference evaluates; ``seed`` makes sampling repeatable."""
 
     max_new_tokens: int = 1024
+    min_new_tokens: int = 0  # EOS is suppressed before this many tokens (benchmarks use it for fixed lengths)
     do_sample: bool = False
     temperature: float = 1.0
     top_p: float = 1.0
@@ -65,6 +66,8 @@ class GenerationSettings:
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:
             raise InvalidInputError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
+        if not 0 <= self.min_new_tokens <= self.max_new_tokens:
+            raise InvalidInputError(f"min_new_tokens must be in 0..max_new_tokens, got {self.min_new_tokens}")
         if self.temperature <= 0:
             raise InvalidInputError(f"temperature must be positive, got {self.temperature}")
         if not 0 < self.top_p <= 1:
@@ -75,6 +78,7 @@ class GenerationSettings:
 
         options = dict(
             max_new_tokens=self.max_new_tokens,
+            min_new_tokens=self.min_new_tokens,
             do_sample=self.do_sample,
             eos_token_id=eos_token_id,
             pad_token_id=pad_token_id,
