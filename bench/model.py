@@ -66,7 +66,11 @@ def main() -> None:
     settings = GenerationSettings(max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens)
     images, masks = _scene(640, 400, args.frames, args.regions)
     device = gar.model.device
-    card = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    card = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    )
     print(f"device: {card}; dtype {gar.info.dtype}; sizes {sizes or 'tiny defaults'}")
     one_token = GenerationSettings(max_new_tokens=1)
     print(

@@ -139,7 +139,9 @@ def _named(regions, what: str) -> tuple[list[str], list]:
             raise InvalidInputError(f"{what}s must be (name, mask) pairs or a {{name: mask}} mapping")
         name = str(item[0]).strip()
         if not name or "<" in name or ">" in name or "\n" in name:
-            raise InvalidInputError(f"region name {item[0]!r} is not usable: names are non-empty and have no < > or newlines")
+            raise InvalidInputError(
+                f"region name {item[0]!r} is not usable: names are non-empty and have no < > or newlines"
+            )
         names.append(name)
     if len(set(names)) != len(names):
         raise InvalidInputError(f"region names must be distinct, got {names}")

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-from .errors import CheckpointError
 from ..files import atomic_write_json
+from .errors import CheckpointError
 
 CONFIG_NAME = "config.json"
 MODEL_TYPE = "GAR"
@@ -77,8 +77,10 @@ class GARConfig:
         kernel = data.get("kernel_size")
         if kernel is None and "img_size" in vision_args and "ref_feat_shape" in vision_args:
             # As the reference derives it: image size over the reference feature grid.
-            kernel = [vision_args["img_size"][0] // vision_args["ref_feat_shape"][0],
-                      vision_args["img_size"][1] // vision_args["ref_feat_shape"][1]]
+            kernel = [
+                vision_args["img_size"][0] // vision_args["ref_feat_shape"][0],
+                vision_args["img_size"][1] // vision_args["ref_feat_shape"][1],
+            ]
         channels = data.get("mask_path_embedding_out_channels")
         if channels is None:
             channels = getattr(mllm_config.vision_config, "num_features", None) or vision_args.get("embed_dim")

@@ -54,9 +54,7 @@ def load_rgb(image: ImageLike, what: str = "image") -> np.ndarray:
         return _pil_to_rgb(image)
     if isinstance(image, np.ndarray):
         if image.dtype != np.uint8:
-            raise InvalidInputError(
-                f"{what} array has dtype {image.dtype}: pass uint8 values 0..255 (H x W x 3, RGB)"
-            )
+            raise InvalidInputError(f"{what} array has dtype {image.dtype}: pass uint8 values 0..255 (H x W x 3, RGB)")
         if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
             return np.repeat(image.reshape(image.shape[0], image.shape[1], 1), 3, axis=2)
         if image.ndim == 3 and image.shape[2] == 3:
@@ -64,9 +62,7 @@ def load_rgb(image: ImageLike, what: str = "image") -> np.ndarray:
         if image.ndim == 3 and image.shape[2] == 4:
             return _pil_to_rgb(Image.fromarray(np.ascontiguousarray(image)))
         raise InvalidInputError(f"{what} array has shape {image.shape}: expected H x W x 3 (RGB) or H x W")
-    raise InvalidInputError(
-        f"{what} must be a file path, a PIL image or a numpy array, got {type(image).__name__}"
-    )
+    raise InvalidInputError(f"{what} must be a file path, a PIL image or a numpy array, got {type(image).__name__}")
 
 
 def load_mask(mask: MaskLike, what: str = "mask") -> np.ndarray:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import importlib.util
 import json
 import os
 from dataclasses import dataclass
@@ -41,9 +42,9 @@ import torchvision
 from torch import nn
 
 from ..errors import InvalidInputError
-from .errors import CheckpointError
 from ..files import atomic_path
 from .configuration_gar import GARConfig
+from .errors import CheckpointError
 from .processing_gar import GARInputs, PlaceholderRun, PreparedImage
 
 BoxMode = Literal["reference", "aligned"]
@@ -250,7 +251,11 @@ class GARModel(nn.Module):
         spatial_scale = scale if box_mode == "reference" else 1.0
         side = self.tokens_per_side
         pooled = torchvision.ops.roi_align(
-            feature_map.float(), roi, output_size=(side, side), spatial_scale=spatial_scale, sampling_ratio=2,
+            feature_map.float(),
+            roi,
+            output_size=(side, side),
+            spatial_scale=spatial_scale,
+            sampling_ratio=2,
             aligned=True,
         )
         features = pooled.permute(0, 2, 3, 1).reshape(side * side, -1).to(feature_map.dtype)
@@ -364,7 +369,10 @@ class GARModel(nn.Module):
             output_loading_info=True,
             local_files_only=True,
         )
-        if device.type != "cpu":
+        # Straight onto the GPU when accelerate is there (transformers needs it for device_map);
+        # otherwise through CPU memory and moved afterwards.
+        direct = device.type != "cpu" and importlib.util.find_spec("accelerate") is not None
+        if direct:
             kwargs["device_map"] = {"": device}
         try:
             mllm, info = _perception_lm_class().from_pretrained(str(folder), **kwargs)
@@ -376,7 +384,8 @@ class GARModel(nn.Module):
         if info.get("unexpected_keys"):
             problems.append(f"unexpected: {_listing(info['unexpected_keys'], 'mllm.')}")
         if info.get("mismatched_keys"):
-            problems.append(f"wrong shape: {_listing([k[0] if isinstance(k, tuple) else k for k in info['mismatched_keys']], 'mllm.')}")
+            names = [k[0] if isinstance(k, tuple) else k for k in info["mismatched_keys"]]
+            problems.append(f"wrong shape: {_listing(names, 'mllm.')}")
         mask_weight = _read_tensor(files, MASK_EMBEDDING_KEY)
         if mask_weight is None:
             problems.append(f"missing: {MASK_EMBEDDING_KEY}")
@@ -393,6 +402,8 @@ class GARModel(nn.Module):
             )
         with torch.no_grad():
             model.mask_patch_embedding.weight.copy_(mask_weight.to(model.mask_patch_embedding.weight.dtype))
+        if not direct:
+            model.to(device)
         return model.eval()
 
     def save_pretrained(self, folder: str | os.PathLike) -> None:

@@ -18,12 +18,12 @@ import math
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal, Mapping, Optional, Sequence
+from typing import Literal, Optional, Sequence
 
 import numpy as np
 import torch
-from torchvision.transforms import functional as TF
 from torchvision.transforms import InterpolationMode
+from torchvision.transforms import functional as TF
 
 from ..errors import InvalidInputError
 from ..files import atomic_write_json, atomic_write_text
@@ -347,7 +347,9 @@ class GARProcessor:
             chat_template,
             tiling=tiling,
             patch_size=int(proc.get("patch_size", model.get("patch_size_h", 14))),
-            pooling_ratio=int(proc.get("pooling_ratio", model.get("mllm_config", {}).get("projector_pooling_ratio", 2))),
+            pooling_ratio=int(
+                proc.get("pooling_ratio", model.get("mllm_config", {}).get("projector_pooling_ratio", 2))
+            ),
             prompt_numbers=int(model.get("prompt_numbers", 5)),
             crop_tokens_ids=model.get("crop_tokens_ids"),
             double_bos=double_bos,
@@ -385,7 +387,11 @@ class GARProcessor:
         )
         atomic_write_json(
             folder / "processor_config.json",
-            {"patch_size": self.patch_size, "pooling_ratio": self.pooling_ratio, "processor_class": "PerceptionLMProcessor"},
+            {
+                "patch_size": self.patch_size,
+                "pooling_ratio": self.pooling_ratio,
+                "processor_class": "PerceptionLMProcessor",
+            },
         )
         atomic_write_text(folder / "chat_template.jinja", self.chat_template)
 
@@ -504,7 +510,11 @@ class GARProcessor:
         return self.tokenizer.convert_ids_to_tokens(token_id) * self.tokens_per_tile
 
     def assemble(
-        self, user_text: str, images: Sequence[PreparedImage], runs: Sequence[_RunSpec], prompt_indices: Sequence[int],
+        self,
+        user_text: str,
+        images: Sequence[PreparedImage],
+        runs: Sequence[_RunSpec],
+        prompt_indices: Sequence[int],
         double_bos: Optional[bool] = None,
     ) -> GARInputs:
         """Chat-template the user turn (images first), expand image tokens, tokenise, locate the runs."""
@@ -550,9 +560,10 @@ class GARProcessor:
         if placeholder_ids:
             positions = np.flatnonzero(np.isin(input_ids, placeholder_ids))
             if positions.size:
-                breaks = np.flatnonzero(
-                    (np.diff(positions) != 1) | (input_ids[positions[1:]] != input_ids[positions[:-1]])
-                ) + 1
+                breaks = (
+                    np.flatnonzero((np.diff(positions) != 1) | (input_ids[positions[1:]] != input_ids[positions[:-1]]))
+                    + 1
+                )
                 for group in np.split(positions, breaks):
                     if group.size % n:
                         raise InvalidInputError(
@@ -697,10 +708,14 @@ class GARProcessor:
         count = len(region_masks)
         self._check_region_count(count, names)
         indices = list(range(count)) if prompt_indices is None else [int(k) for k in prompt_indices]
-        if len(indices) != count or len(set(indices)) != count or any(
-            not 0 <= k < self.prompt_numbers for k in indices
+        if (
+            len(indices) != count
+            or len(set(indices)) != count
+            or any(not 0 <= k < self.prompt_numbers for k in indices)
         ):
-            raise InvalidInputError(f"prompt_indices must give one distinct index in 0..{self.prompt_numbers - 1} per region")
+            raise InvalidInputError(
+                f"prompt_indices must give one distinct index in 0..{self.prompt_numbers - 1} per region"
+            )
         unknown = [k for k in find_prompt_indices(question) if k not in indices]
         if unknown:
             raise InvalidInputError(

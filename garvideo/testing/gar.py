@@ -149,7 +149,9 @@ def _tokenizer(bpe_vocab_size: int, reserved: int, prompt_numbers: int):
 
 def _config_dict(sizes: dict[str, Any], tokenizer) -> dict[str, Any]:
     grid = sizes["tile_size"] // sizes["patch_size"]
-    crop = [tokenizer.convert_tokens_to_ids(f"<|reserved_special_token_{k + 2}|>") for k in range(sizes["prompt_numbers"])]
+    crop = [
+        tokenizer.convert_tokens_to_ids(f"<|reserved_special_token_{k + 2}|>") for k in range(sizes["prompt_numbers"])
+    ]
     text = dict(
         model_type="llama",
         vocab_size=len(tokenizer),

@@ -44,7 +44,9 @@ def test_ask_maps_names_to_prompts_in_the_given_order(gar, scene):
     assert names == ["green", "red"]
     assert inputs.text.count("Is <Prompt1> left of <Prompt0>?") == 1
     assert [r.prompt_index for r in inputs.runs] == [0, 1]
-    result = gar.ask(image, [("green", masks["green"]), ("red", masks["red"])], "Is <red> left of <green>?", settings=SHORT)
+    result = gar.ask(
+        image, [("green", masks["green"]), ("red", masks["red"])], "Is <red> left of <green>?", settings=SHORT
+    )
     assert result.token_ids == gar.generate(inputs, SHORT)[0].token_ids
     # Region tokens in an answer are written back with the user's names.
     named = gar._finish(replace(result, text="<Prompt1> is left of <Prompt0>; <Prompt2>?"), names, [0, 1], None)
@@ -54,7 +56,10 @@ def test_ask_maps_names_to_prompts_in_the_given_order(gar, scene):
 def test_multiple_choice_builds_the_reference_prompt(gar, scene):
     image, masks = scene
     inputs, _ = gar.prepare_ask(image, {"red": masks["red"]}, "What colour is <red>?", options=["red", "green"])
-    assert "Question: What colour is <Prompt0>?\nOptions:\nA. red\nB. green\nAnswer with the correct option's" in inputs.text
+    assert (
+        "Question: What colour is <Prompt0>?\nOptions:\nA. red\nB. green\nAnswer with the correct option's"
+        in inputs.text
+    )
     result = gar.ask(image, {"red": masks["red"]}, "What colour is <red>?", options=["red", "green"], settings=SHORT)
     from garvideo.model import parse_option_letter
 
@@ -84,7 +89,9 @@ def test_ask_errors(gar, scene, tmp_path):
 
 def test_describe_batch_matches_single_calls(gar, scene):
     image, masks = scene
-    batch = gar.describe_batch([(image, masks["red"]), (image, masks["blue"]), (image, masks["green"])], SHORT, batch_size=2)
+    batch = gar.describe_batch(
+        [(image, masks["red"]), (image, masks["blue"]), (image, masks["green"])], SHORT, batch_size=2
+    )
     single = [gar.describe(image, masks[k], SHORT) for k in ("red", "blue", "green")]
     assert [r.token_ids for r in batch] == [r.token_ids for r in single]
     assert [r.timings.batch_size for r in batch] == [2, 2, 1]
@@ -140,10 +147,15 @@ def test_video_single_region_and_modes(gar, scene):
     frames, red, _ = _video(scene, 3)
     described = gar.describe_video(frames, red, settings=SHORT)
     assert described.token_ids == gar.describe_video(frames, red, settings=SHORT).token_ids
-    aligned = gar.generate(gar.prepare_video(frames, {"region": red}, "Describe <region>.")[0], SHORT, box_mode="aligned",
-                           output_logits=True)[0]
-    reference = gar.generate(gar.prepare_video(frames, {"region": red}, "Describe <region>.")[0], SHORT,
-                             output_logits=True)[0]
+    aligned = gar.generate(
+        gar.prepare_video(frames, {"region": red}, "Describe <region>.")[0],
+        SHORT,
+        box_mode="aligned",
+        output_logits=True,
+    )[0]
+    reference = gar.generate(
+        gar.prepare_video(frames, {"region": red}, "Describe <region>.")[0], SHORT, output_logits=True
+    )[0]
     assert not np.allclose(aligned.step_logits[0], reference.step_logits[0])  # the box mode matters
     tiled = gar.ask_video(frames, {"region": red}, "What is <region>?", tiling="thumb+tile", settings=SHORT)
     assert tiled.prompt_tokens > described.prompt_tokens

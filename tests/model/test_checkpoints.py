@@ -4,7 +4,6 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
@@ -25,23 +24,46 @@ RELEASED_PREFIXES = (
 
 def test_tiny_checkpoint_has_the_released_layout(tiny_checkpoint):
     names = {p.name for p in tiny_checkpoint.iterdir()}
-    assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "preprocessor_config.json",
-            "processor_config.json", "chat_template.jinja"} <= names
+    assert {
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "preprocessor_config.json",
+        "processor_config.json",
+        "chat_template.jinja",
+    } <= names
     config = json.loads((tiny_checkpoint / "config.json").read_text())
     assert config["model_type"] == "GAR" and config["mllm_config"]["model_type"] == "perception_lm"
     assert config["prompt_numbers"] == 5 and len(config["crop_tokens_ids"]) == 5
     weights = load_file(tiny_checkpoint / "model.safetensors")
     assert all(key.startswith(RELEASED_PREFIXES) for key in weights)
-    assert {prefix for prefix in RELEASED_PREFIXES if any(k.startswith(prefix) for k in weights)} == set(RELEASED_PREFIXES)
+    assert {prefix for prefix in RELEASED_PREFIXES if any(k.startswith(prefix) for k in weights)} == set(
+        RELEASED_PREFIXES
+    )
     assert weights["mask_patch_embedding.weight"].abs().sum() > 0
 
 
 def test_tiny_tokenizer_mirrors_perception_lm_ids(gar):
     tok = gar.processor.tokenizer
-    ids = {name: tok.convert_tokens_to_ids(name) for name in (
-        "<|begin_of_text|>", "<|end_of_text|>", "<|image|>", "<|video|>", "<|reserved_special_token_2|>",
-        "<|reserved_special_token_3|>", "<|start_header_id|>", "<|end_header_id|>", "<|reserved_special_token_4|>",
-        "<|eot_id|>", "<|reserved_special_token_5|>", "<Prompt0>", "<NO_Prompt>")}
+    ids = {
+        name: tok.convert_tokens_to_ids(name)
+        for name in (
+            "<|begin_of_text|>",
+            "<|end_of_text|>",
+            "<|image|>",
+            "<|video|>",
+            "<|reserved_special_token_2|>",
+            "<|reserved_special_token_3|>",
+            "<|start_header_id|>",
+            "<|end_header_id|>",
+            "<|reserved_special_token_4|>",
+            "<|eot_id|>",
+            "<|reserved_special_token_5|>",
+            "<Prompt0>",
+            "<NO_Prompt>",
+        )
+    }
     base = ids["<|begin_of_text|>"]
     assert [ids[k] - base for k in list(ids)[:11]] == list(range(11))
     assert gar.processor.crop_tokens_ids == [base + 4, base + 5, base + 8, base + 10, base + 11]
@@ -51,12 +73,19 @@ def test_tiny_tokenizer_mirrors_perception_lm_ids(gar):
 def test_tiny_chat_template_renders_like_the_fixture(gar):
     if not FIXTURE_CHECKPOINT.is_dir():
         pytest.skip("no reference fixtures beside the checkout")
-    conversation = [{"role": "user", "content": [{"type": "image"}, {"type": "image"}, {"type": "text", "text": " Hi? "}]}]
+    conversation = [
+        {"role": "user", "content": [{"type": "image"}, {"type": "image"}, {"type": "text", "text": " Hi? "}]}
+    ]
     tok = gar.processor.tokenizer
-    ours = tok.apply_chat_template(conversation, chat_template=gar.processor.chat_template, add_generation_prompt=True,
-                                   tokenize=False)
-    theirs = tok.apply_chat_template(conversation, chat_template=(FIXTURE_CHECKPOINT / "chat_template.jinja").read_text(),
-                                     add_generation_prompt=True, tokenize=False)
+    ours = tok.apply_chat_template(
+        conversation, chat_template=gar.processor.chat_template, add_generation_prompt=True, tokenize=False
+    )
+    theirs = tok.apply_chat_template(
+        conversation,
+        chat_template=(FIXTURE_CHECKPOINT / "chat_template.jinja").read_text(),
+        add_generation_prompt=True,
+        tokenize=False,
+    )
     assert ours == theirs
 
 
@@ -80,7 +109,9 @@ def test_saved_checkpoint_loads_back_identically(gar, scene, tmp_path):
     assert again.model.config.to_dict() == gar.model.config.to_dict()
     image, masks = scene
     settings = GenerationSettings(max_new_tokens=6)
-    assert again.describe(image, masks["red"], settings).token_ids == gar.describe(image, masks["red"], settings).token_ids
+    assert (
+        again.describe(image, masks["red"], settings).token_ids == gar.describe(image, masks["red"], settings).token_ids
+    )
 
 
 def test_reference_checkpoint_round_trips(tmp_path):
@@ -94,10 +125,20 @@ def test_reference_checkpoint_round_trips(tmp_path):
     assert all(torch.equal(original[k], written[k]) for k in original)
     config_in = json.loads((FIXTURE_CHECKPOINT / "config.json").read_text())
     config_out = json.loads((tmp_path / "copy" / "config.json").read_text())
-    for key in ("model_type", "prompt_numbers", "crop_tokens_ids", "kernel_size", "mask_path_embedding_out_channels",
-                "auto_map", "architectures"):
+    for key in (
+        "model_type",
+        "prompt_numbers",
+        "crop_tokens_ids",
+        "kernel_size",
+        "mask_path_embedding_out_channels",
+        "auto_map",
+        "architectures",
+    ):
         assert config_out[key] == config_in[key], key
-    assert config_out["mllm_config"]["text_config"]["hidden_size"] == config_in["mllm_config"]["text_config"]["hidden_size"]
+    assert (
+        config_out["mllm_config"]["text_config"]["hidden_size"]
+        == config_in["mllm_config"]["text_config"]["hidden_size"]
+    )
     reloaded = GAR.from_pretrained(tmp_path / "copy", device="cpu", dtype="float32")
     assert all(torch.equal(a, b) for a, b in zip(gar.model.state_dict().values(), reloaded.model.state_dict().values()))
 
@@ -110,8 +151,10 @@ def _copy(src: Path, dst: Path) -> Path:
 def test_missing_and_unexpected_weights_are_errors(tiny_checkpoint, tmp_path):
     weights = load_file(tiny_checkpoint / "model.safetensors")
     missing = _copy(tiny_checkpoint, tmp_path / "missing")
-    save_file({k: v for k, v in weights.items() if not k.endswith("language_model.norm.weight")},
-              missing / "model.safetensors")
+    save_file(
+        {k: v for k, v in weights.items() if not k.endswith("language_model.norm.weight")},
+        missing / "model.safetensors",
+    )
     with pytest.raises(CheckpointError, match="missing: mllm.model.language_model.norm.weight"):
         GAR.from_pretrained(missing, device="cpu", dtype="float32")
 

@@ -59,10 +59,14 @@ def test_vision_batches_give_the_same_features(gar, scene):
     tower = gar.model.mllm.model.vision_tower
     handle = tower.register_forward_hook(lambda module, args, output: calls.append(args[0].shape[0] if args else 0))
     try:
-        one = gar.model.encode_tiles(image.pixel_tiles, image.prompt_tiles, inputs.image_mean, inputs.image_std, batch_size=1)
+        one = gar.model.encode_tiles(
+            image.pixel_tiles, image.prompt_tiles, inputs.image_mean, inputs.image_std, batch_size=1
+        )
         calls_one = len(calls)
         calls.clear()
-        three = gar.model.encode_tiles(image.pixel_tiles, image.prompt_tiles, inputs.image_mean, inputs.image_std, batch_size=3)
+        three = gar.model.encode_tiles(
+            image.pixel_tiles, image.prompt_tiles, inputs.image_mean, inputs.image_std, batch_size=3
+        )
     finally:
         handle.remove()
     tiles = image.num_tiles
@@ -75,7 +79,9 @@ def test_replay_reference_box_samples_the_top_left_corner_and_aligned_the_region
     side = model.tokens_per_side
     # A 2x2-tile map whose features are their own (row, column) coordinates.
     rows, cols = 2 * side, 2 * side
-    yy, xx = torch.meshgrid(torch.arange(rows, dtype=torch.float32), torch.arange(cols, dtype=torch.float32), indexing="ij")
+    yy, xx = torch.meshgrid(
+        torch.arange(rows, dtype=torch.float32), torch.arange(cols, dtype=torch.float32), indexing="ij"
+    )
     feature_map = torch.stack([yy, xx]).unsqueeze(0)
     box = (0.5, 0.5, 0.9, 0.9)  # the lower-right quarter of the image
     run = PlaceholderRun(start=0, length=side * side, image_index=0, prompt_index=0, box=box, token_id=0)
@@ -105,7 +111,9 @@ def test_geometry_comes_from_the_loaded_modules(gar):
 def test_left_padded_batch_matches_single_prompts(gar, scene):
     image, masks = scene
     short = gar.processor.prepare_caption(image, masks["blue"])
-    long = gar.processor.prepare_question(image, [masks["red"], masks["green"]], "How are <Prompt0> and <Prompt1> related?")
+    long = gar.processor.prepare_question(
+        image, [masks["red"], masks["green"]], "How are <Prompt0> and <Prompt1> related?"
+    )
     assert short.num_tokens != long.num_tokens
     from garvideo.model import GenerationSettings
 

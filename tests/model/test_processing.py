@@ -158,7 +158,9 @@ def test_reference_question_with_more_regions_than_prompts(gar, scene):
 
 def _frames(scene, count):
     image, masks = scene
-    return [np.roll(image, 5 * f, axis=1) for f in range(count)], [np.roll(masks["red"], 5 * f, axis=1) for f in range(count)]
+    return [np.roll(image, 5 * f, axis=1) for f in range(count)], [
+        np.roll(masks["red"], 5 * f, axis=1) for f in range(count)
+    ]
 
 
 def test_video_prompt_runs_per_region_and_frame(gar, scene):
@@ -201,6 +203,8 @@ def test_video_errors(gar, scene):
     with pytest.raises(InvalidInputError, match="image's size"):
         processor.prepare_video(frames, [[m[:, :-1] for m in red]], "What?")
     # The tiny tokenizer has placeholder tokens up to <|reserved_special_token_64|>: 63 frames at most.
-    assert processor.placeholder_token_id(62) == processor.tokenizer.convert_tokens_to_ids("<|reserved_special_token_64|>")
+    assert processor.placeholder_token_id(62) == processor.tokenizer.convert_tokens_to_ids(
+        "<|reserved_special_token_64|>"
+    )
     with pytest.raises(InvalidInputError, match="fewer frames"):
         processor.placeholder_token_id(63)

@@ -42,8 +42,18 @@ def test_multiple_choice_question_is_gar_bench_wording():
 
 @pytest.mark.parametrize(
     "answer,letter",
-    [("B", "B"), ("b", "B"), (" C. green", "C"), ("(A)", "A"), ("Answer: B", "B"), ("The answer is C.", "C"),
-     ("a red ball", None), ("E", None), ("", None), ("Blue", None)],
+    [
+        ("B", "B"),
+        ("b", "B"),
+        (" C. green", "C"),
+        ("(A)", "A"),
+        ("Answer: B", "B"),
+        ("The answer is C.", "C"),
+        ("a red ball", None),
+        ("E", None),
+        ("", None),
+        ("Blue", None),
+    ],
 )
 def test_parse_option_letter(answer, letter):
     assert parse_option_letter(answer, 4) == letter

@@ -220,6 +220,16 @@ def _run_setup(case: Case, prefix: str) -> tuple[GARInputs, str, list]:
     return inputs, "aligned" if aligned else "reference", rois
 
 
+def _reference_replay_order(case: Case, token_ids: list[int]) -> list[int]:
+    if "replay_crop_token_order" in case.info:
+        rank = {int(t): i for i, t in enumerate(case.info["replay_crop_token_order"])}
+    elif case.kind == "video":
+        return list(range(len(token_ids)))  # one run per frame, in frame order, as the reference loops
+    else:
+        rank = {t: i for i, t in enumerate(_gar().model.config.crop_tokens_ids)}
+    return sorted(range(len(token_ids)), key=lambda i: rank[token_ids[i]])
+
+
 @pytest.mark.parametrize("path,prefix", _runs())
 def test_replay_and_generation(path, prefix):
     case = _case(_require(path))
@@ -230,21 +240,24 @@ def test_replay_and_generation(path, prefix):
     with torch.inference_mode():
         (features,) = gar.model.image_features([inputs])
         encoded = gar.model.embed_prompt(inputs, features, box_mode)
-    assert len(encoded.replays) == len(rois)
-    for record, roi in zip(encoded.replays, rois):
+    # The reference replays (and stored its blocks) in crop-token order, garvideo in prompt-text order;
+    # each replay only writes its own run, so the order changes nothing but the listing.
+    order = _reference_replay_order(case, [record.run.token_id for record in encoded.replays])
+    replays = [encoded.replays[i] for i in order]
+    replay_features = torch.stack([encoded.replay_features[i] for i in order])
+    assert len(replays) == len(rois)
+    for record, roi in zip(replays, rois):
         assert list(record.roi) == roi["roi_boxes_passed"]
         assert record.spatial_scale == roi["spatial_scale_used"]
         assert [1, features[0].shape[-1], *record.feature_map_size] == roi["feature_map_shape"]
         assert roi["sampling_ratio"] == 2 and roi["aligned"] is True
     if prefix + "replay_features" in expected:
         np.testing.assert_allclose(
-            torch.stack(encoded.replay_features).numpy(), expected[prefix + "replay_features"], atol=FEATURE_ATOL, rtol=0
+            replay_features.numpy(), expected[prefix + "replay_features"], atol=FEATURE_ATOL, rtol=0
         )
 
     ids = expected[prefix + "generated_ids"]
-    (result,) = gar.generate(
-        inputs, GenerationSettings(max_new_tokens=len(ids)), box_mode=box_mode, output_logits=True
-    )
+    (result,) = gar.generate(inputs, GenerationSettings(max_new_tokens=len(ids)), box_mode=box_mode, output_logits=True)
     assert list(result.token_ids) == ids.tolist()
     np.testing.assert_allclose(result.step_logits[0], expected[prefix + "prefill_last_logits"], atol=LOGIT_ATOL, rtol=0)
     np.testing.assert_allclose(result.step_logits, expected[prefix + "step_logits"], atol=LOGIT_ATOL, rtol=0)
