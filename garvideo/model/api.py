@@ -62,6 +62,7 @@ class GenerationSettings:
     top_k: Optional[int] = None
     repetition_penalty: float = 1.0
     seed: Optional[int] = None
+    cache_implementation: Optional[str] = None  # e.g. "static" (transformers' fixed-size KV cache)
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:
@@ -86,6 +87,8 @@ class GenerationSettings:
             return_dict_in_generate=True,
             output_logits=output_logits,
         )
+        if self.cache_implementation is not None:
+            options["cache_implementation"] = self.cache_implementation
         if self.do_sample:
             options.update(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k or 0)
         return GenerationConfig(**options)

@@ -429,6 +429,16 @@ class GARProcessor:
             ids = ids[: ids.index(self.eos_token_id)]
         return self.tokenizer.decode(ids, skip_special_tokens=False).strip()
 
+    def decode_reference(self, token_ids: Sequence[int]) -> str:
+        """GAR-Bench's decoding verbatim, for exact-match scoring as the reference scored.
+
+        All ids decoded with special tokens, stripped, then ``<|eot_id|>`` removed when the text ends
+        with it (so whitespace the model put before EOS survives, unlike :meth:`decode`).
+        """
+        eos = self.tokenizer.convert_ids_to_tokens(self.eos_token_id)
+        text = self.tokenizer.decode([int(t) for t in token_ids], skip_special_tokens=False).strip()
+        return text.replace(eos, "") if text.endswith(eos) else text
+
     # ---------------------------------------------------------------- images
 
     def prepare_image(

@@ -171,3 +171,13 @@ def test_video_errors(gar, scene):
         gar.ask_video(frames, {"red": red}, "Is <cat> here?")
     with pytest.raises(InvalidInputError, match="question is empty"):
         gar.ask_video(frames, {"red": red}, "")
+
+
+def test_static_kv_cache_gives_the_same_greedy_tokens(gar, scene):
+    # The generate path stays transformers' own, so its static cache (and compile) can be switched on.
+    image, masks = scene
+    dynamic = gar.describe(image, masks["green"], GenerationSettings(max_new_tokens=5, min_new_tokens=5))
+    static = gar.describe(
+        image, masks["green"], GenerationSettings(max_new_tokens=5, min_new_tokens=5, cache_implementation="static")
+    )
+    assert static.token_ids == dynamic.token_ids and len(static.token_ids) == 5

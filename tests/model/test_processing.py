@@ -208,3 +208,12 @@ def test_video_errors(gar, scene):
     )
     with pytest.raises(InvalidInputError, match="fewer frames"):
         processor.placeholder_token_id(63)
+
+
+def test_decoding_plain_and_as_gar_bench(gar):
+    processor = gar.processor
+    ids = processor.tokenizer("B\n", add_special_tokens=False)["input_ids"] + [processor.eos_token_id]
+    assert processor.decode(ids) == "B"
+    assert processor.decode_reference(ids) == "B\n"  # the reference keeps what precedes <|eot_id|>
+    assert processor.decode(ids + [processor.pad_token_id]) == "B"
+    assert processor.decode_reference(processor.tokenizer(" A ", add_special_tokens=False)["input_ids"]) == "A"
