@@ -50,12 +50,16 @@ _CHILD = textwrap.dedent(
         config, image_size = tiny_sam2_config(), 128
     else:
         config, image_size = Sam2VideoConfig(), 1024
-    model = Sam2VideoModel(config).eval().to(device)
+    from garvideo.devices import resolve_device, resolve_dtype
+
+    torch_device = resolve_device(device)
+    model = Sam2VideoModel(config).eval().to(torch_device, resolve_dtype(None, torch_device))
     tracker = Sam2Tracker(model, sam2_processor(image_size), model_id=model_kind)
     source = MovingSquareSource(length, height=360, width=640, side=80)
     prompt = RegionPrompt.from_mask("square", source.square_mask(length // 2), length // 2)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    if device.startswith("cuda"):
+    on_gpu = torch_device.type == "cuda"
+    if on_gpu:
         torch.cuda.reset_peak_memory_stats()
     began = time.perf_counter()
     [track] = tracker.track(source, [prompt], progress=False)
@@ -67,7 +71,7 @@ _CHILD = textwrap.dedent(
         "fps": length / seconds,
         "rss_before": rss_before,
         "rss_peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-        "cuda_peak": torch.cuda.max_memory_allocated() if device.startswith("cuda") else None,
+        "cuda_peak": torch.cuda.max_memory_allocated() if on_gpu else None,
         "state_peak": stats.peak_state_bytes, "outputs_peak": stats.peak_outputs_held,
         "frames_read": stats.frames_read,
     }))
@@ -76,10 +80,12 @@ _CHILD = textwrap.dedent(
 
 
 def _machine(device: str, threads: int) -> str:
-    if device.startswith("cuda"):
-        import torch
+    import torch
 
-        return f"{torch.cuda.get_device_name()} ({device})"
+    from garvideo.devices import resolve_device
+
+    if resolve_device(device).type == "cuda":
+        return f"{torch.cuda.get_device_name()} ({device}, bfloat16)"
     cpu = platform.processor() or "CPU"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -88,14 +94,19 @@ def _machine(device: str, threads: int) -> str:
                 break
     except OSError:
         pass
-    return f"{os.cpu_count()}-core {cpu} CPU, torch on {threads} thread(s), no GPU; the machine was shared with other jobs"
+    return (
+        f"{os.cpu_count()}-core {cpu} CPU, torch on {threads} thread(s), no GPU; the machine was shared with other jobs"
+    )
 
 
 def run_one(model: str, length: int, threads: int, device: str) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     done = subprocess.run(
         [sys.executable, "-c", _CHILD, model, str(length), str(threads), device],
-        capture_output=True, text=True, env=env,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
     if done.returncode != 0:
         raise SystemExit(f"benchmark run {model} x {length} failed:\n{done.stderr[-3000:]}")
@@ -136,7 +147,7 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["tiny", "hiera-tiny"], choices=["tiny", "hiera-tiny"])
     parser.add_argument("--lengths", nargs=2, type=int, help="the two clip lengths (default per model)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (bfloat16 on CUDA, as the tracker)")
     parser.add_argument("--write", action="store_true", help="update the Tracking section of bench/RESULTS.md")
     args = parser.parse_args()
 

@@ -10,9 +10,9 @@ tracks nothing meaningful.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 
@@ -67,7 +67,9 @@ def tiny_sam2_config(
     # mask_decoder_config with the wrong class.
     return Sam2VideoConfig(
         vision_config=vision,
-        prompt_encoder_config=Sam2VideoPromptEncoderConfig(hidden_size=_TINY_HIDDEN, image_size=image_size, patch_size=16),
+        prompt_encoder_config=Sam2VideoPromptEncoderConfig(
+            hidden_size=_TINY_HIDDEN, image_size=image_size, patch_size=16
+        ),
         mask_decoder_config=Sam2VideoMaskDecoderConfig(
             hidden_size=_TINY_HIDDEN, mlp_dim=128, num_attention_heads=2, iou_head_hidden_dim=_TINY_HIDDEN
         ),

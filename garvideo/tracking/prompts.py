@@ -16,9 +16,10 @@ import dataclasses
 import math
 import os
 import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -109,9 +110,7 @@ class RegionPrompt:
                 raise InvalidInputError(f"the clicks of {self.name!r} must be a non-empty list of (x, y) pairs")
             labels = tuple(POSITIVE for _ in points) if self.labels is None else tuple(self.labels)
             if len(labels) != len(points):
-                raise InvalidInputError(
-                    f"region {self.name!r} has {len(points)} clicks but {len(labels)} labels"
-                )
+                raise InvalidInputError(f"region {self.name!r} has {len(points)} clicks but {len(labels)} labels")
             if any(label not in (POSITIVE, NEGATIVE) for label in labels):
                 raise InvalidInputError(f"click labels must be 1 (positive) or 0 (negative), got {labels}")
             if POSITIVE not in labels:
@@ -132,7 +131,9 @@ class RegionPrompt:
     # -- convenience constructors -------------------------------------------------
 
     @classmethod
-    def from_box(cls, name: str, box: Sequence[float], when: When | int | str, obj_id: int | None = None) -> "RegionPrompt":
+    def from_box(
+        cls, name: str, box: Sequence[float], when: When | int | str, obj_id: int | None = None
+    ) -> RegionPrompt:
         return cls(name=name, when=_as_when(when), box=tuple(box), obj_id=obj_id)  # type: ignore[arg-type]
 
     @classmethod
@@ -143,7 +144,7 @@ class RegionPrompt:
         when: When | int | str,
         labels: Sequence[int] | None = None,
         obj_id: int | None = None,
-    ) -> "RegionPrompt":
+    ) -> RegionPrompt:
         return cls(
             name=name,
             when=_as_when(when),
@@ -153,7 +154,7 @@ class RegionPrompt:
         )
 
     @classmethod
-    def from_mask(cls, name: str, mask: np.ndarray, when: When | int | str, obj_id: int | None = None) -> "RegionPrompt":
+    def from_mask(cls, name: str, mask: np.ndarray, when: When | int | str, obj_id: int | None = None) -> RegionPrompt:
         return cls(name=name, when=_as_when(when), mask=mask, obj_id=obj_id)
 
     # -- facts and copies -----------------------------------------------------------
@@ -168,18 +169,18 @@ class RegionPrompt:
         """The frame index, or None while the prompt is given by time."""
         return self.when.frame
 
-    def at_frame(self, index: int) -> "RegionPrompt":
+    def at_frame(self, index: int) -> RegionPrompt:
         """A copy placed on frame ``index`` (how a caller resolves a time to a frame)."""
         return dataclasses.replace(self, when=When(frame=int(index)))
 
-    def resolve(self, frame_at_time: Callable[[float], int]) -> "RegionPrompt":
+    def resolve(self, frame_at_time: Callable[[float], int]) -> RegionPrompt:
         """This prompt on a frame: itself if it has one, else ``at_frame(frame_at_time(time))``."""
         if self.when.frame is not None:
             return self
         assert self.when.time is not None
         return self.at_frame(frame_at_time(self.when.time))
 
-    def fit_to_frame(self, width: int, height: int) -> "RegionPrompt":
+    def fit_to_frame(self, width: int, height: int) -> RegionPrompt:
         """Check the region against a ``width`` x ``height`` frame; clip a box that sticks out.
 
         Raises :class:`InvalidInputError` for a box outside the frame (or of
@@ -188,8 +189,12 @@ class RegionPrompt:
         """
         if self.box is not None:
             x1, y1, x2, y2 = self.box
-            clipped = (min(max(x1, 0.0), width), min(max(y1, 0.0), height),
-                       min(max(x2, 0.0), width), min(max(y2, 0.0), height))
+            clipped = (
+                min(max(x1, 0.0), width),
+                min(max(y1, 0.0), height),
+                min(max(x2, 0.0), width),
+                min(max(y2, 0.0), height),
+            )
             if clipped[2] - clipped[0] <= 0 or clipped[3] - clipped[1] <= 0:
                 raise InvalidInputError(
                     f"the box of {self.name!r} {_fmt(self.box)} lies outside the {width}x{height} frame "
@@ -221,7 +226,12 @@ class RegionPrompt:
             self.mask is not None and other.mask is not None and np.array_equal(self.mask, other.mask)
         )
         return same_mask and (self.name, self.when, self.box, self.points, self.labels, self.obj_id) == (
-            other.name, other.when, other.box, other.points, other.labels, other.obj_id
+            other.name,
+            other.when,
+            other.box,
+            other.points,
+            other.labels,
+            other.obj_id,
         )
 
     __hash__ = None  # type: ignore[assignment]  # a mask array is not hashable
@@ -242,7 +252,7 @@ class RegionPrompt:
         return out
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "RegionPrompt":
+    def from_dict(cls, data: Mapping[str, Any]) -> RegionPrompt:
         try:
             when = When(**dict(data["when"]))
             return cls(

@@ -31,9 +31,10 @@ import logging
 import os
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -121,10 +122,10 @@ class Sam2Tracker:
     def from_pretrained(
         cls,
         model: str | os.PathLike[str] = DEFAULT_SAM2_MODEL,
-        device: "str | torch.device | None" = None,
-        dtype: "str | torch.dtype | None" = None,
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
         revision: str | None = None,
-    ) -> "Sam2Tracker":
+    ) -> Sam2Tracker:
         """Load a SAM2 video checkpoint: a hub id (any ``facebook/sam2.1-hiera-*``), an alias
         (``tiny``, ``small``, ``base-plus``, ``large``) or a local folder saved with ``save_pretrained``.
 
@@ -148,8 +149,7 @@ class Sam2Tracker:
             where = (
                 f"the folder {source} does not hold a complete SAM2 checkpoint"
                 if folder is not None
-                else "it is not in the local Hugging Face cache and could not be downloaded "
-                "(offline, or a wrong id)"
+                else "it is not in the local Hugging Face cache and could not be downloaded (offline, or a wrong id)"
             )
             raise ModelNotFoundError(
                 f"cannot load the SAM2 model {model_id!r}: {where} ({first_line}). Use a facebook/sam2.1-hiera-* id "
@@ -186,10 +186,17 @@ class Sam2Tracker:
     ) -> list[Track]:
         """Track every prompted object over frames ``start, start + stride, ... < stop``.
 
-        Prompt frames are tracked too even when off the stride grid. Returns
-        one :class:`Track` per object name, in order of first appearance in
-        ``prompts``. Prompts must be on frames (resolve times first) inside
-        ``[start, stop)``; bad regions raise :class:`InvalidInputError`.
+        Prompts sharing a name are one object. Each object is tracked backward
+        and forward from its earliest prompt; its later prompts (corrections)
+        count from their own frame onward. Prompted frames are tracked even
+        when off the stride grid; ``stop`` beyond the video is clipped to its
+        end. Returns one :class:`Track` per object name, in order of first
+        appearance in ``prompts``, with an entry for every tracked frame
+        (``visible=False`` where the object is not found).
+
+        Prompts must be on frames (resolve times first) inside ``[start,
+        stop)``; bad regions and ranges raise :class:`InvalidInputError`
+        before any frame is decoded. ``progress`` shows a tqdm bar.
         """
         import torch
 
@@ -330,13 +337,12 @@ class Sam2Tracker:
             runs.append(_ObjectRun(name=name, obj_id=obj_id, prompts=per_position, session=session))
         return order, runs
 
-    def _pixels(self, frame: FrameLike, height: int, width: int) -> "torch.Tensor":
+    def _pixels(self, frame: FrameLike, height: int, width: int) -> torch.Tensor:
         image = np.asarray(frame.image)
         if image.shape != (height, width, 3):
-            raise VideoError(
-                f"frame {frame.index} is {image.shape} but the video reports {width}x{height} RGB frames"
-            )
-        pixel_values = self.processor(images=image, return_tensors="pt")["pixel_values"][0]
+            raise VideoError(f"frame {frame.index} is {image.shape} but the video reports {width}x{height} RGB frames")
+        # resized and normalised on the model's device (a 1080p frame is cheaper to resize on a GPU)
+        pixel_values = self.processor(images=image, device=self.device, return_tensors="pt")["pixel_values"][0]
         return pixel_values.to(self.device, self.dtype)
 
     def _add_prompt(self, run: _ObjectRun, position: int, height: int, width: int) -> None:
@@ -361,10 +367,10 @@ class Sam2Tracker:
         self,
         active: Sequence[_ObjectRun],
         position: int,
-        pixels: "torch.Tensor",
+        pixels: torch.Tensor,
         reverse: bool,
         runs: Sequence[_ObjectRun],
-        meter: "_Meter",
+        meter: _Meter,
     ) -> list[Any]:
         """Run the ``active`` objects on one frame (the image encoder at most once), then prune."""
         shared_features = None
@@ -373,9 +379,7 @@ class Sam2Tracker:
             cache = run.session.cache
             if shared_features is not None and cache.get_vision_features(position) is None:
                 cache.cache_vision_features(position, shared_features)
-            outputs.append(
-                self.model(inference_session=run.session, frame_idx=position, frame=pixels, reverse=reverse)
-            )
+            outputs.append(self.model(inference_session=run.session, frame_idx=position, frame=pixels, reverse=reverse))
             if shared_features is None:
                 shared_features = cache.get_vision_features(position)
             meter.object_steps += 1
@@ -384,7 +388,9 @@ class Sam2Tracker:
             _prune_session(run.session, position, reverse, self.num_maskmem - 1, self.max_object_pointers - 1)
         return outputs
 
-    def _record(self, runs: Sequence[_ObjectRun], outputs: Sequence[Any], frame: FrameLike, height: int, width: int) -> None:
+    def _record(
+        self, runs: Sequence[_ObjectRun], outputs: Sequence[Any], frame: FrameLike, height: int, width: int
+    ) -> None:
         import torch
 
         for run, output in zip(runs, outputs):

@@ -9,7 +9,8 @@ small protocols below, which :class:`garvideo.video.VideoReader` and its
 from __future__ import annotations
 
 import logging
-from typing import Iterator, Protocol, Sequence, runtime_checkable
+from collections.abc import Iterator, Sequence
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -44,12 +45,18 @@ class TrackFrame:
     visible: bool
 
     @classmethod
-    def from_mask(cls, index: int, time: float, mask: np.ndarray, score: float = 1.0) -> "TrackFrame":
+    def from_mask(cls, index: int, time: float, mask: np.ndarray, score: float = 1.0) -> TrackFrame:
         """Encode ``mask`` and derive its box and visibility."""
         mask = np.asarray(mask, dtype=bool)
         box = mask_bbox(mask)
-        return cls(index=int(index), time=float(time), rle=encode_rle(mask), box=box, score=float(score),
-                   visible=box is not None)
+        return cls(
+            index=int(index),
+            time=float(time),
+            rle=encode_rle(mask),
+            box=box,
+            score=float(score),
+            visible=box is not None,
+        )
 
     @property
     def size(self) -> tuple[int, int]:
@@ -72,7 +79,7 @@ class TrackFrame:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "TrackFrame":
+    def from_dict(cls, data: Mapping[str, Any]) -> TrackFrame:
         try:
             rle = data["rle"]
             counts = rle["counts"]
@@ -121,7 +128,7 @@ class Track:
         fps: float | None = None,
         obj_id: int = 1,
         scores: Mapping[int, float] | None = None,
-    ) -> "Track":
+    ) -> Track:
         """A track from ``{frame index: boolean mask}`` (ground truth, another tracker).
 
         Each frame's time comes from ``times`` (by index) or ``index / fps``;
@@ -181,7 +188,7 @@ class Track:
         return {"name": self.name, "obj_id": self.obj_id, "frames": [f.to_dict() for f in self.frames]}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Track":
+    def from_dict(cls, data: Mapping[str, Any]) -> Track:
         try:
             return cls(
                 name=str(data["name"]),
@@ -209,7 +216,7 @@ def tracks_from_json(doc: Mapping[str, Any] | str) -> list[Track]:
         except json.JSONDecodeError as exc:
             raise InvalidInputError(f"tracks JSON is not valid JSON: {exc}") from exc
     if not isinstance(doc, Mapping) or doc.get("format") != TRACKS_FORMAT:
-        raise InvalidInputError(f"not a garvideo tracks document (expected \"format\": \"{TRACKS_FORMAT}\")")
+        raise InvalidInputError(f'not a garvideo tracks document (expected "format": "{TRACKS_FORMAT}")')
     version = doc.get("version")
     if version != TRACKS_VERSION:
         raise InvalidInputError(

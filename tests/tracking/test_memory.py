@@ -88,7 +88,11 @@ def test_peak_rss_for_a_ten_times_longer_clip_stays_within_a_small_margin(tiny_s
     env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     done = subprocess.run(
         [sys.executable, "-c", _RSS_SCRIPT, str(tiny_sam2_path)],
-        capture_output=True, text=True, env=env, timeout=300,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     short_peak, long_peak = json.loads(done.stdout.strip().splitlines()[-1])

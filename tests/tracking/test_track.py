@@ -41,7 +41,9 @@ def test_track_frame_rle_is_cocos_and_round_trips_exactly():
         assert frame.rle["counts"] == coco["counts"].decode("ascii")
         assert frame.rle["size"] == list(coco["size"])
         assert np.array_equal(frame.mask(), mask)
-        assert np.array_equal(coco_mask.decode({"size": frame.rle["size"], "counts": frame.rle["counts"].encode()}), mask)
+        assert np.array_equal(
+            coco_mask.decode({"size": frame.rle["size"], "counts": frame.rle["counts"].encode()}), mask
+        )
 
 
 def test_track_frame_box_and_visibility():

@@ -166,10 +166,22 @@ def _square():
         ([RegionPrompt.from_points("a", [(10, 65)], 3)], {}, "outside the 80x64 frame"),
         ([RegionPrompt.from_mask("a", np.ones((80, 64), bool), 3)], {}, "draw the mask at the video's displayed size"),
         ([RegionPrompt.from_mask("a", _square(), 3), RegionPrompt.from_box("a", (1, 1, 9, 9), 3)], {}, "twice"),
-        ([RegionPrompt.from_box("a", (1, 1, 9, 9), 3, obj_id=1), RegionPrompt.from_box("a", (1, 1, 9, 9), 4, obj_id=2)],
-         {}, "different object ids"),
-        ([RegionPrompt.from_box("a", (1, 1, 9, 9), 3, obj_id=5), RegionPrompt.from_box("b", (1, 1, 9, 9), 4, obj_id=5)],
-         {}, "share an object id"),
+        (
+            [
+                RegionPrompt.from_box("a", (1, 1, 9, 9), 3, obj_id=1),
+                RegionPrompt.from_box("a", (1, 1, 9, 9), 4, obj_id=2),
+            ],
+            {},
+            "different object ids",
+        ),
+        (
+            [
+                RegionPrompt.from_box("a", (1, 1, 9, 9), 3, obj_id=5),
+                RegionPrompt.from_box("b", (1, 1, 9, 9), 4, obj_id=5),
+            ],
+            {},
+            "share an object id",
+        ),
         ([], {}, "at least one region"),
         ([RegionPrompt.from_box("a", (1, 1, 9, 9), 3)], {"stride": 0}, "stride"),
         ([RegionPrompt.from_box("a", (1, 1, 9, 9), 3)], {"start": 8, "stop": 8}, "empty"),
