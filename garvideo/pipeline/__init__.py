@@ -1,1 +1,49 @@
-"""garvideo.pipeline"""
+"""The pipeline: video + SAM2 tracking + GAR, and what it returns.
+
+See :class:`Pipeline` for the API; results are :class:`DescribeResult`
+(per region a :class:`RegionTimeline` of :class:`TimelineWindow`),
+:class:`Answer` and :class:`TrackingResult`, each with its :class:`Provenance`.
+"""
+
+from ..model import CAPTION_INSTRUCTION, GenerationSettings, VideoPromptTemplate
+from ..tracking import RegionPrompt, Track
+from .pipeline import (
+    MAX_ADAPTIVE_WINDOWS,
+    Pipeline,
+    PipelineError,
+    adaptive_window_length,
+    spread,
+    window_bounds,
+)
+from .results import (
+    Answer,
+    DescribeResult,
+    ModelRef,
+    Provenance,
+    RegionTimeline,
+    StageTimings,
+    TimelineWindow,
+    TrackingResult,
+)
+
+__all__ = [
+    "CAPTION_INSTRUCTION",
+    "MAX_ADAPTIVE_WINDOWS",
+    "Answer",
+    "DescribeResult",
+    "GenerationSettings",
+    "ModelRef",
+    "Pipeline",
+    "PipelineError",
+    "Provenance",
+    "RegionPrompt",
+    "RegionTimeline",
+    "StageTimings",
+    "TimelineWindow",
+    "Track",
+    "TrackingResult",
+    "VideoPromptTemplate",
+    "adaptive_window_length",
+    "spread",
+    "window_bounds",
+]

@@ -1,0 +1,589 @@
+"""The pipeline: decode a video, track regions with SAM2, describe and question them with GAR.
+
+>>> pipe = Pipeline.from_pretrained()                      # GAR-1B + SAM2.1-tiny, loaded once
+>>> dog = RegionPrompt.from_box("dog", (120, 80, 260, 240), "4.5s")
+>>> result = pipe.describe("clip.mp4", [dog])
+>>> result.region("dog").description, result.region("dog").windows
+>>> pipe.ask("clip.mp4", [dog, ball], "What is <dog> doing with <ball>?").text
+
+Regions are named prompts (a box, clicks or a mask on a frame index or a
+time), or tracks the caller already has (``tracks=``, for example ground-truth
+masks from a benchmark), in which case nothing is tracked.
+
+GAR runs in video mode (see :meth:`garvideo.model.GAR.ask_video`): every
+sampled frame is its own tile with its own mask embedding and its own RoI
+replay of each region, all frames in one prompt and one generate call. Frames
+are sampled among the tracked frames where the region is visible.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import os
+import re
+import time
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from .. import __version__
+from ..errors import GarvideoError, InvalidInputError
+from ..model import DEFAULT_MODEL_ID, GAR, CAPTION_INSTRUCTION, GARResult, GenerationSettings, VideoPromptTemplate
+from ..model.errors import TooManyRegionsError
+from ..timecode import parse_seconds
+from ..tracking import DEFAULT_SAM2_MODEL, RegionPrompt, Sam2Tracker, Track
+from ..video import Frame, VideoReader, open_video
+from .results import (
+    Answer,
+    DescribeResult,
+    ModelRef,
+    Provenance,
+    RegionTimeline,
+    StageTimings,
+    TimelineWindow,
+    TrackingResult,
+)
+
+VideoLike = "str | os.PathLike[str] | VideoReader"
+TimeLike = "float | str | None"
+
+#: Window lengths (seconds) the adaptive timeline chooses from.
+NICE_WINDOW_LENGTHS = (1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0)
+#: The adaptive timeline has at most this many windows.
+MAX_ADAPTIVE_WINDOWS = 8
+
+_NAME_REF = re.compile(r"<([^<>\n]+)>")
+
+
+class PipelineError(GarvideoError):
+    """A request the pipeline cannot serve as asked (a model it was built without, a region never seen)."""
+
+
+def adaptive_window_length(span: float) -> float:
+    """The shortest nice length that cuts ``span`` seconds into at most :data:`MAX_ADAPTIVE_WINDOWS` windows."""
+    for length in NICE_WINDOW_LENGTHS:
+        if span / length <= MAX_ADAPTIVE_WINDOWS + 1e-9:
+            return length
+    return math.ceil(span / MAX_ADAPTIVE_WINDOWS)
+
+
+def window_bounds(start: float, end: float, length: float) -> list[tuple[float, float]]:
+    """Consecutive ``[a, b)`` spans of ``length`` seconds covering ``[start, end)``.
+
+    A last span shorter than a quarter of ``length`` is merged into the one
+    before it, so no window holds just a frame or two.
+    """
+    if length <= 0:
+        raise InvalidInputError(f"the window length must be positive, got {length} s")
+    count = max(1, math.ceil((end - start) / length - 1e-9))
+    bounds = [(start + k * length, min(start + (k + 1) * length, end)) for k in range(count)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < length / 4:
+        last = bounds.pop()
+        bounds[-1] = (bounds[-1][0], last[1])
+    return bounds
+
+
+def spread(items: Sequence[Any], count: int) -> list[Any]:
+    """``count`` items evenly spread over ``items`` (first and last included); all of them if fewer."""
+    if count < 1:
+        raise InvalidInputError(f"the number of frames must be at least 1, got {count}")
+    if len(items) <= count:
+        return list(items)
+    positions = np.round(np.linspace(0, len(items) - 1, count)).astype(int)
+    return [items[p] for p in positions]
+
+
+@dataclass(frozen=True)
+class _Range:
+    """A span of the video: frames ``[first, stop)`` and times ``[start, end)``."""
+
+    first: int
+    stop: int
+    start: float
+    end: float
+
+    def holds_time(self, seconds: float) -> bool:
+        return self.start <= seconds < self.end or (seconds == self.end == self.start)
+
+
+class _TimedSource:
+    """A video reader seen by the tracker, timing how long it waits for decoded frames."""
+
+    def __init__(self, reader: VideoReader) -> None:
+        self._reader = reader
+        self.seconds = 0.0
+
+    num_frames = property(lambda self: self._reader.num_frames)
+    width = property(lambda self: self._reader.width)
+    height = property(lambda self: self._reader.height)
+
+    def iter_frames(self, start: int = 0, stop: int | None = None, step: int = 1) -> Iterator[Frame]:
+        frames = self._reader.iter_frames(start, stop, step)
+        try:
+            while True:
+                began = time.perf_counter()
+                frame = next(frames, None)
+                self.seconds += time.perf_counter() - began
+                if frame is None:
+                    return
+                yield frame
+        finally:
+            frames.close()
+
+
+class Pipeline:
+    """Video + SAM2 tracking + GAR, each model loaded once and reused for every video.
+
+    Build it with :meth:`from_pretrained`; either model may be left out
+    (``gar=None`` to only track, ``sam2=None`` when tracks are always given).
+    """
+
+    def __init__(self, gar: GAR | None, tracker: Sam2Tracker | None, progress: bool = True) -> None:
+        self.gar = gar
+        self.tracker = tracker
+        self.progress = progress
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        gar: "str | os.PathLike[str] | None" = DEFAULT_MODEL_ID,
+        sam2: "str | os.PathLike[str] | None" = DEFAULT_SAM2_MODEL,
+        device: Any = None,
+        dtype: Any = None,
+        *,
+        gar_revision: str | None = None,
+        sam2_revision: str | None = None,
+        box_mode: str = "reference",
+        progress: bool = True,
+    ) -> "Pipeline":
+        """Load GAR (``HaochenWang/GAR-1B`` by default) and SAM2 (``facebook/sam2.1-hiera-tiny``).
+
+        Each may be a hub id (downloaded once, then read from the local cache)
+        or a local folder. ``device``/``dtype`` default to CUDA with bfloat16
+        where present, else CPU with float32. ``box_mode`` is GAR's RoI box:
+        ``reference`` (what the released weights were trained with) or
+        ``aligned``.
+        """
+        model = (
+            GAR.from_pretrained(gar, device=device, dtype=dtype, revision=gar_revision, box_mode=box_mode)
+            if gar is not None
+            else None
+        )
+        tracker = (
+            Sam2Tracker.from_pretrained(sam2, device=device, dtype=dtype, revision=sam2_revision)
+            if sam2 is not None
+            else None
+        )
+        return cls(model, tracker, progress=progress)
+
+    # ------------------------------------------------------------------ tracking
+
+    def track(
+        self,
+        video: VideoLike,
+        regions: Sequence[RegionPrompt],
+        *,
+        start: TimeLike = None,
+        end: TimeLike = None,
+        stride: int = 1,
+    ) -> TrackingResult:
+        """Track the regions through ``[start, end)`` (default: the whole video), both ways from each prompt."""
+        with _opened(video) as reader:
+            span = _time_range(reader, start, end)
+            tracks, timings = self._track(reader, regions, span, stride)
+            frames = sorted({f.index for t in tracks for f in t.frames})
+            provenance = self._provenance(
+                {"start": span.start, "end": span.end, "stride": stride, "regions": [p.to_dict() for p in regions]},
+                frames, reader, timings, uses_gar=False,
+            )
+            return TrackingResult(video=reader.info, tracks=tuple(tracks), provenance=provenance)
+
+    def _track(
+        self, reader: VideoReader, regions: Sequence[RegionPrompt], span: _Range, stride: int
+    ) -> tuple[list[Track], StageTimings]:
+        if self.tracker is None:
+            raise PipelineError(
+                "this pipeline was built without a SAM2 tracker (sam2=None): pass tracks= or load one with "
+                "Pipeline.from_pretrained(sam2=...)"
+            )
+        if not regions:
+            raise InvalidInputError("no regions were given: mark at least one with a box, clicks or a mask")
+        prompts = [self._resolve(reader, p) for p in regions]
+        # Prompts outside the range still anchor the track: track from them into the range.
+        first = min([span.first, *(p.frame for p in prompts)])
+        stop = max([span.stop, *(p.frame + 1 for p in prompts)])
+        source = _TimedSource(reader)
+        began = time.perf_counter()
+        tracks = self.tracker.track(source, prompts, start=first, stop=stop, stride=stride, progress=self.progress)
+        elapsed = time.perf_counter() - began
+        return tracks, StageTimings(decode=source.seconds, track=max(0.0, elapsed - source.seconds))
+
+    @staticmethod
+    def _resolve(reader: VideoReader, prompt: RegionPrompt) -> RegionPrompt:
+        if not isinstance(prompt, RegionPrompt):
+            raise InvalidInputError(f"regions must be RegionPrompt objects, got {type(prompt).__name__}")
+        resolved = prompt.resolve(reader.time_to_index)
+        reader.timeline.check_index(resolved.frame)
+        return resolved.fit_to_frame(reader.width, reader.height)
+
+    def _tracks_for(
+        self,
+        reader: VideoReader,
+        regions: Sequence[RegionPrompt] | None,
+        tracks: Sequence[Track] | None,
+        span: _Range,
+        stride: int,
+        names: Sequence[str] | None = None,
+    ) -> tuple[list[Track], StageTimings]:
+        """The caller's tracks (checked), or tracks made from the prompts; only ``names`` if given."""
+        if (regions is None) == (tracks is None):
+            raise InvalidInputError("give either regions (prompts to track) or tracks (already tracked), not both")
+        if tracks is not None:
+            tracks = list(tracks)
+            _check_tracks(tracks, reader)
+            if names is not None:
+                tracks = [t for t in tracks if t.name in names]
+            return tracks, StageTimings()
+        regions = list(regions or ())
+        if names is not None:
+            regions = [p for p in regions if p.name in names]
+        return self._track(reader, regions, span, stride)
+
+    # ------------------------------------------------------------------ describe
+
+    def describe(
+        self,
+        video: VideoLike,
+        regions: Sequence[RegionPrompt] | None = None,
+        *,
+        tracks: Sequence[Track] | None = None,
+        start: TimeLike = None,
+        end: TimeLike = None,
+        window: float | None = None,
+        frames: int = 8,
+        frames_per_window: int = 4,
+        stride: int = 1,
+        tiling: str = "vanilla",
+        instruction: str = CAPTION_INSTRUCTION,
+        template: VideoPromptTemplate | None = None,
+        settings: GenerationSettings | None = None,
+        batch_size: int = 1,
+    ) -> DescribeResult:
+        """Describe each region over ``[start, end)``: once overall and window by window.
+
+        ``frames`` frames (spread over the region's visible span) give the
+        overall description; the range is cut into consecutive ``window``-second
+        windows (default: adaptive, at most 8) and ``frames_per_window`` of the
+        region's visible frames in each give that window's description. Windows
+        where the region is not seen are marked ``visible=False`` and not
+        described. ``instruction`` is what GAR is asked for every prompt;
+        ``template`` the video prompt wording; ``batch_size`` prompts share one
+        generate call.
+        """
+        gar = self._require_gar()
+        with _opened(video) as reader:
+            span = _time_range(reader, start, end)
+            length = float(window) if window is not None else adaptive_window_length(span.end - span.start)
+            bounds = window_bounds(span.start, span.end, length)
+            track_list, timings = self._tracks_for(reader, regions, tracks, span, stride)
+
+            # Plan every prompt first so the frames are decoded once, in one pass.
+            plans: list[tuple[str, int | None, list[int]]] = []  # (region, window number or None, frames)
+            spans: dict[str, tuple[float, float]] = {}
+            for track in track_list:
+                seen = [f for f in track.frames if f.visible and span.holds_time(f.time)]
+                if not seen:
+                    raise PipelineError(
+                        f"region {track.name!r} is never visible between {span.start:.3f} s and {span.end:.3f} s: "
+                        f"check its prompt, or widen the range"
+                    )
+                spans[track.name] = (seen[0].time, seen[-1].time)
+                plans.append((track.name, None, [f.index for f in spread(seen, frames)]))
+                for number, (a, b) in enumerate(bounds):
+                    inside = [f.index for f in seen if a <= f.time < b]
+                    plans.append((track.name, number, spread(inside, frames_per_window) if inside else []))
+            decoded, decode_s = _decode(reader, [i for _, _, idx in plans for i in idx])
+            timings += StageTimings(decode=decode_s)
+
+            by_name = {t.name: t for t in track_list}
+            work = [(name, number, idx) for name, number, idx in plans if idx]
+            inputs = [
+                gar.prepare_video(
+                    [decoded[i].image for i in idx],
+                    {name: [by_name[name].mask_at(i) for i in idx]},
+                    instruction,
+                    times=[decoded[i].time for i in idx],
+                    tiling=tiling,
+                    template=template,
+                )[0]
+                for name, number, idx in work
+            ]
+            outputs, gar_timings = self._generate(inputs, settings, batch_size)
+            timings += gar_timings
+            texts = {(name, number): out.text.strip() for (name, number, _), out in zip(work, outputs)}
+
+            timelines = []
+            for track in track_list:
+                windows = []
+                for number, (a, b) in enumerate(bounds):
+                    idx = next(i for n, w, i in plans if n == track.name and w == number)
+                    windows.append(
+                        TimelineWindow(
+                            start=a, end=b, visible=bool(idx), description=texts.get((track.name, number)),
+                            frames=tuple(idx), times=tuple(decoded[i].time for i in idx),
+                        )
+                    )
+                overall = next(i for n, w, i in plans if n == track.name and w is None)
+                timelines.append(
+                    RegionTimeline(
+                        name=track.name, description=texts[(track.name, None)], windows=tuple(windows),
+                        visible_span=spans[track.name], frames=tuple(overall),
+                        times=tuple(decoded[i].time for i in overall),
+                    )
+                )
+            used = sorted({i for _, _, idx in plans for i in idx})
+            settings_used = {
+                "start": span.start, "end": span.end, "window": length, "frames": frames,
+                "frames_per_window": frames_per_window, "stride": stride, "tiling": tiling,
+                "instruction": instruction, "template": _template_dict(template), "batch_size": batch_size,
+                "generation": dataclasses.asdict(settings or GenerationSettings()),
+                "tracks_given": tracks is not None,
+            }
+            provenance = self._provenance(settings_used, used, reader, timings, uses_gar=True,
+                                          uses_sam2=tracks is None)
+            return DescribeResult(video=reader.info, regions=tuple(timelines), tracks=tuple(track_list),
+                                  provenance=provenance)
+
+    # ------------------------------------------------------------------ ask
+
+    def ask(
+        self,
+        video: VideoLike,
+        regions: Sequence[RegionPrompt] | None = None,
+        question: str = "",
+        options: Sequence[str] | None = None,
+        time_range: tuple[TimeLike, TimeLike] | None = None,
+        *,
+        tracks: Sequence[Track] | None = None,
+        frames: int = 8,
+        stride: int = 1,
+        tiling: str = "vanilla",
+        template: VideoPromptTemplate | None = None,
+        settings: GenerationSettings | None = None,
+    ) -> Answer:
+        """Answer a question about named regions; the question names them as ``<name>``.
+
+        Free-form, or multiple choice with ``options`` (the answer's ``letter``
+        is parsed, the raw text kept). ``time_range=(start, end)`` restricts
+        the frames to that span. Up to five regions per question (GAR's limit):
+        the regions the question names, or every given region if it names none.
+        ``frames`` frames are spread over the frames where any of them is seen.
+        """
+        gar = self._require_gar()
+        if not isinstance(question, str) or not question.strip():
+            raise InvalidInputError("the question is empty: ask something about the regions, e.g. 'What is <dog> doing?'")
+        given = [t.name for t in tracks] if tracks is not None else _prompt_names(regions or ())
+        names = _question_regions(question, given, gar.max_regions)
+        with _opened(video) as reader:
+            start, end = time_range if time_range is not None else (None, None)
+            span = _time_range(reader, start, end)
+            track_list, timings = self._tracks_for(reader, regions, tracks, span, stride, names)
+            by_name = {t.name: t for t in track_list}
+            ordered = [by_name[name] for name in names]
+            seen: set[int] = set()
+            for track in ordered:
+                visible = {f.index for f in track.frames if f.visible and span.holds_time(f.time)}
+                if not visible:
+                    raise PipelineError(
+                        f"region {track.name!r} is never visible between {span.start:.3f} s and {span.end:.3f} s: "
+                        f"ask about another time range or check its prompt"
+                    )
+                seen |= visible
+            chosen = spread(sorted(seen), frames)
+            decoded, decode_s = _decode(reader, chosen)
+            timings += StageTimings(decode=decode_s)
+            masks = {track.name: [_visible_mask(track, i) for i in chosen] for track in ordered}
+            result = gar.ask_video(
+                [decoded[i].image for i in chosen], masks, question, options=options,
+                times=[decoded[i].time for i in chosen], tiling=tiling, template=template, settings=settings,
+            )
+            timings += StageTimings(encode=result.timings.encode_s, generate=result.timings.generate_s)
+            settings_used = {
+                "start": span.start, "end": span.end, "frames": frames, "stride": stride, "tiling": tiling,
+                "template": _template_dict(template), "generation": dataclasses.asdict(settings or GenerationSettings()),
+                "tracks_given": tracks is not None, "prompt_tokens": result.prompt_tokens,
+            }
+            provenance = self._provenance(settings_used, chosen, reader, timings, uses_gar=True,
+                                          uses_sam2=tracks is None)
+            return Answer(
+                question=question.strip(), regions=tuple(names), text=result.text.strip(),
+                options=tuple(str(o) for o in options) if options is not None else None, letter=result.choice,
+                time_range=(span.start, span.end) if time_range is not None else None,
+                tracks=tuple(track_list), video=reader.info, provenance=provenance,
+            )
+
+    # ------------------------------------------------------------------ helpers
+
+    def _require_gar(self) -> GAR:
+        if self.gar is None:
+            raise PipelineError(
+                "this pipeline was built without a GAR model (gar=None): load one with Pipeline.from_pretrained(gar=...)"
+            )
+        return self.gar
+
+    def _generate(
+        self, inputs: list, settings: GenerationSettings | None, batch_size: int
+    ) -> tuple[list[GARResult], StageTimings]:
+        assert self.gar is not None
+        results = self.gar.generate(inputs, settings, batch_size=batch_size, progress=self.progress)
+        # Results of one batch share its timings: count each batch once.
+        encode = sum(r.timings.encode_s / r.timings.batch_size for r in results)
+        generate = sum(r.timings.generate_s / r.timings.batch_size for r in results)
+        return results, StageTimings(encode=encode, generate=generate)
+
+    def _provenance(
+        self,
+        settings: Mapping[str, Any],
+        frames: Sequence[int],
+        reader: VideoReader,
+        timings: StageTimings,
+        uses_gar: bool,
+        uses_sam2: bool = True,
+    ) -> Provenance:
+        gar_ref = None
+        if uses_gar and self.gar is not None:
+            info = self.gar.info
+            gar_ref = ModelRef(info.model_id, info.revision, info.device, info.dtype)
+            settings = {**settings, "box_mode": info.box_mode, "double_bos": info.double_bos}
+        sam2_ref = None
+        if uses_sam2 and self.tracker is not None:
+            t = self.tracker
+            sam2_ref = ModelRef(t.model_id, t.revision, str(t.device), str(t.dtype).removeprefix("torch."))
+        frames = sorted(set(int(i) for i in frames))
+        return Provenance(
+            gar=gar_ref, sam2=sam2_ref, settings=dict(settings), frames=tuple(frames),
+            times=tuple(reader.index_to_time(i) for i in frames), timings=timings, garvideo_version=__version__,
+        )
+
+
+# ---------------------------------------------------------------------- module helpers
+
+
+@contextlib.contextmanager
+def _opened(video: VideoLike) -> Iterator[VideoReader]:
+    if isinstance(video, VideoReader):
+        yield video
+        return
+    with open_video(video) as reader:
+        yield reader
+
+
+def _seconds(value: TimeLike, what: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return parse_seconds(value)
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"the {what} time must be seconds or m:ss, got {value!r}") from None
+    if not math.isfinite(seconds):
+        raise InvalidInputError(f"the {what} time must be a finite number of seconds, got {value!r}")
+    return seconds
+
+
+def _time_range(reader: VideoReader, start: TimeLike, end: TimeLike) -> _Range:
+    """Check ``[start, end)`` against the video; both default to its ends."""
+    duration = reader.duration
+    t0 = _seconds(start, "start")
+    t1 = _seconds(end, "end")
+    t0 = 0.0 if t0 is None else t0
+    t1 = duration if t1 is None else t1
+    if t0 < 0 or t1 <= t0:
+        raise InvalidInputError(f"the time range {t0:.3f} s to {t1:.3f} s is empty: the end must come after the start")
+    if t0 >= duration or t1 > duration + 1e-6:
+        raise InvalidInputError(
+            f"the time range {t0:.3f} s to {t1:.3f} s is outside {reader.path}, which lasts {duration:.3f} s"
+        )
+    times = reader.timeline.times
+    first = reader.time_to_index(t0)
+    stop = max(first + 1, int(np.searchsorted(times, t1 - 1e-9, side="left")))
+    return _Range(first=first, stop=min(stop, reader.num_frames), start=t0, end=min(t1, duration))
+
+
+def _decode(reader: VideoReader, indices: Sequence[int]) -> tuple[dict[int, Frame], float]:
+    began = time.perf_counter()
+    frames = reader.read(sorted(set(indices)))
+    decoded = {f.index: f for f in frames}
+    missing = sorted(set(indices) - set(decoded))
+    if missing:
+        raise PipelineError(f"frames {missing[:5]} of {reader.path} could not be decoded (is the file damaged?)")
+    return decoded, time.perf_counter() - began
+
+
+def _check_tracks(tracks: Sequence[Track], reader: VideoReader) -> None:
+    if not tracks:
+        raise InvalidInputError("no tracks were given")
+    names = [t.name for t in tracks]
+    if len(set(names)) != len(names):
+        raise InvalidInputError(f"track names must be distinct, got {names}")
+    for track in tracks:
+        if not isinstance(track, Track):
+            raise InvalidInputError(f"tracks must be Track objects, got {type(track).__name__}")
+        if not track.frames:
+            raise InvalidInputError(f"track {track.name!r} has no frames")
+        if track.frames[0].size != (reader.height, reader.width):
+            h, w = track.frames[0].size
+            raise InvalidInputError(
+                f"track {track.name!r} has {w}x{h} masks but the video is {reader.width}x{reader.height}"
+            )
+        if track.frames[-1].index >= reader.num_frames:
+            raise InvalidInputError(
+                f"track {track.name!r} has a mask on frame {track.frames[-1].index}, beyond the video's "
+                f"{reader.num_frames} frames"
+            )
+
+
+def _prompt_names(regions: Sequence[RegionPrompt]) -> list[str]:
+    names: list[str] = []
+    for prompt in regions:
+        if not isinstance(prompt, RegionPrompt):
+            raise InvalidInputError(f"regions must be RegionPrompt objects, got {type(prompt).__name__}")
+        if prompt.name not in names:
+            names.append(prompt.name)
+    return names
+
+
+def _question_regions(question: str, given: Sequence[str], limit: int) -> list[str]:
+    """The regions a question is about, in the order given; checked before any work is done."""
+    if not given:
+        raise InvalidInputError("no regions were given: a question is about one to five named regions")
+    named = {m.strip() for m in _NAME_REF.findall(question)}
+    unknown = sorted(n for n in named if n not in given and not n.startswith("|"))
+    if unknown:
+        raise InvalidInputError(
+            f"the question names {', '.join(f'<{n}>' for n in unknown)}, which is not among the given regions "
+            f"({', '.join(given)})"
+        )
+    names = [n for n in given if n in named] or list(given)
+    if len(names) > limit:
+        raise TooManyRegionsError(
+            f"the question is about {len(names)} regions ({', '.join(names)}) but GAR takes at most {limit} in one "
+            f"prompt: ask about at most {limit} at a time"
+        )
+    return names
+
+
+def _visible_mask(track: Track, index: int) -> np.ndarray | None:
+    try:
+        entry = track.frame(index)
+    except InvalidInputError:
+        return None  # not tracked on this frame: not seen there
+    return entry.mask() if entry.visible else None
+
+
+def _template_dict(template: VideoPromptTemplate | None) -> dict[str, str] | None:
+    return dataclasses.asdict(template) if template is not None else None

@@ -1,0 +1,196 @@
+"""The pipeline over generated clips with tiny random models (offline, CPU)."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from garvideo import InvalidInputError
+from garvideo.model import GenerationSettings, TooManyRegionsError
+from garvideo.model.prompts import parse_option_letter
+from garvideo.pipeline import Pipeline, PipelineError, RegionPrompt, Track, adaptive_window_length, spread, window_bounds
+from garvideo.video import open_video
+
+from .conftest import box_prompt_values, first_visible
+
+SHORT = GenerationSettings(max_new_tokens=4)
+
+
+def test_window_helpers():
+    assert adaptive_window_length(6.0) == 1.0
+    assert adaptive_window_length(60.0) == 10.0
+    assert adaptive_window_length(3600.0) == 600.0
+    assert window_bounds(0.0, 2.0, 0.5) == [(0.0, 0.5), (0.5, 1.0), (1.0, 1.5), (1.5, 2.0)]
+    # a sliver at the end joins the window before it
+    assert window_bounds(0.0, 2.05, 0.5)[-1] == (1.5, 2.05)
+    assert spread(list(range(10)), 3) == [0, 4, 9]
+    assert spread([1, 2], 5) == [1, 2]
+
+
+def test_describe_windows_cover_the_range_and_mark_absence(pipeline, leaving_clip, truth):
+    result = pipeline.describe(leaving_clip.path, tracks=truth, window=0.5, frames=4, frames_per_window=2,
+                               settings=SHORT)
+    duration = open_video(leaving_clip.path).duration
+    obj = leaving_clip.objects[0]
+    timeline = result.region(obj.name)
+
+    windows = timeline.windows
+    assert windows[0].start == 0.0 and windows[-1].end == pytest.approx(duration)
+    assert all(a.end == b.start for a, b in zip(windows, windows[1:]))
+    last_seen = max(i for i, v in enumerate(obj.visible) if v)
+    assert timeline.visible_span == (leaving_clip.times[first_visible(obj)], leaving_clip.times[last_seen])
+    for window in windows:
+        expected_visible = any(window.start <= t < window.end for t, v in zip(leaving_clip.times, obj.visible) if v)
+        assert window.visible == expected_visible
+        if window.visible:
+            assert window.description is not None and window.frames
+            assert all(window.start <= t < window.end for t in window.times)
+            assert all(obj.visible[i] for i in window.frames)
+            assert [leaving_clip.times[i] for i in window.frames] == pytest.approx(list(window.times))
+        else:
+            assert window.description is None and window.frames == ()
+    # the object leaves half-way: the later windows say so
+    assert not windows[-1].visible and windows[0].visible
+    # the overall description uses visible frames only, spread over the visible span
+    assert all(obj.visible[i] for i in timeline.frames) and len(timeline.frames) == 4
+    assert timeline.frames[0] == first_visible(obj) and timeline.frames[-1] == last_seen
+
+    prov = result.provenance
+    assert prov.sam2 is None and prov.gar is not None and prov.settings["tracks_given"]
+    assert set(prov.frames) >= set(timeline.frames)
+    assert prov.timings.track == 0 and prov.timings.encode > 0 and prov.timings.generate > 0
+    assert prov.timings.decode > 0
+
+
+def test_same_inputs_give_the_same_result_twice(pipeline, leaving_clip, truth):
+    run = lambda: pipeline.describe(leaving_clip.path, tracks=truth[:1], window=1.0, frames=3, frames_per_window=2,
+                                    settings=SHORT)
+    first, second = run(), run()
+    assert [r.description for r in first.regions] == [r.description for r in second.regions]
+    assert [[w.description for w in r.windows] for r in first.regions] == [
+        [w.description for w in r.windows] for r in second.regions
+    ]
+
+
+def test_describe_tracks_a_prompt_both_ways(pipeline, leaving_clip):
+    obj = leaving_clip.objects[1]  # the square stays in view
+    prompt = RegionPrompt.from_box("square", box_prompt_values(obj.boxes[10]), 10)
+    result = pipeline.describe(leaving_clip.path, [prompt], start=0.25, end=1.5, window=0.5, frames=2,
+                               frames_per_window=1, settings=SHORT)
+    (track,) = result.tracks
+    assert track.name == "square"
+    assert min(track.indices) < 10 < max(track.indices)  # before and after the prompted frame
+    prov = result.provenance
+    assert prov.sam2 is not None and prov.timings.track > 0
+    timeline = result.region("square")
+    assert timeline.windows[0].start == 0.25 and timeline.windows[-1].end == 1.5
+    used = [i for w in timeline.windows for i in w.frames]
+    assert all(0.25 <= leaving_clip.times[i] < 1.5 for i in used)
+
+
+def test_track_only_pipeline(models_dir, leaving_clip):
+    tracker_only = Pipeline.from_pretrained(gar=None, sam2=models_dir / "sam2", progress=False)
+    result = tracker_only.track(leaving_clip.path, [RegionPrompt.from_box("a", (10, 10, 40, 40), "0.5s")],
+                                start=0.0, end=1.0, stride=2)
+    (track,) = result
+    assert track.indices[0] == 0 and 6 in track.indices  # 0.5 s = frame 6 at 12 fps
+    assert all(i < 12 for i in track.indices)
+    with pytest.raises(PipelineError, match="without a GAR model"):
+        tracker_only.describe(leaving_clip.path, [RegionPrompt.from_box("a", (10, 10, 40, 40), 0)])
+
+
+def test_ask_two_named_regions(pipeline, leaving_clip, truth):
+    answer = pipeline.ask(leaving_clip.path, question="What is <object> doing next to <square>?", tracks=truth,
+                          frames=4, settings=SHORT)
+    assert answer.regions == ("object", "square")
+    assert answer.letter is None and answer.options is None
+    assert isinstance(answer.text, str)
+    assert len(answer.provenance.frames) == 4
+    again = pipeline.ask(leaving_clip.path, question="What is <object> doing next to <square>?", tracks=truth,
+                         frames=4, settings=SHORT)
+    assert again.text == answer.text
+
+
+def test_ask_only_uses_the_named_regions_and_the_time_range(pipeline, leaving_clip, truth):
+    answer = pipeline.ask(leaving_clip.path, question="Where does <square> go?", tracks=truth, frames=3,
+                          time_range=(1.0, 1.9), settings=SHORT)
+    assert answer.regions == ("square",)
+    assert answer.time_range == (1.0, 1.9)
+    assert all(1.0 <= t < 1.9 for t in answer.provenance.times)
+
+
+def _letter_model(pipeline: Pipeline, letter_ids: tuple[int, int]) -> Pipeline:
+    """A copy of the tiny GAR whose output layer can only say one of two letters.
+
+    The final norm keeps one hidden dimension; the output rows of the two
+    letters are +1 and -1 on it and every other row is zero, so greedy
+    decoding answers one of those letters whatever the input.
+    """
+    gar = copy.copy(pipeline.gar)
+    gar.model = copy.deepcopy(pipeline.gar.model)
+    language = gar.model.mllm
+    with torch.no_grad():
+        norm = language.model.language_model.norm.weight
+        norm.zero_()
+        norm[0] = 1.0
+        head = language.lm_head.weight
+        head.zero_()
+        head[letter_ids[0], 0] = 10.0
+        head[letter_ids[1], 0] = -10.0
+    return Pipeline(gar, None, progress=False)
+
+
+def test_multiple_choice_answer_is_parsed_to_a_letter(pipeline, leaving_clip, truth):
+    tokenizer = pipeline.gar.processor.tokenizer
+    ids = tuple(tokenizer.convert_tokens_to_ids(letter) for letter in ("B", "C"))
+    assert all(isinstance(i, int) and i >= 0 for i in ids)
+    constrained = _letter_model(pipeline, ids)
+    answer = constrained.ask(leaving_clip.path, question="What colour is <square>?",
+                             options=["red", "yellow and blue", "green"], tracks=truth, frames=2,
+                             settings=GenerationSettings(max_new_tokens=1))
+    assert answer.text in ("B", "C")
+    assert answer.letter == answer.text
+    assert answer.choice == {"B": "yellow and blue", "C": "green"}[answer.letter]
+    assert parse_option_letter(answer.text, 3) == answer.letter
+
+
+def test_user_mistakes_are_clear_errors(pipeline, leaving_clip, truth):
+    path = leaving_clip.path
+    with pytest.raises(InvalidInputError, match=r"<dog>.*not among the given regions"):
+        pipeline.ask(path, question="What is <dog> doing?", tracks=truth)
+    with pytest.raises(InvalidInputError, match="question is empty"):
+        pipeline.ask(path, question="  ", tracks=truth)
+    with pytest.raises(InvalidInputError, match="outside"):
+        pipeline.describe(path, tracks=truth, start=5.0, end=9.0)
+    with pytest.raises(InvalidInputError, match="empty"):
+        pipeline.describe(path, tracks=truth, start=1.0, end=0.5)
+    with pytest.raises(PipelineError, match="'object' is never visible"):
+        pipeline.describe(path, tracks=truth[:1], start=1.2, end=1.9)
+    with pytest.raises(PipelineError, match="never visible"):
+        pipeline.ask(path, question="Where is <object>?", tracks=truth, time_range=(1.2, 1.9))
+    with pytest.raises(InvalidInputError, match="either regions"):
+        pipeline.describe(path)
+    with pytest.raises(InvalidInputError, match="outside the 160x120 frame"):
+        pipeline.describe(path, [RegionPrompt.from_box("a", (500, 500, 600, 600), 0)])
+    with pytest.raises(InvalidInputError, match="beyond the end"):
+        pipeline.describe(path, [RegionPrompt.from_box("a", (10, 10, 40, 40), "30s")])
+
+
+def test_more_than_five_regions_are_refused_not_dropped(pipeline, leaving_clip, truth):
+    many = [Track(name=f"r{k}", obj_id=k + 1, frames=truth[0].frames) for k in range(6)]
+    question = "Which of " + ", ".join(f"<r{k}>" for k in range(6)) + " is largest?"
+    with pytest.raises(TooManyRegionsError, match="at most 5"):
+        pipeline.ask(leaving_clip.path, question=question, tracks=many)
+    # describing six regions is fine: each is described on its own
+    result = pipeline.describe(leaving_clip.path, tracks=many, window=2.0, frames=1, frames_per_window=1,
+                               settings=GenerationSettings(max_new_tokens=1))
+    assert [r.name for r in result.regions] == [f"r{k}" for k in range(6)]
+
+
+def test_tracks_of_another_size_are_refused(pipeline, leaving_clip):
+    wrong = Track.from_masks("x", {0: np.ones((10, 10), bool)}, fps=12)
+    with pytest.raises(InvalidInputError, match="10x10 masks but the video is 160x120"):
+        pipeline.describe(leaving_clip.path, tracks=[wrong])
