@@ -92,7 +92,7 @@ def main() -> None:
     measure("image, describe (thumb+tile)", inputs, inputs.images[0].num_tiles)
     regions = {f"r{r}": masks[r] for r in range(args.regions)}
     question = "How do " + " and ".join(f"<r{r}>" for r in range(args.regions)) + " move?"
-    video, _ = gar.prepare_video(images, regions, question)
+    video = gar.prepare_video(images, regions, question).inputs
     measure(f"video, {args.frames} frames x {args.regions} region(s)", video, len(video.images))
     print(f"({args.new_tokens} new tokens; medians of {args.repeats} runs after one warm-up)")
 

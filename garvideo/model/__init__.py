@@ -7,7 +7,7 @@ prompts -> :class:`GARInputs`), :class:`GARModel` (mask patch embedding, RoI
 replay in ``reference`` or ``aligned`` box mode, generation), :class:`GARConfig`.
 """
 
-from .api import DEFAULT_MODEL_ID, GAR, GARResult, GenerationSettings, ModelInfo, StageTimings
+from .api import DEFAULT_MODEL_ID, GAR, GARResult, GenerationSettings, ModelInfo, NamedPrompt, StageTimings
 from .configuration_gar import GARConfig
 from .errors import CheckpointError, TooManyRegionsError
 from .images import load_mask, load_rgb
@@ -49,6 +49,7 @@ __all__ = [
     "GARResult",
     "GenerationSettings",
     "ModelInfo",
+    "NamedPrompt",
     "PlaceholderRun",
     "PreparedImage",
     "ReplayRecord",

@@ -132,6 +132,15 @@ class ModelInfo:
     double_bos: bool
 
 
+@dataclass(frozen=True)
+class NamedPrompt:
+    """A prepared prompt about named regions: what :meth:`GAR.answer` needs to map answers back to names."""
+
+    inputs: GARInputs
+    names: tuple[str, ...]  # region names in prompt order: names[i] is <Prompt{inputs.prompt_indices[i]}>
+    options: Optional[tuple[str, ...]] = None  # multiple-choice options (without letters), if any
+
+
 def _named(regions, what: str) -> tuple[list[str], list]:
     items = list(regions.items()) if isinstance(regions, Mapping) else [tuple(item) for item in regions]
     if not items:
@@ -165,6 +174,10 @@ def _substitute_names(text: str, names: Sequence[str]) -> str:
         )
 
     return _NAME_REF.sub(swap, text)
+
+
+def _options(options: Optional[Sequence[str]]) -> Optional[tuple[str, ...]]:
+    return None if options is None else tuple(str(o).strip() for o in options)
 
 
 def _restore_names(text: str, names: Sequence[str], indices: Sequence[int]) -> str:
@@ -279,11 +292,12 @@ class GAR:
 
     def prepare_ask(
         self, image: ImageLike, regions: Regions, question: str, options: Optional[Sequence[str]] = None
-    ) -> tuple[GARInputs, list[str]]:
-        """The prompt :meth:`ask` would send, and the region names in prompt order."""
+    ) -> NamedPrompt:
+        """The prompt :meth:`ask` would send (see :meth:`answer` to generate many in batches)."""
         names, masks = _named(regions, "region")
-        question = self._question_text(question, names, options)
-        return self.processor.prepare_question(image, masks, question, names=names), names
+        text = self._question_text(question, names, options)
+        inputs = self.processor.prepare_question(image, masks, text, names=names)
+        return NamedPrompt(inputs, tuple(names), _options(options))
 
     def ask(
         self,
@@ -296,12 +310,28 @@ class GAR:
         """Answer a question about one to five named regions of an image.
 
         ``regions`` maps names to masks (in the order given: the first is ``<Prompt0>``); the question
-        refers to them as ``<name>``. With ``options`` the question becomes the reference
-        multiple-choice prompt and the result's ``choice`` holds the letter answered.
+        refers to them as ``<name>``. With ``options`` (plain texts, lettered A, B, ... here) the
+        question becomes the reference multiple-choice prompt and the result's ``choice`` holds the
+        letter answered.
         """
-        inputs, names = self.prepare_ask(image, regions, question, options)
-        result = self.generate(inputs, settings)[0]
-        return self._finish(result, names, inputs.prompt_indices, options)
+        return self.answer(self.prepare_ask(image, regions, question, options), settings)[0]
+
+    def answer(
+        self,
+        prompts: Union[NamedPrompt, Sequence[NamedPrompt]],
+        settings: Optional[GenerationSettings] = None,
+        batch_size: int = 8,
+        progress: bool = False,
+    ) -> list[GARResult]:
+        """Generate for prepared named prompts (batched) and write region names back into the answers."""
+        items = [prompts] if isinstance(prompts, NamedPrompt) else list(prompts)
+        results = self.generate([p.inputs for p in items], settings, batch_size=batch_size, progress=progress)
+        out = []
+        for prompt, result in zip(items, results):
+            choice = parse_option_letter(result.text, len(prompt.options)) if prompt.options is not None else None
+            text = _restore_names(result.text, prompt.names, prompt.inputs.prompt_indices)
+            out.append(replace(result, text=text, choice=choice))
+        return out
 
     # ------------------------------------------------------------------ videos
 
@@ -314,14 +344,14 @@ class GAR:
         times: Optional[Sequence[Optional[float]]] = None,
         tiling: TilingMode = "vanilla",
         template: Optional[VideoPromptTemplate] = None,
-    ) -> tuple[GARInputs, list[str]]:
-        """The video prompt :meth:`ask_video` would send, and the region names in prompt order."""
+    ) -> NamedPrompt:
+        """The video prompt :meth:`ask_video` would send (see :meth:`answer` to generate many in batches)."""
         names, masks = _named(regions, "region")
-        question = self._question_text(question, names, options)
+        text = self._question_text(question, names, options)
         inputs = self.processor.prepare_video(
-            frames, masks, question, names=names, template=template, tiling=tiling, times=times
+            frames, masks, text, names=names, template=template, tiling=tiling, times=times
         )
-        return inputs, names
+        return NamedPrompt(inputs, tuple(names), _options(options))
 
     def ask_video(
         self,
@@ -337,14 +367,14 @@ class GAR:
     ) -> GARResult:
         """Answer a question about up to five named regions over several frames, in one generate call.
 
-        ``regions[name][f]`` is the region's mask on ``frames[f]`` (None where it is not visible).
+        ``regions[name][f]`` is the region's mask on ``frames[f]`` (None where it is not visible);
+        ``times[f]`` (seconds, optional) can appear in the prompt via the template's ``{time}``.
         Every frame is one tile (``tiling="vanilla"``) or thumbnail + tiles (``"thumb+tile"``)
         with its own mask embedding; every region visible on a frame gets its own RoI replay
         from that frame. Wording: :class:`VideoPromptTemplate` (override with ``template``).
         """
-        inputs, names = self.prepare_video(frames, regions, question, options, times, tiling, template)
-        result = self.generate(inputs, settings, progress=progress)[0]
-        return self._finish(result, names, inputs.prompt_indices, options)
+        prompt = self.prepare_video(frames, regions, question, options, times, tiling, template)
+        return self.answer(prompt, settings, progress=progress)[0]
 
     def describe_video(
         self,
@@ -434,12 +464,6 @@ class GAR:
         if options is not None:
             text = multiple_choice_question(text, label_options([str(o).strip() for o in options]))
         return _substitute_names(text, names)
-
-    def _finish(
-        self, result: GARResult, names: Sequence[str], indices: Sequence[int], options: Optional[Sequence[str]]
-    ) -> GARResult:
-        choice = parse_option_letter(result.text, len(options)) if options is not None else None
-        return replace(result, text=_restore_names(result.text, names, indices), choice=choice)
 
 
 @contextlib.contextmanager

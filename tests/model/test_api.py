@@ -1,7 +1,5 @@
 """The user-facing GAR API on the tiny checkpoint: images, named regions, videos, results and errors."""
 
-from dataclasses import replace
-
 import numpy as np
 import pytest
 import torch
@@ -40,8 +38,9 @@ def test_image_inputs_in_any_form_give_the_same_answer(gar, scene, tmp_path):
 
 def test_ask_maps_names_to_prompts_in_the_given_order(gar, scene):
     image, masks = scene
-    inputs, names = gar.prepare_ask(image, {"green": masks["green"], "red": masks["red"]}, "Is <red> left of <green>?")
-    assert names == ["green", "red"]
+    prompt = gar.prepare_ask(image, {"green": masks["green"], "red": masks["red"]}, "Is <red> left of <green>?")
+    inputs = prompt.inputs
+    assert prompt.names == ("green", "red")
     assert inputs.text.count("Is <Prompt1> left of <Prompt0>?") == 1
     assert [r.prompt_index for r in inputs.runs] == [0, 1]
     result = gar.ask(
@@ -49,13 +48,16 @@ def test_ask_maps_names_to_prompts_in_the_given_order(gar, scene):
     )
     assert result.token_ids == gar.generate(inputs, SHORT)[0].token_ids
     # Region tokens in an answer are written back with the user's names.
-    named = gar._finish(replace(result, text="<Prompt1> is left of <Prompt0>; <Prompt2>?"), names, [0, 1], None)
-    assert named.text == "<red> is left of <green>; <Prompt2>?"
+    from garvideo.model.api import _restore_names
+
+    assert _restore_names("<Prompt1> is left of <Prompt0>; <Prompt2>?", prompt.names, [0, 1]) == (
+        "<red> is left of <green>; <Prompt2>?"
+    )
 
 
 def test_multiple_choice_builds_the_reference_prompt(gar, scene):
     image, masks = scene
-    inputs, _ = gar.prepare_ask(image, {"red": masks["red"]}, "What colour is <red>?", options=["red", "green"])
+    inputs = gar.prepare_ask(image, {"red": masks["red"]}, "What colour is <red>?", options=["red", "green"]).inputs
     assert (
         "Question: What colour is <Prompt0>?\nOptions:\nA. red\nB. green\nAnswer with the correct option's"
         in inputs.text
@@ -137,7 +139,7 @@ def test_video_question_is_one_generate_call_with_batched_vision(gar, scene, mon
     finally:
         handle.remove()
     assert len(generate_calls) == 1 and tower_batches == [3, 1]
-    inputs, _ = gar.prepare_video(frames, {"red": red, "green": green}, "How do <red> and <green> move?")
+    inputs = gar.prepare_video(frames, {"red": red, "green": green}, "How do <red> and <green> move?").inputs
     assert len(inputs.runs) == 7 and generate_calls[0][1] == inputs.num_tokens
     assert "Frame 3: <Prompt0>: <|reserved_special_token_4|>" in inputs.text and "<Prompt1>: not visible" in inputs.text
     assert result.prompt_tokens == inputs.num_tokens
@@ -148,13 +150,13 @@ def test_video_single_region_and_modes(gar, scene):
     described = gar.describe_video(frames, red, settings=SHORT)
     assert described.token_ids == gar.describe_video(frames, red, settings=SHORT).token_ids
     aligned = gar.generate(
-        gar.prepare_video(frames, {"region": red}, "Describe <region>.")[0],
+        gar.prepare_video(frames, {"region": red}, "Describe <region>.").inputs,
         SHORT,
         box_mode="aligned",
         output_logits=True,
     )[0]
     reference = gar.generate(
-        gar.prepare_video(frames, {"region": red}, "Describe <region>.")[0], SHORT, output_logits=True
+        gar.prepare_video(frames, {"region": red}, "Describe <region>.").inputs, SHORT, output_logits=True
     )[0]
     assert not np.allclose(aligned.step_logits[0], reference.step_logits[0])  # the box mode matters
     tiled = gar.ask_video(frames, {"region": red}, "What is <region>?", tiling="thumb+tile", settings=SHORT)
@@ -181,3 +183,19 @@ def test_static_kv_cache_gives_the_same_greedy_tokens(gar, scene):
         image, masks["green"], GenerationSettings(max_new_tokens=5, min_new_tokens=5, cache_implementation="static")
     )
     assert static.token_ids == dynamic.token_ids and len(static.token_ids) == 5
+
+
+def test_answer_batches_video_windows_like_single_calls(gar, scene):
+    frames, red, green = _video(scene, 4)
+    windows = [
+        gar.prepare_video(frames[:2], {"red": red[:2]}, "What does <red> do?", times=[0.0, 0.5]),
+        gar.prepare_video(
+            frames[2:], {"red": red[2:], "green": green[2:]}, "Is <red> near <green>?", options=["yes", "no"]
+        ),
+    ]
+    batched = gar.answer(windows, SHORT, batch_size=2)
+    single = [gar.answer(w, SHORT)[0] for w in windows]
+    assert [r.token_ids for r in batched] == [r.token_ids for r in single]
+    assert [r.text for r in batched] == [r.text for r in single]
+    assert batched[0].choice is None and windows[1].options == ("yes", "no")
+    assert "Options:\nA. yes\nB. no" in windows[1].inputs.text
