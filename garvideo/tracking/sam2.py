@@ -165,6 +165,16 @@ class Sam2Tracker:
     # -- facts ------------------------------------------------------------------------
 
     @property
+    def provenance(self) -> dict[str, Any]:
+        """Which weights tracked, for results' metadata: model id (or folder), revision, device, dtype."""
+        return {
+            "sam2_model": self.model_id,
+            "sam2_revision": self.revision,
+            "device": str(self.device),
+            "dtype": str(self.dtype).removeprefix("torch."),
+        }
+
+    @property
     def num_maskmem(self) -> int:
         """How many frames' mask memories SAM2 attends to (prompted frame included)."""
         return int(self.model.config.num_maskmem)

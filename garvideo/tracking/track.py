@@ -9,10 +9,12 @@ tools read it directly.
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -147,17 +149,27 @@ class Track:
 
     # -- access ---------------------------------------------------------------------
 
-    @property
+    @cached_property
     def indices(self) -> tuple[int, ...]:
         return tuple(f.index for f in self.frames)
+
+    @cached_property
+    def _position(self) -> dict[int, int]:
+        return {f.index: pos for pos, f in enumerate(self.frames)}
 
     def __len__(self) -> int:
         return len(self.frames)
 
+    def __repr__(self) -> str:
+        # the frames' RLE strings would flood a console
+        span = self.visible_span()
+        visible = f"{span[0]}..{span[1]}" if span else "never"
+        return f"Track(name={self.name!r}, obj_id={self.obj_id}, frames={len(self.frames)}, visible={visible})"
+
     def frame(self, index: int) -> TrackFrame:
         """The entry for frame ``index``; :class:`InvalidInputError` if it was not tracked."""
-        pos = np.searchsorted(self.indices, index)
-        if pos < len(self.frames) and self.frames[pos].index == index:
+        pos = self._position.get(index)
+        if pos is not None:
             return self.frames[pos]
         span = f"{self.frames[0].index}..{self.frames[-1].index}" if self.frames else "none"
         raise InvalidInputError(f"track {self.name!r} has no entry for frame {index} (tracked frames: {span})")
@@ -178,7 +190,7 @@ class Track:
         """The tracked entry closest to ``index`` (ties go to the earlier frame), for strided tracks."""
         if not self.frames:
             raise InvalidInputError(f"track {self.name!r} is empty")
-        pos = int(np.searchsorted(self.indices, index))
+        pos = bisect.bisect_left(self.indices, index)
         candidates = [self.frames[p] for p in (pos - 1, pos) if 0 <= p < len(self.frames)]
         return min(candidates, key=lambda f: (abs(f.index - index), f.index))
 

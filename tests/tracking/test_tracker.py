@@ -143,6 +143,12 @@ def test_tracks_from_the_tracker_round_trip_through_json(tracker):
 def test_provenance_of_a_local_checkpoint(tracker, tiny_sam2_path):
     assert tracker.model_id == str(tiny_sam2_path)
     assert tracker.revision is None
+    assert tracker.provenance == {
+        "sam2_model": str(tiny_sam2_path),
+        "sam2_revision": None,
+        "device": "cpu",
+        "dtype": "float32",
+    }
     assert tracker.num_maskmem == 7 and tracker.max_object_pointers == 16
 
 
