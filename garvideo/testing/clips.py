@@ -67,13 +67,19 @@ def _cell_size(width: int, height: int) -> int:
 
 def index_image(index: int, width: int, height: int) -> np.ndarray:
     """An RGB picture (displayed orientation) whose top-left cells encode ``index``."""
-    if not 0 <= index < 2**CODE_BITS:
-        raise ValueError(f"index {index} does not fit in {CODE_BITS} bits")
     yy, xx = np.mgrid[0:height, 0:width]
     image = np.empty((height, width, 3), dtype=np.uint8)
     image[..., 0] = 60 + (120 * xx // max(1, width - 1))
     image[..., 1] = 60 + (120 * yy // max(1, height - 1))
     image[..., 2] = 110
+    return paint_index(image, index)
+
+
+def paint_index(image: np.ndarray, index: int) -> np.ndarray:
+    """Paint the code of ``index`` over the top-left corner of an RGB ``image`` (in place) and return it."""
+    if not 0 <= index < 2**CODE_BITS:
+        raise ValueError(f"index {index} does not fit in {CODE_BITS} bits")
+    height, width = image.shape[:2]
     cell = _cell_size(width, height)
     for bit in range(CODE_BITS):
         row, col = divmod(bit, _GRID)

@@ -16,11 +16,10 @@ first frame.
 """
 
 from .facts import DecodeStats, Frame, FrameSelection, VideoDecodeWarning, VideoInfo, Window
-from .reader import DEFAULT_MAX_BUFFERED_FRAMES, VideoReader, open_video, video_info
+from .reader import VideoReader, default_max_buffered_frames, open_video, video_info
 from .timeline import Timeline
 
 __all__ = [
-    "DEFAULT_MAX_BUFFERED_FRAMES",
     "DecodeStats",
     "Frame",
     "FrameSelection",
@@ -29,6 +28,7 @@ __all__ = [
     "VideoInfo",
     "VideoReader",
     "Window",
+    "default_max_buffered_frames",
     "open_video",
     "video_info",
 ]

@@ -16,8 +16,17 @@ from .timeline import Timeline
 
 Backend = Literal["auto", "pyav", "decord"]
 
-#: Frames a backward iteration or a decord batch holds at most at once.
-DEFAULT_MAX_BUFFERED_FRAMES = 16
+#: Decoded RGB bytes a backward iteration (or a decord batch) may hold at once by
+#: default; it sets how many frames that is (97 at 720p, 43 at 1080p, 10 at 4K).
+DEFAULT_BUFFER_BYTES = 256 * 1024 * 1024
+#: Bounds on that number of frames, whatever the frame size.
+MIN_BUFFERED_FRAMES, MAX_BUFFERED_FRAMES = 4, 256
+
+
+def default_max_buffered_frames(width: int, height: int) -> int:
+    """Frames of ``width`` x ``height`` RGB that fit :data:`DEFAULT_BUFFER_BYTES` (within the bounds)."""
+    fit = DEFAULT_BUFFER_BYTES // max(1, width * height * 3)
+    return max(MIN_BUFFERED_FRAMES, min(MAX_BUFFERED_FRAMES, fit))
 
 
 class _Decoder(Protocol):
@@ -200,24 +209,31 @@ def open_video(
     path: str | os.PathLike[str],
     backend: Backend = "auto",
     *,
-    max_buffered_frames: int = DEFAULT_MAX_BUFFERED_FRAMES,
+    max_buffered_frames: int | None = None,
     threads: int = 0,
 ) -> VideoReader:
     """Open a video file for reading.
 
     ``backend``: ``"pyav"``, ``"decord"`` (optional extra) or ``"auto"`` (decord
     when installed and it agrees with the container's frame count, else PyAV).
+    ``max_buffered_frames``: most decoded frames held at once when iterating
+    backward (each chunk decodes forward from a keyframe, so more frames mean
+    fewer passes over long GOPs); None = as many as fit in 256 MiB of RGB.
     ``threads``: decoder threads (0 = let FFmpeg choose). Raises
     :class:`~garvideo.errors.VideoError` for a missing, unreadable or video-less file;
     a truncated file opens with a :class:`VideoDecodeWarning`.
     """
     if backend not in ("auto", "pyav", "decord"):
         raise InvalidInputError(f"unknown video backend {backend!r}: use 'auto', 'pyav' or 'decord'")
-    if isinstance(max_buffered_frames, bool) or not isinstance(max_buffered_frames, int) or max_buffered_frames < 1:
+    if max_buffered_frames is not None and (
+        isinstance(max_buffered_frames, bool) or not isinstance(max_buffered_frames, int) or max_buffered_frames < 1
+    ):
         raise InvalidInputError(f"max_buffered_frames must be a positive integer, got {max_buffered_frames!r}")
     name = os.fspath(path)
     facts = probe(name)
     info, timeline = facts.info, facts.timeline
+    if max_buffered_frames is None:
+        max_buffered_frames = default_max_buffered_frames(info.width, info.height)
     if backend == "decord" or (backend == "auto" and decord_available()):
         try:
             decoder: _Decoder = DecordDecoder(name, timeline, info.rotation, max_buffered_frames, threads)
