@@ -106,7 +106,7 @@ def _case(path: Path) -> Case:
             [path / f for f in info["frames"]],
             [[path / m for m in region] for region in regions],
             _video_question(info["user_text"]),
-            prompt_indices=[_prompt_index(info["prompt_token"])] if len(regions) == 1 else None,
+            prompt_indices=[_prompt_index(info.get("prompt_token", "<Prompt0>"))] if len(regions) == 1 else None,
             tiling="vanilla" if tiles_per_frame == 1 else "thumb+tile",
         )
         kind = "video"
@@ -118,7 +118,8 @@ def _case(path: Path) -> Case:
         inputs = processor.prepare_question(path / info["image"], masks, info["question"], prompt_indices=order)
         kind = "regions"
     else:
-        inputs = processor.prepare_caption(path / info["image"], path / info["mask"], info["prompt_token_index"])
+        index = info.get("prompt_token_index", _prompt_index(info.get("prompt_token", "<Prompt1>")))
+        inputs = processor.prepare_caption(path / info["image"], path / info["mask"], index)
         kind = "caption"
     return Case(path, info, expected, inputs, kind)
 
@@ -214,9 +215,9 @@ def _run_setup(case: Case, prefix: str) -> tuple[GARInputs, str, list]:
         buggy = info["bboxes_reference_buggy"]
         inputs = inputs.with_boxes([buggy[str(run.token_id)] for run in inputs.runs])
     if "roi" in info:
-        rois = info["roi"][prefix.rstrip("_") or "ref"]
+        rois = info["roi"].get(prefix.rstrip("_") or "ref")
     else:
-        rois = info["roi_aligned" if aligned else "roi_reference"]
+        rois = info.get("roi_aligned" if aligned else "roi_reference")
     return inputs, "aligned" if aligned else "reference", rois
 
 
@@ -245,6 +246,7 @@ def test_replay_and_generation(path, prefix):
     order = _reference_replay_order(case, [record.run.token_id for record in encoded.replays])
     replays = [encoded.replays[i] for i in order]
     replay_features = torch.stack([encoded.replay_features[i] for i in order])
+    assert rois is not None, f"case.json records no roi_align calls for the run {prefix or 'reference'!r}"
     assert len(replays) == len(rois)
     for record, roi in zip(replays, rois):
         assert list(record.roi) == roi["roi_boxes_passed"]
