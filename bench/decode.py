@@ -158,7 +158,8 @@ def run(args: argparse.Namespace) -> list[str]:
         f"H.264 with {info.keyframes} keyframes (GOP {args.gop}) and B-frames. Opening it (packet scan for exact "
         f"timestamps, one frame decoded) took {open_s * 1000:.0f} ms.",
         "",
-        "| what | frames out | time (s) | frames/s out | vs decoding all | frames decoded | seeks | naive seek-per-frame (s) |",
+        "| what | frames out | time (s) | frames/s out | vs decoding all | frames decoded | seeks "
+        "| naive seek-per-frame (s) |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for label, count, elapsed, frames_decoded, seeks, naive_s in rows:
@@ -171,7 +172,7 @@ def run(args: argparse.Namespace) -> list[str]:
         )
     lines += [
         "",
-        f"Decoding every frame runs at {full_fps:.0f} frames/s. \"vs decoding all\" divides the baseline's time by "
+        f'Decoding every frame runs at {full_fps:.0f} frames/s. "vs decoding all" divides the baseline\'s time by '
         "the read's: what sampling saves over decoding the whole video to pick frames. The naive column seeks "
         "to the keyframe before every wanted frame and decodes up to it, as a reader that ignores GOP structure "
         "does; `read()` instead decodes forward when no keyframe lies between two wanted frames.",

@@ -11,7 +11,9 @@ import click
 def _describe(info) -> list[tuple[str, str]]:
     size = f"{info.width}x{info.height}"
     if info.rotation:
-        size += f" as displayed (stored {info.coded_width}x{info.coded_height}, turned {info.rotation} degrees clockwise)"
+        size += (
+            f" as displayed (stored {info.coded_width}x{info.coded_height}, turned {info.rotation} degrees clockwise)"
+        )
     frames = f"{info.num_frames}" + ("" if info.num_frames_exact else " (estimated: the stream has no timestamps)")
     fps = f"{info.fps:.3f}" + (" average, variable frame rate" if info.variable_frame_rate else "")
     codec = info.codec + (f" ({info.pixel_format})" if info.pixel_format else "")

@@ -216,7 +216,9 @@ def _chain(first: np.ndarray, rest: Iterable[np.ndarray]) -> Iterable[np.ndarray
     yield from rest
 
 
-def _indexed_clip(path: str | os.PathLike[str], frame_times: Sequence[Fraction], size: tuple[int, int], **options) -> ClipTruth:
+def _indexed_clip(
+    path: str | os.PathLike[str], frame_times: Sequence[Fraction], size: tuple[int, int], **options
+) -> ClipTruth:
     width, height = size
     images = (index_image(i, width, height) for i in range(len(frame_times)))
     return write_frames(path, images, frame_times, **options)
@@ -264,7 +266,11 @@ def odd_size_clip(path: str | os.PathLike[str], size: tuple[int, int] = (97, 53)
 
 
 def long_gop_clip(
-    path: str | os.PathLike[str], num_frames: int = 120, gop: int = 60, bframes: int = 3, size: tuple[int, int] = (64, 48)
+    path: str | os.PathLike[str],
+    num_frames: int = 120,
+    gop: int = 60,
+    bframes: int = 3,
+    size: tuple[int, int] = (64, 48),
 ) -> ClipTruth:
     """H.264 with a keyframe only every ``gop`` frames and B-frames (reordered decode order)."""
     return constant_rate_clip(path, num_frames, 30, size, gop=gop, bframes=bframes)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from typing import Literal, Protocol
 
 from ..errors import InvalidInputError, VideoError
@@ -158,9 +158,8 @@ class VideoReader:
         where that is cheaper than seeking, seeking to a keyframe otherwise.
         Frames that cannot be decoded (damaged file) are left out, with a warning.
         """
-        indices = selection.indices if isinstance(selection, FrameSelection) else tuple(
-            self.timeline.check_index(i) for i in selection
-        )
+        raw = selection.indices if isinstance(selection, FrameSelection) else selection
+        indices = tuple(self.timeline.check_index(i) for i in raw)  # a selection made on another video too
         wanted = sorted(set(indices))
         decoded = {frame.index: frame for frame in self._decoder.decode(wanted)}
         return [decoded[i] for i in indices if i in decoded]

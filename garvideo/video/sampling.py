@@ -61,7 +61,9 @@ def uniform(timeline: Timeline, count: int, start: float | None = None, end: flo
 
 
 def at_rate(timeline: Timeline, fps: float, start: float | None = None, end: float | None = None) -> FrameSelection:
-    """The frames on screen every ``1 / fps`` seconds from ``start`` (no frame twice when ``fps`` exceeds the video's)."""
+    """The frames on screen every ``1 / fps`` seconds from ``start``.
+
+    No frame comes twice when ``fps`` exceeds the video's own rate."""
     if not isinstance(fps, (int, float)) or not math.isfinite(fps) or fps <= 0:
         raise InvalidInputError(f"the sampling rate must be a positive number of frames per second, got {fps!r}")
     start, end = _time_range(timeline, start, end)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 from click.testing import CliRunner
+from garvideo_cli.main import app
 
 from garvideo.testing import clips
-from garvideo_cli.main import app
 
 
 def test_info_prints_the_facts(rotated_clip):

@@ -40,7 +40,10 @@ def test_moving_object_truth_is_consistent(moving):
     assert moving.num_frames == 24
     first, second = moving.objects
     assert first.masks.shape == (24, moving.height, moving.width)
-    for masks, boxes, visible in ((first.masks, first.boxes, first.visible), (second.masks, second.boxes, second.visible)):
+    for masks, boxes, visible in (
+        (first.masks, first.boxes, first.visible),
+        (second.masks, second.boxes, second.visible),
+    ):
         for mask, box, seen in zip(masks, boxes, visible):
             assert box == mask_bbox(mask)
             assert seen == bool(mask.any())

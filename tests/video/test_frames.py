@@ -38,14 +38,26 @@ def test_rotated_frames_come_out_upright(rotated_clip):
 
 @pytest.mark.parametrize(
     "start, stop, step",
-    [(0, None, 1), (5, 50, 7), (59, 62, 1), (100, None, 3), (119, None, -1), (70, 10, -4), (61, 58, -1), (0, None, -1),
-     (5, 5, 1), (40, None, 1000)],
+    [
+        (0, None, 1),
+        (5, 50, 7),
+        (59, 62, 1),
+        (100, None, 3),
+        (119, None, -1),
+        (70, 10, -4),
+        (61, 58, -1),
+        (0, None, -1),
+        (5, 5, 1),
+        (40, None, 1000),
+    ],
 )
 def test_iter_frames_has_range_semantics(long_gop_clip, start, stop, step):
     with open_video(long_gop_clip.path, backend="pyav", max_buffered_frames=8) as video:
         frames = list(video.iter_frames(start, stop, step))
-    expected = list(range(start, long_gop_clip.num_frames if stop is None else stop, step)) if step > 0 else list(
-        range(start, -1 if stop is None else stop, step)
+    expected = (
+        list(range(start, long_gop_clip.num_frames if stop is None else stop, step))
+        if step > 0
+        else list(range(start, -1 if stop is None else stop, step))
     )
     assert [f.index for f in frames] == expected
     _check(frames, long_gop_clip)
@@ -120,3 +132,47 @@ def test_going_back_needs_a_seek(long_gop_clip):
         after = video.decode_stats
     assert read_index(frame.image) == 10
     assert after.seeks == before.seeks + 1
+
+
+def test_stream_without_timestamps_is_flagged_and_still_decodes_right(tmp_path):
+    # A raw H.264 elementary stream has no container timestamps: times are estimated
+    # from the nominal rate, and frames are found by counting instead of seeking.
+    from garvideo.testing import clips
+
+    truth = clips.constant_rate_clip(tmp_path / "raw.h264", num_frames=25, gop=10, bframes=2)
+    with open_video(truth.path, backend="pyav") as video:
+        assert not video.info.num_frames_exact
+        assert video.num_frames == 25
+        forward = list(video.iter_frames())
+        backward = list(video.iter_frames(start=24, step=-1))
+        picked = video.read([20, 3, 11])
+    assert [read_index(f.image) for f in forward] == list(range(25))
+    assert [read_index(f.image) for f in backward] == list(range(24, -1, -1))
+    assert [read_index(f.image) for f in picked] == [20, 3, 11]
+
+
+def test_default_backward_buffer_fits_a_memory_budget():
+    from garvideo.video import default_max_buffered_frames
+
+    assert default_max_buffered_frames(1280, 720) == 97
+    assert default_max_buffered_frames(3840, 2160) == 10
+    assert default_max_buffered_frames(64, 48) == 256
+    assert default_max_buffered_frames(100_000, 100_000) == 4
+
+
+def test_interleaved_iterators_on_one_reader_stay_correct(long_gop_clip):
+    # Two streams over one reader (e.g. forward and backward passes taking turns):
+    # each notices the other moved the decoder and repositions.
+    with open_video(long_gop_clip.path, backend="pyav") as video:
+        forward = video.iter_frames(start=50)
+        backward = video.iter_frames(start=49, step=-1)
+        pairs = [(next(forward), next(backward)) for _ in range(12)]
+    assert [(a.index, b.index) for a, b in pairs] == [(50 + k, 49 - k) for k in range(12)]
+    assert all(read_index(a.image) == a.index and read_index(b.image) == b.index for a, b in pairs)
+
+
+def test_selection_from_a_longer_video_is_rejected(cfr_clip, long_gop_clip):
+    with open_video(long_gop_clip.path) as longer, open_video(cfr_clip.path) as shorter:
+        selection = longer.sample_every(10)
+        with pytest.raises(InvalidInputError, match="it has 30 frames"):
+            shorter.read(selection)
