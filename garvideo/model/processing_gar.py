@@ -335,11 +335,16 @@ class GARProcessor:
             image_std=tuple(pre.get("image_std", (0.5, 0.5, 0.5))),
             rescale_factor=float(pre.get("rescale_factor", 1 / 255)),
         )
+        # Newer exports write chat_template.jinja, older ones chat_template.json or a processor/tokenizer key.
         chat_template_file = folder / "chat_template.jinja"
         if chat_template_file.is_file():
             chat_template = chat_template_file.read_text(encoding="utf-8")
         else:
-            chat_template = proc.get("chat_template") or getattr(tokenizer, "chat_template", None)
+            chat_template = (
+                _read_json(folder / "chat_template.json", required=False).get("chat_template")
+                or proc.get("chat_template")
+                or getattr(tokenizer, "chat_template", None)
+            )
         if not chat_template:
             raise CheckpointError(f"{str(folder)!r} has no chat template (chat_template.jinja)")
         return cls(

@@ -210,3 +210,13 @@ def test_hub_cache_snapshot_resolves_with_its_commit(tiny_checkpoint, tmp_path, 
     assert gar.info.box_mode == "reference" and gar.info.double_bos is True
     local = resolve_checkpoint(tiny_checkpoint)
     assert local.revision is None and local.model_id == str(tiny_checkpoint.resolve())
+
+
+def test_chat_template_from_an_older_export(tiny_checkpoint, tmp_path):
+    older = _copy(tiny_checkpoint, tmp_path / "older")
+    template = (older / "chat_template.jinja").read_text()
+    (older / "chat_template.jinja").unlink()
+    (older / "chat_template.json").write_text(json.dumps({"chat_template": template}))
+    from garvideo.model import GARProcessor
+
+    assert GARProcessor.from_pretrained(older).chat_template == template
