@@ -20,7 +20,7 @@ import re
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterator, Mapping, Optional, Sequence, Union
+from typing import Iterator, Mapping, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -132,9 +132,11 @@ class ModelInfo:
     double_bos: bool
 
 
-@dataclass(frozen=True)
-class NamedPrompt:
-    """A prepared prompt about named regions: what :meth:`GAR.answer` needs to map answers back to names."""
+class NamedPrompt(NamedTuple):
+    """A prepared prompt about named regions: what :meth:`GAR.answer` needs to map answers back to names.
+
+    A named tuple, so ``prompt[0]`` is the :class:`GARInputs` (as :meth:`GAR.prepare_video` first returned).
+    """
 
     inputs: GARInputs
     names: tuple[str, ...]  # region names in prompt order: names[i] is <Prompt{inputs.prompt_indices[i]}>
@@ -391,15 +393,19 @@ class GAR:
 
     def generate(
         self,
-        inputs: Union[GARInputs, Sequence[GARInputs]],
+        inputs: Union[GARInputs, NamedPrompt, Sequence[Union[GARInputs, NamedPrompt]]],
         settings: Optional[GenerationSettings] = None,
         box_mode: Optional[BoxMode] = None,
         batch_size: int = 8,
         output_logits: bool = False,
         progress: bool = False,
     ) -> list[GARResult]:
-        """Generate for prepared prompts, ``batch_size`` per generate call (left-padded)."""
-        items = [inputs] if isinstance(inputs, GARInputs) else list(inputs)
+        """Generate for prepared prompts, ``batch_size`` per generate call (left-padded).
+
+        Texts keep ``<Promptk>`` tokens; :meth:`answer` writes region names back for named prompts.
+        """
+        items = [inputs] if isinstance(inputs, (GARInputs, NamedPrompt)) else list(inputs)
+        items = [item.inputs if isinstance(item, NamedPrompt) else item for item in items]
         if not items:
             return []
         if batch_size < 1:
