@@ -318,7 +318,7 @@ class Pipeline:
                     times=[decoded[i].time for i in idx],
                     tiling=tiling,
                     template=template,
-                )[0]
+                )
                 for name, number, idx in work
             ]
             outputs, gar_timings = self._generate(inputs, settings, batch_size)
@@ -438,7 +438,7 @@ class Pipeline:
         self, inputs: list, settings: GenerationSettings | None, batch_size: int
     ) -> tuple[list[GARResult], StageTimings]:
         assert self.gar is not None
-        results = self.gar.generate(inputs, settings, batch_size=batch_size, progress=self.progress)
+        results = self.gar.answer(inputs, settings, batch_size=batch_size, progress=self.progress)
         # Results of one batch share its timings: count each batch once.
         encode = sum(r.timings.encode_s / r.timings.batch_size for r in results)
         generate = sum(r.timings.generate_s / r.timings.batch_size for r in results)

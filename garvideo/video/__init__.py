@@ -9,7 +9,8 @@
         frames = video.read(video.sample_uniform(8, start=2.0, end=12.0))
         timeline = video.sample_windows(10.0, frames_per_window=4)
 
-PyAV is the default decoder; decord is used when installed (``backend="auto"``)
+PyAV is the default decoder; decord (optional extra) is used when asked for (``backend="decord"``,
+or ``"auto"``: decord when installed and able to read the file)
 and gives the same frames for the same indices. Frames are RGB uint8 arrays in
 displayed orientation (rotation metadata applied); times are seconds since the
 first frame.

@@ -206,15 +206,17 @@ def video_info(path: str | os.PathLike[str]) -> VideoInfo:
 
 def open_video(
     path: str | os.PathLike[str],
-    backend: Backend = "auto",
+    backend: Backend = "pyav",
     *,
     max_buffered_frames: int | None = None,
     threads: int = 0,
 ) -> VideoReader:
     """Open a video file for reading.
 
-    ``backend``: ``"pyav"``, ``"decord"`` (optional extra) or ``"auto"`` (decord
-    when installed and it agrees with the container's frame count, else PyAV).
+    ``backend``: ``"pyav"`` (the default), ``"decord"`` (optional extra, an error
+    when absent) or ``"auto"`` (decord when installed and able to read this file,
+    else PyAV). PyAV is the default because it handles rotated and damaged files,
+    which decord 0.6 does not, and was not slower in ``bench/decode.py``.
     ``max_buffered_frames``: most decoded frames held at once when iterating
     backward (each chunk decodes forward from a keyframe, so more frames mean
     fewer passes over long GOPs); None = as many as fit in 256 MiB of RGB.

@@ -39,8 +39,10 @@ def test_decord_matches_pyav(fixture, request):
 @needs_decord
 def test_auto_prefers_decord_but_falls_back_for_rotated_videos(cfr_clip, rotated_clip):
     with open_video(cfr_clip.path) as video:
+        assert video.backend == "pyav"  # PyAV stays the default with decord installed
+    with open_video(cfr_clip.path, backend="auto") as video:
         assert video.backend == "decord"
-    with open_video(rotated_clip.path) as video:
+    with open_video(rotated_clip.path, backend="auto") as video:
         assert video.backend == "pyav"
     with pytest.raises(VideoError, match="rotated"):
         open_video(rotated_clip.path, backend="decord")
@@ -54,5 +56,5 @@ def test_asking_for_decord_without_it_is_a_clear_error(cfr_clip):
 
 @pytest.mark.skipif(decord_available(), reason="decord is installed")
 def test_auto_uses_pyav_without_decord(cfr_clip):
-    with open_video(cfr_clip.path) as video:
+    with open_video(cfr_clip.path, backend="auto") as video:
         assert video.backend == "pyav"
