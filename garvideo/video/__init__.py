@@ -14,13 +14,20 @@ or ``"auto"``: decord when installed and able to read the file)
 and gives the same frames for the same indices. Frames are RGB uint8 arrays in
 displayed orientation (rotation metadata applied); times are seconds since the
 first frame.
+
+A folder of images opens as a video too (``open_video("DAVIS/JPEGImages/480p/bear")``): its
+image files sorted by name are the frames, at ``fps`` (default 30) frames per second; see
+:mod:`garvideo.video.frame_folder`.
 """
 
 from .facts import DecodeStats, Frame, FrameSelection, VideoDecodeWarning, VideoInfo, Window
+from .frame_folder import DEFAULT_FOLDER_FPS, IMAGE_SUFFIXES, frame_files
 from .reader import VideoReader, default_max_buffered_frames, open_video, video_info
 from .timeline import Timeline
 
 __all__ = [
+    "DEFAULT_FOLDER_FPS",
+    "IMAGE_SUFFIXES",
     "DecodeStats",
     "Frame",
     "FrameSelection",
@@ -30,6 +37,7 @@ __all__ = [
     "VideoReader",
     "Window",
     "default_max_buffered_frames",
+    "frame_files",
     "open_video",
     "video_info",
 ]

@@ -10,6 +10,7 @@ from ..errors import InvalidInputError, VideoError
 from . import sampling
 from .decord_backend import DecordDecoder, decord_available
 from .facts import DecodeStats, Frame, FrameSelection, VideoInfo, Window
+from .frame_folder import FrameFolderDecoder, is_frame_folder, probe_frame_folder
 from .probe import open_container, probe, video_stream
 from .pyav_backend import PyAVDecoder
 from .timeline import Timeline
@@ -199,9 +200,23 @@ class VideoReader:
         )
 
 
-def video_info(path: str | os.PathLike[str]) -> VideoInfo:
-    """The facts of the video at ``path`` without keeping it open (reads its packets, decodes one frame)."""
+def video_info(path: str | os.PathLike[str], *, fps: float | None = None) -> VideoInfo:
+    """The facts of the video at ``path`` without keeping it open (reads its packets, decodes one frame).
+
+    A folder is read as a frame folder (see :mod:`garvideo.video.frame_folder`; ``fps`` is its frame
+    rate, 30 if None).
+    """
+    if is_frame_folder(path):
+        return probe_frame_folder(path, fps)[0]
+    _no_fps_for_files(path, fps)
     return probe(os.fspath(path)).info
+
+
+def _no_fps_for_files(path: str | os.PathLike[str], fps: float | None) -> None:
+    if fps is not None:
+        raise InvalidInputError(
+            f"fps applies to frame folders only: {os.fspath(path)} is a video file, whose timestamps give its frame rate"
+        )
 
 
 def open_video(
@@ -210,8 +225,9 @@ def open_video(
     *,
     max_buffered_frames: int | None = None,
     threads: int = 0,
+    fps: float | None = None,
 ) -> VideoReader:
-    """Open a video file for reading.
+    """Open a video file, or a folder of frames, for reading.
 
     ``backend``: ``"pyav"`` (the default), ``"decord"`` (optional extra, an error
     when absent) or ``"auto"`` (decord when installed and able to read this file,
@@ -223,6 +239,11 @@ def open_video(
     ``threads``: decoder threads (0 = let FFmpeg choose). Raises
     :class:`~garvideo.errors.VideoError` for a missing, unreadable or video-less file;
     a truncated file opens with a :class:`VideoDecodeWarning`.
+
+    A folder is read as a frame folder (DAVIS, MeViS): its image files sorted by name are the
+    frames, frame ``i`` at ``i / fps`` seconds (``fps`` defaults to 30; it is an error for
+    files, which carry their own timestamps); see :mod:`garvideo.video.frame_folder`.
+    Its reader's ``backend`` is ``"images"`` and its ``info.codec`` is ``"images"``.
     """
     if backend not in ("auto", "pyav", "decord"):
         raise InvalidInputError(f"unknown video backend {backend!r}: use 'auto', 'pyav' or 'decord'")
@@ -231,6 +252,13 @@ def open_video(
     ):
         raise InvalidInputError(f"max_buffered_frames must be a positive integer, got {max_buffered_frames!r}")
     name = os.fspath(path)
+    if is_frame_folder(name):
+        folder_info, folder_timeline, files = probe_frame_folder(name, fps)
+        if max_buffered_frames is None:
+            max_buffered_frames = default_max_buffered_frames(folder_info.width, folder_info.height)
+        decoder_of_images = FrameFolderDecoder(files, folder_timeline, folder_info.width, folder_info.height)
+        return VideoReader(folder_info, folder_timeline, decoder_of_images, "images", max_buffered_frames)
+    _no_fps_for_files(name, fps)
     facts = probe(name)
     info, timeline = facts.info, facts.timeline
     if max_buffered_frames is None:

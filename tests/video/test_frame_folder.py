@@ -1,0 +1,159 @@
+"""Frame folders (DAVIS/MeViS style) read through the same reader interface as video files."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from garvideo_cli.main import app
+from PIL import Image
+
+from garvideo.errors import GarvideoError, InvalidInputError, VideoError
+from garvideo.testing.clips import index_image, read_index
+from garvideo.video import DEFAULT_FOLDER_FPS, VideoDecodeWarning, frame_files, open_video, video_info
+
+WIDTH, HEIGHT = 64, 48
+
+
+def write_folder(folder, count, name="{:05d}.png", size=(WIDTH, HEIGHT)):
+    """Frames carrying their own index (read back with read_index), written losslessly."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        Image.fromarray(index_image(i, *size)).save(folder / name.format(i))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return write_folder(tmp_path_factory.mktemp("frames") / "bear", 12)
+
+
+def test_folder_facts_and_timeline(folder):
+    with open_video(folder) as video:
+        info = video.info
+        assert video.backend == "images"
+        assert (info.codec, info.rotation, info.has_audio, info.variable_frame_rate) == ("images", 0, False, False)
+        assert (video.num_frames, video.width, video.height) == (12, WIDTH, HEIGHT)
+        assert video.fps == DEFAULT_FOLDER_FPS == 30.0
+        assert video.duration == pytest.approx(12 / 30)
+        assert video.path == str(folder)
+        assert video.index_to_time(3) == pytest.approx(0.1)
+        assert video.time_to_index(0.1) == 3 and video.time_to_index(0.0999) == 2
+        assert video.timeline.times.tolist() == pytest.approx([i / 30 for i in range(12)])
+    assert video_info(folder) == info
+    with open_video(folder, fps=6) as slow:
+        assert slow.duration == pytest.approx(2.0) and slow.index_to_time(6) == pytest.approx(1.0)
+        assert slow.time_to_index(1.95) == 11
+
+
+def test_frames_forward_backward_and_selected(folder):
+    with open_video(folder, max_buffered_frames=4) as video:
+        forward = list(video.iter_frames())
+        assert [f.index for f in forward] == list(range(12))
+        assert [read_index(f.image) for f in forward] == list(range(12))
+        assert forward[5].time == pytest.approx(5 / 30)
+        assert forward[0].image.shape == (HEIGHT, WIDTH, 3) and forward[0].image.dtype == np.uint8
+        assert [f.index for f in video.iter_frames(10, 2, -3)] == [10, 7, 4]
+        assert [f.index for f in video.iter_frames(3, step=-1)] == [3, 2, 1, 0]
+        assert [f.index for f in video.iter_frames(2, 9, 3)] == [2, 5, 8]
+        picked = video.read([9, 1, 9])
+        assert [read_index(f.image) for f in picked] == [9, 1, 9]
+        assert [f.index for f in video.read(video.sample_uniform(3))] == [2, 6, 10]  # the middle of each third
+        assert read_index(video.frame_at(0.2).image) == 6
+        with pytest.raises(InvalidInputError, match="frame 12 is outside"):
+            video.frame(12)
+
+
+def test_iteration_reads_one_image_at_a_time(tmp_path):
+    """Bounded memory: a long folder is streamed both ways, never read whole."""
+    long = write_folder(tmp_path / "long", 40, size=(32, 32))
+    with open_video(long, max_buffered_frames=4) as video:
+        backward = video.iter_frames(39, step=-1)
+        assert next(backward).index == 39
+        assert video.decode_stats.frames_decoded == 1
+        assert next(backward).index == 38 and video.decode_stats.frames_decoded == 2
+        backward.close()
+        forward = video.iter_frames()
+        next(forward)
+        assert video.decode_stats.frames_decoded == 3
+
+
+def test_names_sort_as_numbers_and_other_files_are_ignored(tmp_path):
+    folder = tmp_path / "unpadded"
+    folder.mkdir()
+    for number in (10, 2, 1, 9):
+        Image.fromarray(index_image(number, 32, 32)).save(folder / f"{number}.png")
+    (folder / "notes.txt").write_text("not a frame")
+    (folder / ".hidden.png").write_bytes(b"")
+    (folder / "sub").mkdir()
+    assert [p.name for p in frame_files(folder)] == ["1.png", "2.png", "9.png", "10.png"]
+    with open_video(folder) as video:
+        assert [read_index(f.image) for f in video.iter_frames()] == [1, 2, 9, 10]
+
+
+def test_jpeg_and_grey_frames_come_out_rgb(tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    Image.fromarray(index_image(0, WIDTH, HEIGHT)).save(folder / "00000.jpg", quality=95)
+    Image.fromarray(index_image(1, WIDTH, HEIGHT)).convert("L").save(folder / "00001.jpg", quality=95)
+    with open_video(folder) as video:
+        assert video.info.container == "folder of jpg"
+        frames = list(video.iter_frames())
+    assert [f.image.shape for f in frames] == [(HEIGHT, WIDTH, 3)] * 2
+    assert [read_index(f.image) for f in frames] == [0, 1]
+
+
+def test_damaged_or_odd_sized_frames_are_skipped_with_a_warning(tmp_path):
+    folder = write_folder(tmp_path / "damaged", 4)
+    (folder / "00001.png").write_bytes(b"not an image")
+    Image.fromarray(index_image(2, 32, 32)).save(folder / "00002.png")
+    with open_video(folder) as video:
+        with pytest.warns(VideoDecodeWarning) as caught:
+            frames = list(video.iter_frames())
+    assert [f.index for f in frames] == [0, 3]
+    messages = " ".join(str(w.message) for w in caught)
+    assert "00001.png" in messages and "cannot be read" in messages
+    assert "00002.png" in messages and "32x32" in messages
+
+
+def test_unusable_folders_and_options_give_one_clear_error(tmp_path, folder):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "readme.txt").write_text("no frames here")
+    with pytest.raises(VideoError, match="is a folder with no image files") as caught:
+        open_video(empty)
+    assert "\n" not in str(caught.value)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "00000.jpg").write_bytes(b"garbage")
+    with pytest.raises(VideoError, match="first frame .* is not a readable image"):
+        open_video(broken)
+    for fps in (0, -5, float("nan"), "fast"):
+        with pytest.raises(InvalidInputError, match="frame rate of a frame folder"):
+            open_video(folder, fps=fps)
+
+
+def test_fps_is_refused_for_video_files(cfr_clip):
+    with pytest.raises(GarvideoError, match="fps applies to frame folders only"):
+        open_video(cfr_clip.path, fps=25)
+    with pytest.raises(GarvideoError, match="fps applies to frame folders only"):
+        video_info(cfr_clip.path, fps=25)
+
+
+def test_garvideo_info_reads_a_folder(folder):
+    result = CliRunner().invoke(app, ["info", "--json", str(folder)])
+    assert result.exit_code == 0, result.output
+    facts = json.loads(result.output)
+    assert (facts["num_frames"], facts["width"], facts["codec"], facts["fps"]) == (12, WIDTH, "images", 30.0)
+    human = CliRunner().invoke(app, ["info", str(folder)])
+    assert human.exit_code == 0 and "images" in human.output
+
+
+def test_no_warnings_for_a_healthy_folder(folder):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with open_video(folder) as video:
+            assert len(list(video.iter_frames())) == 12
