@@ -35,9 +35,15 @@ def app() -> None:
     """
 
 
-from .info import info_command  # noqa: E402  (click only: heavy imports happen inside the command)
+# Commands import click only at module level: heavy imports happen inside them, so --help is fast.
+from .batch import batch_command  # noqa: E402
+from .describe import ask_command, describe_command  # noqa: E402
+from .info import info_command  # noqa: E402
+from .selftest import selftest_command  # noqa: E402
+from .track import track_command  # noqa: E402
 
-app.add_command(info_command)
+for _command in (describe_command, ask_command, track_command, batch_command, info_command, selftest_command):
+    app.add_command(_command)
 
 
 def main(argv: list[str] | None = None) -> None:

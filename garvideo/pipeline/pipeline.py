@@ -501,6 +501,10 @@ def _time_range(reader: VideoReader, start: TimeLike, end: TimeLike) -> _Range:
     t0 = _seconds(start, "start")
     t1 = _seconds(end, "end")
     t0 = 0.0 if t0 is None else t0
+    if t0 >= duration:
+        raise InvalidInputError(
+            f"the start time {t0:.3f} s is beyond the end of {reader.path}, which lasts {duration:.3f} s"
+        )
     t1 = duration if t1 is None else t1
     if t0 < 0 or t1 <= t0:
         raise InvalidInputError(f"the time range {t0:.3f} s to {t1:.3f} s is empty: the end must come after the start")

@@ -1,0 +1,57 @@
+"""``garvideo track``: follow regions through a video with SAM2 and write the tracks as JSON."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from .common import REGION_HELP, clock, load_pipeline, model_options, parse_regions, quiet_option, range_options
+from .common import region_options, reports_warnings
+
+
+@click.command("track", epilog=REGION_HELP)
+@click.argument("video", type=click.Path(exists=True, path_type=str))
+@region_options
+@range_options
+@model_options(gar=False)
+@click.option("--out", "out", required=True, metavar="FILE",
+              help="Where to write the tracks (JSON; '-' for standard output).")
+@quiet_option
+@reports_warnings
+def track_command(video, boxes, points, masks, start, end, stride, sam2_model, device, dtype, out, quiet):
+    """Track regions through VIDEO, forward and backward from where they are marked.
+
+    Writes one JSON document (format "garvideo.tracks", version 1): the video's
+    facts, the prompts, provenance, and per object and tracked frame its mask
+    (COCO compressed RLE, readable by pycocotools), tight box (x_min, y_min,
+    x_max, y_max, max inclusive), score and whether it is visible.
+    """
+    from garvideo.tracking import tracks_to_json
+    from garvideo.files import atomic_write_json
+
+    prompts = parse_regions(boxes, points, masks)
+    if not prompts:
+        raise click.UsageError("mark at least one region with --box, --points or --mask")
+    pipeline = load_pipeline(None, sam2_model, device, dtype, quiet)
+    result = pipeline.track(video, prompts, start=start, end=end, stride=stride)
+    meta = {
+        "video": result.video.to_dict(),
+        "prompts": [p.to_dict() for p in prompts],
+        "provenance": result.provenance.to_dict(),
+    }
+    document = tracks_to_json(result.tracks, meta)
+    if out == "-":
+        click.echo(json.dumps(document))
+    else:
+        atomic_write_json(out, document)
+    for track in result.tracks:
+        span = track.visible_span()
+        seen = len(track.visible_frames())
+        where = (
+            f"visible {clock(track.frame(span[0]).time)} to {clock(track.frame(span[1]).time)}"
+            if span else "never visible"
+        )
+        click.echo(f"{track.name}: {len(track.frames)} frames tracked, {seen} visible, {where}", err=out == "-")
+    if out != "-":
+        click.echo(f"wrote {out}", err=True)

@@ -1,0 +1,175 @@
+"""Batch manifests: one JSON object per line naming a video, its regions and an optional question.
+
+::
+
+    {"video": "clips/a.mp4",
+     "regions": [{"name": "dog", "box": [x1, y1, x2, y2], "frame": 12},
+                 {"name": "ball", "points": [[x, y], ...], "labels": [1, ...], "time": 4.5},
+                 {"name": "cat", "mask": "masks/cat.png", "frame": 0}],
+     "question": "What is <dog> doing with <ball>?",      (optional)
+     "options": ["playing", "sleeping"]}                   (optional, with a question)
+
+Paths (video, mask PNGs) are relative to the batch folder, or else to the
+manifest's folder. A line that cannot be read becomes an item that fails
+with the reason, so one bad line never stops a batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidInputError
+from ..timecode import When
+from ..tracking import RegionPrompt, load_mask_image
+
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_REGION_KEYS = {"name", "box", "points", "labels", "mask", "frame", "time"}
+
+
+@dataclass(frozen=True)
+class ManifestLine:
+    """One line of a manifest, read lazily: ``parse`` raises for a bad line, per item."""
+
+    number: int  # 1-based line number
+    text: str
+    key: str
+
+    def parse(self, folder: Path, manifest_dir: Path) -> "BatchRequest":
+        try:
+            data = json.loads(self.text)
+        except json.JSONDecodeError as exc:
+            raise InvalidInputError(f"line {self.number} is not valid JSON: {exc.msg} at column {exc.colno}") from exc
+        return BatchRequest.from_dict(data, folder, manifest_dir, self.number)
+
+
+@dataclass(frozen=True)
+class BatchRequest:
+    """What one manifest line asks for, with paths resolved and regions parsed."""
+
+    line: int
+    video: Path
+    regions: tuple[RegionPrompt, ...]
+    question: str | None = None
+    options: tuple[str, ...] | None = None
+
+    @classmethod
+    def from_dict(cls, data: Any, folder: Path, manifest_dir: Path, line: int = 0) -> "BatchRequest":
+        where = f"line {line}: " if line else ""
+        if not isinstance(data, dict):
+            raise InvalidInputError(f"{where}expected a JSON object with 'video' and 'regions'")
+        unknown = set(data) - {"video", "regions", "question", "options"}
+        if unknown:
+            raise InvalidInputError(f"{where}unknown keys {sorted(unknown)}: use video, regions, question, options")
+        if not isinstance(data.get("video"), str) or not data["video"]:
+            raise InvalidInputError(f"{where}'video' must be a path")
+        video = _resolve(data["video"], folder, manifest_dir, where, "video")
+        raw_regions = data.get("regions")
+        if not isinstance(raw_regions, list) or not raw_regions:
+            raise InvalidInputError(f"{where}'regions' must be a non-empty list")
+        regions = tuple(_region(r, k, folder, manifest_dir, where) for k, r in enumerate(raw_regions, 1))
+        question = data.get("question")
+        if question is not None and (not isinstance(question, str) or not question.strip()):
+            raise InvalidInputError(f"{where}'question' must be non-empty text")
+        options = data.get("options")
+        if options is not None:
+            if question is None:
+                raise InvalidInputError(f"{where}'options' need a 'question'")
+            if not isinstance(options, list) or len(options) < 2 or not all(isinstance(o, str) for o in options):
+                raise InvalidInputError(f"{where}'options' must be a list of at least two strings")
+            options = tuple(options)
+        return cls(line=line, video=video, regions=regions, question=question, options=options)
+
+
+def _resolve(text: str, folder: Path, manifest_dir: Path, where: str, what: str) -> Path:
+    path = Path(text).expanduser()
+    if path.is_absolute():
+        candidates = [path]
+    else:
+        candidates = [folder / path, manifest_dir / path]
+    for candidate in candidates:
+        if candidate.exists():
+            return candidate
+    raise InvalidInputError(f"{where}{what} {text!r} not found (looked in {', '.join(str(c.parent) for c in candidates)})")
+
+
+def _region(data: Any, number: int, folder: Path, manifest_dir: Path, where: str) -> RegionPrompt:
+    if not isinstance(data, dict):
+        raise InvalidInputError(f"{where}region {number} must be a JSON object")
+    unknown = set(data) - _REGION_KEYS
+    if unknown:
+        raise InvalidInputError(f"{where}region {number} has unknown keys {sorted(unknown)}")
+    name = data.get("name", f"region{number}")
+    if ("frame" in data) == ("time" in data):
+        raise InvalidInputError(f"{where}region {name!r} needs exactly one of 'frame' (index) or 'time' (seconds)")
+    try:
+        when = When(frame=int(data["frame"])) if "frame" in data else When(time=float(data["time"]))
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{where}region {name!r}: 'frame' must be an integer, 'time' a number") from exc
+    mask = data.get("mask")
+    if isinstance(mask, str):
+        mask = load_mask_image(_resolve(mask, folder, manifest_dir, where, "mask"))
+    elif mask is not None:
+        raise InvalidInputError(f"{where}region {name!r}: 'mask' must be the path of a PNG")
+    try:
+        return RegionPrompt(
+            name=name, when=when, box=_tuple(data.get("box")), mask=mask,
+            points=tuple(tuple(p) for p in data["points"]) if data.get("points") is not None else None,
+            labels=_tuple(data.get("labels")),
+        )
+    except TypeError as exc:
+        raise InvalidInputError(f"{where}region {name!r}: {exc}") from exc
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"{where}{exc}") from exc
+
+
+def _tuple(value: Any) -> tuple | None:
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise InvalidInputError(f"expected a list, got {value!r}")
+    return tuple(value)
+
+
+def read_manifest(path: str | Path) -> list[ManifestLine]:
+    """The manifest's non-blank lines, each with a stable key for its result file.
+
+    The key is the video's file name and a hash of the line, so an edited
+    line gets a new result and an unchanged one is found again after a crash.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidInputError(f"no regions file at {path}: give a JSON-lines file, one video per line")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(f"{path} is not a UTF-8 text file") from exc
+    lines: list[ManifestLine] = []
+    first_seen: dict[str, int] = {}
+    for number, raw in enumerate(text.splitlines(), 1):
+        if not raw.strip() or raw.lstrip().startswith("#"):
+            continue
+        key = _key(raw)
+        if key in first_seen:
+            raise InvalidInputError(f"{path}: line {number} repeats line {first_seen[key]}; remove one of them")
+        first_seen[key] = number
+        lines.append(ManifestLine(number=number, text=raw, key=key))
+    if not lines:
+        raise InvalidInputError(f"{path} holds no items")
+    return lines
+
+
+def _key(raw: str) -> str:
+    try:
+        data = json.loads(raw)
+        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
+        stem = Path(str(data.get("video", "item"))).stem if isinstance(data, dict) else "item"
+    except json.JSONDecodeError:
+        canonical, stem = raw.strip(), "unreadable"
+    digest = hashlib.sha1(canonical.encode("utf-8")).hexdigest()[:10]
+    return f"{_SAFE.sub('_', stem)[:60] or 'item'}-{digest}"
+

@@ -1,0 +1,89 @@
+"""``garvideo batch``: describe or question every video of a manifest, resumably.
+
+The models are loaded once (the caller's :class:`~garvideo.pipeline.Pipeline`);
+each manifest line gives one result document ``OUT/<key>.json`` (see
+:mod:`garvideo.outputs.document`), written atomically, plus ``<key>.srt`` when
+subtitles are asked for. A line with a ``question`` is answered; a line
+without one is described (``describe="always"`` describes both kinds).
+Failures go to ``OUT/failures.jsonl``, a summary to ``OUT/summary.json``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from ..files import atomic_write_text
+from ..outputs.document import result_document, timeline_cues
+from ..outputs.subtitles import to_srt
+from ..pipeline import GenerationSettings, Pipeline
+from .jobs import BatchJob, BatchSummary
+from .manifest import ManifestLine, read_manifest
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """The per-item settings of a batch (those of ``garvideo describe`` / ``ask``)."""
+
+    frames: int = 8
+    frames_per_window: int = 4
+    window: float | None = None
+    start: float | None = None
+    end: float | None = None
+    stride: int = 1
+    tiling: str = "vanilla"
+    settings: GenerationSettings = field(default_factory=GenerationSettings)
+    describe: Literal["auto", "always"] = "auto"
+    srt: bool = False
+
+
+def run_batch(
+    pipeline: Pipeline,
+    folder: str | Path,
+    regions_file: str | Path,
+    out_dir: str | Path,
+    options: BatchOptions = BatchOptions(),
+    shard: tuple[int, int] = (0, 1),
+    progress: bool = True,
+) -> BatchSummary:
+    folder, regions_file, out_dir = Path(folder), Path(regions_file), Path(out_dir)
+    lines = read_manifest(regions_file)
+
+    def process(line: ManifestLine) -> dict[str, Any]:
+        request = line.parse(folder, regions_file.parent)
+        description = None
+        answers = []
+        span = {"start": options.start, "end": options.end}
+        if request.question is None or options.describe == "always":
+            description = pipeline.describe(
+                request.video, list(request.regions), frames=options.frames,
+                frames_per_window=options.frames_per_window, window=options.window, stride=options.stride,
+                tiling=options.tiling, settings=options.settings, **span,
+            )
+        if request.question is not None:
+            answers.append(
+                pipeline.ask(
+                    request.video, None if description else list(request.regions), request.question,
+                    options=request.options,
+                    time_range=(options.start, options.end) if options.start is not None or options.end is not None
+                    else None,
+                    tracks=description.tracks if description else None, frames=options.frames,
+                    stride=options.stride, tiling=options.tiling, settings=options.settings,
+                )
+            )
+        first = description or answers[0]
+        tracks = first.tracks
+        video = first.video
+        document = result_document("batch", video, tracks, request.regions, description, answers)
+        document["item"] = {"line": line.number, "key": line.key, "video": str(request.video)}
+        if options.srt and description is not None:
+            atomic_write_text(out_dir / f"{line.key}.srt", to_srt(timeline_cues(description)))
+        return document
+
+    was_progress = pipeline.progress
+    pipeline.progress = False  # one bar for the batch, not one per stage
+    try:
+        return BatchJob(lines, out_dir, process, shard=shard, progress=progress).run()
+    finally:
+        pipeline.progress = was_progress

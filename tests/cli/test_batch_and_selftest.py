@@ -1,0 +1,84 @@
+"""`garvideo batch` (failures, resume after SIGKILL) and `garvideo selftest`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from garvideo.outputs.document import validate_result_document
+
+
+def _results(folder):
+    return sorted(p.name for p in folder.glob("*.json") if p.name != "summary.json")
+
+
+def test_batch_over_three_clips_one_corrupt(run, models, material, tmp_path):
+    out = tmp_path / "out"
+    result = run("batch", material.folder, "--regions", material.manifest, "--out", out, "--frames", "2",
+                 "--frames-per-window", "1", "--srt", *models)
+    assert result.exit_code == 1
+    names = _results(out)
+    assert len(names) == 2
+    docs = [json.loads((out / n).read_text()) for n in names]
+    for doc in docs:
+        validate_result_document(doc)
+    by_video = {doc["item"]["video"].rsplit("/", 1)[-1]: doc for doc in docs}
+    assert set(by_video) == {"moving.mp4", "second.mp4"}
+    assert by_video["moving.mp4"]["regions"][0]["timeline"]  # described: no question on that line
+    (answer,) = by_video["second.mp4"]["answers"]  # answered: it has a question
+    assert answer["question"] == "Is <thing> bigger than <other>?" and answer["options"] == ["yes", "no"]
+    assert (out / (names[0].removesuffix(".json") + ".srt")).exists() or (
+        out / (names[1].removesuffix(".json") + ".srt")
+    ).exists()
+    (failure,) = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
+    assert failure["key"].startswith("corrupt-") and "corrupt.mp4" in failure["reason"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["total"], summary["succeeded"], summary["failed"]) == (3, 2, 1)
+    assert "3 items: 2 done now, 0 already done, 1 failed" in result.stdout
+
+    again = run("batch", material.folder, "--regions", material.manifest, "--out", out, *models)
+    assert again.exit_code == 1
+    assert "1 failed" in again.stdout and "2 already done" in again.stdout
+
+
+def test_batch_killed_midway_resumes_without_duplicates(material, tmp_path):
+    # eight lines over the two good clips, with distinct boxes so every line is its own item
+    lines = [
+        {"video": "clips/moving.mp4" if k % 2 else "clips/second.mp4",
+         "regions": [{"name": "thing", "box": [10 + k, 10, 60 + k, 50], "frame": k}]}
+        for k in range(8)
+    ]
+    manifest = tmp_path / "many.jsonl"
+    manifest.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "garvideo_cli.main", "batch", str(material.folder), "--regions", str(manifest),
+               "--out", str(out), "--model", str(material.gar), "--sam2", str(material.sam2),
+               "--max-new-tokens", "2", "--frames", "2", "--frames-per-window", "1", "-q"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(_results(out) if out.exists() else []) < 2:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = set(_results(out))
+    assert 2 <= len(before) < 8, before
+    finished = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert finished.returncode == 0, finished.stderr
+    after = _results(out)
+    assert len(after) == 8 and set(before) <= set(after)
+    assert sorted(os.listdir(out)) == sorted(after + ["summary.json"])  # no temporary or partial file left
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["skipped_already_done"] == len(before) and summary["succeeded"] == 8 - len(before)
+    for name in after:
+        validate_result_document(json.loads((out / name).read_text()))
+
+
+def test_selftest_passes_offline(run):
+    result = run("selftest")
+    assert result.exit_code == 0, result.output
+    assert "all 5 checks passed" in result.stdout
