@@ -79,7 +79,7 @@ def _check_fps(fps: float | None) -> float:
 
 def _read_rgb(path: Path) -> np.ndarray:
     with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+        return np.array(image.convert("RGB"), dtype=np.uint8)  # a writable copy, like decoded video frames
 
 
 class FrameFolderDecoder:
@@ -124,7 +124,9 @@ class FrameFolderDecoder:
             yield Frame(index=int(index), time=float(self._timeline.times[index]), image=image)
 
 
-def probe_frame_folder(path: str | os.PathLike[str], fps: float | None = None) -> tuple[VideoInfo, Timeline, list[Path]]:
+def probe_frame_folder(
+    path: str | os.PathLike[str], fps: float | None = None
+) -> tuple[VideoInfo, Timeline, list[Path]]:
     """The facts and timeline of a frame folder (reads only the first image's header), and its files."""
     rate = _check_fps(fps)
     name = os.fspath(path)

@@ -110,9 +110,8 @@ def test_damaged_or_odd_sized_frames_are_skipped_with_a_warning(tmp_path):
     folder = write_folder(tmp_path / "damaged", 4)
     (folder / "00001.png").write_bytes(b"not an image")
     Image.fromarray(index_image(2, 32, 32)).save(folder / "00002.png")
-    with open_video(folder) as video:
-        with pytest.warns(VideoDecodeWarning) as caught:
-            frames = list(video.iter_frames())
+    with open_video(folder) as video, pytest.warns(VideoDecodeWarning) as caught:
+        frames = list(video.iter_frames())
     assert [f.index for f in frames] == [0, 3]
     messages = " ".join(str(w.message) for w in caught)
     assert "00001.png" in messages and "cannot be read" in messages
