@@ -45,6 +45,10 @@ from .track import track_command  # noqa: E402
 for _command in (describe_command, ask_command, track_command, batch_command, info_command, selftest_command):
     app.add_command(_command)
 
+from .eval import eval_group  # noqa: E402
+
+app.add_command(eval_group)
+
 
 def main(argv: list[str] | None = None) -> None:
     app.main(args=argv, prog_name="garvideo")

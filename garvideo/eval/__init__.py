@@ -1,1 +1,54 @@
-"""garvideo.eval"""
+"""Benchmarks: reproduce GAR's published numbers (GAR-Bench-VQA, VideoRefer-Bench-Q/-D).
+
+- :mod:`.gar_bench`: GAR-Bench-VQA items, the reference's question text, scorer and printout.
+- :mod:`.videorefer`: VideoRefer-Bench formats, the -Q scorer's letter parsing and printout.
+- :func:`run_gar_bench_vqa` (GAR's image API), :func:`run_videorefer_q` and
+  :func:`run_videorefer_d` (the pipeline): resumable runs that write prediction files in
+  each benchmark's own format and return an :class:`EvalSummary`.
+- :func:`score_predictions`: score a prediction file, whichever benchmark it belongs to.
+
+Scoring needs no model and imports no torch: the runners load on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .score_file import BENCHMARKS, detect_benchmark, format_score, score_predictions
+from .scoring import ScoreReport, Tally
+
+if TYPE_CHECKING:
+    from .run_gar_bench import run_gar_bench_vqa
+    from .run_videorefer import run_videorefer_d, run_videorefer_q
+    from .work import EvalSummary, work_folder
+
+# Imported on first use: they pull in torch (and garvideo.batch, which loads the pipeline).
+_LAZY = {
+    "EvalSummary": ".work",
+    "work_folder": ".work",
+    "run_gar_bench_vqa": ".run_gar_bench",
+    "run_videorefer_q": ".run_videorefer",
+    "run_videorefer_d": ".run_videorefer",
+}
+
+__all__ = [
+    "BENCHMARKS",
+    "EvalSummary",
+    "ScoreReport",
+    "Tally",
+    "detect_benchmark",
+    "format_score",
+    "run_gar_bench_vqa",
+    "run_videorefer_d",
+    "run_videorefer_q",
+    "score_predictions",
+    "work_folder",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ..errors import InvalidInputError
 from .scoring import ScoreReport
@@ -64,3 +65,65 @@ def format_report(report: ScoreReport) -> str:
     o = report.overall
     lines.append(f"=> overall: [{o.correct}/{o.total}]={o.accuracy}")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------- choosing what to run
+
+
+def find_data(data: str | Path) -> tuple[Path, Path]:
+    """``(folder, annotation file)`` for a GAR-Bench folder (or its annotation file); images are relative to the folder."""
+    data = Path(data)
+    if data.is_dir():
+        return data, data / ANNOTATION_FILE
+    if data.is_file():
+        return data.parent, data
+    raise InvalidInputError(
+        f"no GAR-Bench-VQA data at {data}: pass the folder holding {ANNOTATION_FILE} and images/"
+    )
+
+
+def read_subset(subset: str | Path | Sequence[str]) -> list[str]:
+    """Entries of a subset: image paths as the items name them (``images/vqa_2.png``) or item indices.
+
+    A path names a text file with one entry per line (blank lines and ``#`` comments ignored),
+    such as ``subset_with_images.txt``; a sequence gives the entries directly.
+    """
+    if isinstance(subset, (str, Path)):
+        path = Path(subset)
+        if not path.is_file():
+            raise InvalidInputError(f"subset file {path} does not exist")
+        lines = path.read_text(encoding="utf-8").splitlines()
+    else:
+        lines = [str(entry) for entry in subset]
+    return [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+
+
+def select_items(
+    items: Sequence[Mapping[str, Any]], subset: Sequence[str] | None = None, limit: int | None = None
+) -> list[int]:
+    """Indices of the items to run: those the subset names (image path or index), then the first ``limit``."""
+    chosen = list(range(len(items)))
+    if subset is not None:
+        by_image: dict[str, list[int]] = {}
+        for index, item in enumerate(items):
+            by_image.setdefault(str(item.get("image", "")), []).append(index)
+        wanted: set[int] = set()
+        unknown = []
+        for entry in subset:
+            if entry in by_image:
+                wanted.update(by_image[entry])
+            elif entry.isdigit() and int(entry) < len(items):
+                wanted.add(int(entry))
+            else:
+                unknown.append(entry)
+        if unknown:
+            raise InvalidInputError(
+                f"the subset names {len(unknown)} entries that are neither an item's image nor an item index "
+                f"(0 to {len(items) - 1}), e.g. {unknown[0]!r}"
+            )
+        chosen = [i for i in chosen if i in wanted]
+    if limit is not None:
+        if limit < 1:
+            raise InvalidInputError(f"limit must be at least 1, got {limit}")
+        chosen = chosen[:limit]
+    return chosen

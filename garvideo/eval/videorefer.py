@@ -17,10 +17,17 @@ its judge reads JSON lines ``{"video", "caption", "pred"}``.
 
 from __future__ import annotations
 
+import json
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
+from ..errors import InvalidInputError
 from .scoring import ScoreReport
+
+Q_ANNOTATION_FILE = "VideoRefer-Bench-Q.json"
+D_ANNOTATION_FILE = "VideoRefer-Bench-D.json"
 
 QUESTION_TYPES = (
     "Basic Questions",
@@ -31,6 +38,8 @@ QUESTION_TYPES = (
 )
 
 _PAREN_LETTER = re.compile(r"\(([A-Z])\)")
+_MARKER = re.compile(r"(?:<object(\d+)>)?<region>")
+_OPTION_LABEL = re.compile(r"^\s*\(([A-Z])\)\s*")
 _LETTER_PAREN = re.compile(r"([A-Z])\)")
 
 
@@ -74,3 +83,76 @@ def format_report(report: ScoreReport) -> str:
     o = report.overall
     lines += ["####### average #######", f"all num: {o.total}", f"right num: {o.correct}", f"accuracy: {o.accuracy}"]
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------- reading the benchmark
+
+
+def load_items(path: str | Path, annotation_file: str = Q_ANNOTATION_FILE) -> list[dict[str, Any]]:
+    """A VideoRefer-Bench annotation file (a JSON list), or ``annotation_file`` inside a folder."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / annotation_file
+    if not path.is_file():
+        raise InvalidInputError(f"no VideoRefer-Bench file at {path}")
+    try:
+        items = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(items, list) or not all(isinstance(x, dict) for x in items):
+        raise InvalidInputError(f"{path} must hold a JSON list of items")
+    return items
+
+
+def convert_question(text: str) -> tuple[str, list[str]]:
+    """A VideoRefer question with ``<objectN><region>`` markers as a garvideo question about named regions.
+
+    Returns the text with each marker replaced by ``<objectN>`` and the region names in marker
+    order (one per marker, as the ``annotation`` list is ordered; a bare ``<region>`` is named
+    ``regionK`` after its position, 1-based). ``"What is <object3><region> doing?"`` gives
+    ``("What is <object3> doing?", ["object3"])``.
+    """
+    names: list[str] = []
+
+    def rename(match: re.Match) -> str:
+        name = f"object{match.group(1)}" if match.group(1) is not None else f"region{len(names) + 1}"
+        names.append(name)
+        return f"<{name}>"
+
+    return _MARKER.sub(rename, text), names
+
+
+def option_texts(options: Sequence[str]) -> list[str]:
+    """``["(A) A helmet", "(B) A hat"]`` -> ``["A helmet", "A hat"]``: garvideo letters options itself.
+
+    The labels must run A, B, C, ... in order (so that garvideo's letter is the benchmark's);
+    options without a label are kept as they are.
+    """
+    texts = []
+    for position, option in enumerate(options):
+        if not isinstance(option, str):
+            raise InvalidInputError(f"option {position + 1} is not a text: {option!r}")
+        match = _OPTION_LABEL.match(option)
+        if match is None:
+            texts.append(option.strip())
+            continue
+        expected = chr(ord("A") + position)
+        if match.group(1) != expected:
+            raise InvalidInputError(
+                f"option {option!r} is labelled ({match.group(1)}) where ({expected}) was expected: "
+                "options must be labelled (A), (B), ... in order"
+            )
+        texts.append(option[match.end() :].strip())
+    return texts
+
+
+def find_data(data: str | Path, annotation_file: str) -> tuple[Path, Path]:
+    """``(folder, annotation file)`` for a VideoRefer-Bench folder (or its annotation file)."""
+    data = Path(data)
+    if data.is_dir():
+        return data, data / annotation_file
+    if data.is_file():
+        return data.parent, data
+    raise InvalidInputError(
+        f"no VideoRefer-Bench data at {data}: pass the folder holding {annotation_file} and the videos it names"
+    )

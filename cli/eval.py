@@ -1,0 +1,357 @@
+"""``garvideo eval ...``: reproduce the published numbers (GAR-Bench-VQA, VideoRefer-Bench-Q/-D) and score predictions."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+DEFAULT_GAR = "HaochenWang/GAR-1B"
+DEFAULT_SAM2 = "facebook/sam2.1-hiera-tiny"
+
+
+def _shared_options(func: Callable) -> Callable:
+    for decorator in reversed(
+        [
+            click.option(
+                "--device",
+                default="auto",
+                show_default=True,
+                help="auto (CUDA when available, else CPU), cpu, cuda or cuda:N.",
+            ),
+            click.option(
+                "--dtype",
+                default="auto",
+                show_default=True,
+                help="auto (bfloat16 on CUDA, as the reference; float32 on CPU), float32, bfloat16 or float16.",
+            ),
+            click.option(
+                "--max-new-tokens",
+                default=1024,
+                show_default=True,
+                type=click.IntRange(min=1),
+                help="Longest answer in tokens (the reference's 1024; decoding is greedy).",
+            ),
+            click.option(
+                "--limit",
+                type=click.IntRange(min=1),
+                metavar="N",
+                help="Run only the first N items (a quick check; the score then covers those only).",
+            ),
+            click.option("-q", "--quiet", is_flag=True, help="No progress bars or loading messages."),
+            click.option(
+                "--json", "as_json", is_flag=True, help="Print the run's summary and score as one JSON object."
+            ),
+        ]
+    ):
+        func = decorator(func)
+    return func
+
+
+def _quiet_transformers() -> None:
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # "Loading weights" bars; hub downloads keep theirs
+
+
+def _report(summary, as_json: bool) -> None:
+    from garvideo.eval import format_score
+
+    if as_json:
+        click.echo(json.dumps(summary.to_dict(), ensure_ascii=False))
+        return
+    click.echo(summary.describe())
+    if summary.report is not None:
+        benchmark = "gar-bench-vqa" if summary.benchmark == "GAR-Bench-VQA" else "videorefer-q"
+        click.echo(format_score(benchmark, summary.report))
+
+
+@click.group("eval")
+def eval_group() -> None:
+    """Reproduce GAR's published benchmark numbers and score prediction files.
+
+    \b
+    gar-bench-vqa  GAR-Bench-VQA through GAR's image API, the reference's prompt
+    videorefer-q   VideoRefer-Bench-Q through the pipeline (scored here)
+    videorefer-d   VideoRefer-Bench-D descriptions (judged by an external LLM)
+    score          per-type and overall accuracy of a prediction file
+
+    Runs are resumable: per-item results are kept in PREDICTIONS.work/ beside
+    the predictions file, and a re-run with the same --out answers only the
+    items not done yet. Items that cannot be run (missing image or video,
+    malformed mask, a region without a mask) are recorded and count as wrong.
+    """
+
+
+@eval_group.command("gar-bench-vqa")
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(path_type=Path),
+    metavar="DIR",
+    help="Folder holding GAR-Bench-VQA.json and images/.",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path),
+    metavar="PREDICTIONS.json",
+    help="Predictions file to write (the reference's format: the items with a model_output).",
+)
+@click.option(
+    "--model",
+    default=DEFAULT_GAR,
+    show_default=True,
+    metavar="ID|FOLDER",
+    help="GAR weights: a hub id or a local folder.",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["default", "reference"]),
+    default="default",
+    show_default=True,
+    help="Items naming more than five regions: refused and counted wrong (default), or answered as the "
+    "reference does, the extra regions listed but neither marked nor replayed (reference).",
+)
+@click.option(
+    "--subset",
+    type=click.Path(path_type=Path),
+    metavar="FILE",
+    help="Run only the items this file names, one per line: image paths as in the items "
+    "(images/vqa_2.png, e.g. subset_with_images.txt) or item indices.",
+)
+@click.option(
+    "--box-mode",
+    type=click.Choice(["reference", "aligned"]),
+    default="reference",
+    show_default=True,
+    help="GAR's RoI box: as the released weights were trained (reference) or geometrically correct.",
+)
+@_shared_options
+def gar_bench_vqa_command(
+    data, out, model, mode, subset, box_mode, device, dtype, max_new_tokens, limit, quiet, as_json
+) -> None:
+    """Answer GAR-Bench-VQA with GAR and print the score the reference's way.
+
+    Every item (an image, one mask per <PromptK>, a question with lettered
+    choices) gets the reference's prompt (the object list, the question,
+    'Options:', one choice per line, 'Answer with the correct option's letter
+    directly.'), greedy decoding and the reference's text decoding; the
+    answer is right when it equals the letter (case-insensitive). The
+    reference ran in bfloat16 on CUDA, garvideo's default there.
+    """
+    from garvideo.eval import gar_bench
+
+    _, annotation = gar_bench.find_data(data)  # user mistakes first, before a model is loaded
+    gar_bench.load_items(annotation)
+    if subset is not None:
+        gar_bench.read_subset(subset)
+    _quiet_transformers()
+    from garvideo.eval import run_gar_bench_vqa
+    from garvideo.model import GAR, GenerationSettings
+
+    if not quiet:
+        click.echo(f"loading {model} ...", err=True)
+    gar = GAR.from_pretrained(model, device=device, dtype=dtype, box_mode=box_mode)
+    summary = run_gar_bench_vqa(
+        data,
+        gar,
+        out,
+        mode=mode,
+        settings=GenerationSettings(max_new_tokens=max_new_tokens),
+        subset=subset,
+        limit=limit,
+        progress=not quiet,
+    )
+    _report(summary, as_json)
+
+
+def _videorefer_options(func: Callable) -> Callable:
+    for decorator in reversed(
+        [
+            click.option(
+                "--model",
+                default=DEFAULT_GAR,
+                show_default=True,
+                metavar="ID|FOLDER",
+                help="GAR weights: a hub id or a local folder (the paper's video number is GAR-8B's).",
+            ),
+            click.option(
+                "--sam2",
+                "sam2_model",
+                default=DEFAULT_SAM2,
+                show_default=True,
+                metavar="ID|FOLDER",
+                help="SAM2 weights for --track: a hub id or a local folder.",
+            ),
+            click.option(
+                "--track",
+                is_flag=True,
+                help="Track each object with SAM2 from its mask on the item's frame_idx instead of "
+                "using the benchmark's masks.",
+            ),
+            click.option(
+                "--frames",
+                default=16,
+                show_default=True,
+                type=click.IntRange(min=1),
+                help="Frames GAR sees per item, spread over those where the objects are visible.",
+            ),
+            click.option(
+                "--single-frame",
+                is_flag=True,
+                help="Use only each object's mask on frame_idx (without --track GAR sees just that frame).",
+            ),
+            click.option(
+                "--fps",
+                type=click.FloatRange(min=0, min_open=True),
+                help="Frame rate given to frame folders, which carry none (default 30).",
+            ),
+            click.option(
+                "--video-root",
+                type=click.Path(path_type=Path),
+                metavar="DIR",
+                help="Where the items' videos are, if not in --data.",
+            ),
+        ]
+    ):
+        func = decorator(func)
+    return func
+
+
+def _run_videorefer(
+    kind,
+    data,
+    out,
+    model,
+    sam2_model,
+    track,
+    frames,
+    single_frame,
+    fps,
+    video_root,
+    device,
+    dtype,
+    max_new_tokens,
+    limit,
+    quiet,
+    as_json,
+) -> None:
+    from garvideo.eval import videorefer
+
+    annotation_file = videorefer.Q_ANNOTATION_FILE if kind == "q" else videorefer.D_ANNOTATION_FILE
+    _, annotation = videorefer.find_data(data, annotation_file)  # user mistakes first, before models are loaded
+    videorefer.load_items(annotation, annotation_file)
+    _quiet_transformers()
+    from garvideo.eval import run_videorefer_d, run_videorefer_q
+    from garvideo.model import GenerationSettings
+    from garvideo.pipeline import Pipeline
+
+    sam2 = sam2_model if track else None
+    if not quiet:
+        click.echo(f"loading {' and '.join(m for m in (model, sam2) if m)} ...", err=True)
+    pipeline = Pipeline.from_pretrained(gar=model, sam2=sam2, device=device, dtype=dtype, progress=False)
+    run = run_videorefer_q if kind == "q" else run_videorefer_d
+    summary = run(
+        data,
+        pipeline,
+        out,
+        track=track,
+        frames=frames,
+        single_frame=single_frame,
+        fps=fps,
+        video_root=video_root,
+        settings=GenerationSettings(max_new_tokens=max_new_tokens),
+        limit=limit,
+        progress=not quiet,
+    )
+    _report(summary, as_json)
+
+
+@eval_group.command("videorefer-q")
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(path_type=Path),
+    metavar="DIR",
+    help="Folder holding VideoRefer-Bench-Q.json and the frame folders/videos it names (DAVIS/, MeViS/).",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path),
+    metavar="PREDICTIONS.jsonl",
+    help="Predictions to write: JSON lines {video, Answer, pred, type, ...} as the benchmark's scorer reads.",
+)
+@_videorefer_options
+@_shared_options
+def videorefer_q_command(**options) -> None:
+    """Answer VideoRefer-Bench-Q through the pipeline and score it per question type.
+
+    Each question's <objectN><region> markers become named regions, its
+    options '(A) text' the pipeline's options; by default the benchmark's own
+    masks are the tracks (no SAM2), as the paper evaluated GAR zero-shot.
+    The answer letter is parsed the way the benchmark's scorer parses it.
+    """
+    _run_videorefer("q", **options)
+
+
+@eval_group.command("videorefer-d")
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(path_type=Path),
+    metavar="DIR",
+    help="Folder holding VideoRefer-Bench-D.json and its videos (there or in Panda-70M-part/).",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path),
+    metavar="PREDICTIONS.jsonl",
+    help="Descriptions to write: JSON lines {video, caption, pred, ...}.",
+)
+@_videorefer_options
+@_shared_options
+def videorefer_d_command(**options) -> None:
+    """Describe every VideoRefer-Bench-D object, in the format its judge scripts read.
+
+    Writes JSON lines with the video, the ground-truth caption and GAR's
+    description (pred). Scoring them needs an external LLM judge (GPT-4o,
+    VideoRefer's videorefer_bench_d scripts): that is out of garvideo's
+    scope, so no score is printed.
+    """
+    _run_videorefer("d", **options)
+
+
+@eval_group.command("score")
+@click.argument("predictions", type=click.Path(path_type=Path))
+@click.option(
+    "--benchmark",
+    type=click.Choice(["auto", "gar-bench-vqa", "videorefer-q"]),
+    default="auto",
+    show_default=True,
+    help="Which benchmark's scorer to use (auto: from the file's fields).",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help='Print {"overall": {"correct", "total", "accuracy"}, "per_type": {TYPE: {...}}}.',
+)
+def score_command(predictions, benchmark, as_json) -> None:
+    """Per-type and overall accuracy of a prediction file, printed as the benchmark's scorer prints it.
+
+    GAR-Bench-VQA: exact, case-insensitive match of model_output and answer.
+    VideoRefer-Bench-Q: the answer letter parsed as its eval script does
+    ('(B)', else 'B)', else the first character once periods are removed).
+    """
+    from garvideo.eval import format_score, score_predictions
+
+    benchmark, report = score_predictions(predictions, benchmark)
+    if as_json:
+        click.echo(json.dumps(report.to_dict()))
+    else:
+        click.echo(format_score(benchmark, report))

@@ -1,0 +1,236 @@
+"""Running GAR on GAR-Bench-VQA: the reference's prompt and decoding, resumable, per-item failures.
+
+>>> gar = GAR.from_pretrained("HaochenWang/GAR-1B")
+>>> summary = run_gar_bench_vqa("GAR-Bench", gar, "gar_1b_vqa.json", mode="reference")
+>>> print(gar_bench.format_report(summary.report))
+
+What matches the reference (``evaluation/GAR-Bench/inference.py``): the prompt
+(the several-regions object list, then the question, ``Options:``, one choice
+per line and ``Answer with the correct option's letter directly.``, built by
+:meth:`GARProcessor.prepare_reference_question`), greedy decoding with
+``max_new_tokens`` 1024, the output text decoded as the reference decodes it
+(:meth:`GARProcessor.decode_reference`) and the released model's numerics (GAR's
+defaults: the reference RoI box and the doubled BOS). The reference ran in
+bfloat16 on CUDA, which is garvideo's default there; on a CPU garvideo uses
+float32 and the summary says so. What differs on purpose: each region's box is
+its own (the reference's stale-box bug is not reproduced) and regions are listed
+in ascending order (the reference's ``set()`` order varies).
+
+Items naming more than five regions (ten in GAR-Bench-VQA): in ``mode="reference"``
+they run as the reference runs them (the regions beyond ``<Prompt4>`` are listed
+in the prompt but neither marked on the prompt map nor replayed) and their
+predictions say so (``regions_not_marked_or_replayed``); in ``mode="default"``
+they are refused, as garvideo refuses more than five regions anywhere, and
+count as wrong. Items that cannot be run (missing image, malformed RLE, a
+question naming a prompt without a mask) are recorded with an ``error`` and an
+empty ``model_output`` and count as wrong; the run goes on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidInputError
+from ..files import atomic_write_json
+from ..masks import decode_rle
+from ..model import GAR, GenerationSettings, TooManyRegionsError, prompt_token
+from . import gar_bench
+from .gar_bench import find_data, read_subset, select_items
+from .work import EvalItem, EvalSummary, item_key, run_items, work_folder, write_summary
+
+MODES = ("default", "reference")
+BENCHMARK = "GAR-Bench-VQA"
+#: The reference's generation length.
+REFERENCE_MAX_NEW_TOKENS = 1024
+#: Field on predictions of items whose extra regions ran the reference's way.
+UNMARKED_FIELD = "regions_not_marked_or_replayed"
+
+
+def extra_region_count(item: Mapping[str, Any], limit: int) -> int:
+    """How many regions beyond ``limit`` the item's question and choices name (0 for most items)."""
+    try:
+        named = gar_bench.prompt_indices(gar_bench.vqa_question(item))
+    except (KeyError, TypeError):
+        return 0
+    return max(0, len(named) - limit)
+
+
+def _item_masks(item: Mapping[str, Any]) -> list:
+    rles = item.get("mask_rles")
+    if not isinstance(rles, list) or not rles:
+        raise InvalidInputError("the item has no mask_rles list")
+    masks = []
+    for k, rle in enumerate(rles):
+        try:
+            masks.append(decode_rle(rle))
+        except InvalidInputError as exc:
+            detail = str(exc).removeprefix("malformed RLE: ")
+            raise InvalidInputError(f"malformed RLE: the mask of <Prompt{k}> cannot be decoded: {detail}") from None
+    return masks
+
+
+def _check_fields(item: Mapping[str, Any]) -> None:
+    missing = [k for k in ("image", "question", "choices", "mask_rles") if k not in item]
+    if missing:
+        raise InvalidInputError(f"malformed item: it has no {', '.join(missing)}")
+    if not isinstance(item["choices"], list) or not all(isinstance(c, str) for c in item["choices"]):
+        raise InvalidInputError("malformed item: choices must be a list of texts")
+
+
+class _Runner:
+    def __init__(self, gar: GAR, root: Path, mode: str, settings: GenerationSettings) -> None:
+        self.gar, self.root, self.mode, self.settings = gar, root, mode, settings
+
+    def __call__(self, entry: EvalItem) -> dict[str, Any]:
+        item = entry.data
+        _check_fields(item)
+        image = self.root / str(item["image"])
+        if not image.is_file():
+            raise InvalidInputError(f"missing image: {item['image']} is not in {self.root}")
+        question = gar_bench.vqa_question(item)
+        named = gar_bench.prompt_indices(question)
+        masks = _item_masks(item)
+        without_mask = [k for k in named if k >= len(masks)]
+        if without_mask:
+            raise InvalidInputError(
+                f"a prompt without a mask: the question names {', '.join(prompt_token(k) for k in without_mask)} "
+                f"but the item has only {len(masks)} masks"
+            )
+        limit = self.gar.max_regions
+        extra = [k for k in named if k >= limit]
+        if extra and self.mode == "default":
+            raise TooManyRegionsError(
+                f"more than {limit} regions: the question names {len(named)} regions but one GAR prompt holds at most "
+                f"{limit}, and one multiple-choice question cannot be split into groups; mode 'reference' "
+                f"(--mode reference) answers it as the reference did ({', '.join(prompt_token(k) for k in extra)} "
+                f"listed but neither marked nor replayed)"
+            )
+        inputs = self.gar.processor.prepare_reference_question(
+            image, masks, question, extra_regions="reference" if self.mode == "reference" else "error"
+        )
+        (result,) = self.gar.generate(inputs, self.settings)
+        record: dict[str, Any] = {
+            "model_output": self.gar.processor.decode_reference(result.token_ids),
+            "new_tokens": len(result.token_ids),
+            "finished": result.finished,
+            "prompt_tokens": result.prompt_tokens,
+            "encode_s": round(result.timings.encode_s, 4),
+            "generate_s": round(result.timings.generate_s, 4),
+        }
+        if extra:
+            record[UNMARKED_FIELD] = [prompt_token(k) for k in extra]
+        return record
+
+
+def run_gar_bench_vqa(
+    data: str | Path,
+    gar: GAR,
+    out: str | Path,
+    *,
+    mode: str = "default",
+    settings: GenerationSettings | None = None,
+    subset: str | Path | Sequence[str] | None = None,
+    limit: int | None = None,
+    progress: bool = True,
+) -> EvalSummary:
+    """Answer GAR-Bench-VQA items with ``gar`` and write the reference's prediction file to ``out``.
+
+    ``data`` is the folder holding ``GAR-Bench-VQA.json`` and ``images/``. ``mode`` is
+    ``"default"`` or ``"reference"`` (items with more than five regions, see the module
+    docstring). ``settings`` default to the reference's (greedy, 1024 new tokens).
+    ``subset`` (a file such as ``subset_with_images.txt``, or entries: image paths or
+    item indices) and ``limit`` (the first N) restrict the items. Resumable: a re-run
+    with the same ``out`` reuses the results in ``out``'s work folder. Returns the
+    counts and the score (:func:`garvideo.eval.gar_bench.score` over the written items).
+    """
+    if mode not in MODES:
+        raise InvalidInputError(f"unknown mode {mode!r}: use 'default' or 'reference'")
+    root, annotation = find_data(data)
+    items = gar_bench.load_items(annotation)
+    chosen = select_items(items, read_subset(subset) if subset is not None else None, limit)
+    settings = settings or GenerationSettings(max_new_tokens=REFERENCE_MAX_NEW_TOKENS)
+    out = Path(out)
+    if out.exists() and out.is_dir():
+        raise InvalidInputError(f"--out {out} is a folder: give the predictions file's name (e.g. preds.json)")
+
+    info = gar.info
+    run_settings = {
+        "benchmark": BENCHMARK,
+        "model": info.model_id,
+        "revision": info.revision,
+        "dtype": info.dtype,
+        "box_mode": info.box_mode,
+        "double_bos": info.double_bos,
+        "mode": mode,
+        "generation": dataclasses.asdict(settings),
+    }
+    entries = [EvalItem(item_key(i, items[i], ignore=("model_output",)), i, items[i]) for i in chosen]
+    started = time.monotonic()
+    outcomes, computed, reused = run_items(entries, out, _Runner(gar, root, mode, settings), run_settings, progress)
+
+    predictions = []
+    for outcome in outcomes:
+        record = {k: v for k, v in outcome.item.data.items() if k != "model_output"}
+        if outcome.result is not None:
+            record["model_output"] = outcome.result["model_output"]
+            if UNMARKED_FIELD in outcome.result:
+                record[UNMARKED_FIELD] = outcome.result[UNMARKED_FIELD]
+        else:
+            record["model_output"] = ""  # a string, so the reference's own scorer reads the file too
+            record["error"] = outcome.error
+        predictions.append(record)
+    atomic_write_json(out, predictions, indent=4)
+
+    limit_regions = gar.max_regions
+    extra_items = [o for o in outcomes if extra_region_count(o.item.data, limit_regions)]
+    ran_reference_way = [o for o in extra_items if o.result is not None and UNMARKED_FIELD in o.result]
+    failures = tuple((o.item.key, o.error) for o in outcomes if o.error is not None)
+    notes = []
+    if extra_items:
+        if mode == "reference":
+            notes.append(
+                f"{len(extra_items)} items name more than {limit_regions} regions; {len(ran_reference_way)} of them "
+                f"were answered as the reference does (regions beyond <Prompt{limit_regions - 1}> listed but not "
+                f"marked or replayed; field {UNMARKED_FIELD!r}), the others failed for other reasons"
+            )
+        else:
+            notes.append(
+                f"{len(extra_items)} items name more than {limit_regions} regions: refused in the default mode "
+                f"and counted as wrong (--mode reference answers them as the reference did)"
+            )
+    if chosen != list(range(len(items))):
+        notes.append(f"{len(chosen)} of the {len(items)} items were run (subset/limit): the score covers those only")
+    if info.dtype != "bfloat16" or not info.device.startswith("cuda"):
+        notes.append(
+            f"the reference ran in bfloat16 on CUDA; this run used {info.dtype} on {info.device}, "
+            f"so answers can differ slightly"
+        )
+    if settings.max_new_tokens != REFERENCE_MAX_NEW_TOKENS or settings.do_sample:
+        notes.append(
+            f"decoding differs from the reference (greedy, {REFERENCE_MAX_NEW_TOKENS} new tokens): "
+            f"{'sampling' if settings.do_sample else 'greedy'}, {settings.max_new_tokens} new tokens"
+        )
+    summary = EvalSummary(
+        benchmark=BENCHMARK,
+        predictions=out,
+        work_dir=work_folder(out),
+        total=len(outcomes),
+        computed=computed,
+        reused=reused,
+        failed=len(failures),
+        failures=failures,
+        seconds=time.monotonic() - started,
+        report=gar_bench.score(predictions),
+        settings=run_settings,
+        notes=tuple(notes),
+        counts={
+            "more_than_max_regions": len(extra_items),
+            "answered_reference_way": len(ran_reference_way),
+        },
+    )
+    write_summary(summary)
+    return summary

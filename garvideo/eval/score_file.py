@@ -1,0 +1,74 @@
+"""Scoring a prediction file, whichever benchmark wrote it (``garvideo eval score``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidInputError
+from . import gar_bench, videorefer
+from .scoring import ScoreReport
+
+BENCHMARKS = ("gar-bench-vqa", "videorefer-q")
+
+
+def _read(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise InvalidInputError(f"no predictions file at {path}")
+    text = path.read_text(encoding="utf-8")
+    if not text.strip():
+        raise InvalidInputError(f"{path} is empty")
+    try:
+        if text.lstrip().startswith("["):
+            records = json.loads(text)
+        else:
+            records = [json.loads(line) for line in text.splitlines() if line.strip()]
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"{path} is neither a JSON list nor JSON lines: {exc}") from exc
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise InvalidInputError(f"{path} must hold prediction records (JSON objects)")
+    return records
+
+
+def detect_benchmark(records: list[dict[str, Any]], path: Path | str = "the file") -> str:
+    """``"gar-bench-vqa"`` (items with ``model_output``) or ``"videorefer-q"`` (records with ``Answer`` and ``pred``)."""
+    keys = set().union(*(r.keys() for r in records)) if records else set()
+    if "model_output" in keys:
+        return "gar-bench-vqa"
+    if {"Answer", "pred"} <= keys:
+        return "videorefer-q"
+    if {"caption", "pred"} <= keys:
+        raise InvalidInputError(
+            f"{path} holds VideoRefer-Bench-D descriptions: they are judged by an external LLM (GPT-4o, VideoRefer's "
+            "videorefer_bench_d scripts), not scored here"
+        )
+    raise InvalidInputError(
+        f"cannot tell which benchmark {path} belongs to: expected GAR-Bench-VQA items with 'model_output' or "
+        "VideoRefer-Bench-Q records with 'Answer' and 'pred' (or pass --benchmark)"
+    )
+
+
+def score_predictions(path: str | Path, benchmark: str = "auto") -> tuple[str, ScoreReport]:
+    """The benchmark (detected unless given) and its per-type and overall score of the file at ``path``."""
+    path = Path(path)
+    if benchmark not in ("auto", *BENCHMARKS):
+        raise InvalidInputError(f"unknown benchmark {benchmark!r}: use auto, {', '.join(BENCHMARKS)}")
+    records = _read(path)
+    if benchmark == "auto":
+        benchmark = detect_benchmark(records, path)
+    if benchmark == "gar-bench-vqa":
+        if not any("model_output" in r for r in records):
+            raise InvalidInputError(
+                f"no item of {path} has a model_output: is it the annotation file, not predictions?"
+            )
+        return benchmark, gar_bench.score(records)
+    missing = next((r for r in records if "Answer" not in r), None)
+    if missing is not None:
+        raise InvalidInputError(f"{path}: a record has no 'Answer', so it cannot be scored: {str(missing)[:120]}")
+    return benchmark, videorefer.score(records)
+
+
+def format_score(benchmark: str, report: ScoreReport) -> str:
+    """The printout of that benchmark's reference scorer."""
+    return gar_bench.format_report(report) if benchmark == "gar-bench-vqa" else videorefer.format_report(report)
