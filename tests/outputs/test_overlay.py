@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -155,6 +156,21 @@ def test_an_open_reader_is_accepted_and_left_open(clip, tmp_path):
         assert reader.frame(3).index == 3  # still usable
     with open_video(tmp_path / "o.mkv") as result:
         assert result.num_frames == FRAMES
+
+
+def test_memory_stays_bounded_by_a_few_frames(tmp_path):
+    # tracemalloc sees every drawn frame (a numpy copy of the decoded one): holding them all would show.
+    long = moving_object_clip(tmp_path / "long.mp4", num_frames=160, fps=12)
+    tracks = truth_tracks(long)
+    whole_video = long.num_frames * long.width * long.height * 3
+    render_overlay(long.path, tmp_path / "warm.mp4", tracks, [Cue(0, 100, "caption")], progress=False)  # caches
+    tracemalloc.start()
+    try:
+        render_overlay(long.path, tmp_path / "o.mp4", tracks, [Cue(0, 100, "caption")], progress=False)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < whole_video / 8, f"peak {peak / 2**20:.1f} MiB for a {whole_video / 2**20:.1f} MiB video"
 
 
 # ---------------------------------------------------------------------- regions
