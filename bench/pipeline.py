@@ -34,7 +34,7 @@ architecture, not on the weights, and the text is noise.
     python bench/pipeline.py --full-size --write  # real architectures; update bench/RESULTS.md
     python bench/pipeline.py --full-size --device cuda --write   # on a GPU (bfloat16)
 
-``--write`` replaces this configuration's block (size and device) in the
+``--write`` replaces this configuration's block (size, device, dtype) in the
 ``## Pipeline`` section of bench/RESULTS.md and leaves the other blocks and
 sections alone.
 """
