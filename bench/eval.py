@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image
 
 from garvideo.eval import gar_bench
-from garvideo.eval.run_gar_bench import _item_masks, run_gar_bench_vqa
+from garvideo.eval.run_gar_bench import item_masks, run_gar_bench_vqa
 from garvideo.model import GAR, GARProcessor, GenerationSettings
 from garvideo.testing.gar import build_tiny_gar_checkpoint
 from garvideo.video import open_video
@@ -50,7 +50,7 @@ def prepare_items(folder: Path) -> list[str]:
     for index in chosen:
         item = items[index]
         started = time.perf_counter()
-        masks = _item_masks(item)
+        masks = item_masks(item)
         image = np.array(Image.open(DATA / item["image"]).convert("RGB"))
         loaded = time.perf_counter()
         inputs = processor.prepare_reference_question(

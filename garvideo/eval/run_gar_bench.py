@@ -59,10 +59,11 @@ def extra_region_count(item: Mapping[str, Any], limit: int) -> int:
     return max(0, len(named) - limit)
 
 
-def _item_masks(item: Mapping[str, Any]) -> list:
+def item_masks(item: Mapping[str, Any]) -> list:
+    """The item's masks, ``masks[k]`` for ``<Promptk>``, decoded from COCO RLE (a malformed one names its prompt)."""
     rles = item.get("mask_rles")
     if not isinstance(rles, list) or not rles:
-        raise InvalidInputError("the item has no mask_rles list")
+        raise InvalidInputError("malformed item: its mask_rles must be a non-empty list of RLE masks")
     masks = []
     for k, rle in enumerate(rles):
         try:
@@ -93,7 +94,7 @@ class _Runner:
             raise InvalidInputError(f"missing image: {item['image']} is not in {self.root}")
         question = gar_bench.vqa_question(item)
         named = gar_bench.prompt_indices(question)
-        masks = _item_masks(item)
+        masks = item_masks(item)
         without_mask = [k for k in named if k >= len(masks)]
         if without_mask:
             raise InvalidInputError(

@@ -193,7 +193,12 @@ class _Runner:
                 names += option_names  # markers in options come after the question's, as the benchmark counts them
         with open_video(path, fps=self.options.fps if path.is_dir() else None) as reader:
             regions = _regions(names, item.get("annotation"), item, reader, self.options)
-            common = {"question": question, "options": options, "frames": self.options.frames, "settings": self.settings}
+            common = {
+                "question": question,
+                "options": options,
+                "frames": self.options.frames,
+                "settings": self.settings,
+            }
             if self.options.track:
                 prompts = [
                     RegionPrompt.from_mask(n, regions.masks[n][regions.anchors[n]], regions.anchors[n])

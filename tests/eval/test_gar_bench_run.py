@@ -17,7 +17,7 @@ from garvideo_cli.main import app
 from PIL import Image
 
 from garvideo.eval import gar_bench
-from garvideo.eval.run_gar_bench import UNMARKED_FIELD, run_gar_bench_vqa
+from garvideo.eval.run_gar_bench import UNMARKED_FIELD, item_masks, run_gar_bench_vqa
 from garvideo.eval.work import work_folder
 from garvideo.masks import encode_rle
 from garvideo.model import GenerationSettings
@@ -197,11 +197,9 @@ def test_reference_mode_answers_items_with_more_than_five_regions(small_bench, g
     assert any("2 of the 6 items were run" in note for note in summary.notes)
     # the prompt lists all seven regions but marks and replays only five, as the reference's code does
     items = gar_bench.load_items(small_bench)
-    from garvideo.eval.run_gar_bench import _item_masks
-
     inputs = gar.processor.prepare_reference_question(
         small_bench / items[1]["image"],
-        _item_masks(items[1]),
+        item_masks(items[1]),
         gar_bench.vqa_question(items[1]),
         extra_regions="reference",
     )
