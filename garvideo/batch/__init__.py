@@ -3,11 +3,28 @@
 :func:`run_batch` runs a manifest (:mod:`garvideo.batch.manifest`) through a
 :class:`~garvideo.pipeline.Pipeline`; :class:`BatchJob` is the resumable
 engine underneath, usable for any per-item work (the benchmarks use it too).
+The manifest and runner load on first use, so ``garvideo.batch.jobs`` stays
+free of torch.
 """
 
 from .jobs import BatchJob, BatchSummary, Failure, parse_shard, shard_from_environment
-from .manifest import BatchRequest, ManifestLine, read_manifest
-from .runner import BatchOptions, run_batch
+
+_LAZY = {
+    "BatchRequest": "manifest",
+    "ManifestLine": "manifest",
+    "read_manifest": "manifest",
+    "BatchOptions": "runner",
+    "run_batch": "runner",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "BatchJob",

@@ -386,7 +386,7 @@ class Pipeline:
         if not isinstance(question, str) or not question.strip():
             raise InvalidInputError("the question is empty: ask something about the regions, e.g. 'What is <dog> doing?'")
         given = [t.name for t in tracks] if tracks is not None else _prompt_names(regions or ())
-        names = _question_regions(question, given, gar.max_regions)
+        names = _question_regions(" ".join([question, *(str(o) for o in options or ())]), given, gar.max_regions)
         with _opened(video) as reader:
             start, end = time_range if time_range is not None else (None, None)
             span = _time_range(reader, start, end)
@@ -562,7 +562,7 @@ def _prompt_names(regions: Sequence[RegionPrompt]) -> list[str]:
 
 
 def _question_regions(question: str, given: Sequence[str], limit: int) -> list[str]:
-    """The regions a question is about, in the order given; checked before any work is done."""
+    """The regions a question (with its options) is about, in the order given; checked before any work is done."""
     if not given:
         raise InvalidInputError("no regions were given: a question is about one to five named regions")
     named = {m.strip() for m in _NAME_REF.findall(question)}

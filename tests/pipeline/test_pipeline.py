@@ -114,6 +114,14 @@ def test_ask_two_named_regions(pipeline, leaving_clip, truth):
     assert again.text == answer.text
 
 
+def test_regions_named_in_the_options_are_used_too(pipeline, leaving_clip, truth):
+    answer = pipeline.ask(leaving_clip.path, question="What is <object> next to?", options=["<square>", "nothing"],
+                          tracks=truth, frames=2, settings=SHORT)
+    assert answer.regions == ("object", "square")
+    with pytest.raises(InvalidInputError, match="<dog>"):
+        pipeline.ask(leaving_clip.path, question="Which?", options=["<dog>", "<object>"], tracks=truth)
+
+
 def test_ask_only_uses_the_named_regions_and_the_time_range(pipeline, leaving_clip, truth):
     answer = pipeline.ask(leaving_clip.path, question="Where does <square> go?", tracks=truth, frames=3,
                           time_range=(1.0, 1.9), settings=SHORT)
@@ -163,8 +171,10 @@ def test_user_mistakes_are_clear_errors(pipeline, leaving_clip, truth):
         pipeline.ask(path, question="What is <dog> doing?", tracks=truth)
     with pytest.raises(InvalidInputError, match="question is empty"):
         pipeline.ask(path, question="  ", tracks=truth)
-    with pytest.raises(InvalidInputError, match="outside"):
+    with pytest.raises(InvalidInputError, match="start time 5.000 s is beyond the end"):
         pipeline.describe(path, tracks=truth, start=5.0, end=9.0)
+    with pytest.raises(InvalidInputError, match="outside"):
+        pipeline.describe(path, tracks=truth, start=1.0, end=9.0)
     with pytest.raises(InvalidInputError, match="empty"):
         pipeline.describe(path, tracks=truth, start=1.0, end=0.5)
     with pytest.raises(PipelineError, match="'object' is never visible"):
