@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from .errors import InvalidInputError
@@ -17,11 +18,20 @@ _DTYPES = {
 
 
 def resolve_device(device: "str | torch.device | None" = None) -> "torch.device":
-    """``None`` or ``"auto"`` picks CUDA when available, else CPU; anything else is checked."""
+    """``None`` or ``"auto"`` picks CUDA when available (the local rank's GPU under torchrun/SLURM), else CPU.
+
+    Anything else is checked: asking for CUDA where there is none is an error, not a silent CPU run.
+    """
     import torch
 
     if device is None or (isinstance(device, str) and device == "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        # One worker per GPU under torchrun or a SLURM job step: each takes its local GPU.
+        local = os.environ.get("LOCAL_RANK") or os.environ.get("SLURM_LOCALID")
+        if local is not None and local.isdigit() and int(local) < torch.cuda.device_count():
+            return torch.device(f"cuda:{int(local)}")
+        return torch.device("cuda")
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError) as exc:
