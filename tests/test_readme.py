@@ -1,0 +1,28 @@
+"""The README's Python example runs as written (with tiny offline models in place of the released ones)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import garvideo.model.api as gar_api
+from garvideo.testing.gar import build_tiny_gar_checkpoint
+from garvideo.testing.sam2 import build_tiny_sam2_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_python_api_example_runs(tmp_path, monkeypatch):
+    gar = build_tiny_gar_checkpoint(tmp_path / "gar", tile_size=112)
+    sam2 = build_tiny_sam2_checkpoint(tmp_path / "sam2")
+    readme = (ROOT / "README.md").read_text()
+    code = readme.split("## The Python API", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    assert "Pipeline.from_pretrained()" in code
+    code = code.replace("Pipeline.from_pretrained()", f"Pipeline.from_pretrained({str(gar)!r}, {str(sam2)!r}, progress=False)")
+    # a random model rambles: keep its answers to a few tokens
+    defaults = gar_api.GenerationSettings.__init__.__defaults__
+    monkeypatch.setattr(gar_api.GenerationSettings.__init__, "__defaults__", (3, *defaults[1:]))
+    monkeypatch.chdir(ROOT)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert namespace["timeline"].windows and namespace["answer"].regions == ("cat", "cup")
+    assert namespace["choice"].options == ("a cup of coffee", "a dog")
