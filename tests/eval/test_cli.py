@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from garvideo_cli.main import app
 
 from .test_scoring import PUBLISHED_GAR_1B
+
+# as tests/conftest.py finds it
+SHARED = Path(os.environ.get("GARVIDEO_SHARED") or Path(__file__).resolve().parents[2].parent / "shared")
 
 
 def test_score_reproduces_the_released_gar_1b_numbers(shared_dir):
@@ -60,12 +65,12 @@ MISTAKES = [
 
 
 @pytest.mark.parametrize("args, message", MISTAKES, ids=[f"{a[0]} {m}" for a, m in MISTAKES])
-def test_user_mistakes_print_one_line_and_exit_non_zero(
-    args, message, shared_dir, videorefer_set, tmp_path, monkeypatch
-):
+def test_user_mistakes_print_one_line_and_exit_non_zero(args, message, videorefer_set, tmp_path, monkeypatch):
+    bench = SHARED / "data/gar-bench-vqa"
+    if any("{bench}" in a or "{released}" in a for a in args) and not bench.is_dir():
+        pytest.skip(f"no GAR-Bench-VQA data at {bench}")
     monkeypatch.chdir(tmp_path)
     (tmp_path / "notes.json").write_text("not json {")
-    bench = shared_dir / "data/gar-bench-vqa"
     filled = [
         a.format(
             tmp=tmp_path,
