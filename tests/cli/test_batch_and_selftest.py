@@ -13,7 +13,8 @@ from garvideo.outputs.document import validate_result_document
 
 
 def _results(folder):
-    return sorted(p.name for p in folder.glob("*.json") if p.name != "summary.json")
+    """Finished results: not the summary, not an atomic write's temporary file (".name.tmp.json")."""
+    return sorted(p.name for p in folder.glob("*.json") if p.name != "summary.json" and not p.name.startswith("."))
 
 
 def test_batch_over_three_clips_one_corrupt(run, models, material, tmp_path):
