@@ -1,1 +1,32 @@
-"""garvideo.outputs"""
+"""What garvideo writes: the result document (JSON), subtitles (SRT/VTT) and overlay videos.
+
+- :mod:`.document`: :func:`result_document` (versioned schema), :func:`validate_result_document`,
+  :func:`timeline_cues`.
+- :mod:`.subtitles`: :class:`Cue`, :func:`to_srt`, :func:`to_vtt`.
+- :mod:`.overlay`: :func:`render_overlay` (masks, boxes, names and captions drawn on the video).
+
+Subtitles need nothing heavy; the document and the overlay load on first use.
+"""
+
+from .subtitles import Cue, to_srt, to_vtt
+
+_LAZY = {
+    "RESULT_SCHEMA": "document",
+    "RESULT_VERSION": "document",
+    "result_document": "document",
+    "timeline_cues": "document",
+    "validate_result_document": "document",
+    "render_overlay": "overlay",
+    "OverlayError": "overlay",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["Cue", "to_srt", "to_vtt", *_LAZY]

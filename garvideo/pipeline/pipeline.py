@@ -270,7 +270,7 @@ class Pipeline:
         instruction: str = CAPTION_INSTRUCTION,
         template: VideoPromptTemplate | None = None,
         settings: GenerationSettings | None = None,
-        batch_size: int = 1,
+        batch_size: int = 4,
     ) -> DescribeResult:
         """Describe each region over ``[start, end)``: once overall and window by window.
 
