@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Every GPU benchmark of garvideo in one call, for a lent GPU machine (one short lease).
+#
+# The GPU image has torch, transformers, timm, opencv and tqdm but no PyAV; carry its wheel:
+#   echo /.whl/ >> .git/info/exclude
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#       --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .whl av
+# then run, with `.whl` carried:  bash bench/gpu.sh
+# Results: bench/RESULTS.md gains the GPU blocks (card named); logs and a copy go to $OUT when set.
+# DEVICE=cpu QUICK=1 bash bench/gpu.sh runs the same steps small on a CPU, to check the script.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+DEVICE=${DEVICE:-cuda}
+OUT=${OUT:-bench/out}
+mkdir -p "$OUT"
+if ls .whl/*.whl >/dev/null 2>&1; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl || exit 1
+    export PYTHONPATH=/tmp/site:${PYTHONPATH:-}
+fi
+export PYTHONPATH=.:${PYTHONPATH:-} PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
+PY=${PYTHON:-python3}
+$PY -c "import torch; print('device:', torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu')"
+status=0
+step() {  # name, command...: run, keep the log, go on after a failure
+    local name=$1; shift
+    echo "== $name: $*"
+    "$@" 2>&1 | tee "$OUT/$name.log" || { echo "!! $name failed"; status=1; }
+}
+if [ -n "${QUICK:-}" ]; then
+    step model $PY bench/model.py --device "$DEVICE" --frames 4 --new-tokens 4 --repeats 1
+    step track $PY bench/track.py --device "$DEVICE" --models tiny --lengths 10 20
+    step pipeline $PY bench/pipeline.py --device "$DEVICE" --frames 12 --new-tokens 4 --repeats 1
+else
+    step track $PY bench/track.py --device "$DEVICE" --models tiny hiera-tiny --lengths 100 1000 --write
+    step pipeline-tiny $PY bench/pipeline.py --device "$DEVICE" --write
+    step pipeline-full $PY bench/pipeline.py --full-size --device "$DEVICE" --frames 64 --gar-frames 16 \
+        --new-tokens 128 --repeats 3 --warmup 1 --write
+fi
+cp bench/RESULTS.md "$OUT/RESULTS.md"
+exit $status
