@@ -9,13 +9,13 @@ reference's: exact, case-insensitive match of ``model_output`` and ``answer``.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInputError
+from .items import read_item_list
 from .scoring import ScoreReport
 
 ANNOTATION_FILE = "GAR-Bench-VQA.json"
@@ -23,19 +23,8 @@ _PROMPT = re.compile(r"<Prompt(\d+)>")
 
 
 def load_items(path: str | Path) -> list[dict[str, Any]]:
-    """Read a GAR-Bench-VQA annotation or prediction file (a JSON list of items)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / ANNOTATION_FILE
-    if not path.is_file():
-        raise InvalidInputError(f"no GAR-Bench-VQA file at {path}")
-    try:
-        items = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(f"{path} is not valid JSON: {exc}") from exc
-    if not isinstance(items, list) or not all(isinstance(x, dict) for x in items):
-        raise InvalidInputError(f"{path} must hold a JSON list of items")
-    return items
+    """Read a GAR-Bench-VQA annotation or prediction file (a JSON list of items), or the folder holding it."""
+    return read_item_list(path, ANNOTATION_FILE, "GAR-Bench-VQA")
 
 
 def vqa_question(item: dict[str, Any]) -> str:

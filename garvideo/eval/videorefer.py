@@ -17,13 +17,13 @@ its judge reads JSON lines ``{"video", "caption", "pred"}``.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInputError
+from .items import read_item_list
 from .scoring import ScoreReport
 
 Q_ANNOTATION_FILE = "VideoRefer-Bench-Q.json"
@@ -90,18 +90,7 @@ def format_report(report: ScoreReport) -> str:
 
 def load_items(path: str | Path, annotation_file: str = Q_ANNOTATION_FILE) -> list[dict[str, Any]]:
     """A VideoRefer-Bench annotation file (a JSON list), or ``annotation_file`` inside a folder."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / annotation_file
-    if not path.is_file():
-        raise InvalidInputError(f"no VideoRefer-Bench file at {path}")
-    try:
-        items = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(f"{path} is not valid JSON: {exc}") from exc
-    if not isinstance(items, list) or not all(isinstance(x, dict) for x in items):
-        raise InvalidInputError(f"{path} must hold a JSON list of items")
-    return items
+    return read_item_list(path, annotation_file, "VideoRefer-Bench")
 
 
 def convert_question(text: str) -> tuple[str, list[str]]:
