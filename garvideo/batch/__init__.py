@@ -7,23 +7,17 @@ The manifest and runner load on first use, so ``garvideo.batch.jobs`` stays
 free of torch.
 """
 
+from .._lazy import lazy_attributes
 from .jobs import BatchJob, BatchSummary, Failure, parse_shard, shard_from_environment
 
 _LAZY = {
-    "BatchRequest": "manifest",
-    "ManifestLine": "manifest",
-    "read_manifest": "manifest",
-    "BatchOptions": "runner",
-    "run_batch": "runner",
+    "BatchRequest": ".manifest",
+    "ManifestLine": ".manifest",
+    "read_manifest": ".manifest",
+    "BatchOptions": ".runner",
+    "run_batch": ".runner",
 }
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 __all__ = [

@@ -12,8 +12,9 @@ Scoring needs no model and imports no torch: the runners load on first use.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from .._lazy import lazy_attributes
 from .score_file import BENCHMARKS, detect_benchmark, format_score, score_predictions
 from .scoring import ScoreReport, Tally
 
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from .run_videorefer import run_videorefer_d, run_videorefer_q
     from .work import EvalSummary, work_folder
 
-# Imported on first use: they pull in torch (and garvideo.batch, which loads the pipeline).
+# Imported on first use: they pull in torch.
 _LAZY = {
     "EvalSummary": ".work",
     "work_folder": ".work",
@@ -45,10 +46,4 @@ __all__ = [
     "work_folder",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)

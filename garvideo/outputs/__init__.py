@@ -8,25 +8,19 @@
 Subtitles need nothing heavy; the document and the overlay load on first use.
 """
 
+from .._lazy import lazy_attributes
 from .subtitles import Cue, to_srt, to_vtt
 
 _LAZY = {
-    "RESULT_SCHEMA": "document",
-    "RESULT_VERSION": "document",
-    "result_document": "document",
-    "timeline_cues": "document",
-    "validate_result_document": "document",
-    "render_overlay": "overlay",
-    "OverlayError": "overlay",
+    "RESULT_SCHEMA": ".document",
+    "RESULT_VERSION": ".document",
+    "result_document": ".document",
+    "timeline_cues": ".document",
+    "validate_result_document": ".document",
+    "render_overlay": ".overlay",
+    "OverlayError": ".overlay",
 }
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 __all__ = ["Cue", "to_srt", "to_vtt", *_LAZY]
