@@ -27,7 +27,7 @@ def _outputs(func):
     return func
 
 
-def _inputs(video, boxes, points, masks, tracks_file):
+def _inputs(boxes, points, masks, tracks_file):
     """Prompts from the options, or tracks from a file (exactly one of them)."""
     prompts = parse_regions(boxes, points, masks)
     if tracks_file and prompts:
@@ -83,7 +83,7 @@ def describe_command(video, boxes, points, masks, tracks_file, start, end, strid
     from garvideo.outputs.document import result_document, timeline_cues
     from garvideo.outputs.subtitles import to_srt, to_vtt
 
-    prompts, tracks = _inputs(video, boxes, points, masks, tracks_file)
+    prompts, tracks = _inputs(boxes, points, masks, tracks_file)
     pipeline = load_pipeline(gar_model, None if tracks else sam2_model, device, dtype, quiet)
     result = pipeline.describe(
         video, prompts or None, tracks=tracks, start=start, end=end, window=window, frames=frames,
@@ -144,7 +144,7 @@ def ask_command(video, question, boxes, points, masks, tracks_file, options, sta
     from garvideo.model import GenerationSettings
     from garvideo.outputs.document import result_document
 
-    prompts, tracks = _inputs(video, boxes, points, masks, tracks_file)
+    prompts, tracks = _inputs(boxes, points, masks, tracks_file)
     if len(options) == 1:
         raise click.UsageError("a multiple-choice question needs at least two --option choices")
     pipeline = load_pipeline(gar_model, None if tracks else sam2_model, device, dtype, quiet)

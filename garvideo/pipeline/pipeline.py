@@ -106,7 +106,7 @@ class _Range:
     end: float
 
     def holds_time(self, seconds: float) -> bool:
-        return self.start <= seconds < self.end or (seconds == self.end == self.start)
+        return self.start <= seconds < self.end
 
 
 class _TimedSource:
@@ -211,7 +211,8 @@ class Pipeline:
             )
         if not regions:
             raise InvalidInputError("no regions were given: mark at least one with a box, clicks or a mask")
-        prompts = [self._resolve(reader, p) for p in regions]
+        # The tracker checks the regions against the frames; times become frame indices here.
+        prompts = [_on_frame(reader, p) for p in regions]
         # Prompts outside the range still anchor the track: track from them into the range.
         first = min([span.first, *(p.frame for p in prompts)])
         stop = max([span.stop, *(p.frame + 1 for p in prompts)])
@@ -220,14 +221,6 @@ class Pipeline:
         tracks = self.tracker.track(source, prompts, start=first, stop=stop, stride=stride, progress=self.progress)
         elapsed = time.perf_counter() - began
         return tracks, StageTimings(decode=source.seconds, track=max(0.0, elapsed - source.seconds))
-
-    @staticmethod
-    def _resolve(reader: VideoReader, prompt: RegionPrompt) -> RegionPrompt:
-        if not isinstance(prompt, RegionPrompt):
-            raise InvalidInputError(f"regions must be RegionPrompt objects, got {type(prompt).__name__}")
-        resolved = prompt.resolve(reader.time_to_index)
-        reader.timeline.check_index(resolved.frame)
-        return resolved.fit_to_frame(reader.width, reader.height)
 
     def _tracks_for(
         self,
@@ -290,8 +283,9 @@ class Pipeline:
             bounds = window_bounds(span.start, span.end, length)
             track_list, timings = self._tracks_for(reader, regions, tracks, span, stride)
 
-            # Plan every prompt first so the frames are decoded once, in one pass.
-            plans: list[tuple[str, int | None, list[int]]] = []  # (region, window number or None, frames)
+            # Plan every prompt first so frames and masks are decoded once each.
+            # plans[(region, window number)] are its frames; window None is the overall description.
+            plans: dict[tuple[str, int | None], list[int]] = {}
             spans: dict[str, tuple[float, float]] = {}
             for track in track_list:
                 seen = [f for f in track.frames if f.visible and span.holds_time(f.time)]
@@ -301,50 +295,52 @@ class Pipeline:
                         f"check its prompt, or widen the range"
                     )
                 spans[track.name] = (seen[0].time, seen[-1].time)
-                plans.append((track.name, None, [f.index for f in spread(seen, frames)]))
+                plans[track.name, None] = [f.index for f in spread(seen, frames)]
                 for number, (a, b) in enumerate(bounds):
                     inside = [f.index for f in seen if a <= f.time < b]
-                    plans.append((track.name, number, spread(inside, frames_per_window) if inside else []))
-            decoded, decode_s = _decode(reader, [i for _, _, idx in plans for i in idx])
+                    plans[track.name, number] = spread(inside, frames_per_window) if inside else []
+            decoded, decode_s = _decode(reader, [i for idx in plans.values() for i in idx])
             timings += StageTimings(decode=decode_s)
 
             by_name = {t.name: t for t in track_list}
-            work = [(name, number, idx) for name, number, idx in plans if idx]
+            masks = {(name, i): by_name[name].mask_at(i) for (name, _), idx in plans.items() for i in idx}
+            work = [(key, idx) for key, idx in plans.items() if idx]
             inputs = [
                 gar.prepare_video(
                     [decoded[i].image for i in idx],
-                    {name: [by_name[name].mask_at(i) for i in idx]},
+                    {name: [masks[name, i] for i in idx]},
                     instruction,
                     times=[decoded[i].time for i in idx],
                     tiling=tiling,
                     template=template,
                 )
-                for name, number, idx in work
+                for (name, _), idx in work
             ]
             outputs, gar_timings = self._generate(inputs, settings, batch_size)
             timings += gar_timings
-            texts = {(name, number): out.text.strip() for (name, number, _), out in zip(work, outputs)}
+            texts = {key: out.text.strip() for (key, _), out in zip(work, outputs)}
+
+            def times_of(idx: list[int]) -> tuple[float, ...]:
+                return tuple(decoded[i].time for i in idx)
 
             timelines = []
             for track in track_list:
-                windows = []
-                for number, (a, b) in enumerate(bounds):
-                    idx = next(i for n, w, i in plans if n == track.name and w == number)
-                    windows.append(
-                        TimelineWindow(
-                            start=a, end=b, visible=bool(idx), description=texts.get((track.name, number)),
-                            frames=tuple(idx), times=tuple(decoded[i].time for i in idx),
-                        )
+                windows = tuple(
+                    TimelineWindow(
+                        start=a, end=b, visible=bool(plans[track.name, number]),
+                        description=texts.get((track.name, number)), frames=tuple(plans[track.name, number]),
+                        times=times_of(plans[track.name, number]),
                     )
-                overall = next(i for n, w, i in plans if n == track.name and w is None)
+                    for number, (a, b) in enumerate(bounds)
+                )
+                overall = plans[track.name, None]
                 timelines.append(
                     RegionTimeline(
-                        name=track.name, description=texts[(track.name, None)], windows=tuple(windows),
-                        visible_span=spans[track.name], frames=tuple(overall),
-                        times=tuple(decoded[i].time for i in overall),
+                        name=track.name, description=texts[track.name, None], windows=windows,
+                        visible_span=spans[track.name], frames=tuple(overall), times=times_of(overall),
                     )
                 )
-            used = sorted({i for _, _, idx in plans for i in idx})
+            used = sorted({i for idx in plans.values() for i in idx})
             settings_used = {
                 "start": span.start, "end": span.end, "window": length, "frames": frames,
                 "frames_per_window": frames_per_window, "stride": stride, "tiling": tiling,
@@ -579,6 +575,12 @@ def _question_regions(question: str, given: Sequence[str], limit: int) -> list[s
             f"prompt: ask about at most {limit} at a time"
         )
     return names
+
+
+def _on_frame(reader: VideoReader, prompt: RegionPrompt) -> RegionPrompt:
+    if not isinstance(prompt, RegionPrompt):
+        raise InvalidInputError(f"regions must be RegionPrompt objects, got {type(prompt).__name__}")
+    return prompt.resolve(reader.time_to_index)
 
 
 def _visible_mask(track: Track, index: int) -> np.ndarray | None:
