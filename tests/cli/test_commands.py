@@ -49,7 +49,6 @@ def test_describe_json_to_stdout(run, models, material):
 
 
 def test_overlay_video_has_the_input_frame_size(run, models, material, tmp_path):
-    pytest.importorskip("garvideo.outputs.overlay")
     overlay = tmp_path / "overlay.mp4"
     result = run("describe", material.clip, "--box", material.box, "--window", "1", "--frames", "2",
                  "--frames-per-window", "1", "--overlay", overlay, *models)
@@ -94,7 +93,7 @@ MISTAKES = [
     (["ask", "{clip}", "What is <dog> doing?", "--box", "cat=1,2,30,40@0"], "<dog>"),
     (["ask", "{clip}", "Is it?", "--box", "1,2,30,40@0", "--option", "only"], "at least two"),
     (["track", "{clip}", "--box", "1,2,30,40@0", "--sam2", "nobody/none", "--out", "x.json"], "nobody/none"),
-    (["info", "{notvideo}"], "error"),
+    (["info", "{notvideo}"], "is not a video file"),
     (["batch", "{folder}", "--regions", "missing.jsonl", "--out", "o"], "no regions file"),
 ]
 
