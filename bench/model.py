@@ -14,13 +14,13 @@ is not.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import tempfile
 from pathlib import Path
 
+from machine import describe as describe_machine  # bench/machine.py (scripts run from bench/)
+
 import numpy as np
-import torch
 
 from garvideo.model import GAR, GenerationSettings
 from garvideo.testing.gar import build_tiny_gar_checkpoint
@@ -66,12 +66,7 @@ def main() -> None:
     settings = GenerationSettings(max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens)
     images, masks = _scene(640, 400, args.frames, args.regions)
     device = gar.model.device
-    card = (
-        torch.cuda.get_device_name(device)
-        if device.type == "cuda"
-        else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-    )
-    print(f"device: {card}; dtype {gar.info.dtype}; sizes {sizes or 'tiny defaults'}")
+    print(f"device: {describe_machine(device)}; dtype {gar.info.dtype}; sizes {sizes or 'tiny defaults'}")
     one_token = GenerationSettings(max_new_tokens=1)
     print(
         f"{'case':<34}{'prompt':>8}{'tiles':>7}{'encode ms':>11}{'generate ms':>13}{'prefill ms':>12}"

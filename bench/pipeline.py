@@ -45,7 +45,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import re
 import statistics
 import sys
@@ -53,6 +52,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from machine import describe as describe_machine  # bench/machine.py (scripts run from bench/)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # random weights only: never reach for the hub
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -264,22 +265,6 @@ def median_rows(runs: list[list[dict]]) -> list[dict]:
 # ---------------------------------------------------------------------- reporting
 
 
-def machine(device) -> str:
-    import torch
-
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)} (CUDA), torch {torch.__version__}"
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} on {torch.get_num_threads()} thread(s), no GPU"
-
-
 def table(rows: list[dict]) -> str:
     lines = [
         (
@@ -397,7 +382,7 @@ def main() -> None:
 
         peak = f" Peak GPU memory allocated: {torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB."
     report = (
-        f"`{command}` ({datetime.date.today().isoformat()}). Machine: {machine(device)}.{peak} "
+        f"`{command}` ({datetime.date.today().isoformat()}). Machine: {describe_machine(device)}.{peak} "
         f"Models: {models}, {dtype}. "
         f"Clip: {plan.size[0]}x{plan.size[1]}, {plan.frames} frames at {plan.fps} fps, one region boxed on frame 0. "
         f"track: SAM2 over every frame; describe (over the clip's exact masks): {plan.describe_frames} frames for "

@@ -22,12 +22,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+from machine import describe as describe_machine  # bench/machine.py (scripts run from bench/)
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION = "## Tracking"
@@ -77,26 +78,6 @@ _CHILD = textwrap.dedent(
     }))
     """
 )
-
-
-def _machine(device: str, threads: int) -> str:
-    import torch
-
-    from garvideo.devices import resolve_device
-
-    if resolve_device(device).type == "cuda":
-        return f"{torch.cuda.get_device_name()} ({device}, bfloat16)"
-    cpu = platform.processor() or "CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{os.cpu_count()}-core {cpu} CPU, torch on {threads} thread(s), no GPU; the machine was shared with other jobs"
-    )
 
 
 def run_one(model: str, length: int, threads: int, device: str) -> dict:
@@ -157,7 +138,9 @@ def main() -> None:
             row = run_one(model, length, args.threads, args.device)
             print(json.dumps(row), flush=True)
             rows.append(row)
-    machine = _machine(args.device, args.threads)
+    from garvideo.devices import resolve_device
+
+    machine = describe_machine(resolve_device(args.device), args.threads) + "; the machine was shared with other jobs"
     report = (
         f"Machine: {machine}. `python bench/track.py` — one object marked with a mask mid-clip on a 640x360 "
         f"clip, tracked both ways over every frame; random weights (speed and memory depend on the architecture "
