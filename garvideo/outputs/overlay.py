@@ -39,10 +39,9 @@ at the same path. Audio is not copied.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cache
@@ -56,7 +55,7 @@ from tqdm.auto import tqdm
 from ..errors import GarvideoError, InvalidInputError
 from ..files import atomic_path
 from ..tracking import Track, TrackFrame
-from ..video import VideoReader, open_video
+from ..video import VideoReader, reading
 from .subtitles import Cue
 
 #: Region colours (RGB) by track order: saturated, distinguishable hues, then repeated.
@@ -74,6 +73,9 @@ PALETTE: tuple[tuple[int, int, int], ...] = (
 )
 
 #: File suffixes the overlay can be written to (containers that hold H.264).
+#: libx264 settings: visually lossless overlays, encoded faster than they are drawn.
+X264_CRF = 18
+X264_PRESET = "veryfast"
 OUTPUT_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
 
 #: Share of the frame's height the caption band may cover at most.
@@ -105,8 +107,6 @@ def render_overlay(
     progress: bool = True,
     fill_opacity: float = 0.4,
     codec: str | None = None,
-    crf: int = 18,
-    preset: str = "veryfast",
 ) -> Path:
     """Write ``video`` with ``tracks`` and ``captions`` drawn on it to ``out_path``; return the path.
 
@@ -116,8 +116,7 @@ def render_overlay(
     since the first frame). ``out_path`` must end in one of
     :data:`OUTPUT_SUFFIXES`; its folder is created if needed.
     ``fill_opacity``: weight of the region colour inside masks (0..1).
-    ``codec``: an FFmpeg encoder name (default libx264, else mpeg4);
-    ``crf``/``preset``: libx264's quality (lower = better) and speed.
+    ``codec``: an FFmpeg encoder name (default libx264, else mpeg4).
     ``progress``: a tqdm bar over the frames.
 
     Raises :class:`OverlayError` for a path that cannot be written,
@@ -125,13 +124,12 @@ def render_overlay(
     :class:`~garvideo.errors.VideoError` for an unreadable video.
     """
     target = Path(out_path)
-    _check_target(target, video)
+    encoder_name = check_overlay_target(target, video, codec)
     if not 0.0 <= float(fill_opacity) <= 1.0:
         raise InvalidInputError(f"fill_opacity must be between 0 and 1, got {fill_opacity}")
-    encoder_name = _encoder_name(codec)
     tracks = [tracks] if isinstance(tracks, Track) else list(tracks)
     cues = _checked_cues([captions] if isinstance(captions, Cue) else captions)
-    with _opened(video) as reader:
+    with reading(video) as reader:
         regions = [_RegionPainter(track, region_colour(k)) for k, track in enumerate(tracks)]
         _check_sizes(regions, reader)
         if Path(reader.path).resolve() == target.resolve():
@@ -140,7 +138,7 @@ def render_overlay(
         _make_folder(target.parent)
         try:
             with atomic_path(target) as tmp:
-                _encode(reader, tmp, regions, cues, style, encoder_name, crf, preset, progress)
+                _encode(reader, tmp, regions, cues, style, encoder_name, progress)
         except OSError as exc:  # the reader reports damage as warnings: an OSError here is the writing side
             raise OverlayError(f"cannot write the overlay {target}: {exc.strerror or exc}") from exc
     return target
@@ -149,7 +147,15 @@ def render_overlay(
 # ---------------------------------------------------------------------- checks
 
 
-def _check_target(target: Path, video: object) -> None:
+def check_overlay_target(
+    out_path: str | os.PathLike[str], video: object = None, codec: str | None = None
+) -> str:
+    """Check that an overlay can be written to ``out_path``; return the encoder to use.
+
+    Cheap, so callers run it before long work: a bad suffix, a folder, the
+    input itself as output or a missing encoder raise :class:`OverlayError`.
+    """
+    target = Path(out_path)
     if target.suffix.lower() not in OUTPUT_SUFFIXES:
         raise OverlayError(
             f"cannot write an overlay video to {target}: use one of the suffixes {', '.join(OUTPUT_SUFFIXES)}"
@@ -158,6 +164,7 @@ def _check_target(target: Path, video: object) -> None:
         raise OverlayError(f"the overlay path {target} is a folder: give a file name such as {target / 'overlay.mp4'}")
     if isinstance(video, (str, os.PathLike)) and Path(video).exists() and Path(video).resolve() == target.resolve():
         raise OverlayError(f"the overlay would overwrite its own input {video}: choose another output path")
+    return _encoder_name(codec)
 
 
 def _make_folder(folder: Path) -> None:
@@ -207,15 +214,6 @@ def _check_sizes(regions: Sequence[_RegionPainter], reader: VideoReader) -> None
                 f"track {region.name!r} has {size[1]}x{size[0]} masks but {reader.path} shows "
                 f"{reader.width}x{reader.height} frames: draw tracks made on this video"
             )
-
-
-@contextlib.contextmanager
-def _opened(video: str | os.PathLike[str] | VideoReader) -> Iterator[VideoReader]:
-    if isinstance(video, VideoReader):
-        yield video  # the caller's: left open
-        return
-    with open_video(video) as reader:
-        yield reader
 
 
 # ---------------------------------------------------------------------- drawing
@@ -489,8 +487,6 @@ def _encode(
     cues: Sequence[Cue],
     style: _Style,
     encoder_name: str,
-    crf: int,
-    preset: str,
     progress: bool,
 ) -> None:
     time_base, pts, durations = _output_clock(reader)
@@ -506,7 +502,7 @@ def _encode(
         stream.pix_fmt = "yuv444p" if odd and "yuv444p" in supported else "yuv420p"
         stream.codec_context.time_base = time_base
         if encoder_name == "libx264":
-            stream.options = {"preset": preset, "crf": str(int(crf))}
+            stream.options = {"preset": X264_PRESET, "crf": str(X264_CRF)}
         else:
             stream.bit_rate = max(2_000_000, int(style.width * style.height * float(_nominal_rate(reader)) * 0.5))
 

@@ -18,7 +18,6 @@ are sampled among the tracked frames where the region is visible.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import os
@@ -35,7 +34,7 @@ from ..model import DEFAULT_MODEL_ID, GAR, CAPTION_INSTRUCTION, GARResult, Gener
 from ..model.errors import TooManyRegionsError
 from ..timecode import parse_seconds
 from ..tracking import DEFAULT_SAM2_MODEL, RegionPrompt, Sam2Tracker, Track
-from ..video import Frame, VideoReader, open_video
+from ..video import Frame, VideoReader, reading
 from .results import (
     Answer,
     DescribeResult,
@@ -191,7 +190,7 @@ class Pipeline:
         stride: int = 1,
     ) -> TrackingResult:
         """Track the regions through ``[start, end)`` (default: the whole video), both ways from each prompt."""
-        with _opened(video) as reader:
+        with reading(video) as reader:
             span = _time_range(reader, start, end)
             tracks, timings = self._track(reader, regions, span, stride)
             frames = sorted({f.index for t in tracks for f in t.frames})
@@ -277,7 +276,7 @@ class Pipeline:
         generate call.
         """
         gar = self._require_gar()
-        with _opened(video) as reader:
+        with reading(video) as reader:
             span = _time_range(reader, start, end)
             length = float(window) if window is not None else adaptive_window_length(span.end - span.start)
             bounds = window_bounds(span.start, span.end, length)
@@ -383,7 +382,7 @@ class Pipeline:
             raise InvalidInputError("the question is empty: ask something about the regions, e.g. 'What is <dog> doing?'")
         given = [t.name for t in tracks] if tracks is not None else _prompt_names(regions or ())
         names = _question_regions(" ".join([question, *(str(o) for o in options or ())]), given, gar.max_regions)
-        with _opened(video) as reader:
+        with reading(video) as reader:
             start, end = time_range if time_range is not None else (None, None)
             span = _time_range(reader, start, end)
             track_list, timings = self._tracks_for(reader, regions, tracks, span, stride, names)
@@ -466,15 +465,6 @@ class Pipeline:
 
 
 # ---------------------------------------------------------------------- module helpers
-
-
-@contextlib.contextmanager
-def _opened(video: VideoLike) -> Iterator[VideoReader]:
-    if isinstance(video, VideoReader):
-        yield video
-        return
-    with open_video(video) as reader:
-        yield reader
 
 
 def _seconds(value: TimeLike, what: str) -> float | None:

@@ -22,7 +22,7 @@ image files sorted by name are the frames, at ``fps`` (default 30) frames per se
 
 from .facts import DecodeStats, Frame, FrameSelection, VideoDecodeWarning, VideoInfo, Window
 from .frame_folder import DEFAULT_FOLDER_FPS, IMAGE_SUFFIXES, frame_files
-from .reader import VideoReader, default_max_buffered_frames, open_video, video_info
+from .reader import VideoReader, default_max_buffered_frames, open_video, reading, video_info
 from .timeline import Timeline
 
 __all__ = [
@@ -39,5 +39,6 @@ __all__ = [
     "default_max_buffered_frames",
     "frame_files",
     "open_video",
+    "reading",
     "video_info",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable, Iterator
 from typing import Literal, Protocol
@@ -274,3 +275,16 @@ def open_video(
         stream_index = video_stream(container, name).index
     decoder = PyAVDecoder(name, stream_index, timeline, info.rotation, threads)
     return VideoReader(info, timeline, decoder, "pyav", max_buffered_frames)
+
+
+@contextlib.contextmanager
+def reading(video: str | os.PathLike[str] | VideoReader, **options) -> Iterator[VideoReader]:
+    """Use an open :class:`VideoReader` as it is (the caller closes it), or open a path for the block.
+
+    ``options`` go to :func:`open_video` when a path is opened.
+    """
+    if isinstance(video, VideoReader):
+        yield video
+        return
+    with open_video(video, **options) as reader:
+        yield reader

@@ -307,6 +307,11 @@ def test_non_ascii_captions_and_names_are_drawn(clip, tmp_path):
     out = render_overlay(clip.path, tmp_path / "u.mp4", [track], [Cue(0, 1, "caf\u00e9 \u2014 \u72ac")], progress=False)
     with open_video(out) as result:
         assert result.num_frames == FRAMES
+    # what the Hershey font is given: accents stripped, typographic dashes plain, the rest marked
+    from garvideo.outputs.overlay import _ascii
+
+    assert _ascii("caf\u00e9 \u2014 \u72ac") == "cafe - ?"
+    assert _ascii("chien \u00e9t\u00e9") == "chien ete"
 
 
 # ---------------------------------------------------------------------- failures
