@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-from .common import load_pipeline, model_options, quiet_option, reports_warnings
+from .common import check_outputs, load_pipeline, model_options, quiet_option, reports_warnings
 
 MANIFEST_HELP = """\b
 REGIONS.jsonl has one JSON object per line:
@@ -58,7 +60,9 @@ def batch_command(folder, regions_file, out_dir, frames, frames_per_window, wind
     from garvideo.model import GenerationSettings
     from garvideo.timecode import parse_seconds
 
-    read_manifest(regions_file)  # a missing or empty manifest is a usage error: before loading models
+    # Usage errors (a missing or empty manifest, an unwritable output folder) come before loading models.
+    read_manifest(regions_file)
+    check_outputs(results_folder=str(Path(out_dir) / "summary.json"))
     part = parse_shard(shard) if shard else (shard_from_environment() or (0, 1))
     options = BatchOptions(
         frames=frames, frames_per_window=frames_per_window, window=window,

@@ -111,6 +111,15 @@ def parse_regions(boxes, points, masks) -> list:
     return parse_region_prompts(boxes=boxes, points=points, masks=masks)
 
 
+def check_outputs(**paths: str | None) -> None:
+    """Refuse unwritable output paths before any model is loaded (``name=path``; None and '-' are skipped)."""
+    from garvideo.files import check_writable
+
+    for what, path in paths.items():
+        if path and path != "-":
+            check_writable(path, what.replace("_", " "))
+
+
 def emit_json(document: Any) -> None:
     click.echo(json.dumps(document, indent=2, ensure_ascii=False))
 

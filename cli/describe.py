@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from .common import REGION_HELP, clock, emit_json, generation_options, load_pipeline, model_options, parse_regions
-from .common import quiet_option, range_options, region_options, reports_warnings, write_json
+from .common import check_outputs, quiet_option, range_options, region_options, reports_warnings, write_json
 
 
 def _tracks_option(func):
@@ -84,6 +84,11 @@ def describe_command(video, boxes, points, masks, tracks_file, start, end, strid
     from garvideo.outputs.subtitles import to_srt, to_vtt
 
     prompts, tracks = _inputs(boxes, points, masks, tracks_file)
+    check_outputs(result=out, tracks=save_tracks, subtitles=srt, WebVTT_subtitles=vtt)
+    if overlay:
+        from garvideo.outputs.overlay import check_overlay_target
+
+        check_overlay_target(overlay, video)
     pipeline = load_pipeline(gar_model, None if tracks else sam2_model, device, dtype, quiet)
     result = pipeline.describe(
         video, prompts or None, tracks=tracks, start=start, end=end, window=window, frames=frames,
@@ -147,6 +152,7 @@ def ask_command(video, question, boxes, points, masks, tracks_file, options, sta
     prompts, tracks = _inputs(boxes, points, masks, tracks_file)
     if len(options) == 1:
         raise click.UsageError("a multiple-choice question needs at least two --option choices")
+    check_outputs(result=out, tracks=save_tracks)
     pipeline = load_pipeline(gar_model, None if tracks else sam2_model, device, dtype, quiet)
     time_range = (start, end) if start is not None or end is not None else None
     answer = pipeline.ask(

@@ -6,8 +6,8 @@ import json
 
 import click
 
-from .common import REGION_HELP, clock, load_pipeline, model_options, parse_regions, quiet_option, range_options
-from .common import region_options, reports_warnings
+from .common import REGION_HELP, check_outputs, clock, load_pipeline, model_options, parse_regions, quiet_option
+from .common import range_options, region_options, reports_warnings
 
 
 @click.command("track", epilog=REGION_HELP)
@@ -33,6 +33,7 @@ def track_command(video, boxes, points, masks, start, end, stride, sam2_model, d
     prompts = parse_regions(boxes, points, masks)
     if not prompts:
         raise click.UsageError("mark at least one region with --box, --points or --mask")
+    check_outputs(tracks=out)
     pipeline = load_pipeline(None, sam2_model, device, dtype, quiet)
     result = pipeline.track(video, prompts, start=start, end=end, stride=stride)
     meta = {

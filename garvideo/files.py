@@ -9,6 +9,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+from .errors import InvalidInputError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
@@ -51,3 +53,23 @@ def is_temporary(path: str | os.PathLike[str]) -> bool:
     """True for the leftovers of an interrupted :func:`atomic_path` (safe to delete)."""
     name = Path(path).name
     return name.startswith(".") and ".tmp" in name
+
+
+def check_writable(path: str | os.PathLike[str], what: str = "output") -> Path:
+    """Refuse, before any long work, an output path that cannot be written as a file.
+
+    The path must not be a folder, and its folder must exist or be creatable
+    and be writable. Raises :class:`InvalidInputError` with the reason.
+    """
+    target = Path(path)
+    if target.is_dir():
+        raise InvalidInputError(f"the {what} path {target} is a folder: give a file name")
+    folder = target.parent
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InvalidInputError(f"cannot write the {what} {target}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InvalidInputError(f"cannot write the {what} {target}: {existing} is not writable")
+    return target

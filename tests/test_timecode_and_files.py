@@ -59,3 +59,15 @@ def test_atomic_temp_names_are_recognisable(tmp_path):
         assert tmp.suffix == ".mp4"  # encoders pick the container from the suffix
         tmp.write_bytes(b"1")
     assert not is_temporary(tmp_path / "x.mp4")
+
+
+def test_check_writable_refuses_before_any_work(tmp_path):
+    from garvideo import InvalidInputError
+    from garvideo.files import check_writable
+
+    assert check_writable(tmp_path / "new" / "deeper" / "r.json") == tmp_path / "new" / "deeper" / "r.json"
+    with pytest.raises(InvalidInputError, match="is a folder"):
+        check_writable(tmp_path)
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(InvalidInputError, match="is a file, not a folder"):
+        check_writable(tmp_path / "afile" / "r.json", "result")

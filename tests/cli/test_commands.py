@@ -94,6 +94,15 @@ MISTAKES = [
     (["ask", "{clip}", "Is it?", "--box", "1,2,30,40@0", "--option", "only"], "at least two"),
     (["track", "{clip}", "--box", "1,2,30,40@0", "--sam2", "nobody/none", "--out", "x.json"], "nobody/none"),
     (["info", "{notvideo}"], "is not a video file"),
+    # output paths are checked before the (here unloadable) model is loaded
+    (["describe", "{clip}", "--box", "1,2,30,40@0", "--model", "nobody/none", "--overlay", "x.avi"], ".avi"),
+    (["describe", "{clip}", "--box", "1,2,30,40@0", "--model", "nobody/none", "--out", "notes.txt/r.json"],
+     "is a file, not a folder"),
+    (["ask", "{clip}", "Hi <a>?", "--box", "a=1,2,30,40@0", "--model", "nobody/none", "--out", "."], "is a folder"),
+    (["track", "{clip}", "--box", "1,2,30,40@0", "--sam2", "nobody/none", "--out", "notes.txt/t.json"],
+     "is a file, not a folder"),
+    (["batch", "{folder}", "--regions", "{manifest}", "--out", "notes.txt/o", "--model", "nobody/none"],
+     "is a file, not a folder"),
     (["batch", "{folder}", "--regions", "missing.jsonl", "--out", "o"], "no regions file"),
 ]
 
@@ -106,7 +115,11 @@ def test_user_mistakes_print_one_line_and_exit_non_zero(args, message, material,
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "notes.txt").write_text("not a video")
-    filled = [a.format(clip=material.clip, notvideo=tmp_path / "notes.txt", folder=material.folder) for a in args]
+    filled = [
+        a.format(clip=material.clip, notvideo=tmp_path / "notes.txt", folder=material.folder,
+                 manifest=material.manifest)
+        for a in args
+    ]
     if filled[0] in ("describe", "ask") and "--model" not in filled:
         filled += ["--model", str(material.gar), "--sam2", str(material.sam2)]
     result = CliRunner().invoke(app, filled + ["-q"] if filled[0] not in ("info", "batch") else filled)
