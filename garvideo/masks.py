@@ -118,3 +118,34 @@ def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
         return None
     cols = np.flatnonzero(mask.any(axis=0))
     return int(cols[0]), int(rows[0]), int(cols[-1]), int(rows[-1])
+
+
+def mask_from_image(image: Any) -> np.ndarray:
+    """A PIL image as a mask: pixels that are not 0 are the region.
+
+    Grey and palette images (DAVIS-style) use the pixel value or palette
+    index; colour images count a pixel when any of R, G, B is not 0 (alpha is
+    ignored). Every reader of mask files in garvideo goes through here, so a
+    PNG means the same region everywhere.
+    """
+    if image.mode in ("1", "L", "P", "I", "I;16", "F"):
+        return np.asarray(image) != 0
+    if image.mode == "LA":
+        return np.asarray(image)[..., 0] != 0
+    return np.asarray(image.convert("RGB")).any(axis=-1)
+
+
+def read_mask_image(path: Any) -> np.ndarray:
+    """Read a mask image file (see :func:`mask_from_image`); a clear error if it is missing or unreadable."""
+    from pathlib import Path
+
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            return mask_from_image(image)
+    except FileNotFoundError as exc:
+        raise InvalidInputError(f"mask image not found: {path}") from exc
+    except (UnidentifiedImageError, OSError) as exc:
+        raise InvalidInputError(f"cannot read the mask image {path}: {exc}") from exc

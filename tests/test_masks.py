@@ -63,3 +63,27 @@ def test_mask_bbox():
     assert mask_bbox(m) is None
     m[2:5, 3:9] = True
     assert mask_bbox(m) == (3, 2, 8, 4)
+
+
+def test_mask_images_mean_the_same_region_everywhere(tmp_path):
+    from PIL import Image
+
+    from garvideo.masks import read_mask_image
+    from garvideo.model.images import load_mask
+    from garvideo.tracking import load_mask_image
+
+    index = np.zeros((6, 8), np.uint8)
+    index[1:4, 2:5] = 1
+    palette = Image.fromarray(index, mode="P")
+    palette.putpalette([255, 255, 255, 0, 0, 0] + [0] * 762)  # index 1 is drawn black
+    palette.save(tmp_path / "p.png")
+    rgb = np.zeros((6, 8, 3), np.uint8)
+    rgb[1:4, 2:5, 2] = 200  # blue only: dark as grey
+    Image.fromarray(rgb).save(tmp_path / "c.png")
+    for name in ("p.png", "c.png"):
+        expected = read_mask_image(tmp_path / name)
+        assert expected.sum() == 9
+        np.testing.assert_array_equal(load_mask(tmp_path / name), expected)
+        np.testing.assert_array_equal(load_mask_image(tmp_path / name), expected)
+    with pytest.raises(InvalidInputError, match="mask image not found"):
+        read_mask_image(tmp_path / "none.png")

@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import InvalidInputError
+from ..masks import mask_from_image
 
 ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray]
 MaskLike = Union[str, os.PathLike, Image.Image, np.ndarray]
@@ -69,12 +70,12 @@ def load_mask(mask: MaskLike, what: str = "mask") -> np.ndarray:
     """A 2-D boolean mask: non-zero pixels are inside.
 
     Accepts bool or integer arrays (0/1 or 0/255), PIL images and image paths
-    (read as grey levels, as the reference demo does).
+    (non-zero grey level, palette index or colour: :func:`garvideo.masks.mask_from_image`).
     """
     if isinstance(mask, (str, os.PathLike)):
         mask = _open(mask, what)
     if isinstance(mask, Image.Image):
-        return np.asarray(mask.convert("L")) > 0
+        return mask_from_image(mask)
     if isinstance(mask, np.ndarray):
         if mask.ndim == 3 and mask.shape[2] == 1:
             mask = mask[:, :, 0]

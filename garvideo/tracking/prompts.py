@@ -14,17 +14,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import InvalidInputError
 from ..masks import decode_rle, encode_rle
+from ..masks import read_mask_image as load_mask_image
 from ..timecode import When, parse_when
 
 Box = tuple[float, float, float, float]
@@ -370,31 +369,6 @@ def parse_points_prompt(text: str, default_name: str = "region1") -> RegionPromp
     """
     name, when, region = _points_parts(text)
     return RegionPrompt(name=name or default_name, when=when, **region)
-
-
-def load_mask_image(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read a mask image: pixels that are not 0 are the region.
-
-    Greyscale and palette images (DAVIS-style) use the pixel value or palette
-    index; colour images count a pixel when any of R, G, B is not 0 (alpha is
-    ignored).
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    path = Path(path)
-    try:
-        with Image.open(path) as image:
-            if image.mode in ("1", "L", "P", "I", "I;16", "F"):
-                array = np.asarray(image) != 0
-            elif image.mode == "LA":
-                array = np.asarray(image)[..., 0] != 0
-            else:
-                array = np.asarray(image.convert("RGB")).any(axis=-1)
-    except FileNotFoundError as exc:
-        raise InvalidInputError(f"mask image not found: {path}") from exc
-    except (UnidentifiedImageError, OSError) as exc:
-        raise InvalidInputError(f"cannot read the mask image {path}: {exc}") from exc
-    return array
 
 
 def parse_mask_prompt(text: str, default_name: str = "region1") -> RegionPrompt:
