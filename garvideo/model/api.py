@@ -330,7 +330,7 @@ class GAR:
         results = self.generate([p.inputs for p in items], settings, batch_size=batch_size, progress=progress)
         out = []
         for prompt, result in zip(items, results):
-            choice = parse_option_letter(result.text, len(prompt.options)) if prompt.options is not None else None
+            choice = parse_option_letter(result.text, prompt.options) if prompt.options is not None else None
             text = _restore_names(result.text, prompt.names, prompt.inputs.prompt_indices)
             out.append(replace(result, text=text, choice=choice))
         return out

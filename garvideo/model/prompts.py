@@ -90,23 +90,59 @@ def label_options(options: Sequence[str]) -> list[str]:
     return [f"{letter}. {text}" for letter, text in zip(option_letters(len(options)), options)]
 
 
-def parse_option_letter(text: str, count: int) -> Optional[str]:
-    """The option letter a model answered, or None if the answer names none.
+# "Answer:", "The answer is", ... before the option itself.
+_ANSWER_PREFIX_RE = re.compile(r"^(?:the\s+)?(?:correct\s+)?(?:answer|option)(?:\s+is)?\s*:?\s*", re.IGNORECASE)
+# A letter on its own: "B", "B.", "B)", "B:", "(B)", "(B).".
+_BARE_LETTER_RE = re.compile(r"^(?:\(([A-Za-z])\)|([A-Za-z])[.):]?)[.:]?$")
+# A letter used as a label before more text: "B. blue", "B) blue", "B: blue", "(B) blue".
+_LABEL_LETTER_RE = re.compile(r"^(?:\(([A-Za-z])\)|([A-Za-z])[.):])\s+\S")
 
-    Accepts ``"B"``, ``"B."``, ``"(B)"``, ``"B. blue"``, ``"Answer: B"``; the
-    reference scores by exact match of the whole answer, which this agrees
-    with whenever the model follows the instruction.
+
+def parse_option_letter(text: str, options: Sequence[str] | int) -> Optional[str]:
+    """The option letter a model answered, or None if the answer names no option.
+
+    ``options`` are the option texts in letter order (``["a cup", "a dog"]`` are A and B); an int
+    only says how many there are, and then an answer can name an option only by its letter.
+    In order:
+
+    1. the whole answer (a trailing period dropped, case ignored) is an option's text or its
+       ``"LETTER. text"`` label: ``"A dog."`` is B for the options above;
+    2. a bare letter, alone or with ``.``, ``)``, ``:`` or parentheses: ``"B"``, ``"b"``, ``"(C)"``, ``"B."``;
+    3. a letter followed by more text only when ``.``, ``)`` or ``:`` sets it off as a label:
+       ``"B. a dog"``, ``"(B) a dog"``, whereas ``"A red ball"`` names no option.
+
+    ``"Answer: B"`` and ``"The answer is B."`` are read as ``"B"`` (and the option text after
+    such a prefix counts too). The reference scores GAR-Bench by exact match of the whole answer
+    (its own scorer, :mod:`garvideo.eval`), which this agrees with whenever the model answers
+    with the letter as instructed.
     """
-    letters = option_letters(count)
+    if isinstance(options, str):
+        raise InvalidInputError("options must be a list of option texts (or their count), not one string")
+    texts = None if isinstance(options, int) else [str(o).strip() for o in options]
+    letters = option_letters(options if texts is None else len(texts))
     cleaned = text.strip()
-    if len(cleaned) == 1 and cleaned.upper() in letters:
-        return cleaned.upper()
-    # A leading capital letter as a label; lower case only counts alone, so
-    # that "a red ball" is not read as option A.
-    match = re.match(r"^(?i:(?:the\s+)?answer(?:\s+is)?\s*:?\s*)?\(?([A-Z])\)?(?=$|[\s.):,])", cleaned)
-    if match and match.group(1) in letters:
-        return match.group(1)
+    candidates = [cleaned]
+    without_prefix = _ANSWER_PREFIX_RE.sub("", cleaned, count=1)
+    if without_prefix != cleaned:
+        candidates.append(without_prefix)
+    if texts is not None:
+        for candidate in candidates:
+            answer = _normalised(candidate)
+            for letter, option in zip(letters, texts):
+                if answer in (_normalised(option), _normalised(f"{letter}. {option}")):
+                    return letter
+    for candidate in candidates:
+        match = _BARE_LETTER_RE.match(candidate) or _LABEL_LETTER_RE.match(candidate)
+        if match:
+            letter = (match.group(1) or match.group(2)).upper()
+            return letter if letter in letters else None
     return None
+
+
+def _normalised(text: str) -> str:
+    # Case and surrounding spaces ignored, one trailing period dropped, inner spaces collapsed.
+    text = " ".join(text.split()).casefold()
+    return text[:-1].rstrip() if text.endswith(".") else text
 
 
 @dataclass(frozen=True)

@@ -45,18 +45,49 @@ def test_multiple_choice_question_is_gar_bench_wording():
     [
         ("B", "B"),
         ("b", "B"),
+        ("B.", "B"),
+        ("B)", "B"),
+        ("(C)", "C"),
+        ("(A).", "A"),
         (" C. green", "C"),
-        ("(A)", "A"),
+        ("C) green", "C"),
+        ("D: blue", "D"),
         ("Answer: B", "B"),
         ("The answer is C.", "C"),
         ("a red ball", None),
+        ("A red ball", None),  # the article, not option A
+        ("A cup of coffee", None),
+        ("C is right", None),
         ("E", None),
         ("", None),
         ("Blue", None),
     ],
 )
-def test_parse_option_letter(answer, letter):
+def test_parse_option_letter_by_letter(answer, letter):
     assert parse_option_letter(answer, 4) == letter
+    assert parse_option_letter(answer, ["red", "orange", "green", "purple"]) == letter
+
+
+@pytest.mark.parametrize(
+    "answer,letter",
+    [
+        ("A dog.", "B"),  # the whole answer is option B's text, even though it begins with "A"
+        ("A dog", "B"),
+        ("a CUP", "A"),
+        ("B. a dog", "B"),
+        ("Answer: a dog", "B"),
+        ("A red ball", None),
+        ("A dog runs", None),
+        ("b", "B"),
+    ],
+)
+def test_parse_option_letter_by_option_text(answer, letter):
+    assert parse_option_letter(answer, ["a cup", "a dog"]) == letter
+
+
+def test_parse_option_letter_refuses_a_string_of_options():
+    with pytest.raises(InvalidInputError, match="not one string"):
+        parse_option_letter("A", "ab")
 
 
 def test_prompt_indices_are_ascending_and_distinct():
