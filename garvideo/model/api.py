@@ -48,6 +48,7 @@ Regions = Union[Mapping[str, MaskLike], Sequence[tuple[str, MaskLike]]]
 VideoRegions = Union[Mapping[str, Sequence[Optional[MaskLike]]], Sequence[tuple[str, Sequence[Optional[MaskLike]]]]]
 
 _NAME_REF = re.compile(r"<([^<>\n]+)>")
+_PROMPT_REF = re.compile(r"<Prompt(\d+)>")
 
 
 @dataclass(frozen=True)
@@ -183,9 +184,14 @@ def _options(options: Optional[Sequence[str]]) -> Optional[tuple[str, ...]]:
 
 
 def _restore_names(text: str, names: Sequence[str], indices: Sequence[int]) -> str:
-    for name, k in zip(names, indices):
-        text = text.replace(prompt_token(k), f"<{name}>")
-    return text
+    """``<Promptk>`` -> ``<name>`` in one pass, so a name that itself reads ``Promptj`` is not replaced again."""
+    by_index = {k: name for name, k in zip(names, indices)}
+
+    def swap(match: re.Match) -> str:
+        name = by_index.get(int(match.group(1)))
+        return match.group(0) if name is None else f"<{name}>"
+
+    return _PROMPT_REF.sub(swap, text)
 
 
 def _sync(device: torch.device) -> None:
