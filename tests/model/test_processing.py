@@ -143,7 +143,12 @@ def test_region_errors(gar, scene):
 def test_reference_question_with_more_regions_than_prompts(gar, scene):
     image, masks = scene
     processor = gar.processor
-    six = [masks["red"], masks["green"], masks["blue"], masks["red"], masks["green"], masks["blue"]]
+    # The sixth region covers pixels no other region does (the bottom-right corner), so drawing it would show.
+    sixth = np.zeros_like(masks["red"])
+    sixth[125:145, 175:195] = True
+    five = [masks["red"], masks["green"], masks["blue"], masks["red"], masks["green"]]
+    assert not np.any(sixth & np.logical_or.reduce(five))
+    six = five + [sixth]
     question = "Which of " + ", ".join(f"<Prompt{k}>" for k in range(6)) + " is red?"
     with pytest.raises(TooManyRegionsError):
         processor.prepare_reference_question(image, six, question)
@@ -151,7 +156,11 @@ def test_reference_question_with_more_regions_than_prompts(gar, scene):
     # As the reference: the sixth region is listed with a placeholder run but neither drawn nor replayed.
     assert [r.prompt_index for r in inputs.runs] == [0, 1, 2, 3, 4]
     assert "<Prompt5>: <|reserved_special_token_7|>" in inputs.text
-    assert 5 not in set(np.unique(inputs.images[0].prompt_map)) - {processor.prompt_numbers}
+    drawn = inputs.images[0].prompt_map
+    assert np.all(drawn[sixth] == processor.prompt_numbers)
+    question_of_five = "Which of " + ", ".join(f"<Prompt{k}>" for k in range(5)) + " is red?"
+    of_five = processor.prepare_reference_question(image, five, question_of_five)
+    np.testing.assert_array_equal(drawn, of_five.images[0].prompt_map)
     with pytest.raises(InvalidInputError, match="masks"):
         processor.prepare_reference_question(image, six[:2], "Is <Prompt0> near <Prompt2>?")
 
