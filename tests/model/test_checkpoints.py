@@ -12,7 +12,6 @@ from garvideo.errors import GarvideoError, ModelNotFoundError
 from garvideo.model import GAR, CheckpointError, GenerationSettings, resolve_checkpoint
 from garvideo.testing.gar import build_tiny_gar_checkpoint
 
-FIXTURE_CHECKPOINT = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "gar-tiny-ref" / "checkpoint"
 RELEASED_PREFIXES = (
     "mllm.model.vision_tower.timm_model.",
     "mllm.model.multi_modal_projector.",
@@ -70,9 +69,7 @@ def test_tiny_tokenizer_mirrors_perception_lm_ids(gar):
     assert ids["<NO_Prompt>"] - ids["<Prompt0>"] == 5
 
 
-def test_tiny_chat_template_renders_like_the_fixture(gar):
-    if not FIXTURE_CHECKPOINT.is_dir():
-        pytest.skip("no reference fixtures beside the checkout")
+def test_tiny_chat_template_renders_like_the_fixture(gar, ref_checkpoint):
     conversation = [
         {"role": "user", "content": [{"type": "image"}, {"type": "image"}, {"type": "text", "text": " Hi? "}]}
     ]
@@ -82,7 +79,7 @@ def test_tiny_chat_template_renders_like_the_fixture(gar):
     )
     theirs = tok.apply_chat_template(
         conversation,
-        chat_template=(FIXTURE_CHECKPOINT / "chat_template.jinja").read_text(),
+        chat_template=(ref_checkpoint / "chat_template.jinja").read_text(),
         add_generation_prompt=True,
         tokenize=False,
     )
@@ -114,16 +111,14 @@ def test_saved_checkpoint_loads_back_identically(gar, scene, tmp_path):
     )
 
 
-def test_reference_checkpoint_round_trips(tmp_path):
-    if not FIXTURE_CHECKPOINT.is_dir():
-        pytest.skip("no reference fixtures beside the checkout")
-    gar = GAR.from_pretrained(FIXTURE_CHECKPOINT, device="cpu", dtype="float32")
+def test_reference_checkpoint_round_trips(tmp_path, ref_checkpoint):
+    gar = GAR.from_pretrained(ref_checkpoint, device="cpu", dtype="float32")
     gar.save_pretrained(tmp_path / "copy")
-    original = load_file(FIXTURE_CHECKPOINT / "model.safetensors")
+    original = load_file(ref_checkpoint / "model.safetensors")
     written = load_file(tmp_path / "copy" / "model.safetensors")
     assert original.keys() == written.keys()
     assert all(torch.equal(original[k], written[k]) for k in original)
-    config_in = json.loads((FIXTURE_CHECKPOINT / "config.json").read_text())
+    config_in = json.loads((ref_checkpoint / "config.json").read_text())
     config_out = json.loads((tmp_path / "copy" / "config.json").read_text())
     for key in (
         "model_type",
