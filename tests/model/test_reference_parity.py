@@ -1,7 +1,7 @@
 """garvideo's GAR reproduces the reference implementation's outputs stored as fixtures.
 
-The fixture folder is ``$GAR_REF_FIXTURES`` (default: ``shared/fixtures/gar-tiny-ref``
-beside the checkout). Every case is driven by its own files: inputs are built with
+The fixture folder is ``$GAR_REF_FIXTURES`` (default: ``fixtures/gar-tiny-ref`` in the
+shared folder beside the checkout; see ``conftest.py``). Every case is driven by its own files: inputs are built with
 garvideo's processor from the case's PNGs and the prompt information in
 ``case.json``; the case kind (single-region caption, several regions with a
 question, video) and the runs to check are read from ``case.json`` and the keys
@@ -14,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -25,9 +27,8 @@ from PIL import Image
 
 from garvideo.model import GAR, GARInputs, GenerationSettings
 
-DEFAULT_ROOT = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "gar-tiny-ref"
-ENV_ROOT = os.environ.get("GAR_REF_FIXTURES")
-ROOT = Path(ENV_ROOT) if ENV_ROOT else DEFAULT_ROOT
+from .conftest import REF_FIXTURES as ROOT
+from .conftest import REF_FIXTURES_ENV as ENV_ROOT
 
 FEATURE_ATOL = 1e-5
 LOGIT_ATOL = 1e-4
@@ -265,7 +266,17 @@ def test_replay_and_generation(path, prefix):
     np.testing.assert_allclose(result.step_logits, expected[prefix + "step_logits"], atol=LOGIT_ATOL, rtol=0)
 
 
-def test_default_fixture_location_is_beside_the_checkout():
-    # The lead's layout: <repo>/../shared/fixtures/gar-tiny-ref.
-    assert DEFAULT_ROOT.parts[-3:] == ("shared", "fixtures", "gar-tiny-ref")
-    assert DEFAULT_ROOT.parent.parent.parent == Path(__file__).resolve().parents[2].parent
+def test_a_missing_fixture_folder_named_by_the_environment_fails(tmp_path):
+    # Only the absent default folder may skip: a GAR_REF_FIXTURES that points nowhere must fail the run.
+    missing = tmp_path / "missing"
+    env = {**os.environ, "GAR_REF_FIXTURES": str(missing)}
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"{__file__}::test_prompt_and_tokens"],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 1, run.stdout + run.stderr  # 1: tests ran and failed (not a usage or collection error)
+    assert f"GAR_REF_FIXTURES={str(missing)!r} does not exist" in run.stdout
