@@ -39,7 +39,7 @@ def _pil_to_rgb(img: Image.Image) -> np.ndarray:
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         img = Image.alpha_composite(background, rgba).convert("RGB")
-    return np.asarray(img, dtype=np.uint8).copy()
+    return np.array(img, dtype=np.uint8)  # a writable copy (PIL's array view is read-only)
 
 
 def load_rgb(image: ImageLike, what: str = "image") -> np.ndarray:
@@ -59,7 +59,9 @@ def load_rgb(image: ImageLike, what: str = "image") -> np.ndarray:
         if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
             return np.repeat(image.reshape(image.shape[0], image.shape[1], 1), 3, axis=2)
         if image.ndim == 3 and image.shape[2] == 3:
-            return np.ascontiguousarray(image)
+            # torch.from_numpy (in tiling) warns on read-only arrays, e.g. frames read with np.asarray from PIL:
+            # copy those, share writable ones.
+            return np.ascontiguousarray(image) if image.flags.writeable else np.array(image, order="C")
         if image.ndim == 3 and image.shape[2] == 4:
             return _pil_to_rgb(Image.fromarray(np.ascontiguousarray(image)))
         raise InvalidInputError(f"{what} array has shape {image.shape}: expected H x W x 3 (RGB) or H x W")

@@ -79,7 +79,7 @@ def _check_fps(fps: float | None) -> float:
 
 def _read_rgb(path: Path) -> np.ndarray:
     with Image.open(path) as image:
-        return np.array(image.convert("RGB"), dtype=np.uint8)  # a writable copy, like decoded video frames
+        return np.asarray(image.convert("RGB"), dtype=np.uint8)
 
 
 class FrameFolderDecoder:

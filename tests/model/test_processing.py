@@ -70,6 +70,17 @@ def test_images_of_any_mode_become_rgb(tmp_path):
     assert np.array_equal(load_rgb(path), load_rgb(grey))
 
 
+def test_rgb_arrays_are_shared_when_writable_and_copied_when_read_only():
+    # Tiling hands the array to torch.from_numpy, which warns on read-only memory (np.asarray of a PIL image).
+    frame = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+    assert load_rgb(frame) is frame
+    read_only = np.asarray(Image.fromarray(frame))
+    assert not read_only.flags.writeable
+    loaded = load_rgb(read_only)
+    assert loaded.flags.writeable and np.array_equal(loaded, frame)
+    assert load_rgb(Image.fromarray(frame)).flags.writeable
+
+
 def test_unreadable_inputs_are_clear_errors(tmp_path):
     with pytest.raises(InvalidInputError, match="no such file"):
         load_rgb(tmp_path / "missing.png")
