@@ -31,7 +31,21 @@ def _open(path: str | os.PathLike, what: str) -> Image.Image:
         raise InvalidInputError(f"cannot read {what} {str(path)!r}: not a readable image ({exc})") from exc
 
 
-def _pil_to_rgb(img: Image.Image) -> np.ndarray:
+_SIXTEEN_BIT_GREY = ("I;16", "I;16L", "I;16B", "I;16N")
+
+
+def _pil_to_rgb(img: Image.Image, what: str = "image") -> np.ndarray:
+    if img.mode in _SIXTEEN_BIT_GREY:
+        # 16-bit grey (PNG): PIL's conversion to RGB clips every level above 255 to white; scale instead.
+        levels = np.asarray(img).astype(np.uint32)
+        grey = ((levels * 255 + 32767) // 65535).astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    if img.mode in ("I", "F"):
+        kind = "32-bit integer" if img.mode == "I" else "floating-point"
+        raise InvalidInputError(
+            f"{what} has {kind} pixels (PIL mode {img.mode!r}), whose range garvideo cannot know: save it as an"
+            " 8-bit RGB or grey image"
+        )
     # Like the Perception-LM image processor: anything that is not RGB is
     # first made RGBA and laid over a white background, so transparent pixels
     # become white rather than whatever colour hides under alpha 0.
@@ -46,13 +60,14 @@ def load_rgb(image: ImageLike, what: str = "image") -> np.ndarray:
     """An ``H x W x 3`` uint8 RGB array from a path, a PIL image or an array.
 
     Grey, grey+alpha, RGBA and palette images are converted (transparency over
-    white). Arrays must be uint8 ``H x W``, ``H x W x 1``, ``H x W x 3`` or
+    white); 16-bit grey images are scaled to 8 bits, 32-bit integer and float
+    images are refused (their range is unknown). Arrays must be uint8 ``H x W``, ``H x W x 1``, ``H x W x 3`` or
     ``H x W x 4``.
     """
     if isinstance(image, (str, os.PathLike)):
-        return _pil_to_rgb(_open(image, what))
+        return _pil_to_rgb(_open(image, what), what)
     if isinstance(image, Image.Image):
-        return _pil_to_rgb(image)
+        return _pil_to_rgb(image, what)
     if isinstance(image, np.ndarray):
         if image.dtype != np.uint8:
             raise InvalidInputError(f"{what} array has dtype {image.dtype}: pass uint8 values 0..255 (H x W x 3, RGB)")

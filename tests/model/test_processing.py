@@ -70,6 +70,19 @@ def test_images_of_any_mode_become_rgb(tmp_path):
     assert np.array_equal(load_rgb(path), load_rgb(grey))
 
 
+def test_sixteen_bit_grey_is_scaled_not_clipped(tmp_path):
+    levels = np.array([[0, 257, 32768, 65535]], dtype=np.uint16)
+    path = tmp_path / "grey16.png"
+    Image.fromarray(levels).save(path)
+    assert Image.open(path).mode == "I;16"
+    assert load_rgb(path)[0, :, 0].tolist() == [0, 1, 128, 255]
+    assert load_rgb(path).shape == (1, 4, 3)
+    with pytest.raises(InvalidInputError, match="32-bit integer pixels"):
+        load_rgb(Image.fromarray(levels.astype(np.int32)))
+    with pytest.raises(InvalidInputError, match="floating-point pixels"):
+        load_rgb(Image.fromarray(levels.astype(np.float32)))
+
+
 def test_rgb_arrays_are_shared_when_writable_and_copied_when_read_only():
     # Tiling hands the array to torch.from_numpy, which warns on read-only memory (np.asarray of a PIL image).
     frame = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
