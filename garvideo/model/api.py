@@ -27,7 +27,6 @@ import torch
 
 from ..devices import resolve_device, resolve_dtype
 from ..errors import InvalidInputError
-from .errors import TooManyRegionsError
 from .images import ImageLike, MaskLike
 from .loading import resolve_checkpoint
 from .modeling_gar import BOX_MODES, BoxMode, GARModel
@@ -40,6 +39,7 @@ from .prompts import (
     multiple_choice_question,
     parse_option_letter,
     prompt_token,
+    question_text,
 )
 
 DEFAULT_MODEL_ID = "HaochenWang/GAR-1B"
@@ -465,16 +465,10 @@ class GAR:
     # ------------------------------------------------------------------ helpers
 
     def _question_text(self, question: str, names: Sequence[str], options: Optional[Sequence[str]]) -> str:
-        if not question or not question.strip():
-            raise InvalidInputError("the question is empty")
-        if len(names) > self.max_regions:
-            raise TooManyRegionsError(
-                f"{len(names)} regions ({', '.join(names)}) were given but one GAR prompt holds at most"
-                f" {self.max_regions}: ask about them in groups of {self.max_regions} or fewer"
-            )
-        text = question.strip()
+        # The processor checks the regions and the final text; names become <Prompti> here.
+        text = question_text(question)
         if options is not None:
-            text = multiple_choice_question(text, label_options([str(o).strip() for o in options]))
+            text = multiple_choice_question(text, label_options(_options(options)))
         return _substitute_names(text, names)
 
 

@@ -38,6 +38,7 @@ from .prompts import (
     find_prompt_indices,
     multi_region_text,
     prompt_token,
+    question_text,
 )
 
 Box = tuple[float, float, float, float]
@@ -519,6 +520,33 @@ class GARProcessor:
         if count == 0:
             raise InvalidInputError("no region was given: pass at least one mask")
 
+    def _check_question(
+        self,
+        question: str,
+        count: int,
+        prompt_indices: Optional[Sequence[int]],
+        names: Optional[Sequence[str]],
+    ) -> tuple[str, list[int]]:
+        """What every question prompt checks before reading any image: the stripped question and the indices.
+
+        The question is not empty and has no control tokens; there are 1..``prompt_numbers`` regions,
+        each with its own index (default ``0..count-1``); the question names only given regions.
+        """
+        question = question_text(question)
+        self._check_region_count(count, names)
+        indices = list(range(count)) if prompt_indices is None else [int(k) for k in prompt_indices]
+        if len(indices) != count or len(set(indices)) != count or any(not 0 <= k < self.prompt_numbers for k in indices):
+            raise InvalidInputError(
+                f"prompt_indices must give one distinct index in 0..{self.prompt_numbers - 1} per region, got {indices}"
+            )
+        unknown = [k for k in find_prompt_indices(question) if k not in indices]
+        if unknown:
+            raise InvalidInputError(
+                f"the question names {', '.join(prompt_token(k) for k in unknown)}, which is not among the given"
+                f" regions ({', '.join(prompt_token(k) for k in indices)})"
+            )
+        return question, indices
+
     # ---------------------------------------------------------------- assembling a prompt
 
     def crop_run(self, token_id: int) -> str:
@@ -630,22 +658,7 @@ class GARProcessor:
         question may name only given regions. Each region's box is its own mask's box (the
         reference's stale-box quirk Q2 is not reproduced).
         """
-        question = question.strip()
-        if not question:
-            raise InvalidInputError("the question is empty")
-        check_user_text(question)
-        indices = list(range(len(masks))) if prompt_indices is None else [int(k) for k in prompt_indices]
-        self._check_region_count(len(masks), names)
-        if len(indices) != len(masks) or len(set(indices)) != len(indices):
-            raise InvalidInputError("prompt_indices must give one distinct index per mask")
-        if any(not 0 <= k < self.prompt_numbers for k in indices):
-            raise InvalidInputError(f"prompt indices must be in 0..{self.prompt_numbers - 1}, got {indices}")
-        unknown = [k for k in find_prompt_indices(question) if k not in indices]
-        if unknown:
-            raise InvalidInputError(
-                f"the question names {', '.join(prompt_token(k) for k in unknown)}, which is not among the given"
-                f" regions ({', '.join(prompt_token(k) for k in indices)})"
-            )
+        question, indices = self._check_question(question, len(masks), prompt_indices, names)
         rgb = load_rgb(image)
         regions = self.check_regions(masks, (rgb.shape[1], rgb.shape[0]), names)
         prepared = self.prepare_image(rgb, regions, indices)
@@ -714,29 +727,10 @@ class GARProcessor:
         frame gets no run, and the template says so (see :class:`VideoPromptTemplate`).
         """
         template = template or VideoPromptTemplate()
-        question = question.strip()
-        if not question:
-            raise InvalidInputError("the question is empty")
-        check_user_text(question)
+        count = len(region_masks)
+        question, indices = self._check_question(question, count, prompt_indices, names)
         if not frames:
             raise InvalidInputError("no frames were given")
-        count = len(region_masks)
-        self._check_region_count(count, names)
-        indices = list(range(count)) if prompt_indices is None else [int(k) for k in prompt_indices]
-        if (
-            len(indices) != count
-            or len(set(indices)) != count
-            or any(not 0 <= k < self.prompt_numbers for k in indices)
-        ):
-            raise InvalidInputError(
-                f"prompt_indices must give one distinct index in 0..{self.prompt_numbers - 1} per region"
-            )
-        unknown = [k for k in find_prompt_indices(question) if k not in indices]
-        if unknown:
-            raise InvalidInputError(
-                f"the question names {', '.join(prompt_token(k) for k in unknown)}, which is not among the given"
-                f" regions ({', '.join(prompt_token(k) for k in indices)})"
-            )
         labels = list(names) if names is not None else [prompt_token(k) for k in indices]
         for label, masks in zip(labels, region_masks):
             if len(masks) != len(frames):

@@ -50,6 +50,17 @@ def check_user_text(text: str, what: str = "question") -> None:
         )
 
 
+def question_text(question: str) -> str:
+    """The question stripped; an empty one (or one with control tokens) is refused."""
+    if not isinstance(question, str):
+        raise InvalidInputError(f"the question must be text, got {type(question).__name__}")
+    question = question.strip()
+    if not question:
+        raise InvalidInputError("the question is empty")
+    check_user_text(question)
+    return question
+
+
 def caption_text(prompt_index: int, crop: str) -> str:
     """The reference single-region caption prompt (``SingleRegionCaptionDataset``)."""
     name = prompt_token(prompt_index)
@@ -69,9 +80,10 @@ def multi_region_text(prompt_indices: Sequence[int], crops: Sequence[str | None]
 def multiple_choice_question(question: str, choices: Sequence[str]) -> str:
     """The reference multiple-choice wording (GAR-Bench ``--mode vqa``), choices verbatim.
 
-    ``choices`` are inserted as given (GAR-Bench's already read ``"A. ..."``).
+    ``choices`` are inserted as given (GAR-Bench's already read ``"A. ..."``). The question is
+    checked here: once wrapped, an empty question would no longer look empty.
     """
-    text = f"Question: {question}\nOptions:"
+    text = f"Question: {question_text(question)}\nOptions:"
     for choice in choices:
         text += f"\n{choice}"
     return text + f"\n{MULTIPLE_CHOICE_INSTRUCTION}"

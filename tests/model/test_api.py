@@ -84,6 +84,8 @@ def test_ask_errors(gar, scene, tmp_path):
         gar.ask(tmp_path / "nope.jpg", {"red": masks["red"]}, "Is <red> red?")
     with pytest.raises(InvalidInputError, match="question is empty"):
         gar.ask(image, {"red": masks["red"]}, " ")
+    with pytest.raises(InvalidInputError, match="question is empty"):  # not hidden by the options' wording
+        gar.ask(image, {"red": masks["red"]}, " ", options=["red", "green"])
     with pytest.raises(InvalidInputError, match="distinct"):
         gar.ask(image, [("a", masks["red"]), ("a", masks["green"])], "Is <a> red?")
     with pytest.raises(GarvideoError, match="not usable"):
