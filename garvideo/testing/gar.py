@@ -261,13 +261,8 @@ def build_tiny_gar_checkpoint(path: str | os.PathLike, seed: int = 0, **sizes: A
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer = _tokenizer(merged["bpe_vocab_size"], merged["reserved_tokens"], merged["prompt_numbers"])
     config = GARConfig.from_dict(_config_dict(merged, tokenizer))
-    state = torch.random.get_rng_state()
-    try:
-        torch.manual_seed(seed)  # transformers' and timm's init, before the redraw below
-        model = GARModel(config)
-    finally:
-        torch.random.set_rng_state(state)
-    _redraw(model, seed)
+    model = GARModel(config)
+    _redraw(model, seed)  # every parameter, from its own seeded generator
     model.save_pretrained(folder)
     processor = GARProcessor(
         tokenizer,
