@@ -1,14 +1,20 @@
 """Time GAR's stages (encode = vision tower + projector + replay, generate = prefill + decode).
 
-Builds a random GAR checkpoint with ``garvideo.testing.gar`` (tiny by default,
-any shape with ``--size key=value``), then times one image description and
-one video question (F frames, one tile each, R regions) with a fixed number
-of new tokens. Random weights: the timings are real for the shapes, the text
-is not.
+Times one image description and one video question (F frames, one tile each, R regions) with
+a fixed number of new tokens, on a model with random weights: the timings are real for the
+shapes, the text is not.
 
-    python bench/model.py                       # tiny shapes, CPU
-    python bench/model.py --device cuda --dtype bf16 --frames 16 \
-        --size hidden_size=2048 --size num_hidden_layers=16 ...   # larger shapes where a GPU is
+- default: a tiny checkpoint written by ``garvideo.testing.gar.build_tiny_gar_checkpoint`` and
+  loaded with ``GAR.from_pretrained`` (64-wide, 2-layer language model and vision tower,
+  448-pixel tiles, so prompts have the real 256 tokens per frame); ``--size key=value`` changes
+  its sizes (keys: those of ``garvideo.testing.gar.DEFAULT_SIZES``).
+- ``--full-size``: GAR-1B's architecture (the shapes ``bench/pipeline.py`` uses: Llama-3.2-1B
+  language model with its 128,256-token vocabulary, PE-Core-L/14 vision tower at 448 px),
+  built in memory on the device by ``garvideo.testing.gar.random_gar``: nothing is written
+  (a checkpoint would be 6 GB of float32). Meant for a GPU.
+
+    python bench/model.py                                        # tiny shapes, CPU
+    python bench/model.py --full-size --device cuda --frames 16   # GAR-1B shapes on a GPU (bfloat16)
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from machine import describe as describe_machine  # bench/machine.py (scripts ru
 import numpy as np
 
 from garvideo.model import GAR, GenerationSettings
-from garvideo.testing.gar import build_tiny_gar_checkpoint
+from garvideo.testing.gar import DEFAULT_SIZES, build_tiny_gar_checkpoint, random_gar
 
 
 def _scene(width: int, height: int, frames: int, regions: int):
@@ -47,6 +53,21 @@ def _time(call, repeats: int):
     return encode, generate, results[-1]
 
 
+def _sizes(parser: argparse.ArgumentParser, items: list[str]) -> dict[str, int]:
+    sizes = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in DEFAULT_SIZES:
+            parser.error(f"--size {item!r}: expected KEY=VALUE with KEY one of {', '.join(DEFAULT_SIZES)}")
+        try:
+            sizes[key] = int(value)
+        except ValueError:
+            parser.error(f"--size {item!r}: the value must be a whole number")
+        if sizes[key] < 1:
+            parser.error(f"--size {item!r}: the value must be positive")
+    return sizes
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="auto")
@@ -56,13 +77,25 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--vision-batch", type=int, default=16)
-    parser.add_argument("--size", action="append", default=[], help="checkpoint size override key=value")
+    parser.add_argument(
+        "--size", action="append", default=[], metavar="KEY=VALUE", help="tiny checkpoint size override (repeatable)"
+    )
+    parser.add_argument("--full-size", action="store_true", help="GAR-1B's architecture, built in memory")
     args = parser.parse_args()
-    sizes = {k: int(v) for k, v in (item.split("=", 1) for item in args.size)}
+    sizes = _sizes(parser, args.size)
+    if args.full_size and sizes:
+        parser.error("--size changes the tiny checkpoint; --full-size has GAR-1B's fixed shapes: pass one of them")
 
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = build_tiny_gar_checkpoint(Path(tmp) / "gar", seed=0, **sizes)
-        gar = GAR.from_pretrained(folder, device=args.device, dtype=args.dtype, vision_batch_size=args.vision_batch)
+    if args.full_size:
+        from pipeline import GAR_1B_TEXT, GAR_1B_VISION  # bench/pipeline.py: the one description of GAR-1B's shapes
+
+        gar = random_gar(text=GAR_1B_TEXT, vision=GAR_1B_VISION, device=args.device, dtype=args.dtype)
+        gar.vision_batch_size = args.vision_batch
+        sizes = "GAR-1B shapes, random weights"
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = build_tiny_gar_checkpoint(Path(tmp) / "gar", seed=0, **sizes)
+            gar = GAR.from_pretrained(folder, device=args.device, dtype=args.dtype, vision_batch_size=args.vision_batch)
     settings = GenerationSettings(max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens)
     images, masks = _scene(640, 400, args.frames, args.regions)
     device = gar.model.device

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Mapping, Optional
 
 import torch
 
@@ -72,7 +73,8 @@ CHAT_TEMPLATE = (
     "{%- if add_generation_prompt %}{{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{%- endif %}"
 )
 
-_DEFAULTS: dict[str, Any] = dict(
+#: The size keys of :func:`build_tiny_gar_checkpoint` and :func:`random_gar`, with their defaults.
+DEFAULT_SIZES: Mapping[str, int] = MappingProxyType(dict(
     hidden_size=64,
     intermediate_size=128,
     num_hidden_layers=2,
@@ -88,7 +90,7 @@ _DEFAULTS: dict[str, Any] = dict(
     prompt_numbers=5,
     reserved_tokens=64,
     bpe_vocab_size=320,
-)
+))
 
 
 def _special_tokens(reserved: int) -> list[str]:
@@ -239,6 +241,27 @@ def _redraw(model: torch.nn.Module, seed: int) -> None:
             param.copy_(value.to(param.dtype))
 
 
+def _merged_sizes(sizes: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = set(sizes) - set(DEFAULT_SIZES)
+    if unknown:
+        raise TypeError(f"unknown size overrides: {sorted(unknown)}; known: {sorted(DEFAULT_SIZES)}")
+    return {**DEFAULT_SIZES, **sizes}
+
+
+def _processor(sizes: Mapping[str, Any], tokenizer, config):
+    from ..model.processing_gar import GARProcessor, TilingSettings
+
+    return GARProcessor(
+        tokenizer,
+        CHAT_TEMPLATE,
+        tiling=TilingSettings(tile_size=sizes["tile_size"], max_num_tiles=sizes["max_num_tiles"]),
+        patch_size=sizes["patch_size"],
+        pooling_ratio=sizes["pooling_ratio"],
+        prompt_numbers=sizes["prompt_numbers"],
+        crop_tokens_ids=config.crop_tokens_ids,
+    )
+
+
 def build_tiny_gar_checkpoint(path: str | os.PathLike, seed: int = 0, **sizes: Any) -> Path:
     """Write a tiny random GAR checkpoint to ``path`` (created if needed) and return it.
 
@@ -249,13 +272,9 @@ def build_tiny_gar_checkpoint(path: str | os.PathLike, seed: int = 0, **sizes: A
     ``reserved_tokens`` [64, placeholder tokens available: videos use one per frame],
     ``bpe_vocab_size`` [320]. A smaller ``tile_size`` (e.g. 112) makes tests faster.
     """
-    unknown = set(sizes) - set(_DEFAULTS)
-    if unknown:
-        raise TypeError(f"unknown size overrides: {sorted(unknown)}; known: {sorted(_DEFAULTS)}")
-    merged = {**_DEFAULTS, **sizes}
+    merged = _merged_sizes(sizes)
     from ..model.configuration_gar import GARConfig
     from ..model.modeling_gar import GARModel
-    from ..model.processing_gar import GARProcessor, TilingSettings
 
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
@@ -264,14 +283,41 @@ def build_tiny_gar_checkpoint(path: str | os.PathLike, seed: int = 0, **sizes: A
     model = GARModel(config)
     _redraw(model, seed)  # every parameter, from its own seeded generator
     model.save_pretrained(folder)
-    processor = GARProcessor(
-        tokenizer,
-        CHAT_TEMPLATE,
-        tiling=TilingSettings(tile_size=merged["tile_size"], max_num_tiles=merged["max_num_tiles"]),
-        patch_size=merged["patch_size"],
-        pooling_ratio=merged["pooling_ratio"],
-        prompt_numbers=merged["prompt_numbers"],
-        crop_tokens_ids=config.crop_tokens_ids,
-    )
-    processor.save_pretrained(folder)
+    _processor(merged, tokenizer, config).save_pretrained(folder)
     return folder
+
+
+def random_gar(
+    text: Optional[Mapping[str, Any]] = None,
+    vision: Optional[Mapping[str, Any]] = None,
+    device: Optional[str | torch.device] = None,
+    dtype: Optional[str | torch.dtype] = None,
+    **sizes: Any,
+):
+    """A :class:`~garvideo.model.GAR` of any architecture with random weights, built in memory.
+
+    For benchmarks of shapes too large to write as a checkpoint (GAR-1B would be 6 GB of float32):
+    nothing is written. ``sizes`` are :func:`build_tiny_gar_checkpoint`'s; ``text`` then overrides
+    the language model's config (e.g. ``vocab_size``, ``head_dim``) and ``vision`` the vision
+    tower's ``model_args`` (``embed_dim``, ``depth``, ``num_heads``) directly. The tokenizer is the
+    tiny one (ids it lacks decode to nothing). The weights are transformers' and timm's own
+    initialisation, made on ``device``: the text is noise, the timings are the architecture's.
+    """
+    merged = _merged_sizes(sizes)
+    from ..devices import resolve_device, resolve_dtype
+    from ..model.api import GAR
+    from ..model.configuration_gar import GARConfig
+    from ..model.modeling_gar import GARModel
+
+    torch_device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, torch_device)
+    tokenizer = _tokenizer(merged["bpe_vocab_size"], merged["reserved_tokens"], merged["prompt_numbers"])
+    layout = _config_dict(merged, tokenizer)
+    layout["mllm_config"]["text_config"].update(text or {})
+    layout["mllm_config"]["vision_config"]["model_args"].update(vision or {})
+    layout["mask_path_embedding_out_channels"] = layout["mllm_config"]["vision_config"]["model_args"]["embed_dim"]
+    config = GARConfig.from_dict(layout)
+    with torch_device:
+        model = GARModel(config)
+    model = model.to(torch_dtype).eval()
+    return GAR(model, _processor(merged, tokenizer, config), model_id="random weights, built in memory")

@@ -10,7 +10,7 @@ from safetensors.torch import load_file, save_file
 
 from garvideo.errors import GarvideoError, ModelNotFoundError
 from garvideo.model import GAR, CheckpointError, GenerationSettings, resolve_checkpoint
-from garvideo.testing.gar import build_tiny_gar_checkpoint
+from garvideo.testing.gar import build_tiny_gar_checkpoint, random_gar
 
 RELEASED_PREFIXES = (
     "mllm.model.vision_tower.timm_model.",
@@ -95,6 +95,18 @@ def test_builder_is_deterministic_per_seed(tmp_path):
     assert not all(torch.equal(a[k], c[k]) for k in a)
     with pytest.raises(TypeError, match="unknown size"):
         build_tiny_gar_checkpoint(tmp_path / "d", hiden_size=8)
+
+
+def test_random_gar_takes_shapes_the_tiny_sizes_do_not_cover(scene):
+    # What bench/model.py --full-size builds (GAR-1B's shapes), here small: vocabulary and vision tower set directly.
+    image, masks = scene
+    gar = random_gar(text={"vocab_size": 1000}, vision={"embed_dim": 32, "num_heads": 2}, device="cpu", tile_size=112)
+    assert tuple(gar.model.mllm.lm_head.weight.shape) == (1000, 64)
+    assert gar.model.mask_patch_embedding.out_channels == 32 and gar.model.tile_size == 112
+    result = gar.describe(image, masks["red"], GenerationSettings(max_new_tokens=2, min_new_tokens=2))
+    assert len(result.token_ids) == 2 and all(0 <= t < 1000 for t in result.token_ids)
+    with pytest.raises(TypeError, match="unknown size"):
+        random_gar(vocab_size=1000)
 
 
 def test_saved_checkpoint_loads_back_identically(gar, scene, tmp_path):
