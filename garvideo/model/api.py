@@ -20,7 +20,7 @@ import re
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterator, Mapping, NamedTuple, Optional, Sequence, Union
+from typing import Iterator, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -133,11 +133,9 @@ class ModelInfo:
     double_bos: bool
 
 
-class NamedPrompt(NamedTuple):
-    """A prepared prompt about named regions: what :meth:`GAR.answer` needs to map answers back to names.
-
-    A named tuple, so ``prompt[0]`` is the :class:`GARInputs` (as :meth:`GAR.prepare_video` first returned).
-    """
+@dataclass(frozen=True)
+class NamedPrompt:
+    """A prepared prompt about named regions: what :meth:`GAR.answer` needs to map answers back to names."""
 
     inputs: GARInputs
     names: tuple[str, ...]  # region names in prompt order: names[i] is <Prompt{inputs.prompt_indices[i]}>

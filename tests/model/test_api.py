@@ -202,6 +202,5 @@ def test_answer_batches_video_windows_like_single_calls(gar, scene):
     assert [r.token_ids for r in batched] == [r.token_ids for r in single]
     assert [r.text for r in batched] == [r.text for r in single]
     assert batched[0].choice is None and windows[1].options == ("yes", "no")
-    assert windows[0][0] is windows[0].inputs  # a named tuple: prompt[0] is the GARInputs
     assert [r.token_ids for r in gar.generate(windows, SHORT)] == [r.token_ids for r in single]
     assert "Options:\nA. yes\nB. no" in windows[1].inputs.text
