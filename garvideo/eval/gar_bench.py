@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInputError
-from .items import read_item_list
+from .items import find_data as _find_data
+from .items import limit_items, read_item_list
 from .scoring import ScoreReport
 
 ANNOTATION_FILE = "GAR-Bench-VQA.json"
@@ -61,14 +62,7 @@ def format_report(report: ScoreReport) -> str:
 
 def find_data(data: str | Path) -> tuple[Path, Path]:
     """``(folder, annotation file)`` for a GAR-Bench folder (or its annotation file); images are relative to the folder."""
-    data = Path(data)
-    if data.is_dir():
-        return data, data / ANNOTATION_FILE
-    if data.is_file():
-        return data.parent, data
-    raise InvalidInputError(
-        f"no GAR-Bench-VQA data at {data}: pass the folder holding {ANNOTATION_FILE} and images/"
-    )
+    return _find_data(data, ANNOTATION_FILE, "GAR-Bench-VQA")
 
 
 def read_subset(subset: str | Path | Sequence[str]) -> list[str]:
@@ -81,7 +75,12 @@ def read_subset(subset: str | Path | Sequence[str]) -> list[str]:
         path = Path(subset)
         if not path.is_file():
             raise InvalidInputError(f"subset file {path} does not exist")
-        lines = path.read_text(encoding="utf-8").splitlines()
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError:
+            raise InvalidInputError(
+                f"subset file {path} is not a text file (not UTF-8): give one image path or item index per line"
+            ) from None
     else:
         lines = [str(entry) for entry in subset]
     return [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
@@ -111,8 +110,4 @@ def select_items(
                 f"(0 to {len(items) - 1}), e.g. {unknown[0]!r}"
             )
         chosen = [i for i in chosen if i in wanted]
-    if limit is not None:
-        if limit < 1:
-            raise InvalidInputError(f"limit must be at least 1, got {limit}")
-        chosen = chosen[:limit]
-    return chosen
+    return limit_items(chosen, limit)

@@ -2,33 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInputError
 from . import gar_bench, videorefer
+from .items import read_records
 from .scoring import ScoreReport
 
 BENCHMARKS = ("gar-bench-vqa", "videorefer-q")
-
-
-def _read(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        raise InvalidInputError(f"no predictions file at {path}")
-    text = path.read_text(encoding="utf-8")
-    if not text.strip():
-        raise InvalidInputError(f"{path} is empty")
-    try:
-        if text.lstrip().startswith("["):
-            records = json.loads(text)
-        else:
-            records = [json.loads(line) for line in text.splitlines() if line.strip()]
-    except json.JSONDecodeError as exc:
-        raise InvalidInputError(f"{path} is neither a JSON list nor JSON lines: {exc}") from exc
-    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
-        raise InvalidInputError(f"{path} must hold prediction records (JSON objects)")
-    return records
 
 
 def detect_benchmark(records: list[dict[str, Any]], path: Path | str = "the file") -> str:
@@ -54,7 +36,7 @@ def score_predictions(path: str | Path, benchmark: str = "auto") -> tuple[str, S
     path = Path(path)
     if benchmark not in ("auto", *BENCHMARKS):
         raise InvalidInputError(f"unknown benchmark {benchmark!r}: use auto, {', '.join(BENCHMARKS)}")
-    records = _read(path)
+    records = read_records(path, "predictions file")
     if benchmark == "auto":
         benchmark = detect_benchmark(records, path)
     if benchmark == "gar-bench-vqa":

@@ -19,15 +19,42 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInputError
+from .items import find_data as _find_data
 from .items import read_item_list
 from .scoring import ScoreReport
 
 Q_ANNOTATION_FILE = "VideoRefer-Bench-Q.json"
 D_ANNOTATION_FILE = "VideoRefer-Bench-D.json"
+
+
+@dataclass(frozen=True)
+class VideoReferBenchmark:
+    """What tells VideoRefer-Bench-Q and -D apart for a run.
+
+    ``describe``: each item is one object to describe (-D, judged by an LLM) rather than a
+    multiple-choice question (-Q, scored here). ``video_folders``: where the items' videos are
+    looked up, relative to the data folder, in order.
+    """
+
+    name: str
+    annotation_file: str
+    describe: bool
+    video_folders: tuple[str, ...] = (".",)
+
+
+BENCHMARK_Q = VideoReferBenchmark("VideoRefer-Bench-Q", Q_ANNOTATION_FILE, describe=False)
+#: -D's videos ship in ``Panda-70M-part/`` when they are not beside the annotation file.
+BENCHMARK_D = VideoReferBenchmark(
+    "VideoRefer-Bench-D", D_ANNOTATION_FILE, describe=True, video_folders=(".", "Panda-70M-part")
+)
+
+#: Frames GAR sees per question by default: VideoRefer's own scripts sample 16 (the GAR paper does not say).
+DEFAULT_FRAMES = 16
 
 QUESTION_TYPES = (
     "Basic Questions",
@@ -93,6 +120,11 @@ def load_items(path: str | Path, annotation_file: str = Q_ANNOTATION_FILE) -> li
     return read_item_list(path, annotation_file, "VideoRefer-Bench")
 
 
+def find_data(data: str | Path, annotation_file: str) -> tuple[Path, Path]:
+    """``(folder, annotation file)`` for a VideoRefer-Bench folder (or its annotation file)."""
+    return _find_data(data, annotation_file, "VideoRefer-Bench")
+
+
 def convert_question(text: str) -> tuple[str, list[str]]:
     """A VideoRefer question with ``<objectN><region>`` markers as a garvideo question about named regions.
 
@@ -133,15 +165,3 @@ def option_texts(options: Sequence[str]) -> list[str]:
             )
         texts.append(option[match.end() :].strip())
     return texts
-
-
-def find_data(data: str | Path, annotation_file: str) -> tuple[Path, Path]:
-    """``(folder, annotation file)`` for a VideoRefer-Bench folder (or its annotation file)."""
-    data = Path(data)
-    if data.is_dir():
-        return data, data / annotation_file
-    if data.is_file():
-        return data.parent, data
-    raise InvalidInputError(
-        f"no VideoRefer-Bench data at {data}: pass the folder holding {annotation_file} and the videos it names"
-    )
