@@ -4,7 +4,10 @@
 - :mod:`.videorefer`: VideoRefer-Bench formats, the -Q scorer's letter parsing and printout.
 - :func:`run_gar_bench_vqa` (GAR's image API), :func:`run_videorefer_q` and
   :func:`run_videorefer_d` (the pipeline): resumable runs that write prediction files in
-  each benchmark's own format and return an :class:`EvalSummary`.
+  each benchmark's own format and return an :class:`EvalSummary`. Each is two halves:
+  :func:`plan_gar_bench_vqa` / :func:`plan_videorefer` check the inputs without a model
+  (the command line runs them before loading one), :func:`run_gar_bench_plan` /
+  :func:`run_videorefer_plan` run the plan.
 - :func:`score_predictions`: score a prediction file, whichever benchmark it belongs to.
 
 Scoring needs no model and imports no torch: the runners load on first use.
@@ -19,15 +22,27 @@ from .score_file import BENCHMARKS, detect_benchmark, format_score, score_predic
 from .scoring import ScoreReport, Tally
 
 if TYPE_CHECKING:
-    from .run_gar_bench import run_gar_bench_vqa
-    from .run_videorefer import run_videorefer_d, run_videorefer_q
+    from .run_gar_bench import GarBenchPlan, plan_gar_bench_vqa, run_gar_bench_plan, run_gar_bench_vqa
+    from .run_videorefer import (
+        VideoReferPlan,
+        plan_videorefer,
+        run_videorefer_d,
+        run_videorefer_plan,
+        run_videorefer_q,
+    )
     from .work import EvalSummary, work_folder
 
 # Imported on first use: they pull in torch.
 _LAZY = {
     "EvalSummary": ".work",
     "work_folder": ".work",
+    "GarBenchPlan": ".run_gar_bench",
+    "plan_gar_bench_vqa": ".run_gar_bench",
+    "run_gar_bench_plan": ".run_gar_bench",
     "run_gar_bench_vqa": ".run_gar_bench",
+    "VideoReferPlan": ".run_videorefer",
+    "plan_videorefer": ".run_videorefer",
+    "run_videorefer_plan": ".run_videorefer",
     "run_videorefer_q": ".run_videorefer",
     "run_videorefer_d": ".run_videorefer",
 }
@@ -35,12 +50,18 @@ _LAZY = {
 __all__ = [
     "BENCHMARKS",
     "EvalSummary",
+    "GarBenchPlan",
     "ScoreReport",
     "Tally",
+    "VideoReferPlan",
     "detect_benchmark",
     "format_score",
+    "plan_gar_bench_vqa",
+    "plan_videorefer",
+    "run_gar_bench_plan",
     "run_gar_bench_vqa",
     "run_videorefer_d",
+    "run_videorefer_plan",
     "run_videorefer_q",
     "score_predictions",
     "work_folder",

@@ -29,18 +29,16 @@ empty ``model_output`` and count as wrong; the run goes on.
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInputError
 from ..files import atomic_write_json
-from ..masks import decode_rle
 from ..model import GAR, GenerationSettings, TooManyRegionsError, prompt_token
 from . import gar_bench
-from .gar_bench import find_data, read_subset, select_items
-from .work import EvalItem, EvalSummary, item_key, run_items, work_folder, write_summary
+from .items import decode_item_mask
+from .work import EvalItem, EvalPlan, EvalSummary, finish, model_settings, prepare_out, run_items
 
 MODES = ("default", "reference")
 BENCHMARK = "GAR-Bench-VQA"
@@ -50,13 +48,18 @@ REFERENCE_MAX_NEW_TOKENS = 1024
 UNMARKED_FIELD = "regions_not_marked_or_replayed"
 
 
+def beyond_limit(named: Sequence[int], limit: int) -> list[int]:
+    """The prompt indices among ``named`` that one GAR prompt cannot mark: ``<PromptK>`` with K >= ``limit``."""
+    return [k for k in named if k >= limit]
+
+
 def extra_region_count(item: Mapping[str, Any], limit: int) -> int:
-    """How many regions beyond ``limit`` the item's question and choices name (0 for most items)."""
+    """How many regions the item's question and choices name beyond ``<Prompt{limit-1}>`` (0 for most items)."""
     try:
         named = gar_bench.prompt_indices(gar_bench.vqa_question(item))
     except (KeyError, TypeError):
         return 0
-    return max(0, len(named) - limit)
+    return len(beyond_limit(named, limit))
 
 
 def item_masks(item: Mapping[str, Any]) -> list:
@@ -64,14 +67,7 @@ def item_masks(item: Mapping[str, Any]) -> list:
     rles = item.get("mask_rles")
     if not isinstance(rles, list) or not rles:
         raise InvalidInputError("malformed item: its mask_rles must be a non-empty list of RLE masks")
-    masks = []
-    for k, rle in enumerate(rles):
-        try:
-            masks.append(decode_rle(rle))
-        except InvalidInputError as exc:
-            detail = str(exc).removeprefix("malformed RLE: ")
-            raise InvalidInputError(f"malformed RLE: the mask of <Prompt{k}> cannot be decoded: {detail}") from None
-    return masks
+    return [decode_item_mask(rle, f"the mask of {prompt_token(k)}") for k, rle in enumerate(rles)]
 
 
 def _check_fields(item: Mapping[str, Any]) -> None:
@@ -102,12 +98,13 @@ class _Runner:
                 f"but the item has only {len(masks)} masks"
             )
         limit = self.gar.max_regions
-        extra = [k for k in named if k >= limit]
+        extra = beyond_limit(named, limit)
         if extra and self.mode == "default":
+            unmarked = ", ".join(prompt_token(k) for k in extra)
             raise TooManyRegionsError(
-                f"more than {limit} regions: the question names {len(named)} regions but one GAR prompt holds at most "
-                f"{limit}, and one multiple-choice question cannot be split into groups; mode 'reference' "
-                f"(--mode reference) answers it as the reference did ({', '.join(prompt_token(k) for k in extra)} "
+                f"more than {limit} regions: the question names {unmarked} but one GAR prompt marks only "
+                f"{prompt_token(0)} to {prompt_token(limit - 1)}, and one multiple-choice question cannot be split "
+                f"into groups; mode 'reference' (--mode reference) answers it as the reference did ({unmarked} "
                 f"listed but neither marked nor replayed)"
             )
         inputs = self.gar.processor.prepare_reference_question(
@@ -125,6 +122,101 @@ class _Runner:
         if extra:
             record[UNMARKED_FIELD] = [prompt_token(k) for k in extra]
         return record
+
+
+@dataclasses.dataclass(frozen=True)
+class GarBenchPlan(EvalPlan):
+    """A GAR-Bench-VQA run, checked before GAR is loaded (:func:`plan_gar_bench_vqa`)."""
+
+    mode: str = "default"
+
+
+def plan_gar_bench_vqa(
+    data: str | Path,
+    out: str | Path,
+    *,
+    mode: str = "default",
+    subset: str | Path | Sequence[str] | None = None,
+    limit: int | None = None,
+) -> GarBenchPlan:
+    """Check a GAR-Bench-VQA run without a model: the data, the subset and limit, the mode, ``out``.
+
+    Every user mistake raises :class:`InvalidInputError` here, before minutes of model loading;
+    ``out``'s work folder is created. Run the plan with :func:`run_gar_bench_plan`.
+    """
+    if mode not in MODES:
+        raise InvalidInputError(f"unknown mode {mode!r}: use 'default' or 'reference'")
+    root, annotation = gar_bench.find_data(data)
+    items = gar_bench.load_items(annotation)
+    chosen = gar_bench.select_items(items, gar_bench.read_subset(subset) if subset is not None else None, limit)
+    return GarBenchPlan(BENCHMARK, root, tuple(items), tuple(chosen), prepare_out(out), mode=mode)
+
+
+def run_gar_bench_plan(
+    plan: GarBenchPlan, gar: GAR, *, settings: GenerationSettings | None = None, progress: bool = True
+) -> EvalSummary:
+    """Answer the plan's items with ``gar``, write the reference's prediction file and score it."""
+    settings = settings or GenerationSettings(max_new_tokens=REFERENCE_MAX_NEW_TOKENS)
+    info = gar.info
+    run_settings = {
+        "benchmark": BENCHMARK,
+        **model_settings(info),
+        "mode": plan.mode,
+        "generation": dataclasses.asdict(settings),
+    }
+    runner = _Runner(gar, plan.root, plan.mode, settings)
+    run = run_items(plan.entries(ignore=("model_output",)), plan.out, runner, run_settings, progress)
+
+    predictions = []
+    for outcome in run.outcomes:
+        record = {k: v for k, v in outcome.item.data.items() if k != "model_output"}
+        if outcome.result is not None:
+            record["model_output"] = outcome.result["model_output"]
+            if UNMARKED_FIELD in outcome.result:
+                record[UNMARKED_FIELD] = outcome.result[UNMARKED_FIELD]
+        else:
+            record["model_output"] = ""  # a string, so the reference's own scorer reads the file too
+            record["error"] = outcome.error
+        predictions.append(record)
+    atomic_write_json(plan.out, predictions, indent=4)
+
+    limit_regions = gar.max_regions
+    extra_items = [o for o in run.outcomes if extra_region_count(o.item.data, limit_regions)]
+    ran_reference_way = [o for o in extra_items if o.result is not None and UNMARKED_FIELD in o.result]
+    notes = []
+    if extra_items:
+        if plan.mode == "reference":
+            notes.append(
+                f"{len(extra_items)} items name more than {limit_regions} regions; {len(ran_reference_way)} of them "
+                f"were answered as the reference does (regions beyond <Prompt{limit_regions - 1}> listed but not "
+                f"marked or replayed; field {UNMARKED_FIELD!r}), the others failed for other reasons"
+            )
+        else:
+            notes.append(
+                f"{len(extra_items)} items name more than {limit_regions} regions: refused in the default mode "
+                f"and counted as wrong (--mode reference answers them as the reference did)"
+            )
+    if info.dtype != "bfloat16" or not info.device.startswith("cuda"):
+        notes.append(
+            f"the reference ran in bfloat16 on CUDA; this run used {info.dtype} on {info.device}, "
+            f"so answers can differ slightly"
+        )
+    if settings.max_new_tokens != REFERENCE_MAX_NEW_TOKENS or settings.do_sample:
+        notes.append(
+            f"decoding differs from the reference (greedy, {REFERENCE_MAX_NEW_TOKENS} new tokens): "
+            f"{'sampling' if settings.do_sample else 'greedy'}, {settings.max_new_tokens} new tokens"
+        )
+    return finish(
+        plan,
+        run,
+        report=gar_bench.score(predictions),
+        settings=run_settings,
+        notes=notes,
+        counts={
+            "more_than_max_regions": len(extra_items),
+            "answered_reference_way": len(ran_reference_way),
+        },
+    )
 
 
 def run_gar_bench_vqa(
@@ -147,91 +239,8 @@ def run_gar_bench_vqa(
     item indices) and ``limit`` (the first N) restrict the items. Resumable: a re-run
     with the same ``out`` reuses the results in ``out``'s work folder. Returns the
     counts and the score (:func:`garvideo.eval.gar_bench.score` over the written items).
+    :func:`plan_gar_bench_vqa` and :func:`run_gar_bench_plan` are its two halves, for
+    callers that check their inputs before loading ``gar``.
     """
-    if mode not in MODES:
-        raise InvalidInputError(f"unknown mode {mode!r}: use 'default' or 'reference'")
-    root, annotation = find_data(data)
-    items = gar_bench.load_items(annotation)
-    chosen = select_items(items, read_subset(subset) if subset is not None else None, limit)
-    settings = settings or GenerationSettings(max_new_tokens=REFERENCE_MAX_NEW_TOKENS)
-    out = Path(out)
-    if out.exists() and out.is_dir():
-        raise InvalidInputError(f"--out {out} is a folder: give the predictions file's name (e.g. preds.json)")
-
-    info = gar.info
-    run_settings = {
-        "benchmark": BENCHMARK,
-        "model": info.model_id,
-        "revision": info.revision,
-        "dtype": info.dtype,
-        "box_mode": info.box_mode,
-        "double_bos": info.double_bos,
-        "mode": mode,
-        "generation": dataclasses.asdict(settings),
-    }
-    entries = [EvalItem(item_key(i, items[i], ignore=("model_output",)), i, items[i]) for i in chosen]
-    started = time.monotonic()
-    outcomes, computed, reused = run_items(entries, out, _Runner(gar, root, mode, settings), run_settings, progress)
-
-    predictions = []
-    for outcome in outcomes:
-        record = {k: v for k, v in outcome.item.data.items() if k != "model_output"}
-        if outcome.result is not None:
-            record["model_output"] = outcome.result["model_output"]
-            if UNMARKED_FIELD in outcome.result:
-                record[UNMARKED_FIELD] = outcome.result[UNMARKED_FIELD]
-        else:
-            record["model_output"] = ""  # a string, so the reference's own scorer reads the file too
-            record["error"] = outcome.error
-        predictions.append(record)
-    atomic_write_json(out, predictions, indent=4)
-
-    limit_regions = gar.max_regions
-    extra_items = [o for o in outcomes if extra_region_count(o.item.data, limit_regions)]
-    ran_reference_way = [o for o in extra_items if o.result is not None and UNMARKED_FIELD in o.result]
-    failures = tuple((o.item.key, o.error) for o in outcomes if o.error is not None)
-    notes = []
-    if extra_items:
-        if mode == "reference":
-            notes.append(
-                f"{len(extra_items)} items name more than {limit_regions} regions; {len(ran_reference_way)} of them "
-                f"were answered as the reference does (regions beyond <Prompt{limit_regions - 1}> listed but not "
-                f"marked or replayed; field {UNMARKED_FIELD!r}), the others failed for other reasons"
-            )
-        else:
-            notes.append(
-                f"{len(extra_items)} items name more than {limit_regions} regions: refused in the default mode "
-                f"and counted as wrong (--mode reference answers them as the reference did)"
-            )
-    if chosen != list(range(len(items))):
-        notes.append(f"{len(chosen)} of the {len(items)} items were run (subset/limit): the score covers those only")
-    if info.dtype != "bfloat16" or not info.device.startswith("cuda"):
-        notes.append(
-            f"the reference ran in bfloat16 on CUDA; this run used {info.dtype} on {info.device}, "
-            f"so answers can differ slightly"
-        )
-    if settings.max_new_tokens != REFERENCE_MAX_NEW_TOKENS or settings.do_sample:
-        notes.append(
-            f"decoding differs from the reference (greedy, {REFERENCE_MAX_NEW_TOKENS} new tokens): "
-            f"{'sampling' if settings.do_sample else 'greedy'}, {settings.max_new_tokens} new tokens"
-        )
-    summary = EvalSummary(
-        benchmark=BENCHMARK,
-        predictions=out,
-        work_dir=work_folder(out),
-        total=len(outcomes),
-        computed=computed,
-        reused=reused,
-        failed=len(failures),
-        failures=failures,
-        seconds=time.monotonic() - started,
-        report=gar_bench.score(predictions),
-        settings=run_settings,
-        notes=tuple(notes),
-        counts={
-            "more_than_max_regions": len(extra_items),
-            "answered_reference_way": len(ran_reference_way),
-        },
-    )
-    write_summary(summary)
-    return summary
+    plan = plan_gar_bench_vqa(data, out, mode=mode, subset=subset, limit=limit)
+    return run_gar_bench_plan(plan, gar, settings=settings, progress=progress)

@@ -18,6 +18,8 @@ setting the paper reports (the benchmark's masks, no tracking).
 from its mask on the item's ``frame_idx`` (the nearest annotated frame where
 the mask is not empty, if it is empty there). ``single_frame=True`` keeps only
 that one mask per object (without ``track``, GAR then sees only that frame).
+The benchmark's RLE masks are used as given: each is decoded once (for its box),
+and with ``track`` or ``single_frame`` only the anchor frame's mask is decoded.
 
 Predictions are the benchmark's JSON lines (``video``, ``Answer``, ``pred``,
 ``type`` for -Q; ``video``, ``caption``, ``pred`` for -D) plus ``id``, the
@@ -31,7 +33,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,18 +41,15 @@ import numpy as np
 
 from ..errors import InvalidInputError
 from ..files import atomic_write_text
-from ..masks import decode_rle
+from ..masks import encode_rle, mask_bbox
 from ..model import CAPTION_INSTRUCTION, GenerationSettings
 from ..pipeline import Pipeline, RegionPrompt, Track
+from ..tracking import TrackFrame
 from ..video import DEFAULT_FOLDER_FPS, VideoReader, open_video
 from . import videorefer
-from .work import EvalItem, EvalSummary, item_key, run_items, work_folder, write_summary
-
-#: Frames GAR sees per question by default: VideoRefer's own scripts sample 16 (the GAR paper does not say).
-DEFAULT_FRAMES = 16
-#: Where VideoRefer-Bench-D's videos are when they are not beside the annotation file.
-D_VIDEO_FOLDER = "Panda-70M-part"
-
+from .items import decode_item_mask, item_mask_area, limit_items
+from .videorefer import BENCHMARK_D, BENCHMARK_Q, DEFAULT_FRAMES, VideoReferBenchmark
+from .work import EvalItem, EvalPlan, EvalSummary, ItemOutcome, finish, model_settings, prepare_out, run_items
 
 @dataclasses.dataclass(frozen=True)
 class VideoReferSettings:
@@ -86,60 +84,79 @@ def _frame_key(key: Any, name: str) -> int:
         ) from None
 
 
-def _object_masks(annotation: Any, name: str, reader: VideoReader) -> dict[int, np.ndarray]:
-    """``{frame: mask}`` of one object (null segmentations are empty masks), checked against the video."""
+def _where(name: str, frame: int) -> str:
+    return f"the mask of {name} on frame {frame}"
+
+
+@dataclasses.dataclass(frozen=True)
+class _Object:
+    """One object's benchmark masks, as given: ``frame -> (RLE, foreground pixels)``, RLE None off-screen."""
+
+    name: str
+    masks: dict[int, tuple[Mapping[str, Any] | None, int]]
+    anchor: int  # the annotated frame its prompt or single mask comes from
+
+    def mask(self, frame: int) -> np.ndarray:
+        rle, _ = self.masks[frame]
+        return decode_item_mask(rle, _where(self.name, frame))
+
+    def track_frame(self, frame: int, time: float, empty: Mapping[str, Any]) -> TrackFrame:
+        """The frame of the object's track: the benchmark's RLE kept, decoded once for its box."""
+        rle, _ = self.masks[frame]
+        if rle is None:
+            return TrackFrame(frame, time, empty, None, 0.0, False)
+        mask = decode_item_mask(rle, _where(self.name, frame))  # also checks the runs cover the frame
+        box = mask_bbox(mask)
+        counts = rle["counts"]
+        if isinstance(counts, bytes):
+            counts = counts.decode("ascii")
+        # a track holds compressed RLE: uncompressed (list) counts are the one case encoded again
+        kept = {"size": list(mask.shape), "counts": counts} if isinstance(counts, str) else encode_rle(mask)
+        return TrackFrame(frame, time, kept, box, 1.0 if box is not None else 0.0, box is not None)
+
+
+def _object(annotation: Any, name: str, frame_idx: Any, reader: VideoReader) -> _Object:
+    """One object's masks, checked against the video without decoding them, and its anchor frame.
+
+    The anchor is the item's ``frame_idx`` if the object is seen there, else the nearest annotated
+    frame where it is.
+    """
     if not isinstance(annotation, Mapping) or not annotation:
         raise InvalidInputError(f"malformed annotation: {name} has no masks")
-    masks = {}
+    masks: dict[int, tuple[Mapping[str, Any] | None, int]] = {}
     for key, entry in annotation.items():
         frame = _frame_key(key, name)
         if not 0 <= frame < reader.num_frames:
             raise InvalidInputError(
                 f"{name} has a mask on frame {frame} but {reader.path} has {reader.num_frames} frames"
             )
-        segmentation = entry.get("segmentation") if isinstance(entry, Mapping) else None
-        if segmentation is None:
-            masks[frame] = np.zeros((reader.height, reader.width), dtype=bool)
+        rle = entry.get("segmentation") if isinstance(entry, Mapping) else None
+        if rle is None:
+            masks[frame] = (None, 0)
             continue
+        where = _where(name, frame)
+        area = item_mask_area(rle, where)
         try:
-            mask = decode_rle(segmentation)
-        except InvalidInputError as exc:
-            raise InvalidInputError(f"malformed RLE: the mask of {name} on frame {frame}: {_detail(exc)}") from None
-        if mask.shape != (reader.height, reader.width):
+            height, width = (int(v) for v in rle["size"])
+        except (KeyError, TypeError, ValueError):
+            raise InvalidInputError(f"malformed RLE: {where} has no size [height, width]") from None
+        if (height, width) != (reader.height, reader.width):
             raise InvalidInputError(
-                f"the mask of {name} on frame {frame} is {mask.shape[1]}x{mask.shape[0]} but the video is "
-                f"{reader.width}x{reader.height}"
+                f"{where} is {width}x{height} but the video is {reader.width}x{reader.height}"
             )
-        masks[frame] = mask
-    return masks
-
-
-def _detail(exc: Exception) -> str:
-    return str(exc).removeprefix("malformed RLE: ")
-
-
-def _anchor(masks: Mapping[int, np.ndarray], frame_idx: Any, name: str) -> int:
-    """The item's ``frame_idx`` if the object is seen there, else the nearest annotated frame where it is."""
-    seen = sorted(f for f, m in masks.items() if m.any())
+        masks[frame] = (rle, area)
+    seen = sorted(f for f, (_, area) in masks.items() if area > 0)
     if not seen:
         raise InvalidInputError(f"{name} is empty on every annotated frame: there is nothing to ask about")
     try:
         wanted = int(frame_idx)
     except (TypeError, ValueError):
         wanted = seen[0]
-    return min(seen, key=lambda f: (abs(f - wanted), f))
+    return _Object(name, masks, min(seen, key=lambda f: (abs(f - wanted), f)))
 
 
-@dataclasses.dataclass(frozen=True)
-class _Regions:
-    names: list[str]  # distinct, in marker order
-    masks: dict[str, dict[int, np.ndarray]]
-    anchors: dict[str, int]
-
-
-def _regions(
-    names: Sequence[str], annotations: Any, item: Mapping[str, Any], reader: VideoReader, options: VideoReferSettings
-) -> _Regions:
+def _objects(names: Sequence[str], annotations: Any, item: Mapping[str, Any], reader: VideoReader) -> list[_Object]:
+    """The distinct objects the question marks, in marker order, with their masks."""
     if not isinstance(annotations, list):
         raise InvalidInputError("malformed item: 'annotation' must be a list with one entry per object")
     if len(annotations) != len(names):
@@ -147,137 +164,130 @@ def _regions(
             f"a region without a mask: the question marks {len(names)} regions ({', '.join(names) or 'none'}) "
             f"but the annotation has masks for {len(annotations)}"
         )
-    distinct: list[str] = []
-    masks: dict[str, dict[int, np.ndarray]] = {}
-    anchors: dict[str, int] = {}
+    objects: dict[str, _Object] = {}
     for name, annotation in zip(names, annotations):
-        if name in masks:
-            continue  # the same object marked twice: its first annotation stands
-        object_masks = _object_masks(annotation, name, reader)
-        anchors[name] = _anchor(object_masks, item.get("frame_idx"), name)
-        if options.single_frame:
-            object_masks = {anchors[name]: object_masks[anchors[name]]}
-        distinct.append(name)
-        masks[name] = object_masks
-    return _Regions(distinct, masks, anchors)
+        if name not in objects:  # the same object marked twice: its first annotation stands
+            objects[name] = _object(annotation, name, item.get("frame_idx"), reader)
+    return list(objects.values())
+
+
+def _question(spec: VideoReferBenchmark, item: Mapping[str, Any]) -> tuple[str, list[str] | None, list[str]]:
+    """``(question, options, region names in marker order)`` for the pipeline."""
+    if spec.describe:
+        count = len(item.get("annotation") or [])
+        if count != 1:
+            raise InvalidInputError(f"malformed item: a {spec.name} item describes one object, not {count}")
+        return CAPTION_INSTRUCTION, None, ["object"]
+    if not isinstance(item.get("Question"), str) or not isinstance(item.get("options"), list):
+        raise InvalidInputError("malformed item: it needs a 'Question' text and an 'options' list")
+    question, names = videorefer.convert_question(item["Question"])
+    options = []
+    for text in videorefer.option_texts(item["options"]):
+        converted, option_names = videorefer.convert_question(text)
+        options.append(converted)
+        names += option_names  # markers in options come after the question's, as the benchmark counts them
+    return question, options, names
 
 
 class _Runner:
-    def __init__(
-        self,
-        pipeline: Pipeline,
-        roots: Sequence[Path],
-        options: VideoReferSettings,
-        settings: GenerationSettings,
-        describe: bool,
-    ) -> None:
-        self.pipeline, self.roots, self.options, self.settings = pipeline, roots, options, settings
-        self.describe = describe
+    def __init__(self, pipeline: Pipeline, plan: VideoReferPlan, settings: GenerationSettings) -> None:
+        self.pipeline, self.plan, self.settings = pipeline, plan, settings
 
     def __call__(self, entry: EvalItem) -> dict[str, Any]:
-        item = entry.data
-        path = _video_path(self.roots, item.get("video"))
-        if self.describe:
-            count = len(item.get("annotation") or [])
-            if count != 1:
-                raise InvalidInputError(f"malformed item: a VideoRefer-Bench-D item describes one object, not {count}")
-            question, options, names = CAPTION_INSTRUCTION, None, ["object"]
-        else:
-            if not isinstance(item.get("Question"), str) or not isinstance(item.get("options"), list):
-                raise InvalidInputError("malformed item: it needs a 'Question' text and an 'options' list")
-            question, names = videorefer.convert_question(item["Question"])
-            options = []
-            for text in videorefer.option_texts(item["options"]):
-                converted, option_names = videorefer.convert_question(text)
-                options.append(converted)
-                names += option_names  # markers in options come after the question's, as the benchmark counts them
-        with open_video(path, fps=self.options.fps if path.is_dir() else None) as reader:
-            regions = _regions(names, item.get("annotation"), item, reader, self.options)
-            common = {
-                "question": question,
-                "options": options,
-                "frames": self.options.frames,
-                "settings": self.settings,
-            }
-            if self.options.track:
-                prompts = [
-                    RegionPrompt.from_mask(n, regions.masks[n][regions.anchors[n]], regions.anchors[n])
-                    for n in regions.names
-                ]
-                answer = self.pipeline.ask(reader, prompts, **common)
+        item, options = entry.data, self.plan.options
+        path = _video_path(self.plan.video_roots, item.get("video"))
+        question, choices, names = _question(self.plan.spec, item)
+        with open_video(path, fps=options.fps if path.is_dir() else None) as reader:
+            objects = _objects(names, item.get("annotation"), item, reader)
+            asked = {"question": question, "options": choices, "frames": options.frames, "settings": self.settings}
+            if options.track:
+                prompts = [RegionPrompt.from_mask(o.name, o.mask(o.anchor), o.anchor) for o in objects]
+                answer = self.pipeline.ask(reader, prompts, **asked)
             else:
                 times = reader.timeline.times
-                tracks = [
-                    Track.from_masks(n, regions.masks[n], times=times, obj_id=k + 1)
-                    for k, n in enumerate(regions.names)
-                ]
-                answer = self.pipeline.ask(reader, tracks=tracks, **common)
+                empty = encode_rle(np.zeros((reader.height, reader.width), dtype=bool))
+                tracks = []
+                for k, obj in enumerate(objects):
+                    frames = [obj.anchor] if options.single_frame else sorted(obj.masks)
+                    track_frames = tuple(obj.track_frame(f, float(times[f]), empty) for f in frames)
+                    tracks.append(Track(name=obj.name, obj_id=k + 1, frames=track_frames))
+                answer = self.pipeline.ask(reader, tracks=tracks, **asked)
         provenance = answer.provenance
         return {
             "pred": answer.text,
             "letter": answer.letter,
             "regions": list(answer.regions),
             "frames": list(provenance.frames) if provenance is not None else [],
-            "anchor_frames": regions.anchors,
+            "anchor_frames": {o.name: o.anchor for o in objects},
             "timings": provenance.timings.to_dict() if provenance is not None else {},
         }
 
 
 @dataclasses.dataclass(frozen=True)
-class _Done:
-    """A finished pass over the items: every outcome, with what the summary needs."""
+class VideoReferPlan(EvalPlan):
+    """A VideoRefer-Bench run, checked before any model is loaded (:func:`plan_videorefer`)."""
 
-    outcomes: list
-    total_items: int  # in the benchmark file
-    settings: dict[str, Any]
-    started: float
-    computed: int
-    reused: int
-    out: Path
-
-    def summary(self, benchmark: str, report, notes: Sequence[str]) -> EvalSummary:
-        failures = tuple((o.item.key, o.error) for o in self.outcomes if o.error is not None)
-        summary = EvalSummary(
-            benchmark=benchmark,
-            predictions=self.out,
-            work_dir=work_folder(self.out),
-            total=len(self.outcomes),
-            computed=self.computed,
-            reused=self.reused,
-            failed=len(failures),
-            failures=failures,
-            seconds=time.monotonic() - self.started,
-            report=report,
-            settings=self.settings,
-            notes=tuple(notes),
-        )
-        write_summary(summary)
-        return summary
+    spec: VideoReferBenchmark = BENCHMARK_Q
+    options: VideoReferSettings = VideoReferSettings()
+    video_roots: tuple[Path, ...] = ()  # where the items' videos are looked up, in order
 
 
-def _run(
-    benchmark: str,
-    annotation_file: str,
+def plan_videorefer(
+    spec: VideoReferBenchmark,
     data: str | Path,
-    pipeline: Pipeline,
     out: str | Path,
-    options: VideoReferSettings,
-    settings: GenerationSettings | None,
-    video_root: str | Path | None,
-    limit: int | None,
-    progress: bool,
-) -> _Done:
-    root, annotation = videorefer.find_data(data, annotation_file)
-    items = videorefer.load_items(annotation, annotation_file)
-    if limit is not None and limit < 1:
-        raise InvalidInputError(f"limit must be at least 1, got {limit}")
-    describe = annotation_file == videorefer.D_ANNOTATION_FILE
+    *,
+    track: bool = False,
+    frames: int = DEFAULT_FRAMES,
+    single_frame: bool = False,
+    fps: float | None = None,
+    video_root: str | Path | None = None,
+    limit: int | None = None,
+) -> VideoReferPlan:
+    """Check a VideoRefer-Bench run (``spec``: :data:`~garvideo.eval.videorefer.BENCHMARK_Q` or ``_D``) without a model.
+
+    Every user mistake (no data, a missing ``video_root``, a bad ``limit`` or ``frames``, an
+    unwritable ``out``) raises :class:`InvalidInputError` here, before minutes of model loading;
+    ``out``'s work folder is created. Run the plan with :func:`run_videorefer_plan`.
+    """
+    options = VideoReferSettings(track=track, frames=frames, single_frame=single_frame, fps=fps)
+    root, annotation = videorefer.find_data(data, spec.annotation_file)
+    items = videorefer.load_items(annotation, spec.annotation_file)
+    chosen = limit_items(range(len(items)), limit)
     if video_root is not None:
-        roots = [Path(video_root)]
+        roots: tuple[Path, ...] = (Path(video_root),)
         if not roots[0].is_dir():
             raise InvalidInputError(f"the video folder {roots[0]} does not exist")
     else:
-        roots = [root, root / D_VIDEO_FOLDER] if describe else [root]
+        roots = tuple(root / folder for folder in spec.video_folders)
+    return VideoReferPlan(
+        spec.name, root, tuple(items), tuple(chosen), prepare_out(out), spec=spec, options=options, video_roots=roots
+    )
+
+
+def _record(spec: VideoReferBenchmark, outcome: ItemOutcome) -> dict[str, Any]:
+    """One line of the predictions file, in the format the benchmark's scorer (-Q) or judge (-D) reads."""
+    item, result = outcome.item.data, outcome.result
+    record = {"id": item.get("id", outcome.item.index), "video": item.get("video")}
+    pred = result["pred"] if result else ""
+    if spec.describe:
+        record.update(caption=item.get("caption"), pred=pred)
+    else:
+        record.update(Answer=item.get("Answer"), pred=pred, type=item.get("type", "unknown"))
+        if result:
+            record["letter"] = result["letter"]
+    if result:
+        record["frames"] = result["frames"]
+    else:
+        record["error"] = outcome.error
+    return record
+
+
+def run_videorefer_plan(
+    plan: VideoReferPlan, pipeline: Pipeline, *, settings: GenerationSettings | None = None, progress: bool = True
+) -> EvalSummary:
+    """Run the plan's items through the pipeline; write its JSON-lines predictions and score them (-Q)."""
+    options = plan.options
     if pipeline.gar is None:
         raise InvalidInputError("the pipeline has no GAR model: load it with Pipeline.from_pretrained(gar=...)")
     if options.track and pipeline.tracker is None:
@@ -285,16 +295,9 @@ def _run(
             "tracking (--track) needs a SAM2 model: load it with Pipeline.from_pretrained(sam2=...)"
         )
     settings = settings or GenerationSettings()
-    out = Path(out)
-    if out.is_dir():
-        raise InvalidInputError(f"--out {out} is a folder: give the predictions file's name (e.g. preds.jsonl)")
-    info = pipeline.gar.info
     run_settings = {
-        "benchmark": benchmark,
-        "model": info.model_id,
-        "revision": info.revision,
-        "dtype": info.dtype,
-        "box_mode": info.box_mode,
+        "benchmark": plan.benchmark,
+        **model_settings(pipeline.gar.info),
         "sam2": pipeline.tracker.model_id if options.track and pipeline.tracker is not None else None,
         "track": options.track,
         "frames": options.frames,
@@ -302,28 +305,29 @@ def _run(
         "fps": options.fps if options.fps is not None else DEFAULT_FOLDER_FPS,
         "generation": dataclasses.asdict(settings),
     }
-    entries = [EvalItem(item_key(i, items[i]), i, items[i]) for i in range(len(items))[:limit]]
-    started = time.monotonic()
-    runner = _Runner(pipeline, roots, options, settings, describe)
-    outcomes, computed, reused = run_items(entries, out, runner, run_settings, progress)
-    return _Done(outcomes, len(items), run_settings, started, computed, reused, out)
+    run = run_items(plan.entries(), plan.out, _Runner(pipeline, plan, settings), run_settings, progress)
+    records = [_record(plan.spec, outcome) for outcome in run.outcomes]
+    atomic_write_text(plan.out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
-
-def _write_jsonl(path: Path, records: Sequence[Mapping[str, Any]]) -> None:
-    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-
-
-def _common_notes(done: _Done, options: VideoReferSettings) -> list[str]:
     notes = []
-    if len(done.outcomes) != done.total_items:
-        notes.append(
-            f"{len(done.outcomes)} of the {done.total_items} items were run (limit): the score covers those only"
-        )
     if options.track:
         notes.append("objects were tracked with SAM2 from one annotated frame each, not given the benchmark's masks")
     elif options.single_frame:
         notes.append("one mask per object (on frame_idx) was used, so GAR saw only the frames of those masks")
-    return notes
+    if plan.spec.describe:
+        report = None
+        notes.append(
+            f"{plan.benchmark} is judged by an external LLM (GPT-4o) with VideoRefer's "
+            "videorefer_bench_d scripts, which read this file; garvideo does not score it"
+        )
+    else:
+        report = videorefer.score(records)
+        if any(not r["pred"] for r in records):
+            notes.append(
+                "records with an empty pred failed (see 'error'); they count as wrong here, while the "
+                "benchmark's own scorer stops on an empty pred"
+            )
+    return finish(plan, run, report=report, settings=run_settings, notes=notes)
 
 
 def run_videorefer_q(
@@ -346,42 +350,11 @@ def run_videorefer_q(
     names (or ``video_root`` for those). See the module docstring for ``track``, ``frames`` and
     ``single_frame``; ``fps`` is the frame rate given to frame folders (30 if None). Resumable.
     """
-    options = VideoReferSettings(track=track, frames=frames, single_frame=single_frame, fps=fps)
-    done = _run(
-        "VideoRefer-Bench-Q",
-        videorefer.Q_ANNOTATION_FILE,
-        data,
-        pipeline,
-        out,
-        options,
-        settings,
-        video_root,
-        limit,
-        progress,
+    plan = plan_videorefer(
+        BENCHMARK_Q, data, out, track=track, frames=frames, single_frame=single_frame, fps=fps,
+        video_root=video_root, limit=limit,
     )
-    records = []
-    for outcome in done.outcomes:
-        item, result = outcome.item.data, outcome.result
-        record = {
-            "id": item.get("id", outcome.item.index),
-            "video": item.get("video"),
-            "Answer": item.get("Answer"),
-            "pred": result["pred"] if result else "",
-            "type": item.get("type", "unknown"),
-        }
-        if result:
-            record.update(letter=result["letter"], frames=result["frames"])
-        else:
-            record["error"] = outcome.error
-        records.append(record)
-    _write_jsonl(done.out, records)
-    notes = _common_notes(done, options)
-    if any(not r["pred"] for r in records):
-        notes.append(
-            "records with an empty pred failed (see 'error'); they count as wrong here, while the "
-            "benchmark's own scorer stops on an empty pred"
-        )
-    return done.summary("VideoRefer-Bench-Q", videorefer.score(records), notes)
+    return run_videorefer_plan(plan, pipeline, settings=settings, progress=progress)
 
 
 def run_videorefer_d(
@@ -404,37 +377,8 @@ def run_videorefer_d(
     ``video_root``). The descriptions are scored by an external LLM judge (GPT-4o, VideoRefer's
     ``videorefer_bench_d`` scripts), which is out of garvideo's scope: the summary has no score.
     """
-    options = VideoReferSettings(track=track, frames=frames, single_frame=single_frame, fps=fps)
-    done = _run(
-        "VideoRefer-Bench-D",
-        videorefer.D_ANNOTATION_FILE,
-        data,
-        pipeline,
-        out,
-        options,
-        settings,
-        video_root,
-        limit,
-        progress,
+    plan = plan_videorefer(
+        BENCHMARK_D, data, out, track=track, frames=frames, single_frame=single_frame, fps=fps,
+        video_root=video_root, limit=limit,
     )
-    records = []
-    for outcome in done.outcomes:
-        item, result = outcome.item.data, outcome.result
-        record = {
-            "id": item.get("id", outcome.item.index),
-            "video": item.get("video"),
-            "caption": item.get("caption"),
-            "pred": result["pred"] if result else "",
-        }
-        if result:
-            record["frames"] = result["frames"]
-        else:
-            record["error"] = outcome.error
-        records.append(record)
-    _write_jsonl(done.out, records)
-    notes = _common_notes(done, options)
-    notes.append(
-        "VideoRefer-Bench-D is judged by an external LLM (GPT-4o) with VideoRefer's "
-        "videorefer_bench_d scripts, which read this file; garvideo does not score it"
-    )
-    return done.summary("VideoRefer-Bench-D", None, notes)
+    return run_videorefer_plan(plan, pipeline, settings=settings, progress=progress)

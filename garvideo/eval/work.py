@@ -11,21 +11,30 @@ The work folder also holds ``run.json`` (the settings the results were made
 with: a later run with other settings is refused rather than mixing results),
 ``failures.jsonl`` (this run's per-item failures, from BatchJob) and
 ``eval_summary.json`` (:class:`EvalSummary`).
+
+A run is planned before any model is loaded (:class:`EvalPlan`: the items read
+once, those chosen, ``out`` checked and its work folder created by
+:func:`prepare_out`), so a user's mistake costs seconds; :func:`run_items` then
+answers the items and :func:`finish` writes the summary.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..batch.jobs import BatchJob, is_done, result_path
 from ..errors import InvalidInputError
-from ..files import atomic_write_json
+from ..files import atomic_write_json, check_writable
 from .scoring import ScoreReport
+
+if TYPE_CHECKING:
+    from ..model import ModelInfo
 
 RUN_FILE = "run.json"
 SUMMARY_FILE = "eval_summary.json"
@@ -35,6 +44,33 @@ def work_folder(predictions: str | Path) -> Path:
     """Where the per-item results of a run writing ``predictions`` live: ``PREDICTIONS.work/`` beside it."""
     predictions = Path(predictions)
     return predictions.with_name(predictions.name + ".work")
+
+
+def prepare_out(out: str | Path) -> Path:
+    """``out`` checked as a predictions file that can be written, and its work folder created.
+
+    Runs before any model is loaded, so a mistaken ``--out`` costs nothing.
+    """
+    out = check_writable(out, "predictions")
+    work_dir = work_folder(out)
+    try:
+        work_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidInputError(
+            f"cannot create the work folder {work_dir} beside the predictions {out}: {exc.strerror or exc}"
+        ) from None
+    return out
+
+
+def model_settings(info: ModelInfo) -> dict[str, Any]:
+    """The part of a run's recorded settings that says which model made the results."""
+    return {
+        "model": info.model_id,
+        "revision": info.revision,
+        "dtype": info.dtype,
+        "box_mode": info.box_mode,
+        "double_bos": info.double_bos,
+    }
 
 
 def item_key(index: int, item: Mapping[str, Any], ignore: Sequence[str] = ()) -> str:
@@ -54,6 +90,28 @@ class EvalItem:
     key: str
     index: int
     data: Mapping[str, Any] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class EvalPlan:
+    """A run checked before any model is loaded: the benchmark's items (read once), those to run, where to write.
+
+    The benchmarks' plans add what their runs need (a mode, video folders, ...).
+    """
+
+    benchmark: str
+    root: Path  # the data folder: items name their images and videos relative to it
+    items: tuple[Mapping[str, Any], ...] = field(repr=False)  # every item of the benchmark file
+    chosen: tuple[int, ...]  # indices of the items to run, in order
+    out: Path  # the predictions file; its work folder exists
+
+    @property
+    def work_dir(self) -> Path:
+        return work_folder(self.out)
+
+    def entries(self, ignore: Sequence[str] = ()) -> list[EvalItem]:
+        """The chosen items as batch items (``ignore``: fields left out of their keys)."""
+        return [EvalItem(item_key(i, self.items[i], ignore), i, self.items[i]) for i in self.chosen]
 
 
 @dataclass(frozen=True)
@@ -145,14 +203,25 @@ def check_run_settings(work_dir: Path, settings: Mapping[str, Any]) -> None:
     atomic_write_json(path, wanted)
 
 
+@dataclass(frozen=True)
+class ItemsRun:
+    """A finished pass over a run's items: every item's outcome, in order."""
+
+    outcomes: tuple[ItemOutcome, ...]
+    computed: int  # answered by this pass
+    reused: int  # answered by an earlier run
+    started: float  # time.monotonic() when the pass began
+
+
 def run_items(
     items: Sequence[EvalItem],
     predictions: Path,
     process: Callable[[EvalItem], dict[str, Any]],
     settings: Mapping[str, Any],
     progress: bool = True,
-) -> tuple[list[ItemOutcome], int, int]:
-    """Run ``process`` over the items not done yet; return every item's outcome, and (computed, reused) counts."""
+) -> ItemsRun:
+    """Run ``process`` over the items not done yet; return every item's outcome, and the counts."""
+    started = time.monotonic()
     work_dir = work_folder(predictions)
     check_run_settings(work_dir, settings)
     summary = BatchJob(list(items), work_dir, process, progress=progress).run()
@@ -166,8 +235,39 @@ def run_items(
             outcomes.append(ItemOutcome(item, result, None))
         else:  # not possible after a completed job; kept so a bug cannot pass for a result
             outcomes.append(ItemOutcome(item, None, "no result was recorded for this item"))
-    return outcomes, summary.succeeded, summary.done_before
+    return ItemsRun(tuple(outcomes), summary.succeeded, summary.done_before, started)
 
 
-def write_summary(summary: EvalSummary) -> None:
+def finish(
+    plan: EvalPlan,
+    run: ItemsRun,
+    *,
+    report: ScoreReport | None,
+    settings: Mapping[str, Any],
+    notes: Sequence[str] = (),
+    counts: Mapping[str, int] | None = None,
+) -> EvalSummary:
+    """The run's :class:`EvalSummary`, written to the work folder; a partial run says so first in its notes."""
+    failures = tuple((o.item.key, o.error) for o in run.outcomes if o.error is not None)
+    if len(plan.chosen) != len(plan.items):
+        notes = [
+            f"{len(plan.chosen)} of the {len(plan.items)} items were run (subset/limit): the score covers those only",
+            *notes,
+        ]
+    summary = EvalSummary(
+        benchmark=plan.benchmark,
+        predictions=plan.out,
+        work_dir=plan.work_dir,
+        total=len(run.outcomes),
+        computed=run.computed,
+        reused=run.reused,
+        failed=len(failures),
+        failures=failures,
+        seconds=time.monotonic() - run.started,
+        report=report,
+        settings=dict(settings),
+        notes=tuple(notes),
+        counts=dict(counts or {}),
+    )
     atomic_write_json(summary.work_dir / SUMMARY_FILE, summary.to_dict())
+    return summary

@@ -17,7 +17,15 @@ from garvideo_cli.main import app
 from PIL import Image
 
 from garvideo.eval import gar_bench
-from garvideo.eval.run_gar_bench import UNMARKED_FIELD, item_masks, run_gar_bench_vqa
+from garvideo.errors import InvalidInputError
+from garvideo.eval.run_gar_bench import (
+    UNMARKED_FIELD,
+    extra_region_count,
+    item_masks,
+    plan_gar_bench_vqa,
+    run_gar_bench_plan,
+    run_gar_bench_vqa,
+)
 from garvideo.eval.work import work_folder
 from garvideo.masks import encode_rle
 from garvideo.model import GenerationSettings
@@ -156,7 +164,8 @@ def small_bench(tmp_path_factory) -> Path:
 
 
 EXPECTED_ERRORS = {
-    1: "more than 5 regions: the question names 7 regions",
+    1: "more than 5 regions: the question names <Prompt5>, <Prompt6> but one GAR prompt marks only <Prompt0> to "
+    "<Prompt4>",
     2: "malformed RLE: the mask of <Prompt1>",
     3: "a prompt without a mask: the question names <Prompt2> but the item has only 2 masks",
     4: "missing image: images/missing.png",
@@ -232,3 +241,50 @@ def test_subset_and_limit_choose_items():
     with pytest.raises(Exception, match="neither an item's image nor an item index"):
         gar_bench.select_items(items, ["images/vqa_9.png"])
     assert gar_bench.read_subset(["# a comment", "", " images/vqa_1.png "]) == ["images/vqa_1.png"]
+
+
+def test_a_prompt_beyond_the_fifth_counts_as_the_runner_treats_it(small_bench, gar, tmp_path):
+    """Two regions, one of them <Prompt6>: GAR cannot mark it, so the summary counts it with the >5-region items."""
+    folder = tmp_path / "bench"
+    (folder / "images").mkdir(parents=True)
+    (folder / "images/a.png").write_bytes((small_bench / "images/a.png").read_bytes())
+    seven = gar_bench.load_items(small_bench)[1]
+    item = {**seven, "question": "Is <Prompt6> left of <Prompt0>?", "choices": ["A. yes", "B. no"]}
+    (folder / "GAR-Bench-VQA.json").write_text(json.dumps([item]), encoding="utf-8")
+    assert extra_region_count(item, 5) == 1
+
+    refused = run_gar_bench_vqa(folder, gar, tmp_path / "default.json", settings=SHORT, progress=False)
+    assert refused.failed == 1 and "the question names <Prompt6> but" in refused.failures[0][1]
+    assert refused.counts == {"more_than_max_regions": 1, "answered_reference_way": 0}
+
+    # the reference's prompt needs every mask named: the item fails there too, and is counted so
+    other = run_gar_bench_vqa(folder, gar, tmp_path / "ref.json", mode="reference", settings=SHORT, progress=False)
+    assert other.failed == 1 and "names <Prompt0>, <Prompt6> but 7 masks were given" in other.failures[0][1]
+    assert other.counts == {"more_than_max_regions": 1, "answered_reference_way": 0}
+
+
+def test_a_plan_checks_everything_a_user_gives_before_a_model_is_needed(small_bench, gar, tmp_path):
+    plan = plan_gar_bench_vqa(small_bench, tmp_path / "runs/p.json", subset=["images/a.png"], limit=2)
+    assert (plan.benchmark, plan.root, plan.chosen, len(plan.items), plan.mode) == (
+        "GAR-Bench-VQA", small_bench, (0, 1), 6, "default"
+    )
+    assert plan.work_dir == work_folder(tmp_path / "runs/p.json") and plan.work_dir.is_dir()
+    assert not plan.out.exists()
+    summary = run_gar_bench_plan(plan, gar, settings=SHORT, progress=False)
+    assert summary.total == 2 and any("2 of the 6 items were run" in note for note in summary.notes)
+
+    (tmp_path / "afile").write_text("")
+    (tmp_path / "blocked.json.work").write_text("")
+    mistakes = [
+        ({"out": tmp_path}, "is a folder"),
+        ({"out": tmp_path / "afile/p.json"}, "afile is a file, not a folder"),
+        ({"out": tmp_path / "blocked.json"}, "cannot create the work folder"),
+        ({"subset": ["images/a.png", "7"]}, "neither an item's image nor an item index .0 to 5., e.g. '7'"),
+        ({"limit": 0}, "limit must be at least 1"),
+        ({"mode": "sloppy"}, "unknown mode 'sloppy'"),
+    ]
+    for change, message in mistakes:
+        arguments = {"data": small_bench, "out": tmp_path / "q.json", **change}
+        with pytest.raises(InvalidInputError, match=message):
+            plan_gar_bench_vqa(**arguments)
+    assert not work_folder(tmp_path / "q.json").exists()  # refused plans leave nothing behind

@@ -10,7 +10,8 @@ from click.testing import CliRunner
 from garvideo_cli.main import app
 
 from garvideo.eval import videorefer
-from garvideo.eval.run_videorefer import run_videorefer_d, run_videorefer_q
+from garvideo.errors import InvalidInputError
+from garvideo.eval.run_videorefer import plan_videorefer, run_videorefer_d, run_videorefer_plan, run_videorefer_q
 from garvideo.eval.work import work_folder
 from garvideo.model import GenerationSettings
 from garvideo.pipeline import Pipeline
@@ -152,3 +153,29 @@ def test_videorefer_d_writes_what_the_judge_reads(videorefer_set, pipeline, tmp_
     assert summary.report is None and any("external LLM" in note for note in summary.notes)
     refused = CliRunner().invoke(app, ["eval", "score", str(out)])
     assert refused.exit_code == 2 and "judged by an external LLM" in refused.output
+
+
+def test_a_plan_checks_the_inputs_and_knows_where_each_benchmark_keeps_its_videos(videorefer_set, pipeline, tmp_path):
+    folder = videorefer_set.folder
+    q = plan_videorefer(videorefer.BENCHMARK_Q, folder, tmp_path / "q.jsonl", frames=2, limit=1)
+    assert (q.benchmark, q.chosen, len(q.items), q.video_roots) == ("VideoRefer-Bench-Q", (0,), 8, (folder,))
+    assert q.work_dir.is_dir() and q.options.frames == 2
+    d = plan_videorefer(videorefer.BENCHMARK_D, folder / videorefer.D_ANNOTATION_FILE, tmp_path / "d.jsonl")
+    assert d.video_roots == (folder, folder / "Panda-70M-part") and d.chosen == (0, 1)
+    elsewhere = plan_videorefer(videorefer.BENCHMARK_D, folder, tmp_path / "e.jsonl", video_root=folder / "Panda")
+    assert elsewhere.video_roots == (folder / "Panda",)
+
+    summary = run_videorefer_plan(q, pipeline, settings=SHORT, progress=False)
+    assert summary.total == 1 and summary.settings["double_bos"] == pipeline.gar.info.double_bos
+    assert any("1 of the 8 items were run" in note for note in summary.notes)
+
+    for change, message in [
+        ({"video_root": tmp_path / "nowhere"}, "the video folder .* does not exist"),
+        ({"frames": 0}, "frames must be at least 1"),
+        ({"limit": 0}, "limit must be at least 1"),
+        ({"out": tmp_path}, "is a folder"),
+        ({"data": tmp_path / "nowhere"}, "no VideoRefer-Bench data at"),
+    ]:
+        arguments = {"data": folder, "out": tmp_path / "x.jsonl", **change}
+        with pytest.raises(InvalidInputError, match=message):
+            plan_videorefer(videorefer.BENCHMARK_Q, **arguments)
