@@ -92,8 +92,21 @@ def quiet_option(func: Callable) -> Callable:
     return click.option("-q", "--quiet", is_flag=True, help="No progress bars.")(func)
 
 
-def load_pipeline(gar_model: str | None, sam2_model: str | None, device: str, dtype: str, quiet: bool):
-    """The pipeline with the models a command needs (None leaves a model out)."""
+def load_pipeline(
+    gar_model: str | None,
+    sam2_model: str | None,
+    device: str,
+    dtype: str,
+    quiet: bool,
+    *,
+    progress: bool | None = None,
+    box_mode: str = "reference",
+):
+    """The pipeline with the models a command needs (None leaves a model out).
+
+    ``progress``: the pipeline's own progress bars (default: unless ``quiet``); a command that
+    shows one bar over many pipeline calls turns them off. ``box_mode``: GAR's RoI box.
+    """
     from transformers.utils import logging as transformers_logging
 
     from garvideo.pipeline import Pipeline
@@ -102,7 +115,14 @@ def load_pipeline(gar_model: str | None, sam2_model: str | None, device: str, dt
     if not quiet:
         names = " and ".join(m for m in (gar_model, sam2_model) if m)
         click.echo(f"loading {names} ...", err=True)
-    return Pipeline.from_pretrained(gar=gar_model, sam2=sam2_model, device=device, dtype=dtype, progress=not quiet)
+    return Pipeline.from_pretrained(
+        gar=gar_model,
+        sam2=sam2_model,
+        device=device,
+        dtype=dtype,
+        box_mode=box_mode,
+        progress=not quiet if progress is None else progress,
+    )
 
 
 def parse_regions(boxes, points, masks) -> list:

@@ -1,4 +1,9 @@
-"""``garvideo eval ...``: reproduce the published numbers (GAR-Bench-VQA, VideoRefer-Bench-Q/-D) and score predictions."""
+"""``garvideo eval ...``: reproduce the published numbers (GAR-Bench-VQA, VideoRefer-Bench-Q/-D) and score predictions.
+
+Each run command first checks the user's inputs without a model (the data, the
+subset, --out, --video-root: ``plan_*``), then loads the model and runs the plan,
+so a mistake costs seconds, not the minutes GAR-8B takes to load.
+"""
 
 from __future__ import annotations
 
@@ -8,25 +13,15 @@ from pathlib import Path
 
 import click
 
-DEFAULT_GAR = "HaochenWang/GAR-1B"
-DEFAULT_SAM2 = "facebook/sam2.1-hiera-tiny"
+from garvideo.eval import BENCHMARKS, format_score, score_predictions  # garvideo.eval and its videorefer module import no torch
+from garvideo.eval.videorefer import BENCHMARK_D, BENCHMARK_Q, DEFAULT_FRAMES
+
+from .common import load_pipeline, model_options
 
 
 def _shared_options(func: Callable) -> Callable:
     for decorator in reversed(
         [
-            click.option(
-                "--device",
-                default="auto",
-                show_default=True,
-                help="auto (CUDA when available, else CPU), cpu, cuda or cuda:N.",
-            ),
-            click.option(
-                "--dtype",
-                default="auto",
-                show_default=True,
-                help="auto (bfloat16 on CUDA, as the reference; float32 on CPU), float32, bfloat16 or float16.",
-            ),
             click.option(
                 "--max-new-tokens",
                 default=1024,
@@ -50,15 +45,7 @@ def _shared_options(func: Callable) -> Callable:
     return func
 
 
-def _quiet_transformers() -> None:
-    from transformers.utils import logging as transformers_logging
-
-    transformers_logging.disable_progress_bar()  # "Loading weights" bars; hub downloads keep theirs
-
-
 def _report(summary, as_json: bool) -> None:
-    from garvideo.eval import format_score
-
     if as_json:
         click.echo(json.dumps(summary.to_dict(), ensure_ascii=False))
         return
@@ -100,13 +87,7 @@ def eval_group() -> None:
     metavar="PREDICTIONS.json",
     help="Predictions file to write (the reference's format: the items with a model_output).",
 )
-@click.option(
-    "--model",
-    default=DEFAULT_GAR,
-    show_default=True,
-    metavar="ID|FOLDER",
-    help="GAR weights: a hub id or a local folder.",
-)
+@model_options(sam2=False)
 @click.option(
     "--mode",
     type=click.Choice(["default", "reference"]),
@@ -131,7 +112,7 @@ def eval_group() -> None:
 )
 @_shared_options
 def gar_bench_vqa_command(
-    data, out, model, mode, subset, box_mode, device, dtype, max_new_tokens, limit, quiet, as_json
+    data, out, gar_model, device, dtype, mode, subset, box_mode, max_new_tokens, limit, quiet, as_json
 ) -> None:
     """Answer GAR-Bench-VQA with GAR and print the score the reference's way.
 
@@ -142,28 +123,13 @@ def gar_bench_vqa_command(
     answer is right when it equals the letter (case-insensitive). The
     reference ran in bfloat16 on CUDA, garvideo's default there.
     """
-    from garvideo.eval import gar_bench
+    from garvideo.eval import plan_gar_bench_vqa, run_gar_bench_plan
+    from garvideo.model import GenerationSettings
 
-    _, annotation = gar_bench.find_data(data)  # user mistakes first, before a model is loaded
-    gar_bench.load_items(annotation)
-    if subset is not None:
-        gar_bench.read_subset(subset)
-    _quiet_transformers()
-    from garvideo.eval import run_gar_bench_vqa
-    from garvideo.model import GAR, GenerationSettings
-
-    if not quiet:
-        click.echo(f"loading {model} ...", err=True)
-    gar = GAR.from_pretrained(model, device=device, dtype=dtype, box_mode=box_mode)
-    summary = run_gar_bench_vqa(
-        data,
-        gar,
-        out,
-        mode=mode,
-        settings=GenerationSettings(max_new_tokens=max_new_tokens),
-        subset=subset,
-        limit=limit,
-        progress=not quiet,
+    plan = plan_gar_bench_vqa(data, out, mode=mode, subset=subset, limit=limit)  # user mistakes before the model
+    pipeline = load_pipeline(gar_model, None, device, dtype, quiet, progress=False, box_mode=box_mode)
+    summary = run_gar_bench_plan(
+        plan, pipeline.gar, settings=GenerationSettings(max_new_tokens=max_new_tokens), progress=not quiet
     )
     _report(summary, as_json)
 
@@ -171,30 +137,16 @@ def gar_bench_vqa_command(
 def _videorefer_options(func: Callable) -> Callable:
     for decorator in reversed(
         [
-            click.option(
-                "--model",
-                default=DEFAULT_GAR,
-                show_default=True,
-                metavar="ID|FOLDER",
-                help="GAR weights: a hub id or a local folder (the paper's video number is GAR-8B's).",
-            ),
-            click.option(
-                "--sam2",
-                "sam2_model",
-                default=DEFAULT_SAM2,
-                show_default=True,
-                metavar="ID|FOLDER",
-                help="SAM2 weights for --track: a hub id or a local folder.",
-            ),
+            model_options(),
             click.option(
                 "--track",
                 is_flag=True,
-                help="Track each object with SAM2 from its mask on the item's frame_idx instead of "
+                help="Track each object with SAM2 (--sam2) from its mask on the item's frame_idx instead of "
                 "using the benchmark's masks.",
             ),
             click.option(
                 "--frames",
-                default=16,
+                default=DEFAULT_FRAMES,
                 show_default=True,
                 type=click.IntRange(min=1),
                 help="Frames GAR sees per item, spread over those where the objects are visible.",
@@ -222,50 +174,34 @@ def _videorefer_options(func: Callable) -> Callable:
 
 
 def _run_videorefer(
-    kind,
+    spec,
     data,
     out,
-    model,
+    gar_model,
     sam2_model,
+    device,
+    dtype,
     track,
     frames,
     single_frame,
     fps,
     video_root,
-    device,
-    dtype,
     max_new_tokens,
     limit,
     quiet,
     as_json,
 ) -> None:
-    from garvideo.eval import videorefer
-
-    annotation_file = videorefer.Q_ANNOTATION_FILE if kind == "q" else videorefer.D_ANNOTATION_FILE
-    _, annotation = videorefer.find_data(data, annotation_file)  # user mistakes first, before models are loaded
-    videorefer.load_items(annotation, annotation_file)
-    _quiet_transformers()
-    from garvideo.eval import run_videorefer_d, run_videorefer_q
+    from garvideo.eval import plan_videorefer, run_videorefer_plan
     from garvideo.model import GenerationSettings
-    from garvideo.pipeline import Pipeline
 
-    sam2 = sam2_model if track else None
-    if not quiet:
-        click.echo(f"loading {' and '.join(m for m in (model, sam2) if m)} ...", err=True)
-    pipeline = Pipeline.from_pretrained(gar=model, sam2=sam2, device=device, dtype=dtype, progress=False)
-    run = run_videorefer_q if kind == "q" else run_videorefer_d
-    summary = run(
-        data,
-        pipeline,
-        out,
-        track=track,
-        frames=frames,
-        single_frame=single_frame,
-        fps=fps,
-        video_root=video_root,
-        settings=GenerationSettings(max_new_tokens=max_new_tokens),
+    plan = plan_videorefer(  # user mistakes before the models are loaded
+        spec, data, out, track=track, frames=frames, single_frame=single_frame, fps=fps, video_root=video_root,
         limit=limit,
-        progress=not quiet,
+    )
+    # one progress bar over the items: the pipeline's own bars (tracking) would repeat per item
+    pipeline = load_pipeline(gar_model, sam2_model if track else None, device, dtype, quiet, progress=False)
+    summary = run_videorefer_plan(
+        plan, pipeline, settings=GenerationSettings(max_new_tokens=max_new_tokens), progress=not quiet
     )
     _report(summary, as_json)
 
@@ -292,10 +228,11 @@ def videorefer_q_command(**options) -> None:
 
     Each question's <objectN><region> markers become named regions, its
     options '(A) text' the pipeline's options; by default the benchmark's own
-    masks are the tracks (no SAM2), as the paper evaluated GAR zero-shot.
+    masks are the tracks (no SAM2), as the paper evaluated GAR zero-shot
+    (its number is GAR-8B's: --model HaochenWang/GAR-8B).
     The answer letter is parsed the way the benchmark's scorer parses it.
     """
-    _run_videorefer("q", **options)
+    _run_videorefer(BENCHMARK_Q, **options)
 
 
 @eval_group.command("videorefer-d")
@@ -323,14 +260,14 @@ def videorefer_d_command(**options) -> None:
     VideoRefer's videorefer_bench_d scripts): that is out of garvideo's
     scope, so no score is printed.
     """
-    _run_videorefer("d", **options)
+    _run_videorefer(BENCHMARK_D, **options)
 
 
 @eval_group.command("score")
 @click.argument("predictions", type=click.Path(path_type=Path))
 @click.option(
     "--benchmark",
-    type=click.Choice(["auto", "gar-bench-vqa", "videorefer-q"]),
+    type=click.Choice(["auto", *BENCHMARKS]),
     default="auto",
     show_default=True,
     help="Which benchmark's scorer to use (auto: from the file's fields).",
@@ -348,8 +285,6 @@ def score_command(predictions, benchmark, as_json) -> None:
     VideoRefer-Bench-Q: the answer letter parsed as its eval script does
     ('(B)', else 'B)', else the first character once periods are removed).
     """
-    from garvideo.eval import format_score, score_predictions
-
     benchmark, report = score_predictions(predictions, benchmark)
     if as_json:
         click.echo(json.dumps(report.to_dict()))
