@@ -15,6 +15,9 @@ the time spent encoding (vision tower, projector, replay) and generating.
 from __future__ import annotations
 
 import contextlib
+import functools
+import math
+import numbers
 import os
 import re
 import time
@@ -66,6 +69,16 @@ class GenerationSettings:
     cache_implementation: Optional[str] = None  # e.g. "static" (transformers' fixed-size KV cache)
 
     def __post_init__(self) -> None:
+        # Checked here, whether or not sampling is on, so a mistake is named when it is made, not deep in generate.
+        for name in ("max_new_tokens", "min_new_tokens") + (("top_k",) if self.top_k is not None else ()):
+            if not isinstance(getattr(self, name), numbers.Integral) or isinstance(getattr(self, name), bool):
+                raise InvalidInputError(f"{name} must be a whole number, got {getattr(self, name)!r}")
+        for name in ("temperature", "top_p", "repetition_penalty"):
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value):
+                raise InvalidInputError(f"{name} must be a number, got {value!r}")
+        if self.seed is not None and (not isinstance(self.seed, numbers.Integral) or isinstance(self.seed, bool)):
+            raise InvalidInputError(f"seed must be a whole number or None, got {self.seed!r}")
         if self.max_new_tokens < 1:
             raise InvalidInputError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
         if not 0 <= self.min_new_tokens <= self.max_new_tokens:
@@ -74,6 +87,20 @@ class GenerationSettings:
             raise InvalidInputError(f"temperature must be positive, got {self.temperature}")
         if not 0 < self.top_p <= 1:
             raise InvalidInputError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.top_k is not None and self.top_k < 0:
+            raise InvalidInputError(f"top_k must be a positive whole number (None or 0: no limit), got {self.top_k}")
+        if self.repetition_penalty <= 0:
+            raise InvalidInputError(
+                f"repetition_penalty must be positive (1.0: no penalty, above 1: fewer repeats), got"
+                f" {self.repetition_penalty}"
+            )
+        if self.cache_implementation is not None:
+            known = _cache_implementations()
+            if known and self.cache_implementation not in known:
+                raise InvalidInputError(
+                    f"unknown cache_implementation {self.cache_implementation!r}: use None (transformers' dynamic"
+                    f" cache) or one of {', '.join(repr(k) for k in known)}"
+                )
 
     def generation_config(self, eos_token_id: int, pad_token_id: int, output_logits: bool):
         from transformers import GenerationConfig
@@ -93,6 +120,16 @@ class GenerationSettings:
         if self.do_sample:
             options.update(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k or 0)
         return GenerationConfig(**options)
+
+
+@functools.lru_cache(maxsize=1)
+def _cache_implementations() -> tuple[str, ...]:
+    """The KV cache names this transformers' generate accepts (empty if it does not list them)."""
+    try:
+        from transformers.generation.configuration_utils import ALL_CACHE_IMPLEMENTATIONS
+    except ImportError:
+        return ()
+    return tuple(ALL_CACHE_IMPLEMENTATIONS)
 
 
 @dataclass(frozen=True)
@@ -178,7 +215,16 @@ def _substitute_names(text: str, names: Sequence[str]) -> str:
 
 
 def _options(options: Optional[Sequence[str]]) -> Optional[tuple[str, ...]]:
-    return None if options is None else tuple(str(o).strip() for o in options)
+    if options is None:
+        return None
+    if isinstance(options, (str, bytes)):
+        raise InvalidInputError(
+            f"options must be a list of option texts, e.g. ['red', 'blue'], not the single string {options!r}"
+        )
+    texts = tuple(str(o).strip() for o in options)
+    if any(not text for text in texts):
+        raise InvalidInputError(f"every option needs a text, got {list(options)!r}")
+    return texts
 
 
 def _restore_names(text: str, names: Sequence[str], indices: Sequence[int]) -> str:

@@ -376,7 +376,16 @@ class GARModel(nn.Module):
             kwargs["device_map"] = {"": device}
         try:
             mllm, info = _perception_lm_class().from_pretrained(str(folder), **kwargs)
+        except ImportError as exc:  # e.g. flash_attention_2 without the flash-attn package
+            raise InvalidInputError(
+                f"attn_implementation={attn_implementation!r} cannot be used here ({exc}): use 'sdpa' (the default)"
+                " or 'eager'"
+            ) from exc
         except (OSError, ValueError, RuntimeError) as exc:
+            if "attn_implementation" in str(exc) or "attention implementation" in str(exc):
+                raise InvalidInputError(
+                    f"attn_implementation={attn_implementation!r} cannot be used with GAR: {exc}"
+                ) from exc
             raise CheckpointError(f"cannot load the GAR weights in {str(folder)!r}: {exc}") from exc
         problems = []
         if info.get("missing_keys"):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -738,8 +739,10 @@ class GARProcessor:
                     f"region {label!r} has {len(masks)} masks for {len(frames)} frames: give one per frame (None where"
                     " it is not visible)"
                 )
-        if times is not None and len(times) != len(frames):
-            raise InvalidInputError(f"{len(times)} frame times were given for {len(frames)} frames")
+        if times is not None:
+            if isinstance(times, (str, bytes)) or len(times) != len(frames):
+                raise InvalidInputError(f"give one frame time per frame ({len(frames)}), in seconds or None")
+            times = [_frame_time(t, f) for f, t in enumerate(times)]
 
         prepared: list[PreparedImage] = []
         crops: list[list[Optional[str]]] = []
@@ -775,6 +778,14 @@ class GARProcessor:
             )
         text = template.render(indices, crops, question, times)
         return self.assemble(text, prepared, specs, indices)
+
+
+def _frame_time(value: object, frame: int) -> Optional[float]:
+    if value is None:
+        return None
+    if isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) and value >= 0:
+        return float(value)
+    raise InvalidInputError(f"the time of frame {frame} is {value!r}: give seconds from the video's start, or None")
 
 
 def _read_json(path: Path, required: bool = True) -> dict:

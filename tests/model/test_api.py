@@ -1,12 +1,14 @@
 """The user-facing GAR API on the tiny checkpoint: images, named regions, videos, results and errors."""
 
+import importlib.util
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from garvideo.errors import GarvideoError, InvalidInputError
-from garvideo.model import GenerationSettings, TooManyRegionsError
+from garvideo.model import GenerationSettings, TooManyRegionsError, VideoPromptTemplate
 
 SHORT = GenerationSettings(max_new_tokens=6)
 
@@ -91,6 +93,55 @@ def test_ask_errors(gar, scene, tmp_path):
     with pytest.raises(GarvideoError, match="not usable"):
         gar.ask(image, {"bad<name>": masks["red"]}, "Hi?")
     assert gar.generate([], SHORT) == []
+
+
+@pytest.mark.parametrize(
+    "settings,message",
+    [
+        (dict(do_sample=True, top_k=-1), "top_k must be a positive"),
+        (dict(top_k=2.5), "top_k must be a whole number"),
+        (dict(repetition_penalty=0), "repetition_penalty must be positive"),
+        (dict(cache_implementation="bogus"), "unknown cache_implementation 'bogus'"),
+        (dict(max_new_tokens="5"), "max_new_tokens must be a whole number"),
+        (dict(temperature=float("nan")), "temperature must be a number"),
+        (dict(seed="7"), "seed must be a whole number"),
+    ],
+)
+def test_generation_settings_refuse_mistakes(settings, message):
+    with pytest.raises(InvalidInputError, match=message):
+        GenerationSettings(**settings)
+
+
+def test_generation_settings_accept_what_generate_accepts():
+    GenerationSettings(do_sample=True, top_k=0, repetition_penalty=1.2, cache_implementation="static", seed=3)
+
+
+def test_loading_with_an_unusable_attention_is_a_clear_error(tiny_checkpoint):
+    from garvideo.model import GAR
+
+    with pytest.raises(InvalidInputError, match="attn_implementation='bogus'"):
+        GAR.from_pretrained(tiny_checkpoint, device="cpu", attn_implementation="bogus")
+    if importlib.util.find_spec("flash_attn") is None:  # the usual case on a CPU machine
+        with pytest.raises(InvalidInputError, match="attn_implementation='flash_attention_2' cannot be used here"):
+            GAR.from_pretrained(tiny_checkpoint, device="cpu", attn_implementation="flash_attention_2")
+
+
+def test_question_inputs_of_the_wrong_kind_are_clear_errors(gar, scene):
+    image, masks = scene
+    with pytest.raises(InvalidInputError, match="not the single string 'xy'"):
+        gar.prepare_ask(image, {"red": masks["red"]}, "Which?", options="xy")
+    with pytest.raises(InvalidInputError, match="every option needs a text"):
+        gar.prepare_ask(image, {"red": masks["red"]}, "Which?", options=["red", " "])
+    with pytest.raises(InvalidInputError, match="question must be text"):
+        gar.prepare_ask(image, {"red": masks["red"]}, None)
+    frames, red, _ = _video(scene, 2)
+    with pytest.raises(InvalidInputError, match="the time of frame 0 is 'x'"):
+        gar.ask_video(frames, {"red": red}, "What?", times=["x", 1.0])
+    with pytest.raises(InvalidInputError, match="one frame time per frame"):
+        gar.ask_video(frames, {"red": red}, "What?", times=[0.0])
+    assert "t=0.50s" in gar.prepare_video(
+        frames, {"red": red}, "What?", times=[0, 0.5], template=VideoPromptTemplate(frame="t={time}: {regions}\n")
+    ).inputs.text
 
 
 def test_describe_batch_matches_single_calls(gar, scene):
