@@ -2,7 +2,8 @@
 
     python bench/eval.py            # prints the markdown rows for bench/RESULTS.md (## eval)
 
-1. GAR-Bench-VQA: the 39 real images of ``shared/data/gar-bench-vqa`` prepared
+1. GAR-Bench-VQA: the items whose images ship in ``shared/data/gar-bench-vqa``
+   (``subset_with_images.txt``; the shared folder is ``GARVIDEO_SHARED`` if set) prepared
    exactly as a run prepares them (PNG decode, RLE decode, prompt map, tiling
    at GAR-1B's released settings: 448 px tiles, at most 16 + a thumbnail, the
    reference prompt), with a random checkpoint of those tile settings. The
@@ -10,7 +11,7 @@
    region); the tokenizer is the tiny test one.
 2. VideoRefer-Bench-Q: opening a DAVIS-like frame folder (80 JPEG frames,
    854x480) and reading the 16 frames a question uses.
-3. Resuming a finished 424-item GAR-Bench-VQA run (nothing computed, the
+3. Resuming a finished run over every GAR-Bench-VQA item (nothing computed, the
    predictions reassembled and scored).
 
 No GPU is needed: model time is in bench/model.py and GAR_NOTES.md.
@@ -19,8 +20,8 @@ No GPU is needed: model time is in bench/model.py and GAR_NOTES.md.
 from __future__ import annotations
 
 import os
-import platform
 import statistics
+from collections import Counter
 import tempfile
 import time
 from pathlib import Path
@@ -33,8 +34,11 @@ from garvideo.eval.run_gar_bench import item_masks, run_gar_bench_vqa
 from garvideo.model import GAR, GARProcessor, GenerationSettings
 from garvideo.testing.gar import build_tiny_gar_checkpoint
 from garvideo.video import open_video
+from machine import describe as describe_machine  # bench/machine.py (scripts run from bench/)
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "gar-bench-vqa"
+# the shared folder beside the checkout, as the tests find it (GARVIDEO_SHARED overrides)
+SHARED = Path(os.environ.get("GARVIDEO_SHARED") or Path(__file__).resolve().parents[2] / "shared")
+DATA = SHARED / "data" / "gar-bench-vqa"
 
 
 def _ms(seconds: float) -> str:
@@ -62,9 +66,11 @@ def prepare_items(folder: Path) -> list[str]:
         tokens.append(inputs.num_tokens)
         tiles.append(inputs.images[0].num_tiles)
     total = [a + b for a, b in zip(load, prepare)]
+    images = len({items[i]["image"] for i in chosen})
     return [
         (
-            f"| GAR-Bench-VQA item, CPU side (39 real images, 448 px tiles, <= 16 + thumbnail) | "
+            f"| GAR-Bench-VQA item, CPU side ({len(chosen)} items on {images} real images, 448 px tiles, "
+            f"<= 16 + thumbnail) | "
             f"{_ms(statistics.median(total))} (max {_ms(max(total))}) | image + RLE {_ms(statistics.median(load))}, "
             f"prompt map + tiling + prompt {_ms(statistics.median(prepare))} | tiles {min(tiles)}-{max(tiles)}, "
             f"prompt tokens {min(tokens)}-{max(tokens)} (median {int(statistics.median(tokens))}) |"
@@ -105,11 +111,14 @@ def resume_finished_run(folder: Path) -> list[str]:
     started = time.perf_counter()
     summary = run_gar_bench_vqa(DATA, gar, out, mode="reference", settings=settings, progress=False)
     elapsed = time.perf_counter() - started
-    assert summary.computed == 0 and summary.total == 424
+    assert summary.computed == 0
+    why = Counter(reason.split(": ", 1)[0] for _, reason in summary.failures)
+    failed = ", ".join(f"{count} x {kind}" for kind, count in why.most_common())
     return [
         (
-            f"| GAR-Bench-VQA: re-running a finished 424-item run | {_ms(elapsed)} | | 39 results reused, 385 missing "
-            f"images re-checked, predictions reassembled and scored |"
+            f"| GAR-Bench-VQA: re-running a finished {summary.total}-item run | {_ms(elapsed)} | | "
+            f"{summary.reused} results reused, {summary.failed} failed items re-checked ({failed}), "
+            f"predictions reassembled and scored |"
         )
     ]
 
@@ -118,6 +127,8 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
+    if not DATA.is_dir():
+        raise SystemExit(f"no GAR-Bench-VQA data at {DATA}: set GARVIDEO_SHARED to the shared folder")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -125,8 +136,7 @@ def main() -> None:
         rows += read_frame_folder(folder)
         rows += resume_finished_run(folder)
     print(
-        f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, torch on 1 thread, no GPU; "
-        f"load average {os.getloadavg()[0]:.1f} (shared with other jobs)."
+        f"Machine: {describe_machine('cpu', 1)}; load average {os.getloadavg()[0]:.1f} (shared with other jobs)."
     )
     print()
     print("| what | ms per item (median) | of which | notes |")
