@@ -1,6 +1,8 @@
 """The user-facing GAR API on the tiny checkpoint: images, named regions, videos, results and errors."""
 
+import copy
 import importlib.util
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -66,10 +68,46 @@ def test_multiple_choice_builds_the_reference_prompt(gar, scene):
         "Question: What colour is <Prompt0>?\nOptions:\nA. red\nB. green\nAnswer with the correct option's"
         in inputs.text
     )
-    result = gar.ask(image, {"red": masks["red"]}, "What colour is <red>?", options=["red", "green"], settings=SHORT)
-    from garvideo.model import parse_option_letter
 
-    assert result.choice == parse_option_letter(result.text, 2)
+
+def _answers_b(gar):
+    """A copy of the tiny model wired to answer "B" and stop, through its real forward pass and generate.
+
+    Every layer's output projections are zeroed, so the last position's hidden state is its own
+    token embedding; column 0 of every embedding is 1 (the "B" logit), column 1 is 1 only for "B"
+    (the EOS logit, ten times larger, once "B" has been generated).
+    """
+    tokenizer = gar.processor.tokenizer
+    letter, eos = tokenizer.convert_tokens_to_ids("B"), gar.processor.eos_token_id
+    constrained = copy.copy(gar)
+    constrained.model = copy.deepcopy(gar.model)
+    language = constrained.model.mllm
+    with torch.no_grad():
+        for layer in language.model.language_model.layers:
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
+        embeddings = language.get_input_embeddings().weight
+        embeddings[:, :2] = 0
+        embeddings[:, 0] = 1.0
+        embeddings[letter, 1] = 1.0
+        norm = language.model.language_model.norm.weight
+        norm.zero_()
+        norm[:2] = 1.0
+        head = language.lm_head.weight
+        head.zero_()
+        head[letter, 0] = 10.0
+        head[eos, 1] = 100.0
+    return constrained
+
+
+def test_multiple_choice_answer_gives_its_letter(gar, scene):
+    image, masks = scene
+    result = _answers_b(gar).ask(
+        image, {"red": masks["red"]}, "What colour is <red>?", options=["red", "green", "blue"], settings=SHORT
+    )
+    assert result.text == "B" and result.finished and result.choice == "B"
+    free = _answers_b(gar).ask(image, {"red": masks["red"]}, "What colour is <red>?", settings=SHORT)
+    assert free.text == "B" and free.choice is None  # no options, no choice
 
 
 def test_ask_errors(gar, scene, tmp_path):
@@ -162,6 +200,10 @@ def test_sampling_is_seeded_and_leaves_global_random_state_alone(gar, scene):
     assert torch.equal(torch.random.get_rng_state(), state)
     b = gar.describe(image, masks["red"], settings)
     assert a.token_ids == b.token_ids
+    # The seed is what decides: another seed, or greedy decoding, gives other tokens.
+    other_seed = gar.describe(image, masks["red"], replace(settings, seed=12))
+    assert other_seed.token_ids != a.token_ids
+    assert gar.describe(image, masks["red"], SHORT).token_ids != a.token_ids
     with pytest.raises(InvalidInputError):
         GenerationSettings(temperature=0)
 
