@@ -7,7 +7,7 @@ prompts -> :class:`GARInputs`), :class:`GARModel` (mask patch embedding, RoI
 replay in ``reference`` or ``aligned`` box mode, generation), :class:`GARConfig`.
 """
 
-from .api import DEFAULT_MODEL_ID, GAR, GARResult, GenerationSettings, ModelInfo, NamedPrompt, StageTimings
+from .api import DEFAULT_MODEL_ID, GAR, GARResult, GARTimings, GenerationSettings, ModelInfo, NamedPrompt
 from .configuration_gar import GARConfig
 from .errors import CheckpointError, TooManyRegionsError
 from .images import load_mask, load_rgb
@@ -47,6 +47,7 @@ __all__ = [
     "GARModel",
     "GARProcessor",
     "GARResult",
+    "GARTimings",
     "GenerationSettings",
     "ModelInfo",
     "NamedPrompt",
@@ -54,7 +55,6 @@ __all__ = [
     "PreparedImage",
     "ReplayRecord",
     "ResolvedCheckpoint",
-    "StageTimings",
     "TilingSettings",
     "TooManyRegionsError",
     "VideoPromptTemplate",

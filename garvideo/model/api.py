@@ -9,7 +9,7 @@
 Regions are named; in the prompt the i-th given region becomes ``<Prompti>``
 (the order you give them in) and the question refers to them as ``<name>``.
 Every call returns a :class:`GARResult` with the text, the new token ids and
-the time spent encoding (vision tower, projector, replay) and generating.
+its share of the time spent encoding (vision tower, projector, replay) and generating.
 """
 
 from __future__ import annotations
@@ -133,12 +133,16 @@ def _cache_implementations() -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
-class StageTimings:
-    """Seconds spent per stage (monotonic clock, CUDA synchronised), for the batch the prompt was generated in."""
+class GARTimings:
+    """One prompt's share of the time its generate batch took, per stage (seconds; monotonic clock, CUDA synchronised).
+
+    A batch is timed as a whole and each of its ``batch_size`` prompts carries an equal share, so the
+    timings of a run's results add up to the time the run took.
+    """
 
     encode_s: float  # vision tower + projector + RoI replay + embedding assembly
     generate_s: float  # language model prefill + decode
-    batch_size: int = 1
+    batch_size: int = 1  # prompts in the generate call this share is of
 
     @property
     def total_s(self) -> float:
@@ -151,7 +155,7 @@ class GARResult:
 
     text: str  # decoded up to EOS; <Promptk> written back as <name> where regions were named
     token_ids: tuple[int, ...]  # the new tokens, EOS included when generation ended with it
-    timings: StageTimings
+    timings: GARTimings  # this prompt's share of its batch's time
     prompt_tokens: int  # length of the prompt in tokens
     finished: bool  # True if the model ended with EOS, False if max_new_tokens cut it
     choice: Optional[str] = None  # the option letter, for multiple-choice questions
@@ -485,7 +489,8 @@ class GAR:
                     )
                 _sync(device)
                 finished_at = time.perf_counter()
-            timings = StageTimings(encoded - started, finished_at - encoded, len(chunk))
+            share = len(chunk)
+            timings = GARTimings((encoded - started) / share, (finished_at - encoded) / share, share)
             for row, item in enumerate(chunk):
                 ids = [int(t) for t in sequences[row].tolist()]
                 done = processor.eos_token_id in ids
