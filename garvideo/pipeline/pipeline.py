@@ -434,9 +434,9 @@ class Pipeline:
     ) -> tuple[list[GARResult], StageTimings]:
         assert self.gar is not None
         results = self.gar.answer(inputs, settings, batch_size=batch_size, progress=self.progress)
-        # Results of one batch share its timings: count each batch once.
-        encode = sum(r.timings.encode_s / r.timings.batch_size for r in results)
-        generate = sum(r.timings.generate_s / r.timings.batch_size for r in results)
+        # Each result carries its share of its batch's time: the shares add up to the run's.
+        encode = sum(r.timings.encode_s for r in results)
+        generate = sum(r.timings.generate_s for r in results)
         return results, StageTimings(encode=encode, generate=generate)
 
     def _provenance(
