@@ -144,10 +144,6 @@ class GARTimings:
     generate_s: float  # language model prefill + decode
     batch_size: int = 1  # prompts in the generate call this share is of
 
-    @property
-    def total_s(self) -> float:
-        return self.encode_s + self.generate_s
-
 
 @dataclass(frozen=True)
 class GARResult:
@@ -484,9 +480,7 @@ class GAR:
                 _sync(device)
                 encoded = time.perf_counter()
                 with _seeded(settings.seed, device):
-                    sequences, logits = model.generate_from_embeddings(
-                        prompts, config, processor.pad_token_id, output_logits
-                    )
+                    sequences, logits = model.generate_from_embeddings(prompts, config, processor.pad_token_id)
                 _sync(device)
                 finished_at = time.perf_counter()
             share = len(chunk)

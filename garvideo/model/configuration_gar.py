@@ -142,10 +142,6 @@ class GARConfig:
         return self.mllm_config.text_config
 
     @property
-    def vision_config(self) -> Any:
-        return self.mllm_config.vision_config
-
-    @property
     def pooling_ratio(self) -> int:
         return int(getattr(self.mllm_config, "projector_pooling_ratio", 1) or 1)
 

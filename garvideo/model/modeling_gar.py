@@ -319,17 +319,16 @@ class GARModel(nn.Module):
 
     # ------------------------------------------------------------------ generation
 
-    def generate_from_embeddings(
-        self,
-        prompts: Sequence[torch.Tensor],
-        generation_config,
-        pad_token_id: int,
-        output_logits: bool = False,
-    ):
+    def generate_from_embeddings(self, prompts: Sequence[torch.Tensor], generation_config, pad_token_id: int):
         """transformers' ``generate`` over one or more ``(L_i, hidden)`` prompts, left-padded into one batch.
 
-        Returns ``(sequences (B, new_tokens), logits per step or None)``.
+        ``generation_config`` is a transformers ``GenerationConfig`` with ``return_dict_in_generate``
+        (:meth:`GenerationSettings.generation_config <garvideo.model.GenerationSettings.generation_config>`
+        makes one). Returns ``(sequences (B, new_tokens), logits (B, steps, vocab) if the config's
+        ``output_logits`` else None)``.
         """
+        if not generation_config.return_dict_in_generate:
+            raise InvalidInputError("the generation config must set return_dict_in_generate=True")
         longest = max(int(p.shape[0]) for p in prompts)
         hidden = int(prompts[0].shape[-1])
         pad = self.mllm.get_input_embeddings()(torch.tensor([pad_token_id], device=self.device))[0]
@@ -338,11 +337,8 @@ class GARModel(nn.Module):
         for i, prompt in enumerate(prompts):
             batch[i, longest - prompt.shape[0] :] = prompt
             attention[i, longest - prompt.shape[0] :] = 1
-        config = copy.deepcopy(generation_config)
-        config.return_dict_in_generate = True
-        config.output_logits = output_logits
-        out = self.mllm.generate(inputs_embeds=batch, attention_mask=attention, generation_config=config)
-        logits = torch.stack(out.logits, dim=1) if output_logits and out.logits is not None else None
+        out = self.mllm.generate(inputs_embeds=batch, attention_mask=attention, generation_config=generation_config)
+        logits = torch.stack(out.logits, dim=1) if generation_config.output_logits and out.logits else None
         return out.sequences, logits
 
     # ------------------------------------------------------------------ loading and saving

@@ -302,8 +302,9 @@ class GARProcessor:
         self.bos_token_id = tokenizer.bos_token_id
         self.eos_token_id = tokenizer.eos_token_id
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        self.prompt_token_ids = [self._token_id(prompt_token(k)) for k in range(self.prompt_numbers)]
-        self.no_prompt_token_id = self._token_id(NO_PROMPT_TOKEN)
+        # A GAR tokenizer has <Prompt0..n-1> and <NO_Prompt>: refuse any other before it garbles prompts.
+        for token in [prompt_token(k) for k in range(self.prompt_numbers)] + [NO_PROMPT_TOKEN]:
+            self._token_id(token)
         self.crop_tokens_ids = [self.placeholder_token_id(k) for k in range(self.prompt_numbers)]
         if crop_tokens_ids is not None and list(crop_tokens_ids) != self.crop_tokens_ids:
             raise CheckpointError(
@@ -627,9 +628,7 @@ class GARProcessor:
 
     # ---------------------------------------------------------------- reference prompts (images)
 
-    def prepare_caption(
-        self, image: ImageLike, mask: MaskLike, prompt_index: int = 1, name: Optional[str] = None
-    ) -> GARInputs:
+    def prepare_caption(self, image: ImageLike, mask: MaskLike, prompt_index: int = 1) -> GARInputs:
         """The reference single-region caption (``Describe this masked region in detail.``).
 
         The reference uses ``<Prompt1>`` by default (quirk Q9), so does this.
@@ -637,7 +636,7 @@ class GARProcessor:
         if not 0 <= prompt_index < self.prompt_numbers:
             raise InvalidInputError(f"prompt_index must be in 0..{self.prompt_numbers - 1}, got {prompt_index}")
         rgb = load_rgb(image)
-        (region,) = self.check_regions([mask], (rgb.shape[1], rgb.shape[0]), [name] if name else None)
+        (region,) = self.check_regions([mask], (rgb.shape[1], rgb.shape[0]))
         prepared = self.prepare_image(rgb, [region], [prompt_index])
         token_id = self.crop_tokens_ids[prompt_index]
         text = caption_text(prompt_index, self.crop_run(token_id))
