@@ -14,6 +14,8 @@ byte-level BPE trained on a few sentences. Weights are drawn from a seeded
 generator at scales that make logits clearly separated (not transformers'
 tiny init), and the mask patch embedding is non-zero (the official training
 init is zero, which would hide a missing mask path).
+
+:func:`random_gar` builds a GAR of any shape (GAR-1B's included) in memory, for benchmarks.
 """
 
 from __future__ import annotations
