@@ -162,7 +162,7 @@ def test_multiple_choice_answer_is_parsed_to_a_letter(pipeline, leaving_clip, tr
     assert answer.text in ("B", "C")
     assert answer.letter == answer.text
     assert answer.choice == {"B": "yellow and blue", "C": "green"}[answer.letter]
-    assert parse_option_letter(answer.text, 3) == answer.letter
+    assert parse_option_letter(answer.text, ["red", "yellow and blue", "green"]) == answer.letter
 
 
 def test_user_mistakes_are_clear_errors(pipeline, leaving_clip, truth):
