@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import pytest
 
+from garvideo import video
+from garvideo.testing import clips
 from garvideo.timecode import When
 from garvideo.tracking import FrameSource, RegionPrompt
-
-clips = pytest.importorskip("garvideo.testing.clips")
-video = pytest.importorskip("garvideo.video")
 
 
 def test_tracking_a_real_clip_backward_and_forward(tracker, tmp_path):
