@@ -31,6 +31,7 @@ import logging
 import os
 import re
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,7 +203,9 @@ class Sam2Tracker:
         when off the stride grid; ``stop`` beyond the video is clipped to its
         end. Returns one :class:`Track` per object name, in order of first
         appearance in ``prompts``, with an entry for every tracked frame
-        (``visible=False`` where the object is not found).
+        (``visible=False`` where the object is not found). A frame the source
+        cannot decode (it skips it, with a warning) has no entry; a correction
+        on such a frame is not used, with a warning.
 
         Prompts must be on frames (resolve times first) inside ``[start,
         stop)``; bad regions and ranges raise :class:`InvalidInputError`
@@ -259,6 +262,16 @@ class Sam2Tracker:
                 outputs = self._step(active, position, self._pixels(frame, height, width), False, runs, meter)
                 self._record(active, outputs, frame, height, width)
                 bar.update(1)
+
+        for run in runs:
+            tracked = {f.index for f in run.frames}
+            for position in sorted(run.prompts):
+                if position != run.anchor and order[position] not in tracked:
+                    warnings.warn(
+                        f"the correction of {run.name!r} on frame {order[position]} was not used: the frame could "
+                        f"not be read from the video",
+                        stacklevel=2,
+                    )
 
         self.last_stats = TrackingStats(
             frames_read=meter.frames_read,

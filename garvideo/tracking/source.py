@@ -8,13 +8,10 @@ small protocols below, which :class:`garvideo.video.VideoReader` and its
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
-
-logger = logging.getLogger(__name__)
 
 
 @runtime_checkable
@@ -82,31 +79,39 @@ def arithmetic_runs(indices: Sequence[int]) -> list[tuple[int, int, int]]:
 def stream_frames(source: FrameSource, indices: Sequence[int]) -> Iterator[FrameLike]:
     """Yield the frames at ``indices`` (all ascending or all descending), in that order.
 
-    A source that ends early (a video whose container promised more frames than
-    it holds) ends the stream with a warning; a source that yields another
-    frame than asked for is a bug in that source and raises.
+    A frame the source cannot decode is missing from the stream: a reader skips
+    it (and warns, as :class:`garvideo.video.VideoReader` does for damaged
+    data, a broken image in a frame folder or a video that ends before its
+    header says), so the stream goes on with the next frame it yields. A
+    source that yields a frame that was not asked for, or goes back in the
+    order, is a bug in that source and raises :class:`RuntimeError`.
     """
     for first, last, step in arithmetic_runs(indices):
         if step > 0:
             stop: int | None = last + 1
         else:
             stop = last - 1 if last > 0 else None
-        expected = range(first, (last + 1) if step > 0 else (last - 1), step)
+        expected = range(first, last + (1 if step > 0 else -1), step)
         frames = source.iter_frames(first, stop, step)
         try:
-            for want in expected:
-                frame = next(frames, None)
-                if frame is None:
-                    logger.warning("the video ended before frame %d although it claims more frames", want)
-                    return
-                if frame.index != want:
+            next_position = 0  # position in ``expected`` of the first frame not yet yielded
+            for frame in frames:
+                position = expected.index(frame.index) if frame.index in expected else -1
+                if position < next_position:
                     raise RuntimeError(
-                        f"the frame source yielded frame {frame.index} where frame {want} was asked for "
-                        f"(iter_frames({first}, {stop}, {step}))"
+                        f"the frame source yielded frame {frame.index} where frame {expected[next_position]} or a "
+                        f"later one of {_describe(expected)} was asked for (iter_frames({first}, {stop}, {step}))"
                     )
+                next_position = position + 1
                 yield frame
+                if next_position == len(expected):
+                    break
         finally:
             # Let a real reader release its decoder now rather than at garbage collection.
             close = getattr(frames, "close", None)
             if close is not None:
                 close()
+
+
+def _describe(frames: range) -> str:
+    return f"{frames.start}..{frames[-1]} (step {frames.step})" if len(frames) > 1 else str(frames.start)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 import pytest
 
@@ -29,26 +27,58 @@ def test_stream_frames_yields_exactly_the_asked_frames(indices):
     assert source.frames_rendered == len(indices)
 
 
-def test_a_video_shorter_than_announced_ends_the_stream_with_a_warning(caplog):
-    class Truncated(MovingSquareSource):  # announces 12 frames, decodes 10
-        def iter_frames(self, start=0, stop=None, step=1):
-            for frame in super().iter_frames(start, stop, step):
-                if frame.index >= 10:
-                    return
-                yield frame
+class _Dropping(MovingSquareSource):
+    """A source that cannot decode some frames: it leaves them out, as a reader does with damaged data."""
 
-    source = Truncated(12)
-    with caplog.at_level(logging.WARNING):
-        got = [f.index for f in stream_frames(source, list(range(6, 12)))]
-    assert got == [6, 7, 8, 9]
-    assert "ended before frame 10" in caplog.text
+    def __init__(self, num_frames, lost):
+        super().__init__(num_frames)
+        self.lost = set(lost)
+
+    def iter_frames(self, start=0, stop=None, step=1):
+        return (f for f in super().iter_frames(start, stop, step) if f.index not in self.lost)
 
 
-def test_a_source_that_returns_other_frames_is_a_bug():
-    class Skipping(MovingSquareSource):
-        def iter_frames(self, start=0, stop=None, step=1):
-            for frame in super().iter_frames(start, stop, step):
-                yield SimpleFrame(frame.index + 1, frame.time, frame.image)
+@pytest.mark.parametrize(
+    "indices, lost, expected",
+    [
+        (list(range(6, 12)), {10, 11}, [6, 7, 8, 9]),  # a video shorter than announced
+        (list(range(0, 8)), {0, 3, 4}, [1, 2, 5, 6, 7]),
+        (list(range(9, -1, -1)), {9, 5}, [8, 7, 6, 4, 3, 2, 1, 0]),
+        ([0, 4, 8, 10, 12], {4, 10}, [0, 8, 12]),  # two runs of different steps
+        ([5], {5}, []),
+    ],
+)
+def test_frames_the_source_cannot_decode_are_left_out(indices, lost, expected):
+    assert [f.index for f in stream_frames(_Dropping(14, lost), indices)] == expected
 
-    with pytest.raises(RuntimeError, match="yielded frame 3 where frame 2"):
-        list(stream_frames(Skipping(10), [2, 3]))
+
+def test_the_stream_stops_at_the_last_asked_frame():
+    source = ArrayFrameSource(np.zeros((10, 4, 6, 3), np.uint8))
+    assert [f.index for f in stream_frames(source, [2, 3])] == [2, 3]
+    assert source.frames_rendered == 2
+
+
+class _Shifted(MovingSquareSource):
+    """A buggy source: every frame comes with another index than its own."""
+
+    def __init__(self, num_frames, shift):
+        super().__init__(num_frames)
+        self.shift = shift
+
+    def iter_frames(self, start=0, stop=None, step=1):
+        for frame in super().iter_frames(start, stop, step):
+            yield SimpleFrame(frame.index + self.shift, frame.time, frame.image)
+
+
+@pytest.mark.parametrize(
+    "shift, indices, message",
+    [
+        (-1, [2, 3], r"yielded frame 1 where frame 2 or a later one of 2\.\.3 \(step 1\) was asked for"),
+        (1, [6, 5, 4], r"yielded frame 7 where frame 6 or a later one of 6\.\.4 \(step -1\)"),
+        (1, [0, 2, 4], r"yielded frame 1 where frame 0 or a later one of 0\.\.4 \(step 2\)"),  # off the grid
+        (5, [3], r"yielded frame 8 where frame 3 or a later one of 3 was asked for"),
+    ],
+)
+def test_a_source_that_returns_frames_not_asked_for_is_a_bug(shift, indices, message):
+    with pytest.raises(RuntimeError, match=message):
+        list(stream_frames(_Shifted(10, shift), indices))

@@ -133,6 +133,33 @@ def test_an_object_the_model_does_not_see_is_not_visible(tiny_sam2_path):
     assert track.visible_span() == (2, 2)
 
 
+class DroppingSource(MovingSquareSource):
+    """A source that cannot decode some frames and leaves them out, as a reader does with damaged data."""
+
+    def __init__(self, num_frames, lost):
+        super().__init__(num_frames)
+        self.lost = set(lost)
+
+    def iter_frames(self, start=0, stop=None, step=1):
+        return (f for f in super().iter_frames(start, stop, step) if f.index not in self.lost)
+
+
+def test_frames_the_source_cannot_decode_have_no_entry(tracker):
+    source = DroppingSource(12, lost={2, 9})
+    first = RegionPrompt.from_mask("square", source.square_mask(5), 5)
+    correction = RegionPrompt.from_box("square", (0, 0, 30, 30), 9)
+    with pytest.warns(UserWarning, match="correction of 'square' on frame 9 was not used"):
+        [track] = tracker.track(source, [first, correction], progress=False)
+    assert track.indices == (0, 1, 3, 4, 5, 6, 7, 8, 10, 11)
+
+    # up to the first lost frame on each side, the frames are those of an undamaged video
+    [clean] = tracker.track(MovingSquareSource(12), [first], progress=False)
+    assert all(_same(track.frame(i), clean.frame(i)) for i in range(3, 9))
+
+    with pytest.raises(InvalidInputError, match="frame 2, where 'square' is marked, could not be read"):
+        tracker.track(source, [RegionPrompt.from_box("square", (0, 0, 30, 30), 2)], progress=False)
+
+
 def test_tracks_from_the_tracker_round_trip_through_json(tracker):
     source = MovingSquareSource(6)
     prompts = [RegionPrompt.from_box("a", (5, 5, 40, 40), 1), RegionPrompt.from_points("b", [(50, 30)], 4)]

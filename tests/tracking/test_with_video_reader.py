@@ -8,11 +8,15 @@ in both directions, on a generated clip with exact per-frame truth.
 from __future__ import annotations
 
 import pytest
+from click.testing import CliRunner
+from garvideo_cli.main import app
+from PIL import Image
 
 from garvideo import video
 from garvideo.testing import clips
+from garvideo.testing.sam2 import MovingSquareSource
 from garvideo.timecode import When
-from garvideo.tracking import FrameSource, RegionPrompt
+from garvideo.tracking import FrameSource, RegionPrompt, load_tracks
 
 
 def test_tracking_a_real_clip_backward_and_forward(tracker, tmp_path):
@@ -37,3 +41,51 @@ def test_tracking_a_real_clip_backward_and_forward(tracker, tmp_path):
     mask = tracks[0].mask_at(6)
     overlap = (mask & ellipse.masks[6]).sum() / (mask | ellipse.masks[6]).sum()
     assert overlap > 0.8  # the prompted mask comes back on its own frame
+
+
+def _square_folder(folder, source, broken):
+    """The frames of ``source`` as PNG files, with the files of ``broken`` frames replaced by junk."""
+    folder.mkdir()
+    for index in range(source.num_frames):
+        path = folder / f"{index:05d}.png"
+        if index in broken:
+            path.write_bytes(b"not an image")
+        else:
+            Image.fromarray(source._render(index)).save(path)
+    return folder
+
+
+def test_a_frame_folder_with_a_broken_image_is_tracked_around_it(tracker, tmp_path):
+    source = MovingSquareSource(8)
+    folder = _square_folder(tmp_path / "frames", source, broken={3})
+    prompt = RegionPrompt.from_mask("square", source.square_mask(5), 5)
+    with video.open_video(folder) as reader, pytest.warns(video.VideoDecodeWarning, match=r"frame 3 \(00003.png\)"):
+        [track] = tracker.track(reader, [prompt], progress=False)
+    assert track.indices == (0, 1, 2, 4, 5, 6, 7)
+
+
+def test_a_damaged_video_file_is_tracked_where_it_decodes(tracker, tmp_path):
+    truth = clips.constant_rate_clip(tmp_path / "damaged.mkv", num_frames=40, size=(128, 96), gop=8)
+    data = bytearray(truth.path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 600] = bytes(600)  # the container parses, a few frames do not decode
+    truth.path.write_bytes(bytes(data))
+    with pytest.warns(video.VideoDecodeWarning), video.open_video(truth.path) as reader:
+        decodable = [f.index for f in reader.iter_frames()]
+        [track] = tracker.track(reader, [RegionPrompt.from_box("corner", (0, 0, 40, 40), 0)], progress=False)
+    assert 0 < len(decodable) < reader.num_frames
+    assert track.indices == tuple(decodable)
+
+
+def test_track_command_on_a_folder_with_a_broken_image(tiny_sam2_path, tmp_path):
+    source = MovingSquareSource(6)
+    folder = _square_folder(tmp_path / "frames", source, broken={4})
+    out = tmp_path / "tracks.json"
+    result = CliRunner().invoke(
+        app, ["track", str(folder), "--box", "sq=10,10,40,40@1", "--sam2", str(tiny_sam2_path), "--out", str(out), "-q"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    assert "garvideo: warning:" in result.output and "frame 4 (00004.png) cannot be read" in result.output
+    [track] = load_tracks(out)
+    assert track.indices == (0, 1, 2, 3, 5)
