@@ -8,6 +8,8 @@ order). A folder has no frame rate: frame ``i`` is shown at ``i / fps``
 seconds, ``fps`` defaulting to :data:`DEFAULT_FOLDER_FPS`. Other files (and
 hidden ones) are ignored. Images are read when a frame is asked for, so
 opening a folder reads only the first image's header and memory stays bounded.
+They become RGB as images given to the model do (:func:`garvideo.images.pil_to_rgb`:
+transparency over white, 16-bit grey scaled to 8 bits).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import InvalidInputError, VideoError
+from ..images import check_rgb_mode, pil_to_rgb
 from .facts import DecodeStats, Frame, VideoDecodeWarning, VideoInfo
 from .timeline import Timeline
 
@@ -79,7 +82,7 @@ def _check_fps(fps: float | None) -> float:
 
 def _read_rgb(path: Path) -> np.ndarray:
     with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+        return pil_to_rgb(image, path.name)
 
 
 class FrameFolderDecoder:
@@ -104,7 +107,7 @@ class FrameFolderDecoder:
             path = self._files[int(index)]
             try:
                 image = _read_rgb(path)
-            except (OSError, UnidentifiedImageError, ValueError) as exc:
+            except (OSError, UnidentifiedImageError, ValueError, InvalidInputError) as exc:
                 warnings.warn(
                     f"{self._timeline.name}: frame {index} ({path.name}) cannot be read ({exc}); it was skipped",
                     VideoDecodeWarning,
@@ -141,6 +144,10 @@ def probe_frame_folder(
             mode = first.mode
     except (OSError, UnidentifiedImageError, ValueError) as exc:
         raise VideoError(f"the first frame of {name}, {files[0].name}, is not a readable image ({exc})") from None
+    try:
+        check_rgb_mode(mode, f"the first frame of {name}, {files[0].name},")
+    except InvalidInputError as exc:
+        raise VideoError(str(exc)) from None
     count = len(files)
     timeline = Timeline(
         name=name,

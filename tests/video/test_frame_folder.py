@@ -156,3 +156,30 @@ def test_no_warnings_for_a_healthy_folder(folder):
         warnings.simplefilter("error")
         with open_video(folder) as video:
             assert len(list(video.iter_frames())) == 12
+
+
+def test_transparent_and_16_bit_frames_convert_as_model_images_do(tmp_path):
+    folder = tmp_path / "png"
+    folder.mkdir()
+    rgba = np.zeros((2, 3, 4), np.uint8)
+    rgba[0, 0] = (200, 10, 10, 255)  # opaque red stays red
+    rgba[0, 1] = (200, 10, 10, 0)  # transparent red: white, as the model's images (not the hidden red)
+    rgba[0, 2] = (0, 0, 0, 128)  # half-transparent black over white
+    Image.fromarray(rgba, "RGBA").save(folder / "00000.png")
+    levels = np.array([[0, 257, 32896], [65535, 0, 0]], np.uint16)
+    Image.fromarray(levels).save(folder / "00001.png")  # 16-bit grey: scaled, not clipped to white
+    with open_video(folder) as video:
+        assert Image.open(folder / "00001.png").mode.startswith("I;16")
+        first, second = list(video.iter_frames())
+    assert first.image[0].tolist() == [[200, 10, 10], [255, 255, 255], [127, 127, 127]]
+    assert second.image[..., 0].tolist() == [[0, 1, 128], [255, 0, 0]]
+    assert (second.image[..., 0] == second.image[..., 2]).all()
+
+
+def test_frames_whose_range_is_unknown_are_refused(tmp_path):
+    folder = tmp_path / "float"
+    folder.mkdir()
+    Image.fromarray(np.zeros((4, 4), np.float32)).save(folder / "00000.tif")
+    with pytest.raises(VideoError, match="floating-point pixels") as caught:
+        open_video(folder)
+    assert "00000.tif" in str(caught.value) and "\n" not in str(caught.value)

@@ -6,8 +6,11 @@ import numpy as np
 import pytest
 
 from garvideo.errors import InvalidInputError
-from garvideo.testing.clips import read_index
+from PIL import Image
+
+from garvideo.testing.clips import index_image, read_index
 from garvideo.video import Frame, open_video
+from garvideo.video.decord_backend import decord_available
 
 
 def _check(frames: list[Frame], truth) -> None:
@@ -176,3 +179,37 @@ def test_selection_from_a_longer_video_is_rejected(cfr_clip, long_gop_clip):
         selection = longer.sample_every(10)
         with pytest.raises(InvalidInputError, match="it has 30 frames"):
             shorter.read(selection)
+
+
+def _check_writable_and_own(path, backend):
+    """The caller may draw on a frame (or hand it to torch without a copy) without changing any other frame."""
+    with open_video(path, backend=backend) as video:
+        frames = video.read([0, 1, 2])
+        for frame in frames:
+            frame.image[:] = 0  # a read-only array raises here
+        again = video.read([0, 1, 2])
+    assert all(read_index(f.image) == f.index for f in again)
+    assert not any(np.shares_memory(a.image, b.image) for a in frames for b in again)
+
+
+@pytest.mark.parametrize("backend", ["pyav", "decord"])
+def test_frames_are_writable_arrays_of_their_own(cfr_clip, backend):
+    if backend == "decord" and not decord_available():
+        pytest.skip("decord is not installed (optional)")
+    _check_writable_and_own(cfr_clip.path, backend)
+
+
+def test_rotated_frames_are_writable_arrays_of_their_own(rotated_clip):
+    _check_writable_and_own(rotated_clip.path, "pyav")
+
+
+def test_frame_folder_frames_are_writable_arrays_of_their_own(tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for index in range(3):
+        Image.fromarray(index_image(index, 32, 32)).save(folder / f"{index}.png")
+    with open_video(folder) as video:
+        frames = list(video.iter_frames())
+        for frame in frames:
+            frame.image[:] = 0  # a read-only array (np.asarray of a PIL image) raises here
+        assert [read_index(f.image) for f in video.iter_frames()] == [0, 1, 2]
