@@ -7,11 +7,11 @@ prompts -> :class:`GARInputs`), :class:`GARModel` (mask patch embedding, RoI
 replay in ``reference`` or ``aligned`` box mode, generation), :class:`GARConfig`.
 """
 
+from ..checkpoints import ResolvedCheckpoint, resolve_checkpoint
 from .api import DEFAULT_MODEL_ID, GAR, GARResult, GARTimings, GenerationSettings, ModelInfo, NamedPrompt
 from .configuration_gar import GARConfig
 from .errors import CheckpointError, TooManyRegionsError
 from .images import load_mask, load_rgb
-from .loading import ResolvedCheckpoint, resolve_checkpoint
 from .modeling_gar import BOX_MODES, EncodedPrompt, GARModel, ReplayRecord
 from .processing_gar import (
     GARInputs,

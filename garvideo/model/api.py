@@ -28,10 +28,10 @@ from typing import Iterator, Mapping, Optional, Sequence, Union
 import numpy as np
 import torch
 
+from ..checkpoints import resolve_checkpoint
 from ..devices import resolve_device, resolve_dtype
 from ..errors import InvalidInputError
 from .images import ImageLike, MaskLike
-from .loading import resolve_checkpoint
 from .modeling_gar import BOX_MODES, BoxMode, GARModel
 from .processing_gar import GARInputs, GARProcessor, TilingMode
 from .prompts import (

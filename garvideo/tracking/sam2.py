@@ -29,17 +29,16 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..checkpoints import resolve_checkpoint
 from ..devices import resolve_device, resolve_dtype
 from ..errors import InvalidInputError, ModelNotFoundError, VideoError
 from .prompts import RegionPrompt
@@ -62,9 +61,6 @@ SAM2_ALIASES = {
     "b+": "facebook/sam2.1-hiera-base-plus",
     "large": "facebook/sam2.1-hiera-large",
 }
-
-_HUB_ID = re.compile(r"^[\w.\-]+/[\w.\-]+$")
-
 
 @dataclass(frozen=True)
 class TrackingStats:
@@ -130,50 +126,33 @@ class Sam2Tracker:
         """Load a SAM2 video checkpoint: a hub id (any ``facebook/sam2.1-hiera-*``), an alias
         (``tiny``, ``small``, ``base-plus``, ``large``) or a local folder saved with ``save_pretrained``.
 
-        ``device``/``dtype`` default to CUDA with bfloat16 where present, else
-        CPU float32 (see :mod:`garvideo.devices`).
+        Hub ids are found as GAR's are (:func:`garvideo.checkpoints.resolve_checkpoint`: the local
+        cache when offline); ``model_id`` and ``revision`` then record the id and its snapshot's
+        commit, or a folder's absolute path. ``device``/``dtype`` default to CUDA with bfloat16
+        where present, else CPU float32 (see :mod:`garvideo.devices`).
         """
         from transformers import Sam2VideoModel, Sam2VideoProcessor
 
         name = os.fspath(model)
-        model_id = SAM2_ALIASES.get(name, name)
-        folder = _local_folder(model_id)
+        checkpoint = resolve_checkpoint(SAM2_ALIASES.get(name, name), revision=revision)
         torch_device = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, torch_device)
-        source = str(folder) if folder is not None else model_id
-        hub_kwargs = {} if folder is not None or revision is None else {"revision": revision}
         try:
-            processor = Sam2VideoProcessor.from_pretrained(source, **hub_kwargs)
-            network = Sam2VideoModel.from_pretrained(source, dtype=torch_dtype, **hub_kwargs)
+            processor = Sam2VideoProcessor.from_pretrained(checkpoint.folder)
+            network = Sam2VideoModel.from_pretrained(checkpoint.folder, dtype=torch_dtype)
         except OSError as exc:
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            where = (
-                f"the folder {source} does not hold a complete SAM2 checkpoint"
-                if folder is not None
-                else "it is not in the local Hugging Face cache and could not be downloaded (offline, or a wrong id)"
-            )
             raise ModelNotFoundError(
-                f"cannot load the SAM2 model {model_id!r}: {where} ({first_line}). Use a facebook/sam2.1-hiera-* id "
-                f"(download it once while online: `huggingface-cli download {model_id}`) or pass the path of a "
-                f"local folder saved with save_pretrained."
+                f"cannot load the SAM2 model {checkpoint.model_id!r}: the folder {checkpoint.folder} does not hold a "
+                f"complete SAM2 checkpoint ({first_line}). Use a facebook/sam2.1-hiera-* id or the path of a folder "
+                f"saved with save_pretrained."
             ) from exc
         except ValueError as exc:
-            raise ModelNotFoundError(f"{source!r} is not a SAM2 video checkpoint: {exc}") from exc
+            raise ModelNotFoundError(f"{checkpoint.model_id!r} is not a SAM2 video checkpoint: {exc}") from exc
         network.to(torch_device)
-        resolved_revision = getattr(network.config, "_commit_hash", None) or revision
-        return cls(network, processor, model_id=source, revision=resolved_revision)
+        return cls(network, processor, model_id=checkpoint.model_id, revision=checkpoint.revision)
 
     # -- facts ------------------------------------------------------------------------
-
-    @property
-    def provenance(self) -> dict[str, Any]:
-        """Which weights tracked, for results' metadata: model id (or folder), revision, device, dtype."""
-        return {
-            "sam2_model": self.model_id,
-            "sam2_revision": self.revision,
-            "device": str(self.device),
-            "dtype": str(self.dtype).removeprefix("torch."),
-        }
 
     @property
     def num_maskmem(self) -> int:
@@ -510,14 +489,3 @@ class _Meter:
 def _names(runs: Sequence[_ObjectRun], position: int) -> str:
     return ", ".join(repr(run.name) for run in runs if position in run.prompts)
 
-
-def _local_folder(model_id: str) -> Path | None:
-    """The folder ``model_id`` names, or None for a hub id; a missing folder is an error."""
-    path = Path(model_id).expanduser()
-    if path.is_dir():
-        return path
-    if _HUB_ID.match(model_id) and not model_id.startswith((".", "~")):
-        return None
-    raise ModelNotFoundError(
-        f"SAM2 model {model_id!r} is neither an existing folder nor a hub id like {DEFAULT_SAM2_MODEL!r}"
-    )

@@ -9,6 +9,7 @@ frames are read sparingly, and that bad input gets a clear error.
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -167,16 +168,25 @@ def test_tracks_from_the_tracker_round_trip_through_json(tracker):
     assert tracks_from_json(json.dumps(tracks_to_json(tracks))) == tracks
 
 
-def test_provenance_of_a_local_checkpoint(tracker, tiny_sam2_path):
-    assert tracker.model_id == str(tiny_sam2_path)
-    assert tracker.revision is None
-    assert tracker.provenance == {
-        "sam2_model": str(tiny_sam2_path),
-        "sam2_revision": None,
-        "device": "cpu",
-        "dtype": "float32",
-    }
+def test_provenance_of_a_local_checkpoint(tracker, tiny_sam2_path, monkeypatch):
+    assert (tracker.model_id, tracker.revision) == (str(tiny_sam2_path.resolve()), None)
     assert tracker.num_maskmem == 7 and tracker.max_object_pointers == 16
+    monkeypatch.chdir(tiny_sam2_path.parent)
+    typed = Sam2Tracker.from_pretrained(tiny_sam2_path.name, device="cpu")
+    assert typed.model_id == str(tiny_sam2_path.resolve())  # the folder, not the relative name typed
+
+
+def test_provenance_of_a_hub_snapshot_names_its_commit(tiny_sam2_path, tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    commit = "89abcdef0123456789abcdef0123456789abcdef"
+    repo = tmp_path / "hub" / "models--someone--sam2-tiny"
+    shutil.copytree(tiny_sam2_path, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    tracker = Sam2Tracker.from_pretrained("someone/sam2-tiny", device="cpu")
+    assert (tracker.model_id, tracker.revision) == ("someone/sam2-tiny", commit)
 
 
 # -- errors -------------------------------------------------------------------------------
@@ -237,8 +247,9 @@ def test_given_object_ids_are_kept_and_others_numbered_around_them(tracker):
     "model, message",
     [
         ("facebook/sam2.1-hiera-nonexistent", "'facebook/sam2.1-hiera-nonexistent'.*local folder"),
-        ("large", "'facebook/sam2.1-hiera-large'.*huggingface-cli download facebook/sam2.1-hiera-large"),
-        ("./no/such/folder", "neither an existing folder nor a hub id"),
+        ("large", "'facebook/sam2.1-hiera-large'.*hf download facebook/sam2.1-hiera-large"),
+        ("./no/such/folder", "model folder './no/such/folder' does not exist"),
+        ("not a valid id!", "neither an existing folder nor a valid hub model id"),
     ],
 )
 def test_unknown_models_offline_get_clear_errors(model, message):

@@ -1,4 +1,9 @@
-"""Finding a checkpoint: a local folder, or a Hugging Face hub id resolved through the local cache."""
+"""Finding a checkpoint: a local folder, or a Hugging Face hub id resolved through the local cache.
+
+Shared by GAR (:mod:`garvideo.model`) and SAM2 (:mod:`garvideo.tracking`), so both record
+where their weights came from the same way: a hub id with its snapshot's commit, or a
+folder's absolute path.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from ..errors import InvalidInputError, ModelNotFoundError
+from .errors import InvalidInputError, ModelNotFoundError
 
-# What a GAR (or any transformers) checkpoint needs; nothing else is fetched.
+# What a transformers checkpoint (GAR, SAM2) needs; nothing else is fetched (SAM2 repos also hold .pt files).
 _ALLOW_PATTERNS = ["*.json", "*.safetensors", "*.jinja", "*.txt", "*.model"]
 
 
