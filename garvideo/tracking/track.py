@@ -27,7 +27,7 @@ TRACKS_FORMAT = "garvideo.tracks"
 TRACKS_VERSION = 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class TrackFrame:
     """One object on one frame.
 
@@ -35,8 +35,9 @@ class TrackFrame:
     ``box`` its tight box ``(x_min, y_min, x_max, y_max)`` in pixels, max
     inclusive (as :func:`garvideo.masks.mask_bbox`), None when the mask is
     empty; ``score`` the tracker's confidence that the object is present
-    (0..1); ``visible`` whether the mask marks any pixel. A frame where the
-    object has left the scene is simply ``visible=False``.
+    (0..1). :attr:`visible` (whether the mask marks any pixel) follows from
+    the box, so the two cannot disagree: a frame where the object has left the
+    scene has no box and is not visible.
     """
 
     index: int
@@ -44,21 +45,39 @@ class TrackFrame:
     rle: Mapping[str, Any]
     box: tuple[int, int, int, int] | None
     score: float
-    visible: bool
+
+    def __init__(
+        self,
+        index: int,
+        time: float,
+        rle: Mapping[str, Any],
+        box: Sequence[int] | None,
+        score: float,
+        visible: bool | None = None,
+    ) -> None:
+        """``visible`` is accepted for callers that pass it (and JSON that holds it); it must agree with ``box``."""
+        set_ = object.__setattr__
+        set_(self, "index", int(index))
+        set_(self, "time", float(time))
+        set_(self, "rle", rle)
+        set_(self, "box", None if box is None else _checked_box(box, self.size))
+        set_(self, "score", float(score))
+        if visible is not None and bool(visible) != self.visible:
+            raise InvalidInputError(
+                f"track frame {self.index} says visible={bool(visible)} but its box is {self.box}: a visible "
+                f"object has a box, an absent one has none"
+            )
+
+    @property
+    def visible(self) -> bool:
+        """Whether the object is on this frame (its mask marks a pixel, so it has a box)."""
+        return self.box is not None
 
     @classmethod
     def from_mask(cls, index: int, time: float, mask: np.ndarray, score: float = 1.0) -> TrackFrame:
-        """Encode ``mask`` and derive its box and visibility."""
+        """Encode ``mask`` and derive its box (and so its visibility)."""
         mask = np.asarray(mask, dtype=bool)
-        box = mask_bbox(mask)
-        return cls(
-            index=int(index),
-            time=float(time),
-            rle=encode_rle(mask),
-            box=box,
-            score=float(score),
-            visible=box is not None,
-        )
+        return cls(index=index, time=time, rle=encode_rle(mask), box=mask_bbox(mask), score=score)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -71,6 +90,7 @@ class TrackFrame:
         return decode_rle(self.rle)
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready; ``visible`` is written for readers of the file, and checked against the box when read."""
         return {
             "index": self.index,
             "time": self.time,
@@ -82,22 +102,53 @@ class TrackFrame:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrackFrame:
+        if not isinstance(data, Mapping):
+            raise InvalidInputError(f"a track frame must be a JSON object, got {_short(data)}")
         try:
             rle = data["rle"]
-            counts = rle["counts"]
+            if not isinstance(rle, Mapping):
+                raise InvalidInputError(f"its rle must be an object with size and counts, got {_short(rle)}")
+            counts, size = rle["counts"], rle["size"]
             if not isinstance(counts, str):
-                raise InvalidInputError("a track frame's RLE counts must be a compressed COCO string")
-            box = data.get("box")
+                raise InvalidInputError("its RLE counts must be a compressed COCO string")
+            if not isinstance(size, list) or len(size) != 2 or not all(_is_count(v) for v in size):
+                raise InvalidInputError(f"its RLE size must be [height, width], got {_short(size)}")
+            visible = data.get("visible")
+            if visible is not None and not isinstance(visible, bool):
+                raise InvalidInputError(f"its visible must be true or false, got {_short(visible)}")
             return cls(
-                index=int(data["index"]),
-                time=float(data["time"]),
-                rle={"size": [int(v) for v in rle["size"]], "counts": counts},
-                box=None if box is None else tuple(int(v) for v in box),  # type: ignore[arg-type]
-                score=float(data["score"]),
-                visible=bool(data["visible"]),
+                index=data["index"],
+                time=data["time"],
+                rle={"size": [int(v) for v in size], "counts": counts},
+                box=data.get("box"),
+                score=data["score"],
+                visible=visible,
             )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InvalidInputError(f"malformed track frame {dict(data)!r:.200}: {exc}") from exc
+        except (KeyError, TypeError, ValueError, InvalidInputError) as exc:
+            problem = f"no {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise InvalidInputError(f"malformed track frame {_short(data)}: {problem}") from exc
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 0
+
+
+def _checked_box(box: Sequence[int], size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """``box`` as four ints inside a ``size`` mask (max inclusive), or :class:`InvalidInputError`."""
+    if isinstance(box, (str, bytes)) or not isinstance(box, Sequence) or len(box) != 4:
+        raise InvalidInputError(f"a box must be 4 numbers x_min, y_min, x_max, y_max, got {_short(box)}")
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in box):
+        raise InvalidInputError(f"a box must be 4 whole pixel numbers, got {_short(box)}")
+    x1, y1, x2, y2 = (int(v) for v in box)
+    height, width = size
+    if not (0 <= x1 <= x2 < width and 0 <= y1 <= y2 < height):
+        raise InvalidInputError(f"the box {[x1, y1, x2, y2]} does not fit a {width}x{height} mask (max inclusive)")
+    return x1, y1, x2, y2
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 @dataclass(frozen=True)
@@ -201,13 +252,22 @@ class Track:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Track:
+        if not isinstance(data, Mapping):
+            raise InvalidInputError(f"malformed track: expected a JSON object, got {_short(data)}")
         try:
+            frames = data["frames"]
+            if not isinstance(frames, list):
+                raise InvalidInputError(f"its frames must be a list, got {_short(frames)}")
             return cls(
                 name=str(data["name"]),
                 obj_id=int(data["obj_id"]),
-                frames=tuple(TrackFrame.from_dict(f) for f in data["frames"]),
+                frames=tuple(TrackFrame.from_dict(f) for f in frames),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except KeyError as exc:
+            raise InvalidInputError(f"malformed track: no {exc}") from exc
+        except InvalidInputError:
+            raise
+        except (TypeError, ValueError) as exc:
             raise InvalidInputError(f"malformed track: {exc}") from exc
 
 
@@ -234,7 +294,10 @@ def tracks_from_json(doc: Mapping[str, Any] | str) -> list[Track]:
         raise InvalidInputError(
             f"tracks document version {version!r} is not supported (this garvideo reads version {TRACKS_VERSION})"
         )
-    return [Track.from_dict(t) for t in doc.get("tracks", [])]
+    tracks = doc.get("tracks")
+    if not isinstance(tracks, list):
+        raise InvalidInputError(f'a tracks document needs a "tracks" list, got {_short(tracks)}')
+    return [Track.from_dict(t) for t in tracks]
 
 
 def save_tracks(path: str | os.PathLike[str], tracks: Iterable[Track], meta: Mapping[str, Any] | None = None) -> None:
@@ -243,9 +306,20 @@ def save_tracks(path: str | os.PathLike[str], tracks: Iterable[Track], meta: Map
 
 
 def load_tracks(path: str | os.PathLike[str]) -> list[Track]:
+    """Read a file written by :func:`save_tracks`; every problem is an :class:`InvalidInputError` naming the file."""
+    name = os.fspath(path)
     try:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
     except FileNotFoundError as exc:
-        raise InvalidInputError(f"tracks file not found: {path}") from exc
-    return tracks_from_json(text)
+        raise InvalidInputError(f"tracks file not found: {name}") from exc
+    except IsADirectoryError as exc:
+        raise InvalidInputError(f"{name} is a folder: pass the tracks JSON file written by 'garvideo track'") from exc
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(f"{name} is not a tracks file: it is not UTF-8 text (a binary file?)") from exc
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read the tracks file {name}: {exc.strerror or exc}") from exc
+    try:
+        return tracks_from_json(text)
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"{name}: {exc}") from exc

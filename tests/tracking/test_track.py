@@ -116,3 +116,68 @@ def test_tracks_json_rejects_other_documents():
         tracks_from_json("{nope")
     with pytest.raises(InvalidInputError, match="malformed"):
         tracks_from_json({"format": "garvideo.tracks", "version": TRACKS_VERSION, "tracks": [{"name": "a"}]})
+
+
+def _doc(frame_changes=None, **track_changes):
+    """A valid one-track document, with some of its track's or first frame's fields replaced."""
+    frame = TrackFrame.from_mask(0, 0.0, np.pad(np.ones((2, 3), bool), 1)).to_dict()  # 4x5 mask, box (1,1,3,2)
+    frame.update(frame_changes or {})
+    track = {"name": "a", "obj_id": 1, "frames": [frame], **track_changes}
+    return {"format": "garvideo.tracks", "version": TRACKS_VERSION, "tracks": [track]}
+
+
+@pytest.mark.parametrize(
+    "document, message",
+    [
+        ({"format": "garvideo.tracks", "version": TRACKS_VERSION}, 'needs a "tracks" list, got None'),
+        ({"format": "garvideo.tracks", "version": TRACKS_VERSION, "tracks": 5}, 'needs a "tracks" list, got 5'),
+        ({"format": "garvideo.tracks", "version": TRACKS_VERSION, "tracks": [5]}, "expected a JSON object, got 5"),
+        (_doc(frames=5), "frames must be a list, got 5"),
+        (_doc(frames=["x"]), "a track frame must be a JSON object, got 'x'"),
+        (_doc(frames=[{}]), "no 'rle'"),
+        (_doc({"box": [1, 2]}), r"a box must be 4 numbers .*got \[1, 2\]"),
+        (_doc({"box": "1234"}), "a box must be 4 numbers"),
+        (_doc({"box": [1, 1, 3, 2.5]}), "4 whole pixel numbers"),
+        (_doc({"box": [1, 1, 5, 2]}), r"does not fit a 5x4 mask"),
+        (_doc({"box": [3, 1, 1, 2]}), r"does not fit"),
+        (_doc({"visible": False}), "says visible=False but its box is"),
+        (_doc({"visible": "yes"}), "visible must be true or false"),
+        (_doc({"box": None, "visible": True}), "says visible=True but its box is None"),
+        (_doc({"rle": {"size": [4], "counts": "x"}}), r"RLE size must be \[height, width\]"),
+        (_doc({"rle": "x"}), "rle must be an object"),
+        (_doc({"time": "noon"}), "malformed track frame"),
+    ],
+)
+def test_malformed_tracks_documents_are_invalid_input(document, message):
+    with pytest.raises(InvalidInputError, match=message):
+        tracks_from_json(document)
+
+
+def test_visibility_follows_the_box_and_old_files_still_read():
+    document = _doc()
+    [track] = tracks_from_json(document)
+    assert track.frames[0].visible and track.frames[0].to_dict()["visible"] is True
+    del document["tracks"][0]["frames"][0]["visible"]  # 'visible' is written for readers but not needed
+    assert tracks_from_json(document) == [track]
+    gone = tracks_from_json(_doc({"box": None, "visible": False}))[0].frames[0]
+    assert not gone.visible and gone.to_dict()["visible"] is False
+    assert tracks_from_json(_doc({"box": None, "visible": None}))[0].frames[0] == gone
+    with pytest.raises(InvalidInputError, match="says visible=True"):
+        TrackFrame(0, 0.0, {"size": [4, 5], "counts": "T4"}, None, 0.0, True)
+
+
+def test_load_tracks_reports_unreadable_files_in_one_line(tmp_path):
+    binary = tmp_path / "tracks.bin"
+    binary.write_bytes(bytes(range(256)))
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text(json.dumps(_doc({"box": [1, 2]})))
+    cases = [
+        (tmp_path, "is a folder"),
+        (binary, "not UTF-8 text"),
+        (tmp_path / "missing.json", "not found"),
+        (wrong, r"wrong.json: malformed track frame .*a box must be 4 numbers"),
+    ]
+    for path, message in cases:
+        with pytest.raises(InvalidInputError, match=message) as caught:
+            load_tracks(path)
+        assert "\n" not in str(caught.value)
