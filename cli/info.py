@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-import warnings
 
 import click
+
+from .common import reports_warnings
 
 
 def _describe(info) -> list[tuple[str, str]]:
@@ -34,21 +35,21 @@ def _describe(info) -> list[tuple[str, str]]:
 
 @click.command("info")
 @click.argument("video", type=click.Path(dir_okay=True, path_type=str))
+@click.option("--fps", type=float, default=None, metavar="RATE",
+              help="Frame rate of a frame folder, which carries none (default 30); video files carry their own.")
 @click.option("--json", "as_json", is_flag=True, help="Print the facts as one JSON object.")
-def info_command(video: str, as_json: bool) -> None:
+@reports_warnings
+def info_command(video: str, fps: float | None, as_json: bool) -> None:
     """Print a video's facts: displayed size, rotation, frame rate, frame count, duration, codec.
 
-    The frame count and duration come from the video's packets, so they are
+    VIDEO is a video file or a folder of frame images (read at --fps). The
+    frame count and duration come from the video's packets, so they are
     exact for variable-frame-rate clips; a truncated file is reported with a
     warning on stderr.
     """
     from garvideo.video import video_info  # imported here: `garvideo --help` stays fast
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        info = video_info(video)
-    for warning in caught:
-        click.echo(f"garvideo: warning: {warning.message}", err=True)
+    info = video_info(video, fps=fps)
     if as_json:
         click.echo(json.dumps(info.to_dict()))
         return
