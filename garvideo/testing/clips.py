@@ -137,7 +137,6 @@ def write_frames(
     frame_times: Sequence[Fraction],
     *,
     rotation: int = 0,
-    codec: str = "libx264",
     pix_fmt: str = "yuv420p",
     gop: int | None = None,
     bframes: int = 0,
@@ -145,7 +144,7 @@ def write_frames(
     audio: bool = False,
     faststart: bool = False,
 ) -> ClipTruth:
-    """Encode displayed-orientation RGB ``images`` shown at ``frame_times`` (seconds, exact fractions).
+    """Encode displayed-orientation RGB ``images`` as H.264, shown at ``frame_times`` (seconds, exact fractions).
 
     ``rotation`` (clockwise degrees) stores each picture turned the other way with
     display-matrix metadata, as phones do. The container follows the file suffix.
@@ -166,16 +165,13 @@ def write_frames(
     options = {"movflags": "+faststart"} if faststart else {}
     images = iter(images)
     with av.open(str(path), "w", options=options) as container:
-        stream = container.add_stream(codec, rate=max(1, round(1 / min(steps))))
+        stream = container.add_stream("libx264", rate=max(1, round(1 / min(steps))))
         first = next(images)
         stored = np.rot90(first, k=rotation // 90)
         stream.height, stream.width = stored.shape[:2]
         stream.pix_fmt = pix_fmt
         stream.codec_context.time_base = time_base
-        if codec == "libx264":
-            stream.options = _x264_options(gop, bframes, crf)
-        elif gop is not None:
-            stream.codec_context.gop_size = gop
+        stream.options = _x264_options(gop, bframes, crf)
         if rotation:
             stream.set_display_rotation(-rotation)  # PyAV's angle is counter-clockwise
         audio_stream = _silent_audio_stream(container) if audio else None
@@ -206,7 +202,7 @@ def write_frames(
         time_base=time_base,
         times=tuple(float(t - origin) for t in times),
         duration=float(times[-1] + last_duration - origin),
-        codec="h264" if codec == "libx264" else codec,
+        codec="h264",
         has_audio=audio,
     )
 

@@ -10,7 +10,7 @@ tracks nothing meaningful.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -185,55 +185,40 @@ class ArrayFrameSource(_IndexedSource):
 
 
 class MovingSquareSource(_IndexedSource):
-    """A textured square sliding over a noisy background, rendered on demand (nothing stored).
+    """A textured square bouncing inside a noisy background, rendered on demand (nothing stored).
 
     ``square_mask(index)`` is the ground truth. Long clips cost no memory, which
     makes it the source for memory measurements.
     """
 
     def __init__(
-        self,
-        num_frames: int,
-        height: int = 64,
-        width: int = 80,
-        side: int = 20,
-        fps: float = 25.0,
-        seed: int = 0,
-        path: Callable[[int], tuple[int, int]] | None = None,
+        self, num_frames: int, height: int = 64, width: int = 80, side: int = 20, fps: float = 25.0, seed: int = 0
     ) -> None:
+        if not 0 < side <= min(height, width):
+            raise ValueError(f"the square's side must be between 1 and the frame's {width}x{height}, got {side}")
         self.num_frames, self.height, self.width, self.side, self.fps = num_frames, height, width, side, float(fps)
         rng = np.random.default_rng(seed)
         self._background = rng.integers(0, 90, size=(height, width, 3), dtype=np.uint8)
         self._texture = rng.integers(150, 256, size=(side, side, 3), dtype=np.uint8)
-        self._path = path or self._bounce
         self.frames_rendered = 0
 
-    def _bounce(self, index: int) -> tuple[int, int]:
+    def square_box(self, index: int) -> tuple[int, int, int, int]:
+        """``(x1, y1, x2, y2)`` of the square on frame ``index`` (x2, y2 exclusive); always inside the frame."""
         span_x, span_y = self.width - self.side, self.height - self.side
         x = index % (2 * span_x) if span_x else 0
         y = (index // 2) % (2 * span_y) if span_y else 0
-        return (x if x <= span_x else 2 * span_x - x), (y if y <= span_y else 2 * span_y - y)
-
-    def square_box(self, index: int) -> tuple[int, int, int, int]:
-        """``(x1, y1, x2, y2)`` of the square on frame ``index`` (x2, y2 exclusive)."""
-        x, y = self._path(index)
+        x, y = (x if x <= span_x else 2 * span_x - x), (y if y <= span_y else 2 * span_y - y)
         return x, y, x + self.side, y + self.side
 
-    def _visible_part(self, index: int) -> tuple[int, int, int, int, int, int]:
-        x1, y1, x2, y2 = self.square_box(index)
-        cx1, cy1 = min(max(x1, 0), self.width), min(max(y1, 0), self.height)
-        cx2, cy2 = max(min(x2, self.width), cx1), max(min(y2, self.height), cy1)
-        return cx1, cy1, cx2, cy2, cx1 - x1, cy1 - y1
-
     def square_mask(self, index: int) -> np.ndarray:
-        """Ground truth on frame ``index`` (empty once the square has left the frame)."""
-        x1, y1, x2, y2, _, _ = self._visible_part(index)
+        """Ground truth on frame ``index``."""
+        x1, y1, x2, y2 = self.square_box(index)
         mask = np.zeros((self.height, self.width), dtype=bool)
         mask[y1:y2, x1:x2] = True
         return mask
 
     def _render(self, index: int) -> np.ndarray:
         image = self._background.copy()
-        x1, y1, x2, y2, tx, ty = self._visible_part(index)
-        image[y1:y2, x1:x2] = self._texture[ty : ty + y2 - y1, tx : tx + x2 - x1]
+        x1, y1, x2, y2 = self.square_box(index)
+        image[y1:y2, x1:x2] = self._texture
         return image

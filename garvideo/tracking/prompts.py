@@ -15,14 +15,14 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ..errors import InvalidInputError
-from ..masks import decode_rle, encode_rle
+from ..masks import encode_rle
 from ..masks import read_mask_image as load_mask_image
 from ..timecode import When, parse_when
 
@@ -46,6 +46,8 @@ def _as_when(when: When | int | str) -> When:
 
 
 def _finite(values: Iterable[Any], what: str) -> tuple[float, ...]:
+    if isinstance(values, (str, bytes)):
+        raise InvalidInputError(f"{what} must be numbers, got the text {values!r}")
     try:
         out = tuple(float(v) for v in values)
     except (TypeError, ValueError) as exc:
@@ -53,6 +55,15 @@ def _finite(values: Iterable[Any], what: str) -> tuple[float, ...]:
     if not all(math.isfinite(v) for v in out):
         raise InvalidInputError(f"{what} must be finite numbers, got {out}")
     return out
+
+
+def _pair(point: Any, message: str) -> Any:
+    if isinstance(point, (str, bytes)) or not isinstance(point, Iterable):
+        raise InvalidInputError(f"{message}, got a click {point!r}")
+    point = tuple(point)
+    if len(point) != 2:
+        raise InvalidInputError(f"{message}, got a click {point!r}")
+    return point
 
 
 @dataclass(frozen=True, eq=False)
@@ -104,9 +115,14 @@ class RegionPrompt:
                 )
             set_(self, "box", box)
         if self.points is not None:
-            points = tuple(_finite(p, f"the clicks of {self.name!r}") for p in self.points)
-            if not points or any(len(p) != 2 for p in points):
-                raise InvalidInputError(f"the clicks of {self.name!r} must be a non-empty list of (x, y) pairs")
+            pairs = f"the clicks of {self.name!r} must be a non-empty list of (x, y) pairs"
+            if isinstance(self.points, (str, bytes)) or not isinstance(self.points, Iterable):
+                raise InvalidInputError(f"{pairs}, got {self.points!r}")
+            points = tuple(_finite(_pair(p, pairs), f"the clicks of {self.name!r}") for p in self.points)
+            if not points:
+                raise InvalidInputError(pairs)
+            if self.labels is not None and (isinstance(self.labels, str) or not isinstance(self.labels, Iterable)):
+                raise InvalidInputError(f"the click labels of {self.name!r} must be 1s and 0s, got {self.labels!r}")
             labels = tuple(POSITIVE for _ in points) if self.labels is None else tuple(self.labels)
             if len(labels) != len(points):
                 raise InvalidInputError(f"region {self.name!r} has {len(points)} clicks but {len(labels)} labels")
@@ -133,7 +149,7 @@ class RegionPrompt:
     def from_box(
         cls, name: str, box: Sequence[float], when: When | int | str, obj_id: int | None = None
     ) -> RegionPrompt:
-        return cls(name=name, when=_as_when(when), box=tuple(box), obj_id=obj_id)  # type: ignore[arg-type]
+        return cls(name=name, when=when, box=box, obj_id=obj_id)  # type: ignore[arg-type]  # checked there
 
     @classmethod
     def from_points(
@@ -144,17 +160,11 @@ class RegionPrompt:
         labels: Sequence[int] | None = None,
         obj_id: int | None = None,
     ) -> RegionPrompt:
-        return cls(
-            name=name,
-            when=_as_when(when),
-            points=tuple(tuple(p) for p in points),  # type: ignore[arg-type]
-            labels=None if labels is None else tuple(labels),
-            obj_id=obj_id,
-        )
+        return cls(name=name, when=when, points=points, labels=labels, obj_id=obj_id)  # type: ignore[arg-type]
 
     @classmethod
     def from_mask(cls, name: str, mask: np.ndarray, when: When | int | str, obj_id: int | None = None) -> RegionPrompt:
-        return cls(name=name, when=_as_when(when), mask=mask, obj_id=obj_id)
+        return cls(name=name, when=when, mask=mask, obj_id=obj_id)  # type: ignore[arg-type]
 
     # -- facts and copies -----------------------------------------------------------
 
@@ -249,22 +259,6 @@ class RegionPrompt:
         else:
             out["mask"] = encode_rle(self.mask)  # type: ignore[arg-type]
         return out
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RegionPrompt:
-        try:
-            when = When(**dict(data["when"]))
-            return cls(
-                name=data["name"],
-                when=when,
-                box=tuple(data["box"]) if data.get("box") is not None else None,  # type: ignore[arg-type]
-                points=tuple(tuple(p) for p in data["points"]) if data.get("points") is not None else None,  # type: ignore[arg-type]
-                labels=tuple(data["labels"]) if data.get("labels") is not None else None,
-                mask=decode_rle(data["mask"]) if data.get("mask") is not None else None,
-                obj_id=data.get("obj_id"),
-            )
-        except (KeyError, TypeError) as exc:
-            raise InvalidInputError(f"malformed region prompt: {exc}") from exc
 
 
 def _fmt(values: Iterable[float]) -> str:

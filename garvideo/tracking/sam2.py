@@ -27,7 +27,6 @@ session keeps its prompted frames' memories, the mask memories of the last
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 import warnings
@@ -47,8 +46,6 @@ from .track import Track, TrackFrame
 
 if TYPE_CHECKING:
     import torch
-
-logger = logging.getLogger(__name__)
 
 DEFAULT_SAM2_MODEL = "facebook/sam2.1-hiera-tiny"
 

@@ -1,8 +1,9 @@
 """Decoding chosen frames with decord (optional: ``pip install garvideo[decord]``).
 
 decord keeps its own frame index; the reader checks that it counts the same
-frames as the PyAV probe, and times and rotation always come from the probe
-so both backends give the same frames for the same indices.
+frames as the PyAV probe, and times always come from the probe so both
+backends give the same frames for the same indices. Rotated videos are refused
+(decord 0.6 mishandles their display matrix): PyAV reads them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from typing import Any
 
 from ..errors import VideoError
 from .facts import DecodeStats, Frame
-from .pyav_backend import to_display
 from .timeline import Timeline
 
 
@@ -42,7 +42,6 @@ class DecordDecoder:
                 "use backend='pyav' for this file"
             )
         self._timeline = timeline
-        self._rotation = rotation
         self._batch_size = batch_size
 
     def close(self) -> None:
@@ -55,7 +54,7 @@ class DecordDecoder:
     def _batch(self, chunk: list[int]) -> Iterator[Frame]:
         arrays = self._reader.get_batch(chunk).asnumpy()
         for index, image in zip(chunk, arrays):
-            yield Frame(index=index, time=float(self._timeline.times[index]), image=to_display(image, self._rotation))
+            yield Frame(index=index, time=float(self._timeline.times[index]), image=image)
 
     def decode(self, indices: Iterable[int]) -> Iterator[Frame]:
         """Yield the frames at ``indices`` (ascending), ``batch_size`` decoded at a time."""

@@ -30,12 +30,13 @@ class Probe:
 
 
 def open_container(path: str | os.PathLike[str]) -> Any:
-    """``av.open`` with the failures a user can cause turned into :class:`VideoError`."""
+    """``av.open`` with the failures a user can cause turned into :class:`VideoError`.
+
+    Folders never get here: the readers open them as frame folders.
+    """
     file = Path(path)
     if not file.exists():
         raise VideoError(f"no such video file: {file}")
-    if file.is_dir():
-        raise VideoError(f"{file} is a folder, not a video file")
     if file.stat().st_size == 0:
         raise VideoError(f"{file} is empty (0 bytes)")
     try:

@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from garvideo.errors import GarvideoError, InvalidInputError
+from garvideo.masks import decode_rle
 from garvideo.timecode import When
 from garvideo.tracking import (
     RegionPrompt,
@@ -95,17 +96,37 @@ def test_fit_to_frame_rejects_clicks_outside_and_masks_of_another_size():
     assert RegionPrompt.from_points("a", [(60, 40)], 0).fit_to_frame(60, 40).points == ((60.0, 40.0),)
 
 
-def test_prompt_dict_round_trip_and_equality():
-    prompts = [
-        RegionPrompt.from_box("a", (1, 2, 3, 4), 5, obj_id=3),
-        RegionPrompt.from_points("b", [(1, 2), (3, 4)], "1:02.5", labels=[1, 0]),
-        RegionPrompt.from_mask("c", _blob(), 9),
-    ]
-    for prompt in prompts:
-        again = RegionPrompt.from_dict(prompt.to_dict())
-        assert again == prompt
-    assert prompts[2] != RegionPrompt.from_mask("c", ~_blob(), 9)
-    assert prompts[0] != prompts[0].at_frame(6)
+def test_prompt_dict_and_equality():
+    box = RegionPrompt.from_box("a", (1, 2, 3, 4), 5, obj_id=3)
+    clicks = RegionPrompt.from_points("b", [(1, 2), (3, 4)], "1:02.5", labels=[1, 0])
+    mask = RegionPrompt.from_mask("c", _blob(), 9)
+    assert box.to_dict() == {"name": "a", "obj_id": 3, "when": {"frame": 5}, "box": [1.0, 2.0, 3.0, 4.0]}
+    assert clicks.to_dict() == {
+        "name": "b", "when": {"time": 62.5}, "points": [[1.0, 2.0], [3.0, 4.0]], "labels": [1, 0]
+    }
+    described = mask.to_dict()
+    assert described["when"] == {"frame": 9} and np.array_equal(decode_rle(described["mask"]), _blob())
+    assert mask == RegionPrompt.from_mask("c", _blob(), 9) and mask != RegionPrompt.from_mask("c", ~_blob(), 9)
+    assert box != box.at_frame(6)
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: RegionPrompt.from_points("a", [1, 2], 0), r"list of \(x, y\) pairs, got a click 1"),
+        (lambda: RegionPrompt.from_points("a", 5, 0), r"list of \(x, y\) pairs, got 5"),
+        (lambda: RegionPrompt.from_points("a", [(1, 2, 3)], 0), r"got a click \(1, 2, 3\)"),
+        (lambda: RegionPrompt.from_points("a", [(1, "x")], 0), "must be numbers"),
+        (lambda: RegionPrompt.from_points("a", [(1, 2)], 0, labels=1), "labels of 'a' must be 1s and 0s"),
+        (lambda: RegionPrompt.from_box("a", 5, 0), "the box of 'a' must be numbers"),
+        (lambda: RegionPrompt.from_box("a", "1234", 0), "must be numbers, got the text '1234'"),
+        (lambda: RegionPrompt.from_box("a", (1, 2, 3), 0), "needs 4 numbers"),
+        (lambda: RegionPrompt.from_box("a", (1, 2, 3, 4), 2.5), "a prompt's moment must be"),
+    ],
+)
+def test_constructors_turn_malformed_regions_into_invalid_input(make, message):
+    with pytest.raises(InvalidInputError, match=message):
+        make()
 
 
 # -- the CLI region syntax ------------------------------------------------------------------
