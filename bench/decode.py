@@ -12,7 +12,8 @@ Measured in one run, on one machine:
 - ``read()`` of uniform and 2 fps selections (forward through a GOP where that
   is cheaper, seeking to keyframes otherwise) and the same selections read the
   naive way (seek + decode for every frame);
-- a 10 s span streamed backward (the tracker's backward pass) and forward;
+- a span of up to 10 s from the middle streamed backward (the tracker's
+  backward pass) and forward;
 - decord, when installed.
 
     python bench/decode.py                  # print a table
@@ -24,8 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import re
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -33,11 +32,12 @@ from pathlib import Path
 import av
 import numpy as np
 
+from machine import cpu_model, write_section  # bench/machine.py (scripts run from bench/)
+
 from garvideo.testing.clips import paint_index, read_index, write_frames
 from garvideo.video import open_video
 from garvideo.video.decord_backend import decord_available
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION = "## Video decoding"
 
 
@@ -100,22 +100,17 @@ def run(args: argparse.Namespace) -> list[str]:
         print(f"  {time.perf_counter() - start:.0f} s", flush=True)
 
     start = time.perf_counter()
-    video = open_video(path, backend="pyav")
-    open_s = time.perf_counter() - start
-    info, pts = video.info, video.timeline.pts
-    start = time.perf_counter()
-    decoded = sum(1 for _ in video.iter_frames())
-    full_s = time.perf_counter() - start
+    with open_video(path, backend="pyav") as video:
+        open_s = time.perf_counter() - start
+        info, pts = video.info, video.timeline.pts
+        selections = {"uniform 32 frames": video.sample_uniform(32), "2 fps": video.sample_rate(2)}
+        start = time.perf_counter()
+        decoded = sum(1 for _ in video.iter_frames())
+        full_s = time.perf_counter() - start
     assert decoded == info.num_frames
     full_fps = decoded / full_s
-    video.close()
 
     rows = [("decode every frame (baseline)", decoded, full_s, None, None, None)]
-    with open_video(path, backend="pyav") as probe:
-        selections = {
-            "uniform 32 frames": probe.sample_uniform(32),
-            "2 fps": probe.sample_rate(2),
-        }
     for label, selection in selections.items():
         elapsed, frames_decoded, seeks = timed_read(path, selection)
         naive_s = naive_read(path, list(selection.indices), pts)
@@ -136,10 +131,11 @@ def run(args: argparse.Namespace) -> list[str]:
         backward_s = time.perf_counter() - start
         after = stream.decode_stats
         chunk = stream.max_buffered_frames
-    rows.append(("10 s span forward", forward, forward_s, None, None, None))
+        span_s = stream.index_to_time(span_start + span - 1) - stream.index_to_time(span_start) + 1 / info.fps
+    rows.append((f"{span_s:.3g} s span forward", forward, forward_s, None, None, None))
     rows.append(
         (
-            f"10 s span backward ({chunk}-frame chunks)",
+            f"{span_s:.3g} s span backward ({chunk}-frame chunks)",
             backward,
             backward_s,
             after.frames_decoded - before.frames_decoded,
@@ -148,10 +144,8 @@ def run(args: argparse.Namespace) -> list[str]:
         )
     )
 
-    machine = f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU (decoding runs on the CPU)"
+    machine = f"{cpu_model()}, {os.cpu_count()} cores, no GPU (decoding runs on the CPU)"
     lines = [
-        SECTION,
-        "",
         f"`python bench/decode.py` on {machine}; PyAV {av.__version__} (FFmpeg "
         f"{getattr(av, 'ffmpeg_version_info', '?')}).",
         f"Clip: {info.width}x{info.height}, {info.fps:g} fps, {info.duration:.0f} s ({info.num_frames} frames), "
@@ -180,17 +174,6 @@ def run(args: argparse.Namespace) -> list[str]:
     return lines
 
 
-def write_section(lines: list[str]) -> None:
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    block = "\n".join(lines).rstrip() + "\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: block + "\n", text, count=1)
-    else:
-        text = text.rstrip() + "\n\n" + block
-    RESULTS.write_text(text.rstrip() + "\n")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=3.0)
@@ -200,10 +183,10 @@ def main() -> None:
     parser.add_argument("--cache", default=os.environ.get("GARVIDEO_BENCH_CACHE", "~/.cache/garvideo/bench"))
     parser.add_argument("--write", action="store_true", help=f"update {SECTION!r} in bench/RESULTS.md")
     args = parser.parse_args()
-    lines = run(args)
-    print("\n".join(lines))
+    text = "\n".join(run(args))
+    print(f"{SECTION}\n\n{text}")
     if args.write:
-        write_section(lines)
+        write_section(SECTION, text)
 
 
 if __name__ == "__main__":

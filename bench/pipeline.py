@@ -45,7 +45,6 @@ import argparse
 import datetime
 import json
 import os
-import re
 import statistics
 import sys
 import tempfile
@@ -54,11 +53,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from machine import describe as describe_machine  # bench/machine.py (scripts run from bench/)
+from machine import write_section
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # random weights only: never reach for the hub
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION = "## Pipeline"
 QUESTION = "What is <object> doing?"
 
@@ -284,23 +283,6 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_block(heading: str, text: str) -> None:
-    """Replace (or add) the ``### heading`` block inside ``## Pipeline``; other blocks and sections stay."""
-    current = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    section_re = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
-    found = section_re.search(current)
-    section = found.group(0) if found else f"{SECTION}\n\n"
-    block = f"### {heading}\n\n{text.strip()}\n\n"
-    block_re = re.compile(rf"^### {re.escape(heading)}\n.*?(?=^### |\Z)", re.DOTALL | re.MULTILINE)
-    if block_re.search(section):
-        section = block_re.sub(lambda _: block, section)
-    else:
-        section = section.rstrip() + "\n\n" + block
-    section = section.rstrip() + "\n\n"
-    updated = section_re.sub(lambda _: section, current) if found else current.rstrip() + "\n\n" + section
-    RESULTS.write_text(updated)
-
-
 # ---------------------------------------------------------------------- main
 
 
@@ -391,7 +373,7 @@ def main() -> None:
     )
     print(report)
     if args.write:
-        write_block(heading, report)
+        write_section(SECTION, report, block=f"### {heading}")
 
 
 if __name__ == "__main__":

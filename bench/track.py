@@ -5,7 +5,8 @@ Each measurement runs in its own Python process so its peak RSS (the
 download): speed and memory depend on the architecture, not on the weights.
 
 - ``tiny``: the tiny test model of :mod:`garvideo.testing.sam2` (128 px input);
-  shows the tracker's own overhead (decoding, resizing, masks, RLE).
+  shows the tracker's own overhead (resizing frames, post-processing masks,
+  RLE), as the frames come from an in-memory source: no video is decoded.
 - ``hiera-tiny``: the real ``facebook/sam2.1-hiera-tiny`` architecture
   (1024 px input, 39 M parameters): realistic per-frame cost.
 
@@ -15,6 +16,7 @@ both ways over every frame.
     python bench/track.py                 # print a table
     python bench/track.py --write         # also update "## Tracking" in bench/RESULTS.md
     python bench/track.py --models tiny --lengths 50 500
+    python bench/track.py --shared --write  # say so when other jobs shared the machine
 """
 
 from __future__ import annotations
@@ -22,15 +24,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 from machine import describe as describe_machine  # bench/machine.py (scripts run from bench/)
+from machine import write_section
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION = "## Tracking"
 
 DEFAULT_LENGTHS = {"tiny": (100, 1000), "hiera-tiny": (4, 20)}
@@ -114,21 +114,13 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_section(text: str) -> None:
-    """Replace (or append) this benchmark's section of bench/RESULTS.md, leaving the others alone."""
-    current = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
-    block = f"{SECTION}\n\n{text.strip()}\n\n"
-    updated = pattern.sub(lambda _: block, current) if pattern.search(current) else current.rstrip() + "\n\n" + block
-    RESULTS.write_text(updated)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["tiny", "hiera-tiny"], choices=["tiny", "hiera-tiny"])
     parser.add_argument("--lengths", nargs=2, type=int, help="the two clip lengths (default per model)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (bfloat16 on CUDA, as the tracker)")
+    parser.add_argument("--shared", action="store_true", help="say that other jobs ran on the machine meanwhile")
     parser.add_argument("--write", action="store_true", help="update the Tracking section of bench/RESULTS.md")
     args = parser.parse_args()
 
@@ -140,7 +132,9 @@ def main() -> None:
             rows.append(row)
     from garvideo.devices import resolve_device
 
-    machine = describe_machine(resolve_device(args.device), args.threads) + "; the machine was shared with other jobs"
+    machine = describe_machine(resolve_device(args.device), args.threads)
+    if args.shared:
+        machine += "; the machine was shared with other jobs"
     report = (
         f"Machine: {machine}. `python bench/track.py` — one object marked with a mask mid-clip on a 640x360 "
         f"clip, tracked both ways over every frame; random weights (speed and memory depend on the architecture "
@@ -150,7 +144,7 @@ def main() -> None:
     )
     print(report)
     if args.write:
-        write_section(report)
+        write_section(SECTION, report)
 
 
 if __name__ == "__main__":
