@@ -27,6 +27,7 @@ session keeps its prompted frames' memories, the mask memories of the last
 
 from __future__ import annotations
 
+import numbers
 import os
 import time
 import warnings
@@ -268,8 +269,11 @@ class Sam2Tracker:
         num_frames, width, height = int(source.num_frames), int(source.width), int(source.height)
         if num_frames <= 0 or width <= 0 or height <= 0:
             raise VideoError(f"the video has no frames to track ({num_frames} frames of {width}x{height})")
-        if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
+        if not _is_whole(stride) or stride < 1:
             raise InvalidInputError(f"the tracking stride must be a whole number of frames >= 1, got {stride!r}")
+        if not _is_whole(start) or not (stop is None or _is_whole(stop)):
+            raise InvalidInputError(f"the frame range must be integer indices, got start={start!r}, stop={stop!r}")
+        start, stride = int(start), int(stride)
         stop = num_frames if stop is None else min(int(stop), num_frames)
         if not 0 <= start < stop:
             raise InvalidInputError(
@@ -481,6 +485,11 @@ class _Meter:
         self.peak_frames = max(self.peak_frames, frames)
         self.peak_outputs = max(self.peak_outputs, outputs)
         self.peak_bytes = max(self.peak_bytes, nbytes)
+
+
+def _is_whole(value: object) -> bool:
+    """An integer of any kind (Python or numpy), but not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def _names(runs: Sequence[_ObjectRun], position: int) -> str:

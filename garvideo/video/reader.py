@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import numbers
 import os
 from collections.abc import Iterable, Iterator
 from typing import Literal, Protocol
@@ -96,8 +97,11 @@ class VideoReader:
         0 included). Whatever the video's length, at most ``max_buffered_frames``
         decoded frames are held at once (forward: one).
         """
-        if isinstance(step, bool) or not isinstance(step, int) or step == 0:
+        if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step == 0:
             raise InvalidInputError(f"the frame step must be a non-zero integer, got {step!r}")
+        if stop is not None and (isinstance(stop, bool) or not isinstance(stop, numbers.Integral)):
+            raise InvalidInputError(f"the frame to stop before must be an integer index or None, got {stop!r}")
+        step = int(step)
         start = self.timeline.check_index(start)
         if step > 0:
             stop = self.num_frames if stop is None else max(0, min(int(stop), self.num_frames))
@@ -249,9 +253,13 @@ def open_video(
     if backend not in ("auto", "pyav", "decord"):
         raise InvalidInputError(f"unknown video backend {backend!r}: use 'auto', 'pyav' or 'decord'")
     if max_buffered_frames is not None and (
-        isinstance(max_buffered_frames, bool) or not isinstance(max_buffered_frames, int) or max_buffered_frames < 1
+        isinstance(max_buffered_frames, bool)
+        or not isinstance(max_buffered_frames, numbers.Integral)
+        or max_buffered_frames < 1
     ):
         raise InvalidInputError(f"max_buffered_frames must be a positive integer, got {max_buffered_frames!r}")
+    if max_buffered_frames is not None:
+        max_buffered_frames = int(max_buffered_frames)
     name = os.fspath(path)
     if is_frame_folder(name):
         folder_info, folder_timeline, files = probe_frame_folder(name, fps)

@@ -10,6 +10,7 @@ video.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable
 
 import numpy as np
@@ -42,6 +43,16 @@ def _frames_in(timeline: Timeline, start: float, end: float) -> tuple[int, int]:
     return first, max(stop, first + 1)
 
 
+def _is_whole(value: object) -> bool:
+    """An integer of any kind (Python or numpy), but not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_positive_number(value: object) -> bool:
+    """A finite number > 0 of any kind (Python or numpy), but not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+
+
 def _unique_in_order(indices: Iterable[int]) -> list[int]:
     return list(dict.fromkeys(int(i) for i in indices))
 
@@ -49,8 +60,9 @@ def _unique_in_order(indices: Iterable[int]) -> list[int]:
 def uniform(timeline: Timeline, count: int, start: float | None = None, end: float | None = None) -> FrameSelection:
     """``count`` frames spread evenly over ``[start, end)``: the frames on screen at the middles of
     ``count`` equal spans. Fewer come back when the range holds fewer frames (no frame twice)."""
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+    if not _is_whole(count) or count < 1:
         raise InvalidInputError(f"the number of frames to sample must be a positive integer, got {count!r}")
+    count = int(count)
     start, end = _time_range(timeline, start, end)
     first, stop = _frames_in(timeline, start, end)
     if count >= stop - first:
@@ -64,8 +76,9 @@ def at_rate(timeline: Timeline, fps: float, start: float | None = None, end: flo
     """The frames on screen every ``1 / fps`` seconds from ``start``.
 
     No frame comes twice when ``fps`` exceeds the video's own rate."""
-    if not isinstance(fps, (int, float)) or not math.isfinite(fps) or fps <= 0:
+    if not _is_positive_number(fps):
         raise InvalidInputError(f"the sampling rate must be a positive number of frames per second, got {fps!r}")
+    fps = float(fps)
     start, end = _time_range(timeline, start, end)
     steps = max(1, math.ceil((end - start) * fps - 1e-9))
     moments = start + np.arange(steps) / fps
@@ -74,11 +87,13 @@ def at_rate(timeline: Timeline, fps: float, start: float | None = None, end: flo
 
 def every(timeline: Timeline, step: int, start: int = 0, stop: int | None = None) -> FrameSelection:
     """Every ``step``-th frame from index ``start`` up to ``stop`` (exclusive, None = the end)."""
-    if isinstance(step, bool) or not isinstance(step, int) or step < 1:
+    if not _is_whole(step) or step < 1:
         raise InvalidInputError(f"the frame step must be a positive integer, got {step!r}")
+    if stop is not None and not _is_whole(stop):
+        raise InvalidInputError(f"the frame to stop before must be an integer index or None, got {stop!r}")
     start = timeline.check_index(start)
     stop = len(timeline) if stop is None else min(int(stop), len(timeline))
-    return _selection(timeline, range(start, stop, step))
+    return _selection(timeline, range(start, stop, int(step)))
 
 
 def at_indices(timeline: Timeline, indices: Iterable[int]) -> FrameSelection:
@@ -101,8 +116,9 @@ def windows(
 ) -> list[Window]:
     """Consecutive windows of ``length`` seconds over ``[start, end)`` (the last one may be shorter),
     each with ``frames_per_window`` uniform frames or frames at ``fps`` (exactly one of the two)."""
-    if not isinstance(length, (int, float)) or not math.isfinite(length) or length <= 0:
+    if not _is_positive_number(length):
         raise InvalidInputError(f"the window length must be a positive number of seconds, got {length!r}")
+    length = float(length)
     if (frames_per_window is None) == (fps is None):
         raise InvalidInputError("give the frames of each window as either a count per window or a rate (fps)")
     start, end = _time_range(timeline, start, end)

@@ -119,6 +119,14 @@ def test_stride_and_range_read_only_the_frames_they_track(tracker):
     assert tracker.last_stats.frames_read == len(source.read)
 
 
+def test_numpy_integers_set_the_range_like_python_ones(tracker):
+    source = MovingSquareSource(12)
+    prompt = RegionPrompt.from_points("square", [(30, 20)], np.int64(4))
+    [plain] = tracker.track(source, [prompt], start=1, stop=10, stride=3, progress=False)
+    [numpy] = tracker.track(source, [prompt], start=np.int64(1), stop=np.int32(10), stride=np.int64(3), progress=False)
+    assert numpy.indices == plain.indices == (1, 4, 7) and numpy.frames == plain.frames
+
+
 def test_an_object_the_model_does_not_see_is_not_visible(tiny_sam2_path):
     tracker = Sam2Tracker.from_pretrained(tiny_sam2_path, device="cpu")
     # a private copy whose object-score head always answers "no object"
@@ -228,6 +236,9 @@ def _square():
         ([], {}, "at least one region"),
         ([RegionPrompt.from_box("a", (1, 1, 9, 9), 3)], {"stride": 0}, "stride"),
         ([RegionPrompt.from_box("a", (1, 1, 9, 9), 3)], {"start": 8, "stop": 8}, "empty"),
+        ([RegionPrompt.from_box("a", (1, 1, 9, 9), 3)], {"start": 1.5}, "integer indices"),
+        ([RegionPrompt.from_box("a", (1, 1, 9, 9), 3)], {"stop": "9"}, "integer indices"),
+        ([RegionPrompt.from_box("a", (1, 1, 9, 9), 3)], {"stride": True}, "stride"),
     ],
 )
 def test_bad_requests_get_clear_errors(tracker, prompts, kwargs, message):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from garvideo.errors import InvalidInputError
@@ -126,9 +127,28 @@ def test_read_a_selection(long_gop_clip):
         (lambda v: v.sample_windows(0, frames_per_window=2), "window length"),
         (lambda v: v.sample_windows(1.0), "either a count per window or a rate"),
         (lambda v: v.sample_windows(1.0, frames_per_window=2, fps=3), "either a count per window or a rate"),
+        (lambda v: v.sample_uniform(True), "positive integer"),
+        (lambda v: v.sample_uniform(2.0), "positive integer"),
+        (lambda v: v.sample_rate(True), "positive number"),
+        (lambda v: v.sample_every(1, stop=4.5), "integer index or None"),
+        (lambda v: list(v.iter_frames(0, 4.5)), "integer index or None"),
+        (lambda v: list(v.iter_frames(0, 4, 1.0)), "non-zero integer"),
     ],
 )
 def test_sampling_mistakes_are_clear_errors(cfr_clip, call, message):
     with open_video(cfr_clip.path) as video:
         with pytest.raises(InvalidInputError, match=message):
             call(video)
+
+
+def test_numpy_numbers_are_accepted_like_python_ones(cfr_clip):
+    """Counts and indices computed with numpy (np.int64, np.float32) work wherever an int or float does."""
+    with open_video(cfr_clip.path, max_buffered_frames=np.int64(4)) as video:
+        assert video.sample_uniform(np.int64(3)) == video.sample_uniform(3)
+        assert video.sample_every(np.int32(5), stop=np.int64(20)) == video.sample_every(5, stop=20)
+        assert video.sample_rate(np.float32(2.0)) == video.sample_rate(2.0)
+        assert video.sample_windows(np.float32(1.0), frames_per_window=np.int64(2)) == video.sample_windows(
+            1.0, frames_per_window=2
+        )
+        assert [f.index for f in video.iter_frames(np.int64(9), np.int64(2), np.int64(-3))] == [9, 6, 3]
+        assert video.max_buffered_frames == 4 and type(video.max_buffered_frames) is int
