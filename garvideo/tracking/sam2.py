@@ -6,18 +6,21 @@ the model does not need any more is dropped as the scan moves on.
 
 How a run goes, per object (an object is all prompts sharing a name):
 
-1. Its earliest prompt is its *anchor*. The anchor frames are read first and
-   each object is conditioned on its anchor prompt.
-2. A backward scan walks from the latest anchor down to ``start``; each
-   object is tracked backward on the frames before its anchor.
-3. A forward scan walks from the earliest anchor up to ``stop``; each object
-   is tracked forward from its anchor. A later prompt for the same object (a
+1. Its earliest prompt is its *anchor*. A backward scan walks from the
+   latest anchor down to ``start``; when it reaches an object's anchor the
+   object is conditioned on its anchor prompt, and on the frames before it
+   the object is tracked backward.
+2. A forward scan walks from the earliest anchor up to ``stop``; each object
+   is tracked forward from its anchor (on the anchor frame itself it reuses
+   its conditioning result). A later prompt for the same object (a
    correction) is added when the scan reaches its frame: from there on it is
    one more conditioning memory, exactly as the user's first prompt is.
 
 Each object has its own inference session, so objects never disturb one
-another (and each is tracked from its own prompts); the image encoder still
-runs once per frame, its features shared between the objects' sessions.
+another (and each is tracked from its own prompts); within a scan the image
+encoder runs at most once per frame, its features shared between the
+objects' sessions. Frames from the earliest to the latest anchor are read
+(and encoded) by both scans, every other frame by one.
 
 Memory stays bounded whatever the video's length: after every step each
 session keeps its prompted frames' memories, the mask memories of the last
@@ -197,38 +200,38 @@ class Sam2Tracker:
         meter = _Meter()
 
         anchors = sorted({run.anchor for run in runs})
-        backward = list(range(anchors[-1] - 1, -1, -1))
+        backward = list(range(anchors[-1], -1, -1))
         forward = list(range(anchors[0], len(order)))
         bar = tqdm(total=len(backward) + len(forward), desc="tracking", unit="frame", disable=not progress)
         with torch.inference_mode(), bar:
-            # 1. condition every object on its anchor prompt
-            for position in anchors:
-                read = list(stream_frames(source, [order[position]]))
-                if not read:
-                    raise InvalidInputError(
-                        f"frame {order[position]}, where {_names(runs, position)} is marked, could not be read "
-                        f"from the video"
-                    )
-                meter.frames_read += 1
-                anchored = [run for run in runs if run.anchor == position]
-                for run in anchored:
-                    self._add_prompt(run, position, height, width)
-                self._step(anchored, position, self._pixels(read[0], height, width), False, runs, meter)
-
-            # 2. backward from the latest anchor: each object on the frames before its anchor
+            # 1. backward from the latest anchor: each object is conditioned on its anchor prompt when the scan
+            #    reaches that frame, and tracked backward on the frames before it
+            unread_anchors = anchors[::-1]
             for frame in stream_frames(source, [order[p] for p in backward]):
                 position = position_of[frame.index]
+                if unread_anchors and unread_anchors[0] > position:  # the source skipped an anchor frame
+                    raise _unreadable_anchor(runs, order, unread_anchors[0])
+                if unread_anchors and unread_anchors[0] == position:
+                    unread_anchors.pop(0)
                 meter.frames_read += 1
-                active = [run for run in runs if run.anchor > position]
-                outputs = self._step(active, position, self._pixels(frame, height, width), True, runs, meter)
-                self._record(active, outputs, frame, height, width)
+                starting = [run for run in runs if run.anchor == position]
+                tracked = [run for run in runs if run.anchor > position]
+                for run in starting:
+                    self._add_prompt(run, position, height, width)
+                pixels = self._pixels(frame, height, width)
+                outputs = self._step(starting + tracked, position, pixels, True, runs, meter)
+                # an anchor's own result is recorded by the forward scan, which reuses it
+                self._record(tracked, outputs[len(starting) :], frame, height, width)
                 bar.update(1)
+            if unread_anchors:
+                raise _unreadable_anchor(runs, order, unread_anchors[0])
 
             # the forward scan starts from the prompts alone, not from backward results
             for run in runs:
                 _forget_tracked_frames(run.session)
 
-            # 3. forward from the earliest anchor, adding corrections as their frames come
+            # 2. forward from the earliest anchor (on an anchor frame its object reuses its conditioning result),
+            #    adding corrections as their frames come
             for frame in stream_frames(source, [order[p] for p in forward]):
                 position = position_of[frame.index]
                 meter.frames_read += 1
@@ -492,6 +495,7 @@ def _is_whole(value: object) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def _names(runs: Sequence[_ObjectRun], position: int) -> str:
-    return ", ".join(repr(run.name) for run in runs if position in run.prompts)
+def _unreadable_anchor(runs: Sequence[_ObjectRun], order: Sequence[int], position: int) -> InvalidInputError:
+    names = ", ".join(repr(run.name) for run in runs if run.anchor == position)
+    return InvalidInputError(f"frame {order[position]}, where {names} is marked, could not be read from the video")
 

@@ -100,13 +100,13 @@ def test_two_objects_in_one_pass_match_each_tracked_alone(tracker):
     [corner_alone] = tracker.track(source, [corner], progress=False)
     assert joint[0].frames == square_alone.frames
     assert joint[1].frames == corner_alone.frames
-    # every frame for each object, plus the two anchor steps ...
+    # every frame for each object, plus the anchor frames each object meets in both scans ...
     assert stats.object_steps == 2 * 14 + 2
-    # ... but the image encoder ran once per frame, not once per object: the two anchors,
-    # backward frames 8..0, forward frames 4..13 (on frame 3 the only active object reuses
-    # its prompt's result)
-    assert stats.frames_read == 2 + 9 + 11
-    assert len(calls) == 2 + 9 + 10
+    # ... but the image encoder ran once per frame and scan, not once per object: backward
+    # frames 9..0 (each object conditioned when the scan reaches its anchor), forward frames
+    # 3..13, where on frame 3 the only active object reuses its conditioning result
+    assert stats.frames_read == 10 + 11
+    assert len(calls) == 10 + 10
 
 
 def test_stride_and_range_read_only_the_frames_they_track(tracker):
@@ -167,6 +167,10 @@ def test_frames_the_source_cannot_decode_have_no_entry(tracker):
 
     with pytest.raises(InvalidInputError, match="frame 2, where 'square' is marked, could not be read"):
         tracker.track(source, [RegionPrompt.from_box("square", (0, 0, 30, 30), 2)], progress=False)
+    with pytest.raises(InvalidInputError, match="frame 2, where 'b' is marked, could not be read"):  # an earlier anchor
+        tracker.track(source, [first, RegionPrompt.from_box("b", (0, 0, 30, 30), 2)], progress=False)
+    with pytest.raises(InvalidInputError, match="frame 0, where 'c' is marked, could not be read"):  # the last one
+        tracker.track(DroppingSource(6, lost={0}), [RegionPrompt.from_box("c", (0, 0, 30, 30), 0)], progress=False)
 
 
 def test_tracks_from_the_tracker_round_trip_through_json(tracker):
