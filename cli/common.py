@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import functools
 import json
-import sys
 from typing import Any, Callable
 
 import click
 
+from garvideo.tracking import DEFAULT_SAM2_MODEL as DEFAULT_SAM2  # torch-free import
+
+# garvideo.model loads torch on import, which --help must not wait for; a test keeps this equal to
+# garvideo.model.DEFAULT_MODEL_ID.
 DEFAULT_GAR = "HaochenWang/GAR-1B"
-DEFAULT_SAM2 = "facebook/sam2.1-hiera-tiny"
 
 REGION_HELP = """\b
 Regions (repeat the options for several regions or corrections):
@@ -168,7 +170,7 @@ def reports_warnings(func: Callable) -> Callable:
         import warnings
 
         def show(message, category, filename, lineno, file=None, line=None):
-            print(f"garvideo: warning: {message}", file=sys.stderr)
+            click.echo(f"garvideo: warning: {message}", err=True)
 
         previous = warnings.showwarning
         warnings.showwarning = show

@@ -345,7 +345,6 @@ def test_failure_mid_render_of_a_new_file_leaves_nothing(clip, tmp_path):
         rle={"size": [clip.height, clip.width], "counts": "!!"},
         box=(0, 0, 5, 5),
         score=1.0,
-        visible=True,
     )
     track = Track(good.name, good.obj_id, tuple(f for f in good.frames if f.index != 5) + (broken,))
     with pytest.raises(InvalidInputError, match="malformed RLE"):
