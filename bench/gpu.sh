@@ -31,6 +31,7 @@ if [ -n "${QUICK:-}" ]; then
     step track $PY bench/track.py --device "$DEVICE" --models tiny --lengths 10 20
     step pipeline $PY bench/pipeline.py --device "$DEVICE" --frames 12 --new-tokens 4 --repeats 1
 else
+    step model-full $PY bench/model.py --full-size --device "$DEVICE" --frames 16
     step track $PY bench/track.py --device "$DEVICE" --models tiny hiera-tiny --lengths 100 1000 --write
     step pipeline-tiny $PY bench/pipeline.py --device "$DEVICE" --write
     step pipeline-full $PY bench/pipeline.py --full-size --device "$DEVICE" --frames 64 --gar-frames 16 \

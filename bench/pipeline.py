@@ -113,31 +113,18 @@ def tiny_pipeline(folder: Path, device: str, dtype: str):
 
 def full_size_pipeline(folder: Path, device: str, dtype: str):
     """GAR-1B-sized and sam2.1-hiera-tiny-sized models with random weights, built in memory."""
-    import torch
     from transformers import Sam2VideoConfig, Sam2VideoModel
 
     from garvideo.devices import resolve_device, resolve_dtype
-    from garvideo.model import GAR
-    from garvideo.model.configuration_gar import GARConfig
-    from garvideo.model.modeling_gar import GARModel
-    from garvideo.model.processing_gar import GARProcessor
     from garvideo.pipeline import Pipeline
-    from garvideo.testing.gar import build_tiny_gar_checkpoint
+    from garvideo.testing.gar import random_gar
     from garvideo.testing.sam2 import sam2_processor
     from garvideo.tracking import Sam2Tracker
 
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
-    # The tiny checkpoint gives the released config layout, the processor and a tokenizer; only the shapes change.
-    tiny = build_tiny_gar_checkpoint(folder / "gar-layout", seed=0, tile_size=448)
-    layout = json.loads((tiny / "config.json").read_text())
-    layout["mllm_config"]["text_config"].update(GAR_1B_TEXT)
-    layout["mllm_config"]["vision_config"]["model_args"].update(GAR_1B_VISION)
-    layout["mask_path_embedding_out_channels"] = GAR_1B_VISION["embed_dim"]
-    torch.manual_seed(0)
-    model = GARModel(GARConfig.from_dict(layout)).eval().to(torch_device, torch_dtype)
-    gar = GAR(model, GARProcessor.from_pretrained(tiny), model_id="GAR-1B-sized, random weights")
-
+    gar = random_gar(text=GAR_1B_TEXT, vision=GAR_1B_VISION, device=torch_device, dtype=torch_dtype)
+    gar.model_id = "GAR-1B-sized, random weights"
     sam2_model = Sam2VideoModel(Sam2VideoConfig()).eval().to(torch_device, torch_dtype)
     tracker = Sam2Tracker(sam2_model, sam2_processor(1024), model_id="sam2.1-hiera-tiny-sized, random weights")
     return Pipeline(gar, tracker, progress=False)
