@@ -31,7 +31,6 @@ from pathlib import Path
 
 import av
 import numpy as np
-
 from machine import cpu_model, write_section  # bench/machine.py (scripts run from bench/)
 
 from garvideo.testing.clips import paint_index, read_index, write_frames

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import os
 import statistics
-from collections import Counter
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from machine import describe as describe_machine  # bench/machine.py (scripts run from bench/)
 from PIL import Image
 
 from garvideo.eval import gar_bench
@@ -34,7 +35,6 @@ from garvideo.eval.run_gar_bench import item_masks, run_gar_bench_vqa
 from garvideo.model import GAR, GARProcessor, GenerationSettings
 from garvideo.testing.gar import build_tiny_gar_checkpoint
 from garvideo.video import open_video
-from machine import describe as describe_machine  # bench/machine.py (scripts run from bench/)
 
 # the shared folder beside the checkout, as the tests find it (GARVIDEO_SHARED overrides)
 SHARED = Path(os.environ.get("GARVIDEO_SHARED") or Path(__file__).resolve().parents[2] / "shared")
@@ -135,9 +135,7 @@ def main() -> None:
         rows += prepare_items(folder)
         rows += read_frame_folder(folder)
         rows += resume_finished_run(folder)
-    print(
-        f"Machine: {describe_machine('cpu', 1)}; load average {os.getloadavg()[0]:.1f} (shared with other jobs)."
-    )
+    print(f"Machine: {describe_machine('cpu', 1)}; load average {os.getloadavg()[0]:.1f} (shared with other jobs).")
     print()
     print("| what | ms per item (median) | of which | notes |")
     print("| --- | ---: | --- | --- |")

@@ -24,9 +24,8 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from machine import describe as describe_machine  # bench/machine.py (scripts run from bench/)
-
 import numpy as np
+from machine import describe as describe_machine  # bench/machine.py (scripts run from bench/)
 
 from garvideo.model import GAR, GenerationSettings
 from garvideo.testing.gar import DEFAULT_SIZES, build_tiny_gar_checkpoint, random_gar

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import click
 
@@ -26,12 +27,27 @@ NAME are one object marked on several frames; unnamed ones are region1, region2.
 def region_options(func: Callable) -> Callable:
     for decorator in reversed(
         [
-            click.option("--box", "boxes", multiple=True, metavar="[NAME=]X1,Y1,X2,Y2@WHEN",
-                         help="Mark a region with a box (pixels) on a frame or at a time."),
-            click.option("--points", "points", multiple=True, metavar="'[NAME=]X,Y;!X,Y@WHEN'",
-                         help="Mark a region with clicks; '!' before a click makes it a background click."),
-            click.option("--mask", "masks", multiple=True, metavar="[NAME=]FILE.png@WHEN",
-                         help="Mark a region with a mask image the size of the frame."),
+            click.option(
+                "--box",
+                "boxes",
+                multiple=True,
+                metavar="[NAME=]X1,Y1,X2,Y2@WHEN",
+                help="Mark a region with a box (pixels) on a frame or at a time.",
+            ),
+            click.option(
+                "--points",
+                "points",
+                multiple=True,
+                metavar="'[NAME=]X,Y;!X,Y@WHEN'",
+                help="Mark a region with clicks; '!' before a click makes it a background click.",
+            ),
+            click.option(
+                "--mask",
+                "masks",
+                multiple=True,
+                metavar="[NAME=]FILE.png@WHEN",
+                help="Mark a region with a mask image the size of the frame.",
+            ),
         ]
     ):
         func = decorator(func)
@@ -42,18 +58,41 @@ def model_options(gar: bool = True, sam2: bool = True) -> Callable:
     def wrap(func: Callable) -> Callable:
         options = []
         if gar:
-            options.append(click.option("--model", "gar_model", default=DEFAULT_GAR, show_default=True,
-                                        metavar="ID|FOLDER", help="GAR weights: a hub id or a local folder."))
+            options.append(
+                click.option(
+                    "--model",
+                    "gar_model",
+                    default=DEFAULT_GAR,
+                    show_default=True,
+                    metavar="ID|FOLDER",
+                    help="GAR weights: a hub id or a local folder.",
+                )
+            )
         if sam2:
-            options.append(click.option("--sam2", "sam2_model", default=DEFAULT_SAM2, show_default=True,
-                                        metavar="ID|FOLDER",
-                                        help="SAM2 weights: facebook/sam2.1-hiera-{tiny,small,base-plus,large}, "
-                                             "an alias (tiny, small, ...) or a local folder."))
+            options.append(
+                click.option(
+                    "--sam2",
+                    "sam2_model",
+                    default=DEFAULT_SAM2,
+                    show_default=True,
+                    metavar="ID|FOLDER",
+                    help="SAM2 weights: facebook/sam2.1-hiera-{tiny,small,base-plus,large}, "
+                    "an alias (tiny, small, ...) or a local folder.",
+                )
+            )
         options += [
-            click.option("--device", default="auto", show_default=True,
-                         help="auto (CUDA when available, else CPU), cpu, cuda or cuda:N."),
-            click.option("--dtype", default="auto", show_default=True,
-                         help="auto (bfloat16 on CUDA, float32 on CPU), float32, bfloat16 or float16."),
+            click.option(
+                "--device",
+                default="auto",
+                show_default=True,
+                help="auto (CUDA when available, else CPU), cpu, cuda or cuda:N.",
+            ),
+            click.option(
+                "--dtype",
+                default="auto",
+                show_default=True,
+                help="auto (bfloat16 on CUDA, float32 on CPU), float32, bfloat16 or float16.",
+            ),
         ]
         for decorator in reversed(options):
             func = decorator(func)
@@ -67,8 +106,13 @@ def range_options(func: Callable) -> Callable:
         [
             click.option("--start", metavar="TIME", help="Only look from this time on (4.5, 4.5s or 1:02.5)."),
             click.option("--end", metavar="TIME", help="Only look until this time."),
-            click.option("--stride", default=1, show_default=True, type=click.IntRange(min=1),
-                         help="Track every N-th frame (faster on long videos)."),
+            click.option(
+                "--stride",
+                default=1,
+                show_default=True,
+                type=click.IntRange(min=1),
+                help="Track every N-th frame (faster on long videos).",
+            ),
         ]
     ):
         func = decorator(func)
@@ -78,12 +122,27 @@ def range_options(func: Callable) -> Callable:
 def generation_options(func: Callable) -> Callable:
     for decorator in reversed(
         [
-            click.option("--frames", default=8, show_default=True, type=click.IntRange(min=1),
-                         help="Frames shown to GAR for an overall description or an answer."),
-            click.option("--tiling", type=click.Choice(["vanilla", "thumb+tile"]), default="vanilla",
-                         show_default=True, help="Per frame: one 448 tile (vanilla) or a thumbnail plus tiles."),
-            click.option("--max-new-tokens", default=512, show_default=True, type=click.IntRange(min=1),
-                         help="Longest answer, in tokens."),
+            click.option(
+                "--frames",
+                default=8,
+                show_default=True,
+                type=click.IntRange(min=1),
+                help="Frames shown to GAR for an overall description or an answer.",
+            ),
+            click.option(
+                "--tiling",
+                type=click.Choice(["vanilla", "thumb+tile"]),
+                default="vanilla",
+                show_default=True,
+                help="Per frame: one 448 tile (vanilla) or a thumbnail plus tiles.",
+            ),
+            click.option(
+                "--max-new-tokens",
+                default=512,
+                show_default=True,
+                type=click.IntRange(min=1),
+                help="Longest answer, in tokens.",
+            ),
         ]
     ):
         func = decorator(func)

@@ -4,13 +4,29 @@ from __future__ import annotations
 
 import click
 
-from .common import REGION_HELP, clock, emit_json, generation_options, load_pipeline, model_options, parse_regions
-from .common import check_outputs, quiet_option, range_options, region_options, reports_warnings, write_json
+from .common import (
+    REGION_HELP,
+    check_outputs,
+    clock,
+    emit_json,
+    generation_options,
+    load_pipeline,
+    model_options,
+    parse_regions,
+    quiet_option,
+    range_options,
+    region_options,
+    reports_warnings,
+    write_json,
+)
 
 
 def _tracks_option(func):
     return click.option(
-        "--tracks", "tracks_file", metavar="FILE", type=click.Path(path_type=str),
+        "--tracks",
+        "tracks_file",
+        metavar="FILE",
+        type=click.Path(path_type=str),
         help="Use tracks from `garvideo track --out FILE` (or ground truth in that format) instead of tracking.",
     )(func)
 
@@ -55,22 +71,57 @@ def _save_tracks(path, tracks, video_info):
 @region_options
 @_tracks_option
 @range_options
-@click.option("--window", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
-              help="Timeline window length (default: adaptive, at most 8 windows).")
-@click.option("--frames-per-window", default=4, show_default=True, type=click.IntRange(min=1),
-              help="Frames shown to GAR for each window.")
+@click.option(
+    "--window",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Timeline window length (default: adaptive, at most 8 windows).",
+)
+@click.option(
+    "--frames-per-window",
+    default=4,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Frames shown to GAR for each window.",
+)
 @generation_options
 @model_options()
 @_outputs
 @click.option("--srt", metavar="FILE", help="Write the timeline as SubRip subtitles.")
 @click.option("--vtt", metavar="FILE", help="Write the timeline as WebVTT subtitles.")
-@click.option("--overlay", metavar="FILE.mp4",
-              help="Write the video with each region's mask, box, name and the current description drawn on it.")
+@click.option(
+    "--overlay",
+    metavar="FILE.mp4",
+    help="Write the video with each region's mask, box, name and the current description drawn on it.",
+)
 @quiet_option
 @reports_warnings
-def describe_command(video, boxes, points, masks, tracks_file, start, end, stride, window, frames_per_window, frames,
-                     tiling, max_new_tokens, gar_model, sam2_model, device, dtype, out, as_json, save_tracks,
-                     srt, vtt, overlay, quiet):
+def describe_command(
+    video,
+    boxes,
+    points,
+    masks,
+    tracks_file,
+    start,
+    end,
+    stride,
+    window,
+    frames_per_window,
+    frames,
+    tiling,
+    max_new_tokens,
+    gar_model,
+    sam2_model,
+    device,
+    dtype,
+    out,
+    as_json,
+    save_tracks,
+    srt,
+    vtt,
+    overlay,
+    quiet,
+):
     """Describe what each region is and does in VIDEO: overall and window by window.
 
     The regions are tracked through the video (both ways from where they are
@@ -91,8 +142,16 @@ def describe_command(video, boxes, points, masks, tracks_file, start, end, strid
         check_overlay_target(overlay, video)
     pipeline = load_pipeline(gar_model, None if tracks else sam2_model, device, dtype, quiet)
     result = pipeline.describe(
-        video, prompts or None, tracks=tracks, start=start, end=end, window=window, frames=frames,
-        frames_per_window=frames_per_window, stride=stride, tiling=tiling,
+        video,
+        prompts or None,
+        tracks=tracks,
+        start=start,
+        end=end,
+        window=window,
+        frames=frames,
+        frames_per_window=frames_per_window,
+        stride=stride,
+        tiling=tiling,
         settings=GenerationSettings(max_new_tokens=max_new_tokens),
     )
     document = result_document("describe", result.video, result.tracks, prompts, result)
@@ -125,16 +184,42 @@ def describe_command(video, boxes, points, masks, tracks_file, start, end, strid
 @click.argument("question")
 @region_options
 @_tracks_option
-@click.option("--option", "options", multiple=True, metavar="TEXT",
-              help="A choice of a multiple-choice question (repeat: the first is A, the next B, ...).")
+@click.option(
+    "--option",
+    "options",
+    multiple=True,
+    metavar="TEXT",
+    help="A choice of a multiple-choice question (repeat: the first is A, the next B, ...).",
+)
 @range_options
 @generation_options
 @model_options()
 @_outputs
 @quiet_option
 @reports_warnings
-def ask_command(video, question, boxes, points, masks, tracks_file, options, start, end, stride, frames, tiling,
-                max_new_tokens, gar_model, sam2_model, device, dtype, out, as_json, save_tracks, quiet):
+def ask_command(
+    video,
+    question,
+    boxes,
+    points,
+    masks,
+    tracks_file,
+    options,
+    start,
+    end,
+    stride,
+    frames,
+    tiling,
+    max_new_tokens,
+    gar_model,
+    sam2_model,
+    device,
+    dtype,
+    out,
+    as_json,
+    save_tracks,
+    quiet,
+):
     """Answer QUESTION about regions of VIDEO; the question names them as <NAME>.
 
     \b
@@ -156,8 +241,16 @@ def ask_command(video, question, boxes, points, masks, tracks_file, options, sta
     pipeline = load_pipeline(gar_model, None if tracks else sam2_model, device, dtype, quiet)
     time_range = (start, end) if start is not None or end is not None else None
     answer = pipeline.ask(
-        video, prompts or None, question, options=list(options) or None, time_range=time_range, tracks=tracks,
-        frames=frames, stride=stride, tiling=tiling, settings=GenerationSettings(max_new_tokens=max_new_tokens),
+        video,
+        prompts or None,
+        question,
+        options=list(options) or None,
+        time_range=time_range,
+        tracks=tracks,
+        frames=frames,
+        stride=stride,
+        tiling=tiling,
+        settings=GenerationSettings(max_new_tokens=max_new_tokens),
     )
     document = result_document("ask", answer.video, answer.tracks, prompts, None, [answer])
     if out:

@@ -13,7 +13,11 @@ from pathlib import Path
 
 import click
 
-from garvideo.eval import BENCHMARKS, format_score, score_predictions  # garvideo.eval and its videorefer module import no torch
+from garvideo.eval import (  # garvideo.eval and its videorefer module import no torch
+    BENCHMARKS,
+    format_score,
+    score_predictions,
+)
 from garvideo.eval.videorefer import BENCHMARK_D, BENCHMARK_Q, DEFAULT_FRAMES
 
 from .common import load_pipeline, model_options
@@ -195,7 +199,14 @@ def _run_videorefer(
     from garvideo.model import GenerationSettings
 
     plan = plan_videorefer(  # user mistakes before the models are loaded
-        spec, data, out, track=track, frames=frames, single_frame=single_frame, fps=fps, video_root=video_root,
+        spec,
+        data,
+        out,
+        track=track,
+        frames=frames,
+        single_frame=single_frame,
+        fps=fps,
+        video_root=video_root,
         limit=limit,
     )
     # one progress bar over the items: the pipeline's own bars (tracking) would repeat per item

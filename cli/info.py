@@ -35,8 +35,13 @@ def _describe(info) -> list[tuple[str, str]]:
 
 @click.command("info")
 @click.argument("video", type=click.Path(dir_okay=True, path_type=str))
-@click.option("--fps", type=float, default=None, metavar="RATE",
-              help="Frame rate of a frame folder, which carries none (default 30); video files carry their own.")
+@click.option(
+    "--fps",
+    type=float,
+    default=None,
+    metavar="RATE",
+    help="Frame rate of a frame folder, which carries none (default 30); video files carry their own.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the facts as one JSON object.")
 @reports_warnings
 def info_command(video: str, fps: float | None, as_json: bool) -> None:

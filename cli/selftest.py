@@ -19,8 +19,12 @@ def _run(args: list[str]):
 
 
 @click.command("selftest")
-@click.option("--keep", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
-              help="Build everything in DIR and keep it (default: a temporary folder, removed afterwards).")
+@click.option(
+    "--keep",
+    type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR",
+    help="Build everything in DIR and keep it (default: a temporary folder, removed afterwards).",
+)
 def selftest_command(keep: Path | None) -> None:
     """Check this installation offline: no weights are downloaded.
 
@@ -37,11 +41,11 @@ def selftest_command(keep: Path | None) -> None:
 
 
 def _selftest(folder: Path) -> None:
+    from transformers.utils import logging as transformers_logging
+
     from garvideo.outputs.document import validate_result_document
     from garvideo.testing.selftest import prepare_selftest
     from garvideo.tracking import load_tracks
-
-    from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()
     began = time.perf_counter()
@@ -84,14 +88,69 @@ def _selftest(folder: Path) -> None:
     clip = str(files.clip)
     steps = [
         ("info", ["info", clip, "--json"], check_info, 0),
-        ("track", ["track", clip, "--box", files.box, "--sam2", str(files.sam2), "--out", str(out / "tracks.json"),
-                   "-q"], check_track, 0),
-        ("describe", ["describe", clip, "--box", files.box, "--window", "0.5", "--frames", "4", "--out",
-                      str(out / "describe.json"), "--srt", str(out / "describe.srt"), *models], check_describe, 0),
-        ("ask", ["ask", clip, "What is <thing> doing?", "--tracks", str(out / "tracks.json"), "--option", "yes",
-                 "--option", "no", "--out", str(out / "ask.json"), *models], check_ask, 0),
-        ("batch", ["batch", str(files.folder), "--regions", str(files.manifest), "--out", str(out / "batch"),
-                   "--frames", "2", "--frames-per-window", "1", *models], check_batch, 1),
+        (
+            "track",
+            ["track", clip, "--box", files.box, "--sam2", str(files.sam2), "--out", str(out / "tracks.json"), "-q"],
+            check_track,
+            0,
+        ),
+        (
+            "describe",
+            [
+                "describe",
+                clip,
+                "--box",
+                files.box,
+                "--window",
+                "0.5",
+                "--frames",
+                "4",
+                "--out",
+                str(out / "describe.json"),
+                "--srt",
+                str(out / "describe.srt"),
+                *models,
+            ],
+            check_describe,
+            0,
+        ),
+        (
+            "ask",
+            [
+                "ask",
+                clip,
+                "What is <thing> doing?",
+                "--tracks",
+                str(out / "tracks.json"),
+                "--option",
+                "yes",
+                "--option",
+                "no",
+                "--out",
+                str(out / "ask.json"),
+                *models,
+            ],
+            check_ask,
+            0,
+        ),
+        (
+            "batch",
+            [
+                "batch",
+                str(files.folder),
+                "--regions",
+                str(files.manifest),
+                "--out",
+                str(out / "batch"),
+                "--frames",
+                "2",
+                "--frames-per-window",
+                "1",
+                *models,
+            ],
+            check_batch,
+            1,
+        ),
     ]
     failed = 0
     for name, args, check, expected_code in steps:
@@ -99,8 +158,10 @@ def _selftest(folder: Path) -> None:
         result = _run(args)
         try:
             if result.exit_code != expected_code:
-                raise AssertionError(f"exit code {result.exit_code}: {result.output.strip()[-500:]}"
-                                     + (f" {result.exception!r}" if result.exception else ""))
+                raise AssertionError(
+                    f"exit code {result.exit_code}: {result.output.strip()[-500:]}"
+                    + (f" {result.exception!r}" if result.exception else "")
+                )
             check(result)
         except (AssertionError, KeyError, ValueError, OSError) as exc:
             failed += 1

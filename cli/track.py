@@ -6,8 +6,18 @@ import json
 
 import click
 
-from .common import REGION_HELP, check_outputs, clock, load_pipeline, model_options, parse_regions, quiet_option
-from .common import range_options, region_options, reports_warnings
+from .common import (
+    REGION_HELP,
+    check_outputs,
+    clock,
+    load_pipeline,
+    model_options,
+    parse_regions,
+    quiet_option,
+    range_options,
+    region_options,
+    reports_warnings,
+)
 
 
 @click.command("track", epilog=REGION_HELP)
@@ -15,8 +25,9 @@ from .common import range_options, region_options, reports_warnings
 @region_options
 @range_options
 @model_options(gar=False)
-@click.option("--out", "out", required=True, metavar="FILE",
-              help="Where to write the tracks (JSON; '-' for standard output).")
+@click.option(
+    "--out", "out", required=True, metavar="FILE", help="Where to write the tracks (JSON; '-' for standard output)."
+)
 @quiet_option
 @reports_warnings
 def track_command(video, boxes, points, masks, start, end, stride, sam2_model, device, dtype, out, quiet):
@@ -27,8 +38,8 @@ def track_command(video, boxes, points, masks, start, end, stride, sam2_model, d
     (COCO compressed RLE, readable by pycocotools), tight box (x_min, y_min,
     x_max, y_max, max inclusive), score and whether it is visible.
     """
-    from garvideo.tracking import tracks_to_json
     from garvideo.files import atomic_write_json
+    from garvideo.tracking import tracks_to_json
 
     prompts = parse_regions(boxes, points, masks)
     if not prompts:
@@ -51,7 +62,8 @@ def track_command(video, boxes, points, masks, start, end, stride, sam2_model, d
         seen = len(track.visible_frames())
         where = (
             f"visible {clock(track.frame(span[0]).time)} to {clock(track.frame(span[1]).time)}"
-            if span else "never visible"
+            if span
+            else "never visible"
         )
         click.echo(f"{track.name}: {len(track.frames)} frames tracked, {seen} visible, {where}", err=out == "-")
     if out != "-":

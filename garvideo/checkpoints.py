@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from .errors import InvalidInputError, ModelNotFoundError
 
@@ -24,7 +23,7 @@ class ResolvedCheckpoint:
 
     folder: Path
     model_id: str  # the hub id, or the folder's absolute path
-    revision: Optional[str]  # the commit hash of a hub snapshot; None for a plain folder
+    revision: str | None  # the commit hash of a hub snapshot; None for a plain folder
 
 
 def _looks_like_path(text: str) -> bool:
@@ -38,7 +37,7 @@ def _looks_like_path(text: str) -> bool:
 
 
 def resolve_checkpoint(
-    path_or_id: str | os.PathLike, revision: Optional[str] = None, local_files_only: Optional[bool] = None
+    path_or_id: str | os.PathLike, revision: str | None = None, local_files_only: bool | None = None
 ) -> ResolvedCheckpoint:
     """Resolve ``path_or_id`` to a folder on this machine.
 

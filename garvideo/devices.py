@@ -11,13 +11,18 @@ if TYPE_CHECKING:
     import torch
 
 _DTYPES = {
-    "float32": "float32", "fp32": "float32", "float": "float32",
-    "bfloat16": "bfloat16", "bf16": "bfloat16",
-    "float16": "float16", "fp16": "float16", "half": "float16",
+    "float32": "float32",
+    "fp32": "float32",
+    "float": "float32",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+    "float16": "float16",
+    "fp16": "float16",
+    "half": "float16",
 }
 
 
-def resolve_device(device: "str | torch.device | None" = None) -> "torch.device":
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
     """``None`` or ``"auto"`` picks CUDA when available (the local rank's GPU under torchrun/SLURM), else CPU.
 
     Anything else is checked: asking for CUDA where there is none is an error, not a silent CPU run.
@@ -41,7 +46,7 @@ def resolve_device(device: "str | torch.device | None" = None) -> "torch.device"
     return resolved
 
 
-def resolve_dtype(dtype: "str | torch.dtype | None", device: "torch.device") -> "torch.dtype":
+def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
     """``None`` or ``"auto"`` gives bfloat16 on CUDA and float32 elsewhere."""
     import torch
 

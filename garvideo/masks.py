@@ -8,7 +8,8 @@ two places before. Tracks, benchmark masks and results all use it.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -104,9 +105,11 @@ def decode_rle(rle: Mapping[str, Any]) -> np.ndarray:
 def rle_area(rle: Mapping[str, Any]) -> int:
     """Number of foreground pixels, without decoding the mask."""
     counts = rle["counts"]
-    counts = _string_to_counts(counts.decode("ascii") if isinstance(counts, bytes) else counts) if isinstance(
-        counts, (str, bytes)
-    ) else list(counts)
+    counts = (
+        _string_to_counts(counts.decode("ascii") if isinstance(counts, bytes) else counts)
+        if isinstance(counts, (str, bytes))
+        else list(counts)
+    )
     return int(sum(counts[1::2]))
 
 

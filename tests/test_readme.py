@@ -17,7 +17,9 @@ def test_python_api_example_runs(tmp_path, monkeypatch):
     readme = (ROOT / "README.md").read_text()
     code = readme.split("## The Python API", 1)[1].split("```python", 1)[1].split("```", 1)[0]
     assert "Pipeline.from_pretrained()" in code
-    code = code.replace("Pipeline.from_pretrained()", f"Pipeline.from_pretrained({str(gar)!r}, {str(sam2)!r}, progress=False)")
+    code = code.replace(
+        "Pipeline.from_pretrained()", f"Pipeline.from_pretrained({str(gar)!r}, {str(sam2)!r}, progress=False)"
+    )
     # a random model rambles: keep its answers to a few tokens
     defaults = gar_api.GenerationSettings.__init__.__defaults__
     monkeypatch.setattr(gar_api.GenerationSettings.__init__, "__defaults__", (3, *defaults[1:]))

@@ -18,9 +18,10 @@ import json
 import os
 import time
 import traceback
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Generic, Protocol, Sequence, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from ..errors import GarvideoError, InvalidInputError
 from ..files import atomic_write_json, atomic_write_text, is_temporary
@@ -188,8 +189,12 @@ class BatchJob(Generic[ItemT]):
             self._notify(item, "failed")
         _write_failures(fail_file, failures)
         summary = BatchSummary(
-            total=len(mine), done_before=done_before, succeeded=succeeded, failed=tuple(failures),
-            seconds=time.monotonic() - start, shard=self.shard,
+            total=len(mine),
+            done_before=done_before,
+            succeeded=succeeded,
+            failed=tuple(failures),
+            seconds=time.monotonic() - start,
+            shard=self.shard,
         )
         atomic_write_json(summary_path(out_dir, self.shard), summary.to_dict())
         return summary

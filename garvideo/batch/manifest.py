@@ -39,7 +39,7 @@ class ManifestLine:
     text: str
     key: str
 
-    def parse(self, folder: Path, manifest_dir: Path) -> "BatchRequest":
+    def parse(self, folder: Path, manifest_dir: Path) -> BatchRequest:
         try:
             data = json.loads(self.text)
         except json.JSONDecodeError as exc:
@@ -58,7 +58,7 @@ class BatchRequest:
     options: tuple[str, ...] | None = None
 
     @classmethod
-    def from_dict(cls, data: Any, folder: Path, manifest_dir: Path, line: int = 0) -> "BatchRequest":
+    def from_dict(cls, data: Any, folder: Path, manifest_dir: Path, line: int = 0) -> BatchRequest:
         where = f"line {line}: " if line else ""
         if not isinstance(data, dict):
             raise InvalidInputError(f"{where}expected a JSON object with 'video' and 'regions'")
@@ -94,7 +94,9 @@ def _resolve(text: str, folder: Path, manifest_dir: Path, where: str, what: str)
     for candidate in candidates:
         if candidate.exists():
             return candidate
-    raise InvalidInputError(f"{where}{what} {text!r} not found (looked in {', '.join(str(c.parent) for c in candidates)})")
+    raise InvalidInputError(
+        f"{where}{what} {text!r} not found (looked in {', '.join(str(c.parent) for c in candidates)})"
+    )
 
 
 def _region(data: Any, number: int, folder: Path, manifest_dir: Path, where: str) -> RegionPrompt:
@@ -117,7 +119,10 @@ def _region(data: Any, number: int, folder: Path, manifest_dir: Path, where: str
         raise InvalidInputError(f"{where}region {name!r}: 'mask' must be the path of a PNG")
     try:
         return RegionPrompt(
-            name=name, when=when, box=_tuple(data.get("box")), mask=mask,
+            name=name,
+            when=when,
+            box=_tuple(data.get("box")),
+            mask=mask,
             points=tuple(tuple(p) for p in data["points"]) if data.get("points") is not None else None,
             labels=_tuple(data.get("labels")),
         )
@@ -172,4 +177,3 @@ def _key(raw: str) -> str:
         canonical, stem = raw.strip(), "unreadable"
     digest = hashlib.sha1(canonical.encode("utf-8")).hexdigest()[:10]
     return f"{_SAFE.sub('_', stem)[:60] or 'item'}-{digest}"
-

@@ -57,19 +57,31 @@ def run_batch(
         span = {"start": options.start, "end": options.end}
         if request.question is None or options.describe == "always":
             description = pipeline.describe(
-                request.video, list(request.regions), frames=options.frames,
-                frames_per_window=options.frames_per_window, window=options.window, stride=options.stride,
-                tiling=options.tiling, settings=options.settings, **span,
+                request.video,
+                list(request.regions),
+                frames=options.frames,
+                frames_per_window=options.frames_per_window,
+                window=options.window,
+                stride=options.stride,
+                tiling=options.tiling,
+                settings=options.settings,
+                **span,
             )
         if request.question is not None:
             answers.append(
                 pipeline.ask(
-                    request.video, None if description else list(request.regions), request.question,
+                    request.video,
+                    None if description else list(request.regions),
+                    request.question,
                     options=request.options,
-                    time_range=(options.start, options.end) if options.start is not None or options.end is not None
+                    time_range=(options.start, options.end)
+                    if options.start is not None or options.end is not None
                     else None,
-                    tracks=description.tracks if description else None, frames=options.frames,
-                    stride=options.stride, tiling=options.tiling, settings=options.settings,
+                    tracks=description.tracks if description else None,
+                    frames=options.frames,
+                    stride=options.stride,
+                    tiling=options.tiling,
+                    settings=options.settings,
                 )
             )
         first = description or answers[0]

@@ -51,6 +51,7 @@ from .items import decode_item_mask, item_mask_area, limit_items
 from .videorefer import BENCHMARK_D, BENCHMARK_Q, DEFAULT_FRAMES, VideoReferBenchmark
 from .work import EvalItem, EvalPlan, EvalSummary, ItemOutcome, finish, model_settings, prepare_out, run_items
 
+
 @dataclasses.dataclass(frozen=True)
 class VideoReferSettings:
     """How items are answered (recorded with the results; a resumed run must use the same)."""
@@ -141,9 +142,7 @@ def _object(annotation: Any, name: str, frame_idx: Any, reader: VideoReader) -> 
         except (KeyError, TypeError, ValueError):
             raise InvalidInputError(f"malformed RLE: {where} has no size [height, width]") from None
         if (height, width) != (reader.height, reader.width):
-            raise InvalidInputError(
-                f"{where} is {width}x{height} but the video is {reader.width}x{reader.height}"
-            )
+            raise InvalidInputError(f"{where} is {width}x{height} but the video is {reader.width}x{reader.height}")
         masks[frame] = (rle, area)
     seen = sorted(f for f, (_, area) in masks.items() if area > 0)
     if not seen:
@@ -351,8 +350,15 @@ def run_videorefer_q(
     ``single_frame``; ``fps`` is the frame rate given to frame folders (30 if None). Resumable.
     """
     plan = plan_videorefer(
-        BENCHMARK_Q, data, out, track=track, frames=frames, single_frame=single_frame, fps=fps,
-        video_root=video_root, limit=limit,
+        BENCHMARK_Q,
+        data,
+        out,
+        track=track,
+        frames=frames,
+        single_frame=single_frame,
+        fps=fps,
+        video_root=video_root,
+        limit=limit,
     )
     return run_videorefer_plan(plan, pipeline, settings=settings, progress=progress)
 
@@ -378,7 +384,14 @@ def run_videorefer_d(
     ``videorefer_bench_d`` scripts), which is out of garvideo's scope: the summary has no score.
     """
     plan = plan_videorefer(
-        BENCHMARK_D, data, out, track=track, frames=frames, single_frame=single_frame, fps=fps,
-        video_root=video_root, limit=limit,
+        BENCHMARK_D,
+        data,
+        out,
+        track=track,
+        frames=frames,
+        single_frame=single_frame,
+        fps=fps,
+        video_root=video_root,
+        limit=limit,
     )
     return run_videorefer_plan(plan, pipeline, settings=settings, progress=progress)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class ScoreReport:
     per_type: dict[str, Tally] = field(default_factory=dict)
 
     @classmethod
-    def from_outcomes(cls, outcomes: Iterable[tuple[str, bool]]) -> "ScoreReport":
+    def from_outcomes(cls, outcomes: Iterable[tuple[str, bool]]) -> ScoreReport:
         """Build from ``(question type, is correct)`` pairs; types keep first-seen order."""
         counts: dict[str, list[int]] = {}
         for kind, correct in outcomes:

@@ -105,8 +105,12 @@ def format_report(report: ScoreReport) -> str:
     """The benchmark script's printout (counts and accuracy per type, then the average)."""
     lines: list[str] = []
     for kind, tally in report.per_type.items():
-        lines += [f"####### {kind} #######", f"all num: {tally.total}", f"right num: {tally.correct}",
-                  f"accuracy: {tally.accuracy}"]
+        lines += [
+            f"####### {kind} #######",
+            f"all num: {tally.total}",
+            f"right num: {tally.correct}",
+            f"accuracy: {tally.accuracy}",
+        ]
     o = report.overall
     lines += ["####### average #######", f"all num: {o.total}", f"right num: {o.correct}", f"accuracy: {o.accuracy}"]
     return "\n".join(lines)

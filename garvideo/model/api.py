@@ -21,9 +21,9 @@ import numbers
 import os
 import re
 import time
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterator, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -47,8 +47,8 @@ from .prompts import (
 
 DEFAULT_MODEL_ID = "HaochenWang/GAR-1B"
 
-Regions = Union[Mapping[str, MaskLike], Sequence[tuple[str, MaskLike]]]
-VideoRegions = Union[Mapping[str, Sequence[Optional[MaskLike]]], Sequence[tuple[str, Sequence[Optional[MaskLike]]]]]
+Regions = Mapping[str, MaskLike] | Sequence[tuple[str, MaskLike]]
+VideoRegions = Mapping[str, Sequence[MaskLike | None]] | Sequence[tuple[str, Sequence[MaskLike | None]]]
 
 _NAME_REF = re.compile(r"<([^<>\n]+)>")
 _PROMPT_REF = re.compile(r"<Prompt(\d+)>")
@@ -63,10 +63,10 @@ class GenerationSettings:
     do_sample: bool = False
     temperature: float = 1.0
     top_p: float = 1.0
-    top_k: Optional[int] = None
+    top_k: int | None = None
     repetition_penalty: float = 1.0
-    seed: Optional[int] = None
-    cache_implementation: Optional[str] = None  # e.g. "static" (transformers' fixed-size KV cache)
+    seed: int | None = None
+    cache_implementation: str | None = None  # e.g. "static" (transformers' fixed-size KV cache)
 
     def __post_init__(self) -> None:
         # Checked here, whether or not sampling is on, so a mistake is named when it is made, not deep in generate.
@@ -154,8 +154,8 @@ class GARResult:
     timings: GARTimings  # this prompt's share of its batch's time
     prompt_tokens: int  # length of the prompt in tokens
     finished: bool  # True if the model ended with EOS, False if max_new_tokens cut it
-    choice: Optional[str] = None  # the option letter, for multiple-choice questions
-    step_logits: Optional[np.ndarray] = field(default=None, repr=False, compare=False)  # (steps, vocab) if asked
+    choice: str | None = None  # the option letter, for multiple-choice questions
+    step_logits: np.ndarray | None = field(default=None, repr=False, compare=False)  # (steps, vocab) if asked
 
 
 @dataclass(frozen=True)
@@ -163,7 +163,7 @@ class ModelInfo:
     """What produced a result: for provenance records."""
 
     model_id: str
-    revision: Optional[str]
+    revision: str | None
     dtype: str
     device: str
     box_mode: str
@@ -176,7 +176,7 @@ class NamedPrompt:
 
     inputs: GARInputs
     names: tuple[str, ...]  # region names in prompt order: names[i] is <Prompt{inputs.prompt_indices[i]}>
-    options: Optional[tuple[str, ...]] = None  # multiple-choice options (without letters), if any
+    options: tuple[str, ...] | None = None  # multiple-choice options (without letters), if any
 
 
 def _named(regions, what: str) -> tuple[list[str], list]:
@@ -214,7 +214,7 @@ def _substitute_names(text: str, names: Sequence[str]) -> str:
     return _NAME_REF.sub(swap, text)
 
 
-def _options(options: Optional[Sequence[str]]) -> Optional[tuple[str, ...]]:
+def _options(options: Sequence[str] | None) -> tuple[str, ...] | None:
     if options is None:
         return None
     if isinstance(options, (str, bytes)):
@@ -251,7 +251,7 @@ class GAR:
         model: GARModel,
         processor: GARProcessor,
         model_id: str = "",
-        revision: Optional[str] = None,
+        revision: str | None = None,
         box_mode: BoxMode = "reference",
         vision_batch_size: int = 16,
     ) -> None:
@@ -273,15 +273,15 @@ class GAR:
     def from_pretrained(
         cls,
         path_or_id: str | os.PathLike = DEFAULT_MODEL_ID,
-        device: Optional[str | torch.device] = None,
-        dtype: Optional[str | torch.dtype] = None,
-        revision: Optional[str] = None,
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
+        revision: str | None = None,
         box_mode: BoxMode = "reference",
         double_bos: bool = True,
         attn_implementation: str = "sdpa",
-        local_files_only: Optional[bool] = None,
+        local_files_only: bool | None = None,
         vision_batch_size: int = 16,
-    ) -> "GAR":
+    ) -> GAR:
         """Load from a local folder or a hub id (through the local cache when offline).
 
         ``device``/``dtype`` default to CUDA + bfloat16 when available, else CPU + float32.
@@ -325,7 +325,7 @@ class GAR:
         self,
         image: ImageLike,
         mask: MaskLike,
-        settings: Optional[GenerationSettings] = None,
+        settings: GenerationSettings | None = None,
         prompt_index: int = 1,
     ) -> GARResult:
         """Describe one masked region with the reference caption prompt (``<Prompt1>``, as the reference does)."""
@@ -334,7 +334,7 @@ class GAR:
     def describe_batch(
         self,
         items: Sequence[tuple[ImageLike, MaskLike]],
-        settings: Optional[GenerationSettings] = None,
+        settings: GenerationSettings | None = None,
         batch_size: int = 8,
         progress: bool = False,
     ) -> list[GARResult]:
@@ -343,7 +343,7 @@ class GAR:
         return self.generate(prepared, settings, batch_size=batch_size, progress=progress)
 
     def prepare_ask(
-        self, image: ImageLike, regions: Regions, question: str, options: Optional[Sequence[str]] = None
+        self, image: ImageLike, regions: Regions, question: str, options: Sequence[str] | None = None
     ) -> NamedPrompt:
         """The prompt :meth:`ask` would send (see :meth:`answer` to generate many in batches)."""
         names, masks = _named(regions, "region")
@@ -356,8 +356,8 @@ class GAR:
         image: ImageLike,
         regions: Regions,
         question: str,
-        options: Optional[Sequence[str]] = None,
-        settings: Optional[GenerationSettings] = None,
+        options: Sequence[str] | None = None,
+        settings: GenerationSettings | None = None,
     ) -> GARResult:
         """Answer a question about one to five named regions of an image.
 
@@ -370,8 +370,8 @@ class GAR:
 
     def answer(
         self,
-        prompts: Union[NamedPrompt, Sequence[NamedPrompt]],
-        settings: Optional[GenerationSettings] = None,
+        prompts: NamedPrompt | Sequence[NamedPrompt],
+        settings: GenerationSettings | None = None,
         batch_size: int = 8,
         progress: bool = False,
     ) -> list[GARResult]:
@@ -392,10 +392,10 @@ class GAR:
         frames: Sequence[ImageLike],
         regions: VideoRegions,
         question: str,
-        options: Optional[Sequence[str]] = None,
-        times: Optional[Sequence[Optional[float]]] = None,
+        options: Sequence[str] | None = None,
+        times: Sequence[float | None] | None = None,
         tiling: TilingMode = "vanilla",
-        template: Optional[VideoPromptTemplate] = None,
+        template: VideoPromptTemplate | None = None,
     ) -> NamedPrompt:
         """The video prompt :meth:`ask_video` would send (see :meth:`answer` to generate many in batches)."""
         names, masks = _named(regions, "region")
@@ -410,11 +410,11 @@ class GAR:
         frames: Sequence[ImageLike],
         regions: VideoRegions,
         question: str,
-        options: Optional[Sequence[str]] = None,
-        times: Optional[Sequence[Optional[float]]] = None,
+        options: Sequence[str] | None = None,
+        times: Sequence[float | None] | None = None,
         tiling: TilingMode = "vanilla",
-        template: Optional[VideoPromptTemplate] = None,
-        settings: Optional[GenerationSettings] = None,
+        template: VideoPromptTemplate | None = None,
+        settings: GenerationSettings | None = None,
         progress: bool = False,
     ) -> GARResult:
         """Answer a question about up to five named regions over several frames, in one generate call.
@@ -431,7 +431,7 @@ class GAR:
     def describe_video(
         self,
         frames: Sequence[ImageLike],
-        masks: Sequence[Optional[MaskLike]],
+        masks: Sequence[MaskLike | None],
         instruction: str = CAPTION_INSTRUCTION,
         name: str = "region",
         **kwargs,
@@ -443,9 +443,9 @@ class GAR:
 
     def generate(
         self,
-        inputs: Union[GARInputs, NamedPrompt, Sequence[Union[GARInputs, NamedPrompt]]],
-        settings: Optional[GenerationSettings] = None,
-        box_mode: Optional[BoxMode] = None,
+        inputs: GARInputs | NamedPrompt | Sequence[GARInputs | NamedPrompt],
+        settings: GenerationSettings | None = None,
+        box_mode: BoxMode | None = None,
         batch_size: int = 8,
         output_logits: bool = False,
         progress: bool = False,
@@ -507,7 +507,7 @@ class GAR:
 
     # ------------------------------------------------------------------ helpers
 
-    def _question_text(self, question: str, names: Sequence[str], options: Optional[Sequence[str]]) -> str:
+    def _question_text(self, question: str, names: Sequence[str], options: Sequence[str] | None) -> str:
         # The processor checks the regions and the final text; names become <Prompti> here.
         text = question_text(question)
         if options is not None:
@@ -516,7 +516,7 @@ class GAR:
 
 
 @contextlib.contextmanager
-def _seeded(seed: Optional[int], device: torch.device) -> Iterator[None]:
+def _seeded(seed: int | None, device: torch.device) -> Iterator[None]:
     """Seed torch's generators for one sampling call without disturbing the caller's random state."""
     if seed is None:
         yield

@@ -15,9 +15,10 @@ from __future__ import annotations
 import copy
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any
 
 from ..files import atomic_write_json
 from .errors import CheckpointError
@@ -44,8 +45,8 @@ class GARConfig:
     mllm_config: Any
     prompt_numbers: int = 5
     crop_tokens_ids: tuple[int, ...] = (128004, 128005, 128008, 128010, 128011)
-    kernel_size: Optional[tuple[int, int]] = None  # mask patch embedding kernel = stride (= ViT patch)
-    mask_embedding_channels: Optional[int] = None  # mask_path_embedding_out_channels (= ViT width)
+    kernel_size: tuple[int, int] | None = None  # mask patch embedding kernel = stride (= ViT patch)
+    mask_embedding_channels: int | None = None  # mask_path_embedding_out_channels (= ViT width)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -57,7 +58,7 @@ class GARConfig:
     # ------------------------------------------------------------------ reading
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "GARConfig":
+    def from_dict(cls, data: Mapping[str, Any]) -> GARConfig:
         from transformers import PerceptionLMConfig
 
         if data.get("model_type") != MODEL_TYPE:
@@ -97,7 +98,7 @@ class GARConfig:
         )
 
     @classmethod
-    def from_pretrained(cls, folder: str | os.PathLike) -> "GARConfig":
+    def from_pretrained(cls, folder: str | os.PathLike) -> GARConfig:
         path = Path(folder) / CONFIG_NAME
         try:
             data = json.loads(path.read_text(encoding="utf-8"))

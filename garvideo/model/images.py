@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -17,8 +16,8 @@ from ..errors import InvalidInputError
 from ..images import pil_to_rgb
 from ..masks import mask_from_image
 
-ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray]
-MaskLike = Union[str, os.PathLike, Image.Image, np.ndarray]
+ImageLike = str | os.PathLike | Image.Image | np.ndarray
+MaskLike = str | os.PathLike | Image.Image | np.ndarray
 
 
 def _open(path: str | os.PathLike, what: str) -> Image.Image:

@@ -33,9 +33,10 @@ import functools
 import importlib.util
 import json
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Literal, Optional, Sequence
+from typing import Literal
 
 import torch
 import torchvision
@@ -54,7 +55,7 @@ WEIGHTS_NAME = "model.safetensors"
 WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _perception_lm_class():
     from transformers import PerceptionLMForConditionalGeneration
 
@@ -98,7 +99,7 @@ class GARModel(nn.Module):
     ``mllm.lm_head.*``, ``mask_patch_embedding.*``).
     """
 
-    def __init__(self, config: GARConfig, mllm: Optional[nn.Module] = None) -> None:
+    def __init__(self, config: GARConfig, mllm: nn.Module | None = None) -> None:
         super().__init__()
         self.config = config
         self.mllm = mllm if mllm is not None else _perception_lm_class()(copy.deepcopy(config.mllm_config))
@@ -114,7 +115,7 @@ class GARModel(nn.Module):
         self.mask_patch_embedding = nn.Conv2d(
             3, channels, kernel_size=kernel, stride=kernel, bias=False, device=reference.device, dtype=reference.dtype
         )
-        self._pending_mask_embeds: Optional[torch.Tensor] = None
+        self._pending_mask_embeds: torch.Tensor | None = None
         # Instance-level: only this model's patch_embed module gets the hook.
         patch_embed.register_forward_hook(self._add_mask_embeddings)
 
@@ -160,7 +161,7 @@ class GARModel(nn.Module):
 
     # ------------------------------------------------------------------ vision
 
-    def _add_mask_embeddings(self, module: nn.Module, args, output: torch.Tensor) -> Optional[torch.Tensor]:
+    def _add_mask_embeddings(self, module: nn.Module, args, output: torch.Tensor) -> torch.Tensor | None:
         pending = self._pending_mask_embeds
         if pending is None:
             return None
@@ -347,10 +348,10 @@ class GARModel(nn.Module):
     def from_pretrained(
         cls,
         folder: str | os.PathLike,
-        device: Optional[torch.device] = None,
-        dtype: Optional[torch.dtype] = None,
+        device: torch.device | None = None,
+        dtype: torch.dtype | None = None,
         attn_implementation: str = "sdpa",
-    ) -> "GARModel":
+    ) -> GARModel:
         """Load a GAR checkpoint folder in the released layout; missing or unexpected weights are an error."""
         folder = Path(folder)
         config = GARConfig.from_pretrained(folder)
@@ -454,7 +455,7 @@ def _weight_files(folder: Path) -> list[Path]:
     )
 
 
-def _read_tensor(files: Sequence[Path], key: str) -> Optional[torch.Tensor]:
+def _read_tensor(files: Sequence[Path], key: str) -> torch.Tensor | None:
     from safetensors import safe_open
 
     for path in files:

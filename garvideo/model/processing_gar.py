@@ -17,9 +17,10 @@ import json
 import math
 import numbers
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal, Optional, Sequence
+from typing import Literal
 
 import numpy as np
 import torch
@@ -121,8 +122,8 @@ def choose_grid(width: int, height: int, tile_size: int, max_num_tiles: int) -> 
         return (1, 1)
     aspect = width / height
     grids = supported_grids(max_num_tiles)
-    best: Optional[tuple[int, int]] = None
-    best_size: Optional[tuple[float, float]] = None
+    best: tuple[int, int] | None = None
+    best_size: tuple[float, float] | None = None
     for columns, rows in grids:
         canvas_w, canvas_h = columns * tile_size, rows * tile_size
         if canvas_w < width or canvas_h < height:
@@ -236,7 +237,7 @@ class GARInputs:
     image_std: tuple[float, ...]
     prompt_indices: tuple[int, ...]  # the regions in prompt order
 
-    def with_boxes(self, boxes: Sequence[Box]) -> "GARInputs":
+    def with_boxes(self, boxes: Sequence[Box]) -> GARInputs:
         """A copy whose runs use ``boxes`` (one per run, in order) instead of the masks' own boxes.
 
         For experiments and parity checks, e.g. feeding the reference's stale boxes (quirk Q2).
@@ -280,7 +281,7 @@ class GARProcessor:
         patch_size: int = 14,
         pooling_ratio: int = 2,
         prompt_numbers: int = 5,
-        crop_tokens_ids: Optional[Sequence[int]] = None,
+        crop_tokens_ids: Sequence[int] | None = None,
         double_bos: bool = True,
     ) -> None:
         self.tokenizer = tokenizer
@@ -315,7 +316,7 @@ class GARProcessor:
     # ---------------------------------------------------------------- loading and saving
 
     @classmethod
-    def from_pretrained(cls, folder: str | os.PathLike, double_bos: bool = True) -> "GARProcessor":
+    def from_pretrained(cls, folder: str | os.PathLike, double_bos: bool = True) -> GARProcessor:
         """Load from a GAR checkpoint folder (tokenizer files, preprocessor and processor configs)."""
         from transformers import PreTrainedTokenizerFast
 
@@ -454,7 +455,7 @@ class GARProcessor:
         image: np.ndarray,
         masks: Sequence[np.ndarray],
         prompt_indices: Sequence[int],
-        mode: Optional[TilingMode] = None,
+        mode: TilingMode | None = None,
     ) -> PreparedImage:
         """Tile an RGB ``H x W x 3`` uint8 image and its visual-prompt map (masks already checked)."""
         mode = mode or self.tiling.mode
@@ -489,7 +490,7 @@ class GARProcessor:
         self,
         masks: Sequence[MaskLike],
         image_size: tuple[int, int],
-        names: Optional[Sequence[str]] = None,
+        names: Sequence[str] | None = None,
         allow_empty: bool = False,
         where: str = "",
     ) -> list[np.ndarray]:
@@ -512,7 +513,7 @@ class GARProcessor:
             loaded.append(array)
         return loaded
 
-    def _check_region_count(self, count: int, names: Optional[Sequence[str]] = None) -> None:
+    def _check_region_count(self, count: int, names: Sequence[str] | None = None) -> None:
         if count > self.prompt_numbers:
             listed = f" ({', '.join(names)})" if names else ""
             raise TooManyRegionsError(
@@ -526,8 +527,8 @@ class GARProcessor:
         self,
         question: str,
         count: int,
-        prompt_indices: Optional[Sequence[int]],
-        names: Optional[Sequence[str]],
+        prompt_indices: Sequence[int] | None,
+        names: Sequence[str] | None,
     ) -> tuple[str, list[int]]:
         """What every question prompt checks before reading any image: the stripped question and the indices.
 
@@ -537,7 +538,11 @@ class GARProcessor:
         question = question_text(question)
         self._check_region_count(count, names)
         indices = list(range(count)) if prompt_indices is None else [int(k) for k in prompt_indices]
-        if len(indices) != count or len(set(indices)) != count or any(not 0 <= k < self.prompt_numbers for k in indices):
+        if (
+            len(indices) != count
+            or len(set(indices)) != count
+            or any(not 0 <= k < self.prompt_numbers for k in indices)
+        ):
             raise InvalidInputError(
                 f"prompt_indices must give one distinct index in 0..{self.prompt_numbers - 1} per region, got {indices}"
             )
@@ -560,7 +565,7 @@ class GARProcessor:
         images: Sequence[PreparedImage],
         runs: Sequence[_RunSpec],
         prompt_indices: Sequence[int],
-        double_bos: Optional[bool] = None,
+        double_bos: bool | None = None,
     ) -> GARInputs:
         """Chat-template the user turn (images first), expand image tokens, tokenise, locate the runs."""
         conversation = [
@@ -648,8 +653,8 @@ class GARProcessor:
         image: ImageLike,
         masks: Sequence[MaskLike],
         question: str,
-        prompt_indices: Optional[Sequence[int]] = None,
-        names: Optional[Sequence[str]] = None,
+        prompt_indices: Sequence[int] | None = None,
+        names: Sequence[str] | None = None,
     ) -> GARInputs:
         """The reference several-regions prompt for a question written with ``<Promptk>`` tokens.
 
@@ -708,13 +713,13 @@ class GARProcessor:
     def prepare_video(
         self,
         frames: Sequence[ImageLike],
-        region_masks: Sequence[Sequence[Optional[MaskLike]]],
+        region_masks: Sequence[Sequence[MaskLike | None]],
         question: str,
-        prompt_indices: Optional[Sequence[int]] = None,
-        names: Optional[Sequence[str]] = None,
-        template: Optional[VideoPromptTemplate] = None,
+        prompt_indices: Sequence[int] | None = None,
+        names: Sequence[str] | None = None,
+        template: VideoPromptTemplate | None = None,
         tiling: TilingMode = "vanilla",
-        times: Optional[Sequence[Optional[float]]] = None,
+        times: Sequence[float | None] | None = None,
     ) -> GARInputs:
         """One prompt over several frames of a video, for up to ``prompt_numbers`` regions.
 
@@ -744,7 +749,7 @@ class GARProcessor:
             times = [_frame_time(t, f) for f, t in enumerate(times)]
 
         prepared: list[PreparedImage] = []
-        crops: list[list[Optional[str]]] = []
+        crops: list[list[str | None]] = []
         specs: list[_RunSpec] = []
         visible_anywhere = [False] * count
         for f, frame in enumerate(frames):
@@ -779,7 +784,7 @@ class GARProcessor:
         return self.assemble(text, prepared, specs, indices)
 
 
-def _frame_time(value: object, frame: int) -> Optional[float]:
+def _frame_time(value: object, frame: int) -> float | None:
     if value is None:
         return None
     if isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) and value >= 0:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 from ..errors import InvalidInputError
 
@@ -110,7 +110,7 @@ _BARE_LETTER_RE = re.compile(r"^(?:\(([A-Za-z])\)|([A-Za-z])[.):]?)[.:]?$")
 _LABEL_LETTER_RE = re.compile(r"^(?:\(([A-Za-z])\)|([A-Za-z])[.):])\s+\S")
 
 
-def parse_option_letter(text: str, options: Sequence[str] | int) -> Optional[str]:
+def parse_option_letter(text: str, options: Sequence[str] | int) -> str | None:
     """The option letter a model answered, or None if the answer names no option.
 
     ``options`` are the option texts in letter order (``["a cup", "a dog"]`` are A and B); an int

@@ -31,7 +31,8 @@ new fields may be added within a version.
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from ..pipeline import Answer, DescribeResult, Provenance, RegionPrompt, StageTimings, Track
 from ..video import VideoInfo
@@ -130,8 +131,15 @@ def timeline_cues(result: DescribeResult, with_names: bool | None = None) -> lis
 
 
 _REQUIRED = {
-    "": {"schema": str, "version": int, "command": str, "video": dict, "regions": list, "answers": list,
-         "provenance": dict},
+    "": {
+        "schema": str,
+        "version": int,
+        "command": str,
+        "video": dict,
+        "regions": list,
+        "answers": list,
+        "provenance": dict,
+    },
     "video": {"width": int, "height": int, "fps": float, "num_frames": int, "duration": float, "codec": str},
     "region": {"name": str, "prompts": list, "track": dict},
     "timeline": {"start": float, "end": float, "visible": bool, "frames": list, "times": list},
@@ -149,7 +157,11 @@ def validate_result_document(doc: Any) -> None:
             raise InvalidInputError(f"{where or 'document'}: expected an object")
         for key, typ in _REQUIRED[kind].items():
             value = obj.get(key)
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool) if typ is float else isinstance(value, typ)
+            ok = (
+                isinstance(value, (int, float)) and not isinstance(value, bool)
+                if typ is float
+                else isinstance(value, typ)
+            )
             if not ok:
                 raise InvalidInputError(f"{where}.{key}: expected {typ.__name__}, got {value!r:.60}")
 

@@ -147,9 +147,7 @@ def render_overlay(
 # ---------------------------------------------------------------------- checks
 
 
-def check_overlay_target(
-    out_path: str | os.PathLike[str], video: object = None, codec: str | None = None
-) -> str:
+def check_overlay_target(out_path: str | os.PathLike[str], video: object = None, codec: str | None = None) -> str:
     """Check that an overlay can be written to ``out_path``; return the encoder to use.
 
     Cheap, so callers run it before long work: a bad suffix, a folder, the

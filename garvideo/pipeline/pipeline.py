@@ -23,14 +23,15 @@ import math
 import os
 import re
 import time
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from .. import __version__
 from ..errors import GarvideoError, InvalidInputError
-from ..model import DEFAULT_MODEL_ID, GAR, CAPTION_INSTRUCTION, GARResult, GenerationSettings, VideoPromptTemplate
+from ..model import CAPTION_INSTRUCTION, DEFAULT_MODEL_ID, GAR, GARResult, GenerationSettings, VideoPromptTemplate
 from ..model.errors import TooManyRegionsError
 from ..timecode import parse_seconds
 from ..tracking import DEFAULT_SAM2_MODEL, RegionPrompt, Sam2Tracker, Track
@@ -148,8 +149,8 @@ class Pipeline:
     @classmethod
     def from_pretrained(
         cls,
-        gar: "str | os.PathLike[str] | None" = DEFAULT_MODEL_ID,
-        sam2: "str | os.PathLike[str] | None" = DEFAULT_SAM2_MODEL,
+        gar: str | os.PathLike[str] | None = DEFAULT_MODEL_ID,
+        sam2: str | os.PathLike[str] | None = DEFAULT_SAM2_MODEL,
         device: Any = None,
         dtype: Any = None,
         *,
@@ -157,7 +158,7 @@ class Pipeline:
         sam2_revision: str | None = None,
         box_mode: str = "reference",
         progress: bool = True,
-    ) -> "Pipeline":
+    ) -> Pipeline:
         """Load GAR (``HaochenWang/GAR-1B`` by default) and SAM2 (``facebook/sam2.1-hiera-tiny``).
 
         Each may be a hub id (downloaded once, then read from the local cache)
@@ -196,7 +197,10 @@ class Pipeline:
             frames = sorted({f.index for t in tracks for f in t.frames})
             provenance = self._provenance(
                 {"start": span.start, "end": span.end, "stride": stride, "regions": [p.to_dict() for p in regions]},
-                frames, reader, timings, uses_gar=False,
+                frames,
+                reader,
+                timings,
+                uses_gar=False,
             )
             return TrackingResult(video=reader.info, tracks=tuple(tracks), provenance=provenance)
 
@@ -326,8 +330,11 @@ class Pipeline:
             for track in track_list:
                 windows = tuple(
                     TimelineWindow(
-                        start=a, end=b, visible=bool(plans[track.name, number]),
-                        description=texts.get((track.name, number)), frames=tuple(plans[track.name, number]),
+                        start=a,
+                        end=b,
+                        visible=bool(plans[track.name, number]),
+                        description=texts.get((track.name, number)),
+                        frames=tuple(plans[track.name, number]),
                         times=times_of(plans[track.name, number]),
                     )
                     for number, (a, b) in enumerate(bounds)
@@ -335,22 +342,33 @@ class Pipeline:
                 overall = plans[track.name, None]
                 timelines.append(
                     RegionTimeline(
-                        name=track.name, description=texts[track.name, None], windows=windows,
-                        visible_span=spans[track.name], frames=tuple(overall), times=times_of(overall),
+                        name=track.name,
+                        description=texts[track.name, None],
+                        windows=windows,
+                        visible_span=spans[track.name],
+                        frames=tuple(overall),
+                        times=times_of(overall),
                     )
                 )
             used = sorted({i for idx in plans.values() for i in idx})
             settings_used = {
-                "start": span.start, "end": span.end, "window": length, "frames": frames,
-                "frames_per_window": frames_per_window, "stride": stride, "tiling": tiling,
-                "instruction": instruction, "template": _template_dict(template), "batch_size": batch_size,
+                "start": span.start,
+                "end": span.end,
+                "window": length,
+                "frames": frames,
+                "frames_per_window": frames_per_window,
+                "stride": stride,
+                "tiling": tiling,
+                "instruction": instruction,
+                "template": _template_dict(template),
+                "batch_size": batch_size,
                 "generation": dataclasses.asdict(settings or GenerationSettings()),
                 "tracks_given": tracks is not None,
             }
-            provenance = self._provenance(settings_used, used, reader, timings, uses_gar=True,
-                                          uses_sam2=tracks is None)
-            return DescribeResult(video=reader.info, regions=tuple(timelines), tracks=tuple(track_list),
-                                  provenance=provenance)
+            provenance = self._provenance(settings_used, used, reader, timings, uses_gar=True, uses_sam2=tracks is None)
+            return DescribeResult(
+                video=reader.info, regions=tuple(timelines), tracks=tuple(track_list), provenance=provenance
+            )
 
     # ------------------------------------------------------------------ ask
 
@@ -379,7 +397,9 @@ class Pipeline:
         """
         gar = self._require_gar()
         if not isinstance(question, str) or not question.strip():
-            raise InvalidInputError("the question is empty: ask something about the regions, e.g. 'What is <dog> doing?'")
+            raise InvalidInputError(
+                "the question is empty: ask something about the regions, e.g. 'What is <dog> doing?'"
+            )
         given = [t.name for t in tracks] if tracks is not None else _prompt_names(regions or ())
         names = _question_regions(" ".join([question, *(str(o) for o in options or ())]), given, gar.max_regions)
         with reading(video) as reader:
@@ -402,22 +422,40 @@ class Pipeline:
             timings += StageTimings(decode=decode_s)
             masks = {track.name: [_visible_mask(track, i) for i in chosen] for track in ordered}
             result = gar.ask_video(
-                [decoded[i].image for i in chosen], masks, question, options=options,
-                times=[decoded[i].time for i in chosen], tiling=tiling, template=template, settings=settings,
+                [decoded[i].image for i in chosen],
+                masks,
+                question,
+                options=options,
+                times=[decoded[i].time for i in chosen],
+                tiling=tiling,
+                template=template,
+                settings=settings,
             )
             timings += StageTimings(encode=result.timings.encode_s, generate=result.timings.generate_s)
             settings_used = {
-                "start": span.start, "end": span.end, "frames": frames, "stride": stride, "tiling": tiling,
-                "template": _template_dict(template), "generation": dataclasses.asdict(settings or GenerationSettings()),
-                "tracks_given": tracks is not None, "prompt_tokens": result.prompt_tokens,
+                "start": span.start,
+                "end": span.end,
+                "frames": frames,
+                "stride": stride,
+                "tiling": tiling,
+                "template": _template_dict(template),
+                "generation": dataclasses.asdict(settings or GenerationSettings()),
+                "tracks_given": tracks is not None,
+                "prompt_tokens": result.prompt_tokens,
             }
-            provenance = self._provenance(settings_used, chosen, reader, timings, uses_gar=True,
-                                          uses_sam2=tracks is None)
+            provenance = self._provenance(
+                settings_used, chosen, reader, timings, uses_gar=True, uses_sam2=tracks is None
+            )
             return Answer(
-                question=question.strip(), regions=tuple(names), text=result.text.strip(),
-                options=tuple(str(o) for o in options) if options is not None else None, letter=result.choice,
+                question=question.strip(),
+                regions=tuple(names),
+                text=result.text.strip(),
+                options=tuple(str(o) for o in options) if options is not None else None,
+                letter=result.choice,
                 time_range=(span.start, span.end) if time_range is not None else None,
-                tracks=tuple(track_list), video=reader.info, provenance=provenance,
+                tracks=tuple(track_list),
+                video=reader.info,
+                provenance=provenance,
             )
 
     # ------------------------------------------------------------------ helpers
@@ -459,8 +497,13 @@ class Pipeline:
             sam2_ref = ModelRef(t.model_id, t.revision, str(t.device), str(t.dtype).removeprefix("torch."))
         frames = sorted(set(int(i) for i in frames))
         return Provenance(
-            gar=gar_ref, sam2=sam2_ref, settings=dict(settings), frames=tuple(frames),
-            times=tuple(reader.index_to_time(i) for i in frames), timings=timings, garvideo_version=__version__,
+            gar=gar_ref,
+            sam2=sam2_ref,
+            settings=dict(settings),
+            frames=tuple(frames),
+            times=tuple(reader.index_to_time(i) for i in frames),
+            timings=timings,
+            garvideo_version=__version__,
         )
 
 

@@ -27,16 +27,21 @@ class StageTimings:
     def total(self) -> float:
         return self.decode + self.track + self.encode + self.generate
 
-    def __add__(self, other: "StageTimings") -> "StageTimings":
+    def __add__(self, other: StageTimings) -> StageTimings:
         return StageTimings(
-            self.decode + other.decode, self.track + other.track, self.encode + other.encode,
+            self.decode + other.decode,
+            self.track + other.track,
+            self.encode + other.encode,
             self.generate + other.generate,
         )
 
     def to_dict(self) -> dict[str, float]:
         return {
-            "decode": round(self.decode, 4), "track": round(self.track, 4), "encode": round(self.encode, 4),
-            "generate": round(self.generate, 4), "total": round(self.total, 4),
+            "decode": round(self.decode, 4),
+            "track": round(self.track, 4),
+            "encode": round(self.encode, 4),
+            "generate": round(self.generate, 4),
+            "total": round(self.total, 4),
         }
 
 
@@ -94,8 +99,12 @@ class TimelineWindow:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "start": round(self.start, 6), "end": round(self.end, 6), "visible": self.visible,
-            "description": self.description, "frames": list(self.frames), "times": [round(t, 6) for t in self.times],
+            "start": round(self.start, 6),
+            "end": round(self.end, 6),
+            "visible": self.visible,
+            "description": self.description,
+            "frames": list(self.frames),
+            "times": [round(t, 6) for t in self.times],
         }
 
 

@@ -21,9 +21,10 @@ init is zero, which would hide a missing mask path).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping, Optional
+from typing import Any
 
 import torch
 
@@ -76,23 +77,25 @@ CHAT_TEMPLATE = (
 )
 
 #: The size keys of :func:`build_tiny_gar_checkpoint` and :func:`random_gar`, with their defaults.
-DEFAULT_SIZES: Mapping[str, int] = MappingProxyType(dict(
-    hidden_size=64,
-    intermediate_size=128,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    vision_width=64,
-    vision_depth=2,
-    vision_heads=4,
-    tile_size=448,
-    patch_size=14,
-    pooling_ratio=2,
-    max_num_tiles=4,
-    prompt_numbers=5,
-    reserved_tokens=64,
-    bpe_vocab_size=320,
-))
+DEFAULT_SIZES: Mapping[str, int] = MappingProxyType(
+    dict(
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vision_width=64,
+        vision_depth=2,
+        vision_heads=4,
+        tile_size=448,
+        patch_size=14,
+        pooling_ratio=2,
+        max_num_tiles=4,
+        prompt_numbers=5,
+        reserved_tokens=64,
+        bpe_vocab_size=320,
+    )
+)
 
 
 def _special_tokens(reserved: int) -> list[str]:
@@ -290,10 +293,10 @@ def build_tiny_gar_checkpoint(path: str | os.PathLike, seed: int = 0, **sizes: A
 
 
 def random_gar(
-    text: Optional[Mapping[str, Any]] = None,
-    vision: Optional[Mapping[str, Any]] = None,
-    device: Optional[str | torch.device] = None,
-    dtype: Optional[str | torch.dtype] = None,
+    text: Mapping[str, Any] | None = None,
+    vision: Mapping[str, Any] | None = None,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
     **sizes: Any,
 ):
     """A :class:`~garvideo.model.GAR` of any architecture with random weights, built in memory.

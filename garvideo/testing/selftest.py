@@ -41,9 +41,15 @@ def prepare_selftest(folder: str | Path) -> SelftestFiles:
     sx1, sy1, sx2, sy2 = truth.objects[1].boxes[3]
     lines = [
         {"video": "clips/moving.mp4", "regions": [{"name": "thing", "box": box, "frame": 3}]},
-        {"video": "clips/second.mp4", "regions": [{"name": "thing", "box": list(second.boxes[2]), "time": 2 / 12},
-                                                  {"name": "other", "box": [sx1, sy1, sx2 + 1, sy2 + 1], "frame": 0}],
-         "question": "Is <thing> bigger than <other>?", "options": ["yes", "no"]},
+        {
+            "video": "clips/second.mp4",
+            "regions": [
+                {"name": "thing", "box": list(second.boxes[2]), "time": 2 / 12},
+                {"name": "other", "box": [sx1, sy1, sx2 + 1, sy2 + 1], "frame": 0},
+            ],
+            "question": "Is <thing> bigger than <other>?",
+            "options": ["yes", "no"],
+        },
         {"video": "clips/corrupt.mp4", "regions": [{"name": "thing", "box": box, "frame": 0}]},
     ]
     manifest = folder / "regions.jsonl"

@@ -63,6 +63,7 @@ SAM2_ALIASES = {
     "large": "facebook/sam2.1-hiera-large",
 }
 
+
 @dataclass(frozen=True)
 class TrackingStats:
     """What one :meth:`Sam2Tracker.track` call cost (for benchmarks and memory checks).
@@ -498,4 +499,3 @@ def _is_whole(value: object) -> bool:
 def _unreadable_anchor(runs: Sequence[_ObjectRun], order: Sequence[int], position: int) -> InvalidInputError:
     names = ", ".join(repr(run.name) for run in runs if run.anchor == position)
     return InvalidInputError(f"frame {order[position]}, where {names} is marked, could not be read from the video")
-

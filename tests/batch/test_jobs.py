@@ -92,8 +92,15 @@ def test_parse_shard_rejects(text):
 
 
 def test_shard_from_environment(monkeypatch):
-    for name in ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN", "RANK", "WORLD_SIZE",
-                 "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"):
+    for name in (
+        "SLURM_ARRAY_TASK_ID",
+        "SLURM_ARRAY_TASK_COUNT",
+        "SLURM_ARRAY_TASK_MIN",
+        "RANK",
+        "WORLD_SIZE",
+        "OMPI_COMM_WORLD_RANK",
+        "OMPI_COMM_WORLD_SIZE",
+    ):
         monkeypatch.delenv(name, raising=False)
     assert shard_from_environment() is None
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "5")

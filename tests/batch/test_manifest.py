@@ -21,14 +21,23 @@ def test_lines_parse_with_paths_relative_to_the_folder_or_the_manifest(tmp_path)
     lists = tmp_path / "lists"
     lists.mkdir()
     Image.fromarray(np.eye(8, dtype=np.uint8) * 255).save(lists / "m.png")
-    manifest = _write(lists / "r.jsonl", [
-        {"video": "clips/a.mp4", "regions": [{"name": "dog", "box": [1, 2, 30, 40], "frame": 12}]},
-        "",
-        "# a comment",
-        {"video": "clips/a.mp4", "regions": [{"points": [[5, 6], [7, 8]], "labels": [1, 0], "time": 4.5},
-                                             {"name": "m", "mask": "m.png", "frame": 0}],
-         "question": "Is <region1> near <m>?", "options": ["yes", "no"]},
-    ])
+    manifest = _write(
+        lists / "r.jsonl",
+        [
+            {"video": "clips/a.mp4", "regions": [{"name": "dog", "box": [1, 2, 30, 40], "frame": 12}]},
+            "",
+            "# a comment",
+            {
+                "video": "clips/a.mp4",
+                "regions": [
+                    {"points": [[5, 6], [7, 8]], "labels": [1, 0], "time": 4.5},
+                    {"name": "m", "mask": "m.png", "frame": 0},
+                ],
+                "question": "Is <region1> near <m>?",
+                "options": ["yes", "no"],
+            },
+        ],
+    )
     first, second = read_manifest(manifest)
     assert (first.number, second.number) == (1, 4)
     request = first.parse(folder, lists)
@@ -56,7 +65,10 @@ def test_lines_parse_with_paths_relative_to_the_folder_or_the_manifest(tmp_path)
         ({"video": "a.mp4", "regions": [{"box": [1, 2, 3, 4], "frame": 0, "time": 1}]}, "exactly one of 'frame'"),
         ({"video": "a.mp4", "regions": [{"box": [4, 2, 3, 4], "frame": 0}]}, "x1 < x2"),
         ({"video": "a.mp4", "regions": [{"box": [1, 2, 3, 4], "frame": 0, "colour": "red"}]}, "unknown keys"),
-        ({"video": "a.mp4", "regions": [{"box": [1, 2, 3, 4], "frame": 0}], "options": ["a", "b"]}, "need a 'question'"),
+        (
+            {"video": "a.mp4", "regions": [{"box": [1, 2, 3, 4], "frame": 0}], "options": ["a", "b"]},
+            "need a 'question'",
+        ),
         ({"video": "a.mp4", "regions": [{"mask": "nope.png", "frame": 0}]}, "mask 'nope.png' not found"),
     ],
 )

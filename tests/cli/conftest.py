@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
+from garvideo_cli.main import app
 
 from garvideo.testing.selftest import prepare_selftest
-from garvideo_cli.main import app
 
 
 @pytest.fixture(scope="session")

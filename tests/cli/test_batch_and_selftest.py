@@ -19,8 +19,20 @@ def _results(folder):
 
 def test_batch_over_three_clips_one_corrupt(run, models, material, tmp_path):
     out = tmp_path / "out"
-    result = run("batch", material.folder, "--regions", material.manifest, "--out", out, "--frames", "2",
-                 "--frames-per-window", "1", "--srt", *models)
+    result = run(
+        "batch",
+        material.folder,
+        "--regions",
+        material.manifest,
+        "--out",
+        out,
+        "--frames",
+        "2",
+        "--frames-per-window",
+        "1",
+        "--srt",
+        *models,
+    )
     assert result.exit_code == 1
     names = _results(out)
     assert len(names) == 2
@@ -49,16 +61,37 @@ def test_batch_over_three_clips_one_corrupt(run, models, material, tmp_path):
 def test_batch_killed_midway_resumes_without_duplicates(material, tmp_path):
     # eight lines over the two good clips, with distinct boxes so every line is its own item
     lines = [
-        {"video": "clips/moving.mp4" if k % 2 else "clips/second.mp4",
-         "regions": [{"name": "thing", "box": [10 + k, 10, 60 + k, 50], "frame": k}]}
+        {
+            "video": "clips/moving.mp4" if k % 2 else "clips/second.mp4",
+            "regions": [{"name": "thing", "box": [10 + k, 10, 60 + k, 50], "frame": k}],
+        }
         for k in range(8)
     ]
     manifest = tmp_path / "many.jsonl"
     manifest.write_text("".join(json.dumps(line) + "\n" for line in lines))
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "garvideo_cli.main", "batch", str(material.folder), "--regions", str(manifest),
-               "--out", str(out), "--model", str(material.gar), "--sam2", str(material.sam2),
-               "--max-new-tokens", "2", "--frames", "2", "--frames-per-window", "1", "-q"]
+    command = [
+        sys.executable,
+        "-m",
+        "garvideo_cli.main",
+        "batch",
+        str(material.folder),
+        "--regions",
+        str(manifest),
+        "--out",
+        str(out),
+        "--model",
+        str(material.gar),
+        "--sam2",
+        str(material.sam2),
+        "--max-new-tokens",
+        "2",
+        "--frames",
+        "2",
+        "--frames-per-window",
+        "1",
+        "-q",
+    ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120

@@ -12,9 +12,10 @@ from garvideo.tracking import load_tracks
 
 
 def test_cli_defaults_are_the_library_defaults():
+    from garvideo_cli.common import DEFAULT_GAR, DEFAULT_SAM2
+
     from garvideo.model import DEFAULT_MODEL_ID
     from garvideo.tracking import DEFAULT_SAM2_MODEL
-    from garvideo_cli.common import DEFAULT_GAR, DEFAULT_SAM2
 
     assert (DEFAULT_GAR, DEFAULT_SAM2) == (DEFAULT_MODEL_ID, DEFAULT_SAM2_MODEL)
 
@@ -29,9 +30,27 @@ def test_help_lists_every_command(run):
 
 def test_describe_writes_json_srt_vtt_and_tracks(run, models, material, tmp_path):
     out = tmp_path / "r.json"
-    result = run("describe", material.clip, "--box", material.box, "--window", "0.5", "--frames", "3",
-                 "--frames-per-window", "1", "--out", out, "--srt", tmp_path / "r.srt", "--vtt", tmp_path / "r.vtt",
-                 "--save-tracks", tmp_path / "t.json", *models)
+    result = run(
+        "describe",
+        material.clip,
+        "--box",
+        material.box,
+        "--window",
+        "0.5",
+        "--frames",
+        "3",
+        "--frames-per-window",
+        "1",
+        "--out",
+        out,
+        "--srt",
+        tmp_path / "r.srt",
+        "--vtt",
+        tmp_path / "r.vtt",
+        "--save-tracks",
+        tmp_path / "t.json",
+        *models,
+    )
     assert result.exit_code == 0, result.output
     doc = json.loads(out.read_text())
     validate_result_document(doc)
@@ -50,16 +69,41 @@ def test_describe_writes_json_srt_vtt_and_tracks(run, models, material, tmp_path
 
 
 def test_describe_json_to_stdout(run, models, material):
-    result = run("describe", material.clip, "--box", material.box, "--window", "1", "--frames", "2",
-                 "--frames-per-window", "1", "--json", *models)
+    result = run(
+        "describe",
+        material.clip,
+        "--box",
+        material.box,
+        "--window",
+        "1",
+        "--frames",
+        "2",
+        "--frames-per-window",
+        "1",
+        "--json",
+        *models,
+    )
     assert result.exit_code == 0
     validate_result_document(json.loads(result.stdout))
 
 
 def test_overlay_video_has_the_input_frame_size(run, models, material, tmp_path):
     overlay = tmp_path / "overlay.mp4"
-    result = run("describe", material.clip, "--box", material.box, "--window", "1", "--frames", "2",
-                 "--frames-per-window", "1", "--overlay", overlay, *models)
+    result = run(
+        "describe",
+        material.clip,
+        "--box",
+        material.box,
+        "--window",
+        "1",
+        "--frames",
+        "2",
+        "--frames-per-window",
+        "1",
+        "--overlay",
+        overlay,
+        *models,
+    )
     assert result.exit_code == 0, result.output
     with av.open(str(overlay)) as container:
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
@@ -70,8 +114,21 @@ def test_ask_prints_the_answer(run, models, material):
     result = run("ask", material.clip, "What is <thing> doing?", "--box", material.box, "--frames", "3", *models)
     assert result.exit_code == 0
     assert result.stdout.strip()  # the model's (random) words, one answer
-    mc = run("ask", material.clip, "Is <thing> red?", "--box", material.box, "--option", "yes", "--option", "no",
-             "--frames", "2", "--json", *models)
+    mc = run(
+        "ask",
+        material.clip,
+        "Is <thing> red?",
+        "--box",
+        material.box,
+        "--option",
+        "yes",
+        "--option",
+        "no",
+        "--frames",
+        "2",
+        "--json",
+        *models,
+    )
     doc = json.loads(mc.stdout)
     validate_result_document(doc)
     (answer,) = doc["answers"]
@@ -81,8 +138,9 @@ def test_ask_prints_the_answer(run, models, material):
 
 def test_track_writes_tracks_with_rle_masks(run, material, tmp_path):
     out = tmp_path / "tracks.json"
-    result = run("track", material.clip, "--box", material.box, "--sam2", material.sam2, "--stride", "4", "--out",
-                 out, "-q")
+    result = run(
+        "track", material.clip, "--box", material.box, "--sam2", material.sam2, "--stride", "4", "--out", out, "-q"
+    )
     assert result.exit_code == 0, result.output
     doc = json.loads(out.read_text())
     assert doc["format"] == "garvideo.tracks" and doc["meta"]["video"]["num_frames"] == 24
@@ -104,13 +162,19 @@ MISTAKES = [
     (["info", "{notvideo}"], "is not a video file"),
     # output paths are checked before the (here unloadable) model is loaded
     (["describe", "{clip}", "--box", "1,2,30,40@0", "--model", "nobody/none", "--overlay", "x.avi"], ".avi"),
-    (["describe", "{clip}", "--box", "1,2,30,40@0", "--model", "nobody/none", "--out", "notes.txt/r.json"],
-     "is a file, not a folder"),
+    (
+        ["describe", "{clip}", "--box", "1,2,30,40@0", "--model", "nobody/none", "--out", "notes.txt/r.json"],
+        "is a file, not a folder",
+    ),
     (["ask", "{clip}", "Hi <a>?", "--box", "a=1,2,30,40@0", "--model", "nobody/none", "--out", "."], "is a folder"),
-    (["track", "{clip}", "--box", "1,2,30,40@0", "--sam2", "nobody/none", "--out", "notes.txt/t.json"],
-     "is a file, not a folder"),
-    (["batch", "{folder}", "--regions", "{manifest}", "--out", "notes.txt/o", "--model", "nobody/none"],
-     "is a file, not a folder"),
+    (
+        ["track", "{clip}", "--box", "1,2,30,40@0", "--sam2", "nobody/none", "--out", "notes.txt/t.json"],
+        "is a file, not a folder",
+    ),
+    (
+        ["batch", "{folder}", "--regions", "{manifest}", "--out", "notes.txt/o", "--model", "nobody/none"],
+        "is a file, not a folder",
+    ),
     (["batch", "{folder}", "--regions", "missing.jsonl", "--out", "o"], "no regions file"),
 ]
 
@@ -118,14 +182,14 @@ MISTAKES = [
 @pytest.mark.parametrize("args, message", MISTAKES, ids=[" ".join(a[:2]) + " " + m for a, m in MISTAKES])
 def test_user_mistakes_print_one_line_and_exit_non_zero(args, message, material, tmp_path, monkeypatch):
     from click.testing import CliRunner
-
     from garvideo_cli.main import app
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "notes.txt").write_text("not a video")
     filled = [
-        a.format(clip=material.clip, notvideo=tmp_path / "notes.txt", folder=material.folder,
-                 manifest=material.manifest)
+        a.format(
+            clip=material.clip, notvideo=tmp_path / "notes.txt", folder=material.folder, manifest=material.manifest
+        )
         for a in args
     ]
     if filled[0] in ("describe", "ask") and "--model" not in filled:

@@ -13,6 +13,7 @@ from garvideo_cli.main import app
 
 from .test_scoring import PUBLISHED_GAR_1B
 
+
 def test_score_reproduces_the_released_gar_1b_numbers(shared_dir):
     predictions = shared_dir / "data/gar-bench-vqa/gar_1b_vqa_predictions.json"
     result = CliRunner().invoke(app, ["eval", "score", str(predictions), "--json"])
@@ -43,8 +44,14 @@ def _small_gar_bench(folder: Path) -> Path:
     """A GAR-Bench-VQA folder whose items are never run: enough for the checks made before a model loads."""
     folder.mkdir()
     items = [
-        {"image": f"images/{name}.png", "question": "Which?", "choices": ["A. <Prompt0>"], "answer": "A", "type": "color",
-         "mask_rles": [{"size": [4, 4], "counts": "04L4"}]}
+        {
+            "image": f"images/{name}.png",
+            "question": "Which?",
+            "choices": ["A. <Prompt0>"],
+            "answer": "A",
+            "type": "color",
+            "mask_rles": [{"size": [4, 4], "counts": "04L4"}],
+        }
         for name in ("a", "b")
     ]
     (folder / "GAR-Bench-VQA.json").write_text(json.dumps(items), encoding="utf-8")
@@ -62,8 +69,10 @@ MISTAKES = [
     (["gar-bench-vqa", "--data", "{notjson}", "--out", "p.json"], "is not valid JSON"),
     (["gar-bench-vqa", "--data", "{small}"], "Missing option '--out'"),
     # user mistakes found without loading the (here missing) model
-    (["gar-bench-vqa", "--data", "{small}", "--out", "p.json", "--subset", "{subset}", *NO_MODEL],
-     "neither an item's image nor an item index"),
+    (
+        ["gar-bench-vqa", "--data", "{small}", "--out", "p.json", "--subset", "{subset}", *NO_MODEL],
+        "neither an item's image nor an item index",
+    ),
     (["gar-bench-vqa", "--data", "{small}", "--out", "p.json", "--subset", "{binary}", *NO_MODEL], "not a text file"),
     (["gar-bench-vqa", "--data", "{binary}", "--out", "p.json", *NO_MODEL], "not a text file"),
     (["gar-bench-vqa", "--data", "{small}", "--out", "{tmp}", *NO_MODEL], "is a folder"),
@@ -72,11 +81,15 @@ MISTAKES = [
     (["videorefer-q", "--data", "{tmp}", "--out", "q.jsonl"], "no VideoRefer-Bench file at"),
     (["videorefer-q", "--data", "{videorefer}", "--out", "q.jsonl", "--frames", "0"], "0 is not in the range"),
     (["videorefer-q", "--data", "{videorefer}", "--out", "q.jsonl", *NO_MODEL], "does not exist"),
-    (["videorefer-q", "--data", "{videorefer}", "--out", "q.jsonl", "--video-root", "{tmp}/videos", *NO_MODEL],
-     "the video folder"),
+    (
+        ["videorefer-q", "--data", "{videorefer}", "--out", "q.jsonl", "--video-root", "{tmp}/videos", *NO_MODEL],
+        "the video folder",
+    ),
     (["videorefer-q", "--data", "{videorefer}", "--out", ".", *NO_MODEL], "is a folder"),
-    (["videorefer-q", "--data", "{videorefer}", "--out", "notes.json/q.jsonl", "--track", *NO_MODEL],
-     "is a file, not a folder"),
+    (
+        ["videorefer-q", "--data", "{videorefer}", "--out", "notes.json/q.jsonl", "--track", *NO_MODEL],
+        "is a file, not a folder",
+    ),
     (["videorefer-d", "--data", "{tmp}/nowhere", "--out", "d.jsonl"], "no VideoRefer-Bench data at"),
     (["videorefer-d", "--data", "{videorefer}", "--out", "blocked.json", *NO_MODEL], "cannot create the work folder"),
     (["score", "{tmp}/missing.json"], "no predictions file"),

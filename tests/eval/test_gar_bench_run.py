@@ -16,8 +16,8 @@ from click.testing import CliRunner
 from garvideo_cli.main import app
 from PIL import Image
 
-from garvideo.eval import gar_bench
 from garvideo.errors import InvalidInputError
+from garvideo.eval import gar_bench
 from garvideo.eval.run_gar_bench import (
     UNMARKED_FIELD,
     extra_region_count,
@@ -266,7 +266,11 @@ def test_a_prompt_beyond_the_fifth_counts_as_the_runner_treats_it(small_bench, g
 def test_a_plan_checks_everything_a_user_gives_before_a_model_is_needed(small_bench, gar, tmp_path):
     plan = plan_gar_bench_vqa(small_bench, tmp_path / "runs/p.json", subset=["images/a.png"], limit=2)
     assert (plan.benchmark, plan.root, plan.chosen, len(plan.items), plan.mode) == (
-        "GAR-Bench-VQA", small_bench, (0, 1), 6, "default"
+        "GAR-Bench-VQA",
+        small_bench,
+        (0, 1),
+        6,
+        "default",
     )
     assert plan.work_dir == work_folder(tmp_path / "runs/p.json") and plan.work_dir.is_dir()
     assert not plan.out.exists()

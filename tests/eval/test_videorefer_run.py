@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 from garvideo_cli.main import app
 
-from garvideo.eval import videorefer
 from garvideo.errors import InvalidInputError
+from garvideo.eval import videorefer
 from garvideo.eval.run_videorefer import plan_videorefer, run_videorefer_d, run_videorefer_plan, run_videorefer_q
 from garvideo.eval.work import work_folder
 from garvideo.model import GenerationSettings

@@ -177,9 +177,12 @@ def test_question_inputs_of_the_wrong_kind_are_clear_errors(gar, scene):
         gar.ask_video(frames, {"red": red}, "What?", times=["x", 1.0])
     with pytest.raises(InvalidInputError, match="one frame time per frame"):
         gar.ask_video(frames, {"red": red}, "What?", times=[0.0])
-    assert "t=0.50s" in gar.prepare_video(
-        frames, {"red": red}, "What?", times=[0, 0.5], template=VideoPromptTemplate(frame="t={time}: {regions}\n")
-    ).inputs.text
+    assert (
+        "t=0.50s"
+        in gar.prepare_video(
+            frames, {"red": red}, "What?", times=[0, 0.5], template=VideoPromptTemplate(frame="t={time}: {regions}\n")
+        ).inputs.text
+    )
 
 
 def test_describe_batch_matches_single_calls(gar, scene):

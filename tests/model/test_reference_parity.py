@@ -17,7 +17,7 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -93,7 +93,7 @@ def _video_question(user_text: str) -> str:
     return tail[1:] if tail.startswith("\n") else tail
 
 
-@lru_cache(maxsize=None)
+@cache
 def _case(path: Path) -> Case:
     info = json.loads((path / "case.json").read_text())
     with np.load(path / "expected.npz") as npz:

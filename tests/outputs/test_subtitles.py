@@ -4,8 +4,7 @@ from garvideo.outputs.subtitles import Cue, to_srt, to_vtt
 def test_srt_numbers_and_orders_cues():
     cues = [Cue(10.0, 20.5, "dog: runs"), Cue(0.0, 10.0, "dog: sits\n\nstill"), Cue(5.0, 5.0, "empty span")]
     assert to_srt(cues) == (
-        "1\n00:00:00,000 --> 00:00:10,000\ndog: sits\nstill\n\n"
-        "2\n00:00:10,000 --> 00:00:20,500\ndog: runs\n"
+        "1\n00:00:00,000 --> 00:00:10,000\ndog: sits\nstill\n\n2\n00:00:10,000 --> 00:00:20,500\ndog: runs\n"
     )
 
 

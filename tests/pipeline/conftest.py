@@ -29,8 +29,9 @@ def pipeline(models_dir) -> Pipeline:
 @pytest.fixture(scope="session")
 def leaving_clip(tmp_path_factory):
     """A textured object crossing the frame and leaving it half-way; a second object stays."""
-    return moving_object_clip(tmp_path_factory.mktemp("clips") / "leaving.mp4", num_frames=24, fps=12,
-                              leaves=True, second_object=True)
+    return moving_object_clip(
+        tmp_path_factory.mktemp("clips") / "leaving.mp4", num_frames=24, fps=12, leaves=True, second_object=True
+    )
 
 
 def truth_tracks(clip) -> list[Track]:

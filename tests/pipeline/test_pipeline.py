@@ -11,7 +11,15 @@ import torch
 from garvideo import InvalidInputError
 from garvideo.model import GenerationSettings, TooManyRegionsError
 from garvideo.model.prompts import parse_option_letter
-from garvideo.pipeline import Pipeline, PipelineError, RegionPrompt, Track, adaptive_window_length, spread, window_bounds
+from garvideo.pipeline import (
+    Pipeline,
+    PipelineError,
+    RegionPrompt,
+    Track,
+    adaptive_window_length,
+    spread,
+    window_bounds,
+)
 from garvideo.video import open_video
 
 from .conftest import box_prompt_values, first_visible
@@ -31,8 +39,9 @@ def test_window_helpers():
 
 
 def test_describe_windows_cover_the_range_and_mark_absence(pipeline, leaving_clip, truth):
-    result = pipeline.describe(leaving_clip.path, tracks=truth, window=0.5, frames=4, frames_per_window=2,
-                               settings=SHORT)
+    result = pipeline.describe(
+        leaving_clip.path, tracks=truth, window=0.5, frames=4, frames_per_window=2, settings=SHORT
+    )
     duration = open_video(leaving_clip.path).duration
     obj = leaving_clip.objects[0]
     timeline = result.region(obj.name)
@@ -66,8 +75,11 @@ def test_describe_windows_cover_the_range_and_mark_absence(pipeline, leaving_cli
 
 
 def test_same_inputs_give_the_same_result_twice(pipeline, leaving_clip, truth):
-    run = lambda: pipeline.describe(leaving_clip.path, tracks=truth[:1], window=1.0, frames=3, frames_per_window=2,
-                                    settings=SHORT)
+    def run():
+        return pipeline.describe(
+            leaving_clip.path, tracks=truth[:1], window=1.0, frames=3, frames_per_window=2, settings=SHORT
+        )
+
     first, second = run(), run()
     assert [r.description for r in first.regions] == [r.description for r in second.regions]
     assert [[w.description for w in r.windows] for r in first.regions] == [
@@ -78,8 +90,9 @@ def test_same_inputs_give_the_same_result_twice(pipeline, leaving_clip, truth):
 def test_describe_tracks_a_prompt_both_ways(pipeline, leaving_clip):
     obj = leaving_clip.objects[1]  # the square stays in view
     prompt = RegionPrompt.from_box("square", box_prompt_values(obj.boxes[10]), 10)
-    result = pipeline.describe(leaving_clip.path, [prompt], start=0.25, end=1.5, window=0.5, frames=2,
-                               frames_per_window=1, settings=SHORT)
+    result = pipeline.describe(
+        leaving_clip.path, [prompt], start=0.25, end=1.5, window=0.5, frames=2, frames_per_window=1, settings=SHORT
+    )
     (track,) = result.tracks
     assert track.name == "square"
     assert min(track.indices) < 10 < max(track.indices)  # before and after the prompted frame
@@ -93,8 +106,9 @@ def test_describe_tracks_a_prompt_both_ways(pipeline, leaving_clip):
 
 def test_track_only_pipeline(models_dir, leaving_clip):
     tracker_only = Pipeline.from_pretrained(gar=None, sam2=models_dir / "sam2", progress=False)
-    result = tracker_only.track(leaving_clip.path, [RegionPrompt.from_box("a", (10, 10, 40, 40), "0.5s")],
-                                start=0.0, end=1.0, stride=2)
+    result = tracker_only.track(
+        leaving_clip.path, [RegionPrompt.from_box("a", (10, 10, 40, 40), "0.5s")], start=0.0, end=1.0, stride=2
+    )
     (track,) = result
     assert track.indices[0] == 0 and 6 in track.indices  # 0.5 s = frame 6 at 12 fps
     assert all(i < 12 for i in track.indices)
@@ -103,28 +117,42 @@ def test_track_only_pipeline(models_dir, leaving_clip):
 
 
 def test_ask_two_named_regions(pipeline, leaving_clip, truth):
-    answer = pipeline.ask(leaving_clip.path, question="What is <object> doing next to <square>?", tracks=truth,
-                          frames=4, settings=SHORT)
+    answer = pipeline.ask(
+        leaving_clip.path, question="What is <object> doing next to <square>?", tracks=truth, frames=4, settings=SHORT
+    )
     assert answer.regions == ("object", "square")
     assert answer.letter is None and answer.options is None
     assert isinstance(answer.text, str)
     assert len(answer.provenance.frames) == 4
-    again = pipeline.ask(leaving_clip.path, question="What is <object> doing next to <square>?", tracks=truth,
-                         frames=4, settings=SHORT)
+    again = pipeline.ask(
+        leaving_clip.path, question="What is <object> doing next to <square>?", tracks=truth, frames=4, settings=SHORT
+    )
     assert again.text == answer.text
 
 
 def test_regions_named_in_the_options_are_used_too(pipeline, leaving_clip, truth):
-    answer = pipeline.ask(leaving_clip.path, question="What is <object> next to?", options=["<square>", "nothing"],
-                          tracks=truth, frames=2, settings=SHORT)
+    answer = pipeline.ask(
+        leaving_clip.path,
+        question="What is <object> next to?",
+        options=["<square>", "nothing"],
+        tracks=truth,
+        frames=2,
+        settings=SHORT,
+    )
     assert answer.regions == ("object", "square")
     with pytest.raises(InvalidInputError, match="<dog>"):
         pipeline.ask(leaving_clip.path, question="Which?", options=["<dog>", "<object>"], tracks=truth)
 
 
 def test_ask_only_uses_the_named_regions_and_the_time_range(pipeline, leaving_clip, truth):
-    answer = pipeline.ask(leaving_clip.path, question="Where does <square> go?", tracks=truth, frames=3,
-                          time_range=(1.0, 1.9), settings=SHORT)
+    answer = pipeline.ask(
+        leaving_clip.path,
+        question="Where does <square> go?",
+        tracks=truth,
+        frames=3,
+        time_range=(1.0, 1.9),
+        settings=SHORT,
+    )
     assert answer.regions == ("square",)
     assert answer.time_range == (1.0, 1.9)
     assert all(1.0 <= t < 1.9 for t in answer.provenance.times)
@@ -156,9 +184,14 @@ def test_multiple_choice_answer_is_parsed_to_a_letter(pipeline, leaving_clip, tr
     ids = tuple(tokenizer.convert_tokens_to_ids(letter) for letter in ("B", "C"))
     assert all(isinstance(i, int) and i >= 0 for i in ids)
     constrained = _letter_model(pipeline, ids)
-    answer = constrained.ask(leaving_clip.path, question="What colour is <square>?",
-                             options=["red", "yellow and blue", "green"], tracks=truth, frames=2,
-                             settings=GenerationSettings(max_new_tokens=1))
+    answer = constrained.ask(
+        leaving_clip.path,
+        question="What colour is <square>?",
+        options=["red", "yellow and blue", "green"],
+        tracks=truth,
+        frames=2,
+        settings=GenerationSettings(max_new_tokens=1),
+    )
     assert answer.text in ("B", "C")
     assert answer.letter == answer.text
     assert answer.choice == {"B": "yellow and blue", "C": "green"}[answer.letter]
@@ -195,8 +228,14 @@ def test_more_than_five_regions_are_refused_not_dropped(pipeline, leaving_clip, 
     with pytest.raises(TooManyRegionsError, match="at most 5"):
         pipeline.ask(leaving_clip.path, question=question, tracks=many)
     # describing six regions is fine: each is described on its own
-    result = pipeline.describe(leaving_clip.path, tracks=many, window=2.0, frames=1, frames_per_window=1,
-                               settings=GenerationSettings(max_new_tokens=1))
+    result = pipeline.describe(
+        leaving_clip.path,
+        tracks=many,
+        window=2.0,
+        frames=1,
+        frames_per_window=1,
+        settings=GenerationSettings(max_new_tokens=1),
+    )
     assert [r.name for r in result.regions] == [f"r{k}" for k in range(6)]
 
 

@@ -102,7 +102,10 @@ def test_prompt_dict_and_equality():
     mask = RegionPrompt.from_mask("c", _blob(), 9)
     assert box.to_dict() == {"name": "a", "obj_id": 3, "when": {"frame": 5}, "box": [1.0, 2.0, 3.0, 4.0]}
     assert clicks.to_dict() == {
-        "name": "b", "when": {"time": 62.5}, "points": [[1.0, 2.0], [3.0, 4.0]], "labels": [1, 0]
+        "name": "b",
+        "when": {"time": 62.5},
+        "points": [[1.0, 2.0], [3.0, 4.0]],
+        "labels": [1, 0],
     }
     described = mask.to_dict()
     assert described["when"] == {"frame": 9} and np.array_equal(decode_rle(described["mask"]), _blob())

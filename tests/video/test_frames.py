@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from garvideo.errors import InvalidInputError
 from PIL import Image
 
+from garvideo.errors import InvalidInputError
 from garvideo.testing.clips import index_image, read_index
 from garvideo.video import Frame, open_video
 from garvideo.video.decord_backend import decord_available
