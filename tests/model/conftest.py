@@ -10,13 +10,13 @@ import pytest
 
 from garvideo.testing.gar import build_tiny_gar_checkpoint
 
-from ..conftest import SHARED
-
-# The reference implementation's outputs on its tiny checkpoint: $GAR_REF_FIXTURES, by default
-# fixtures/gar-tiny-ref in the shared folder beside the checkout. A GAR_REF_FIXTURES that does not
-# exist is a failure (the parity tests say so), a missing default folder only a skip.
+# The reference implementation's outputs on its tiny checkpoint, vendored under tests/fixtures so the
+# parity tests run on every clone; $GAR_REF_FIXTURES points them at another set of the same format.
+# A missing fixture folder is a failure, never a skip.
 REF_FIXTURES_ENV = os.environ.get("GAR_REF_FIXTURES") or None
-REF_FIXTURES = Path(REF_FIXTURES_ENV) if REF_FIXTURES_ENV else SHARED / "fixtures" / "gar-tiny-ref"
+REF_FIXTURES = (
+    Path(REF_FIXTURES_ENV) if REF_FIXTURES_ENV else Path(__file__).resolve().parents[1] / "fixtures" / "gar-tiny-ref"
+)
 REF_CHECKPOINT = REF_FIXTURES / "checkpoint"
 
 # A non-default geometry (224-pixel tiles: 16x16 patches pooled to 8x8 tokens, up to 6 tiles)
@@ -26,11 +26,9 @@ TINY_SIZES = dict(tile_size=224, max_num_tiles=6)
 
 @pytest.fixture(scope="session")
 def ref_checkpoint() -> Path:
-    """The reference fixtures' checkpoint folder: skipped where the default folder is absent."""
+    """The reference fixtures' checkpoint folder."""
     if not REF_CHECKPOINT.is_dir():
-        if REF_FIXTURES_ENV:
-            pytest.fail(f"GAR_REF_FIXTURES={REF_FIXTURES_ENV!r} has no checkpoint folder")
-        pytest.skip(f"no reference fixtures at {REF_FIXTURES} (set GAR_REF_FIXTURES to their folder)")
+        pytest.fail(f"no checkpoint folder in the reference fixtures at {REF_FIXTURES} (GAR_REF_FIXTURES)")
     return REF_CHECKPOINT
 
 

@@ -1,7 +1,7 @@
 """garvideo's GAR reproduces the reference implementation's outputs stored as fixtures.
 
-The fixture folder is ``$GAR_REF_FIXTURES`` (default: ``fixtures/gar-tiny-ref`` in the
-shared folder beside the checkout; see ``conftest.py``). Every case is driven by its own files: inputs are built with
+The fixture folder is ``$GAR_REF_FIXTURES`` (default: the vendored ``tests/fixtures/gar-tiny-ref``;
+see ``conftest.py``); a missing one fails the run. Every case is driven by its own files: inputs are built with
 garvideo's processor from the case's PNGs and the prompt information in
 ``case.json``; the case kind (single-region caption, several regions with a
 question, video) and the runs to check are read from ``case.json`` and the keys
@@ -37,10 +37,8 @@ RECORD_ONLY_PREFIX = "literal_eager"
 
 
 def _case_dirs() -> list:
-    if ENV_ROOT and not ROOT.is_dir():
-        return [pytest.param(None, id="missing-GAR_REF_FIXTURES")]
     if not ROOT.is_dir():
-        return [pytest.param(None, id="no-fixtures", marks=pytest.mark.skip(reason=f"no fixture folder at {ROOT}"))]
+        return [pytest.param(None, id="missing-fixtures")]
     cases = sorted(p for p in ROOT.iterdir() if (p / "case.json").is_file())
     return [pytest.param(p, id=p.name) for p in cases] or [pytest.param(None, id="empty")]
 
@@ -62,8 +60,8 @@ def _runs() -> list:
 
 def _require(path):
     if path is None:
-        if ENV_ROOT and not ROOT.is_dir():
-            pytest.fail(f"GAR_REF_FIXTURES={ENV_ROOT!r} does not exist")
+        if not ROOT.is_dir():
+            pytest.fail(f"the reference fixture folder {str(ROOT)!r} does not exist (GAR_REF_FIXTURES={ENV_ROOT!r})")
         pytest.fail(f"no case folder (with case.json) in {ROOT}")
     return path
 
@@ -267,7 +265,7 @@ def test_replay_and_generation(path, prefix):
 
 
 def test_a_missing_fixture_folder_named_by_the_environment_fails(tmp_path):
-    # Only the absent default folder may skip: a GAR_REF_FIXTURES that points nowhere must fail the run.
+    # A fixture folder that is not there fails the run instead of skipping the parity tests.
     missing = tmp_path / "missing"
     env = {**os.environ, "GAR_REF_FIXTURES": str(missing)}
     run = subprocess.run(
@@ -279,4 +277,4 @@ def test_a_missing_fixture_folder_named_by_the_environment_fails(tmp_path):
         timeout=300,
     )
     assert run.returncode == 1, run.stdout + run.stderr  # 1: tests ran and failed (not a usage or collection error)
-    assert f"GAR_REF_FIXTURES={str(missing)!r} does not exist" in run.stdout
+    assert f"the reference fixture folder {str(missing)!r} does not exist" in run.stdout
