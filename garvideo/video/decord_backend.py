@@ -3,7 +3,9 @@
 decord keeps its own frame index; the reader checks that it counts the same
 frames as the PyAV probe, and times always come from the probe so both
 backends give the same frames for the same indices. Rotated videos are refused
-(decord 0.6 mishandles their display matrix): PyAV reads them.
+(decord 0.6 mishandles their display matrix), and so are files whose frames are
+not one per packet in timestamp order (packed B-frames, B-frames without
+presentation timestamps: decord numbers frames by packets): PyAV reads them.
 """
 
 from __future__ import annotations
@@ -22,7 +24,22 @@ def decord_available() -> bool:
 
 
 class DecordDecoder:
-    def __init__(self, path: str, timeline: Timeline, rotation: int, batch_size: int, threads: int = 0) -> None:
+    def __init__(
+        self,
+        path: str,
+        timeline: Timeline,
+        rotation: int,
+        batch_size: int,
+        threads: int = 0,
+        *,
+        packet_order: bool = True,
+    ) -> None:
+        if not packet_order:
+            # decord numbers frames by packet timestamps; FFmpeg's frames differ in such files.
+            raise VideoError(
+                f"decord cannot read {path} frame-exactly (its frames are not one per packet in timestamp order: "
+                "packed B-frames or B-frames without presentation timestamps); use backend='pyav'"
+            )
         try:
             import decord
         except ImportError:

@@ -3,7 +3,9 @@
 The probe reads the container's packets once (no decoding: a one-hour clip's
 packets are read in about a second) to get every frame's presentation
 timestamp and the keyframe positions, and decodes only the first frame (its
-rotation and pixel format).
+rotation and pixel format). Files whose packets do not give FFmpeg's frames
+(packed B-frames, B-frames without presentation timestamps) are decoded once
+instead, see :mod:`garvideo.video.decoded_index`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import av
 import av.error
 
 from ..errors import VideoError
+from . import decoded_index
+from .decoded_index import DecodedIndex
 from .facts import VideoDecodeWarning, VideoInfo
 from .timeline import Timeline, build_timeline, estimated_timeline
 
@@ -27,6 +31,8 @@ from .timeline import Timeline, build_timeline, estimated_timeline
 class Probe:
     info: VideoInfo
     timeline: Timeline
+    #: Set when the frames were learnt by decoding (their order is not the packets'): how to find them again.
+    decoded: DecodedIndex | None = None
 
 
 def open_container(path: str | os.PathLike[str]) -> Any:
@@ -94,6 +100,8 @@ def _probe_stream(name: str, container: Any, stream: Any) -> Probe:
     keyframe_pts: list[int] = []
     durations: dict[int, int] = {}
     missing_pts = 0
+    pts_equal_dts = True  # as in AVI (no presentation times) and some broken MP4 muxers
+    small_packets = 0
     reordered = False  # B-frames: packet durations then follow decode order, not display order
     damage: str | None = None
     packets = 0
@@ -107,11 +115,13 @@ def _probe_stream(name: str, container: Any, stream: Any) -> Probe:
             if packet.is_discard:
                 continue  # dropped by the container's edit list: never shown
             packets += 1
+            small_packets += packet.size <= decoded_index.PLACEHOLDER_MAX_BYTES
             if packet.pts is None:
                 missing_pts += 1
                 continue
             pts.append(packet.pts)
             reordered = reordered or (packet.dts is not None and packet.dts != packet.pts)
+            pts_equal_dts = pts_equal_dts and packet.dts in (None, packet.pts)
             durations[packet.pts] = packet.duration or 0
             if packet.is_keyframe:
                 keyframe_pts.append(packet.pts)
@@ -122,7 +132,18 @@ def _probe_stream(name: str, container: Any, stream: Any) -> Probe:
         raise VideoError(f"{name} has a video stream but no frames in it")
 
     average_rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-    if missing_pts == 0 and pts:
+    codec_context = stream.codec_context
+    decoded: DecodedIndex | None = None
+    if packets > missing_pts and decoded_index.needs_decoding(
+        codec_context.name,
+        bool(getattr(codec_context, "has_b_frames", False)),
+        container.format.name,
+        pts_equal_dts,
+        small_packets,
+    ):
+        with open_container(name) as fresh:
+            timeline, decoded, damage = decoded_index.scan(name, fresh, fresh.streams[stream.index])
+    elif missing_pts == 0 and pts:
         last_duration = None if reordered else durations.get(max(pts))
         timeline = build_timeline(name, pts, keyframe_pts, time_base, last_duration)
     else:
@@ -136,7 +157,9 @@ def _probe_stream(name: str, container: Any, stream: Any) -> Probe:
     declared_frames = stream.frames or 0
     declared_duration = _declared_duration(container, stream)
     readable = len(timeline)
-    if damage is None and declared_frames > readable:
+    # A header's frame count also counts empty index entries (AVI's dropped frames) and placeholders
+    # that give no picture: it shows truncation only when the header gives no duration to compare.
+    if damage is None and declared_duration is None and decoded is None and declared_frames > readable:
         damage = f"the end of the data, though the header promises {declared_frames} frames"
     elif damage is None and declared_duration is not None and readable > 1:
         frame_span = timeline.duration / readable
@@ -152,7 +175,6 @@ def _probe_stream(name: str, container: Any, stream: Any) -> Probe:
 
     duration = timeline.duration
     fps = readable / duration if duration > 0 else float(average_rate or 0)
-    codec_context = stream.codec_context
     info = VideoInfo(
         path=name,
         width=width,
@@ -172,7 +194,7 @@ def _probe_stream(name: str, container: Any, stream: Any) -> Probe:
         coded_width=coded_width,
         coded_height=coded_height,
     )
-    return Probe(info=info, timeline=timeline)
+    return Probe(info=info, timeline=timeline, decoded=decoded)
 
 
 def _first_frame(name: str, stream_index: int) -> tuple[int, int, int, str]:
