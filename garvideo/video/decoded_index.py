@@ -52,12 +52,19 @@ class DecodedIndex:
     ``seek_targets[k]`` is the decode timestamp to seek to for ``timeline.keyframes[k]``
     (None for frame 0: decoding restarts from the beginning of the file).
     ``seekable`` is False when packets cannot be recognised after a seek (then every
-    jump back restarts from the beginning, still exact).
+    jump back restarts from the beginning, still exact). ``stream_headers``: MPEG-4
+    Part 2 headers (VOL and the user data that announces packed B-frames) that the
+    file keeps in its first packet, after the container's extradata; a decoder that
+    starts after a seek needs them as extradata, or it loses the packed B-frames. ``follows_packets``: the
+    decode found one frame per packet, in pts order, stamped with the packets' pts,
+    so the packets alone describe the file after all (any reader may trust them).
     """
 
     frames_of_packet: dict[PacketKey, tuple[int, ...]]
     seek_targets: tuple[int | None, ...]
     seekable: bool
+    follows_packets: bool
+    stream_headers: bytes | None = None
 
 
 class BestEffortClock:
@@ -113,8 +120,11 @@ def scan(name: str, container: Any, stream: Any) -> tuple[Timeline, DecodedIndex
     key_packets: list[tuple[PacketKey, int | None]] = []
     durations: list[int] = []
     seen_keys: set[PacketKey] = set()
+    packet_pts: dict[PacketKey, int | None] = {}
     recognisable = True
     damage = None
+    headers: bytes | None = None
+    needs_headers = stream.codec_context.name == "mpeg4"
 
     def take(frames: list[Any]) -> None:
         for frame in frames:
@@ -138,9 +148,15 @@ def scan(name: str, container: Any, stream: Any) -> tuple[Timeline, DecodedIndex
             break
         if packet.is_discard:
             continue
+        if needs_headers and not seen_keys:
+            headers = _headers_before_first_picture(bytes(packet))
+            if headers is not None:
+                # After the container's own, as a decode from the start reads them.
+                headers = bytes(stream.codec_context.extradata or b"") + headers
         key = packet_key(packet)
         recognisable = recognisable and key not in seen_keys and key != (None, None)
         seen_keys.add(key)
+        packet_pts[key] = packet.pts
         if packet.is_keyframe:
             key_packets.append((key, packet.dts if packet.dts is not None else packet.pts))
         packet.opaque = key
@@ -178,8 +194,29 @@ def scan(name: str, container: Any, stream: Any) -> tuple[Timeline, DecodedIndex
         frames_of_packet=frames_of_packet,
         seek_targets=tuple(keyframes[k] for k in ordered),
         seekable=recognisable,
+        follows_packets=_follows_packets(frames_of_packet, packet_pts, stamps) and recognisable,
+        stream_headers=headers,
     )
     return timeline, index, damage
+
+
+def _headers_before_first_picture(payload: bytes) -> bytes | None:
+    """The MPEG-4 Part 2 headers ahead of the first VOP (picture) start code, if any."""
+    start = payload.find(b"\x00\x00\x01\xb6")
+    return payload[:start] if start > 0 else None
+
+
+def _follows_packets(
+    frames_of_packet: dict[PacketKey, tuple[int, ...]], packet_pts: dict[PacketKey, int | None], stamps: list
+) -> bool:
+    """One frame per packet, frame ``i`` from the packet with the ``i``-th smallest pts, stamped with it."""
+    if len(frames_of_packet) != len(packet_pts) or any(len(f) != 1 for f in frames_of_packet.values()):
+        return False
+    by_frame = sorted((frames[0], packet_pts[key]) for key, frames in frames_of_packet.items())
+    stamped = [pts for _, pts in by_frame]
+    if any(pts is None for pts in stamped) or stamped != stamps:
+        return False
+    return all(a < b for a, b in zip(stamped, stamped[1:]))
 
 
 def _seconds(

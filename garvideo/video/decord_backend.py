@@ -10,13 +10,26 @@ presentation timestamps: decord numbers frames by packets): PyAV reads them.
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
+import weakref
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ..errors import VideoError
 from .facts import DecodeStats, Frame
 from .timeline import Timeline
+
+#: Readers not yet closed. decord's C++ reader must be freed while the interpreter is whole: left
+#: to interpreter teardown, its decoding threads can outlive what they use ("pure virtual method
+#: called", SIGSEGV at exit).
+_open_decoders: weakref.WeakSet[DecordDecoder] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_decoders() -> None:
+    for decoder in list(_open_decoders):
+        decoder.close()
 
 
 def decord_available() -> bool:
@@ -60,9 +73,11 @@ class DecordDecoder:
             )
         self._timeline = timeline
         self._batch_size = batch_size
+        _open_decoders.add(self)
 
     def close(self) -> None:
         self._reader = None
+        _open_decoders.discard(self)
 
     @property
     def stats(self) -> DecodeStats | None:

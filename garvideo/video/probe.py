@@ -133,6 +133,12 @@ def _probe_stream(name: str, container: Any, stream: Any) -> Probe:
 
     average_rate = stream.average_rate or stream.guessed_rate or stream.base_rate
     codec_context = stream.codec_context
+    if missing_pts == 0 and pts:
+        last_duration = None if reordered else durations.get(max(pts))
+        timeline = build_timeline(name, pts, keyframe_pts, time_base, last_duration)
+    else:
+        # Raw elementary streams carry no timestamps: only an estimate is possible.
+        timeline = estimated_timeline(name, packets, float(average_rate or 25))
     decoded: DecodedIndex | None = None
     if packets > missing_pts and decoded_index.needs_decoding(
         codec_context.name,
@@ -142,13 +148,9 @@ def _probe_stream(name: str, container: Any, stream: Any) -> Probe:
         small_packets,
     ):
         with open_container(name) as fresh:
-            timeline, decoded, damage = decoded_index.scan(name, fresh, fresh.streams[stream.index])
-    elif missing_pts == 0 and pts:
-        last_duration = None if reordered else durations.get(max(pts))
-        timeline = build_timeline(name, pts, keyframe_pts, time_base, last_duration)
-    else:
-        # Raw elementary streams carry no timestamps: only an estimate is possible.
-        timeline = estimated_timeline(name, packets, float(average_rate or 25))
+            scanned_timeline, scanned, scan_damage = decoded_index.scan(name, fresh, fresh.streams[stream.index])
+        if not scanned.follows_packets:  # else the packets' timeline above is FFmpeg's too
+            timeline, decoded, damage = scanned_timeline, scanned, scan_damage
 
     display_rotation, coded_width, coded_height, frame_format = _first_frame(name, stream.index)
     rotation = rotation_clockwise(display_rotation)

@@ -64,6 +64,8 @@ class PyAVDecoder:
         self._stream.thread_count = self._threads
         if self._decoded is not None:
             self._stream.codec_context.copy_opaque = True  # frames carry their packet's identity
+            if self._decoded.stream_headers:
+                self._stream.codec_context.extradata = self._decoded.stream_headers
         self._reset_position(next_index=0)
 
     def close(self) -> None:
