@@ -52,10 +52,7 @@ class DecodedIndex:
     ``seek_targets[k]`` is the decode timestamp to seek to for ``timeline.keyframes[k]``
     (None for frame 0: decoding restarts from the beginning of the file).
     ``seekable`` is False when packets cannot be recognised after a seek (then every
-    jump back restarts from the beginning, still exact). ``stream_headers``: MPEG-4
-    Part 2 headers (VOL and the user data that announces packed B-frames) that the
-    file keeps in its first packet, after the container's extradata; a decoder that
-    starts after a seek needs them as extradata, or it loses the packed B-frames. ``follows_packets``: the
+    jump back restarts from the beginning, still exact). ``follows_packets``: the
     decode found one frame per packet, in pts order, stamped with the packets' pts,
     so the packets alone describe the file after all (any reader may trust them).
     """
@@ -64,7 +61,6 @@ class DecodedIndex:
     seek_targets: tuple[int | None, ...]
     seekable: bool
     follows_packets: bool
-    stream_headers: bytes | None = None
 
 
 class BestEffortClock:
@@ -123,8 +119,6 @@ def scan(name: str, container: Any, stream: Any) -> tuple[Timeline, DecodedIndex
     packet_pts: dict[PacketKey, int | None] = {}
     recognisable = True
     damage = None
-    headers: bytes | None = None
-    needs_headers = stream.codec_context.name == "mpeg4"
 
     def take(frames: list[Any]) -> None:
         for frame in frames:
@@ -148,11 +142,6 @@ def scan(name: str, container: Any, stream: Any) -> tuple[Timeline, DecodedIndex
             break
         if packet.is_discard:
             continue
-        if needs_headers and not seen_keys:
-            headers = _headers_before_first_picture(bytes(packet))
-            if headers is not None:
-                # After the container's own, as a decode from the start reads them.
-                headers = bytes(stream.codec_context.extradata or b"") + headers
         key = packet_key(packet)
         recognisable = recognisable and key not in seen_keys and key != (None, None)
         seen_keys.add(key)
@@ -195,15 +184,8 @@ def scan(name: str, container: Any, stream: Any) -> tuple[Timeline, DecodedIndex
         seek_targets=tuple(keyframes[k] for k in ordered),
         seekable=recognisable,
         follows_packets=_follows_packets(frames_of_packet, packet_pts, stamps) and recognisable,
-        stream_headers=headers,
     )
     return timeline, index, damage
-
-
-def _headers_before_first_picture(payload: bytes) -> bytes | None:
-    """The MPEG-4 Part 2 headers ahead of the first VOP (picture) start code, if any."""
-    start = payload.find(b"\x00\x00\x01\xb6")
-    return payload[:start] if start > 0 else None
 
 
 def _follows_packets(

@@ -33,6 +33,8 @@ class Probe:
     timeline: Timeline
     #: Set when the frames were learnt by decoding (their order is not the packets'): how to find them again.
     decoded: DecodedIndex | None = None
+    #: Codec headers a decoder must read before it starts after a seek (see :func:`stream_headers`).
+    stream_headers: bytes | None = None
 
 
 def open_container(path: str | os.PathLike[str]) -> Any:
@@ -102,6 +104,7 @@ def _probe_stream(name: str, container: Any, stream: Any) -> Probe:
     missing_pts = 0
     pts_equal_dts = True  # as in AVI (no presentation times) and some broken MP4 muxers
     small_packets = 0
+    headers: bytes | None = None
     reordered = False  # B-frames: packet durations then follow decode order, not display order
     damage: str | None = None
     packets = 0
@@ -114,6 +117,8 @@ def _probe_stream(name: str, container: Any, stream: Any) -> Probe:
                 break
             if packet.is_discard:
                 continue  # dropped by the container's edit list: never shown
+            if packets == 0:
+                headers = stream_headers(stream.codec_context, bytes(packet))
             packets += 1
             small_packets += packet.size <= decoded_index.PLACEHOLDER_MAX_BYTES
             if packet.pts is None:
@@ -196,7 +201,23 @@ def _probe_stream(name: str, container: Any, stream: Any) -> Probe:
         coded_width=coded_width,
         coded_height=coded_height,
     )
-    return Probe(info=info, timeline=timeline, decoded=decoded)
+    return Probe(info=info, timeline=timeline, decoded=decoded, stream_headers=headers)
+
+
+def stream_headers(codec_context: Any, first_packet: bytes) -> bytes | None:
+    """MPEG-4 Part 2 headers that a file keeps in its first packet, after the container's extradata.
+
+    DivX and Xvid write the VOL header and a user-data string (encoder build, "p" for packed
+    B-frames) ahead of the first picture only. A decode from the start reads them; a decoder
+    that starts after a seek must be given them as extradata, or it loses packed B-frames and
+    the encoder-bug workarounds. None for other codecs, or when the first packet has none.
+    """
+    if codec_context.name != "mpeg4":
+        return None
+    start = first_packet.find(b"\x00\x00\x01\xb6")  # the first VOP (picture) start code
+    if start <= 0:
+        return None
+    return bytes(codec_context.extradata or b"") + first_packet[:start]
 
 
 def _first_frame(name: str, stream_index: int) -> tuple[int, int, int, str]:

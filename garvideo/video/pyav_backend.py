@@ -45,6 +45,7 @@ class PyAVDecoder:
         rotation: int,
         threads: int = 0,
         decoded: DecodedIndex | None = None,
+        stream_headers: bytes | None = None,
     ) -> None:
         self._path = path
         self._stream_index = stream_index
@@ -52,6 +53,7 @@ class PyAVDecoder:
         self._timeline = timeline
         self._rotation = rotation
         self._decoded = decoded
+        self._stream_headers = stream_headers
         self._can_seek = timeline.exact and (decoded.seekable if decoded is not None else timeline.pts is not None)
         self._frames_decoded = 0
         self._seeks = 0
@@ -62,10 +64,10 @@ class PyAVDecoder:
         self._stream = self._container.streams[self._stream_index]
         self._stream.thread_type = "AUTO"  # frame and slice threads
         self._stream.thread_count = self._threads
+        if self._stream_headers:
+            self._stream.codec_context.extradata = self._stream_headers  # as a decode from the start reads them
         if self._decoded is not None:
             self._stream.codec_context.copy_opaque = True  # frames carry their packet's identity
-            if self._decoded.stream_headers:
-                self._stream.codec_context.extradata = self._decoded.stream_headers
         self._reset_position(next_index=0)
 
     def close(self) -> None:

@@ -294,7 +294,9 @@ def open_video(
                 raise
     with open_container(name) as container:
         stream_index = video_stream(container, name).index
-    decoder = PyAVDecoder(name, stream_index, timeline, info.rotation, threads, decoded=facts.decoded)
+    decoder = PyAVDecoder(
+        name, stream_index, timeline, info.rotation, threads, decoded=facts.decoded, stream_headers=facts.stream_headers
+    )
     return VideoReader(info, timeline, decoder, "pyav", max_buffered_frames)
 
 

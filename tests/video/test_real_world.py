@@ -185,3 +185,33 @@ def test_decord_readers_left_open_do_not_crash_the_interpreter_at_exit(tmp_path)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "pure virtual" not in done.stderr
+
+
+@pytest.mark.slow
+def test_cli_tracks_every_frame_of_a_packed_avi_from_the_marked_one(tmp_path):
+    # `garvideo track` on an Xvid AVI with packed B-frames: the track starts on the marked frame
+    # and holds every frame FFmpeg shows, with FFmpeg's times, without claims of damage.
+    from click.testing import CliRunner
+    from garvideo_cli.main import app
+
+    from garvideo.testing.sam2 import build_tiny_sam2_checkpoint
+    from garvideo.tracking.track import load_tracks
+
+    video = realworld.packed_bframes_avi(tmp_path / "packed.avi", num_frames=14, gop=6)
+    stamps = realworld.ffprobe_times(video)
+    sam2 = build_tiny_sam2_checkpoint(tmp_path / "sam2", seed=0)
+    out = tmp_path / "track.json"
+    info = CliRunner().invoke(app, ["info", str(video)], catch_exceptions=False)
+    assert info.exit_code == 0 and "frames     14" in info.output and "truncated" not in info.output, info.output
+    result = CliRunner().invoke(
+        app,
+        ["track", str(video), "--box", "10,8,60,40@0", "--sam2", str(sam2), "--out", str(out), "-q"],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    assert "could not" not in result.output and "damaged" not in result.output, result.output
+    (track,) = load_tracks(out)
+    assert track.indices == tuple(range(len(stamps)))
+    for index, stamp in enumerate(stamps):
+        if stamp is not None:  # (FFmpeg 5.1 has no best-effort time for the last packed frame)
+            assert track.frame(index).time == pytest.approx(stamp - stamps[0], abs=1e-6)
