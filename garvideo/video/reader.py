@@ -246,8 +246,9 @@ def open_video(
     """Open a video file, or a folder of frames, for reading.
 
     ``backend``: ``"pyav"`` (the default), ``"decord"`` (optional extra, an error
-    when absent) or ``"auto"`` (decord when installed and able to read this file,
-    else PyAV). PyAV is the default because it handles rotated and damaged files,
+    when absent, and for files decord cannot read frame-exactly: rotated ones, and
+    those indexed by decoding, see :mod:`garvideo.video.decoded_index`) or
+    ``"auto"`` (decord when installed and able to read this file, else PyAV). PyAV is the default because it handles rotated and damaged files,
     which decord 0.6 does not, and was not slower in ``bench/decode.py``.
     ``max_buffered_frames``: most decoded frames held at once when iterating
     backward (each chunk decodes forward from a keyframe, so more frames mean
