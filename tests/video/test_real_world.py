@@ -215,3 +215,35 @@ def test_cli_tracks_every_frame_of_a_packed_avi_from_the_marked_one(tmp_path):
     for index, stamp in enumerate(stamps):
         if stamp is not None:  # (FFmpeg 5.1 has no best-effort time for the last packed frame)
             assert track.frame(index).time == pytest.approx(stamp - stamps[0], abs=1e-6)
+
+
+def test_overlay_has_one_frame_per_frame_in(tmp_path):
+    # The overlay of an MP4 whose pts are decode-order ones: every frame, each with its own mask.
+    from garvideo.outputs.overlay import render_overlay
+    from garvideo.tracking.track import Track
+
+    video = realworld.pts_equal_dts_mp4(tmp_path / "pts_dts.mp4", num_frames=40, gop=20)
+    count = len(realworld.ffprobe_times(video))
+    with open_video(video) as reader:
+        masks = {}
+        for index in range(count):
+            mask = np.zeros((reader.height, reader.width), dtype=bool)
+            mask[: _rows(index)] = True
+            masks[index] = mask
+        track = Track.from_masks("thing", masks, times=list(reader.timeline.times))
+        out = render_overlay(reader, tmp_path / "overlay.mp4", [track], progress=False)
+    drawn = realworld.ffmpeg_frames(out)
+    assert len(drawn) == count
+    source = realworld.ffmpeg_frames(video)
+    # Rows the overlay tinted, less the mask's rows: the same for every frame (the outline adds a
+    # few), where a mask drawn on a neighbouring frame would be 2 rows off.
+    extra = [
+        int((np.abs(picture.astype(int) - original.astype(int)).sum(axis=2).mean(axis=1) > 30).sum()) - _rows(i)
+        for i, (picture, original) in enumerate(zip(drawn, source))
+    ]
+    assert max(extra) - min(extra) <= 1, str(extra)
+
+
+def _rows(index: int) -> int:
+    """The height of frame ``index``'s mask: 2 rows more each frame, over and over."""
+    return 10 + 2 * (index % 20)
