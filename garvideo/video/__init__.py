@@ -9,8 +9,12 @@
         frames = video.read(video.sample_uniform(8, start=2.0, end=12.0))
         timeline = video.sample_windows(10.0, frames_per_window=4)
 
+Frame ``i`` is the ``i``-th frame FFmpeg's decoder presents (``ffmpeg -i FILE -fps_mode
+passthrough``), with its best-effort timestamp, however it is read. Files whose packets do not
+tell FFmpeg's frames (packed B-frames, N-VOP placeholders, B-frames without presentation
+times) are indexed by decoding them once when opened (:mod:`garvideo.video.decoded_index`).
 PyAV is the default decoder; decord (optional extra) is used when asked for (``backend="decord"``,
-or ``"auto"``: decord when installed and able to read the file)
+or ``"auto"``: decord when installed and able to read the file frame-exactly)
 and gives the same frames for the same indices. Frames are RGB uint8 arrays in
 displayed orientation (rotation metadata applied); times are seconds since the
 first frame.

@@ -3,12 +3,16 @@
 decord keeps its own frame index; the reader checks that it counts the same
 frames as the PyAV probe, and times always come from the probe so both
 backends give the same frames for the same indices. Rotated videos are refused
-(decord 0.6 mishandles their display matrix): PyAV reads them.
+(decord 0.6 mishandles their display matrix), and so are files whose frames are
+not one per packet in timestamp order (packed B-frames, B-frames without
+presentation timestamps: decord numbers frames by packets): PyAV reads them.
 """
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
+import weakref
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -16,13 +20,39 @@ from ..errors import VideoError
 from .facts import DecodeStats, Frame
 from .timeline import Timeline
 
+#: Readers not yet closed. decord's C++ reader must be freed while the interpreter is whole: left
+#: to interpreter teardown, its decoding threads can outlive what they use ("pure virtual method
+#: called", SIGSEGV at exit).
+_open_decoders: weakref.WeakSet[DecordDecoder] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_decoders() -> None:
+    for decoder in list(_open_decoders):
+        decoder.close()
+
 
 def decord_available() -> bool:
     return importlib.util.find_spec("decord") is not None
 
 
 class DecordDecoder:
-    def __init__(self, path: str, timeline: Timeline, rotation: int, batch_size: int, threads: int = 0) -> None:
+    def __init__(
+        self,
+        path: str,
+        timeline: Timeline,
+        rotation: int,
+        batch_size: int,
+        threads: int = 0,
+        *,
+        packet_order: bool = True,
+    ) -> None:
+        if not packet_order:
+            # decord numbers frames by packet timestamps; FFmpeg's frames differ in such files.
+            raise VideoError(
+                f"decord cannot read {path} frame-exactly (its frames are not one per packet in timestamp order: "
+                "packed B-frames or B-frames without presentation timestamps); use backend='pyav'"
+            )
         try:
             import decord
         except ImportError:
@@ -43,9 +73,11 @@ class DecordDecoder:
             )
         self._timeline = timeline
         self._batch_size = batch_size
+        _open_decoders.add(self)
 
     def close(self) -> None:
         self._reader = None
+        _open_decoders.discard(self)
 
     @property
     def stats(self) -> DecodeStats | None:

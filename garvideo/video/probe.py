@@ -3,7 +3,9 @@
 The probe reads the container's packets once (no decoding: a one-hour clip's
 packets are read in about a second) to get every frame's presentation
 timestamp and the keyframe positions, and decodes only the first frame (its
-rotation and pixel format).
+rotation and pixel format). Files whose packets do not give FFmpeg's frames
+(packed B-frames, B-frames without presentation timestamps) are decoded once
+instead, see :mod:`garvideo.video.decoded_index`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import av
 import av.error
 
 from ..errors import VideoError
+from . import decoded_index
+from .decoded_index import DecodedIndex
 from .facts import VideoDecodeWarning, VideoInfo
 from .timeline import Timeline, build_timeline, estimated_timeline
 
@@ -27,6 +31,10 @@ from .timeline import Timeline, build_timeline, estimated_timeline
 class Probe:
     info: VideoInfo
     timeline: Timeline
+    #: Set when the frames were learnt by decoding (their order is not the packets'): how to find them again.
+    decoded: DecodedIndex | None = None
+    #: Codec headers a decoder must read before it starts after a seek (see :func:`stream_headers`).
+    stream_headers: bytes | None = None
 
 
 def open_container(path: str | os.PathLike[str]) -> Any:
@@ -94,6 +102,9 @@ def _probe_stream(name: str, container: Any, stream: Any) -> Probe:
     keyframe_pts: list[int] = []
     durations: dict[int, int] = {}
     missing_pts = 0
+    pts_equal_dts = True  # as in AVI (no presentation times) and some broken MP4 muxers
+    small_packets = 0
+    headers: bytes | None = None
     reordered = False  # B-frames: packet durations then follow decode order, not display order
     damage: str | None = None
     packets = 0
@@ -106,12 +117,16 @@ def _probe_stream(name: str, container: Any, stream: Any) -> Probe:
                 break
             if packet.is_discard:
                 continue  # dropped by the container's edit list: never shown
+            if packets == 0:
+                headers = stream_headers(stream.codec_context, bytes(packet))
             packets += 1
+            small_packets += packet.size <= decoded_index.PLACEHOLDER_MAX_BYTES
             if packet.pts is None:
                 missing_pts += 1
                 continue
             pts.append(packet.pts)
             reordered = reordered or (packet.dts is not None and packet.dts != packet.pts)
+            pts_equal_dts = pts_equal_dts and packet.dts in (None, packet.pts)
             durations[packet.pts] = packet.duration or 0
             if packet.is_keyframe:
                 keyframe_pts.append(packet.pts)
@@ -122,12 +137,25 @@ def _probe_stream(name: str, container: Any, stream: Any) -> Probe:
         raise VideoError(f"{name} has a video stream but no frames in it")
 
     average_rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    codec_context = stream.codec_context
     if missing_pts == 0 and pts:
         last_duration = None if reordered else durations.get(max(pts))
         timeline = build_timeline(name, pts, keyframe_pts, time_base, last_duration)
     else:
         # Raw elementary streams carry no timestamps: only an estimate is possible.
         timeline = estimated_timeline(name, packets, float(average_rate or 25))
+    decoded: DecodedIndex | None = None
+    if packets > missing_pts and decoded_index.needs_decoding(
+        codec_context.name,
+        bool(getattr(codec_context, "has_b_frames", False)),
+        container.format.name,
+        pts_equal_dts,
+        small_packets,
+    ):
+        with open_container(name) as fresh:
+            scanned_timeline, scanned, scan_damage = decoded_index.scan(name, fresh, fresh.streams[stream.index])
+        if not scanned.follows_packets:  # else the packets' timeline above is FFmpeg's too
+            timeline, decoded, damage = scanned_timeline, scanned, scan_damage
 
     display_rotation, coded_width, coded_height, frame_format = _first_frame(name, stream.index)
     rotation = rotation_clockwise(display_rotation)
@@ -136,7 +164,9 @@ def _probe_stream(name: str, container: Any, stream: Any) -> Probe:
     declared_frames = stream.frames or 0
     declared_duration = _declared_duration(container, stream)
     readable = len(timeline)
-    if damage is None and declared_frames > readable:
+    # A header's frame count also counts empty index entries (AVI's dropped frames) and placeholders
+    # that give no picture: it shows truncation only when the header gives no duration to compare.
+    if damage is None and declared_duration is None and decoded is None and declared_frames > readable:
         damage = f"the end of the data, though the header promises {declared_frames} frames"
     elif damage is None and declared_duration is not None and readable > 1:
         frame_span = timeline.duration / readable
@@ -152,7 +182,6 @@ def _probe_stream(name: str, container: Any, stream: Any) -> Probe:
 
     duration = timeline.duration
     fps = readable / duration if duration > 0 else float(average_rate or 0)
-    codec_context = stream.codec_context
     info = VideoInfo(
         path=name,
         width=width,
@@ -172,7 +201,23 @@ def _probe_stream(name: str, container: Any, stream: Any) -> Probe:
         coded_width=coded_width,
         coded_height=coded_height,
     )
-    return Probe(info=info, timeline=timeline)
+    return Probe(info=info, timeline=timeline, decoded=decoded, stream_headers=headers)
+
+
+def stream_headers(codec_context: Any, first_packet: bytes) -> bytes | None:
+    """MPEG-4 Part 2 headers that a file keeps in its first packet, after the container's extradata.
+
+    DivX and Xvid write the VOL header and a user-data string (encoder build, "p" for packed
+    B-frames) ahead of the first picture only. A decode from the start reads them; a decoder
+    that starts after a seek must be given them as extradata, or it loses packed B-frames and
+    the encoder-bug workarounds. None for other codecs, or when the first packet has none.
+    """
+    if codec_context.name != "mpeg4":
+        return None
+    start = first_packet.find(b"\x00\x00\x01\xb6")  # the first VOP (picture) start code
+    if start <= 0:
+        return None
+    return bytes(codec_context.extradata or b"") + first_packet[:start]
 
 
 def _first_frame(name: str, stream_index: int) -> tuple[int, int, int, str]:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import contextlib
 import numbers
 import os
+import warnings
 from collections.abc import Iterable, Iterator
 from typing import Literal, Protocol
 
 from ..errors import InvalidInputError, VideoError
 from . import sampling
 from .decord_backend import DecordDecoder, decord_available
-from .facts import DecodeStats, Frame, FrameSelection, VideoInfo, Window
+from .facts import DecodeStats, Frame, FrameSelection, VideoDecodeWarning, VideoInfo, Window
 from .frame_folder import FrameFolderDecoder, is_frame_folder, probe_frame_folder
 from .probe import open_container, probe, video_stream
 from .pyav_backend import PyAVDecoder
@@ -162,12 +163,22 @@ class VideoReader:
 
         The distinct frames are decoded in ascending order: forward through a GOP
         where that is cheaper than seeking, seeking to a keyframe otherwise.
-        Frames that cannot be decoded (damaged file) are left out, with a warning.
+        Frames that cannot be decoded (damaged file) are left out, with a
+        :class:`VideoDecodeWarning` that names them (and the decoder's warning saying why).
         """
         raw = selection.indices if isinstance(selection, FrameSelection) else selection
         indices = tuple(self.timeline.check_index(i) for i in raw)  # a selection made on another video too
         wanted = sorted(set(indices))
         decoded = {frame.index: frame for frame in self._decoder.decode(wanted)}
+        missing = [i for i in wanted if i not in decoded]
+        if missing:
+            shown = ", ".join(map(str, missing[:20])) + (f" and {len(missing) - 20} more" if len(missing) > 20 else "")
+            warnings.warn(
+                f"{self.path}: {len(missing)} of the {len(wanted)} frames asked for could not be decoded and are "
+                f"left out: {shown} (damaged or missing data in the file)",
+                VideoDecodeWarning,
+                stacklevel=2,
+            )
         return [decoded[i] for i in indices if i in decoded]
 
     def frame(self, index: int) -> Frame:
@@ -235,8 +246,9 @@ def open_video(
     """Open a video file, or a folder of frames, for reading.
 
     ``backend``: ``"pyav"`` (the default), ``"decord"`` (optional extra, an error
-    when absent) or ``"auto"`` (decord when installed and able to read this file,
-    else PyAV). PyAV is the default because it handles rotated and damaged files,
+    when absent, and for files decord cannot read frame-exactly: rotated ones, and
+    those indexed by decoding, see :mod:`garvideo.video.decoded_index`) or
+    ``"auto"`` (decord when installed and able to read this file, else PyAV). PyAV is the default because it handles rotated and damaged files,
     which decord 0.6 does not, and was not slower in ``bench/decode.py``.
     ``max_buffered_frames``: most decoded frames held at once when iterating
     backward (each chunk decodes forward from a keyframe, so more frames mean
@@ -274,14 +286,18 @@ def open_video(
         max_buffered_frames = default_max_buffered_frames(info.width, info.height)
     if backend == "decord" or (backend == "auto" and decord_available()):
         try:
-            decoder: _Decoder = DecordDecoder(name, timeline, info.rotation, max_buffered_frames, threads)
+            decoder: _Decoder = DecordDecoder(
+                name, timeline, info.rotation, max_buffered_frames, threads, packet_order=facts.decoded is None
+            )
             return VideoReader(info, timeline, decoder, "decord", max_buffered_frames)
         except VideoError:
             if backend == "decord":
                 raise
     with open_container(name) as container:
         stream_index = video_stream(container, name).index
-    decoder = PyAVDecoder(name, stream_index, timeline, info.rotation, threads)
+    decoder = PyAVDecoder(
+        name, stream_index, timeline, info.rotation, threads, decoded=facts.decoded, stream_headers=facts.stream_headers
+    )
     return VideoReader(info, timeline, decoder, "pyav", max_buffered_frames)
 
 

@@ -39,7 +39,7 @@ def _frames_in(timeline: Timeline, start: float, end: float) -> tuple[int, int]:
     The frame already on screen at ``start`` counts too, so a range never comes out empty.
     """
     first = timeline.time_to_index(start)
-    stop = int(np.searchsorted(timeline.times, end - 1e-9, side="left"))
+    stop = int(np.searchsorted(timeline.clock, end - 1e-9, side="left"))
     return first, max(stop, first + 1)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import cached_property
 
 import numpy as np
 
@@ -25,9 +26,13 @@ class Timeline:
     """Presentation times of every frame, in display order.
 
     ``pts`` are the stream's timestamps (``None`` when the container has none
-    and times were estimated from the frame rate, see ``exact``); ``times`` are
-    seconds since the first frame. ``keyframes`` are the display indices where
-    decoding can start after a seek.
+    and times were estimated from the frame rate, see ``exact``, or when the
+    frames were learnt by decoding, see :mod:`garvideo.video.decoded_index`);
+    ``times`` are FFmpeg's best-effort timestamps in seconds since the first
+    frame. They increase, except in rare files FFmpeg itself stamps out of order
+    (e.g. the last frames of an MP4 whose pts are decode-order ones); lookups by
+    time use :attr:`clock`. ``keyframes`` are the display indices where decoding
+    can start after a seek.
     """
 
     name: str
@@ -61,10 +66,15 @@ class Timeline:
         """Presentation time in seconds (since the first frame) of frame ``index``."""
         return float(self.times[self.check_index(index)])
 
+    @cached_property
+    def clock(self) -> np.ndarray:
+        """``times`` made non-decreasing (each frame no earlier than the one before): what lookups by time search."""
+        return np.maximum.accumulate(self.times) if self.times.size else self.times
+
     def time_to_index(self, seconds: float) -> int:
         """Index of the frame on screen at ``seconds`` (the last frame starting at or before it)."""
         seconds = self.check_time(seconds)
-        position = int(np.searchsorted(self.times, seconds + _TIME_TOLERANCE, side="right")) - 1
+        position = int(np.searchsorted(self.clock, seconds + _TIME_TOLERANCE, side="right")) - 1
         return max(0, min(position, len(self) - 1))
 
     def check_time(self, seconds: float) -> float:

@@ -55,3 +55,26 @@ def test_damaged_data_mid_file_is_skipped_with_a_warning(tmp_path):
     for frame in (frames[0], frames[-1]):
         assert read_index(frame.image) == round(frame.time * 15)
     assert frames[-1].time == pytest.approx(truth.times[-1], abs=1e-3)
+
+
+def test_read_names_every_frame_it_leaves_out(tmp_path):
+    truth = clips.constant_rate_clip(tmp_path / "damaged.mkv", num_frames=40, size=(128, 96), gop=8)
+    data = bytearray(truth.path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 600] = bytes(600)
+    truth.path.write_bytes(bytes(data))
+    with pytest.warns(VideoDecodeWarning) as caught:
+        with open_video(truth.path, backend="pyav") as video:
+            asked = list(range(video.num_frames))
+            frames = video.read(asked)
+    returned = [f.index for f in frames]
+    missing = sorted(set(asked) - set(returned))
+    assert missing, "the damage should cost some frames"
+    summary = [str(w.message) for w in caught if "left out" in str(w.message)]
+    assert len(summary) == 1
+    assert f"{len(missing)} of the {len(asked)} frames asked for could not be decoded" in summary[0]
+    assert summary[0].endswith(
+        f"left out: {', '.join(map(str, missing[:20]))}"
+        + (f" and {len(missing) - 20} more" if len(missing) > 20 else "")
+        + " (damaged or missing data in the file)"
+    )

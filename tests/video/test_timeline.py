@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from garvideo.errors import InvalidInputError
@@ -66,3 +67,17 @@ def test_malformed_indices_are_rejected(cfr_clip, bad):
     with open_video(cfr_clip.path) as video:
         with pytest.raises(InvalidInputError, match="integer"):
             video.index_to_time(bad)
+
+
+def test_lookups_by_time_survive_timestamps_that_go_back():
+    # FFmpeg stamps the last frames of an MP4 whose pts are decode-order ones out of order
+    # (best-effort timestamps 2.36, 2.36, 2.28): times keep FFmpeg's values, lookups use the clock.
+    from garvideo.video.timeline import Timeline
+
+    times = np.array([0.0, 0.12, 0.16, 0.2, 0.2, 0.12])
+    timeline = Timeline(name="t", times=times, duration=0.24, exact=True)
+    assert list(timeline.clock) == [0.0, 0.12, 0.16, 0.2, 0.2, 0.2]
+    assert timeline.index_to_time(5) == 0.12
+    assert timeline.time_to_index(0.13) == 1
+    assert timeline.time_to_index(0.2) == 5
+    assert timeline.time_to_index(0.239) == 5

@@ -1,0 +1,212 @@
+"""Small files of the kinds real-world videos come in, and FFmpeg's own frames for them (the reference).
+
+Each file carries its frame number in its pixels (``garvideo.testing.clips.index_image``),
+and the tests hold garvideo's frames against what the ``ffmpeg`` binary outputs with
+``-fps_mode passthrough`` (pixels through a rawvideo rgb24 pipe) and what ``ffprobe``
+reports as each frame's best-effort timestamp.
+
+- :func:`packed_bframes_avi`: MPEG-4 Part 2 in AVI as DivX/Xvid wrote it with "packed
+  bitstream": the P frame and the B frame shown before it share one packet, and the next
+  packet is a tiny not-coded VOP (N-VOP) placeholder (UCF101, HMDB51 and many older sets).
+- :func:`mpeg4_placeholder_avi`: MPEG-4 Part 2 AVI without B-frames where an encoder wrote
+  N-VOP placeholders for dropped frames (the decoder outputs nothing for them).
+- :func:`pts_equal_dts_mp4`: H.264 with B-frames in an MP4 whose packets' pts equal their
+  dts (a muxer that dropped the composition offsets).
+- :func:`dropped_entries_avi`: an AVI whose index holds many empty (dropped-frame) entries.
+- :func:`bframes_avi`: H.264 with B-frames in AVI (no presentation times in the container).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from garvideo.testing.clips import index_image
+
+FFMPEG = shutil.which("ffmpeg")
+FFPROBE = shutil.which("ffprobe")
+#: Why the FFmpeg comparisons cannot run (None when they can).
+NO_FFMPEG = None if FFMPEG and FFPROBE else "the ffmpeg and ffprobe binaries (FFmpeg's own output is the reference)"
+
+_RATE = Fraction(1, 25)
+_VOP_START = b"\x00\x00\x01\xb6"
+
+
+def _frames(count: int, size: tuple[int, int]) -> Iterator[av.VideoFrame]:
+    width, height = size
+    for index in range(count):
+        frame = av.VideoFrame.from_ndarray(index_image(index, width, height), format="rgb24").reformat(format="yuv420p")
+        frame.pts = index
+        frame.time_base = _RATE
+        yield frame
+
+
+def _encode(codec: str, count: int, size: tuple[int, int], **settings) -> tuple[list[tuple[bytes, bool]], bytes | None]:
+    """``count`` index frames encoded with ``codec``: (payload, keyframe) in decode order, and extradata."""
+    context = av.CodecContext.create(codec, "w")
+    context.width, context.height = size
+    context.pix_fmt = "yuv420p"
+    context.time_base = _RATE
+    context.framerate = 1 / _RATE
+    options = settings.pop("options", None)
+    for name, value in settings.items():
+        setattr(context, name, value)
+    if options:
+        context.options = options
+    context.open()
+    packets = [(bytes(p), p.is_keyframe) for frame in _frames(count, size) for p in context.encode(frame)]
+    packets += [(bytes(p), p.is_keyframe) for p in context.encode(None)]
+    return packets, context.extradata
+
+
+def _write(
+    path: Path,
+    codec: str,
+    size: tuple[int, int],
+    packets: list[tuple[bytes, bool, int]],
+    tag: str | None = None,
+    extradata: bytes | None = None,
+) -> Path:
+    """Mux (payload, keyframe, timestamp) packets as they are; pts = dts = timestamp (in 1/25 s)."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=25)
+        stream.width, stream.height = size
+        stream.pix_fmt = "yuv420p"
+        stream.time_base = _RATE
+        if tag:
+            stream.codec_context.codec_tag = tag
+        if extradata:
+            stream.codec_context.extradata = extradata
+        for payload, keyframe, stamp in packets:
+            packet = av.Packet(payload)
+            packet.stream = stream
+            packet.time_base = _RATE
+            packet.pts = packet.dts = stamp
+            packet.duration = 1
+            packet.is_keyframe = keyframe
+            container.mux(packet)
+    return path
+
+
+def _vop_type(payload: bytes) -> int:
+    """MPEG-4 VOP coding type of the first VOP in a packet: 0 I, 1 P, 2 B."""
+    return payload[payload.index(_VOP_START) + 4] >> 6
+
+
+def _n_vop(slot: int, resolution: int = 25) -> bytes:
+    """A not-coded P-VOP (vop_coded = 0), the placeholder DivX and Xvid write: 6-7 bytes."""
+    bits = "01" + "0" + "1" + format(slot % resolution, f"0{max(1, (resolution - 1).bit_length())}b") + "1" + "0"
+    bits += "0" + "1" * ((8 - (len(bits) + 1) % 8) % 8)  # MPEG-4 stuffing up to a byte boundary
+    return _VOP_START + int(bits, 2).to_bytes(len(bits) // 8, "big")
+
+
+def _mpeg4(count: int, size: tuple[int, int], bframes: int, gop: int) -> list[tuple[bytes, bool]]:
+    return _encode("mpeg4", count, size, max_b_frames=bframes, gop_size=gop)[0]
+
+
+def packed_bframes_avi(path: Path, num_frames: int = 90, size: tuple[int, int] = (96, 64), gop: int = 12) -> Path:
+    """DivX-style packed B-frames: ``[P+B]`` then an N-VOP placeholder in the B frame's slot."""
+    packets = _mpeg4(num_frames, size, bframes=1, gop=gop)
+    first, keyframe = packets[0]
+    at = first.index(_VOP_START)
+    # The user data DivX writes after the VOL header; its trailing "p" announces packed B-frames.
+    packets[0] = (first[:at] + b"\x00\x00\x01\xb2DivX503b1393p" + first[at:], keyframe)
+    slots: list[tuple[bytes, bool, int]] = []
+    position = 0
+    while position < len(packets):
+        payload, keyframe = packets[position]
+        if position + 1 < len(packets) and _vop_type(packets[position + 1][0]) == 2:
+            slots.append((payload + packets[position + 1][0], keyframe, len(slots)))
+            slots.append((_n_vop(len(slots)), False, len(slots)))
+            position += 2
+        else:
+            slots.append((payload, keyframe, len(slots)))
+            position += 1
+    return _write(path, "mpeg4", size, slots, tag="XVID")
+
+
+def mpeg4_placeholder_avi(path: Path, num_frames: int = 60, size: tuple[int, int] = (96, 64), every: int = 4) -> Path:
+    """Xvid without B-frames, an N-VOP (a dropped frame: no picture) after every ``every``-th frame.
+
+    Not after the last frame: there FFmpeg 5.1 (Debian 12's binary) outputs nothing while the
+    FFmpeg 8 inside PyAV's wheels repeats the last picture, so the two references would differ.
+    """
+    slots: list[tuple[bytes, bool, int]] = []
+    for index, (payload, keyframe) in enumerate(_mpeg4(num_frames, size, bframes=0, gop=15)):
+        slots.append((payload, keyframe, len(slots)))
+        if index % every == every - 1 and index < num_frames - 1:
+            slots.append((_n_vop(len(slots)), False, len(slots)))
+    return _write(path, "mpeg4", size, slots, tag="XVID")
+
+
+def _x264(num_frames: int, size: tuple[int, int], gop: int) -> tuple[list[tuple[bytes, bool]], bytes | None]:
+    options = {"bf": "3", "g": str(gop), "keyint_min": str(gop), "sc_threshold": "0", "crf": "20"}
+    return _encode("libx264", num_frames, size, options=options)
+
+
+def pts_equal_dts_mp4(path: Path, num_frames: int = 120, size: tuple[int, int] = (96, 64), gop: int = 30) -> Path:
+    """H.264 with B-frames, muxed with each packet's pts set to its dts (decode order)."""
+    packets, extradata = _x264(num_frames, size, gop)
+    slots = [(payload, keyframe, stamp) for stamp, (payload, keyframe) in enumerate(packets)]
+    return _write(path, "h264", size, slots, extradata=extradata)
+
+
+def bframes_avi(path: Path, num_frames: int = 90, size: tuple[int, int] = (96, 64), gop: int = 30) -> Path:
+    """H.264 with B-frames in AVI: the container keeps decode times only."""
+    packets, extradata = _x264(num_frames, size, gop)
+    slots = [(payload, keyframe, stamp) for stamp, (payload, keyframe) in enumerate(packets)]
+    return _write(path, "h264", size, slots, extradata=extradata)
+
+
+def dropped_entries_avi(path: Path, num_frames: int = 68, size: tuple[int, int] = (96, 64)) -> Path:
+    """Xvid AVI where capture dropped frames: 3 empty index entries after every other frame."""
+    slots: list[tuple[bytes, bool, int]] = []
+    stamp = 0
+    for index, (payload, keyframe) in enumerate(_mpeg4(num_frames, size, bframes=0, gop=12)):
+        slots.append((payload, keyframe, stamp))
+        stamp += 1 + (3 if index % 2 else 0)  # the AVI muxer fills the gap with empty entries
+    return _write(path, "mpeg4", size, slots, tag="XVID")
+
+
+# -- FFmpeg's frames: the reference ------------------------------------------
+
+
+def ffmpeg_frames(path: Path) -> np.ndarray:
+    """Every frame ``ffmpeg -i path -fps_mode passthrough`` outputs, as ``(n, h, w, 3)`` RGB."""
+    assert FFMPEG and FFPROBE, NO_FFMPEG
+    size = subprocess.run(
+        [FFPROBE, "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=width,height", "-of", "csv=p=0"]
+        + [str(path)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    width, height = (int(v) for v in size.strip().split(",")[:2])
+    raw = subprocess.run(
+        [FFMPEG, "-v", "error", "-i", str(path), "-map", "0:v:0", "-fps_mode", "passthrough"]
+        + ["-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    return np.frombuffer(raw, np.uint8).reshape(-1, height, width, 3)
+
+
+def ffprobe_times(path: Path) -> list[float | None]:
+    """Each frame's best-effort timestamp in seconds, as ``ffprobe -show_frames`` reports it (None: N/A)."""
+    assert FFPROBE, NO_FFMPEG
+    text = subprocess.run(
+        [FFPROBE, "-v", "error", "-select_streams", "v:0", "-show_frames"]
+        + ["-show_entries", "frame=best_effort_timestamp_time", "-of", "default=nw=1", str(path)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    found = re.findall(r"^best_effort_timestamp_time=(\S+)$", text, re.MULTILINE)
+    return [None if value == "N/A" else float(value) for value in found]

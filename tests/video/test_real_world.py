@@ -1,0 +1,249 @@
+"""Real-world kinds of files, frame for frame against FFmpeg: count, order, pixels, timestamps.
+
+Frame ``i`` must be the ``i``-th frame ``ffmpeg -i FILE -fps_mode passthrough`` outputs,
+with its pixels and best-effort timestamp (``ffprobe -show_frames``), however it is
+read: forward, backward, ``read()`` in any order after other reads, sampled.
+"""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from garvideo.errors import VideoError
+from garvideo.testing import clips
+from garvideo.testing.clips import read_index
+from garvideo.video import Frame, VideoDecodeWarning, open_video
+from garvideo.video.decord_backend import decord_available
+
+from . import realworld
+
+pytestmark = pytest.mark.skipif(realworld.NO_FFMPEG is not None, reason=f"needs {realworld.NO_FFMPEG}")
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A file and what FFmpeg makes of it."""
+
+    path: Path
+    frames: np.ndarray  # (n, h, w, 3) RGB, in FFmpeg's output order
+    stamps: list[float | None]  # ffprobe's best-effort timestamps (seconds; None where it says N/A)
+    # Whether decord may read it: its frames are one per packet, in timestamp order.
+    packet_order: bool
+
+    @property
+    def count(self) -> int:
+        return len(self.frames)
+
+
+def _regular_mp4(path: Path) -> Path:
+    return clips.long_gop_clip(path, num_frames=90, gop=30, bframes=3).path
+
+
+def _variable_rate_mkv(path: Path) -> Path:
+    return clips.variable_rate_clip(path, bframes=2).path
+
+
+# (maker, file name, decord allowed)
+KINDS = {
+    "packed-bframes-avi": (realworld.packed_bframes_avi, "packed.avi", False),
+    "nvop-placeholders-avi": (realworld.mpeg4_placeholder_avi, "placeholders.avi", False),
+    "pts-equal-dts-mp4": (realworld.pts_equal_dts_mp4, "pts_dts.mp4", False),
+    "h264-bframes-avi": (realworld.bframes_avi, "bframes.avi", False),
+    "dropped-entries-avi": (realworld.dropped_entries_avi, "dropped.avi", True),
+    "regular-mp4": (_regular_mp4, "regular.mp4", True),
+    "variable-rate-mkv": (_variable_rate_mkv, "vfr.mkv", True),
+}
+
+
+@pytest.fixture(scope="module", params=list(KINDS))
+def reference(request, tmp_path_factory) -> Reference:
+    make, name, packet_order = KINDS[request.param]
+    path = make(tmp_path_factory.mktemp("real_world") / name)
+    frames = realworld.ffmpeg_frames(path)
+    stamps = realworld.ffprobe_times(path)
+    assert len(stamps) == len(frames)
+    # Every kind holds each encoded picture once, in order: FFmpeg's own output is sane.
+    assert [read_index(f) for f in frames] == list(range(len(frames)))
+    return Reference(path, frames, stamps, packet_order)
+
+
+def _assert_ffmpegs(frames: list[Frame], ref: Reference) -> None:
+    """Each frame is FFmpeg's frame of that index: its pixels and its best-effort timestamp."""
+    origin = ref.stamps[0]
+    for frame in frames:
+        assert 0 <= frame.index < ref.count
+        expected = ref.frames[frame.index]
+        assert frame.image.shape == expected.shape
+        # Same decoder; allow a step of colour-conversion rounding between FFmpeg builds.
+        difference = int(np.abs(frame.image.astype(np.int16) - expected.astype(np.int16)).max())
+        assert difference <= 2, f"frame {frame.index} differs from FFmpeg's by up to {difference}"
+        stamp = ref.stamps[frame.index]
+        if stamp is not None and origin is not None:
+            assert frame.time == pytest.approx(stamp - origin, abs=1e-6), f"frame {frame.index}"
+
+
+@pytest.fixture
+def no_decode_warnings():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", VideoDecodeWarning)  # no false "damaged"/"truncated" claims
+        yield
+
+
+def test_every_frame_forward(reference, no_decode_warnings):
+    with open_video(reference.path, backend="pyav") as video:
+        assert video.num_frames == reference.count
+        frames = list(video.iter_frames())
+    assert [f.index for f in frames] == list(range(reference.count))
+    _assert_ffmpegs(frames, reference)
+
+
+def test_every_frame_backward(reference, no_decode_warnings):
+    with open_video(reference.path, backend="pyav", max_buffered_frames=7) as video:
+        frames = list(video.iter_frames(start=reference.count - 1, step=-1))
+        strided = list(video.iter_frames(start=reference.count - 2, stop=3, step=-5))
+    assert [f.index for f in frames] == list(range(reference.count - 1, -1, -1))
+    assert [f.index for f in strided] == list(range(reference.count - 2, 3, -5))
+    _assert_ffmpegs(frames + strided, reference)
+
+
+def test_reads_in_any_order_after_earlier_reads(reference, no_decode_warnings):
+    last = reference.count - 1
+    order = random.Random(0).sample(range(reference.count), 25)
+    with open_video(reference.path, backend="pyav") as video:
+        first_twelve = video.read(list(range(12)))
+        video.read([last - 3])
+        again = video.read([0, 1, 2])
+        shuffled = video.read(order)
+        repeated = video.read([last, 5, last, last // 2, 5])
+    assert [f.index for f in first_twelve] == list(range(12))
+    assert [f.index for f in again] == [0, 1, 2]
+    assert [f.index for f in shuffled] == order
+    assert [f.index for f in repeated] == [last, 5, last, last // 2, 5]
+    _assert_ffmpegs(first_twelve + again + shuffled + repeated, reference)
+
+
+def test_sampled_reads(reference, no_decode_warnings):
+    with open_video(reference.path, backend="pyav") as video:
+        selections = [video.sample_uniform(9), video.sample_rate(3.0), video.sample_every(7, start=2)]
+        selections += [w.selection for w in video.sample_windows(1.0, frames_per_window=3)]
+        for selection in selections:
+            frames = video.read(selection)
+            assert [f.index for f in frames] == list(selection.indices)
+            assert [f.time for f in frames] == list(selection.times)
+            _assert_ffmpegs(frames, reference)
+        middle = video.frame_at(video.index_to_time(reference.count // 2))
+    assert middle.index == reference.count // 2
+
+
+def test_a_late_frame_is_reached_by_seeking(reference):
+    # Exact frame numbers after a seek: the file is not decoded from the start for a late frame.
+    with open_video(reference.path, backend="pyav") as video:
+        (frame,) = video.read([reference.count - 2])
+        stats = video.decode_stats
+        keyframes = video.info.keyframes
+    _assert_ffmpegs([frame], reference)
+    if keyframes > 1:  # (the variable-rate clip has one keyframe: nowhere to seek to)
+        assert stats.seeks >= 1
+        assert stats.frames_decoded < reference.count - 10
+
+
+def test_auto_and_decord_never_give_wrong_frames(reference, no_decode_warnings):
+    if not decord_available():
+        pytest.skip("decord is not installed (optional)")
+    with open_video(reference.path, backend="auto") as video:
+        assert video.backend == ("decord" if reference.packet_order else "pyav")
+        chosen = video.read([3, reference.count - 1, 10])
+    _assert_ffmpegs(chosen, reference)
+    if not reference.packet_order:
+        with pytest.raises(VideoError, match="use backend='pyav'"):
+            open_video(reference.path, backend="decord")
+        return
+    with open_video(reference.path, backend="decord", max_buffered_frames=6) as video:
+        backward = list(video.iter_frames(start=reference.count - 1, step=-1))
+        sampled = video.read(video.sample_uniform(11))
+    assert [f.index for f in backward] == list(range(reference.count - 1, -1, -1))
+    _assert_ffmpegs(backward + sampled, reference)
+
+
+@pytest.mark.skipif(not decord_available(), reason="decord is not installed (optional)")
+def test_decord_readers_left_open_do_not_crash_the_interpreter_at_exit(tmp_path):
+    clip = clips.long_gop_clip(tmp_path / "clip.mp4", num_frames=40, gop=10, bframes=2).path
+    script = (
+        "from garvideo.video import open_video\n"
+        f"video = open_video({str(clip)!r}, backend='decord')\n"
+        "video.read([30, 2, 17])\n"
+        "frames = list(video.iter_frames(start=39, step=-1))\n"  # never closed
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "pure virtual" not in done.stderr
+
+
+@pytest.mark.slow
+def test_cli_tracks_every_frame_of_a_packed_avi_from_the_marked_one(tmp_path):
+    # `garvideo track` on an Xvid AVI with packed B-frames: the track starts on the marked frame
+    # and holds every frame FFmpeg shows, with FFmpeg's times, without claims of damage.
+    from click.testing import CliRunner
+    from garvideo_cli.main import app
+
+    from garvideo.testing.sam2 import build_tiny_sam2_checkpoint
+    from garvideo.tracking.track import load_tracks
+
+    video = realworld.packed_bframes_avi(tmp_path / "packed.avi", num_frames=14, gop=6)
+    stamps = realworld.ffprobe_times(video)
+    sam2 = build_tiny_sam2_checkpoint(tmp_path / "sam2", seed=0)
+    out = tmp_path / "track.json"
+    info = CliRunner().invoke(app, ["info", str(video)], catch_exceptions=False)
+    assert info.exit_code == 0 and "frames     14" in info.output and "truncated" not in info.output, info.output
+    result = CliRunner().invoke(
+        app,
+        ["track", str(video), "--box", "10,8,60,40@0", "--sam2", str(sam2), "--out", str(out), "-q"],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    assert "could not" not in result.output and "damaged" not in result.output, result.output
+    (track,) = load_tracks(out)
+    assert track.indices == tuple(range(len(stamps)))
+    for index, stamp in enumerate(stamps):
+        if stamp is not None:  # (FFmpeg 5.1 has no best-effort time for the last packed frame)
+            assert track.frame(index).time == pytest.approx(stamp - stamps[0], abs=1e-6)
+
+
+def test_overlay_has_one_frame_per_frame_in(tmp_path):
+    # The overlay of an MP4 whose pts are decode-order ones: every frame, each with its own mask.
+    from garvideo.outputs.overlay import render_overlay
+    from garvideo.tracking.track import Track
+
+    video = realworld.pts_equal_dts_mp4(tmp_path / "pts_dts.mp4", num_frames=40, gop=20)
+    count = len(realworld.ffprobe_times(video))
+    with open_video(video) as reader:
+        masks = {}
+        for index in range(count):
+            mask = np.zeros((reader.height, reader.width), dtype=bool)
+            mask[: _rows(index)] = True
+            masks[index] = mask
+        track = Track.from_masks("thing", masks, times=list(reader.timeline.times))
+        out = render_overlay(reader, tmp_path / "overlay.mp4", [track], progress=False)
+    drawn = realworld.ffmpeg_frames(out)
+    assert len(drawn) == count
+    source = realworld.ffmpeg_frames(video)
+    # Rows the overlay tinted, less the mask's rows: the same for every frame (the outline adds a
+    # few), where a mask drawn on a neighbouring frame would be 2 rows off.
+    extra = [
+        int((np.abs(picture.astype(int) - original.astype(int)).sum(axis=2).mean(axis=1) > 30).sum()) - _rows(i)
+        for i, (picture, original) in enumerate(zip(drawn, source))
+    ]
+    assert max(extra) - min(extra) <= 1, str(extra)
+
+
+def _rows(index: int) -> int:
+    """The height of frame ``index``'s mask: 2 rows more each frame, over and over."""
+    return 10 + 2 * (index % 20)
