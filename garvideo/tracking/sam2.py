@@ -129,6 +129,8 @@ class Sam2Tracker:
         revision: str | None = None,
         autocast_dtype: torch.dtype | None = None,
     ) -> None:
+        from . import sam2_session  # noqa: F401  (checks transformers' SAM2 session layout: fail now, not mid-video)
+
         self.model = model.eval()
         self.processor = processor
         self.model_id = model_id

@@ -277,3 +277,52 @@ def test_unknown_models_offline_get_clear_errors(model, message):
 def test_a_folder_without_a_checkpoint_is_reported(tmp_path):
     with pytest.raises(ModelNotFoundError, match="does not hold a complete SAM2 checkpoint"):
         Sam2Tracker.from_pretrained(tmp_path, device="cpu")
+
+
+# -- precision ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "dtype, device, weights, autocast",
+    [
+        (None, "cuda", "float32", "bfloat16"),  # as Meta's predictor runs SAM2
+        ("auto", "cuda:1", "float32", "bfloat16"),
+        ("bfloat16", "cuda", "bfloat16", None),  # a dtype the user names is used as is
+        ("fp16", "cuda", "float16", None),
+        ("float32", "cuda", "float32", None),
+        (None, "cpu", "float32", None),
+        ("auto", "cpu", "float32", None),
+        ("bf16", "cpu", "bfloat16", None),
+    ],
+)
+def test_sam2_runs_as_meta_s_predictor_unless_the_dtype_says_otherwise(dtype, device, weights, autocast):
+    import torch
+
+    from garvideo.tracking.sam2 import sam2_precision
+
+    chosen = sam2_precision(dtype, torch.device(device))  # a CUDA device object needs no GPU
+    assert chosen == (getattr(torch, weights), None if autocast is None else getattr(torch, autocast))
+
+
+def test_the_tracker_computes_under_the_autocast_it_records(tracker):
+    import torch
+
+    plain = Sam2Tracker(tracker.model, tracker.processor, model_id="tiny")
+    autocast = Sam2Tracker(tracker.model, tracker.processor, model_id="tiny", autocast_dtype=torch.bfloat16)
+    assert (plain.precision, autocast.precision) == ("float32", "float32+autocast:bfloat16")
+
+    seen = []
+    hook = tracker.model.vision_encoder.register_forward_hook(
+        lambda *args: seen.append((torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")))
+    )
+    source = MovingSquareSource(3)
+    prompt = RegionPrompt.from_box("a", (5, 5, 40, 40), 1)
+    try:
+        [track] = autocast.track(source, [prompt], progress=False)  # CPU autocast: the same code path as CUDA's
+        assert seen and all(entry == (True, torch.bfloat16) for entry in seen)
+        seen.clear()
+        plain.track(source, [prompt], progress=False)
+        assert seen and not any(enabled for enabled, _ in seen)
+    finally:
+        hook.remove()
+    assert track.indices == (0, 1, 2)
