@@ -264,14 +264,14 @@ class Sam2Tracker:
                 starting = [run for run in runs if position in run.prompts]
                 for run in starting:
                     self._add_prompt(run, position, height, width)
-                self._step(starting, position, frame, False, runs, meter, lambda run, pos: ((), ()))
+                self._step(starting, position, frame, False, runs, meter, memory.conditioning)
                 bar.update(1)
             for position in unread:
                 unused += _drop_unread_prompt(runs, order, position)
 
             # 2. forward from each object's earliest prompt to the end (its prompted frames are done)
-            needed = [p for p in range(min(run.anchor for run in runs), len(order)) if _tracked_at(runs, p)]
-            forward = range(needed[0], len(order)) if needed else range(0)
+            first = next((p for p in range(min(run.anchor for run in runs), len(order)) if _tracked_at(runs, p)), None)
+            forward = range(first if first is not None else len(order), len(order))
             bar.total = len(prompted) + len(forward) + max(run.anchor for run in runs)
             bar.refresh()
             for frame in stream_frames(source, [order[p] for p in forward]):
@@ -282,7 +282,7 @@ class Sam2Tracker:
 
             # what the backward pass reads of the forward one: the memories just after the earliest prompt
             for run in runs:
-                sam2_session.prune(run.session, run.anchor, *memory.backward(run, run.anchor))
+                sam2_session.prune(run.session, run.anchor, *memory.after_anchor(run))
 
             # 3. backward from each object's earliest prompt to the start
             backward = range(max(run.anchor for run in runs) - 1, -1, -1)
@@ -487,22 +487,24 @@ class _MemoryReads:
     num_maskmem: int
     pointers: int
 
-    def forward(self, run: _ObjectRun, position: int) -> tuple[range, ...]:
+    def conditioning(self, run: _ObjectRun, position: int) -> tuple[Collection[int], Collection[int]]:
+        """While prompts are run nothing has been tracked yet."""
+        return (), ()
+
+    def forward(self, run: _ObjectRun, position: int) -> tuple[Collection[int], Collection[int]]:
         """After a forward step on ``position``: what the next forward step and the backward pass read."""
         masks = range(position - self.num_maskmem + 2, position + 1)
         pointers = range(position - self.pointers + 2, position + 1)
-        if run.anchor == 0:  # nothing before the prompt: no backward pass
-            return masks, pointers
-        after_anchor = self.backward(run, run.anchor)
-        return _union(masks, after_anchor[0]), _union(pointers, after_anchor[1])
+        anchor_masks, anchor_pointers = self.after_anchor(run)
+        return frozenset(masks).union(anchor_masks), frozenset(pointers).union(anchor_pointers)
 
-    def backward(self, run: _ObjectRun, position: int) -> tuple[range, range]:
-        """After a backward step on ``position`` (or before the first, from the anchor): what the next one reads."""
+    def backward(self, run: _ObjectRun, position: int) -> tuple[Collection[int], Collection[int]]:
+        """After a backward step on ``position``: what the next backward step reads."""
         return range(position, position + self.num_maskmem - 1), range(position, position + self.pointers - 1)
 
-
-def _union(a: range, b: range) -> frozenset[int] | range:
-    return frozenset(a) | frozenset(b)
+    def after_anchor(self, run: _ObjectRun) -> tuple[Collection[int], Collection[int]]:
+        """What the object's first backward step reads of its forward pass (nothing when there is none)."""
+        return self.backward(run, run.anchor) if run.anchor > 0 else ((), ())
 
 
 def _tracked_at(runs: Sequence[_ObjectRun], position: int) -> list[_ObjectRun]:
