@@ -143,3 +143,17 @@ def test_frames_of_another_size_are_resized_as_the_reference_does(models):
 def test_a_200_frame_clip(models):
     source = MovingSquareSource(200, height=64, width=64)
     _compare(models, source, [_box("a", 40), _mask("a", source, 150), _clicks("b", 199)])
+
+
+def test_memory_windows_shorter_than_the_clip_are_read_as_the_reference_reads_them(tmp_path):
+    """3 mask memories and 4 object pointers: every window the tracker prunes to is full on a 20-frame clip."""
+    from transformers import Sam2VideoModel, Sam2VideoProcessor
+
+    path = build_tiny_sam2_checkpoint(tmp_path / "small", seed=1, image_size=64, num_maskmem=3, max_object_pointers=4)
+    models = (
+        Sam2Tracker.from_pretrained(path, device="cpu"),
+        Sam2VideoModel.from_pretrained(path).eval(),
+        Sam2VideoProcessor.from_pretrained(path),
+    )
+    source = MovingSquareSource(20, height=64, width=64)
+    _compare(models, source, [_box("a", 8), _mask("a", source, 11), _clicks("b", 1), _box("c", 19)])
