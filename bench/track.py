@@ -51,11 +51,13 @@ _CHILD = textwrap.dedent(
         config, image_size = tiny_sam2_config(), 128
     else:
         config, image_size = Sam2VideoConfig(), 1024
-    from garvideo.devices import resolve_device, resolve_dtype
+    from garvideo.devices import resolve_device
+    from garvideo.tracking.sam2 import sam2_precision
 
     torch_device = resolve_device(device)
-    model = Sam2VideoModel(config).eval().to(torch_device, resolve_dtype(None, torch_device))
-    tracker = Sam2Tracker(model, sam2_processor(image_size), model_id=model_kind)
+    weights, autocast = sam2_precision(None, torch_device)  # as Sam2Tracker.from_pretrained chooses
+    model = Sam2VideoModel(config).eval().to(torch_device, weights)
+    tracker = Sam2Tracker(model, sam2_processor(image_size), model_id=model_kind, autocast_dtype=autocast)
     source = MovingSquareSource(length, height=360, width=640, side=80)
     prompt = RegionPrompt.from_mask("square", source.square_mask(length // 2), length // 2)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -74,7 +76,7 @@ _CHILD = textwrap.dedent(
         "rss_peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "cuda_peak": torch.cuda.max_memory_allocated() if on_gpu else None,
         "state_peak": stats.peak_state_bytes, "outputs_peak": stats.peak_outputs_held,
-        "frames_read": stats.frames_read,
+        "frames_read": stats.frames_read, "precision": tracker.precision,
     }))
     """
 )
@@ -101,13 +103,13 @@ def _mib(value: float | None) -> str:
 def table(rows: list[dict]) -> str:
     gpu = any(r["cuda_peak"] is not None for r in rows)
     lines = [
-        "| model | frames | seconds | frames/s | peak RSS MiB | RSS growth while tracking MiB | "
+        "| model | precision | frames | seconds | frames/s | peak RSS MiB | RSS growth while tracking MiB | "
         "SAM2 session state peak MiB |" + (" peak GPU memory MiB |" if gpu else ""),
-        "|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if gpu else ""),
+        "|---|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if gpu else ""),
     ]
     for r in rows:
         lines.append(
-            f"| {r['model']} | {r['frames']} | {r['seconds']:.1f} | {r['fps']:.2f} | {_mib(r['rss_peak'])} | "
+            f"| {r['model']} | {r['precision']} | {r['frames']} | {r['seconds']:.1f} | {r['fps']:.2f} | {_mib(r['rss_peak'])} | "
             f"{_mib(r['rss_peak'] - r['rss_before'])} | {r['state_peak'] / 2**20:.1f} |"
             + (f" {_mib(r['cuda_peak'])} |" if gpu else "")
         )
@@ -119,7 +121,9 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["tiny", "hiera-tiny"], choices=["tiny", "hiera-tiny"])
     parser.add_argument("--lengths", nargs=2, type=int, help="the two clip lengths (default per model)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (bfloat16 on CUDA, as the tracker)")
+    parser.add_argument(
+        "--device", default="cpu", help="cpu, cuda or auto (on CUDA float32 under bfloat16 autocast, as the tracker)"
+    )
     parser.add_argument("--shared", action="store_true", help="say that other jobs ran on the machine meanwhile")
     parser.add_argument("--write", action="store_true", help="update the Tracking section of bench/RESULTS.md")
     args = parser.parse_args()

@@ -91,7 +91,8 @@ def model_options(gar: bool = True, sam2: bool = True) -> Callable:
                 "--dtype",
                 default="auto",
                 show_default=True,
-                help="auto (bfloat16 on CUDA, float32 on CPU), float32, bfloat16 or float16.",
+                help="auto (bfloat16 on CUDA, SAM2 float32 under bfloat16 autocast; float32 on CPU), float32, "
+                "bfloat16 or float16.",
             ),
         ]
         for decorator in reversed(options):

@@ -494,7 +494,7 @@ class Pipeline:
         sam2_ref = None
         if uses_sam2 and self.tracker is not None:
             t = self.tracker
-            sam2_ref = ModelRef(t.model_id, t.revision, str(t.device), str(t.dtype).removeprefix("torch."))
+            sam2_ref = ModelRef(t.model_id, t.revision, str(t.device), t.precision)  # e.g. float32+autocast:bfloat16
         frames = sorted(set(int(i) for i in frames))
         return Provenance(
             gar=gar_ref,

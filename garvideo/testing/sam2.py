@@ -222,3 +222,70 @@ class MovingSquareSource(_IndexedSource):
         x1, y1, x2, y2 = self.square_box(index)
         image[y1:y2, x1:x2] = self._texture
         return image
+
+
+# -- the reference: transformers' own offline video session ------------------------------
+
+
+@dataclass(frozen=True)
+class ReferenceFrame:
+    """What transformers' offline session gives for one object on one frame."""
+
+    mask: np.ndarray  # (height, width) bool, post-processed as transformers' processor does
+    score: float  # sigmoid of the object score logit
+
+
+def offline_sam2_reference(model, processor, frames: np.ndarray, prompts) -> dict[str, dict[int, ReferenceFrame]]:
+    """Track ``prompts`` through ``frames`` the way SAM2's own predictor and demo do, with transformers' API.
+
+    ``frames`` is the whole clip as a ``(n, height, width, 3)`` uint8 array (already strided: a
+    prompt's frame is its position in ``frames``); ``prompts`` are ``RegionPrompt`` objects, those
+    sharing a name being one object. Each object gets its own offline inference session holding every
+    frame: each of its prompts is added and its frame run (in frame order; each is an initial
+    conditioning frame, so the order does not matter), then ``propagate_in_video_iterator`` runs
+    forward from its earliest prompt to the last frame and backward from that prompt to frame 0 in
+    the same session. Returns ``{name: {frame: ReferenceFrame}}``.
+    """
+    import torch
+
+    frames = np.asarray(frames)
+    height, width = int(frames.shape[1]), int(frames.shape[2])
+    by_name: dict[str, list] = {}
+    for prompt in prompts:
+        by_name.setdefault(prompt.name, []).append(prompt)
+
+    def result(output) -> ReferenceFrame:
+        masks = processor.post_process_masks([output.pred_masks.float()], original_sizes=[[height, width]])[0]
+        score = float(torch.sigmoid(output.object_score_logits.float().reshape(-1)[0]))
+        return ReferenceFrame(mask=masks[0, 0].cpu().numpy(), score=score)
+
+    results: dict[str, dict[int, ReferenceFrame]] = {}
+    with torch.inference_mode():
+        for name, group in by_name.items():
+            session = processor.init_video_session(video=frames, inference_device="cpu", dtype=torch.float32)
+            for prompt in sorted(group, key=lambda p: p.frame):
+                if prompt.box is not None:
+                    inputs = {"input_boxes": [[list(prompt.box)]]}
+                elif prompt.points is not None:
+                    inputs = {
+                        "input_points": [[[list(p) for p in prompt.points]]],
+                        "input_labels": [[list(prompt.labels)]],
+                    }
+                else:
+                    inputs = {"input_masks": np.array(prompt.mask, dtype=bool)}
+                processor.add_inputs_to_inference_session(
+                    inference_session=session,
+                    frame_idx=prompt.frame,
+                    obj_ids=1,
+                    original_size=(height, width),
+                    **inputs,
+                )
+                model(inference_session=session, frame_idx=prompt.frame)
+            earliest = min(p.frame for p in group)
+            track: dict[int, ReferenceFrame] = {}
+            for output in model.propagate_in_video_iterator(session, start_frame_idx=earliest):
+                track[output.frame_idx] = result(output)
+            for output in model.propagate_in_video_iterator(session, start_frame_idx=earliest, reverse=True):
+                track[output.frame_idx] = result(output)
+            results[name] = dict(sorted(track.items()))
+    return results

@@ -1,7 +1,7 @@
 """garvideo.tracking: follow user-marked regions through a video with SAM2.
 
 - :class:`RegionPrompt` and the CLI region syntax (:func:`parse_region_prompts`)
-- :class:`Sam2Tracker`: streaming, both directions, bounded memory
+- :class:`Sam2Tracker`: the masks of SAM2's own video session, streamed in bounded memory
 - :class:`Track` / :class:`TrackFrame` and their JSON (:func:`tracks_to_json`, :func:`save_tracks`)
 - :class:`FrameSource` / :class:`FrameLike`: what the tracker reads (a video reader satisfies them)
 

@@ -1,40 +1,41 @@
 """The SAM2 tracker: region prompts in, one :class:`Track` per object out.
 
-Built on transformers' ``Sam2VideoModel`` in streaming mode: frames are read
-one at a time from a :class:`FrameSource`, in both directions, and everything
-the model does not need any more is dropped as the scan moves on.
+Built on transformers' ``Sam2VideoModel``. The masks are those of SAM2's own
+offline video session over the tracked frames (what SAM2's predictor and demo
+give when the prompts come first); the frames are streamed instead, read one
+at a time from a :class:`FrameSource`, and everything SAM2 will not read
+again is dropped as the scan moves on.
 
-How a run goes, per object (an object is all prompts sharing a name):
+How a run goes, per object (an object is all prompts sharing a name; its
+earliest prompt is its *anchor*), each object in its own inference session:
 
-1. Its earliest prompt is its *anchor*. A backward scan walks from the
-   latest anchor down to ``start``; when it reaches an object's anchor the
-   object is conditioned on its anchor prompt, and on the frames before it
-   the object is tracked backward.
-2. A forward scan walks from the earliest anchor up to ``stop``; each object
-   is tracked forward from its anchor (on the anchor frame itself it reuses
-   its conditioning result). A later prompt for the same object (a
-   correction) is added when the scan reaches its frame: from there on it is
-   one more conditioning memory, exactly as the user's first prompt is.
+1. Every prompted frame is read and each of its prompts run: a prompted frame
+   is a conditioning memory of its object for every frame tracked afterwards,
+   in both directions, so a later prompt (a correction) acts on all frames.
+2. A forward scan tracks each object from its anchor to the last frame.
+3. A backward scan tracks each object from its anchor down to the first
+   frame; like SAM2's reverse pass it reads the forward pass's memories of
+   the frames just after the anchor.
 
-Each object has its own inference session, so objects never disturb one
-another (and each is tracked from its own prompts); within a scan the image
-encoder runs at most once per frame, its features shared between the
-objects' sessions. Frames from the earliest to the latest anchor are read
-(and encoded) by both scans, every other frame by one.
-
-Memory stays bounded whatever the video's length: after every step each
-session keeps its prompted frames' memories, the mask memories of the last
-``num_maskmem - 1`` frames and the object pointers of the last
-``max_object_pointers_in_encoder - 1`` frames, and no frame pixels at all.
+Within a step the image encoder runs at most once per frame, its features
+shared between the objects' sessions. Memory stays bounded whatever the
+video's length: each session keeps its prompted frames' outputs, and of the
+tracked frames only the mask memories and object pointers SAM2 reads later
+(the last ``num_maskmem - 1`` and ``min(frames, max_object_pointers_in_encoder)
+- 1`` frames behind the scan, and those few just after the anchor); never
+frame pixels. Everything that touches the session's private state is in
+:mod:`garvideo.tracking.sam2_session`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 import os
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +63,21 @@ SAM2_ALIASES = {
     "b+": "facebook/sam2.1-hiera-base-plus",
     "large": "facebook/sam2.1-hiera-large",
 }
+
+
+def sam2_precision(dtype: str | torch.dtype | None, device: torch.device) -> tuple[torch.dtype, torch.dtype | None]:
+    """``(weights dtype, autocast dtype or None)`` for SAM2 on ``device``.
+
+    Unless ``dtype`` names one (``"auto"``/``None`` does not), SAM2 runs as
+    Meta's predictor does: on CUDA float32 weights under bfloat16 autocast,
+    elsewhere plain float32. A named dtype is used for the weights, without
+    autocast.
+    """
+    import torch
+
+    if dtype is None or (isinstance(dtype, str) and dtype == "auto"):
+        return torch.float32, (torch.bfloat16 if device.type == "cuda" else None)
+    return resolve_dtype(dtype, device), None
 
 
 @dataclass(frozen=True)
@@ -104,7 +120,17 @@ class Sam2Tracker:
     which weights were used, for provenance.
     """
 
-    def __init__(self, model: Any, processor: Any, *, model_id: str, revision: str | None = None) -> None:
+    def __init__(
+        self,
+        model: Any,
+        processor: Any,
+        *,
+        model_id: str,
+        revision: str | None = None,
+        autocast_dtype: torch.dtype | None = None,
+    ) -> None:
+        from . import sam2_session  # noqa: F401  (checks transformers' SAM2 session layout: fail now, not mid-video)
+
         self.model = model.eval()
         self.processor = processor
         self.model_id = model_id
@@ -112,8 +138,18 @@ class Sam2Tracker:
         parameter = next(model.parameters())
         self.device: torch.device = parameter.device
         self.dtype: torch.dtype = parameter.dtype
+        #: The dtype SAM2's operations run in under ``torch.autocast`` (None: the weights' dtype, no autocast).
+        self.autocast_dtype = autocast_dtype
         #: Costs of the latest :meth:`track` call.
         self.last_stats: TrackingStats | None = None
+
+    @property
+    def precision(self) -> str:
+        """How SAM2 computes, for provenance: ``"float32"``, or ``"float32+autocast:bfloat16"`` under autocast."""
+        weights = str(self.dtype).removeprefix("torch.")
+        if self.autocast_dtype is None:
+            return weights
+        return f"{weights}+autocast:{str(self.autocast_dtype).removeprefix('torch.')}"
 
     # -- loading ----------------------------------------------------------------------
 
@@ -130,15 +166,15 @@ class Sam2Tracker:
 
         Hub ids are found as GAR's are (:func:`garvideo.checkpoints.resolve_checkpoint`: the local
         cache when offline); ``model_id`` and ``revision`` then record the id and its snapshot's
-        commit, or a folder's absolute path. ``device``/``dtype`` default to CUDA with bfloat16
-        where present, else CPU float32 (see :mod:`garvideo.devices`).
+        commit, or a folder's absolute path. ``device`` defaults to CUDA where present, else CPU;
+        unless ``dtype`` names one, SAM2 runs as Meta's predictor does (:func:`sam2_precision`).
         """
         from transformers import Sam2VideoModel, Sam2VideoProcessor
 
         name = os.fspath(model)
         checkpoint = resolve_checkpoint(SAM2_ALIASES.get(name, name), revision=revision)
         torch_device = resolve_device(device)
-        torch_dtype = resolve_dtype(dtype, torch_device)
+        torch_dtype, autocast_dtype = sam2_precision(dtype, torch_device)
         try:
             processor = Sam2VideoProcessor.from_pretrained(checkpoint.folder)
             network = Sam2VideoModel.from_pretrained(checkpoint.folder, dtype=torch_dtype)
@@ -152,7 +188,13 @@ class Sam2Tracker:
         except ValueError as exc:
             raise ModelNotFoundError(f"{checkpoint.model_id!r} is not a SAM2 video checkpoint: {exc}") from exc
         network.to(torch_device)
-        return cls(network, processor, model_id=checkpoint.model_id, revision=checkpoint.revision)
+        return cls(
+            network,
+            processor,
+            model_id=checkpoint.model_id,
+            revision=checkpoint.revision,
+            autocast_dtype=autocast_dtype,
+        )
 
     # -- facts ------------------------------------------------------------------------
 
@@ -178,15 +220,18 @@ class Sam2Tracker:
     ) -> list[Track]:
         """Track every prompted object over frames ``start, start + stride, ... < stop``.
 
-        Prompts sharing a name are one object. Each object is tracked backward
-        and forward from its earliest prompt; its later prompts (corrections)
-        count from their own frame onward. Prompted frames are tracked even
-        when off the stride grid; ``stop`` beyond the video is clipped to its
-        end. Returns one :class:`Track` per object name, in order of first
-        appearance in ``prompts``, with an entry for every tracked frame
-        (``visible=False`` where the object is not found). A frame the source
-        cannot decode (it skips it, with a warning) has no entry; a correction
-        on such a frame is not used, with a warning.
+        Prompts sharing a name are one object. The masks are those of SAM2's
+        own video session holding the tracked frames: every prompt of an
+        object conditions it on every frame (a later prompt, a correction,
+        acts on all frames, not only from its own frame on), and each object
+        is tracked forward from its earliest prompt to the end, then backward
+        from it to the start. Prompted frames are tracked even when off the
+        stride grid; ``stop`` beyond the video is clipped to its end. Returns
+        one :class:`Track` per object name, in order of first appearance in
+        ``prompts``, with an entry for every tracked frame (``visible=False``
+        where the object is not found). A frame the source cannot decode (it
+        skips it, with a warning) has no entry; a correction on such a frame
+        is not used, with a warning.
 
         Prompts must be on frames (resolve times first) inside ``[start,
         stop)``; bad regions and ranges raise :class:`InvalidInputError`
@@ -194,66 +239,66 @@ class Sam2Tracker:
         """
         import torch
 
+        from . import sam2_session  # checks transformers' session layout when first imported
+
         began = time.perf_counter()
         height, width = int(source.height), int(source.width)
         order, runs = self._plan(source, prompts, start, stop, stride)
         position_of = {index: pos for pos, index in enumerate(order)}
+        memory = _MemoryReads(self.num_maskmem, min(len(order), self.max_object_pointers))
         meter = _Meter()
+        unused: list[tuple[_ObjectRun, int]] = []
 
-        anchors = sorted({run.anchor for run in runs})
-        backward = list(range(anchors[-1], -1, -1))
-        forward = list(range(anchors[0], len(order)))
-        bar = tqdm(total=len(backward) + len(forward), desc="tracking", unit="frame", disable=not progress)
-        with torch.inference_mode(), bar:
-            # 1. backward from the latest anchor: each object is conditioned on its anchor prompt when the scan
-            #    reaches that frame, and tracked backward on the frames before it
-            unread_anchors = anchors[::-1]
-            for frame in stream_frames(source, [order[p] for p in backward]):
+        prompted = sorted({position for run in runs for position in run.prompts})
+        bar = tqdm(total=len(order) + len(prompted), desc="tracking", unit="frame", disable=not progress)
+        with torch.inference_mode(), self._autocast(), bar:
+            # 1. every prompt first, as SAM2's predictor takes them: each prompted frame is a conditioning
+            #    memory of its object for every frame tracked afterwards, in either direction
+            unread = list(prompted)
+            for frame in stream_frames(source, [order[p] for p in prompted]):
                 position = position_of[frame.index]
-                if unread_anchors and unread_anchors[0] > position:  # the source skipped an anchor frame
-                    raise _unreadable_anchor(runs, order, unread_anchors[0])
-                if unread_anchors and unread_anchors[0] == position:
-                    unread_anchors.pop(0)
+                while unread[0] < position:
+                    unused += _drop_unread_prompt(runs, order, unread.pop(0))
+                unread.pop(0)
                 meter.frames_read += 1
-                starting = [run for run in runs if run.anchor == position]
-                tracked = [run for run in runs if run.anchor > position]
+                starting = [run for run in runs if position in run.prompts]
                 for run in starting:
                     self._add_prompt(run, position, height, width)
-                pixels = self._pixels(frame, height, width)
-                outputs = self._step(starting + tracked, position, pixels, True, runs, meter)
-                # an anchor's own result is recorded by the forward scan, which reuses it
-                self._record(tracked, outputs[len(starting) :], frame, height, width)
+                self._step(starting, position, frame, False, runs, meter, memory.conditioning)
                 bar.update(1)
-            if unread_anchors:
-                raise _unreadable_anchor(runs, order, unread_anchors[0])
+            for position in unread:
+                unused += _drop_unread_prompt(runs, order, position)
 
-            # the forward scan starts from the prompts alone, not from backward results
-            for run in runs:
-                _forget_tracked_frames(run.session)
-
-            # 2. forward from the earliest anchor (on an anchor frame its object reuses its conditioning result),
-            #    adding corrections as their frames come
+            # 2. forward from each object's earliest prompt to the end (its prompted frames are done)
+            first = next((p for p in range(min(run.anchor for run in runs), len(order)) if _tracked_at(runs, p)), None)
+            forward = range(first if first is not None else len(order), len(order))
+            bar.total = len(prompted) + len(forward) + max(run.anchor for run in runs)
+            bar.refresh()
             for frame in stream_frames(source, [order[p] for p in forward]):
                 position = position_of[frame.index]
                 meter.frames_read += 1
-                active = [run for run in runs if run.anchor <= position]
-                for run in active:
-                    if position in run.prompts and position != run.anchor:
-                        self._add_prompt(run, position, height, width)
-                outputs = self._step(active, position, self._pixels(frame, height, width), False, runs, meter)
-                self._record(active, outputs, frame, height, width)
+                self._step(_tracked_at(runs, position), position, frame, False, runs, meter, memory.forward)
                 bar.update(1)
 
-        for run in runs:
-            tracked = {f.index for f in run.frames}
-            for position in sorted(run.prompts):
-                if position != run.anchor and order[position] not in tracked:
-                    warnings.warn(
-                        f"the correction of {run.name!r} on frame {order[position]} was not used: the frame could "
-                        f"not be read from the video",
-                        stacklevel=2,
-                    )
+            # what the backward pass reads of the forward one: the memories just after the earliest prompt
+            for run in runs:
+                sam2_session.prune(run.session, run.anchor, *memory.after_anchor(run))
 
+            # 3. backward from each object's earliest prompt to the start
+            backward = range(max(run.anchor for run in runs) - 1, -1, -1)
+            for frame in stream_frames(source, [order[p] for p in backward]):
+                position = position_of[frame.index]
+                meter.frames_read += 1
+                active = [run for run in runs if run.anchor > position]
+                self._step(active, position, frame, True, runs, meter, memory.backward)
+                bar.update(1)
+
+        for run, position in unused:
+            warnings.warn(
+                f"the correction of {run.name!r} on frame {order[position]} was not used: the frame could not be "
+                f"read from the video",
+                stacklevel=2,
+            )
         self.last_stats = TrackingStats(
             frames_read=meter.frames_read,
             object_steps=meter.object_steps,
@@ -262,7 +307,10 @@ class Sam2Tracker:
             peak_outputs_held=meter.peak_outputs,
             peak_state_bytes=meter.peak_bytes,
         )
-        return [Track(name=run.name, obj_id=run.obj_id, frames=tuple(run.frames)) for run in runs]
+        return [
+            Track(name=run.name, obj_id=run.obj_id, frames=tuple(sorted(run.frames, key=lambda f: f.index)))
+            for run in runs
+        ]
 
     # -- the steps of a run -------------------------------------------------------------
 
@@ -270,6 +318,8 @@ class Sam2Tracker:
         self, source: FrameSource, prompts: Sequence[RegionPrompt], start: int, stop: int | None, stride: int
     ) -> tuple[list[int], list[_ObjectRun]]:
         """Check the request; return the frames to track (ascending) and one run per object."""
+        from . import sam2_session
+
         num_frames, width, height = int(source.num_frames), int(source.width), int(source.height)
         if num_frames <= 0 or width <= 0 or height <= 0:
             raise VideoError(f"the video has no frames to track ({num_frames} frames of {width}x{height})")
@@ -340,17 +390,27 @@ class Sam2Tracker:
                         f"or mask per object and frame"
                     )
                 per_position[position] = prompt
-            session = self.processor.init_video_session(inference_device=self.device, dtype=self.dtype)
+            # one session per object, as SAM2's own sessions are run one object at a time; it is told the
+            # number of tracked frames, which SAM2 reads as the clip's length
+            session = sam2_session.new_session(len(order), self.device, self.dtype)
             runs.append(_ObjectRun(name=name, obj_id=obj_id, prompts=per_position, session=session))
         return order, runs
+
+    def _autocast(self) -> AbstractContextManager[Any]:
+        import torch
+
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
 
     def _pixels(self, frame: FrameLike, height: int, width: int) -> torch.Tensor:
         image = np.asarray(frame.image)
         if image.shape != (height, width, 3):
             raise VideoError(f"frame {frame.index} is {image.shape} but the video reports {width}x{height} RGB frames")
-        # resized and normalised on the model's device (a 1080p frame is cheaper to resize on a GPU)
-        pixel_values = self.processor(images=image, device=self.device, return_tensors="pt")["pixel_values"][0]
-        return pixel_values.to(self.device, self.dtype)
+        # the video processor, as an offline session uses it, on a one-frame clip; on the model's device
+        # (a 1080p frame is cheaper to resize on a GPU)
+        processed = self.processor.video_processor(videos=[image[None]], device=self.device, return_tensors="pt")
+        return processed["pixel_values_videos"][0][0].to(self.device, self.dtype)
 
     def _add_prompt(self, run: _ObjectRun, position: int, height: int, width: int) -> None:
         prompt = run.prompts[position]
@@ -374,94 +434,95 @@ class Sam2Tracker:
         self,
         active: Sequence[_ObjectRun],
         position: int,
-        pixels: torch.Tensor,
+        frame: FrameLike,
         reverse: bool,
         runs: Sequence[_ObjectRun],
         meter: _Meter,
-    ) -> list[Any]:
-        """Run the ``active`` objects on one frame (the image encoder at most once), then prune."""
-        shared_features = None
-        outputs = []
-        for run in active:
-            cache = run.session.cache
-            if shared_features is not None and cache.get_vision_features(position) is None:
-                cache.cache_vision_features(position, shared_features)
-            outputs.append(self.model(inference_session=run.session, frame_idx=position, frame=pixels, reverse=reverse))
-            if shared_features is None:
-                shared_features = cache.get_vision_features(position)
+        kept: Callable[[_ObjectRun, int], tuple[Collection[int], Collection[int]]],
+    ) -> None:
+        """Run the ``active`` objects on one frame (the image encoder at most once), record them, then prune
+        each to what ``kept(run, position)`` says later steps read: ``(mask memories, object pointers)``."""
+        from . import sam2_session
+
+        if not active:
+            return
+        height, width = int(frame.image.shape[0]), int(frame.image.shape[1])
+        pixels = self._pixels(frame, height, width)
+        for number, run in enumerate(active):
+            if number == 0:
+                sam2_session.add_frame(run.session, position, pixels)
+            else:
+                sam2_session.share_image_features(active[0].session, run.session, position)
+            output = self.model(inference_session=run.session, frame_idx=position, reverse=reverse)
             meter.object_steps += 1
+            self._record(run, output, frame, height, width)
         meter.observe(runs)
         for run in active:
-            _prune_session(run.session, position, reverse, self.num_maskmem - 1, self.max_object_pointers - 1)
-        return outputs
+            sam2_session.prune(run.session, position, *kept(run, position))
 
-    def _record(
-        self, runs: Sequence[_ObjectRun], outputs: Sequence[Any], frame: FrameLike, height: int, width: int
-    ) -> None:
+    def _record(self, run: _ObjectRun, output: Any, frame: FrameLike, height: int, width: int) -> None:
         import torch
 
-        for run, output in zip(runs, outputs):
-            low_res = output.pred_masks.float()
-            mask = self.processor.post_process_masks([low_res], original_sizes=[[height, width]], binarize=True)[0]
-            score = float(torch.sigmoid(output.object_score_logits.float().reshape(-1)[0]))
-            run.frames.append(TrackFrame.from_mask(frame.index, frame.time, mask[0, 0].cpu().numpy(), score))
+        low_res = output.pred_masks.float()
+        mask = self.processor.post_process_masks([low_res], original_sizes=[[height, width]], binarize=True)[0]
+        score = float(torch.sigmoid(output.object_score_logits.float().reshape(-1)[0]))
+        run.frames.append(TrackFrame.from_mask(frame.index, frame.time, mask[0, 0].cpu().numpy(), score))
 
 
-# -- session bookkeeping (transformers' Sam2VideoInferenceSession) -------------------------
+# -- what SAM2 reads back --------------------------------------------------------------------
 
 
-def _prune_session(session: Any, position: int, reverse: bool, keep_masks: int, keep_pointers: int) -> None:
-    """Drop what the next step cannot use.
+@dataclass(frozen=True)
+class _MemoryReads:
+    """Which tracked frames' outputs SAM2 reads when it tracks a frame, to keep exactly those.
 
-    Conditioning (prompted) frames keep their memories; a tracked frame keeps
-    its mask memory while within ``keep_masks`` steps of the scan and its
-    object pointer while within ``keep_pointers`` steps; frame pixels and
-    full-resolution masks are never kept.
+    Tracking position ``p`` forward reads the mask memories of ``p - 1 ..
+    p - (num_maskmem - 1)`` and the object pointers of ``p - 1 .. p -
+    (pointers - 1)``, where ``pointers`` is ``min(clip length,
+    max_object_pointers_in_encoder)``; backward, the same offsets after ``p``.
+    Besides its conditioning frames (always kept), an object's first backward
+    step reads the forward pass's frames just after its earliest prompt.
     """
-    if session.processed_frames:
-        session.processed_frames.clear()
-    for obj_idx, outputs in session.output_dict_per_obj.items():
-        for entry in outputs["cond_frame_outputs"].values():
-            entry.pop("high_res_masks", None)
-        tracked = outputs["non_cond_frame_outputs"]
-        for index in list(tracked):
-            behind = index - position if reverse else position - index
-            if not 0 <= behind < keep_pointers:
-                del tracked[index]
-                continue
-            entry = tracked[index]
-            entry.pop("high_res_masks", None)
-            entry.pop("pred_masks", None)
-            if behind >= keep_masks:
-                entry.pop("maskmem_features", None)
-                entry.pop("maskmem_pos_enc", None)
-        seen = session.frames_tracked_per_obj.get(obj_idx, {})
-        for index in list(seen):
-            behind = index - position if reverse else position - index
-            if not 0 <= behind < keep_pointers:
-                del seen[index]
-        # a prompt is read once, on its own frame, which this step has just processed
-        session.mask_inputs_per_obj.get(obj_idx, {}).pop(position, None)
-        session.point_inputs_per_obj.get(obj_idx, {}).pop(position, None)
+
+    num_maskmem: int
+    pointers: int
+
+    def conditioning(self, run: _ObjectRun, position: int) -> tuple[Collection[int], Collection[int]]:
+        """While prompts are run nothing has been tracked yet."""
+        return (), ()
+
+    def forward(self, run: _ObjectRun, position: int) -> tuple[Collection[int], Collection[int]]:
+        """After a forward step on ``position``: what the next forward step and the backward pass read."""
+        masks = range(position - self.num_maskmem + 2, position + 1)
+        pointers = range(position - self.pointers + 2, position + 1)
+        anchor_masks, anchor_pointers = self.after_anchor(run)
+        return frozenset(masks).union(anchor_masks), frozenset(pointers).union(anchor_pointers)
+
+    def backward(self, run: _ObjectRun, position: int) -> tuple[Collection[int], Collection[int]]:
+        """After a backward step on ``position``: what the next backward step reads."""
+        return range(position, position + self.num_maskmem - 1), range(position, position + self.pointers - 1)
+
+    def after_anchor(self, run: _ObjectRun) -> tuple[Collection[int], Collection[int]]:
+        """What the object's first backward step reads of its forward pass (nothing when there is none)."""
+        return self.backward(run, run.anchor) if run.anchor > 0 else ((), ())
 
 
-def _forget_tracked_frames(session: Any) -> None:
-    """Keep only the conditioning frames: the next scan starts from the prompts alone."""
-    for obj_idx, outputs in session.output_dict_per_obj.items():
-        outputs["non_cond_frame_outputs"].clear()
-        session.frames_tracked_per_obj.get(obj_idx, {}).clear()
+def _tracked_at(runs: Sequence[_ObjectRun], position: int) -> list[_ObjectRun]:
+    """The objects the forward pass tracks on ``position``: begun before it, and not prompted on it."""
+    return [run for run in runs if run.anchor <= position and position not in run.prompts]
 
 
-def _tensor_bytes(value: Any) -> int:
-    import torch
-
-    if isinstance(value, torch.Tensor):
-        return value.numel() * value.element_size()
-    if isinstance(value, (list, tuple)):
-        return sum(_tensor_bytes(v) for v in value)
-    if isinstance(value, dict):
-        return sum(_tensor_bytes(v) for v in value.values())
-    return 0
+def _drop_unread_prompt(runs: Sequence[_ObjectRun], order: Sequence[int], position: int) -> list[tuple[Any, int]]:
+    """A prompted frame the source could not decode: an error on an object's earliest prompt, else unused."""
+    anchored = [run for run in runs if run.anchor == position]
+    if anchored:
+        names = ", ".join(repr(run.name) for run in anchored)
+        raise InvalidInputError(f"frame {order[position]}, where {names} is marked, could not be read from the video")
+    dropped = []
+    for run in runs:
+        if run.prompts.pop(position, None) is not None:
+            dropped.append((run, position))
+    return dropped
 
 
 class _Meter:
@@ -475,17 +536,12 @@ class _Meter:
         self.peak_bytes = 0
 
     def observe(self, runs: Sequence[_ObjectRun]) -> None:
+        from . import sam2_session
+
         frames = outputs = nbytes = 0
         for run in runs:
-            session = run.session
-            held = session.processed_frames or {}
-            frames += len(held)
-            nbytes += _tensor_bytes(held)
-            for per_obj in session.output_dict_per_obj.values():
-                for kind in ("cond_frame_outputs", "non_cond_frame_outputs"):
-                    outputs += len(per_obj[kind])
-                    nbytes += _tensor_bytes(per_obj[kind])
-            nbytes += _tensor_bytes(session.mask_inputs_per_obj)
+            held_frames, held_outputs, held_bytes = sam2_session.held(run.session)
+            frames, outputs, nbytes = frames + held_frames, outputs + held_outputs, nbytes + held_bytes
         self.peak_frames = max(self.peak_frames, frames)
         self.peak_outputs = max(self.peak_outputs, outputs)
         self.peak_bytes = max(self.peak_bytes, nbytes)
@@ -494,8 +550,3 @@ class _Meter:
 def _is_whole(value: object) -> bool:
     """An integer of any kind (Python or numpy), but not a bool."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _unreadable_anchor(runs: Sequence[_ObjectRun], order: Sequence[int], position: int) -> InvalidInputError:
-    names = ", ".join(repr(run.name) for run in runs if run.anchor == position)
-    return InvalidInputError(f"frame {order[position]}, where {names} is marked, could not be read from the video")

@@ -57,9 +57,10 @@ def test_session_state_does_not_grow_with_the_video(small_window_tracker):
     assert peaks[160] == peaks[16]
     frames_held, outputs_held, _ = peaks[160]
     assert frames_held <= 2  # the frame being processed, in each object's session
-    # per object: its prompted frames, the max_object_pointers - 1 tracked frames SAM2 reads,
-    # and the frame just tracked
-    assert outputs_held == (2 + 4) + (1 + 4)
+    # per object: its prompted frames, the frame just tracked, the max_object_pointers - 1 tracked
+    # frames the next step reads, and the max_object_pointers - 2 frames after its first prompt that
+    # the backward pass reads (for "square" one of those two is its correction, a prompted frame)
+    assert outputs_held == (2 + 1 + 3 + 1) + (1 + 1 + 3 + 2)
 
 
 _RSS_SCRIPT = textwrap.dedent(

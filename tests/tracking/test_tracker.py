@@ -56,8 +56,8 @@ def test_prompt_in_the_middle_tracks_both_ways(tracker):
     assert all(f.size == (64, 80) for f in track.frames)
     assert [f.time for f in track.frames] == pytest.approx([i / 25 for i in range(16)])
     assert _iou(track.mask_at(8), prompt.mask) > 0.9
-    # the anchor first, then backward down to 0, then forward from the anchor
-    assert source.read == [8, *range(7, -1, -1), *range(8, 16)]
+    # the prompted frame first, then forward from it to the end, then backward from it to 0
+    assert source.read == [8, *range(9, 16), *range(7, -1, -1)]
 
     # every frame on both sides was computed from this prompt: another prompt changes each of them
     shifted = RegionPrompt.from_mask("square", np.roll(prompt.mask, (10, 20), axis=(0, 1)), 8)
@@ -65,7 +65,7 @@ def test_prompt_in_the_middle_tracks_both_ways(tracker):
     assert all(not _same(track.frame(i), other.frame(i)) for i in range(16))
 
 
-def test_a_correction_is_used_from_its_frame_on(tracker):
+def test_a_correction_is_memory_for_every_frame(tracker):
     source = MovingSquareSource(16)
     first = RegionPrompt.from_mask("square", source.square_mask(4), 4)
     correction_mask = np.zeros((64, 80), dtype=bool)
@@ -76,10 +76,12 @@ def test_a_correction_is_used_from_its_frame_on(tracker):
     [corrected] = tracker.track(source, [correction, first], progress=False)  # order of prompts does not matter
 
     assert corrected.indices == plain.indices == tuple(range(16))
-    assert all(_same(plain.frame(i), corrected.frame(i)) for i in range(10))
     assert _iou(corrected.mask_at(10), correction_mask) > 0.9
     assert _iou(plain.mask_at(10), correction_mask) < 0.9
-    assert all(not _same(plain.frame(i), corrected.frame(i)) for i in range(10, 16))
+    # as in SAM2, a prompted frame conditions every frame tracked, before and after it, in both directions;
+    # only the first prompt's own frame is its prompt's result alone
+    assert _same(plain.frame(4), corrected.frame(4))
+    assert all(not _same(plain.frame(i), corrected.frame(i)) for i in range(16) if i != 4)
 
 
 def test_two_objects_in_one_pass_match_each_tracked_alone(tracker):
@@ -100,13 +102,12 @@ def test_two_objects_in_one_pass_match_each_tracked_alone(tracker):
     [corner_alone] = tracker.track(source, [corner], progress=False)
     assert joint[0].frames == square_alone.frames
     assert joint[1].frames == corner_alone.frames
-    # every frame for each object, plus the anchor frames each object meets in both scans ...
-    assert stats.object_steps == 2 * 14 + 2
-    # ... but the image encoder ran once per frame and scan, not once per object: backward
-    # frames 9..0 (each object conditioned when the scan reaches its anchor), forward frames
-    # 3..13, where on frame 3 the only active object reuses its conditioning result
-    assert stats.frames_read == 10 + 11
-    assert len(calls) == 10 + 10
+    # each object once on every frame ...
+    assert stats.object_steps == 2 * 14
+    # ... but the image encoder once per frame read, not once per object: the prompted frames 3 and 9,
+    # forward frames 4..13 (on 9 only "square" is tracked), backward frames 8..0 (on 3..0 both are)
+    assert stats.frames_read == 2 + 10 + 9
+    assert len(calls) == 2 + 10 + 9
 
 
 def test_stride_and_range_read_only_the_frames_they_track(tracker):
@@ -115,7 +116,7 @@ def test_stride_and_range_read_only_the_frames_they_track(tracker):
     [track] = tracker.track(source, [clicks], start=2, stop=20, stride=3, progress=False)
 
     assert track.indices == (2, 5, 8, 10, 11, 14, 17)  # the grid, plus the off-grid prompted frame
-    assert source.read == [10, 8, 5, 2, 10, 11, 14, 17]
+    assert source.read == [10, 11, 14, 17, 8, 5, 2]
     assert tracker.last_stats.frames_read == len(source.read)
 
 
@@ -161,9 +162,10 @@ def test_frames_the_source_cannot_decode_have_no_entry(tracker):
         [track] = tracker.track(source, [first, correction], progress=False)
     assert track.indices == (0, 1, 3, 4, 5, 6, 7, 8, 10, 11)
 
-    # up to the first lost frame on each side, the frames are those of an undamaged video
+    # forward up to the first lost frame, the frames are those of an undamaged video (backward ones
+    # differ: the backward pass reads forward memories as far as frame 11, past the lost frame 9)
     [clean] = tracker.track(MovingSquareSource(12), [first], progress=False)
-    assert all(_same(track.frame(i), clean.frame(i)) for i in range(3, 9))
+    assert all(_same(track.frame(i), clean.frame(i)) for i in range(5, 9))
 
     with pytest.raises(InvalidInputError, match="frame 2, where 'square' is marked, could not be read"):
         tracker.track(source, [RegionPrompt.from_box("square", (0, 0, 30, 30), 2)], progress=False)
@@ -275,3 +277,52 @@ def test_unknown_models_offline_get_clear_errors(model, message):
 def test_a_folder_without_a_checkpoint_is_reported(tmp_path):
     with pytest.raises(ModelNotFoundError, match="does not hold a complete SAM2 checkpoint"):
         Sam2Tracker.from_pretrained(tmp_path, device="cpu")
+
+
+# -- precision ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "dtype, device, weights, autocast",
+    [
+        (None, "cuda", "float32", "bfloat16"),  # as Meta's predictor runs SAM2
+        ("auto", "cuda:1", "float32", "bfloat16"),
+        ("bfloat16", "cuda", "bfloat16", None),  # a dtype the user names is used as is
+        ("fp16", "cuda", "float16", None),
+        ("float32", "cuda", "float32", None),
+        (None, "cpu", "float32", None),
+        ("auto", "cpu", "float32", None),
+        ("bf16", "cpu", "bfloat16", None),
+    ],
+)
+def test_sam2_runs_as_meta_s_predictor_unless_the_dtype_says_otherwise(dtype, device, weights, autocast):
+    import torch
+
+    from garvideo.tracking.sam2 import sam2_precision
+
+    chosen = sam2_precision(dtype, torch.device(device))  # a CUDA device object needs no GPU
+    assert chosen == (getattr(torch, weights), None if autocast is None else getattr(torch, autocast))
+
+
+def test_the_tracker_computes_under_the_autocast_it_records(tracker):
+    import torch
+
+    plain = Sam2Tracker(tracker.model, tracker.processor, model_id="tiny")
+    autocast = Sam2Tracker(tracker.model, tracker.processor, model_id="tiny", autocast_dtype=torch.bfloat16)
+    assert (plain.precision, autocast.precision) == ("float32", "float32+autocast:bfloat16")
+
+    seen = []
+    hook = tracker.model.vision_encoder.register_forward_hook(
+        lambda *args: seen.append((torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")))
+    )
+    source = MovingSquareSource(3)
+    prompt = RegionPrompt.from_box("a", (5, 5, 40, 40), 1)
+    try:
+        [track] = autocast.track(source, [prompt], progress=False)  # CPU autocast: the same code path as CUDA's
+        assert seen and all(entry == (True, torch.bfloat16) for entry in seen)
+        seen.clear()
+        plain.track(source, [prompt], progress=False)
+        assert seen and not any(enabled for enabled, _ in seen)
+    finally:
+        hook.remove()
+    assert track.indices == (0, 1, 2)
