@@ -1,6 +1,6 @@
 """garvideo.tracking: follow user-marked regions through a video with SAM2.
 
-- :class:`RegionPrompt` and the CLI region syntax (:func:`parse_region_prompts`)
+- :class:`RegionPrompt` (a box, clicks, a mask or a text) and the CLI region syntax (:func:`parse_region_prompts`)
 - :class:`Sam2Tracker`: streaming, both directions, bounded memory
 - :class:`Track` / :class:`TrackFrame` and their JSON (:func:`tracks_to_json`, :func:`save_tracks`)
 - :class:`FrameSource` / :class:`FrameLike`: what the tracker reads (a video reader satisfies them)
@@ -15,6 +15,7 @@ from .prompts import (
     parse_mask_prompt,
     parse_points_prompt,
     parse_region_prompts,
+    parse_text_prompt,
 )
 from .sam2 import DEFAULT_SAM2_MODEL, SAM2_ALIASES, Sam2Tracker, TrackingStats
 from .source import FrameLike, FrameSource
@@ -47,6 +48,7 @@ __all__ = [
     "parse_mask_prompt",
     "parse_points_prompt",
     "parse_region_prompts",
+    "parse_text_prompt",
     "save_tracks",
     "tracks_from_json",
     "tracks_to_json",
