@@ -371,7 +371,7 @@ class Pipeline:
             bounds = window_bounds(span.start, span.end, length)
             found: tuple[FoundRegion, ...] = ()
             find_timings = StageTimings()
-            if tracks is None:
+            if tracks is None and regions is not None:
                 regions, found, find_timings = self._find(reader, regions, search, span)
             track_list, timings = self._tracks_for(reader, regions, tracks, span, stride)
             timings += find_timings
