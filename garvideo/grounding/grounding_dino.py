@@ -82,6 +82,11 @@ class GroundingDetector:
         advice = (
             "Use a Grounding DINO id (e.g. IDEA-Research/grounding-dino-tiny) or a folder saved with save_pretrained."
         )
+        if not (checkpoint.folder / "config.json").is_file():
+            raise ModelNotFoundError(
+                f"cannot load the detector {checkpoint.model_id!r}: the folder {checkpoint.folder} has no config.json. "
+                f"{advice}"
+            )
         try:
             config = AutoConfig.from_pretrained(checkpoint.folder)
             if config.model_type not in SUPPORTED_MODEL_TYPES:
