@@ -57,7 +57,8 @@ class TextSearch:
             raise InvalidInputError(f"max instances must be a whole number >= 1, got {self.max_instances!r}")
         if self.max_instances < 1:
             raise InvalidInputError(
-                f"max instances must be at least 1 (how many matches of a phrase become regions), got {self.max_instances}"
+                f"max instances must be at least 1, got {self.max_instances}: it is how many matches of a phrase "
+                f"become regions"
             )
         set_(self, "max_instances", int(self.max_instances))
         if isinstance(self.every, bool) or not isinstance(self.every, numbers.Real) or not math.isfinite(self.every):
