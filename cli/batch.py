@@ -106,6 +106,7 @@ def batch_command(
     box_threshold,
     text_threshold,
     max_instances,
+    search_every,
     gar_model,
     sam2_model,
     device,
@@ -138,7 +139,7 @@ def batch_command(
         settings=GenerationSettings(max_new_tokens=max_new_tokens),
         describe=describe_mode,
         srt=srt,
-        search=text_search(box_threshold, text_threshold, max_instances),
+        search=text_search(box_threshold, text_threshold, max_instances, search_every),
     )
     pipeline = load_pipeline(gar_model, sam2_model, device, dtype, quiet, detector=detector)
     summary = run_batch(pipeline, folder, regions_file, out_dir, options, shard=part, progress=not quiet)

@@ -145,17 +145,27 @@ def text_options(func: Callable) -> Callable:
                 metavar="K",
                 help="The K most confident matches of a --text become regions NAME, NAME#2, ...",
             ),
+            click.option(
+                "--search-every",
+                default=1.0,
+                show_default=True,
+                type=float,
+                metavar="SECONDS",
+                help="A --text without @WHEN is looked for on one frame every SECONDS until found.",
+            ),
         ]
     ):
         func = decorator(func)
     return func
 
 
-def text_search(box_threshold: float, text_threshold: float, max_instances: int):
+def text_search(box_threshold: float, text_threshold: float, max_instances: int, search_every: float):
     """The pipeline's TextSearch from the options (checked: a bad value is one error line)."""
     from garvideo.pipeline.grounding import TextSearch
 
-    return TextSearch(box_threshold=box_threshold, text_threshold=text_threshold, max_instances=max_instances)
+    return TextSearch(
+        box_threshold=box_threshold, text_threshold=text_threshold, max_instances=max_instances, every=search_every
+    )
 
 
 def report_found(found) -> None:
@@ -246,6 +256,8 @@ def load_pipeline(
     transformers_logging.disable_progress_bar()  # "Loading weights" bars; hub downloads keep theirs
     if not quiet:
         names = " and ".join(m for m in (gar_model, sam2_model) if m)
+        if detector:
+            names += f" (and {detector} when a text region needs it)"
         click.echo(f"loading {names} ...", err=True)
     return Pipeline.from_pretrained(
         gar=gar_model,

@@ -111,6 +111,7 @@ def describe_command(
     box_threshold,
     text_threshold,
     max_instances,
+    search_every,
     tracks_file,
     start,
     end,
@@ -145,13 +146,15 @@ def describe_command(
     from garvideo.outputs.subtitles import to_srt, to_vtt
 
     prompts, tracks = _inputs(boxes, points, masks, texts, tracks_file)
-    search = text_search(box_threshold, text_threshold, max_instances)
+    search = text_search(box_threshold, text_threshold, max_instances, search_every)
     check_outputs(result=out, tracks=save_tracks, subtitles=srt, WebVTT_subtitles=vtt)
     if overlay:
         from garvideo.outputs.overlay import check_overlay_target
 
         check_overlay_target(overlay, video)
-    pipeline = load_pipeline(gar_model, None if tracks else sam2_model, device, dtype, quiet, detector=detector)
+    pipeline = load_pipeline(
+        gar_model, None if tracks else sam2_model, device, dtype, quiet, detector=detector if texts else None
+    )
     result = pipeline.describe(
         video,
         prompts or None,
@@ -222,6 +225,7 @@ def ask_command(
     box_threshold,
     text_threshold,
     max_instances,
+    search_every,
     tracks_file,
     options,
     start,
@@ -256,11 +260,13 @@ def ask_command(
     from garvideo.outputs.document import result_document
 
     prompts, tracks = _inputs(boxes, points, masks, texts, tracks_file)
-    search = text_search(box_threshold, text_threshold, max_instances)
+    search = text_search(box_threshold, text_threshold, max_instances, search_every)
     if len(options) == 1:
         raise click.UsageError("a multiple-choice question needs at least two --option choices")
     check_outputs(result=out, tracks=save_tracks)
-    pipeline = load_pipeline(gar_model, None if tracks else sam2_model, device, dtype, quiet, detector=detector)
+    pipeline = load_pipeline(
+        gar_model, None if tracks else sam2_model, device, dtype, quiet, detector=detector if texts else None
+    )
     time_range = (start, end) if start is not None or end is not None else None
     answer = pipeline.ask(
         video,

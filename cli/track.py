@@ -45,6 +45,7 @@ def track_command(
     box_threshold,
     text_threshold,
     max_instances,
+    search_every,
     start,
     end,
     stride,
@@ -67,9 +68,9 @@ def track_command(
     prompts = parse_regions(boxes, points, masks, texts)
     if not prompts:
         raise click.UsageError("mark at least one region with --box, --points, --mask or --text")
-    search = text_search(box_threshold, text_threshold, max_instances)
+    search = text_search(box_threshold, text_threshold, max_instances, search_every)
     check_outputs(tracks=out)
-    pipeline = load_pipeline(None, sam2_model, device, dtype, quiet, detector=detector)
+    pipeline = load_pipeline(None, sam2_model, device, dtype, quiet, detector=detector if texts else None)
     result = pipeline.track(video, prompts, start=start, end=end, stride=stride, search=search)
     report_found(result.found)
     meta = {

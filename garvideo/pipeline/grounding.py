@@ -10,6 +10,7 @@ each exactly as if the user had drawn it.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 import time
@@ -156,7 +157,7 @@ def find_text_regions(
             raise InvalidInputError(_not_found(prompt, searched, best, search, reader, span))
         index, seconds, result = hit
         chosen = distinct(result.detections, search.max_instances, DUPLICATE_IOU)
-        for name, detection in zip(instance_names(prompt.name, search.max_instances), chosen):
+        for number, (name, detection) in enumerate(zip(instance_names(prompt.name, search.max_instances), chosen)):
             box = tuple(round(v, 2) for v in detection.box)
             region = FoundRegion(
                 name=name,
@@ -170,7 +171,12 @@ def find_text_regions(
                 detector=ref,
             )
             found.append(region)
-            out.append(region.prompt)
+            # a chosen object id goes to the first instance; the tracker numbers the others
+            out.append(
+                region.prompt
+                if number or prompt.obj_id is None
+                else dataclasses.replace(region.prompt, obj_id=prompt.obj_id)
+            )
     return out, found, decode_s, detect_s
 
 

@@ -92,7 +92,9 @@ class FoundRegion:
     @property
     def box_option(self) -> str:
         """``NAME=x1,y1,x2,y2@FRAME``: the ``--box`` value that marks this region without the detector."""
-        return f"{self.name}=" + ",".join(f"{v:g}" for v in self.box) + f"@{self.frame}"
+        # two decimals at most (the box is rounded so), never an exponent or a lost digit on wide frames
+        numbers = (f"{v:.2f}".rstrip("0").rstrip(".") for v in self.box)
+        return f"{self.name}=" + ",".join(numbers) + f"@{self.frame}"
 
     def to_dict(self) -> dict[str, Any]:
         return {

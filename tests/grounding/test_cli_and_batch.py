@@ -89,6 +89,7 @@ def test_describe_and_ask_with_text_regions(material, tmp_path):
         (["--text", "thing=" + " ".join(["red"] * 40)], "tokens long but the detector"),
         (["--text", "thing=a moving thing", "--box-threshold", "1"], "'a moving thing' (region 'thing') was not found"),
         (["--text", "thing=a moving thing", "--text-threshold", "-1"], "text threshold must be between 0 and 1"),
+        (["--text", "thing=a moving thing", "--search-every", "0"], "search interval must be positive"),
     ],
 )
 def test_text_region_mistakes_are_one_error_line(material, tmp_path, args, message):

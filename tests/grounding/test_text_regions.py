@@ -7,7 +7,7 @@ import pytest
 
 from garvideo import InvalidInputError, ModelNotFoundError
 from garvideo.grounding import box_iou
-from garvideo.pipeline import Pipeline, RegionPrompt, TextSearch
+from garvideo.pipeline import FoundRegion, Pipeline, RegionPrompt, TextSearch
 from garvideo.pipeline.grounding import DUPLICATE_IOU
 from garvideo.tracking import Sam2Tracker, parse_box_prompt, parse_region_prompts, parse_text_prompt
 
@@ -163,3 +163,19 @@ def test_the_command_line_syntax_of_text_regions():
     assert parse_box_prompt("car#2=1,2,30,40@3").name == "car#2"
     prompts = parse_region_prompts(boxes=["1,2,3,4@0"], texts=["a dog", "cat=a cat@1s"])
     assert [(p.name, p.kind) for p in prompts] == [("region1", "box"), ("region2", "text"), ("cat", "text")]
+
+
+def test_the_search_interval_and_the_reproducing_box(pipeline, clip):
+    with pytest.raises(InvalidInputError, match=r"searched 3 frames \(0, 8, 16: one every 2 s"):
+        pipeline.find(clip.path, [RegionPrompt.from_text("car", PHRASE)], search=TextSearch(1.0, every=2.0))
+    with pytest.raises(InvalidInputError, match="search interval must be positive"):
+        TextSearch(every=0)
+    # an object id chosen for a text region goes to its first instance
+    prompts, _ = pipeline.find(
+        clip.path, [RegionPrompt.from_text("car", PHRASE, 0, obj_id=7)], search=TextSearch(0.0, max_instances=2)
+    )
+    assert [p.obj_id for p in prompts] == [7, None]
+    # the --box of a found region keeps every digit of its (rounded) box, however wide the frame
+    region = FoundRegion("car#2", PHRASE, 4, 1.0, (12345.67, 1.5, 20000.0, 3.25), 0.5, "car", (0, 4), None)
+    assert region.box_option == "car#2=12345.67,1.5,20000,3.25@4"
+    assert parse_box_prompt(region.box_option) == region.prompt
