@@ -158,7 +158,10 @@ def find_text_regions(
         index, seconds, result = hit
         chosen = distinct(result.detections, search.max_instances, DUPLICATE_IOU)
         for number, (name, detection) in enumerate(zip(instance_names(prompt.name, search.max_instances), chosen)):
-            box = tuple(round(v, 2) for v in detection.box)
+            # in the frame (a box may stick out by a little), to 0.01 px: the box tracked is the box recorded
+            x1, y1, x2, y2 = detection.box
+            width, height = reader.width, reader.height
+            box = tuple(round(min(max(v, 0.0), side), 2) for v, side in zip((x1, y1, x2, y2), (width, height) * 2))
             region = FoundRegion(
                 name=name,
                 text=prompt.text,
