@@ -147,3 +147,20 @@ def test_a_checkpoint_without_weights_is_named(grounding_models, tmp_path):
     (partial / "model.safetensors").unlink()
     with pytest.raises(ModelNotFoundError, match="cannot load the detector"):
         GroundingDetector.from_pretrained(partial)
+
+
+def test_mm_grounding_dino_checkpoints_load_and_detect_the_same_way(tmp_path, frames):
+    from transformers import MMGroundingDinoConfig, MMGroundingDinoForObjectDetection
+
+    from garvideo.testing.grounding_dino import grounding_dino_processor, tiny_grounding_dino_config
+
+    settings = tiny_grounding_dino_config().to_dict()
+    for key in ("model_type", "transformers_version", "architectures"):
+        settings.pop(key, None)
+    torch.manual_seed(0)
+    MMGroundingDinoForObjectDetection(MMGroundingDinoConfig(**settings)).save_pretrained(tmp_path / "mm")
+    grounding_dino_processor().save_pretrained(tmp_path / "mm")
+    detector = GroundingDetector.from_pretrained(tmp_path / "mm")
+    assert type(detector.model).__name__ == "MMGroundingDinoForObjectDetection"
+    result = detector.detect(frames[0].image, PHRASE, box_threshold=0.0, text_threshold=0.0)
+    assert len(result.detections) == detector.model.config.num_queries and 0 < result.best_score < 1
