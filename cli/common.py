@@ -168,8 +168,9 @@ def text_search(box_threshold: float, text_threshold: float, max_instances: int,
     )
 
 
-def report_found(found) -> None:
-    """Say where each text region was found, and the --box that marks it again without the detector."""
+def report_found(found, prompts=(), max_instances: int = 1) -> None:
+    """Say where each text region was found, and the --box that marks it again without the detector
+    (and when a phrase gave fewer matches than --max-instances allowed)."""
     for region in found:
         where = f"frame {region.frame} ({clock(region.time)})"
         searched = f", after searching {len(region.searched)} frames" if len(region.searched) > 1 else ""
@@ -178,6 +179,15 @@ def report_found(found) -> None:
             f"same region: --box '{region.box_option}'",
             err=True,
         )
+    for prompt in prompts:
+        if prompt.kind == "text" and max_instances > 1:
+            count = sum(1 for r in found if r.name == prompt.name or r.name.startswith(prompt.name + "#"))
+            if count < max_instances:
+                click.echo(
+                    f"{prompt.name}: {count} distinct match{'es' if count != 1 else ''} of {prompt.text!r} passed the "
+                    f"thresholds (--max-instances {max_instances} allowed more)",
+                    err=True,
+                )
 
 
 def range_options(func: Callable) -> Callable:

@@ -169,7 +169,7 @@ def describe_command(
         settings=GenerationSettings(max_new_tokens=max_new_tokens),
         search=search,
     )
-    report_found(result.found)
+    report_found(result.found, prompts, max_instances)
     document = result_document("describe", result.video, result.tracks, document_prompts(prompts, result.found), result)
     if out:
         write_json(out, document)
@@ -281,7 +281,7 @@ def ask_command(
         settings=GenerationSettings(max_new_tokens=max_new_tokens),
         search=search,
     )
-    report_found(answer.found)
+    report_found(answer.found, prompts, max_instances)
     document = result_document(
         "ask", answer.video, answer.tracks, document_prompts(prompts, answer.found), None, [answer]
     )

@@ -72,7 +72,7 @@ def track_command(
     check_outputs(tracks=out)
     pipeline = load_pipeline(None, sam2_model, device, dtype, quiet, detector=detector if texts else None)
     result = pipeline.track(video, prompts, start=start, end=end, stride=stride, search=search)
-    report_found(result.found)
+    report_found(result.found, prompts, max_instances)
     meta = {
         "video": result.video.to_dict(),
         "prompts": [p.to_dict() for p in document_prompts(prompts, result.found)],

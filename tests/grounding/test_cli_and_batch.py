@@ -136,3 +136,19 @@ def test_batch_finds_text_regions(material, tmp_path):
     (region,) = doc["regions"]
     assert region["name"] == "thing" and [bool(p.get("text")) for p in region["prompts"]] == [True, False]
     assert doc["provenance"]["settings"]["describe"]["grounding"]["found"][0]["frame"] == 0
+
+
+def test_fewer_matches_than_max_instances_are_reported(capsys):
+    from garvideo_cli.common import report_found
+
+    from garvideo.pipeline import FoundRegion, ModelRef, RegionPrompt
+
+    ref = ModelRef("gdino", None, "cpu", "float32")
+    found = [FoundRegion("car", "a red car", 12, 3.0, (1.0, 2.0, 30.5, 40.0), 0.8, "red car", (0, 4, 8, 12), ref)]
+    report_found(found, [RegionPrompt.from_text("car", "a red car")], max_instances=3)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [
+        "car: found 'a red car' on frame 12 (00:00:03.000), after searching 4 frames, score 0.80; "
+        "same region: --box 'car=1,2,30.5,40@12'",
+        "car: 1 distinct match of 'a red car' passed the thresholds (--max-instances 3 allowed more)",
+    ]
