@@ -1,6 +1,6 @@
 """garvideo.tracking: follow user-marked regions through a video with SAM2.
 
-- :class:`RegionPrompt` (a box, clicks, a mask or a text) and the CLI region syntax (:func:`parse_region_prompts`)
+- :class:`RegionPrompt` and the CLI region syntax (:func:`parse_region_prompts`)
 - :class:`Sam2Tracker`: streaming, both directions, bounded memory
 - :class:`Track` / :class:`TrackFrame` and their JSON (:func:`tracks_to_json`, :func:`save_tracks`)
 - :class:`FrameSource` / :class:`FrameLike`: what the tracker reads (a video reader satisfies them)
