@@ -6,14 +6,23 @@ from pathlib import Path
 
 import click
 
-from .common import check_outputs, load_pipeline, model_options, quiet_option, reports_warnings
+from .common import (
+    check_outputs,
+    load_pipeline,
+    model_options,
+    quiet_option,
+    reports_warnings,
+    text_options,
+    text_search,
+)
 
 MANIFEST_HELP = """\b
 REGIONS.jsonl has one JSON object per line:
   {"video": "clips/a.mp4",
    "regions": [{"name": "dog", "box": [x1, y1, x2, y2], "frame": 12},
                {"name": "ball", "points": [[x, y]], "labels": [1], "time": 4.5},
-               {"name": "cat", "mask": "masks/cat.png", "frame": 0}],
+               {"name": "cat", "mask": "masks/cat.png", "frame": 0},
+               {"name": "car", "text": "a red car"}],        (frame/time optional)
    "question": "What is <dog> doing with <ball>?",     (optional)
    "options": ["playing", "sleeping"]}                  (optional)
 Paths are relative to FOLDER (or to the regions file). Lines with a question
@@ -74,6 +83,7 @@ line succeeded, 1 when some failed (see OUT/failures.jsonl), 2 for a usage error
     help="Run the K-th of N parts (0-based), e.g. one per job of a cluster array. Default: the "
     "SLURM array task or torchrun rank when run under one, else everything.",
 )
+@text_options
 @model_options()
 @quiet_option
 @reports_warnings
@@ -92,6 +102,11 @@ def batch_command(
     describe_mode,
     srt,
     shard,
+    detector,
+    box_threshold,
+    text_threshold,
+    max_instances,
+    search_every,
     gar_model,
     sam2_model,
     device,
@@ -124,8 +139,9 @@ def batch_command(
         settings=GenerationSettings(max_new_tokens=max_new_tokens),
         describe=describe_mode,
         srt=srt,
+        search=text_search(box_threshold, text_threshold, max_instances, search_every),
     )
-    pipeline = load_pipeline(gar_model, sam2_model, device, dtype, quiet)
+    pipeline = load_pipeline(gar_model, sam2_model, device, dtype, quiet, detector=detector)
     summary = run_batch(pipeline, folder, regions_file, out_dir, options, shard=part, progress=not quiet)
     shard_note = f" (shard {part[0]} of {part[1]})" if part[1] > 1 else ""
     click.echo(

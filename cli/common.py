@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from garvideo.grounding import DEFAULT_BOX_THRESHOLD, DEFAULT_DETECTOR, DEFAULT_TEXT_THRESHOLD  # torch-free
 from garvideo.tracking import DEFAULT_SAM2_MODEL as DEFAULT_SAM2  # torch-free import
 
 # garvideo.model loads torch on import, which --help must not wait for; a test keeps this equal to
@@ -20,8 +21,11 @@ Regions (repeat the options for several regions or corrections):
   --box   [NAME=]x1,y1,x2,y2@WHEN    a box in pixels of the displayed frame
   --points '[NAME=]x,y;x,y;!x,y@WHEN' clicks; ! or ~ before a click = background
   --mask  [NAME=]FILE.png@WHEN        a mask image (non-zero pixels = region)
+  --text  [NAME=]"PHRASE"[@WHEN]      the object named in words, found by a detector
 WHEN is a frame index (@120) or a time (@4.5s, @1:02.5). Regions that share a
-NAME are one object marked on several frames; unnamed ones are region1, region2..."""
+NAME are one object marked on several frames; unnamed ones are region1, region2...
+A --text without @WHEN is searched for one frame per second; the K most confident
+matches (--max-instances K) become NAME, NAME#2, ... and each is tracked."""
 
 
 def region_options(func: Callable) -> Callable:
@@ -47,6 +51,13 @@ def region_options(func: Callable) -> Callable:
                 multiple=True,
                 metavar="[NAME=]FILE.png@WHEN",
                 help="Mark a region with a mask image the size of the frame.",
+            ),
+            click.option(
+                "--text",
+                "texts",
+                multiple=True,
+                metavar='[NAME=]"PHRASE"[@WHEN]',
+                help='Mark a region by naming it (e.g. car="a red car"@4.5s); without @WHEN the video is searched.',
             ),
         ]
     ):
@@ -100,6 +111,84 @@ def model_options(gar: bool = True, sam2: bool = True) -> Callable:
         return func
 
     return wrap
+
+
+def text_options(func: Callable) -> Callable:
+    """How --text regions are found (the detector loads only when one is given)."""
+    for decorator in reversed(
+        [
+            click.option(
+                "--detector",
+                default=DEFAULT_DETECTOR,
+                show_default=True,
+                metavar="ID|FOLDER",
+                help="Open-vocabulary detector for --text: a Grounding DINO hub id or a local folder.",
+            ),
+            click.option(
+                "--box-threshold",
+                default=DEFAULT_BOX_THRESHOLD,
+                show_default=True,
+                type=float,
+                help="A detected box counts when its score is above this.",
+            ),
+            click.option(
+                "--text-threshold",
+                default=DEFAULT_TEXT_THRESHOLD,
+                show_default=True,
+                type=float,
+                help="...and some word of the phrase scores above this.",
+            ),
+            click.option(
+                "--max-instances",
+                default=1,
+                show_default=True,
+                type=int,
+                metavar="K",
+                help="The K most confident matches of a --text become regions NAME, NAME#2, ...",
+            ),
+            click.option(
+                "--search-every",
+                default=1.0,
+                show_default=True,
+                type=float,
+                metavar="SECONDS",
+                help="A --text without @WHEN is looked for on one frame every SECONDS until found.",
+            ),
+        ]
+    ):
+        func = decorator(func)
+    return func
+
+
+def text_search(box_threshold: float, text_threshold: float, max_instances: int, search_every: float):
+    """The pipeline's TextSearch from the options (checked: a bad value is one error line)."""
+    from garvideo.pipeline.grounding import TextSearch
+
+    return TextSearch(
+        box_threshold=box_threshold, text_threshold=text_threshold, max_instances=max_instances, every=search_every
+    )
+
+
+def report_found(found, prompts=(), max_instances: int = 1) -> None:
+    """Say where each text region was found, and the --box that marks it again without the detector
+    (and when a phrase gave fewer matches than --max-instances allowed)."""
+    for region in found:
+        where = f"frame {region.frame} ({clock(region.time)})"
+        searched = f", after searching {len(region.searched)} frames" if len(region.searched) > 1 else ""
+        click.echo(
+            f"{region.name}: found {region.text!r} on {where}{searched}, score {region.score:.2f}; "
+            f"same region: --box '{region.box_option}'",
+            err=True,
+        )
+    for prompt in prompts:
+        if prompt.kind == "text" and max_instances > 1:
+            count = sum(1 for r in found if r.name == prompt.name or r.name.startswith(prompt.name + "#"))
+            if count < max_instances:
+                click.echo(
+                    f"{prompt.name}: {count} distinct match{'es' if count != 1 else ''} of {prompt.text!r} passed the "
+                    f"thresholds (--max-instances {max_instances} allowed more)",
+                    err=True,
+                )
 
 
 def range_options(func: Callable) -> Callable:
@@ -163,11 +252,13 @@ def load_pipeline(
     *,
     progress: bool | None = None,
     box_mode: str = "reference",
+    detector: str | None = DEFAULT_DETECTOR,
 ):
     """The pipeline with the models a command needs (None leaves a model out).
 
     ``progress``: the pipeline's own progress bars (default: unless ``quiet``); a command that
     shows one bar over many pipeline calls turns them off. ``box_mode``: GAR's RoI box.
+    ``detector``: for text regions, loaded only if one is given.
     """
     from transformers.utils import logging as transformers_logging
 
@@ -176,6 +267,8 @@ def load_pipeline(
     transformers_logging.disable_progress_bar()  # "Loading weights" bars; hub downloads keep theirs
     if not quiet:
         names = " and ".join(m for m in (gar_model, sam2_model) if m)
+        if detector:
+            names += f" (and {detector} when a text region needs it)"
         click.echo(f"loading {names} ...", err=True)
     return Pipeline.from_pretrained(
         gar=gar_model,
@@ -184,13 +277,19 @@ def load_pipeline(
         dtype=dtype,
         box_mode=box_mode,
         progress=not quiet if progress is None else progress,
+        detector=detector,
     )
 
 
-def parse_regions(boxes, points, masks) -> list:
+def parse_regions(boxes, points, masks, texts=()) -> list:
     from garvideo.tracking import parse_region_prompts
 
-    return parse_region_prompts(boxes=boxes, points=points, masks=masks)
+    return parse_region_prompts(boxes=boxes, points=points, masks=masks, texts=texts)
+
+
+def document_prompts(prompts, found) -> list:
+    """The prompts a result document lists: as given, plus the box each text region became."""
+    return [*prompts, *(region.prompt for region in found)]
 
 
 def check_outputs(**paths: str | None) -> None:

@@ -8,6 +8,7 @@ from .common import (
     REGION_HELP,
     check_outputs,
     clock,
+    document_prompts,
     emit_json,
     generation_options,
     load_pipeline,
@@ -16,7 +17,10 @@ from .common import (
     quiet_option,
     range_options,
     region_options,
+    report_found,
     reports_warnings,
+    text_options,
+    text_search,
     write_json,
 )
 
@@ -43,13 +47,13 @@ def _outputs(func):
     return func
 
 
-def _inputs(boxes, points, masks, tracks_file):
+def _inputs(boxes, points, masks, texts, tracks_file):
     """Prompts from the options, or tracks from a file (exactly one of them)."""
-    prompts = parse_regions(boxes, points, masks)
+    prompts = parse_regions(boxes, points, masks, texts)
     if tracks_file and prompts:
-        raise click.UsageError("give regions (--box/--points/--mask) or --tracks, not both")
+        raise click.UsageError("give regions (--box/--points/--mask/--text) or --tracks, not both")
     if not tracks_file and not prompts:
-        raise click.UsageError("mark at least one region with --box, --points or --mask (or give --tracks)")
+        raise click.UsageError("mark at least one region with --box, --points, --mask or --text (or give --tracks)")
     tracks = None
     if tracks_file:
         from garvideo.tracking import load_tracks
@@ -69,6 +73,7 @@ def _save_tracks(path, tracks, video_info):
 @click.command("describe", epilog=REGION_HELP)
 @click.argument("video", type=click.Path(exists=True, path_type=str))
 @region_options
+@text_options
 @_tracks_option
 @range_options
 @click.option(
@@ -101,6 +106,12 @@ def describe_command(
     boxes,
     points,
     masks,
+    texts,
+    detector,
+    box_threshold,
+    text_threshold,
+    max_instances,
+    search_every,
     tracks_file,
     start,
     end,
@@ -134,13 +145,16 @@ def describe_command(
     from garvideo.outputs.document import result_document, timeline_cues
     from garvideo.outputs.subtitles import to_srt, to_vtt
 
-    prompts, tracks = _inputs(boxes, points, masks, tracks_file)
+    prompts, tracks = _inputs(boxes, points, masks, texts, tracks_file)
+    search = text_search(box_threshold, text_threshold, max_instances, search_every)
     check_outputs(result=out, tracks=save_tracks, subtitles=srt, WebVTT_subtitles=vtt)
     if overlay:
         from garvideo.outputs.overlay import check_overlay_target
 
         check_overlay_target(overlay, video)
-    pipeline = load_pipeline(gar_model, None if tracks else sam2_model, device, dtype, quiet)
+    pipeline = load_pipeline(
+        gar_model, None if tracks else sam2_model, device, dtype, quiet, detector=detector if texts else None
+    )
     result = pipeline.describe(
         video,
         prompts or None,
@@ -153,8 +167,10 @@ def describe_command(
         stride=stride,
         tiling=tiling,
         settings=GenerationSettings(max_new_tokens=max_new_tokens),
+        search=search,
     )
-    document = result_document("describe", result.video, result.tracks, prompts, result)
+    report_found(result.found, prompts, max_instances)
+    document = result_document("describe", result.video, result.tracks, document_prompts(prompts, result.found), result)
     if out:
         write_json(out, document)
     _save_tracks(save_tracks, result.tracks, result.video)
@@ -183,6 +199,7 @@ def describe_command(
 @click.argument("video", type=click.Path(exists=True, path_type=str))
 @click.argument("question")
 @region_options
+@text_options
 @_tracks_option
 @click.option(
     "--option",
@@ -203,6 +220,12 @@ def ask_command(
     boxes,
     points,
     masks,
+    texts,
+    detector,
+    box_threshold,
+    text_threshold,
+    max_instances,
+    search_every,
     tracks_file,
     options,
     start,
@@ -226,6 +249,8 @@ def ask_command(
     Example:
       garvideo ask clip.mp4 "What is <dog> doing with <ball>?" \\
           --box dog=10,20,200,220@0 --box ball=300,200,340,240@2.5s
+      garvideo ask clip.mp4 "Which is faster, <car> or <car#2>?" \\
+          --text car="a red car" --max-instances 2
 
     With --option choices the question is multiple choice and the answer's
     letter is printed with the chosen text. --start/--end restrict the frames
@@ -234,11 +259,14 @@ def ask_command(
     from garvideo.model import GenerationSettings
     from garvideo.outputs.document import result_document
 
-    prompts, tracks = _inputs(boxes, points, masks, tracks_file)
+    prompts, tracks = _inputs(boxes, points, masks, texts, tracks_file)
+    search = text_search(box_threshold, text_threshold, max_instances, search_every)
     if len(options) == 1:
         raise click.UsageError("a multiple-choice question needs at least two --option choices")
     check_outputs(result=out, tracks=save_tracks)
-    pipeline = load_pipeline(gar_model, None if tracks else sam2_model, device, dtype, quiet)
+    pipeline = load_pipeline(
+        gar_model, None if tracks else sam2_model, device, dtype, quiet, detector=detector if texts else None
+    )
     time_range = (start, end) if start is not None or end is not None else None
     answer = pipeline.ask(
         video,
@@ -251,8 +279,12 @@ def ask_command(
         stride=stride,
         tiling=tiling,
         settings=GenerationSettings(max_new_tokens=max_new_tokens),
+        search=search,
     )
-    document = result_document("ask", answer.video, answer.tracks, prompts, None, [answer])
+    report_found(answer.found, prompts, max_instances)
+    document = result_document(
+        "ask", answer.video, answer.tracks, document_prompts(prompts, answer.found), None, [answer]
+    )
     if out:
         write_json(out, document)
     _save_tracks(save_tracks, answer.tracks, answer.video)

@@ -28,9 +28,9 @@ def _run(args: list[str]):
 def selftest_command(keep: Path | None) -> None:
     """Check this installation offline: no weights are downloaded.
 
-    Builds tiny randomly initialised GAR and SAM2 checkpoints and short
-    generated clips, then runs info, track, describe, ask and batch on them
-    and checks what each writes. Random models say nothing meaningful; this
+    Builds tiny randomly initialised GAR, SAM2 and Grounding DINO checkpoints
+    and short generated clips, then runs info, track, a text region, describe,
+    ask and batch on them and checks what each writes. Random models say nothing meaningful; this
     checks that every stage works. Exit code 0 when all checks pass.
     """
     if keep is not None:
@@ -63,6 +63,16 @@ def _selftest(folder: Path) -> None:
         (track,) = load_tracks(out / "tracks.json")
         assert track.name == "thing" and track.indices == tuple(range(24)), track
 
+    def check_text(result):
+        # The random detector finds "something" (box threshold 0); the box it found is what SAM2 tracked.
+        doc = json.loads((out / "text-tracks.json").read_text())["meta"]
+        (found,) = doc["provenance"]["settings"]["grounding"]["found"]
+        assert (found["name"], found["frame"], found["text"]) == ("thing", 3, "a moving thing"), found
+        kinds = [p.get("text") or p.get("box") for p in doc["prompts"]]
+        assert kinds == ["a moving thing", found["box"]], doc["prompts"]
+        (track,) = load_tracks(out / "text-tracks.json")
+        assert track.name == "thing" and track.indices == tuple(range(24)), track
+
     def check_describe(result):
         doc = json.loads((out / "describe.json").read_text())
         validate_result_document(doc)
@@ -92,6 +102,26 @@ def _selftest(folder: Path) -> None:
             "track",
             ["track", clip, "--box", files.box, "--sam2", str(files.sam2), "--out", str(out / "tracks.json"), "-q"],
             check_track,
+            0,
+        ),
+        (
+            "text region",
+            [
+                "track",
+                clip,
+                "--text",
+                "thing=a moving thing@3",
+                "--detector",
+                str(files.detector),
+                "--box-threshold",
+                "0",
+                "--sam2",
+                str(files.sam2),
+                "--out",
+                str(out / "text-tracks.json"),
+                "-q",
+            ],
+            check_text,
             0,
         ),
         (

@@ -10,19 +10,24 @@ from .common import (
     REGION_HELP,
     check_outputs,
     clock,
+    document_prompts,
     load_pipeline,
     model_options,
     parse_regions,
     quiet_option,
     range_options,
     region_options,
+    report_found,
     reports_warnings,
+    text_options,
+    text_search,
 )
 
 
 @click.command("track", epilog=REGION_HELP)
 @click.argument("video", type=click.Path(exists=True, path_type=str))
 @region_options
+@text_options
 @range_options
 @model_options(gar=False)
 @click.option(
@@ -30,7 +35,26 @@ from .common import (
 )
 @quiet_option
 @reports_warnings
-def track_command(video, boxes, points, masks, start, end, stride, sam2_model, device, dtype, out, quiet):
+def track_command(
+    video,
+    boxes,
+    points,
+    masks,
+    texts,
+    detector,
+    box_threshold,
+    text_threshold,
+    max_instances,
+    search_every,
+    start,
+    end,
+    stride,
+    sam2_model,
+    device,
+    dtype,
+    out,
+    quiet,
+):
     """Track regions through VIDEO, forward and backward from where they are marked.
 
     Writes one JSON document (format "garvideo.tracks", version 1): the video's
@@ -41,15 +65,17 @@ def track_command(video, boxes, points, masks, start, end, stride, sam2_model, d
     from garvideo.files import atomic_write_json
     from garvideo.tracking import tracks_to_json
 
-    prompts = parse_regions(boxes, points, masks)
+    prompts = parse_regions(boxes, points, masks, texts)
     if not prompts:
-        raise click.UsageError("mark at least one region with --box, --points or --mask")
+        raise click.UsageError("mark at least one region with --box, --points, --mask or --text")
+    search = text_search(box_threshold, text_threshold, max_instances, search_every)
     check_outputs(tracks=out)
-    pipeline = load_pipeline(None, sam2_model, device, dtype, quiet)
-    result = pipeline.track(video, prompts, start=start, end=end, stride=stride)
+    pipeline = load_pipeline(None, sam2_model, device, dtype, quiet, detector=detector if texts else None)
+    result = pipeline.track(video, prompts, start=start, end=end, stride=stride, search=search)
+    report_found(result.found, prompts, max_instances)
     meta = {
         "video": result.video.to_dict(),
-        "prompts": [p.to_dict() for p in prompts],
+        "prompts": [p.to_dict() for p in document_prompts(prompts, result.found)],
         "provenance": result.provenance.to_dict(),
     }
     document = tracks_to_json(result.tracks, meta)

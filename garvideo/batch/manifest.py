@@ -5,7 +5,8 @@
     {"video": "clips/a.mp4",
      "regions": [{"name": "dog", "box": [x1, y1, x2, y2], "frame": 12},
                  {"name": "ball", "points": [[x, y], ...], "labels": [1, ...], "time": 4.5},
-                 {"name": "cat", "mask": "masks/cat.png", "frame": 0}],
+                 {"name": "cat", "mask": "masks/cat.png", "frame": 0},
+                 {"name": "car", "text": "a red car", "time": 4.5}],   (frame/time optional for a text)
      "question": "What is <dog> doing with <ball>?",      (optional)
      "options": ["playing", "sleeping"]}                   (optional, with a question)
 
@@ -28,7 +29,7 @@ from ..timecode import When
 from ..tracking import RegionPrompt, load_mask_image
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
-_REGION_KEYS = {"name", "box", "points", "labels", "mask", "frame", "time"}
+_REGION_KEYS = {"name", "box", "points", "labels", "mask", "frame", "time", "text"}
 
 
 @dataclass(frozen=True)
@@ -106,12 +107,22 @@ def _region(data: Any, number: int, folder: Path, manifest_dir: Path, where: str
     if unknown:
         raise InvalidInputError(f"{where}region {number} has unknown keys {sorted(unknown)}")
     name = data.get("name", f"region{number}")
-    if ("frame" in data) == ("time" in data):
+    # A text may leave both out (the video is searched for it); every other kind needs exactly one.
+    if ("frame" in data and "time" in data) or ("frame" not in data and "time" not in data and "text" not in data):
         raise InvalidInputError(f"{where}region {name!r} needs exactly one of 'frame' (index) or 'time' (seconds)")
     try:
-        when = When(frame=int(data["frame"])) if "frame" in data else When(time=float(data["time"]))
+        when = (
+            When(frame=int(data["frame"]))
+            if "frame" in data
+            else When(time=float(data["time"]))
+            if "time" in data
+            else None  # a text without a moment: the video is searched for it
+        )
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"{where}region {name!r}: 'frame' must be an integer, 'time' a number") from exc
+    text = data.get("text")
+    if text is not None and not isinstance(text, str):
+        raise InvalidInputError(f"{where}region {name!r}: 'text' must be a phrase, e.g. \"a red car\"")
     mask = data.get("mask")
     if isinstance(mask, str):
         mask = load_mask_image(_resolve(mask, folder, manifest_dir, where, "mask"))
@@ -125,6 +136,7 @@ def _region(data: Any, number: int, folder: Path, manifest_dir: Path, where: str
             mask=mask,
             points=tuple(tuple(p) for p in data["points"]) if data.get("points") is not None else None,
             labels=_tuple(data.get("labels")),
+            text=text,
         )
     except TypeError as exc:
         raise InvalidInputError(f"{where}region {name!r}: {exc}") from exc

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from ..files import atomic_write_text
 from ..outputs.document import result_document, timeline_cues
 from ..outputs.subtitles import to_srt
-from ..pipeline import GenerationSettings, Pipeline
+from ..pipeline import GenerationSettings, Pipeline, TextSearch
 from .jobs import BatchJob, BatchSummary
 from .manifest import ManifestLine, read_manifest
 
@@ -36,6 +36,7 @@ class BatchOptions:
     settings: GenerationSettings = field(default_factory=GenerationSettings)
     describe: Literal["auto", "always"] = "auto"
     srt: bool = False
+    search: TextSearch = field(default_factory=TextSearch)  # how text regions are found
 
 
 def run_batch(
@@ -65,6 +66,7 @@ def run_batch(
                 stride=options.stride,
                 tiling=options.tiling,
                 settings=options.settings,
+                search=options.search,
                 **span,
             )
         if request.question is not None:
@@ -82,12 +84,15 @@ def run_batch(
                     stride=options.stride,
                     tiling=options.tiling,
                     settings=options.settings,
+                    search=options.search,
                 )
             )
         first = description or answers[0]
         tracks = first.tracks
         video = first.video
-        document = result_document("batch", video, tracks, request.regions, description, answers)
+        # Text regions are listed with the boxes they became.
+        prompts = [*request.regions, *(region.prompt for region in first.found)]
+        document = result_document("batch", video, tracks, prompts, description, answers)
         document["item"] = {"line": line.number, "key": line.key, "video": str(request.video)}
         if options.srt and description is not None:
             atomic_write_text(out_dir / f"{line.key}.srt", to_srt(timeline_cues(description)))

@@ -3,10 +3,13 @@
 See :class:`Pipeline` for the API; results are :class:`DescribeResult`
 (per region a :class:`RegionTimeline` of :class:`TimelineWindow`),
 :class:`Answer` and :class:`TrackingResult`, each with its :class:`Provenance`.
+Text regions (``RegionPrompt.from_text``) are found with :class:`TextSearch`'s
+settings; each found one is a :class:`FoundRegion`.
 """
 
 from ..model import CAPTION_INSTRUCTION, GenerationSettings, VideoPromptTemplate
 from ..tracking import RegionPrompt, Track
+from .grounding import TextSearch
 from .pipeline import (
     MAX_ADAPTIVE_WINDOWS,
     Pipeline,
@@ -18,6 +21,7 @@ from .pipeline import (
 from .results import (
     Answer,
     DescribeResult,
+    FoundRegion,
     ModelRef,
     Provenance,
     RegionTimeline,
@@ -31,6 +35,7 @@ __all__ = [
     "MAX_ADAPTIVE_WINDOWS",
     "Answer",
     "DescribeResult",
+    "FoundRegion",
     "GenerationSettings",
     "ModelRef",
     "Pipeline",
@@ -39,6 +44,7 @@ __all__ = [
     "RegionPrompt",
     "RegionTimeline",
     "StageTimings",
+    "TextSearch",
     "TimelineWindow",
     "Track",
     "TrackingResult",

@@ -8,7 +8,10 @@
 
 Regions are named prompts (a box, clicks or a mask on a frame index or a
 time), or tracks the caller already has (``tracks=``, for example ground-truth
-masks from a benchmark), in which case nothing is tracked.
+masks from a benchmark), in which case nothing is tracked. A region may also
+be named in words (``RegionPrompt.from_text("car", "a red car")``): the
+open-vocabulary detector (Grounding DINO, loaded on first use) finds it and
+SAM2 tracks the box it found (see :mod:`garvideo.pipeline.grounding`).
 
 GAR runs in video mode (see :meth:`garvideo.model.GAR.ask_video`): every
 sampled frame is its own tile with its own mask embedding and its own RoI
@@ -31,14 +34,17 @@ import numpy as np
 
 from .. import __version__
 from ..errors import GarvideoError, InvalidInputError
+from ..grounding import DEFAULT_DETECTOR, GroundingDetector
 from ..model import CAPTION_INSTRUCTION, DEFAULT_MODEL_ID, GAR, GARResult, GenerationSettings, VideoPromptTemplate
 from ..model.errors import TooManyRegionsError
 from ..timecode import parse_seconds
 from ..tracking import DEFAULT_SAM2_MODEL, RegionPrompt, Sam2Tracker, Track
 from ..video import Frame, VideoReader, reading
+from .grounding import TextSearch, find_text_regions, has_text
 from .results import (
     Answer,
     DescribeResult,
+    FoundRegion,
     ModelRef,
     Provenance,
     RegionTimeline,
@@ -139,12 +145,39 @@ class Pipeline:
 
     Build it with :meth:`from_pretrained`; either model may be left out
     (``gar=None`` to only track, ``sam2=None`` when tracks are always given).
+    ``detector`` finds text regions: a loaded :class:`GroundingDetector`, or
+    the id or folder of one, loaded the first time a text region is given
+    (on the tracker's device); None for none.
     """
 
-    def __init__(self, gar: GAR | None, tracker: Sam2Tracker | None, progress: bool = True) -> None:
+    def __init__(
+        self,
+        gar: GAR | None,
+        tracker: Sam2Tracker | None,
+        progress: bool = True,
+        detector: GroundingDetector | str | os.PathLike[str] | None = DEFAULT_DETECTOR,
+        detector_revision: str | None = None,
+    ) -> None:
         self.gar = gar
         self.tracker = tracker
         self.progress = progress
+        self._detector = detector
+        self._detector_revision = detector_revision
+
+    @property
+    def detector(self) -> GroundingDetector:
+        """The open-vocabulary detector, loaded on first use."""
+        if self._detector is None:
+            raise PipelineError(
+                "this pipeline was built without a detector (detector=None): text regions need one, e.g. "
+                f"Pipeline.from_pretrained(detector={DEFAULT_DETECTOR!r})"
+            )
+        if not isinstance(self._detector, GroundingDetector):
+            device = self.tracker.device if self.tracker is not None else None
+            self._detector = GroundingDetector.from_pretrained(
+                self._detector, device=device, revision=self._detector_revision
+            )
+        return self._detector
 
     @classmethod
     def from_pretrained(
@@ -158,11 +191,15 @@ class Pipeline:
         sam2_revision: str | None = None,
         box_mode: str = "reference",
         progress: bool = True,
+        detector: str | os.PathLike[str] | None = DEFAULT_DETECTOR,
+        detector_revision: str | None = None,
     ) -> Pipeline:
         """Load GAR (``HaochenWang/GAR-1B`` by default) and SAM2 (``facebook/sam2.1-hiera-tiny``).
 
         Each may be a hub id (downloaded once, then read from the local cache)
-        or a local folder. ``device``/``dtype`` default to CUDA with bfloat16
+        or a local folder. The ``detector`` (Grounding DINO,
+        ``IDEA-Research/grounding-dino-tiny`` by default) loads only when a
+        text region is given. ``device``/``dtype`` default to CUDA with bfloat16
         where present, else CPU with float32. ``box_mode`` is GAR's RoI box:
         ``reference`` (what the released weights were trained with) or
         ``aligned``.
@@ -177,7 +214,46 @@ class Pipeline:
             if sam2 is not None
             else None
         )
-        return cls(model, tracker, progress=progress)
+        return cls(model, tracker, progress=progress, detector=detector, detector_revision=detector_revision)
+
+    # ------------------------------------------------------------------ text regions
+
+    def find(
+        self,
+        video: VideoLike,
+        regions: Sequence[RegionPrompt],
+        *,
+        search: TextSearch | None = None,
+        start: TimeLike = None,
+        end: TimeLike = None,
+    ) -> tuple[list[RegionPrompt], tuple[FoundRegion, ...]]:
+        """Turn the text regions among ``regions`` into box prompts, without tracking anything.
+
+        Returns the prompts (text regions replaced by what the detector found,
+        the others unchanged) and the found regions (frame, box, score, and the
+        ``--box`` that reproduces each). Regions without a moment are searched
+        for in ``[start, end)`` (default: the whole video).
+        """
+        with reading(video) as reader:
+            span = _time_range(reader, start, end)
+            prompts, found, _ = self._find(reader, regions, search, span)
+            return prompts, found
+
+    def _find(
+        self, reader: VideoReader, regions: Sequence[RegionPrompt] | None, search: TextSearch | None, span: _Range
+    ) -> tuple[list[RegionPrompt], tuple[FoundRegion, ...], StageTimings]:
+        regions = list(regions or ())
+        for prompt in regions:
+            if not isinstance(prompt, RegionPrompt):
+                raise InvalidInputError(f"regions must be RegionPrompt objects, got {type(prompt).__name__}")
+        if not has_text(regions):
+            return regions, (), StageTimings()
+        if search is not None and not isinstance(search, TextSearch):
+            raise InvalidInputError(f"search must be a TextSearch, got {type(search).__name__}")
+        prompts, found, decode_s, detect_s = find_text_regions(
+            reader, regions, self.detector, search or TextSearch(), (span.start, span.end), self.progress
+        )
+        return prompts, tuple(found), StageTimings(decode=decode_s, detect=detect_s)
 
     # ------------------------------------------------------------------ tracking
 
@@ -189,20 +265,27 @@ class Pipeline:
         start: TimeLike = None,
         end: TimeLike = None,
         stride: int = 1,
+        search: TextSearch | None = None,
     ) -> TrackingResult:
-        """Track the regions through ``[start, end)`` (default: the whole video), both ways from each prompt."""
+        """Track the regions through ``[start, end)`` (default: the whole video), both ways from each prompt.
+
+        Text regions are found first (``search``: thresholds, instances; see :meth:`find`).
+        """
         with reading(video) as reader:
             span = _time_range(reader, start, end)
-            tracks, timings = self._track(reader, regions, span, stride)
+            prompts, found, find_timings = self._find(reader, regions, search, span)
+            tracks, timings = self._track(reader, prompts, span, stride)
             frames = sorted({f.index for t in tracks for f in t.frames})
+            settings = {
+                "start": span.start,
+                "end": span.end,
+                "stride": stride,
+                "regions": [p.to_dict() for p in regions],
+            }
             provenance = self._provenance(
-                {"start": span.start, "end": span.end, "stride": stride, "regions": [p.to_dict() for p in regions]},
-                frames,
-                reader,
-                timings,
-                uses_gar=False,
+                _with_grounding(settings, search, found), frames, reader, timings + find_timings, uses_gar=False
             )
-            return TrackingResult(video=reader.info, tracks=tuple(tracks), provenance=provenance)
+            return TrackingResult(video=reader.info, tracks=tuple(tracks), provenance=provenance, found=found)
 
     def _track(
         self, reader: VideoReader, regions: Sequence[RegionPrompt], span: _Range, stride: int
@@ -213,7 +296,7 @@ class Pipeline:
                 "Pipeline.from_pretrained(sam2=...)"
             )
         if not regions:
-            raise InvalidInputError("no regions were given: mark at least one with a box, clicks or a mask")
+            raise InvalidInputError("no regions were given: mark at least one with a box, clicks, a mask or a text")
         # The tracker checks the regions against the frames; times become frame indices here.
         prompts = [_on_frame(reader, p) for p in regions]
         # Prompts outside the range still anchor the track: track from them into the range.
@@ -234,7 +317,8 @@ class Pipeline:
         stride: int,
         names: Sequence[str] | None = None,
     ) -> tuple[list[Track], StageTimings]:
-        """The caller's tracks (checked), or tracks made from the prompts; only ``names`` if given."""
+        """The caller's tracks (checked), or tracks made from the prompts (text regions already found);
+        only ``names`` if given."""
         if (regions is None) == (tracks is None):
             raise InvalidInputError("give either regions (prompts to track) or tracks (already tracked), not both")
         if tracks is not None:
@@ -267,6 +351,7 @@ class Pipeline:
         template: VideoPromptTemplate | None = None,
         settings: GenerationSettings | None = None,
         batch_size: int = 4,
+        search: TextSearch | None = None,
     ) -> DescribeResult:
         """Describe each region over ``[start, end)``: once overall and window by window.
 
@@ -277,14 +362,19 @@ class Pipeline:
         where the region is not seen are marked ``visible=False`` and not
         described. ``instruction`` is what GAR is asked for every prompt;
         ``template`` the video prompt wording; ``batch_size`` prompts share one
-        generate call.
+        generate call. Text regions are found first (``search``; see :meth:`find`).
         """
         gar = self._require_gar()
         with reading(video) as reader:
             span = _time_range(reader, start, end)
             length = float(window) if window is not None else adaptive_window_length(span.end - span.start)
             bounds = window_bounds(span.start, span.end, length)
+            found: tuple[FoundRegion, ...] = ()
+            find_timings = StageTimings()
+            if tracks is None and regions is not None:
+                regions, found, find_timings = self._find(reader, regions, search, span)
             track_list, timings = self._tracks_for(reader, regions, tracks, span, stride)
+            timings += find_timings
 
             # Plan every prompt first so frames and masks are decoded once each.
             # plans[(region, window number)] are its frames; window None is the overall description.
@@ -365,9 +455,14 @@ class Pipeline:
                 "generation": dataclasses.asdict(settings or GenerationSettings()),
                 "tracks_given": tracks is not None,
             }
+            settings_used = _with_grounding(settings_used, search, found)
             provenance = self._provenance(settings_used, used, reader, timings, uses_gar=True, uses_sam2=tracks is None)
             return DescribeResult(
-                video=reader.info, regions=tuple(timelines), tracks=tuple(track_list), provenance=provenance
+                video=reader.info,
+                regions=tuple(timelines),
+                tracks=tuple(track_list),
+                provenance=provenance,
+                found=found,
             )
 
     # ------------------------------------------------------------------ ask
@@ -386,6 +481,7 @@ class Pipeline:
         tiling: str = "vanilla",
         template: VideoPromptTemplate | None = None,
         settings: GenerationSettings | None = None,
+        search: TextSearch | None = None,
     ) -> Answer:
         """Answer a question about named regions; the question names them as ``<name>``.
 
@@ -394,18 +490,30 @@ class Pipeline:
         the frames to that span. Up to five regions per question (GAR's limit):
         the regions the question names, or every given region if it names none.
         ``frames`` frames are spread over the frames where any of them is seen.
+        Text regions are found first (``search``; see :meth:`find`): a phrase
+        found ``K`` times gives regions ``<car>``, ``<car#2>``, ... the
+        question may name.
         """
         gar = self._require_gar()
         if not isinstance(question, str) or not question.strip():
             raise InvalidInputError(
                 "the question is empty: ask something about the regions, e.g. 'What is <dog> doing?'"
             )
-        given = [t.name for t in tracks] if tracks is not None else _prompt_names(regions or ())
-        names = _question_regions(" ".join([question, *(str(o) for o in options or ())]), given, gar.max_regions)
+        asked = " ".join([question, *(str(o) for o in options or ())])
+        finding = tracks is None and has_text(regions)
+        if not finding:  # checked before any work; text regions get their names once found
+            given = [t.name for t in tracks] if tracks is not None else _prompt_names(regions or ())
+            names = _question_regions(asked, given, gar.max_regions)
         with reading(video) as reader:
             start, end = time_range if time_range is not None else (None, None)
             span = _time_range(reader, start, end)
+            found: tuple[FoundRegion, ...] = ()
+            find_timings = StageTimings()
+            if finding:
+                regions, found, find_timings = self._find(reader, regions, search, span)
+                names = _question_regions(asked, _prompt_names(regions), gar.max_regions)
             track_list, timings = self._tracks_for(reader, regions, tracks, span, stride, names)
+            timings += find_timings
             by_name = {t.name: t for t in track_list}
             ordered = [by_name[name] for name in names]
             seen: set[int] = set()
@@ -444,7 +552,12 @@ class Pipeline:
                 "prompt_tokens": result.prompt_tokens,
             }
             provenance = self._provenance(
-                settings_used, chosen, reader, timings, uses_gar=True, uses_sam2=tracks is None
+                _with_grounding(settings_used, search, found),
+                chosen,
+                reader,
+                timings,
+                uses_gar=True,
+                uses_sam2=tracks is None,
             )
             return Answer(
                 question=question.strip(),
@@ -456,6 +569,7 @@ class Pipeline:
                 tracks=tuple(track_list),
                 video=reader.info,
                 provenance=provenance,
+                found=found,
             )
 
     # ------------------------------------------------------------------ helpers
@@ -622,6 +736,20 @@ def _visible_mask(track: Track, index: int) -> np.ndarray | None:
     except InvalidInputError:
         return None  # not tracked on this frame: not seen there
     return entry.mask() if entry.visible else None
+
+
+def _with_grounding(
+    settings: dict[str, Any], search: TextSearch | None, found: Sequence[FoundRegion]
+) -> dict[str, Any]:
+    """The settings, with how the text regions were found (detector, revision, frame, score, box) when there were any."""
+    if not found:
+        return settings
+    grounding = {
+        "detector": found[0].detector.to_dict(),
+        **(search or TextSearch()).to_dict(),
+        "found": [f.to_dict() for f in found],
+    }
+    return {**settings, "grounding": grounding}
 
 
 def _template_dict(template: VideoPromptTemplate | None) -> dict[str, str] | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..tracking import Track
+from ..tracking import RegionPrompt, Track
 from ..video import VideoInfo
 
 
@@ -15,17 +15,19 @@ class StageTimings:
 
     ``decode``: reading frames from the video (for tracking and for the model);
     ``track``: SAM2, without the decoding it waited for; ``encode``: GAR's
-    vision tower, projector and RoI replay; ``generate``: GAR's language model.
+    vision tower, projector and RoI replay; ``generate``: GAR's language model;
+    ``detect``: the open-vocabulary detector finding text regions.
     """
 
     decode: float = 0.0
     track: float = 0.0
     encode: float = 0.0
     generate: float = 0.0
+    detect: float = 0.0
 
     @property
     def total(self) -> float:
-        return self.decode + self.track + self.encode + self.generate
+        return self.decode + self.track + self.encode + self.generate + self.detect
 
     def __add__(self, other: StageTimings) -> StageTimings:
         return StageTimings(
@@ -33,16 +35,20 @@ class StageTimings:
             self.track + other.track,
             self.encode + other.encode,
             self.generate + other.generate,
+            self.detect + other.detect,
         )
 
     def to_dict(self) -> dict[str, float]:
-        return {
+        out = {
             "decode": round(self.decode, 4),
             "track": round(self.track, 4),
             "encode": round(self.encode, 4),
             "generate": round(self.generate, 4),
-            "total": round(self.total, 4),
         }
+        if self.detect:  # only runs with text regions have a detector stage
+            out["detect"] = round(self.detect, 4)
+        out["total"] = round(self.total, 4)
+        return out
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,54 @@ class ModelRef:
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model_id, "revision": self.revision, "device": self.device, "dtype": self.dtype}
+
+
+@dataclass(frozen=True)
+class FoundRegion:
+    """A region named in words, as the detector found it: the box SAM2 was given, and how to give it again.
+
+    ``box`` is ``x1, y1, x2, y2`` in pixels of the displayed frame ``frame``
+    (rounded to 0.01 px, and tracked exactly so: ``--box`` with
+    :attr:`box_option` reproduces the track); ``searched`` lists the frames
+    the detector looked at, in order, the last one being ``frame``.
+    """
+
+    name: str  # the region's name; further instances are name#2, name#3, ...
+    text: str
+    frame: int
+    time: float
+    box: tuple[float, float, float, float]
+    score: float
+    label: str  # the words of the phrase the box matched
+    searched: tuple[int, ...]
+    detector: ModelRef
+
+    @property
+    def prompt(self) -> RegionPrompt:
+        """The box prompt this region is tracked from."""
+        return RegionPrompt.from_box(self.name, self.box, self.frame)
+
+    @property
+    def box_option(self) -> str:
+        """``NAME=x1,y1,x2,y2@FRAME``: the ``--box`` value that marks this region without the detector."""
+        # two decimals at most (the box is rounded so), never an exponent or a lost digit on wide frames
+        numbers = (f"{v:.2f}".rstrip("0").rstrip(".") for v in self.box)
+        return f"{self.name}=" + ",".join(numbers) + f"@{self.frame}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "text": self.text,
+            "frame": self.frame,
+            "time": round(self.time, 6),
+            "box": list(self.box),
+            "score": round(self.score, 4),
+            "label": self.label,
+            "frames_searched": list(self.searched),
+            "detector": self.detector.model_id,
+            "revision": self.detector.revision,
+            "box_option": self.box_option,
+        }
 
 
 @dataclass(frozen=True)
@@ -135,6 +189,7 @@ class TrackingResult:
     video: VideoInfo
     tracks: tuple[Track, ...]
     provenance: Provenance
+    found: tuple[FoundRegion, ...] = ()  # the text regions, as found by the detector
 
     def __iter__(self):
         return iter(self.tracks)
@@ -149,6 +204,7 @@ class DescribeResult:
     regions: tuple[RegionTimeline, ...]
     tracks: tuple[Track, ...]
     provenance: Provenance
+    found: tuple[FoundRegion, ...] = ()  # the text regions, as found by the detector
 
     def region(self, name: str) -> RegionTimeline:
         for timeline in self.regions:
@@ -170,6 +226,7 @@ class Answer:
     tracks: tuple[Track, ...] = field(default=(), repr=False)
     video: VideoInfo | None = field(default=None, repr=False)
     provenance: Provenance | None = None
+    found: tuple[FoundRegion, ...] = field(default=(), repr=False)  # the text regions, as found by the detector
 
     @property
     def choice(self) -> str | None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .clips import moving_object_clip
 from .gar import build_tiny_gar_checkpoint
+from .grounding_dino import build_tiny_grounding_dino_checkpoint
 from .sam2 import build_tiny_sam2_checkpoint
 
 
@@ -24,6 +25,7 @@ class SelftestFiles:
     clip: Path
     box: str  # the moving object's box on frame 3, as --box NAME=x1,y1,x2,y2@3
     manifest: Path  # two good lines and one naming a corrupt video
+    detector: Path  # a tiny random Grounding DINO (for text regions)
 
 
 def prepare_selftest(folder: str | Path) -> SelftestFiles:
@@ -31,6 +33,7 @@ def prepare_selftest(folder: str | Path) -> SelftestFiles:
     folder.mkdir(parents=True, exist_ok=True)
     gar = build_tiny_gar_checkpoint(folder / "tiny-gar", seed=0, tile_size=112)
     sam2 = build_tiny_sam2_checkpoint(folder / "tiny-sam2", seed=0)
+    detector = build_tiny_grounding_dino_checkpoint(folder / "tiny-grounding-dino", seed=0)
     clips = folder / "clips"
     clips.mkdir(exist_ok=True)
     truth = moving_object_clip(clips / "moving.mp4", num_frames=24, fps=12, leaves=True, second_object=True)
@@ -54,4 +57,4 @@ def prepare_selftest(folder: str | Path) -> SelftestFiles:
     ]
     manifest = folder / "regions.jsonl"
     manifest.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    return SelftestFiles(folder, gar, sam2, truth.path, "thing=" + ",".join(map(str, box)) + "@3", manifest)
+    return SelftestFiles(folder, gar, sam2, truth.path, "thing=" + ",".join(map(str, box)) + "@3", manifest, detector)

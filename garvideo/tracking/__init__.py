@@ -15,6 +15,7 @@ from .prompts import (
     parse_mask_prompt,
     parse_points_prompt,
     parse_region_prompts,
+    parse_text_prompt,
 )
 from .sam2 import DEFAULT_SAM2_MODEL, SAM2_ALIASES, Sam2Tracker, TrackingStats
 from .source import FrameLike, FrameSource
@@ -47,6 +48,7 @@ __all__ = [
     "parse_mask_prompt",
     "parse_points_prompt",
     "parse_region_prompts",
+    "parse_text_prompt",
     "save_tracks",
     "tracks_from_json",
     "tracks_to_json",

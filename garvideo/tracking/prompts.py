@@ -8,6 +8,7 @@ forwards strings:
 - ``--box [NAME=]x1,y1,x2,y2@WHEN``
 - ``--points [NAME=]x,y;x,y;!x,y@WHEN``
 - ``--mask [NAME=]FILE.png@WHEN``
+- ``--text [NAME=]PHRASE[@WHEN]`` (a region named in words; a detector turns it into a box first)
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ NEGATIVE = 0
 
 
 def _as_when(when: When | int | str) -> When:
+    if when is None:
+        raise InvalidInputError("a box, clicks or a mask needs the frame index or time it is drawn on")
     if isinstance(when, When):
         return when
     if isinstance(when, bool):
@@ -77,27 +80,40 @@ class RegionPrompt:
     frame, so a time must be resolved first (:meth:`at_frame`,
     :meth:`resolve`). ``obj_id`` is optional: the tracker numbers objects in
     order of first appearance.
+
+    Or ``text``: the object named in words (``"a red car"``); ``when`` is then
+    optional (None: search the video for it). The tracker takes no text: the
+    pipeline's detector turns a text region into box prompts first.
     """
 
     name: str
-    when: When
+    when: When | None
     box: Box | None = None
     points: tuple[Point, ...] | None = None
     labels: tuple[int, ...] | None = None
     mask: np.ndarray | None = None
     obj_id: int | None = None
+    text: str | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
         if not isinstance(self.name, str) or not self.name.strip():
             raise InvalidInputError(f"a region needs a non-empty name, got {self.name!r}")
         set_(self, "name", self.name.strip())
-        set_(self, "when", _as_when(self.when))
-        given = [kind for kind in ("box", "points", "mask") if getattr(self, kind) is not None]
+        if self.text is None or self.when is not None:
+            set_(self, "when", _as_when(self.when))
+        given = [kind for kind in ("box", "points", "mask", "text") if getattr(self, kind) is not None]
         if len(given) != 1:
             raise InvalidInputError(
-                f"region {self.name!r} needs exactly one of a box, points or a mask, got {given or 'none'}"
+                f"region {self.name!r} needs exactly one of a box, points, a mask or a text, got {given or 'none'}"
             )
+        if self.text is not None:
+            if not isinstance(self.text, str) or not self.text.strip():
+                raise InvalidInputError(
+                    f"the text of region {self.name!r} is empty: name the object in words, e.g. "
+                    f'--text {self.name}="a red car"'
+                )
+            set_(self, "text", " ".join(self.text.split()))
         if self.obj_id is not None:
             if isinstance(self.obj_id, bool) or not isinstance(self.obj_id, (int, np.integer)) or self.obj_id < 0:
                 raise InvalidInputError(f"object id of {self.name!r} must be an integer >= 0, got {self.obj_id!r}")
@@ -166,25 +182,34 @@ class RegionPrompt:
     def from_mask(cls, name: str, mask: np.ndarray, when: When | int | str, obj_id: int | None = None) -> RegionPrompt:
         return cls(name=name, when=when, mask=mask, obj_id=obj_id)  # type: ignore[arg-type]
 
+    @classmethod
+    def from_text(
+        cls, name: str, text: str, when: When | int | str | None = None, obj_id: int | None = None
+    ) -> RegionPrompt:
+        """A region named in words; ``when`` None lets the pipeline search the video for it."""
+        return cls(name=name, when=when, text=text, obj_id=obj_id)  # type: ignore[arg-type]
+
     # -- facts and copies -----------------------------------------------------------
 
     @property
     def kind(self) -> str:
-        """``"box"``, ``"points"`` or ``"mask"``."""
+        """``"box"``, ``"points"``, ``"mask"`` or ``"text"``."""
+        if self.text is not None:
+            return "text"
         return "box" if self.box is not None else "points" if self.points is not None else "mask"
 
     @property
     def frame(self) -> int | None:
-        """The frame index, or None while the prompt is given by time."""
-        return self.when.frame
+        """The frame index, or None while the prompt is given by time (or not placed: a text to search for)."""
+        return self.when.frame if self.when is not None else None
 
     def at_frame(self, index: int) -> RegionPrompt:
         """A copy placed on frame ``index`` (how a caller resolves a time to a frame)."""
         return dataclasses.replace(self, when=When(frame=int(index)))
 
     def resolve(self, frame_at_time: Callable[[float], int]) -> RegionPrompt:
-        """This prompt on a frame: itself if it has one, else ``at_frame(frame_at_time(time))``."""
-        if self.when.frame is not None:
+        """This prompt on a frame: itself if it has one (or has no moment), else ``at_frame(frame_at_time(time))``."""
+        if self.when is None or self.when.frame is not None:
             return self
         assert self.when.time is not None
         return self.at_frame(frame_at_time(self.when.time))
@@ -193,9 +218,14 @@ class RegionPrompt:
         """Check the region against a ``width`` x ``height`` frame; clip a box that sticks out.
 
         Raises :class:`InvalidInputError` for a box outside the frame (or of
-        zero area once clipped), a click outside the frame, or a mask of
-        another size.
+        zero area once clipped), a click outside the frame, a mask of
+        another size, or a text (it must become a box first).
         """
+        if self.text is not None:
+            raise InvalidInputError(
+                f"region {self.name!r} is named in words ({self.text!r}): a detector must turn it into a box first "
+                f"(the Pipeline does; SAM2 alone cannot)"
+            )
         if self.box is not None:
             x1, y1, x2, y2 = self.box
             clipped = (
@@ -234,13 +264,14 @@ class RegionPrompt:
         same_mask = (self.mask is None and other.mask is None) or (
             self.mask is not None and other.mask is not None and np.array_equal(self.mask, other.mask)
         )
-        return same_mask and (self.name, self.when, self.box, self.points, self.labels, self.obj_id) == (
+        return same_mask and (self.name, self.when, self.box, self.points, self.labels, self.obj_id, self.text) == (
             other.name,
             other.when,
             other.box,
             other.points,
             other.labels,
             other.obj_id,
+            other.text,
         )
 
     __hash__ = None  # type: ignore[assignment]  # a mask array is not hashable
@@ -250,8 +281,13 @@ class RegionPrompt:
         out: dict[str, Any] = {"name": self.name}
         if self.obj_id is not None:
             out["obj_id"] = self.obj_id
-        out["when"] = {"frame": self.when.frame} if self.when.frame is not None else {"time": self.when.time}
-        if self.box is not None:
+        if self.when is None:
+            out["when"] = None
+        else:
+            out["when"] = {"frame": self.when.frame} if self.when.frame is not None else {"time": self.when.time}
+        if self.text is not None:
+            out["text"] = self.text
+        elif self.box is not None:
             out["box"] = list(self.box)
         elif self.points is not None:
             out["points"] = [list(p) for p in self.points]
@@ -267,7 +303,8 @@ def _fmt(values: Iterable[float]) -> str:
 
 # -- the command line's region syntax ------------------------------------------------
 
-_NAMED = re.compile(r"^\s*([\w\-]+)\s*=(.*)$", re.DOTALL)
+# '#' is allowed: the instances a text region finds are named car, car#2, ... and --box reproduces them.
+_NAMED = re.compile(r"^\s*([\w\-#]+)\s*=(.*)$", re.DOTALL)
 _NEGATIVE_MARKS = ("!", "~")
 
 
@@ -336,7 +373,30 @@ def _mask_parts(text: str) -> tuple[str | None, When, dict[str, Any]]:
     return name, when, {"mask": mask}
 
 
+def _text_parts(text: str) -> tuple[str | None, When | None, dict[str, Any]]:
+    """``[NAME=]PHRASE[@WHEN]``: unlike the other kinds, @WHEN may be left out (then the video is searched)."""
+    when = None
+    head = text
+    if "@" in text:
+        head, when_text = text.rsplit("@", 1)
+        try:
+            when = parse_when(when_text)
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"--text {text!r}: {exc} (leave @WHEN out to search the whole video)") from exc
+    name = None
+    match = _NAMED.match(head)
+    if match:
+        name, head = match.group(1), match.group(2)
+    elif head.lstrip().startswith("="):
+        raise InvalidInputError(f"--text {text!r}: the name before '=' is empty (use NAME=... or leave both out)")
+    phrase = head.strip().strip("\"'").strip()
+    if not phrase:
+        raise InvalidInputError(f"--text {text!r}: the phrase is empty: name the object in words, e.g. {_TEXT_EXAMPLE}")
+    return name, when, {"text": phrase}
+
+
 _BOX_EXAMPLE = "dog=120,80,260,210@4.5s"
+_TEXT_EXAMPLE = "car='a red car'@4.5s"
 _POINTS_EXAMPLE = "'dog=120,80;140,90;!60,40@12'"
 _MASK_EXAMPLE = "dog=masks/dog_0012.png@12"
 
@@ -376,27 +436,39 @@ def parse_mask_prompt(text: str, default_name: str = "region1") -> RegionPrompt:
     return RegionPrompt(name=name or default_name, when=when, **region)
 
 
+def parse_text_prompt(text: str, default_name: str = "region1") -> RegionPrompt:
+    """Parse ``[NAME=]PHRASE[@WHEN]``: an object named in words, e.g. ``car=a red car@4.5s``.
+
+    Without @WHEN the video is searched for the phrase (see the pipeline).
+    Quote the phrase for the shell: ``--text car="a red car"@4.5s``.
+    """
+    name, when, region = _text_parts(text)
+    return RegionPrompt(name=name or default_name, when=when, **region)
+
+
 def parse_region_prompts(
     boxes: Iterable[str] = (),
     points: Iterable[str] = (),
     masks: Iterable[str] = (),
     name_prefix: str = "region",
+    texts: Iterable[str] = (),
 ) -> list[RegionPrompt]:
     """Parse the CLI's ``--box``, ``--points`` and ``--mask`` values into prompts.
 
     ``--box [NAME=]x1,y1,x2,y2@WHEN`` marks a box, ``--points
     '[NAME=]x,y;x,y;!x,y@WHEN'`` clicks (``!`` or ``~`` before a click makes it
-    negative), ``--mask [NAME=]FILE.png@WHEN`` a mask image (non-zero pixels).
+    negative), ``--mask [NAME=]FILE.png@WHEN`` a mask image (non-zero pixels),
+    ``--text [NAME=]PHRASE[@WHEN]`` an object named in words.
     Coordinates are pixels of the displayed frame; WHEN is a frame index
     (``@120``) or a time (``@4.5s``, ``@1:02.5``). Unnamed regions are named
-    ``region1``, ``region2``, ... (boxes first, then clicks, then masks),
+    ``region1``, ``region2``, ... (boxes first, then clicks, masks, texts),
     skipping names given explicitly, and each is its own object. Regions that
     share a NAME are one object marked on several frames (corrections).
     """
     parsed = [
         parts(text)
-        for parts, texts in ((_box_parts, boxes), (_points_parts, points), (_mask_parts, masks))
-        for text in texts
+        for parts, values in ((_box_parts, boxes), (_points_parts, points), (_mask_parts, masks), (_text_parts, texts))
+        for text in values
     ]
     taken = {name for name, _, _ in parsed if name is not None}
     counter = 0

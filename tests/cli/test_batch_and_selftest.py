@@ -115,4 +115,4 @@ def test_batch_killed_midway_resumes_without_duplicates(material, tmp_path):
 def test_selftest_passes_offline(run):
     result = run("selftest")
     assert result.exit_code == 0, result.output
-    assert "all 5 checks passed" in result.stdout
+    assert "all 6 checks passed" in result.stdout and "ok   text region" in result.stdout

@@ -1,0 +1,227 @@
+"""Text regions to box prompts: the detector looks at frames of the video until the phrase is found.
+
+A text region on a frame (or a time) is looked for on that frame only. One
+without a moment is looked for on frames sampled every :attr:`TextSearch.every`
+seconds (1 by default) through the requested range, in order, until some box
+passes both thresholds. The ``max_instances`` most confident distinct boxes of
+that frame become box prompts named ``car``, ``car#2``, ...; SAM2 then tracks
+each exactly as if the user had drawn it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from tqdm.auto import tqdm
+
+from ..errors import InvalidInputError
+from ..grounding import DEFAULT_BOX_THRESHOLD, DEFAULT_TEXT_THRESHOLD, FrameDetections, distinct
+from ..grounding.detections import check_threshold
+from ..tracking import RegionPrompt
+from ..video import VideoReader
+from .results import FoundRegion, ModelRef
+
+if TYPE_CHECKING:
+    from ..grounding import GroundingDetector
+
+#: Boxes overlapping a more confident one by more than this IoU are the same object found twice.
+DUPLICATE_IOU = 0.7
+
+
+@dataclass(frozen=True)
+class TextSearch:
+    """How text regions are found.
+
+    ``box_threshold`` / ``text_threshold``: Grounding DINO's usual meanings
+    (a box counts when its score is above the first and some word of the
+    phrase scores above the second). ``max_instances``: how many of the most
+    confident distinct boxes become regions (``car``, ``car#2``, ...).
+    ``every``: seconds between the frames searched when a region has no moment.
+    """
+
+    box_threshold: float = DEFAULT_BOX_THRESHOLD
+    text_threshold: float = DEFAULT_TEXT_THRESHOLD
+    max_instances: int = 1
+    every: float = 1.0
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "box_threshold", check_threshold(self.box_threshold, "box threshold"))
+        set_(self, "text_threshold", check_threshold(self.text_threshold, "text threshold"))
+        if isinstance(self.max_instances, bool) or not isinstance(self.max_instances, numbers.Integral):
+            raise InvalidInputError(f"max instances must be a whole number >= 1, got {self.max_instances!r}")
+        if self.max_instances < 1:
+            raise InvalidInputError(
+                f"max instances must be at least 1, got {self.max_instances}: it is how many matches of a phrase "
+                f"become regions"
+            )
+        set_(self, "max_instances", int(self.max_instances))
+        if isinstance(self.every, bool) or not isinstance(self.every, numbers.Real) or not math.isfinite(self.every):
+            raise InvalidInputError(f"the search interval must be a number of seconds, got {self.every!r}")
+        if self.every <= 0:
+            raise InvalidInputError(f"the search interval must be positive, got {self.every} s")
+        set_(self, "every", float(self.every))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "box_threshold": self.box_threshold,
+            "text_threshold": self.text_threshold,
+            "max_instances": self.max_instances,
+            "every": self.every,
+        }
+
+
+def instance_names(name: str, count: int) -> list[str]:
+    """``name``, ``name#2``, ... ``name#count``: the regions one phrase may become."""
+    return [name] + [f"{name}#{k}" for k in range(2, count + 1)]
+
+
+def has_text(regions: Sequence[RegionPrompt] | None) -> bool:
+    return any(isinstance(p, RegionPrompt) and p.kind == "text" for p in regions or ())
+
+
+def check_text_regions(regions: Sequence[RegionPrompt], search: TextSearch) -> None:
+    """Refuse names that clash before anything is loaded: a text region's name (and its instances') is its own."""
+    others = [p.name for p in regions if isinstance(p, RegionPrompt) and p.kind != "text"]
+    texts = [p for p in regions if isinstance(p, RegionPrompt) and p.kind == "text"]
+    seen: dict[str, str] = {}
+    for prompt in texts:
+        for name in instance_names(prompt.name, search.max_instances):
+            owner = seen.get(name)
+            if name in others or owner is not None:
+                other = f"the text region {owner!r}" if owner is not None else "another region"
+                raise InvalidInputError(
+                    f"the text region {prompt.name!r} would make a region {name!r}, but {other} has that name: "
+                    f"a text region's name must be its own (corrections with --box need their own name too)"
+                )
+            seen[name] = prompt.name
+
+
+def find_text_regions(
+    reader: VideoReader,
+    regions: Sequence[RegionPrompt],
+    detector: GroundingDetector,
+    search: TextSearch,
+    span: tuple[float, float],
+    progress: bool = False,
+) -> tuple[list[RegionPrompt], list[FoundRegion], float, float]:
+    """``regions`` with every text region replaced by the box prompts of what the detector found.
+
+    ``span`` is the ``(start, end)`` in seconds searched for regions without a
+    moment. Returns the prompts, the found regions, and the seconds spent
+    decoding and detecting. Raises :class:`InvalidInputError` (one line naming
+    the phrase, the frames searched and the best score) when a phrase is not found.
+    """
+    check_text_regions(regions, search)
+    texts = [p for p in regions if p.kind == "text"]
+    for prompt in texts:
+        detector.caption(prompt.text)  # an empty or too long phrase fails before any frame is decoded
+    ref = ModelRef(
+        detector.model_id, detector.revision, str(detector.device), str(detector.dtype).removeprefix("torch.")
+    )
+    out: list[RegionPrompt] = []
+    found: list[FoundRegion] = []
+    decode_s = detect_s = 0.0
+    for prompt in regions:
+        if prompt.kind != "text":
+            out.append(prompt)
+            continue
+        candidates = _frames_to_search(reader, prompt, span, search.every)
+        searched: list[int] = []
+        best: tuple[float, int] | None = None
+        hit: tuple[int, float, FrameDetections] | None = None
+        bar = tqdm(candidates, desc=f"finding {prompt.name}", unit="frame", disable=not progress, leave=False)
+        for index in bar:
+            began = time.perf_counter()
+            frames = reader.read([index])
+            decode_s += time.perf_counter() - began
+            if not frames:  # undecodable (the reader warned): look at the next one
+                continue
+            began = time.perf_counter()
+            result = detector.detect(frames[0].image, prompt.text, search.box_threshold, search.text_threshold)
+            detect_s += time.perf_counter() - began
+            searched.append(index)
+            if best is None or result.best_score > best[0]:
+                best = (result.best_score, index)
+            if result.found:
+                hit = (index, frames[0].time, result)
+                break
+        bar.close()
+        if hit is None:
+            raise InvalidInputError(_not_found(prompt, searched, best, search, reader, span))
+        index, seconds, result = hit
+        chosen = distinct(result.detections, search.max_instances, DUPLICATE_IOU)
+        for number, (name, detection) in enumerate(zip(instance_names(prompt.name, search.max_instances), chosen)):
+            # in the frame (a box may stick out by a little), to 0.01 px: the box tracked is the box recorded
+            x1, y1, x2, y2 = detection.box
+            width, height = reader.width, reader.height
+            box = tuple(round(min(max(v, 0.0), side), 2) for v, side in zip((x1, y1, x2, y2), (width, height) * 2))
+            region = FoundRegion(
+                name=name,
+                text=prompt.text,
+                frame=index,
+                time=seconds,
+                box=box,  # type: ignore[arg-type]  # four numbers
+                score=detection.score,
+                label=detection.label,
+                searched=tuple(searched),
+                detector=ref,
+            )
+            found.append(region)
+            # a chosen object id goes to the first instance; the tracker numbers the others
+            out.append(
+                region.prompt
+                if number or prompt.obj_id is None
+                else dataclasses.replace(region.prompt, obj_id=prompt.obj_id)
+            )
+    return out, found, decode_s, detect_s
+
+
+def _frames_to_search(reader: VideoReader, prompt: RegionPrompt, span: tuple[float, float], every: float) -> list[int]:
+    if prompt.when is not None:
+        index = prompt.frame if prompt.frame is not None else reader.time_to_index(prompt.when.time)
+        if not 0 <= index < reader.num_frames:
+            raise InvalidInputError(
+                f"the text region {prompt.name!r} is placed on frame {index}, but {reader.path} has "
+                f"{reader.num_frames} frames (0 to {reader.num_frames - 1})"
+            )
+        return [index]
+    start, end = span
+    count = max(1, math.ceil((end - start) / every - 1e-9))
+    indices: list[int] = []
+    for k in range(count):
+        index = reader.time_to_index(start + k * every)
+        if index not in indices:
+            indices.append(index)
+    return indices
+
+
+def _not_found(
+    prompt: RegionPrompt,
+    searched: list[int],
+    best: tuple[float, int] | None,
+    search: TextSearch,
+    reader: VideoReader,
+    span: tuple[float, float],
+) -> str:
+    if not searched:
+        return f"no frame could be decoded to look for {prompt.text!r} (region {prompt.name!r}) in {reader.path}"
+    if len(searched) == 1:
+        where = f"frame {searched[0]} ({reader.index_to_time(searched[0]):.2f} s)"
+    else:
+        shown = ", ".join(str(i) for i in searched[:4]) + (f", ... {searched[-1]}" if len(searched) > 4 else "")
+        where = (
+            f"{len(searched)} frames ({shown}: one every {search.every:g} s from {span[0]:.2f} s to {span[1]:.2f} s)"
+        )
+    assert best is not None
+    return (
+        f"{prompt.text!r} (region {prompt.name!r}) was not found: searched {where}; best score {best[0]:.3f} on frame "
+        f"{best[1]}, needed above {search.box_threshold:g} (box threshold) with a word of the phrase above "
+        f"{search.text_threshold:g} (text threshold). Lower --box-threshold, reword the phrase, or mark it with --box"
+    )

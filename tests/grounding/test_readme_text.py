@@ -1,0 +1,29 @@
+"""The README's text-region example runs as written (tiny offline models in place of the released ones)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import garvideo.model.api as gar_api
+from garvideo.testing.gar import build_tiny_gar_checkpoint
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_readme_text_region_example_runs(grounding_models, tmp_path, monkeypatch):
+    gar = build_tiny_gar_checkpoint(tmp_path / "gar", tile_size=112)
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## The Python API", 1)[1].split("\n## ", 1)[0]
+    code = section.split("Regions named in words", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    assert "Pipeline.from_pretrained()" in code and "--text" in readme.split("## The command line", 1)[1]
+    models = f"{str(gar)!r}, {str(grounding_models / 'sam2')!r}, detector={str(grounding_models / 'gdino')!r}"
+    code = code.replace("Pipeline.from_pretrained()", f"Pipeline.from_pretrained({models}, progress=False)")
+    defaults = gar_api.GenerationSettings.__init__.__defaults__
+    monkeypatch.setattr(gar_api.GenerationSettings.__init__, "__defaults__", (3, *defaults[1:]))
+    monkeypatch.chdir(ROOT)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert namespace["result"].region("cat").description is not None
+    (found,) = namespace["found"]
+    assert found.name == "cat" and found.frame == namespace["result"].found[0].frame
+    assert namespace["prompts"] == [found.prompt]
