@@ -225,86 +225,93 @@ class _Dispatcher:
     out_dir: Path
     failures: list[Failure]
     on_item: Callable[[ManifestLine, str], None] | None
+    succeeded: int = 0
+    retried: int = 0
+    _queue: deque[ManifestLine] = field(default_factory=deque)
+    _tries: Counter[str] = field(default_factory=Counter)
+    _actors: list[Any] = field(default_factory=list)
+    _idle: list[Any] = field(default_factory=list)
+    _in_flight: dict[Any, tuple[Any, ManifestLine | None]] = field(default_factory=dict)  # ref -> (actor, line)
+    _load_deaths: int = 0
+    _actor_class: Any = None  # LineWorker as a Ray actor class with this job's resources
 
     def run(self, lines: list[ManifestLine], total: int, done_before: int, progress: bool) -> int:
         from tqdm.auto import tqdm
 
-        ray = self.ray
-        count, gpus_each = worker_resources(ray.cluster_resources(), self.ray_options, len(lines))
+        count, gpus_each = worker_resources(self.ray.cluster_resources(), self.ray_options, len(lines))
         # No restarts by Ray: a dead actor is replaced here, so the line it held is counted and requeued
-        # by this loop (a restarted actor would silently take new calls while its lost line hung).
-        self._actor_class = ray.remote(LineWorker).options(
+        # by this loop (a restarted actor would take new calls while its lost line was never answered).
+        self._actor_class = self.ray.remote(LineWorker).options(
             num_cpus=self.ray_options.cpus_per_worker, num_gpus=gpus_each, max_restarts=0, max_task_retries=0
         )
-        queue = deque(lines)
-        tries: Counter[str] = Counter()
-        self._in_flight: dict[Any, tuple[Any, ManifestLine | None]] = {}  # result ref -> (actor, line or None: loading)
-        actors = [self._start_actor() for _ in range(count)]
-        load_deaths = 0
-        idle: list[Any] = []
-        succeeded = retried = 0
+        self._queue.extend(lines)
+        self._actors = [self._start_actor() for _ in range(count)]
         bar = tqdm(
             total=total, initial=done_before, desc=f"batch on ray ({count} workers)", unit="video", disable=not progress
         )
         try:
-            while queue or any(line is not None for _, line in self._in_flight.values()):
-                while queue and idle:
-                    actor, line = idle.pop(), queue.popleft()
+            while self._queue or any(line is not None for _, line in self._in_flight.values()):
+                while self._queue and self._idle:
+                    actor, line = self._idle.pop(), self._queue.popleft()
                     self._in_flight[actor.process.remote(line)] = (actor, line)
-                (ref,), _ = ray.wait(list(self._in_flight), num_returns=1)
+                (ref,), _ = self.ray.wait(list(self._in_flight), num_returns=1)
                 actor, line = self._in_flight.pop(ref)
                 try:
-                    answer = ray.get(ref)
+                    answer = self.ray.get(ref)
                 except self._worker_lost_errors() as exc:
-                    ray.kill(actor)
-                    actors[actors.index(actor)] = self._start_actor()
-                    if line is None:
-                        load_deaths += 1
-                        if load_deaths > count * self.ray_options.max_attempts:
-                            raise GarvideoError(
-                                f"Ray workers keep dying while loading the models: {_first_line(exc)}"
-                            ) from None
-                        continue
-                    tries[line.key] += 1
-                    if tries[line.key] < self.ray_options.max_attempts:
-                        queue.appendleft(line)
-                        retried += 1
-                        self._notify(line, "retried")
-                    else:
-                        reason = (
-                            f"its Ray worker died {tries[line.key]} times while running it; last: {_first_line(exc)}"
-                        )
-                        self._fail(line, Failure(line.key, reason))
-                        bar.update(1)
-                    bar.set_postfix(failed=len(self.failures), retried=retried)
-                    continue
-                if line is None:  # a worker finished loading the models
-                    if answer is not None:
-                        raise answer  # the same mistake on every worker: stop, as the one-machine batch would
-                    idle.append(actor)
-                    continue
-                idle.append(actor)
-                for message, category in answer.warnings:
-                    warnings.warn(message, category, stacklevel=1)
-                if answer.failure is not None:
-                    self._fail(line, answer.failure)
+                    finished = self._worker_lost(actor, line, exc)
                 else:
-                    write_side_files(self.out_dir, line.key, answer.output)
-                    atomic_write_json(result_path(self.out_dir, line.key), answer.output.document)
-                    succeeded += 1
-                    self._notify(line, "done")
-                bar.update(1)
-                bar.set_postfix(failed=len(self.failures), retried=retried)
+                    self._idle.append(actor)
+                    finished = self._answered(line, answer)
+                if finished:
+                    bar.update(1)
+                bar.set_postfix(failed=len(self.failures), retried=self.retried, refresh=finished)
         finally:
             bar.close()
-            for actor in actors:
-                ray.kill(actor)
-        return succeeded
+            for actor in self._actors:
+                self.ray.kill(actor)
+        return self.succeeded
 
     def _start_actor(self) -> Any:
         actor = self._actor_class.remote(self.models, self.folder, self.manifest_dir, self.options)
         self._in_flight[actor.load.remote()] = (actor, None)
         return actor
+
+    def _answered(self, line: ManifestLine | None, answer: Any) -> bool:
+        """Write a line's result or record its failure; True when a line is finished."""
+        if line is None:  # a worker has loaded the models
+            if answer is not None:
+                raise answer  # a user's mistake (a model not found), the same on every worker: stop
+            return False
+        for message, category in answer.warnings:
+            warnings.warn(message, category, stacklevel=1)
+        if answer.failure is not None:
+            self._fail(line, answer.failure)
+        else:
+            write_side_files(self.out_dir, line.key, answer.output)
+            atomic_write_json(result_path(self.out_dir, line.key), answer.output.document)
+            self.succeeded += 1
+            self._notify(line, "done")
+        return True
+
+    def _worker_lost(self, actor: Any, line: ManifestLine | None, exc: BaseException) -> bool:
+        """Replace the dead worker and requeue its line, or record the line as failed after its last try."""
+        self.ray.kill(actor)
+        self._actors[self._actors.index(actor)] = self._start_actor()
+        if line is None:
+            self._load_deaths += 1
+            if self._load_deaths > len(self._actors) * self.ray_options.max_attempts:
+                raise GarvideoError(f"Ray workers keep dying while loading the models: {_first_line(exc)}") from None
+            return False
+        self._tries[line.key] += 1
+        if self._tries[line.key] < self.ray_options.max_attempts:
+            self._queue.appendleft(line)  # first in line for the next free worker
+            self.retried += 1
+            self._notify(line, "retried")
+            return False
+        reason = f"its Ray worker died {self._tries[line.key]} times while running it; last: {_first_line(exc)}"
+        self._fail(line, Failure(line.key, reason))
+        return True
 
     def _worker_lost_errors(self) -> tuple[type[BaseException], ...]:
         errors = self.ray.exceptions

@@ -212,7 +212,8 @@ def test_a_killed_worker_s_line_is_retried_and_nothing_is_lost_or_doubled(
     assert any(status == "retried" for _, status in statuses)
     assert sorted(key for key, status in statuses if status == "done") == sorted(keys)  # each line once
     assert _results(out) == sorted(f"{key}.json" for key in keys)
-    assert sorted(os.listdir(out)) == sorted(_results(out) + ["summary.json"])
+    srt = [f"{key}.srt" for key in keys]
+    assert sorted(os.listdir(out)) == sorted(_results(out) + srt + ["summary.json"])  # no temporary file left
     assert not failures_path(out).exists()
 
 
