@@ -309,7 +309,8 @@ class _Dispatcher:
             self.retried += 1
             self._notify(line, "retried")
             return False
-        reason = f"its Ray worker died {self._tries[line.key]} times while running it; last: {_first_line(exc)}"
+        tries = self._tries[line.key]
+        reason = f"its Ray worker died while running it, on try {tries} of {tries} (last: {_first_line(exc)})"
         self._fail(line, Failure(line.key, reason))
         return True
 

@@ -170,11 +170,8 @@ def test_ray_batch_writes_what_the_one_machine_batch_writes(ray_address, materia
     assert got == expected
 
 
-@pytest.mark.slow
-def test_a_killed_worker_s_line_is_retried_and_nothing_is_lost_or_doubled(
-    ray_address, material, long_manifest, tmp_path
-):
-    out = tmp_path / "out"
+def _run_and_kill_a_busy_worker(material, manifest: Path, out: Path, ray_options: RayOptions):
+    """Run the batch in a thread; once the first result is written, SIGKILL a worker that is running a line."""
     statuses: list[tuple[str, str]] = []
     outcome: dict[str, object] = {}
 
@@ -183,10 +180,10 @@ def test_a_killed_worker_s_line_is_retried_and_nothing_is_lost_or_doubled(
             outcome["summary"] = run_batch_on_ray(
                 _models(material),
                 material.folder,
-                long_manifest,
+                manifest,
                 out,
                 TINY,
-                RayOptions(),
+                ray_options,
                 progress=False,
                 on_item=lambda line, status: statuses.append((line.key, status)),
             )
@@ -205,8 +202,15 @@ def test_a_killed_worker_s_line_is_retried_and_nothing_is_lost_or_doubled(
     os.kill(busy[0], signal.SIGKILL)  # a worker dies mid-line
     driver.join(timeout=300)
     assert not driver.is_alive() and "error" not in outcome, outcome.get("error")
+    return outcome["summary"], statuses
 
-    summary = outcome["summary"]
+
+@pytest.mark.slow
+def test_a_killed_worker_s_line_is_retried_and_nothing_is_lost_or_doubled(
+    ray_address, material, long_manifest, tmp_path
+):
+    out = tmp_path / "out"
+    summary, statuses = _run_and_kill_a_busy_worker(material, long_manifest, out, RayOptions())
     keys = [line.key for line in read_manifest(long_manifest)]
     assert (summary.total, summary.succeeded, summary.failed) == (8, 8, ())
     assert any(status == "retried" for _, status in statuses)
@@ -215,6 +219,20 @@ def test_a_killed_worker_s_line_is_retried_and_nothing_is_lost_or_doubled(
     srt = [f"{key}.srt" for key in keys]
     assert sorted(os.listdir(out)) == sorted(_results(out) + srt + ["summary.json"])  # no temporary file left
     assert not failures_path(out).exists()
+
+
+@pytest.mark.slow
+def test_a_line_whose_worker_died_on_its_last_try_is_recorded_as_failed(ray_address, material, long_manifest, tmp_path):
+    out = tmp_path / "out"
+    summary, statuses = _run_and_kill_a_busy_worker(material, long_manifest, out, RayOptions(max_attempts=1))
+    (lost,) = [key for key, status in statuses if status == "failed"]
+    assert not any(status == "retried" for _, status in statuses)
+    assert (summary.total, summary.succeeded, [f.key for f in summary.failed]) == (8, 7, [lost])
+    (record,) = [json.loads(line) for line in failures_path(out).read_text().splitlines()]
+    assert record["key"] == lost
+    assert record["reason"].startswith("its Ray worker died while running it, on try 1 of 1 (last: ")
+    keys = [line.key for line in read_manifest(long_manifest)]
+    assert _results(out) == sorted(f"{key}.json" for key in keys if key != lost)
 
 
 @pytest.mark.slow
