@@ -149,7 +149,12 @@ def ray_runtime(address: str | None, object_store_mib: int = 128) -> Iterator[An
     try:
         ray.init(**settings)
     except ConnectionError as exc:
-        raise InvalidInputError(f"cannot reach the Ray cluster at {address}: {exc}") from None
+        if address == "auto":
+            raise InvalidInputError(
+                "--ray auto found no running Ray cluster here: start one with `ray start --head`, "
+                "or give its address (--ray HOST:PORT)"
+            ) from None
+        raise InvalidInputError(f"cannot reach the Ray cluster at {address}: {_first_line(exc)}") from None
     try:
         yield ray
     finally:
