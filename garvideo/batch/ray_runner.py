@@ -37,8 +37,17 @@ from typing import Any
 
 from ..errors import GarvideoError, InvalidInputError
 from ..files import atomic_write_json
-from .jobs import BatchSummary, Failure, failure_from, failures_path, finish_job, is_done, prepare_job, result_path
-from .jobs import write_failures as _rewrite_failures
+from .jobs import (
+    BatchSummary,
+    Failure,
+    failure_from,
+    failures_path,
+    finish_job,
+    is_done,
+    prepare_job,
+    result_path,
+    write_failures,
+)
 from .manifest import ManifestLine, read_manifest
 from .runner import BatchOptions, LineOutput, process_line, write_side_files
 
@@ -125,6 +134,7 @@ class LineWorker:
 
 
 def import_ray():
+    """The ray module, or a one-line error saying how to install it."""
     try:
         import ray
     except ImportError:
@@ -325,7 +335,7 @@ class _Dispatcher:
 
     def _fail(self, line: ManifestLine, failure: Failure) -> None:
         self.failures.append(failure)
-        _rewrite_failures(failures_path(self.out_dir), self.failures)
+        write_failures(failures_path(self.out_dir), self.failures)
         self._notify(line, "failed")
 
     def _notify(self, line: ManifestLine, status: str) -> None:
