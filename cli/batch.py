@@ -31,6 +31,67 @@ OUT/<video>-<hash>.json; a re-run skips finished lines. Exit code 0 when every
 line succeeded, 1 when some failed (see OUT/failures.jsonl), 2 for a usage error."""
 
 
+def ray_options(func):
+    for decorator in reversed(
+        [
+            click.option(
+                "--ray",
+                "ray_address",
+                is_flag=False,
+                flag_value="local",
+                metavar="[ADDRESS]",
+                help="Share the lines among the workers of a Ray cluster: no ADDRESS starts a local Ray, "
+                "'auto' joins the cluster `ray start` set up here, else a Ray address. Needs garvideo[ray].",
+            ),
+            click.option(
+                "--workers",
+                type=click.IntRange(min=1),
+                help="Ray workers, each with its own models (default: the cluster's GPUs, or CPUs / --cpus-per-worker).",
+            ),
+            click.option(
+                "--cpus-per-worker", type=click.FloatRange(min=0, min_open=True), help="With --ray (default 1)."
+            ),
+            click.option(
+                "--gpus-per-worker",
+                type=click.FloatRange(min=0),
+                help="With --ray (default: 1 on a cluster with GPUs, else 0; fractions share a GPU).",
+            ),
+        ]
+    ):
+        func = decorator(func)
+    return func
+
+
+def ray_settings(address, workers, cpus_per_worker, gpus_per_worker, shard):
+    """The Ray options of a --ray run, or None for the one-machine batch (checked before anything loads)."""
+    from garvideo.errors import InvalidInputError
+
+    if address is None:
+        given = [
+            name
+            for name, value in (
+                ("--workers", workers),
+                ("--cpus-per-worker", cpus_per_worker),
+                ("--gpus-per-worker", gpus_per_worker),
+            )
+            if value is not None
+        ]
+        if given:
+            raise InvalidInputError(f"{', '.join(given)} only apply with --ray")
+        return None
+    if shard:
+        raise InvalidInputError("--shard and --ray do not mix: Ray already shares the lines among its workers")
+    from garvideo.batch.ray_runner import RayOptions, import_ray
+
+    import_ray()  # says how to install Ray when it is missing
+    return RayOptions(
+        address=None if address == "local" else address,
+        workers=workers,
+        cpus_per_worker=cpus_per_worker or 1.0,
+        gpus_per_worker=gpus_per_worker,
+    )
+
+
 @click.command("batch", epilog=MANIFEST_HELP)
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=str))
 @click.option(
@@ -84,6 +145,7 @@ line succeeded, 1 when some failed (see OUT/failures.jsonl), 2 for a usage error
     "SLURM array task or torchrun rank when run under one, else everything.",
 )
 @text_options
+@ray_options
 @model_options()
 @quiet_option
 @reports_warnings
@@ -107,6 +169,10 @@ def batch_command(
     text_threshold,
     max_instances,
     search_every,
+    ray_address,
+    workers,
+    cpus_per_worker,
+    gpus_per_worker,
     gar_model,
     sam2_model,
     device,
@@ -127,7 +193,8 @@ def batch_command(
     # Usage errors (a missing or empty manifest, an unwritable output folder) come before loading models.
     read_manifest(regions_file)
     check_outputs(results_folder=str(Path(out_dir) / "summary.json"))
-    part = parse_shard(shard) if shard else (shard_from_environment() or (0, 1))
+    ray = ray_settings(ray_address, workers, cpus_per_worker, gpus_per_worker, shard)
+    part = parse_shard(shard) if shard else (None if ray else shard_from_environment()) or (0, 1)
     options = BatchOptions(
         frames=frames,
         frames_per_window=frames_per_window,
@@ -141,8 +208,14 @@ def batch_command(
         srt=srt,
         search=text_search(box_threshold, text_threshold, max_instances, search_every),
     )
-    pipeline = load_pipeline(gar_model, sam2_model, device, dtype, quiet, detector=detector)
-    summary = run_batch(pipeline, folder, regions_file, out_dir, options, shard=part, progress=not quiet)
+    if ray:
+        from garvideo.batch.ray_runner import PipelineSpec, run_batch_on_ray
+
+        models = PipelineSpec(gar_model, sam2_model, device, dtype, detector)
+        summary = run_batch_on_ray(models, folder, regions_file, out_dir, options, ray, progress=not quiet)
+    else:
+        pipeline = load_pipeline(gar_model, sam2_model, device, dtype, quiet, detector=detector)
+        summary = run_batch(pipeline, folder, regions_file, out_dir, options, shard=part, progress=not quiet)
     shard_note = f" (shard {part[0]} of {part[1]})" if part[1] > 1 else ""
     click.echo(
         f"{summary.total} items{shard_note}: {summary.succeeded} done now, {summary.done_before} already done, "

@@ -131,12 +131,55 @@ def _remove_leftovers(out_dir: Path) -> None:
                 path.unlink()
 
 
-def _write_failures(path: Path, failures: Sequence[Failure]) -> None:
+def write_failures(path: Path, failures: Sequence[Failure]) -> None:
+    """The failures file holds ``failures`` (rewritten atomically), or is gone when there are none."""
     if failures:
         atomic_write_text(path, "".join(json.dumps(f.to_dict(), ensure_ascii=False) + "\n" for f in failures))
     else:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
+
+
+def prepare_job(items: Sequence[ItemT], out_dir: Path, shard: tuple[int, int] = (0, 1)) -> list[ItemT]:
+    """Ready ``out_dir`` (created, an earlier run's temporary files gone) and return the shard's items."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(out_dir)
+    keys = [item.key for item in items]
+    if len(set(keys)) != len(keys):
+        raise InvalidInputError("batch items must have distinct keys (the same item appears twice)")
+    index, count = shard
+    return [item for position, item in enumerate(items) if position % count == index]
+
+
+def failure_from(key: str, exc: BaseException) -> Failure:
+    """The record of an item that raised: a user's mistake by its message, anything else with its traceback."""
+    if isinstance(exc, GarvideoError):
+        return Failure(key, str(exc))
+    trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return Failure(key, f"{type(exc).__name__}: {exc}", {"traceback": trace})
+
+
+def finish_job(
+    out_dir: Path,
+    total: int,
+    done_before: int,
+    succeeded: int,
+    failures: Sequence[Failure],
+    start: float,
+    shard: tuple[int, int] = (0, 1),
+) -> BatchSummary:
+    """Write the final failures file and the summary (``start``: the run's ``time.monotonic()``)."""
+    write_failures(failures_path(out_dir, shard), failures)
+    summary = BatchSummary(
+        total=total,
+        done_before=done_before,
+        succeeded=succeeded,
+        failed=tuple(failures),
+        seconds=time.monotonic() - start,
+        shard=shard,
+    )
+    atomic_write_json(summary_path(out_dir, shard), summary.to_dict())
+    return summary
 
 
 @dataclass
@@ -155,13 +198,7 @@ class BatchJob(Generic[ItemT]):
 
         start = time.monotonic()
         out_dir = Path(self.out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        _remove_leftovers(out_dir)
-        keys = [item.key for item in self.items]
-        if len(set(keys)) != len(keys):
-            raise InvalidInputError("batch items must have distinct keys (the same item appears twice)")
-        index, count = self.shard
-        mine = [item for position, item in enumerate(self.items) if position % count == index]
+        mine = prepare_job(self.items, out_dir, self.shard)
         failures: list[Failure] = []
         done_before = succeeded = 0
         fail_file = failures_path(out_dir, self.shard)
@@ -174,30 +211,16 @@ class BatchJob(Generic[ItemT]):
             bar.set_postfix_str(item.key[-40:])
             try:
                 result = self.process(item)
-            except GarvideoError as exc:
-                failures.append(Failure(item.key, str(exc)))
             except Exception as exc:  # noqa: BLE001 - one bad item must not stop the batch
-                failures.append(
-                    Failure(item.key, f"{type(exc).__name__}: {exc}", {"traceback": traceback.format_exc()})
-                )
+                failures.append(failure_from(item.key, exc))
             else:
                 atomic_write_json(result_path(out_dir, item.key), result)
                 succeeded += 1
                 self._notify(item, "done")
                 continue
-            _write_failures(fail_file, failures)
+            write_failures(fail_file, failures)
             self._notify(item, "failed")
-        _write_failures(fail_file, failures)
-        summary = BatchSummary(
-            total=len(mine),
-            done_before=done_before,
-            succeeded=succeeded,
-            failed=tuple(failures),
-            seconds=time.monotonic() - start,
-            shard=self.shard,
-        )
-        atomic_write_json(summary_path(out_dir, self.shard), summary.to_dict())
-        return summary
+        return finish_job(out_dir, len(mine), done_before, succeeded, failures, start, self.shard)
 
     def _notify(self, item: ItemT, status: str) -> None:
         if self.on_item is not None:

@@ -39,6 +39,68 @@ class BatchOptions:
     search: TextSearch = field(default_factory=TextSearch)  # how text regions are found
 
 
+@dataclass(frozen=True)
+class LineOutput:
+    """What one manifest line gives: its result document and, when asked for, its subtitles."""
+
+    document: dict[str, Any]
+    srt: str | None = None
+
+
+def process_line(
+    pipeline: Pipeline, line: ManifestLine, folder: Path, manifest_dir: Path, options: BatchOptions
+) -> LineOutput:
+    """Describe or answer one manifest line (raises for a bad line or video; the job records why)."""
+    request = line.parse(folder, manifest_dir)
+    description = None
+    answers = []
+    span = {"start": options.start, "end": options.end}
+    if request.question is None or options.describe == "always":
+        description = pipeline.describe(
+            request.video,
+            list(request.regions),
+            frames=options.frames,
+            frames_per_window=options.frames_per_window,
+            window=options.window,
+            stride=options.stride,
+            tiling=options.tiling,
+            settings=options.settings,
+            search=options.search,
+            **span,
+        )
+    if request.question is not None:
+        answers.append(
+            pipeline.ask(
+                request.video,
+                None if description else list(request.regions),
+                request.question,
+                options=request.options,
+                time_range=(options.start, options.end)
+                if options.start is not None or options.end is not None
+                else None,
+                tracks=description.tracks if description else None,
+                frames=options.frames,
+                stride=options.stride,
+                tiling=options.tiling,
+                settings=options.settings,
+                search=options.search,
+            )
+        )
+    first = description or answers[0]
+    # Text regions are listed with the boxes they became.
+    prompts = [*request.regions, *(region.prompt for region in first.found)]
+    document = result_document("batch", first.video, first.tracks, prompts, description, answers)
+    document["item"] = {"line": line.number, "key": line.key, "video": str(request.video)}
+    srt = to_srt(timeline_cues(description)) if options.srt and description is not None else None
+    return LineOutput(document, srt)
+
+
+def write_side_files(out_dir: Path, key: str, output: LineOutput) -> None:
+    """Files beside the result document; written first, so a result on disk means its line is complete."""
+    if output.srt is not None:
+        atomic_write_text(out_dir / f"{key}.srt", output.srt)
+
+
 def run_batch(
     pipeline: Pipeline,
     folder: str | Path,
@@ -52,51 +114,9 @@ def run_batch(
     lines = read_manifest(regions_file)
 
     def process(line: ManifestLine) -> dict[str, Any]:
-        request = line.parse(folder, regions_file.parent)
-        description = None
-        answers = []
-        span = {"start": options.start, "end": options.end}
-        if request.question is None or options.describe == "always":
-            description = pipeline.describe(
-                request.video,
-                list(request.regions),
-                frames=options.frames,
-                frames_per_window=options.frames_per_window,
-                window=options.window,
-                stride=options.stride,
-                tiling=options.tiling,
-                settings=options.settings,
-                search=options.search,
-                **span,
-            )
-        if request.question is not None:
-            answers.append(
-                pipeline.ask(
-                    request.video,
-                    None if description else list(request.regions),
-                    request.question,
-                    options=request.options,
-                    time_range=(options.start, options.end)
-                    if options.start is not None or options.end is not None
-                    else None,
-                    tracks=description.tracks if description else None,
-                    frames=options.frames,
-                    stride=options.stride,
-                    tiling=options.tiling,
-                    settings=options.settings,
-                    search=options.search,
-                )
-            )
-        first = description or answers[0]
-        tracks = first.tracks
-        video = first.video
-        # Text regions are listed with the boxes they became.
-        prompts = [*request.regions, *(region.prompt for region in first.found)]
-        document = result_document("batch", video, tracks, prompts, description, answers)
-        document["item"] = {"line": line.number, "key": line.key, "video": str(request.video)}
-        if options.srt and description is not None:
-            atomic_write_text(out_dir / f"{line.key}.srt", to_srt(timeline_cues(description)))
-        return document
+        output = process_line(pipeline, line, folder, regions_file.parent, options)
+        write_side_files(out_dir, line.key, output)
+        return output.document
 
     was_progress = pipeline.progress
     pipeline.progress = False  # one bar for the batch, not one per stage
