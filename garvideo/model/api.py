@@ -149,7 +149,7 @@ class GARTimings:
 class GARResult:
     """One generated answer."""
 
-    text: str  # decoded up to EOS; <Promptk> written back as <name> where regions were named
+    text: str  # decoded up to EOS without special tokens; <Promptk> written back as <name> where regions were named
     token_ids: tuple[int, ...]  # the new tokens, EOS included when generation ended with it
     timings: GARTimings  # this prompt's share of its batch's time
     prompt_tokens: int  # length of the prompt in tokens
@@ -328,8 +328,12 @@ class GAR:
         settings: GenerationSettings | None = None,
         prompt_index: int = 1,
     ) -> GARResult:
-        """Describe one masked region with the reference caption prompt (``<Prompt1>``, as the reference does)."""
-        return self.generate(self.processor.prepare_caption(image, mask, prompt_index=prompt_index), settings)[0]
+        """Describe one masked region with the reference caption prompt (``<Prompt1>``, as the reference does).
+
+        The text is decoded as the reference's caption inference decodes it: every special token dropped.
+        """
+        (result,) = self.generate(self.processor.prepare_caption(image, mask, prompt_index=prompt_index), settings)
+        return self._as_caption(result)
 
     def describe_batch(
         self,
@@ -340,7 +344,12 @@ class GAR:
     ) -> list[GARResult]:
         """:meth:`describe` for many (image, mask) pairs, ``batch_size`` prompts per generate call."""
         prepared = [self.processor.prepare_caption(image, mask) for image, mask in items]
-        return self.generate(prepared, settings, batch_size=batch_size, progress=progress)
+        results = self.generate(prepared, settings, batch_size=batch_size, progress=progress)
+        return [self._as_caption(result) for result in results]
+
+    def _as_caption(self, result: GARResult) -> GARResult:
+        # A caption names no region, so no <Promptk> is written back: drop them with the other special tokens.
+        return replace(result, text=self.processor.decode(result.token_ids))
 
     def prepare_ask(
         self, image: ImageLike, regions: Regions, question: str, options: Sequence[str] | None = None
@@ -381,7 +390,9 @@ class GAR:
         out = []
         for prompt, result in zip(items, results):
             choice = parse_option_letter(result.text, prompt.options) if prompt.options is not None else None
-            text = _restore_names(result.text, prompt.names, prompt.inputs.prompt_indices)
+            # Only the given regions' tokens become names; any other special token is dropped.
+            decoded = self.processor.decode(result.token_ids, keep_regions=prompt.inputs.prompt_indices)
+            text = _restore_names(decoded, prompt.names, prompt.inputs.prompt_indices)
             out.append(replace(result, text=text, choice=choice))
         return out
 
@@ -452,7 +463,8 @@ class GAR:
     ) -> list[GARResult]:
         """Generate for prepared prompts, ``batch_size`` per generate call (left-padded).
 
-        Texts keep ``<Promptk>`` tokens; :meth:`answer` writes region names back for named prompts.
+        Texts are decoded without special tokens except the region tokens ``<Promptk>``, which
+        :meth:`answer` writes back as region names for named prompts.
         """
         items = [inputs] if isinstance(inputs, (GARInputs, NamedPrompt)) else list(inputs)
         items = [item.inputs if isinstance(item, NamedPrompt) else item for item in items]
@@ -495,7 +507,7 @@ class GAR:
                     step_logits = logits[row, : len(ids)].float().cpu().numpy()
                 results.append(
                     GARResult(
-                        text=processor.decode(ids),
+                        text=processor.decode(ids, keep_regions=range(processor.prompt_numbers)),
                         token_ids=tuple(ids),
                         timings=timings,
                         prompt_tokens=item.num_tokens,
