@@ -282,7 +282,7 @@ class GAR:
         # Compiled decode steps pay off where per-step launch overhead dominates (CUDA, via CUDA graphs);
         # on a CPU the first compile takes tens of seconds, so it is opt-in there.
         self.compile = model.device.type == "cuda" if compile is None else bool(compile)
-        self._decoder: StaticDecoder | None = None
+        self._decoders: dict[bool, StaticDecoder] = {}
 
     @classmethod
     def from_pretrained(
@@ -336,10 +336,11 @@ class GAR:
     @property
     def decoder(self) -> StaticDecoder:
         """The decode loop, made once and reused (its compiled steps and caches are kept)."""
-        decoder = self._decoder
-        if decoder is None or decoder.compile != self.compile or decoder.mllm is not self.model.mllm:
-            self._decoder = self.model.static_decoder(compile=self.compile)
-        return self._decoder
+        # One per compile setting, so switching back and forth keeps each one's compiled steps.
+        decoder = self._decoders.get(self.compile)
+        if decoder is None or decoder.mllm is not self.model.mllm:
+            decoder = self._decoders[self.compile] = self.model.static_decoder(compile=self.compile)
+        return decoder
 
     @property
     def max_regions(self) -> int:
@@ -488,13 +489,15 @@ class GAR:
         output_logits: bool = False,
         progress: bool = False,
         max_padding: float | None = None,
+        share_images: bool = True,
     ) -> list[GARResult]:
         """Generate for prepared prompts in batches of similar length; results in the order given.
 
         Prompts are grouped by length (:func:`~garvideo.model.batching.plan_batches`): at most
         ``batch_size`` per batch (default per device: 8 on a CPU, 16 on CUDA) and at most
         ``max_padding`` of a batch's token slots as left padding (default: none on a CPU, a quarter
-        on CUDA). Images that several prompts show identically go through the vision tower once.
+        on CUDA). Images that several prompts show identically go through the vision tower once
+        (``share_images=False`` encodes every prompt's images anew, for comparisons).
         Texts are decoded without special tokens except the region tokens ``<Promptk>``, which
         :meth:`answer` writes back as region names for named prompts.
         """
@@ -513,14 +516,16 @@ class GAR:
             from tqdm.auto import tqdm
 
             batches = tqdm(batches, desc="GAR", unit="batch")
-        memo = ImageFeatureMemo()
+        memo = ImageFeatureMemo() if share_images else None
         results: list[GARResult | None] = [None] * len(items)
         for batch in batches:
             chunk = [items[i] for i in batch]
             with torch.inference_mode():
                 _sync(device)
                 started = time.perf_counter()
-                features = model.image_features(chunk, self.vision_batch_size, progress=progress, memo=memo)
+                features = model.image_features(
+                    chunk, self.vision_batch_size, progress=progress, memo=memo, share=share_images
+                )
                 prompts = [model.embed_prompt(item, f, box_mode).inputs_embeds for item, f in zip(chunk, features)]
                 _sync(device)
                 encoded = time.perf_counter()

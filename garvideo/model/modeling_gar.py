@@ -276,11 +276,13 @@ class GARModel(nn.Module):
         vision_batch_size: int = 16,
         progress: bool = False,
         memo: ImageFeatureMemo | None = None,
+        share: bool = True,
     ) -> list[list[torch.Tensor]]:
         """Features of every image of every prompt, all tiles through the vision tower in shared batches.
 
         An image that appears more than once (same pixels and prompt map: a frame two prompts show
         with the same region) is encoded once; ``memo`` carries such features between calls.
+        ``share=False`` encodes every image as given.
         """
         images = [image for item in inputs for image in item.images]
         if not images:
@@ -295,12 +297,12 @@ class GARModel(nn.Module):
         fresh_keys: list[tuple] = []
         slots: list[torch.Tensor | int] = []
         for image in images:
-            known = memo.find(image)
+            known = memo.find(image) if share else None
             if known is not None:
                 slots.append(known)
                 continue
-            key = image_key(image)
-            same = [k for k, other in enumerate(fresh) if fresh_keys[k] == key and same_image(other, image)]
+            key = image_key(image) if share else None
+            same = [k for k, other in enumerate(fresh) if share and fresh_keys[k] == key and same_image(other, image)]
             if not same:
                 fresh.append(image)
                 fresh_keys.append(key)
@@ -312,7 +314,8 @@ class GARModel(nn.Module):
             features = self.encode_tiles(pixel_tiles, prompt_tiles, mean, std, vision_batch_size, progress)
             encoded = list(torch.split(features, [image.num_tiles for image in fresh]))
             for image, image_features in zip(fresh, encoded):
-                memo.add(image, image_features)
+                if share:
+                    memo.add(image, image_features)
         per_image = [slot if isinstance(slot, torch.Tensor) else encoded[slot] for slot in slots]
         out, at = [], 0
         for item in inputs:
