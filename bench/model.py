@@ -16,7 +16,7 @@ shapes, the text is not.
     python bench/model.py                                        # tiny shapes, CPU
     python bench/model.py --full-size --device cuda --frames 16   # GAR-1B shapes on a GPU (bfloat16)
 
-``--decode`` instead compares, side by side in one run (interleaved repeats, best of each), the ways of
+``--decode`` instead compares, side by side in one run (interleaved repeats, medians), the ways of
 decoding one long video prompt (``--frames`` frames, ``--new-tokens`` forced new tokens):
 transformers' ``generate`` (the path garvideo used before), garvideo's static-cache loop eager, and
 the same loop compiled (``torch.compile``; CUDA graphs on CUDA); the first compiled call's time
@@ -108,13 +108,18 @@ def _decode_comparison(gar, images, masks, args) -> str:
         first_call[variant] = time.perf_counter() - started
     times = {v: [] for v in variants}
     prefill = {v: [] for v in variants}
+    per_token = {v: [] for v in variants}
     tokens = {}
     for _ in range(args.repeats):  # interleaved, so a busy machine slows every variant alike
         for variant in variants:
             result = run(variant, full)
+            first = run(variant, one)  # measured right after, so the pair saw the same load
             times[variant].append(result.timings.generate_s)
+            prefill[variant].append(first.timings.generate_s)
+            per_token[variant].append(
+                (result.timings.generate_s - first.timings.generate_s) / max(1, args.new_tokens - 1)
+            )
             tokens[variant] = result.token_ids
-            prefill[variant].append(run(variant, one).timings.generate_s)
     gar.compile = False
     base = variants[0]
     tile = gar.processor.tokens_per_tile
@@ -125,23 +130,21 @@ def _decode_comparison(gar, images, masks, args) -> str:
     )
     lines = [
         f"Prompt: {prompt.num_tokens} tokens ({frames} frames, each one tile of {tile} image tokens and a region run"
-        f" of {tile}, + text), {args.new_tokens} forced new tokens, greedy; best of {args.repeats} interleaved"
-        f" runs after one warm-up each (first call: the warm-up, compilation included).{ties}",
+        f" of {tile}, + text), {args.new_tokens} forced new tokens, greedy; medians of {args.repeats} interleaved"
+        f" runs after one warm-up each (first call: the warm-up, compilation included); decode ms/token from each"
+        f" run paired with a 1-token run right after it.{ties}",
         "",
         "| decoding | generate ms | prefill ms | decode ms/token | vs first row | first call s | tokens as first row |",
         "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
-    per_token = {}
-    for variant in variants:
-        total, pre = min(times[variant]), min(prefill[variant])
-        per_token[variant] = (total - pre) / max(1, args.new_tokens - 1)
+    per_token = {v: statistics.median(per_token[v]) for v in variants}
     names = {
         "generate": "transformers generate (before)",
         "eager": "static-cache loop, eager",
         "compiled": "static-cache loop, compiled" + (" (CUDA graphs)" if gar.model.device.type == "cuda" else ""),
     }
     for variant in variants:
-        total, pre = min(times[variant]), min(prefill[variant])
+        total, pre = statistics.median(times[variant]), statistics.median(prefill[variant])
         lines.append(
             f"| {names[variant]} | {1000 * total:.1f} | {1000 * pre:.1f} | {1000 * per_token[variant]:.3f} |"
             f" {per_token[base] / per_token[variant]:.2f}x | {first_call[variant]:.1f} |"
@@ -202,15 +205,15 @@ def _batch_comparison(gar, images, masks, args) -> str:
     lines = [
         f"Prompts: 1 overall ({len(overall.images)} frames) + 4 windows ({quarter} frames each; the overall prompt"
         f" shows {len(overall.images)} of their frames with the same mask): lengths {lengths} tokens;"
-        f" {args.new_tokens} forced new tokens; best of {args.repeats} interleaved runs.",
+        f" {args.new_tokens} forced new tokens; medians of {args.repeats} interleaved runs.",
         "",
         "| batching | batches | tiles encoded | encode ms | generate ms | total ms | vs first row | tokens as first row |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     base_total = None
     for name in variants:
-        encode = min(e for e, _ in measured[name])
-        generate = min(g for _, g in measured[name])
+        encode = statistics.median(e for e, _ in measured[name])
+        generate = statistics.median(g for _, g in measured[name])
         total = encode + generate
         base_total = base_total or total
         ids, encoded, sizes = outcome[name]

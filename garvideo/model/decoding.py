@@ -5,9 +5,10 @@ concatenation (bench/RESULTS.md). This loop keeps only what a step needs: one fo
 model (transformers' own module) for the new token over a preallocated ``StaticCache``, the LM head on
 that position, and the choice of the next token. The prompt itself runs as ``generate`` runs it
 (its keys and values are then copied into the static cache). With ``compile=True`` that step goes through
-``torch.compile`` (``mode="reduce-overhead"`` on CUDA, i.e. CUDA graphs); the compiled step and its
-cache are kept, so the first call warms them and later calls of the same batch size and cache length
-(rounded up to :data:`CACHE_LENGTH_STEP`) replay them. The prefill runs eagerly.
+``torch.compile`` (``mode="reduce-overhead"`` on CUDA, i.e. CUDA graphs); the compiled step and one
+cache per batch size are kept (the cache only grows), so the first call warms them
+and later calls and videos replay them; a longer prompt or another batch size costs one more
+compilation. The prefill runs eagerly.
 
 What it reproduces of ``generate`` (same prompt layout as :meth:`GARModel.generate_from_embeddings`:
 left padding, positions counted over real tokens): greedy tokens (tested equal in float32), EOS
@@ -29,9 +30,8 @@ from typing import Any
 import torch
 from torch import nn
 
-#: Compiled steps are shaped by the cache length: lengths are rounded up to a multiple of this so that
-#: prompts of similar length reuse one compiled step (CUDA graph) instead of compiling another.
-CACHE_LENGTH_STEP = 512
+#: Compiled caches have a multiple of this many slots.
+COMPILED_CACHE_STEP = 1024
 #: Caches (and their compiled steps) kept per decoder, most recently used first.
 MAX_KEPT_CACHES = 3
 
@@ -144,33 +144,37 @@ class StaticDecoder:
         if self._compiled is None:
             options = {
                 "mode": "reduce-overhead" if device.type == "cuda" else None,  # CUDA graphs exist only on CUDA
-                "dynamic": False,  # shapes are fixed per cache: one graph per (batch, cache length)
+                "dynamic": False,  # few distinct shapes (see _cache), each compiled for its own sizes
                 **self.compile_options,
             }
             self._compiled = torch.compile(self._step, **options)
         return self._compiled
 
-    def _cache(self, batch: int, length: int, device: torch.device, dtype: torch.dtype):
+    def _cache(self, batch: int, needed: int, device: torch.device, dtype: torch.dtype):
+        """A reset cache of at least ``needed`` slots for ``batch`` rows, reused from earlier calls where possible.
+
+        Eager: exactly ``needed`` slots (unused slots would only cost attention). Compiled: a compiled
+        step is specialised to its cache, so one cache per batch size is kept and only ever grows (to a
+        multiple of :data:`COMPILED_CACHE_STEP` slots): a prompt only costs a compilation when it is
+        longer than every earlier one.
+        """
         from transformers import StaticCache
 
-        key = (batch, length, device, dtype)
-        cache = self._caches.pop(key, None)
-        if cache is None:
+        key = (batch, device, dtype, self.compile)
+        kept = self._caches.pop(key, None)
+        if kept is not None and (kept[0] == needed or (self.compile and kept[0] >= needed)):
+            length, cache = kept
+            cache.reset()
+        else:
             while len(self._caches) >= MAX_KEPT_CACHES:
                 self._caches.popitem(last=False)
+            step = COMPILED_CACHE_STEP if self.compile else 1
+            length = -(-needed // step) * step
             cache = StaticCache(config=self.language_model.config, max_cache_len=length)
-        else:
-            cache.reset()
-        self._caches[key] = cache
-        return cache
+        self._caches[key] = (length, cache)
+        return length, cache
 
     # ------------------------------------------------------------------ decoding
-
-    def cache_length(self, prompt_length: int, max_new_tokens: int) -> int:
-        needed = prompt_length + max_new_tokens
-        if not self.compile:
-            return needed  # eager: no graph to reuse, so no attention over unused slots
-        return -(-needed // CACHE_LENGTH_STEP) * CACHE_LENGTH_STEP
 
     @torch.inference_mode()
     def decode(
@@ -183,8 +187,7 @@ class StaticDecoder:
         """
         device = embeds.device
         batch, prompt_length = int(embeds.shape[0]), int(embeds.shape[1])
-        length = self.cache_length(prompt_length, options.max_new_tokens)
-        cache = self._cache(batch, length, device, embeds.dtype)
+        length, cache = self._cache(batch, prompt_length + options.max_new_tokens, device, embeds.dtype)
         positions = (attention.long().cumsum(-1) - 1).clamp(min=0)
         logits = self._prefill(cache, embeds, attention, positions)
         mask = torch.ones(batch, length, dtype=torch.long, device=device)

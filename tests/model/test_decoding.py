@@ -75,12 +75,12 @@ def test_the_decoder_and_its_cache_are_made_once_and_reused(gar, prompts):
     seen = []
     for _ in range(2):
         gar.generate(prompts[0], GenerationSettings(max_new_tokens=4))
-        seen.append(next(reversed(decoder._caches.values())))  # the most recently used cache
+        seen.append(next(reversed(decoder._caches.values()))[1])  # the most recently used cache
     assert gar.decoder is decoder and seen[0] is seen[1]
 
 
 def test_a_compiled_step_is_traced_once_whole_and_gives_the_eager_tokens(gar):
-    """Dynamo traces the step as one graph (fullgraph: nothing falls back to Python), once for both calls."""
+    """Dynamo traces the step as one graph (fullgraph: nothing falls back to Python), once for prompts of any length."""
     from torch._dynamo.testing import CompileCounter
 
     torch._dynamo.reset()
@@ -89,16 +89,17 @@ def test_a_compiled_step_is_traced_once_whole_and_gives_the_eager_tokens(gar):
     compiled = StaticDecoder(mllm, compile=True, compile_options={"backend": counter, "fullgraph": True})
     eager = StaticDecoder(mllm, compile=False)
     generator = torch.Generator().manual_seed(0)
-    embeds = torch.randn(2, 40, mllm.config.text_config.hidden_size, generator=generator)
-    attention = torch.ones(2, 40, dtype=torch.long)
-    attention[0, :7] = 0
     options = DecodeOptions(max_new_tokens=6, eos_token_id=-1, pad_token_id=0, output_logits=True)
-    expected, expected_logits = eager.decode(embeds, attention, options)
-    for _ in range(2):
+    for length in (40, 40, 75):  # the second call reuses the first's cache, the third fits in it too
+        embeds = torch.randn(2, length, mllm.config.text_config.hidden_size, generator=generator)
+        attention = torch.ones(2, length, dtype=torch.long)
+        attention[0, :7] = 0
+        expected, expected_logits = eager.decode(embeds, attention, options)
         tokens, logits = compiled.decode(embeds, attention, options)
         assert torch.equal(tokens, expected)
         torch.testing.assert_close(logits, expected_logits, atol=1e-5, rtol=0)
     assert counter.frame_count == 1
+    assert [length for length, _ in compiled._caches.values()] == [1024]
     torch._dynamo.reset()
 
 
