@@ -35,7 +35,7 @@ else
     step model-full $PY bench/model.py --full-size --device "$DEVICE" --frames 16
     # decode ms/token at GAR-1B shapes: generate vs the static loop eager vs compiled (CUDA graphs)
     step model-decode $PY bench/model.py --decode --full-size --device "$DEVICE" --frames 16 --new-tokens 128 \
-        --repeats 3 --write
+        --repeats 2 --write
     step track $PY bench/track.py --device "$DEVICE" --models tiny hiera-tiny --lengths 100 1000 --write
     step pipeline-tiny $PY bench/pipeline.py --device "$DEVICE" --write
     step pipeline-full $PY bench/pipeline.py --full-size --device "$DEVICE" --frames 64 --gar-frames 16 \

@@ -197,6 +197,7 @@ class StaticDecoder:
         step = self._step_function(device)
         warpers = _warpers(options)
         position = positions[:, -1:] + 1
+        slot = torch.tensor([prompt_length], device=device)  # the cache slot of the next token, kept on the device
         unfinished = torch.ones(batch, dtype=torch.bool, device=device)
         tokens: list[torch.Tensor] = []
         raw: list[torch.Tensor] = []
@@ -223,10 +224,11 @@ class StaticDecoder:
                 break
             if self.compile and device.type == "cuda":
                 torch.compiler.cudagraph_mark_step_begin()
-            logits = step(cache, token[:, None], mask, position, torch.tensor([prompt_length + index], device=device))
+            logits = step(cache, token[:, None], mask, position, slot)
             if self.compile:
                 logits = logits.clone()  # a CUDA graph's output is overwritten by its next replay
             position = position + 1
+            slot = slot + 1
         sequences = torch.stack(tokens, dim=1)
         return sequences, (torch.stack(raw, dim=1) if options.output_logits else None)
 
