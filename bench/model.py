@@ -207,7 +207,7 @@ def _batch_comparison(gar, images, masks, args) -> str:
         f" shows {len(overall.images)} of their frames with the same mask): lengths {lengths} tokens;"
         f" {args.new_tokens} forced new tokens; medians of {args.repeats} interleaved runs.",
         "",
-        "| batching | batches | tiles encoded | encode ms | generate ms | total ms | vs first row | tokens as first row |",
+        "| batching | batch size of each prompt | tiles encoded | encode ms | generate ms | total ms | vs first row | tokens as first row |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     base_total = None
