@@ -105,14 +105,12 @@ class ImageFeatureMemo:
         self.max_tiles = int(max_tiles)
         self._entries: OrderedDict[tuple, list[tuple[PreparedImage, torch.Tensor]]] = OrderedDict()
         self._tiles = 0
-        self.hits = 0
 
     def find(self, image: PreparedImage) -> torch.Tensor | None:
         key = image_key(image)
         for known, features in self._entries.get(key, ()):
             if same_image(known, image):
                 self._entries.move_to_end(key)
-                self.hits += 1
                 return features
         return None
 

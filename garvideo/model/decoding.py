@@ -32,7 +32,7 @@ from torch import nn
 
 #: Compiled caches have a multiple of this many slots.
 COMPILED_CACHE_STEP = 1024
-#: Caches (and their compiled steps) kept per decoder, most recently used first.
+#: Caches kept per decoder (one per batch size and setting); the least recently used goes first.
 MAX_KEPT_CACHES = 3
 
 
@@ -94,7 +94,7 @@ class StaticDecoder:
         # transformers renamed past_key_values to cache (and dropped cache_position) during 5.x.
         self._cache_argument = "cache" if "cache" in parameters else "past_key_values"
         self._takes_cache_position = "cache_position" in parameters
-        self._caches: OrderedDict[tuple, object] = OrderedDict()
+        self._caches: OrderedDict[tuple, tuple[int, Any]] = OrderedDict()  # key -> (slots, StaticCache)
         self._compiled = None
 
     # ------------------------------------------------------------------ the step
