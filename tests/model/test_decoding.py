@@ -140,3 +140,19 @@ def test_frames_several_prompts_show_alike_are_encoded_once(gar, scene):
     # 3 + 2 + 2 frames, of which the window's two equal two of the overall's (same pixels, same mask)
     assert shared == 5 and sum(tiles) - shared == 7
     assert [r.token_ids for r in together] == [r.token_ids for r in apart]
+
+
+def test_the_feature_memo_finds_equal_images_and_stays_within_its_tiles(gar, scene):
+    from garvideo.model.batching import ImageFeatureMemo
+
+    image, masks = scene
+    prepare = gar.processor.prepare_video
+    a, b, c = (prepare([np.roll(image, k, axis=1)], [[masks["red"]]], "What?").images[0] for k in (0, 5, 9))
+    again = prepare([image], [[masks["red"]]], "What?").images[0]  # made anew: equal content, another object
+    other_mask = prepare([image], [[masks["blue"]]], "What?").images[0]
+    memo = ImageFeatureMemo(max_tiles=2)
+    memo.add(a, torch.zeros(1))
+    assert memo.find(again) is not None and memo.find(other_mask) is None
+    memo.add(b, torch.ones(1))
+    memo.add(c, torch.ones(1))  # three one-tile images in a two-tile memo: the least recently used goes
+    assert memo.find(a) is None and memo.find(b) is not None and memo.find(c) is not None
