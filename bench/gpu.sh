@@ -28,10 +28,14 @@ step() {  # name, command...: run, keep the log, go on after a failure
 }
 if [ -n "${QUICK:-}" ]; then
     step model $PY bench/model.py --device "$DEVICE" --frames 4 --new-tokens 4 --repeats 1
+    step model-decode $PY bench/model.py --decode --device "$DEVICE" --frames 4 --new-tokens 4 --repeats 1
     step track $PY bench/track.py --device "$DEVICE" --models tiny --lengths 10 20
     step pipeline $PY bench/pipeline.py --device "$DEVICE" --frames 12 --new-tokens 4 --repeats 1
 else
     step model-full $PY bench/model.py --full-size --device "$DEVICE" --frames 16
+    # decode ms/token at GAR-1B shapes: generate vs the static loop eager vs compiled (CUDA graphs)
+    step model-decode $PY bench/model.py --decode --full-size --device "$DEVICE" --frames 16 --new-tokens 128 \
+        --repeats 2 --write
     step track $PY bench/track.py --device "$DEVICE" --models tiny hiera-tiny --lengths 100 1000 --write
     step pipeline-tiny $PY bench/pipeline.py --device "$DEVICE" --write
     step pipeline-full $PY bench/pipeline.py --full-size --device "$DEVICE" --frames 64 --gar-frames 16 \

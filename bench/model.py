@@ -15,6 +15,19 @@ shapes, the text is not.
 
     python bench/model.py                                        # tiny shapes, CPU
     python bench/model.py --full-size --device cuda --frames 16   # GAR-1B shapes on a GPU (bfloat16)
+
+``--decode`` instead compares, side by side in one run (interleaved repeats, medians), the ways of
+decoding one long video prompt (``--frames`` frames, ``--new-tokens`` forced new tokens):
+transformers' ``generate`` (the path garvideo used before), garvideo's static-cache loop eager, and
+the same loop compiled (``torch.compile``; CUDA graphs on CUDA); the first compiled call's time
+(compilation) is reported apart. Greedy tokens must be identical in every variant (float32; the
+script says when they are not). It then compares ways of batching a describe's prompts (one
+overall prompt of ``--frames`` frames plus four windows of a quarter of them each, which share
+frames with it): all in one left-padded batch as before, versus grouped by length, with and
+without one vision pass for shared frames. ``--write`` puts the tables in bench/RESULTS.md.
+
+    python bench/model.py --decode --frames 16 --new-tokens 64 --write       # tiny shapes, CPU
+    python bench/model.py --decode --full-size --device cuda --write         # GAR-1B shapes on a GPU
 """
 
 from __future__ import annotations
@@ -22,10 +35,12 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 from machine import describe as describe_machine  # bench/machine.py (scripts run from bench/)
+from machine import write_section
 
 from garvideo.model import GAR, GenerationSettings
 from garvideo.testing.gar import DEFAULT_SIZES, build_tiny_gar_checkpoint, random_gar
@@ -67,6 +82,148 @@ def _sizes(parser: argparse.ArgumentParser, items: list[str]) -> dict[str, int]:
     return sizes
 
 
+SECTION = "## model"
+VARIANTS = ("generate", "eager", "compiled")
+
+
+def _decode_comparison(gar, images, masks, args) -> str:
+    """Old generate vs the static loop (eager, compiled) on one long prompt; returns a markdown block body."""
+    frames = args.frames
+    prompt = gar.prepare_video(images[:frames], {"r0": masks[0][:frames]}, "What does <r0> do?").inputs
+    full = GenerationSettings(max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens)
+    one = GenerationSettings(max_new_tokens=1)
+    variants = [v for v in args.variants.split(",") if v]
+
+    def run(variant: str, settings: GenerationSettings):
+        gar.compile = variant == "compiled"
+        chosen = GenerationSettings(
+            **{**settings.__dict__, "decoder": "generate" if variant == "generate" else "static"}
+        )
+        return gar.generate(prompt, chosen)[0]
+
+    first_call = {}
+    for variant in variants:  # warm-up: the compiled variant compiles here
+        started = time.perf_counter()
+        run(variant, full)
+        first_call[variant] = time.perf_counter() - started
+    times = {v: [] for v in variants}
+    prefill = {v: [] for v in variants}
+    per_token = {v: [] for v in variants}
+    tokens = {}
+    for _ in range(args.repeats):  # interleaved, so a busy machine slows every variant alike
+        for variant in variants:
+            result = run(variant, full)
+            first = run(variant, one)  # measured right after, so the pair saw the same load
+            times[variant].append(result.timings.generate_s)
+            prefill[variant].append(first.timings.generate_s)
+            per_token[variant].append(
+                (result.timings.generate_s - first.timings.generate_s) / max(1, args.new_tokens - 1)
+            )
+            tokens[variant] = result.token_ids
+    gar.compile = False
+    base = variants[0]
+    tile = gar.processor.tokens_per_tile
+    ties = (
+        ""
+        if gar.info.dtype == "float32"
+        else f" In {gar.info.dtype} random weights give near-tied logits, so tokens may differ between paths."
+    )
+    lines = [
+        f"Prompt: {prompt.num_tokens} tokens ({frames} frames, each one tile of {tile} image tokens and a region run"
+        f" of {tile}, + text), {args.new_tokens} forced new tokens, greedy; medians of {args.repeats} interleaved"
+        f" runs after one warm-up each (first call: the warm-up, compilation included); decode ms/token from each"
+        f" run paired with a 1-token run right after it.{ties}",
+        "",
+        "| decoding | generate ms | prefill ms | decode ms/token | vs first row | first call s | tokens as first row |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    per_token = {v: statistics.median(per_token[v]) for v in variants}
+    names = {
+        "generate": "transformers generate (before)",
+        "eager": "static-cache loop, eager",
+        "compiled": "static-cache loop, compiled" + (" (CUDA graphs)" if gar.model.device.type == "cuda" else ""),
+    }
+    for variant in variants:
+        total, pre = statistics.median(times[variant]), statistics.median(prefill[variant])
+        lines.append(
+            f"| {names[variant]} | {1000 * total:.1f} | {1000 * pre:.1f} | {1000 * per_token[variant]:.3f} |"
+            f" {per_token[base] / per_token[variant]:.2f}x | {first_call[variant]:.1f} |"
+            f" {'yes' if tokens[variant] == tokens[base] else 'NO'} |"
+        )
+    return "\n".join(lines)
+
+
+def _batch_comparison(gar, images, masks, args) -> str:
+    """A describe's prompts: one padded batch (before) vs grouped by length, with and without shared frames."""
+    frames = args.frames
+    quarter = max(1, frames // 4)
+    region = masks[0]
+    overall = gar.prepare_video(images[:frames:2], {"r0": region[:frames:2]}, "Describe <r0>.").inputs
+    windows = [
+        gar.prepare_video(images[a : a + quarter], {"r0": region[a : a + quarter]}, "Describe <r0>.").inputs
+        for a in range(0, quarter * 4, quarter)
+    ]
+    prompts = [overall, *windows]
+    settings = GenerationSettings(max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens)
+    variants = {
+        "one padded batch, generate (before)": dict(
+            batch_size=len(prompts), max_padding=1.0, share_images=False, decoder="generate"
+        ),
+        "one padded batch, static loop (eager)": dict(batch_size=len(prompts), max_padding=1.0, share_images=False),
+        "grouped by length, static loop (eager)": dict(share_images=False),
+        "grouped by length + shared frames, static loop (eager; now)": dict(),
+    }
+    tiles = []
+    handle = gar.model.mllm.model.vision_tower.register_forward_hook(
+        lambda module, inputs, output: tiles.append(output.last_hidden_state.shape[0])
+    )
+
+    def run(options):
+        options = dict(options)
+        decoder = options.pop("decoder", "static")
+        chosen = GenerationSettings(**{**settings.__dict__, "decoder": decoder})
+        tiles.clear()
+        results = gar.generate(prompts, chosen, **options)
+        return results, sum(tiles)
+
+    try:
+        for options in variants.values():
+            run(options)  # warm-up
+        measured = {name: [] for name in variants}
+        outcome = {}
+        for _ in range(args.repeats):
+            for name, options in variants.items():
+                results, encoded = run(options)
+                encode = sum(r.timings.encode_s for r in results)
+                generate = sum(r.timings.generate_s for r in results)
+                measured[name].append((encode, generate))
+                outcome[name] = ([r.token_ids for r in results], encoded, [r.timings.batch_size for r in results])
+    finally:
+        handle.remove()
+    lengths = sorted({p.num_tokens for p in prompts})
+    first = next(iter(variants))
+    lines = [
+        f"Prompts: 1 overall ({len(overall.images)} frames) + 4 windows ({quarter} frames each; the overall prompt"
+        f" shows {len(overall.images)} of their frames with the same mask): lengths {lengths} tokens;"
+        f" {args.new_tokens} forced new tokens; medians of {args.repeats} interleaved runs.",
+        "",
+        "| batching | batch size of each prompt | tiles encoded | encode ms | generate ms | total ms | vs first row | tokens as first row |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    base_total = None
+    for name in variants:
+        encode = statistics.median(e for e, _ in measured[name])
+        generate = statistics.median(g for _, g in measured[name])
+        total = encode + generate
+        base_total = base_total or total
+        ids, encoded, sizes = outcome[name]
+        lines.append(
+            f"| {name} | {sizes} | {encoded} | {1000 * encode:.0f} | {1000 * generate:.0f} | {1000 * total:.0f} |"
+            f" {base_total / total:.2f}x | {'yes' if ids == outcome[first][0] else 'NO'} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="auto")
@@ -80,7 +237,15 @@ def main() -> None:
         "--size", action="append", default=[], metavar="KEY=VALUE", help="tiny checkpoint size override (repeatable)"
     )
     parser.add_argument("--full-size", action="store_true", help="GAR-1B's architecture, built in memory")
+    parser.add_argument("--decode", action="store_true", help="compare decode loops and batching (see above)")
+    parser.add_argument(
+        "--variants", default=",".join(VARIANTS), help=f"--decode: comma-separated, of {', '.join(VARIANTS)}"
+    )
+    parser.add_argument("--shared", action="store_true", help="--write: say that other jobs shared the machine")
+    parser.add_argument("--write", action="store_true", help="--decode: update bench/RESULTS.md")
     args = parser.parse_args()
+    if args.decode and (set(args.variants.split(",")) - set(VARIANTS) or not args.variants):
+        parser.error(f"--variants: comma-separated names of {', '.join(VARIANTS)}")
     sizes = _sizes(parser, args.size)
     if args.full_size and sizes:
         parser.error("--size changes the tiny checkpoint; --full-size has GAR-1B's fixed shapes: pass one of them")
@@ -98,7 +263,24 @@ def main() -> None:
     settings = GenerationSettings(max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens)
     images, masks = _scene(640, 400, args.frames, args.regions)
     device = gar.model.device
-    print(f"device: {describe_machine(device)}; dtype {gar.info.dtype}; sizes {sizes or 'tiny defaults'}")
+    machine = describe_machine(device)
+    print(f"device: {machine}; dtype {gar.info.dtype}; sizes {sizes or 'tiny defaults'}")
+    if args.decode:
+        decode = _decode_comparison(gar, images, masks, args)
+        print(decode)
+        batching = _batch_comparison(gar, images, masks, args)
+        print(batching)
+        if args.write:
+            shapes = "GAR-1B shapes" if args.full_size else "tiny GAR"
+            title = f"### decoding and batching: {shapes}, {device.type}, {gar.info.dtype}"
+            note = " The machine was shared with other jobs: compare rows, not absolute times." if args.shared else ""
+            body = (
+                f"`python bench/model.py --decode --frames {args.frames} --new-tokens {args.new_tokens} --repeats"
+                f" {args.repeats}{' --full-size' if args.full_size else ''}` on {machine}; random weights ({sizes or 'tiny defaults'}).{note}"
+                f"\n\n{decode}\n\n{batching}"
+            )
+            write_section(SECTION, body, block=title)
+        return
     one_token = GenerationSettings(max_new_tokens=1)
     print(
         f"{'case':<34}{'prompt':>8}{'tiles':>7}{'encode ms':>11}{'generate ms':>13}{'prefill ms':>12}"

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from .common import (
+    COMPILE_KEY,
     check_outputs,
     load_pipeline,
     model_options,
@@ -211,7 +212,8 @@ def batch_command(
     if ray:
         from garvideo.batch.ray_runner import PipelineSpec, run_batch_on_ray
 
-        models = PipelineSpec(gar_model, sam2_model, device, dtype, detector)
+        compile = click.get_current_context().meta.get(COMPILE_KEY)
+        models = PipelineSpec(gar_model, sam2_model, device, dtype, detector, compile)
         summary = run_batch_on_ray(models, folder, regions_file, out_dir, options, ray, progress=not quiet)
     else:
         pipeline = load_pipeline(gar_model, sam2_model, device, dtype, quiet, detector=detector)

@@ -15,6 +15,8 @@ from garvideo.tracking import DEFAULT_SAM2_MODEL as DEFAULT_SAM2  # torch-free i
 # garvideo.model loads torch on import, which --help must not wait for; a test keeps this equal to
 # garvideo.model.DEFAULT_MODEL_ID.
 DEFAULT_GAR = "HaochenWang/GAR-1B"
+# Where --compile/--no-compile leaves its value (click's context meta) for load_pipeline.
+COMPILE_KEY = "garvideo.compile"
 
 REGION_HELP = """\b
 Regions (repeat the options for several regions or corrections):
@@ -89,6 +91,16 @@ def model_options(gar: bool = True, sam2: bool = True) -> Callable:
                     metavar="ID|FOLDER",
                     help="SAM2 weights: facebook/sam2.1-hiera-{tiny,small,base-plus,large}, "
                     "an alias (tiny, small, ...) or a local folder.",
+                )
+            )
+        if gar:
+            options.append(
+                click.option(
+                    "--compile/--no-compile",
+                    default=None,
+                    expose_value=False,  # read by load_pipeline, so commands need no new parameter
+                    callback=lambda ctx, param, value: ctx.meta.__setitem__(COMPILE_KEY, value),
+                    help="Compile GAR's decode steps (CUDA graphs). Default: on for CUDA, off on a CPU.",
                 )
             )
         options += [
@@ -264,6 +276,8 @@ def load_pipeline(
 
     from garvideo.pipeline import Pipeline
 
+    context = click.get_current_context(silent=True)
+    compile = context.meta.get(COMPILE_KEY) if context is not None else None
     transformers_logging.disable_progress_bar()  # "Loading weights" bars; hub downloads keep theirs
     if not quiet:
         names = " and ".join(m for m in (gar_model, sam2_model) if m)
@@ -278,6 +292,7 @@ def load_pipeline(
         box_mode=box_mode,
         progress=not quiet if progress is None else progress,
         detector=detector,
+        compile=compile,
     )
 
 

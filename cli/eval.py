@@ -97,8 +97,9 @@ def eval_group() -> None:
     type=click.Choice(["default", "reference"]),
     default="default",
     show_default=True,
-    help="Items naming more than five regions: refused and counted wrong (default), or answered as the "
-    "reference does, the extra regions listed but neither marked nor replayed (reference).",
+    help="default: correct (each region replayed from its own box; items naming more than five regions "
+    "refused and counted wrong). reference: as the reference ran, to reproduce its published figures "
+    "(every region replayed from the last mask's box; extra regions listed but neither marked nor replayed).",
 )
 @click.option(
     "--subset",

@@ -64,6 +64,7 @@ class PipelineSpec:
     device: str | None = None
     dtype: str | None = None
     detector: str | None = DEFAULT_DETECTOR  # for text regions; loaded only when a line has one
+    compile: bool | None = None  # GAR's compiled decoding (None: on for CUDA)
 
     def load(self):
         from ..pipeline import Pipeline
@@ -75,6 +76,7 @@ class PipelineSpec:
             dtype=self.dtype,
             progress=False,
             detector=self.detector,
+            compile=self.compile,
         )
 
 

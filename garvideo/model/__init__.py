@@ -4,12 +4,16 @@ High level: :class:`GAR` (``from_pretrained``, ``describe``, ``ask``, ``ask_vide
 ``describe_video``, ``generate``) returning :class:`GARResult`.
 Lower level: :class:`GARProcessor` (tiles, prompt maps, reference prompts, video
 prompts -> :class:`GARInputs`), :class:`GARModel` (mask patch embedding, RoI
-replay in ``reference`` or ``aligned`` box mode, generation), :class:`GARConfig`.
+replay in ``reference`` or ``aligned`` box mode, generation), :class:`GARConfig`,
+:class:`StaticDecoder` (the decode loop over a static KV cache, optionally compiled) and
+:class:`BatchPolicy` / :func:`plan_batches` (which prompts share a batch).
 """
 
 from ..checkpoints import ResolvedCheckpoint, resolve_checkpoint
-from .api import DEFAULT_MODEL_ID, GAR, GARResult, GARTimings, GenerationSettings, ModelInfo, NamedPrompt
+from .api import DECODERS, DEFAULT_MODEL_ID, GAR, GARResult, GARTimings, GenerationSettings, ModelInfo, NamedPrompt
+from .batching import BatchPolicy, plan_batches
 from .configuration_gar import GARConfig
+from .decoding import DecodeOptions, StaticDecoder
 from .errors import CheckpointError, TooManyRegionsError
 from .images import load_mask, load_rgb
 from .modeling_gar import BOX_MODES, EncodedPrompt, GARModel, ReplayRecord
@@ -37,6 +41,11 @@ from .prompts import (
 
 __all__ = [
     "BOX_MODES",
+    "DECODERS",
+    "BatchPolicy",
+    "DecodeOptions",
+    "StaticDecoder",
+    "plan_batches",
     "CAPTION_INSTRUCTION",
     "DEFAULT_MODEL_ID",
     "CheckpointError",

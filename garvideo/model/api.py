@@ -31,6 +31,8 @@ import torch
 from ..checkpoints import resolve_checkpoint
 from ..devices import resolve_device, resolve_dtype
 from ..errors import InvalidInputError
+from .batching import BatchPolicy, ImageFeatureMemo, plan_batches
+from .decoding import StaticDecoder
 from .images import ImageLike, MaskLike
 from .modeling_gar import BOX_MODES, BoxMode, GARModel
 from .processing_gar import GARInputs, GARProcessor, TilingMode
@@ -50,6 +52,8 @@ DEFAULT_MODEL_ID = "HaochenWang/GAR-1B"
 Regions = Mapping[str, MaskLike] | Sequence[tuple[str, MaskLike]]
 VideoRegions = Mapping[str, Sequence[MaskLike | None]] | Sequence[tuple[str, Sequence[MaskLike | None]]]
 
+DECODERS = ("static", "generate")
+
 _NAME_REF = re.compile(r"<([^<>\n]+)>")
 _PROMPT_REF = re.compile(r"<Prompt(\d+)>")
 
@@ -66,7 +70,10 @@ class GenerationSettings:
     top_k: int | None = None
     repetition_penalty: float = 1.0
     seed: int | None = None
-    cache_implementation: str | None = None  # e.g. "static" (transformers' fixed-size KV cache)
+    cache_implementation: str | None = None  # e.g. "static": transformers' generate with that KV cache
+    # "static": garvideo's lean loop over a StaticCache (compiled where the GAR says so); "generate":
+    # transformers' generate. A repetition penalty or a cache_implementation always uses generate.
+    decoder: str = "static"
 
     def __post_init__(self) -> None:
         # Checked here, whether or not sampling is on, so a mistake is named when it is made, not deep in generate.
@@ -94,6 +101,8 @@ class GenerationSettings:
                 f"repetition_penalty must be positive (1.0: no penalty, above 1: fewer repeats), got"
                 f" {self.repetition_penalty}"
             )
+        if self.decoder not in DECODERS:
+            raise InvalidInputError(f"unknown decoder {self.decoder!r}: use {' or '.join(map(repr, DECODERS))}")
         if self.cache_implementation is not None:
             known = _cache_implementations()
             if known and self.cache_implementation not in known:
@@ -149,7 +158,7 @@ class GARTimings:
 class GARResult:
     """One generated answer."""
 
-    text: str  # decoded up to EOS; <Promptk> written back as <name> where regions were named
+    text: str  # decoded up to EOS without special tokens; <Promptk> written back as <name> where regions were named
     token_ids: tuple[int, ...]  # the new tokens, EOS included when generation ended with it
     timings: GARTimings  # this prompt's share of its batch's time
     prompt_tokens: int  # length of the prompt in tokens
@@ -168,6 +177,7 @@ class ModelInfo:
     device: str
     box_mode: str
     double_bos: bool
+    compiled: bool = False  # decode steps run compiled (torch.compile; CUDA graphs on CUDA)
 
 
 @dataclass(frozen=True)
@@ -254,6 +264,7 @@ class GAR:
         revision: str | None = None,
         box_mode: BoxMode = "reference",
         vision_batch_size: int = 16,
+        compile: bool | None = None,
     ) -> None:
         if box_mode not in BOX_MODES:
             raise InvalidInputError(f"unknown box mode {box_mode!r}: use 'reference' or 'aligned'")
@@ -268,6 +279,10 @@ class GAR:
         self.revision = revision
         self.box_mode = box_mode
         self.vision_batch_size = int(vision_batch_size)
+        # Compiled decode steps pay off where per-step launch overhead dominates (CUDA, via CUDA graphs);
+        # on a CPU the first compile takes tens of seconds, so it is opt-in there.
+        self.compile = model.device.type == "cuda" if compile is None else bool(compile)
+        self._decoders: dict[bool, StaticDecoder] = {}
 
     @classmethod
     def from_pretrained(
@@ -281,20 +296,23 @@ class GAR:
         attn_implementation: str = "sdpa",
         local_files_only: bool | None = None,
         vision_batch_size: int = 16,
+        compile: bool | None = None,
     ) -> GAR:
         """Load from a local folder or a hub id (through the local cache when offline).
 
         ``device``/``dtype`` default to CUDA + bfloat16 when available, else CPU + float32.
         ``box_mode="reference"`` and ``double_bos=True`` reproduce the released model's
         numerics (quirks Q1 and Q6); ``box_mode="aligned"`` replays the geometrically
-        correct box.
+        correct box. ``compile`` runs the decode steps through ``torch.compile`` (CUDA graphs on
+        CUDA; default: on for CUDA, off on a CPU); the first generation compiles them once, later
+        calls and videos reuse them.
         """
         resolved = resolve_checkpoint(path_or_id, revision=revision, local_files_only=local_files_only)
         torch_device = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, torch_device)
         model = GARModel.from_pretrained(resolved.folder, torch_device, torch_dtype, attn_implementation)
         processor = GARProcessor.from_pretrained(resolved.folder, double_bos=double_bos)
-        return cls(model, processor, resolved.model_id, resolved.revision, box_mode, vision_batch_size)
+        return cls(model, processor, resolved.model_id, resolved.revision, box_mode, vision_batch_size, compile)
 
     def save_pretrained(self, folder: str | os.PathLike) -> Path:
         """Write the checkpoint (weights, config, tokenizer, processor files) in the released layout."""
@@ -312,7 +330,17 @@ class GAR:
             device=str(self.model.device),
             box_mode=self.box_mode,
             double_bos=self.processor.double_bos,
+            compiled=self.compile,
         )
+
+    @property
+    def decoder(self) -> StaticDecoder:
+        """The decode loop, made once and reused (its compiled steps and caches are kept)."""
+        # One per compile setting, so switching back and forth keeps each one's compiled steps.
+        decoder = self._decoders.get(self.compile)
+        if decoder is None or decoder.mllm is not self.model.mllm:
+            decoder = self._decoders[self.compile] = self.model.static_decoder(compile=self.compile)
+        return decoder
 
     @property
     def max_regions(self) -> int:
@@ -328,19 +356,28 @@ class GAR:
         settings: GenerationSettings | None = None,
         prompt_index: int = 1,
     ) -> GARResult:
-        """Describe one masked region with the reference caption prompt (``<Prompt1>``, as the reference does)."""
-        return self.generate(self.processor.prepare_caption(image, mask, prompt_index=prompt_index), settings)[0]
+        """Describe one masked region with the reference caption prompt (``<Prompt1>``, as the reference does).
+
+        The text is decoded as the reference's caption inference decodes it: every special token dropped.
+        """
+        (result,) = self.generate(self.processor.prepare_caption(image, mask, prompt_index=prompt_index), settings)
+        return self._as_caption(result)
 
     def describe_batch(
         self,
         items: Sequence[tuple[ImageLike, MaskLike]],
         settings: GenerationSettings | None = None,
-        batch_size: int = 8,
+        batch_size: int | None = None,
         progress: bool = False,
     ) -> list[GARResult]:
-        """:meth:`describe` for many (image, mask) pairs, ``batch_size`` prompts per generate call."""
+        """:meth:`describe` for many (image, mask) pairs, batched as :meth:`generate` does."""
         prepared = [self.processor.prepare_caption(image, mask) for image, mask in items]
-        return self.generate(prepared, settings, batch_size=batch_size, progress=progress)
+        results = self.generate(prepared, settings, batch_size=batch_size, progress=progress)
+        return [self._as_caption(result) for result in results]
+
+    def _as_caption(self, result: GARResult) -> GARResult:
+        # A caption names no region, so no <Promptk> is written back: drop them with the other special tokens.
+        return replace(result, text=self.processor.decode(result.token_ids))
 
     def prepare_ask(
         self, image: ImageLike, regions: Regions, question: str, options: Sequence[str] | None = None
@@ -372,16 +409,18 @@ class GAR:
         self,
         prompts: NamedPrompt | Sequence[NamedPrompt],
         settings: GenerationSettings | None = None,
-        batch_size: int = 8,
+        batch_size: int | None = None,
         progress: bool = False,
     ) -> list[GARResult]:
-        """Generate for prepared named prompts (batched) and write region names back into the answers."""
+        """Generate for prepared named prompts (batched as :meth:`generate` does) and write region names back."""
         items = [prompts] if isinstance(prompts, NamedPrompt) else list(prompts)
         results = self.generate([p.inputs for p in items], settings, batch_size=batch_size, progress=progress)
         out = []
         for prompt, result in zip(items, results):
             choice = parse_option_letter(result.text, prompt.options) if prompt.options is not None else None
-            text = _restore_names(result.text, prompt.names, prompt.inputs.prompt_indices)
+            # Only the given regions' tokens become names; any other special token is dropped.
+            decoded = self.processor.decode(result.token_ids, keep_regions=prompt.inputs.prompt_indices)
+            text = _restore_names(decoded, prompt.names, prompt.inputs.prompt_indices)
             out.append(replace(result, text=text, choice=choice))
         return out
 
@@ -446,46 +485,58 @@ class GAR:
         inputs: GARInputs | NamedPrompt | Sequence[GARInputs | NamedPrompt],
         settings: GenerationSettings | None = None,
         box_mode: BoxMode | None = None,
-        batch_size: int = 8,
+        batch_size: int | None = None,
         output_logits: bool = False,
         progress: bool = False,
+        max_padding: float | None = None,
+        share_images: bool = True,
     ) -> list[GARResult]:
-        """Generate for prepared prompts, ``batch_size`` per generate call (left-padded).
+        """Generate for prepared prompts in batches of similar length; results in the order given.
 
-        Texts keep ``<Promptk>`` tokens; :meth:`answer` writes region names back for named prompts.
+        Prompts are grouped by length (:func:`~garvideo.model.batching.plan_batches`): at most
+        ``batch_size`` per batch (default per device: 8 on a CPU, 16 on CUDA) and at most
+        ``max_padding`` of a batch's token slots as left padding (default: none on a CPU, a quarter
+        on CUDA). Images that several prompts show identically go through the vision tower once
+        (``share_images=False`` encodes every prompt's images anew, for comparisons).
+        Texts are decoded without special tokens except the region tokens ``<Promptk>``, which
+        :meth:`answer` writes back as region names for named prompts.
         """
         items = [inputs] if isinstance(inputs, (GARInputs, NamedPrompt)) else list(inputs)
         items = [item.inputs if isinstance(item, NamedPrompt) else item for item in items]
         if not items:
             return []
-        if batch_size < 1:
-            raise InvalidInputError(f"batch_size must be at least 1, got {batch_size}")
         settings = settings or GenerationSettings()
         box_mode = box_mode or self.box_mode
         processor, model = self.processor, self.model
+        device = model.device
+        policy = BatchPolicy.for_device(device, batch_size, max_padding)
         config = settings.generation_config(processor.eos_token_id, processor.pad_token_id, output_logits)
-        chunks = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
-        if progress and len(chunks) > 1:
+        batches = plan_batches([item.num_tokens for item in items], policy)
+        if progress and len(batches) > 1:
             from tqdm.auto import tqdm
 
-            chunks = tqdm(chunks, desc="GAR", unit="batch")
-        device = model.device
-        results: list[GARResult] = []
-        for chunk in chunks:
+            batches = tqdm(batches, desc="GAR", unit="batch")
+        memo = ImageFeatureMemo() if share_images else None
+        results: list[GARResult | None] = [None] * len(items)
+        for batch in batches:
+            chunk = [items[i] for i in batch]
             with torch.inference_mode():
                 _sync(device)
                 started = time.perf_counter()
-                features = model.image_features(chunk, self.vision_batch_size, progress=progress)
+                features = model.image_features(
+                    chunk, self.vision_batch_size, progress=progress, memo=memo, share=share_images
+                )
                 prompts = [model.embed_prompt(item, f, box_mode).inputs_embeds for item, f in zip(chunk, features)]
                 _sync(device)
                 encoded = time.perf_counter()
                 with _seeded(settings.seed, device):
-                    sequences, logits = model.generate_from_embeddings(prompts, config, processor.pad_token_id)
+                    decoder = self.decoder if settings.decoder == "static" else None
+                    sequences, logits = model.generate_from_embeddings(prompts, config, processor.pad_token_id, decoder)
                 _sync(device)
                 finished_at = time.perf_counter()
             share = len(chunk)
             timings = GARTimings((encoded - started) / share, (finished_at - encoded) / share, share)
-            for row, item in enumerate(chunk):
+            for row, (index, item) in enumerate(zip(batch, chunk)):
                 ids = [int(t) for t in sequences[row].tolist()]
                 done = processor.eos_token_id in ids
                 if done:
@@ -493,15 +544,13 @@ class GAR:
                 step_logits = None
                 if logits is not None:
                     step_logits = logits[row, : len(ids)].float().cpu().numpy()
-                results.append(
-                    GARResult(
-                        text=processor.decode(ids),
-                        token_ids=tuple(ids),
-                        timings=timings,
-                        prompt_tokens=item.num_tokens,
-                        finished=done,
-                        step_logits=step_logits,
-                    )
+                results[index] = GARResult(
+                    text=processor.decode(ids, keep_regions=range(processor.prompt_numbers)),
+                    token_ids=tuple(ids),
+                    timings=timings,
+                    prompt_tokens=item.num_tokens,
+                    finished=done,
+                    step_logits=step_logits,
                 )
         return results
 

@@ -18,8 +18,10 @@ The pieces, in the order the data meets them:
    ``1 / (patch * pooling)`` again, so the top-left corner of the map is
    sampled: quirk Q1, what the released weights were trained with) or
    geometrically correct (``"aligned"``).
-4. The language model generates from the resulting embeddings with
-   transformers' standard ``generate`` (KV cache; left padding for batches).
+4. The language model generates from the resulting embeddings (left padding
+   for batches) with garvideo's lean loop over transformers' ``StaticCache``
+   (``decoding.py``; compiled with CUDA graphs on CUDA) or, for settings it does
+   not reproduce, transformers' standard ``generate``.
 
 Feature-map sizes come from the loaded vision tower and projector (tile
 size, patch size, pooling), never from constants.
@@ -44,7 +46,10 @@ from torch import nn
 
 from ..errors import InvalidInputError
 from ..files import atomic_path
+from . import decoding
+from .batching import ImageFeatureMemo, image_key, same_image
 from .configuration_gar import GARConfig
+from .decoding import StaticDecoder
 from .errors import CheckpointError
 from .processing_gar import GARInputs, PlaceholderRun, PreparedImage
 
@@ -266,9 +271,19 @@ class GARModel(nn.Module):
     # ------------------------------------------------------------------ prompt embeddings
 
     def image_features(
-        self, inputs: Sequence[GARInputs], vision_batch_size: int = 16, progress: bool = False
+        self,
+        inputs: Sequence[GARInputs],
+        vision_batch_size: int = 16,
+        progress: bool = False,
+        memo: ImageFeatureMemo | None = None,
+        share: bool = True,
     ) -> list[list[torch.Tensor]]:
-        """Features of every image of every prompt, all tiles through the vision tower in shared batches."""
+        """Features of every image of every prompt, all tiles through the vision tower in shared batches.
+
+        An image that appears more than once (same pixels and prompt map: a frame two prompts show
+        with the same region) is encoded once; ``memo`` carries such features between calls.
+        ``share=False`` encodes every image as given.
+        """
         images = [image for item in inputs for image in item.images]
         if not images:
             return [[] for _ in inputs]
@@ -276,10 +291,32 @@ class GARModel(nn.Module):
         if len(means) != 1:
             raise InvalidInputError("prompts prepared with different normalisation cannot share a batch")
         mean, std = means.pop()
-        pixel_tiles = torch.cat([image.pixel_tiles for image in images])
-        prompt_tiles = torch.cat([image.prompt_tiles for image in images])
-        features = self.encode_tiles(pixel_tiles, prompt_tiles, mean, std, vision_batch_size, progress)
-        per_image = list(torch.split(features, [image.num_tiles for image in images]))
+        memo = memo if memo is not None else ImageFeatureMemo()
+        # Each image is found in the memo, or is the first of its kind in this call ("fresh"), or a copy of one.
+        fresh: list[PreparedImage] = []
+        fresh_keys: list[tuple] = []
+        slots: list[torch.Tensor | int] = []
+        for image in images:
+            known = memo.find(image) if share else None
+            if known is not None:
+                slots.append(known)
+                continue
+            key = image_key(image) if share else None
+            same = [k for k, other in enumerate(fresh) if share and fresh_keys[k] == key and same_image(other, image)]
+            if not same:
+                fresh.append(image)
+                fresh_keys.append(key)
+            slots.append(same[0] if same else len(fresh) - 1)
+        encoded: list[torch.Tensor] = []
+        if fresh:
+            pixel_tiles = torch.cat([image.pixel_tiles for image in fresh])
+            prompt_tiles = torch.cat([image.prompt_tiles for image in fresh])
+            features = self.encode_tiles(pixel_tiles, prompt_tiles, mean, std, vision_batch_size, progress)
+            encoded = list(torch.split(features, [image.num_tiles for image in fresh]))
+            for image, image_features in zip(fresh, encoded):
+                if share:
+                    memo.add(image, image_features)
+        per_image = [slot if isinstance(slot, torch.Tensor) else encoded[slot] for slot in slots]
         out, at = [], 0
         for item in inputs:
             out.append(per_image[at : at + len(item.images)])
@@ -320,13 +357,20 @@ class GARModel(nn.Module):
 
     # ------------------------------------------------------------------ generation
 
-    def generate_from_embeddings(self, prompts: Sequence[torch.Tensor], generation_config, pad_token_id: int):
-        """transformers' ``generate`` over one or more ``(L_i, hidden)`` prompts, left-padded into one batch.
+    def generate_from_embeddings(
+        self,
+        prompts: Sequence[torch.Tensor],
+        generation_config,
+        pad_token_id: int,
+        decoder: StaticDecoder | None = None,
+    ):
+        """Decode from one or more ``(L_i, hidden)`` prompts, left-padded into one batch.
 
         ``generation_config`` is a transformers ``GenerationConfig`` with ``return_dict_in_generate``
         (:meth:`GenerationSettings.generation_config <garvideo.model.GenerationSettings.generation_config>`
-        makes one). Returns ``(sequences (B, new_tokens), logits (B, steps, vocab) if the config's
-        ``output_logits`` else None)``.
+        makes one). With a ``decoder`` (:class:`~garvideo.model.decoding.StaticDecoder`) that supports the
+        config, its lean static-cache loop decodes; otherwise transformers' ``generate`` does. Returns
+        ``(sequences (B, new_tokens), logits (B, steps, vocab) if the config's ``output_logits`` else None)``.
         """
         if not generation_config.return_dict_in_generate:
             raise InvalidInputError("the generation config must set return_dict_in_generate=True")
@@ -338,9 +382,15 @@ class GARModel(nn.Module):
         for i, prompt in enumerate(prompts):
             batch[i, longest - prompt.shape[0] :] = prompt
             attention[i, longest - prompt.shape[0] :] = 1
+        if decoder is not None and decoding.supports(generation_config):
+            return decoder.decode(batch, attention, decoding.DecodeOptions.from_generation_config(generation_config))
         out = self.mllm.generate(inputs_embeds=batch, attention_mask=attention, generation_config=generation_config)
         logits = torch.stack(out.logits, dim=1) if generation_config.output_logits and out.logits else None
         return out.sequences, logits
+
+    def static_decoder(self, compile: bool = False) -> StaticDecoder:
+        """A :class:`~garvideo.model.decoding.StaticDecoder` for this model's language model (keep and reuse it)."""
+        return decoding.StaticDecoder(self.mllm, compile=compile)
 
     # ------------------------------------------------------------------ loading and saving
 

@@ -13,11 +13,12 @@ numbers depend on those pixels (GAR_NOTES quirk 7).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import numbers
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
@@ -428,15 +429,27 @@ class GARProcessor:
     def tokens_per_tile(self) -> int:
         return self.tokens_per_side * self.tokens_per_side
 
-    def decode(self, token_ids: Sequence[int]) -> str:
-        """Text of generated ids up to the first EOS, stripped; special tokens such as ``<Prompt0>`` are kept.
+    def decode(self, token_ids: Sequence[int], keep_regions: Iterable[int] = ()) -> str:
+        """Text of generated ids up to the first EOS, stripped, without special tokens.
 
-        This is GAR-Bench's decoding (``skip_special_tokens=False``, the final ``<|eot_id|>`` removed).
+        Special tokens are dropped as the reference's inference does (``skip_special_tokens=True``
+        in its demos and its caption benchmarks), so placeholder or reserved tokens a model emits
+        never reach a caption, an overlay or a subtitle. ``keep_regions`` names regions ``k`` whose
+        token ``<Promptk>`` (special in GAR's tokenizer) is kept, for callers that write region names
+        back in their place.
         """
         ids = [int(t) for t in token_ids]
         if self.eos_token_id in ids:
             ids = ids[: ids.index(self.eos_token_id)]
-        return self.tokenizer.decode(ids, skip_special_tokens=False).strip()
+        kept = {self._token_id(prompt_token(k)) for k in keep_regions}
+        dropped = self._special_token_ids - kept
+        return self.tokenizer.decode([t for t in ids if t not in dropped], skip_special_tokens=False).strip()
+
+    @functools.cached_property
+    def _special_token_ids(self) -> frozenset[int]:
+        """Every id ``skip_special_tokens=True`` drops: the named special tokens and added tokens marked special."""
+        added = getattr(self.tokenizer, "added_tokens_decoder", {}) or {}
+        return frozenset(self.tokenizer.all_special_ids) | {int(i) for i, t in added.items() if t.special}
 
     def decode_reference(self, token_ids: Sequence[int]) -> str:
         """GAR-Bench's decoding verbatim, for exact-match scoring as the reference scored.
@@ -678,14 +691,20 @@ class GARProcessor:
         masks: Sequence[MaskLike],
         question: str,
         extra_regions: Literal["error", "reference"] = "error",
+        boxes: Literal["own", "reference"] = "own",
     ) -> GARInputs:
-        """Exactly the reference ``MultiRegionDataset`` prompt (GAR-Bench), minus its stale-box bug.
+        """Exactly the reference ``MultiRegionDataset`` prompt (GAR-Bench).
 
         The regions are the distinct ``<Promptk>`` tokens of ``question`` (ascending, quirk Q3) and
         ``masks[k]`` belongs to ``<Promptk>``. Some GAR-Bench items name more than
         ``prompt_numbers`` regions; the reference then lists them but neither draws nor replays
         the extra ones (their placeholder tokens stay plain embeddings). ``extra_regions="reference"``
         reproduces that; the default refuses.
+
+        ``boxes="own"`` (default) replays every region from its own mask's box. ``boxes="reference"``
+        reproduces the reference's stale loop variable (quirk Q2): every region is replayed from
+        the box of the LAST mask given (``masks[-1]``, even when that region is beyond
+        ``prompt_numbers`` and not drawn), which is how the published GAR-Bench-VQA figures were made.
         """
         found = find_prompt_indices(question)
         if len(found) != len(masks) or found != list(range(len(masks))):
@@ -697,6 +716,8 @@ class GARProcessor:
             self._check_region_count(len(found))
         elif extra_regions != "reference":
             raise InvalidInputError(f"extra_regions must be 'error' or 'reference', got {extra_regions!r}")
+        if boxes not in ("own", "reference"):
+            raise InvalidInputError(f"boxes must be 'own' or 'reference', got {boxes!r}")
         check_user_text(question)
         rgb = load_rgb(image)
         regions = self.check_regions(masks, (rgb.shape[1], rgb.shape[0]))
@@ -704,9 +725,9 @@ class GARProcessor:
         prepared = self.prepare_image(rgb, [regions[k] for k in drawn], drawn)
         token_ids = [self.placeholder_token_id(k) for k in found]
         text = multi_region_text(found, [self.crop_run(t) for t in token_ids], question)
-        specs = [_RunSpec(token_ids[k], 0, k, region_box(regions[k])) for k in drawn]
-        inputs = self.assemble(text, [prepared], specs, drawn)
-        return inputs
+        stale = region_box(regions[-1]) if boxes == "reference" else None
+        specs = [_RunSpec(token_ids[k], 0, k, stale or region_box(regions[k])) for k in drawn]
+        return self.assemble(text, [prepared], specs, drawn)
 
     # ---------------------------------------------------------------- video
 

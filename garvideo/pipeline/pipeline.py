@@ -193,6 +193,7 @@ class Pipeline:
         progress: bool = True,
         detector: str | os.PathLike[str] | None = DEFAULT_DETECTOR,
         detector_revision: str | None = None,
+        compile: bool | None = None,
     ) -> Pipeline:
         """Load GAR (``HaochenWang/GAR-1B`` by default) and SAM2 (``facebook/sam2.1-hiera-tiny``).
 
@@ -202,10 +203,13 @@ class Pipeline:
         text region is given. ``device``/``dtype`` default to CUDA with bfloat16
         where present, else CPU with float32. ``box_mode`` is GAR's RoI box:
         ``reference`` (what the released weights were trained with) or
-        ``aligned``.
+        ``aligned``. ``compile``: GAR's decode steps compiled (CUDA graphs; default on for CUDA, off
+        on a CPU), warmed by the first description and reused for every later one.
         """
         model = (
-            GAR.from_pretrained(gar, device=device, dtype=dtype, revision=gar_revision, box_mode=box_mode)
+            GAR.from_pretrained(
+                gar, device=device, dtype=dtype, revision=gar_revision, box_mode=box_mode, compile=compile
+            )
             if gar is not None
             else None
         )
@@ -350,7 +354,7 @@ class Pipeline:
         instruction: str = CAPTION_INSTRUCTION,
         template: VideoPromptTemplate | None = None,
         settings: GenerationSettings | None = None,
-        batch_size: int = 4,
+        batch_size: int | None = None,
         search: TextSearch | None = None,
     ) -> DescribeResult:
         """Describe each region over ``[start, end)``: once overall and window by window.
@@ -361,8 +365,9 @@ class Pipeline:
         region's visible frames in each give that window's description. Windows
         where the region is not seen are marked ``visible=False`` and not
         described. ``instruction`` is what GAR is asked for every prompt;
-        ``template`` the video prompt wording; ``batch_size`` prompts share one
-        generate call. Text regions are found first (``search``; see :meth:`find`).
+        ``template`` the video prompt wording; at most ``batch_size`` prompts of
+        similar length share one generate call (default: chosen per device).
+        Text regions are found first (``search``; see :meth:`find`).
         """
         gar = self._require_gar()
         with reading(video) as reader:
@@ -582,7 +587,7 @@ class Pipeline:
         return self.gar
 
     def _generate(
-        self, inputs: list, settings: GenerationSettings | None, batch_size: int
+        self, inputs: list, settings: GenerationSettings | None, batch_size: int | None
     ) -> tuple[list[GARResult], StageTimings]:
         assert self.gar is not None
         results = self.gar.answer(inputs, settings, batch_size=batch_size, progress=self.progress)
@@ -604,7 +609,7 @@ class Pipeline:
         if uses_gar and self.gar is not None:
             info = self.gar.info
             gar_ref = ModelRef(info.model_id, info.revision, info.device, info.dtype)
-            settings = {**settings, "box_mode": info.box_mode, "double_bos": info.double_bos}
+            settings = {**settings, "box_mode": info.box_mode, "double_bos": info.double_bos, "compiled": info.compiled}
         sam2_ref = None
         if uses_sam2 and self.tracker is not None:
             t = self.tracker

@@ -201,3 +201,21 @@ def test_user_mistakes_print_one_line_and_exit_non_zero(args, message, material,
     assert message in result.output
     errors = [line for line in result.output.splitlines() if "error" in line.lower()]
     assert len(errors) == 1, result.output
+
+
+def test_compile_option_reaches_gar(run, models, material, monkeypatch):
+    from garvideo.pipeline import Pipeline
+
+    real = Pipeline.from_pretrained.__func__
+    asked = []
+
+    def loading(cls, *args, compile=None, **kwargs):
+        asked.append(compile)
+        return real(cls, *args, compile=False, **kwargs)  # the tiny model stays eager: compiling takes minutes here
+
+    monkeypatch.setattr(Pipeline, "from_pretrained", classmethod(loading))
+    for flag in ("--compile", "--no-compile", None):
+        args = ["ask", material.clip, "What?", "--box", material.box, "--frames", "1", *models]
+        result = run(*args, *([flag] if flag else []))
+        assert result.exit_code == 0, result.output
+    assert asked == [True, False, None]  # None: GAR decides (compiled on CUDA, eager on a CPU)

@@ -292,3 +292,29 @@ def test_a_plan_checks_everything_a_user_gives_before_a_model_is_needed(small_be
         with pytest.raises(InvalidInputError, match=message):
             plan_gar_bench_vqa(**arguments)
     assert not work_folder(tmp_path / "q.json").exists()  # refused plans leave nothing behind
+
+
+def test_reference_mode_replays_every_region_from_the_last_masks_box(small_bench, gar, tmp_path, monkeypatch):
+    """Quirk Q2 opt-in: --mode reference uses the last mask's box for every region, the default each its own."""
+    from garvideo.model import region_box
+
+    boxes_sent = []
+    real_generate = gar.generate
+
+    def spy(inputs, *args, **kwargs):
+        boxes_sent.append([run.box for run in inputs.runs])
+        return real_generate(inputs, *args, **kwargs)
+
+    monkeypatch.setattr(gar, "generate", spy)
+    item = gar_bench.load_items(small_bench)[0]
+    masks = [m > 0 for m in item_masks(item)]
+    own = [region_box(m) for m in masks]
+    assert own[0] != own[1]
+
+    default = run_gar_bench_vqa(small_bench, gar, tmp_path / "d.json", settings=SHORT, limit=1, progress=False)
+    reference = run_gar_bench_vqa(
+        small_bench, gar, tmp_path / "r.json", mode="reference", settings=SHORT, limit=1, progress=False
+    )
+    assert boxes_sent == [own, [own[-1], own[-1]]]
+    assert not any("quirk Q2" in note for note in default.notes)
+    assert any("quirk Q2" in note for note in reference.notes)

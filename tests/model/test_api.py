@@ -223,13 +223,14 @@ def test_video_question_is_one_generate_call_with_batched_vision(gar, scene, mon
     frames, red, green = _video(scene)
     green[2] = None  # not visible there
     generate_calls, tower_batches = [], []
-    real_generate = gar.model.mllm.generate
+    decoder = gar.decoder
+    real_decode = decoder.decode
 
-    def counting_generate(*args, **kwargs):
-        generate_calls.append(kwargs["inputs_embeds"].shape)
-        return real_generate(*args, **kwargs)
+    def counting_decode(embeds, *args, **kwargs):
+        generate_calls.append(embeds.shape)
+        return real_decode(embeds, *args, **kwargs)
 
-    monkeypatch.setattr(gar.model.mllm, "generate", counting_generate)
+    monkeypatch.setattr(decoder, "decode", counting_decode)
     monkeypatch.setattr(gar, "vision_batch_size", 3)
     handle = gar.model.mllm.model.vision_tower.register_forward_hook(
         lambda module, args, output: tower_batches.append(output.last_hidden_state.shape[0])

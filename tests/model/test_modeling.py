@@ -119,8 +119,10 @@ def test_left_padded_batch_matches_single_prompts(gar, scene):
 
     settings = GenerationSettings(max_new_tokens=5)
     single = [gar.generate(x, settings, output_logits=True)[0] for x in (short, long)]
-    batched = gar.generate([short, long], settings, output_logits=True, batch_size=2)
+    # max_padding=1.0 forces the padded batch that the CPU default avoids (prompts of other lengths run apart).
+    batched = gar.generate([short, long], settings, output_logits=True, batch_size=2, max_padding=1.0)
     for a, b in zip(single, batched):
         np.testing.assert_allclose(a.step_logits, b.step_logits, atol=1e-4, rtol=0)
         assert a.token_ids == b.token_ids
     assert batched[0].timings.batch_size == 2 and single[0].timings.batch_size == 1
+    assert [r.timings.batch_size for r in gar.generate([short, long], settings, batch_size=2)] == [1, 1]

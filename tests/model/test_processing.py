@@ -250,3 +250,19 @@ def test_decoding_plain_and_as_gar_bench(gar):
     assert processor.decode_reference(ids) == "B\n"  # the reference keeps what precedes <|eot_id|>
     assert processor.decode(ids + [processor.pad_token_id]) == "B"
     assert processor.decode_reference(processor.tokenizer(" A ", add_special_tokens=False)["input_ids"]) == "A"
+
+
+def test_texts_drop_special_tokens_as_the_reference_inference_does(gar):
+    processor = gar.processor
+    tokenizer = processor.tokenizer
+    words = tokenizer("a red box", add_special_tokens=False)["input_ids"]
+    reserved = tokenizer.convert_tokens_to_ids("<|reserved_special_token_26|>")
+    region = tokenizer.convert_tokens_to_ids("<Prompt0>")
+    ids = [reserved, *words[:1], region, *words[1:], processor.image_token_id, processor.eos_token_id, *words]
+    text = processor.decode(ids)
+    # transformers' own skip_special_tokens=True decoding is the reference's (its demos and caption benchmarks)
+    assert text == tokenizer.decode(ids[: ids.index(processor.eos_token_id)], skip_special_tokens=True).strip()
+    assert "<|" not in text and "<Prompt0>" not in text and text.replace(" ", "") == "aredbox"
+    assert processor.decode(ids, keep_regions=[0]).count("<Prompt0>") == 1
+    assert "<Prompt0>" not in processor.decode(ids, keep_regions=[1])
+    assert "<|reserved_special_token_26|>" in processor.decode_reference(ids)  # GAR-Bench scores them kept

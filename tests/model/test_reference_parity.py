@@ -210,9 +210,18 @@ def _run_setup(case: Case, prefix: str) -> tuple[GARInputs, str, list]:
     aligned = "aligned" in prefix
     inputs = case.inputs
     if "bboxes_reference_buggy" in info and "correct" not in prefix:
-        # The reference's stale boxes (quirk Q2) are injected here; garvideo never makes them itself.
+        # The reference's stale boxes (quirk Q2): garvideo makes them itself only in the GAR-Bench builder's
+        # opt-in reference mode, which lists regions in ascending order; other orders get them injected.
         buggy = info["bboxes_reference_buggy"]
-        inputs = inputs.with_boxes([buggy[str(run.token_id)] for run in inputs.runs])
+        if list(inputs.prompt_indices) == sorted(inputs.prompt_indices):
+            masks = [case.path / m for m in info["masks"]]
+            inputs = _gar().processor.prepare_reference_question(
+                case.path / info["image"], masks, info["question"], boxes="reference"
+            )
+            assert torch.equal(inputs.input_ids, case.inputs.input_ids)
+            assert {str(run.token_id): list(run.box) for run in inputs.runs} == buggy
+        else:
+            inputs = inputs.with_boxes([buggy[str(run.token_id)] for run in inputs.runs])
     if "roi" in info:
         rois = info["roi"].get(prefix.rstrip("_") or "ref")
     else:

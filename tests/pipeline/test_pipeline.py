@@ -243,3 +243,34 @@ def test_tracks_of_another_size_are_refused(pipeline, leaving_clip):
     wrong = Track.from_masks("x", {0: np.ones((10, 10), bool)}, fps=12)
     with pytest.raises(InvalidInputError, match="10x10 masks but the video is 160x120"):
         pipeline.describe(leaving_clip.path, tracks=[wrong])
+
+
+def test_descriptions_and_subtitles_carry_no_special_tokens(pipeline, leaving_clip, truth, monkeypatch):
+    """What the random model generates includes special tokens; what reaches the user (and the SRT) does not."""
+    from garvideo.outputs import to_srt
+    from garvideo.outputs.document import timeline_cues
+
+    gar = pipeline.gar
+    tokenizer = gar.processor.tokenizer
+    special = {int(i): t.content for i, t in tokenizer.added_tokens_decoder.items() if t.special}
+    generated = []
+    real_generate = gar.generate
+
+    def spy(*args, **kwargs):
+        results = real_generate(*args, **kwargs)
+        generated.extend(t for r in results for t in r.token_ids)
+        return results
+
+    monkeypatch.setattr(gar, "generate", spy)
+    settings = GenerationSettings(max_new_tokens=40)
+    result = pipeline.describe(
+        leaving_clip.path, tracks=truth, window=0.5, frames=3, frames_per_window=2, settings=settings
+    )
+    emitted = {special[t] for t in generated if t in special and t != gar.processor.eos_token_id}
+    assert emitted, "the tiny model emitted no special token: pick another seed or more tokens so this test bites"
+    texts = [t.description for t in result.regions] + [
+        w.description for t in result.regions for w in t.windows if w.visible
+    ]
+    srt = to_srt(timeline_cues(result))
+    for token in emitted:
+        assert token not in srt and not any(token in text for text in texts), token
