@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
 from ..errors import GarvideoError, InvalidInputError
-from ..files import atomic_write_json, atomic_write_text, is_temporary
+from ..files import atomic_write_json, atomic_write_text, is_abandoned_temporary
 
 
 class Keyed(Protocol):
@@ -124,9 +124,9 @@ def is_done(out_dir: Path, key: str) -> bool:
 
 
 def _remove_leftovers(out_dir: Path) -> None:
-    """Temporary files of a killed run are never results: delete them."""
+    """Temporary files of a killed run are never results: delete them (not those another run is writing)."""
     for path in out_dir.iterdir():
-        if is_temporary(path):
+        if is_abandoned_temporary(path):
             with contextlib.suppress(OSError):
                 path.unlink()
 
