@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import check_outputs, load_pipeline, model_options, quiet_option, reports_warnings
+from .common import PositiveSeconds, check_outputs, load_pipeline, model_options, quiet_option, reports_warnings
 
 MANIFEST_HELP = """\b
 REGIONS.jsonl has one JSON object per line:
@@ -50,7 +50,7 @@ line succeeded, 1 when some failed (see OUT/failures.jsonl), 2 for a usage error
 @click.option("--frames-per-window", default=4, show_default=True, type=click.IntRange(min=1))
 @click.option(
     "--window",
-    type=click.FloatRange(min=0, min_open=True),
+    type=PositiveSeconds(),
     metavar="SECONDS",
     help="Timeline window length (default: adaptive).",
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +23,21 @@ Regions (repeat the options for several regions or corrections):
   --mask  [NAME=]FILE.png@WHEN        a mask image (non-zero pixels = region)
 WHEN is a frame index (@120) or a time (@4.5s, @1:02.5). Regions that share a
 NAME are one object marked on several frames; unnamed ones are region1, region2..."""
+
+
+class PositiveSeconds(click.ParamType):
+    """A length of time in seconds: a finite number above zero (nan, inf and 0 are refused here, before any work)."""
+
+    name = "seconds"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not math.isfinite(seconds) or seconds <= 0:
+            self.fail(f"{value!r} is not a positive, finite number of seconds", param, ctx)
+        return seconds
 
 
 def region_options(func: Callable) -> Callable:
@@ -205,14 +221,45 @@ def emit_json(document: Any) -> None:
     click.echo(json.dumps(document, indent=2, ensure_ascii=False))
 
 
-def write_json(path: str, document: Any) -> None:
-    from garvideo.files import atomic_write_json
+class Outputs:
+    """Writes a command's output files after the work; none is lost to a write that fails then.
 
-    if path == "-":
-        emit_json(document)
-    else:
-        atomic_write_json(path, document)
-        click.echo(f"wrote {path}", err=True)
+    A file the file system refuses (the up-front check can be outrun) is saved
+    beside it, in the working folder or the temporary folder; :meth:`finish`
+    then raises one error saying where each went, after everything else is
+    written and printed.
+    """
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def write(self, path: str, write: Callable[[Any], Any], what: str) -> None:
+        from garvideo.files import write_or_rescue
+
+        problem = write_or_rescue(path, write, what)
+        if problem:
+            self.problems.append(problem)
+        else:
+            click.echo(f"wrote {path}", err=True)
+
+    def json(self, path: str, document: Any, what: str = "result") -> None:
+        from garvideo.files import atomic_write_json
+
+        if path == "-":
+            emit_json(document)
+        else:
+            self.write(path, lambda target: atomic_write_json(target, document), what)
+
+    def text(self, path: str, text: str, what: str) -> None:
+        from garvideo.files import atomic_write_text
+
+        self.write(path, lambda target: atomic_write_text(target, text), what)
+
+    def finish(self) -> None:
+        from garvideo.files import OutputNotWrittenError
+
+        if self.problems:
+            raise OutputNotWrittenError("; ".join(self.problems))
 
 
 def clock(seconds: float) -> str:

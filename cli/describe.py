@@ -6,6 +6,8 @@ import click
 
 from .common import (
     REGION_HELP,
+    Outputs,
+    PositiveSeconds,
     check_outputs,
     clock,
     emit_json,
@@ -17,7 +19,6 @@ from .common import (
     range_options,
     region_options,
     reports_warnings,
-    write_json,
 )
 
 
@@ -58,12 +59,11 @@ def _inputs(boxes, points, masks, tracks_file):
     return prompts, tracks
 
 
-def _save_tracks(path, tracks, video_info):
+def _save_tracks(outputs, path, tracks, video_info):
     if path:
         from garvideo.tracking import save_tracks
 
-        save_tracks(path, tracks, {"video": video_info.to_dict()})
-        click.echo(f"wrote {path}", err=True)
+        outputs.write(path, lambda target: save_tracks(target, tracks, {"video": video_info.to_dict()}), "tracks")
 
 
 @click.command("describe", epilog=REGION_HELP)
@@ -73,7 +73,7 @@ def _save_tracks(path, tracks, video_info):
 @range_options
 @click.option(
     "--window",
-    type=click.FloatRange(min=0, min_open=True),
+    type=PositiveSeconds(),
     metavar="SECONDS",
     help="Timeline window length (default: adaptive, at most 8 windows).",
 )
@@ -129,17 +129,16 @@ def describe_command(
     the whole span and once per timeline window. Windows where a region is not
     seen are reported as not visible.
     """
-    from garvideo.files import atomic_write_text
     from garvideo.model import GenerationSettings
     from garvideo.outputs.document import result_document, timeline_cues
     from garvideo.outputs.subtitles import to_srt, to_vtt
 
     prompts, tracks = _inputs(boxes, points, masks, tracks_file)
-    check_outputs(result=out, tracks=save_tracks, subtitles=srt, WebVTT_subtitles=vtt)
     if overlay:
         from garvideo.outputs.overlay import check_overlay_target
 
         check_overlay_target(overlay, video)
+    check_outputs(result=out, tracks=save_tracks, subtitles=srt, WebVTT_subtitles=vtt, overlay=overlay)
     pipeline = load_pipeline(gar_model, None if tracks else sam2_model, device, dtype, quiet)
     result = pipeline.describe(
         video,
@@ -155,19 +154,20 @@ def describe_command(
         settings=GenerationSettings(max_new_tokens=max_new_tokens),
     )
     document = result_document("describe", result.video, result.tracks, prompts, result)
+    outputs = Outputs()
     if out:
-        write_json(out, document)
-    _save_tracks(save_tracks, result.tracks, result.video)
+        outputs.json(out, document)
+    _save_tracks(outputs, save_tracks, result.tracks, result.video)
     cues = timeline_cues(result)
-    for path, render in ((srt, to_srt), (vtt, to_vtt)):
+    for path, render, what in ((srt, to_srt, "subtitles"), (vtt, to_vtt, "WebVTT subtitles")):
         if path:
-            atomic_write_text(path, render(cues))
-            click.echo(f"wrote {path}", err=True)
+            outputs.text(path, render(cues), what)
     if overlay:
         from garvideo.outputs.overlay import render_overlay
 
-        render_overlay(video, overlay, result.tracks, cues, progress=not quiet)
-        click.echo(f"wrote {overlay}", err=True)
+        outputs.write(
+            overlay, lambda target: render_overlay(video, target, result.tracks, cues, progress=not quiet), "overlay"
+        )
     if as_json:
         emit_json(document)
     elif out != "-":
@@ -177,6 +177,7 @@ def describe_command(
             for window in timeline.windows:
                 text = window.description if window.visible else "(not visible)"
                 click.echo(f"  [{clock(window.start)} - {clock(window.end)}] {text}")
+    outputs.finish()
 
 
 @click.command("ask", epilog=REGION_HELP)
@@ -253,9 +254,10 @@ def ask_command(
         settings=GenerationSettings(max_new_tokens=max_new_tokens),
     )
     document = result_document("ask", answer.video, answer.tracks, prompts, None, [answer])
+    outputs = Outputs()
     if out:
-        write_json(out, document)
-    _save_tracks(save_tracks, answer.tracks, answer.video)
+        outputs.json(out, document)
+    _save_tracks(outputs, save_tracks, answer.tracks, answer.video)
     if as_json:
         emit_json(document)
     elif out != "-":
@@ -266,3 +268,4 @@ def ask_command(
                 click.echo(f"(no option letter recognised) {answer.text}")
         else:
             click.echo(answer.text)
+    outputs.finish()

@@ -22,7 +22,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from .errors import InvalidInputError
+from .errors import GarvideoError, InvalidInputError
+
+
+class OutputNotWrittenError(GarvideoError):
+    """An output could not be written where asked (it was saved elsewhere if at all possible: the message says where)."""
 
 
 def _umask() -> int:

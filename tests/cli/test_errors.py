@@ -51,3 +51,48 @@ def test_help_is_unchanged():
         assert "garvideo: error" not in result.output
     bare = CliRunner().invoke(app, [])  # no command: the overview, as click shows it
     assert "Usage: " in bare.output and "Commands:" in bare.output
+
+
+# Mistakes found before any model is loaded: the model named here does not exist, so reaching it would say so.
+EARLY_MISTAKES = [
+    (["describe", "{clip}", "--box", "{box}", "--window", "nan"], "--window"),
+    (["describe", "{clip}", "--box", "{box}", "--window", "inf"], "--window"),
+    (["batch", "{folder}", "--regions", "{manifest}", "--out", "o", "--window", "nan"], "--window"),
+    (["describe", "{clip}", "--box", "{box}", "--out", "/proc/garvideo/r.json"], "/proc/garvideo/r.json"),
+    (["describe", "{clip}", "--box", "{box}", "--save-tracks", "/proc/t.json"], "/proc/t.json"),
+    (["describe", "{clip}", "--box", "{box}", "--overlay", "/proc/o.mp4"], "/proc/o.mp4"),
+    (["describe", "{clip}", "--box", "{box}", "--srt", "/proc/s.srt"], "/proc/s.srt"),
+    (["ask", "{clip}", "Is <thing> red?", "--box", "{box}", "--out", "/proc/r.json"], "/proc/r.json"),
+    (["track", "{clip}", "--box", "{box}", "--out", "/proc/t.json"], "/proc/t.json"),
+    (["batch", "{folder}", "--regions", "{manifest}", "--out", "/proc/garvideo-out"], "/proc/garvideo-out"),
+]
+
+
+@pytest.mark.parametrize("args, needle", EARLY_MISTAKES, ids=[" ".join(a[:1] + a[-2:]) for a, _ in EARLY_MISTAKES])
+def test_bad_numbers_and_unwritable_paths_are_refused_before_loading(args, needle, material, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    filled = [
+        a.format(clip=material.clip, box=material.box, folder=material.folder, manifest=material.manifest) for a in args
+    ]
+    models = ["--sam2", "nobody/none"] + (["--model", "nobody/none"] if args[0] != "track" else [])
+    line = one_error_line(CliRunner().invoke(app, [*filled, *models, "-q"]))
+    assert needle in line and "nobody/none" not in line
+
+
+def test_a_result_that_cannot_be_written_at_the_end_is_saved_elsewhere(material, tmp_path, monkeypatch, models):
+    # The up-front check can be outrun (a disk filled, a folder removed); here it is switched off so the
+    # final writes meet a real refusal from the file system.
+    import json
+
+    import garvideo.files
+    from garvideo.outputs.document import validate_result_document
+
+    monkeypatch.setattr(garvideo.files, "check_writable", lambda path, what="output": path)
+    monkeypatch.chdir(tmp_path)
+    args = ["describe", str(material.clip), "--box", material.box, "--frames", "2", "--frames-per-window", "1"]
+    result = CliRunner().invoke(app, [*args, "--out", "/proc/r.json", "--srt", "/proc/r.srt", *models])
+    line = one_error_line(result)
+    assert "/proc/r.json" in line and "/proc/r.srt" in line and str(tmp_path / "r.json") in line
+    validate_result_document(json.loads((tmp_path / "r.json").read_text()))
+    assert (tmp_path / "r.srt").read_text().startswith("1\n")
+    assert result.stdout.startswith("thing (seen ")  # the text result is printed as well
