@@ -175,7 +175,13 @@ def describe_command(
             first, last = timeline.visible_span
             click.echo(f"{timeline.name} (seen {clock(first)} to {clock(last)}): {timeline.description}")
             for window in timeline.windows:
-                text = window.description if window.visible else "(not visible)"
+                text = (
+                    window.description
+                    if window.visible
+                    else "(no tracked frame in this window)"
+                    if window.visible is None
+                    else "(not visible)"
+                )
                 click.echo(f"  [{clock(window.start)} - {clock(window.end)}] {text}")
     outputs.finish()
 

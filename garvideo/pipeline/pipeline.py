@@ -54,6 +54,8 @@ TimeLike = "float | str | None"
 NICE_WINDOW_LENGTHS = (1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0)
 #: The adaptive timeline has at most this many windows.
 MAX_ADAPTIVE_WINDOWS = 8
+#: A timeline has at most this many windows (one a minute over 16 hours): each costs a GAR call per region.
+MAX_WINDOWS = 1000
 
 _NAME_REF = re.compile(r"<([^<>\n]+)>")
 
@@ -275,14 +277,17 @@ class Pipeline:
         windows (default: adaptive, at most 8) and ``frames_per_window`` of the
         region's visible frames in each give that window's description. Windows
         where the region is not seen are marked ``visible=False`` and not
-        described. ``instruction`` is what GAR is asked for every prompt;
+        described; a window no tracked frame falls in (sparse tracks, a
+        ``stride``) has ``visible=None``. A ``window`` shorter than the
+        interval between tracked frames, or one that would make more than
+        :data:`MAX_WINDOWS` windows, is refused. ``instruction`` is what GAR is asked for every prompt;
         ``template`` the video prompt wording; ``batch_size`` prompts share one
         generate call.
         """
         gar = self._require_gar()
         with reading(video) as reader:
             span = _time_range(reader, start, end)
-            length = float(window) if window is not None else adaptive_window_length(span.end - span.start)
+            length = _window_length(reader, span, window, stride)
             bounds = window_bounds(span.start, span.end, length)
             track_list, timings = self._tracks_for(reader, regions, tracks, span, stride)
 
@@ -290,7 +295,13 @@ class Pipeline:
             # plans[(region, window number)] are its frames; window None is the overall description.
             plans: dict[tuple[str, int | None], list[int]] = {}
             spans: dict[str, tuple[float, float]] = {}
+            # A window no tracked frame falls in says nothing about visibility (visible=None), not "not seen".
+            without_frames: set[tuple[str, int]] = set()
             for track in track_list:
+                tracked_times = np.array([f.time for f in track.frames])
+                for number, (a, b) in enumerate(bounds):
+                    if not np.any((tracked_times >= a) & (tracked_times < b)):
+                        without_frames.add((track.name, number))
                 seen = [f for f in track.frames if f.visible and span.holds_time(f.time)]
                 if not seen:
                     raise PipelineError(
@@ -332,7 +343,7 @@ class Pipeline:
                     TimelineWindow(
                         start=a,
                         end=b,
-                        visible=bool(plans[track.name, number]),
+                        visible=None if (track.name, number) in without_frames else bool(plans[track.name, number]),
                         description=texts.get((track.name, number)),
                         frames=tuple(plans[track.name, number]),
                         times=times_of(plans[track.name, number]),
@@ -545,6 +556,42 @@ def _time_range(reader: VideoReader, start: TimeLike, end: TimeLike) -> _Range:
     first = reader.time_to_index(t0)
     stop = max(first + 1, int(np.searchsorted(times, t1 - 1e-9, side="left")))
     return _Range(first=first, stop=min(stop, reader.num_frames), start=t0, end=min(t1, duration))
+
+
+def _window_length(reader: VideoReader, span: _Range, window: float | None, stride: int) -> float:
+    """The timeline's window length: ``window`` checked against the video, or the adaptive one.
+
+    A window shorter than the interval between tracked frames could hold no
+    frame; a tiny one would plan millions of windows (and GAR calls): both are
+    refused with the shortest length that works.
+    """
+    spanned = span.end - span.start
+    if window is None:
+        return adaptive_window_length(spanned)
+    try:
+        length = float(window)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"the window length must be a number of seconds, got {window!r}") from None
+    if not math.isfinite(length) or length <= 0:
+        raise InvalidInputError(f"the window length must be a positive, finite number of seconds, got {window!r}")
+    interval = reader.duration / max(1, reader.num_frames)
+    shortest = interval * max(1, int(stride))
+    if length < shortest * (1 - 1e-6):
+        if stride > 1:
+            what = f"the {stride} frames between tracked frames (stride {stride}) of {reader.path} ({shortest:.4g} s)"
+        else:
+            what = f"one frame interval of {reader.path} ({interval:.4g} s)"
+        raise InvalidInputError(
+            f"a {length:g} s window is shorter than {what}: it could hold no frame; give a window of at least "
+            f"{shortest:.4g} s"
+        )
+    count = math.ceil(spanned / length - 1e-9)
+    if count > MAX_WINDOWS:
+        raise InvalidInputError(
+            f"a {length:g} s window cuts the {spanned:.3f} s range into {count} windows, at most {MAX_WINDOWS} are "
+            f"allowed: give a window of at least {spanned / MAX_WINDOWS:.3g} s, or a shorter range with start/end"
+        )
+    return length
 
 
 def _decode(reader: VideoReader, indices: Sequence[int]) -> tuple[dict[int, Frame], float]:

@@ -96,3 +96,26 @@ def test_a_result_that_cannot_be_written_at_the_end_is_saved_elsewhere(material,
     validate_result_document(json.loads((tmp_path / "r.json").read_text()))
     assert (tmp_path / "r.srt").read_text().startswith("1\n")
     assert result.stdout.startswith("thing (seen ")  # the text result is printed as well
+
+
+@pytest.mark.parametrize("window", ["0.000001", "0.0001"])
+def test_a_window_shorter_than_a_frame_is_refused_quickly(window, material, models, tmp_path):
+    import time
+
+    began = time.monotonic()
+    result = CliRunner().invoke(
+        app,
+        [
+            "describe",
+            str(material.clip),
+            "--box",
+            material.box,
+            "--window",
+            window,
+            "--out",
+            tmp_path / "r.json",
+            *models,
+        ],
+    )
+    assert "shorter than one frame interval" in one_error_line(result)
+    assert time.monotonic() - began < 20 and not (tmp_path / "r.json").exists()
