@@ -184,6 +184,8 @@ def load_pipeline(
     ``progress``: the pipeline's own progress bars (default: unless ``quiet``); a command that
     shows one bar over many pipeline calls turns them off. ``box_mode``: GAR's RoI box.
     """
+    if sam2_model:
+        check_sam2_name(sam2_model)
     from transformers.utils import logging as transformers_logging
 
     from garvideo.pipeline import Pipeline
@@ -199,6 +201,21 @@ def load_pipeline(
         dtype=dtype,
         box_mode=box_mode,
         progress=not quiet if progress is None else progress,
+    )
+
+
+def check_sam2_name(name: str) -> None:
+    """Refuse a bare word that is neither a SAM2 alias nor a folder, listing the aliases (before any model loads)."""
+    import os
+
+    from garvideo.errors import ModelNotFoundError
+    from garvideo.tracking import SAM2_ALIASES
+
+    if name in SAM2_ALIASES or "/" in name or os.sep in name or os.path.exists(os.path.expanduser(name)):
+        return
+    raise ModelNotFoundError(
+        f"unknown SAM2 alias {name!r}: use one of {', '.join(SAM2_ALIASES)}, a hub id such as {DEFAULT_SAM2} "
+        f"or the path of a local folder"
     )
 
 

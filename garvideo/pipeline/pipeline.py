@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from .. import __version__
 from ..errors import GarvideoError, InvalidInputError
 from ..model import CAPTION_INSTRUCTION, DEFAULT_MODEL_ID, GAR, GARResult, GenerationSettings, VideoPromptTemplate
 from ..model.errors import TooManyRegionsError
+from ..names import resolve_references
 from ..timecode import parse_seconds
 from ..tracking import DEFAULT_SAM2_MODEL, RegionPrompt, Sam2Tracker, Track
 from ..video import Frame, VideoReader, reading
@@ -56,8 +56,6 @@ NICE_WINDOW_LENGTHS = (1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.
 MAX_ADAPTIVE_WINDOWS = 8
 #: A timeline has at most this many windows (one a minute over 16 hours): each costs a GAR call per region.
 MAX_WINDOWS = 1000
-
-_NAME_REF = re.compile(r"<([^<>\n]+)>")
 
 
 class PipelineError(GarvideoError):
@@ -641,13 +639,7 @@ def _question_regions(question: str, given: Sequence[str], limit: int) -> list[s
     """The regions a question (with its options) is about, in the order given; checked before any work is done."""
     if not given:
         raise InvalidInputError("no regions were given: a question is about one to five named regions")
-    named = {m.strip() for m in _NAME_REF.findall(question)}
-    unknown = sorted(n for n in named if n not in given and not n.startswith("|"))
-    if unknown:
-        raise InvalidInputError(
-            f"the question names {', '.join(f'<{n}>' for n in unknown)}, which is not among the given regions "
-            f"({', '.join(given)})"
-        )
+    _, named = resolve_references(question, given)
     names = [n for n in given if n in named] or list(given)
     if len(names) > limit:
         raise TooManyRegionsError(

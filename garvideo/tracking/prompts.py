@@ -24,6 +24,7 @@ import numpy as np
 from ..errors import InvalidInputError
 from ..masks import encode_rle
 from ..masks import read_mask_image as load_mask_image
+from ..names import check_region_name, describe_character
 from ..timecode import When, parse_when
 
 Box = tuple[float, float, float, float]
@@ -89,9 +90,7 @@ class RegionPrompt:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
-        if not isinstance(self.name, str) or not self.name.strip():
-            raise InvalidInputError(f"a region needs a non-empty name, got {self.name!r}")
-        set_(self, "name", self.name.strip())
+        set_(self, "name", check_region_name(self.name))
         set_(self, "when", _as_when(self.when))
         given = [kind for kind in ("box", "points", "mask") if getattr(self, kind) is not None]
         if len(given) != 1:
@@ -267,8 +266,25 @@ def _fmt(values: Iterable[float]) -> str:
 
 # -- the command line's region syntax ------------------------------------------------
 
-_NAMED = re.compile(r"^\s*([\w\-]+)\s*=(.*)$", re.DOTALL)
+# A name on the command line: letters, digits, "_" and "-" (no quoting rules to learn).
+_CLI_NAME = re.compile(r"[\w\-]+")
+# NAME=BODY where NAME has no path separator or dot (a mask's file name may itself hold "=").
+_NAMED_MASK = re.compile(r"^\s*([^=/\\.]+?)\s*=(.*)$", re.DOTALL)
 _NEGATIVE_MARKS = ("!", "~")
+
+
+def _cli_name(name: str, option: str, text: str) -> str:
+    """Check a NAME given before '=': say what the command line cannot carry in it."""
+    stripped = name.strip()
+    if not stripped:
+        raise InvalidInputError(f"{option} {text!r}: the name before '=' is empty (use NAME=... or leave both out)")
+    if not _CLI_NAME.fullmatch(stripped):
+        bad = next(c for c in stripped if not _CLI_NAME.fullmatch(c))
+        raise InvalidInputError(
+            f"{option} {text!r}: the region name {stripped!r} holds {describe_character(bad)}; on the command line "
+            f"a region name is letters, digits, '_' and '-' (e.g. dog or red-car)"
+        )
+    return check_region_name(stripped)
 
 
 def _split_spec(text: str, option: str, example: str) -> tuple[str | None, str, When]:
@@ -283,11 +299,15 @@ def _split_spec(text: str, option: str, example: str) -> tuple[str | None, str, 
     except InvalidInputError as exc:
         raise InvalidInputError(f"{option} {text!r}: {exc}") from exc
     name = None
-    match = _NAMED.match(head)
-    if match:
-        name, head = match.group(1), match.group(2)
-    elif head.lstrip().startswith("="):
-        raise InvalidInputError(f"{option} {text!r}: the name before '=' is empty (use NAME=... or leave both out)")
+    if option == "--mask":
+        match = _NAMED_MASK.match(head)
+        if match:
+            name, head = _cli_name(match.group(1), option, text), match.group(2)
+        elif head.lstrip().startswith("="):
+            _cli_name("", option, text)
+    elif "=" in head:  # boxes and clicks are numbers: whatever comes before an '=' is meant as a name
+        before, head = head.rsplit("=", 1)
+        name = _cli_name(before, option, text)
     head = head.strip()
     if not head:
         raise InvalidInputError(f"{option} {text!r}: nothing between the name and @WHEN, e.g. {example}")

@@ -119,3 +119,14 @@ def test_a_window_shorter_than_a_frame_is_refused_quickly(window, material, mode
     )
     assert "shorter than one frame interval" in one_error_line(result)
     assert time.monotonic() - began < 20 and not (tmp_path / "r.json").exists()
+
+
+def test_an_unknown_sam2_alias_lists_the_known_ones(material, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for command in (
+        ["describe", str(material.clip), "--box", material.box, "--model", "nobody/none"],
+        ["track", str(material.clip), "--box", material.box, "--out", "t.json"],
+    ):
+        line = one_error_line(CliRunner().invoke(app, [*command, "--sam2", "huge", "-q"]))
+        assert "unknown SAM2 alias 'huge'" in line and "tiny, small, base-plus" in line
+        assert "hf download" not in line and "nobody" not in line
