@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,10 @@ Point = tuple[float, float]
 
 POSITIVE = 1
 NEGATIVE = 0
+
+
+class RegionClippedWarning(UserWarning):
+    """A box reaching outside the frame was clipped to it (the user may have meant another frame size)."""
 
 
 def _as_when(when: When | int | str) -> When:
@@ -189,7 +194,7 @@ class RegionPrompt:
         return self.at_frame(frame_at_time(self.when.time))
 
     def fit_to_frame(self, width: int, height: int) -> RegionPrompt:
-        """Check the region against a ``width`` x ``height`` frame; clip a box that sticks out.
+        """Check the region against a ``width`` x ``height`` frame; clip a box that sticks out, with a warning.
 
         Raises :class:`InvalidInputError` for a box outside the frame (or of
         zero area once clipped), a click outside the frame, or a mask of
@@ -208,7 +213,15 @@ class RegionPrompt:
                     f"the box of {self.name!r} {_fmt(self.box)} lies outside the {width}x{height} frame "
                     f"(zero area once clipped): boxes are x1,y1,x2,y2 in pixels of the displayed frame"
                 )
-            return self if clipped == self.box else dataclasses.replace(self, box=clipped)
+            if clipped == self.box:
+                return self
+            warnings.warn(
+                f"the box of {self.name!r} {_fmt(self.box)} reaches outside the {width}x{height} frame: "
+                f"using {_fmt(clipped)}",
+                RegionClippedWarning,
+                stacklevel=2,
+            )
+            return dataclasses.replace(self, box=clipped)
         if self.points is not None:
             for x, y in self.points:
                 if not (0 <= x <= width and 0 <= y <= height):

@@ -130,3 +130,35 @@ def test_an_unknown_sam2_alias_lists_the_known_ones(material, tmp_path, monkeypa
         line = one_error_line(CliRunner().invoke(app, [*command, "--sam2", "huge", "-q"]))
         assert "unknown SAM2 alias 'huge'" in line and "tiny, small, base-plus" in line
         assert "hf download" not in line and "nobody" not in line
+
+
+def test_a_box_partly_outside_the_frame_is_clipped_with_one_warning(material, models, tmp_path):
+    result = CliRunner().invoke(
+        app,
+        [
+            "track",
+            str(material.clip),
+            "--box",
+            "part=100,50,190,130@3",
+            "--out",
+            tmp_path / "t.json",
+            "--sam2",
+            material.sam2,
+            "-q",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("garvideo: warning:")]
+    assert len(warnings) == 1, result.stderr
+    assert "'part'" in warnings[0] and "100,50,190,130" in warnings[0] and "160x120" in warnings[0]
+    assert "100,50,160,120" in warnings[0]  # what is used instead
+
+
+def test_a_box_inside_the_frame_gives_no_warning():
+    import warnings
+
+    from garvideo.tracking import RegionPrompt
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        RegionPrompt.from_box("a", (0, 0, 160, 120), 0).fit_to_frame(160, 120)
