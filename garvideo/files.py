@@ -47,7 +47,7 @@ def host_tag() -> str:
 
 
 def process_alive(pid: int) -> bool:
-    """Whether process ``pid`` of this machine still runs (a process of another user counts as running)."""
+    """Whether process ``pid`` of this machine still runs (a process of another user counts as running, a zombie not)."""
     if pid <= 0:
         return False
     try:
@@ -56,6 +56,9 @@ def process_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
+    with contextlib.suppress(OSError, IndexError):
+        # Linux: a zombie (exited, not yet reaped by its parent) no longer runs.
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     return True
 
 
