@@ -120,8 +120,7 @@ def loaded_once():
     from garvideo.pipeline import Pipeline
 
     real = Pipeline.from_pretrained
-    cached = functools.lru_cache(maxsize=None)(lambda *args, **kwargs: real(*args, **kwargs))
-    Pipeline.from_pretrained = lambda *args, **kwargs: cached(*args, **{k: v for k, v in kwargs.items()})
+    Pipeline.from_pretrained = functools.cache(real)
     yield
     Pipeline.from_pretrained = real
 
