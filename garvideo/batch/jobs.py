@@ -175,6 +175,17 @@ def _write_failures(out_dir: Path, path: Path, failures: Sequence[Failure], hand
 
 
 @dataclass
+class _RunState:
+    """What one :meth:`BatchJob.run` has seen and done so far."""
+
+    out_dir: Path
+    fail_file: Path
+    done_at_start: set[str]  # results that existed before this run (not another concurrent run's work)
+    handled: set[str] = field(default_factory=set)  # items this run computed (or tried to)
+    failures: list[Failure] = field(default_factory=list)
+
+
+@dataclass
 class BatchJob(Generic[ItemT]):
     """Runs ``process`` over ``items`` into ``out_dir``; see the module docstring."""
 
@@ -199,17 +210,16 @@ class BatchJob(Generic[ItemT]):
             raise InvalidInputError("batch items must have distinct keys (the same item appears twice)")
         index, count = self.shard
         mine = [item for position, item in enumerate(self.items) if position % count == index]
-        self._failures: list[Failure] = []
-        self._handled: set[str] = set()
-        self._done_at_start = {item.key for item in mine if is_done(out_dir, item.key)}
-        self._fail_file = failures_path(out_dir, self.shard)
+        state = _RunState(
+            out_dir, failures_path(out_dir, self.shard), {item.key for item in mine if is_done(out_dir, item.key)}
+        )
         tally = {"done": 0, "skipped": 0, "elsewhere": 0, "failed": 0}
         bar = tqdm(total=len(mine), desc="batch", unit="item", disable=not self.progress)
         # Items another run is computing are left for later; then their results are picked up, or the
         # items themselves once their run is gone (its lock stale).
         waiting: list[ItemT] = []
         for item in mine:
-            status = self._attempt(out_dir, item, bar)
+            status = self._attempt(state, item, bar)
             if status == "busy":
                 waiting.append(item)
             else:
@@ -219,7 +229,7 @@ class BatchJob(Generic[ItemT]):
             time.sleep(self.poll_s)
             still = []
             for item in waiting:
-                status = self._attempt(out_dir, item, bar)
+                status = self._attempt(state, item, bar)
                 if status == "busy":
                     still.append(item)
                 else:
@@ -227,12 +237,12 @@ class BatchJob(Generic[ItemT]):
                     bar.update()
             waiting = still
         bar.close()
-        _write_failures(out_dir, self._fail_file, self._failures, self._handled)
+        _write_failures(out_dir, state.fail_file, state.failures, state.handled)
         summary = BatchSummary(
             total=len(mine),
             done_before=tally["skipped"],
             succeeded=tally["done"],
-            failed=tuple(self._failures),
+            failed=tuple(state.failures),
             seconds=time.monotonic() - start,
             shard=self.shard,
             done_elsewhere=tally["elsewhere"],
@@ -240,9 +250,10 @@ class BatchJob(Generic[ItemT]):
         atomic_write_json(summary_path(out_dir, self.shard), summary.to_dict())
         return summary
 
-    def _attempt(self, out_dir: Path, item: ItemT, bar: Any) -> str:
+    def _attempt(self, state: _RunState, item: ItemT, bar: Any) -> str:
         """Compute one item unless it is done or locked: "done", "failed", "skipped", "elsewhere" or "busy"."""
-        finished = "skipped" if item.key in self._done_at_start else "elsewhere"
+        out_dir = state.out_dir
+        finished = "skipped" if item.key in state.done_at_start else "elsewhere"
         if is_done(out_dir, item.key):
             self._notify(item, "skipped")
             return finished
@@ -254,21 +265,21 @@ class BatchJob(Generic[ItemT]):
                 self._notify(item, "skipped")
                 return finished
             bar.set_postfix_str(item.key[-40:])
-            self._handled.add(item.key)
+            state.handled.add(item.key)
             try:
                 with lock.kept_fresh():
                     result = self.process(item)
             except GarvideoError as exc:
-                self._failures.append(Failure(item.key, str(exc)))
+                state.failures.append(Failure(item.key, str(exc)))
             except Exception as exc:  # noqa: BLE001 - one bad item must not stop the batch
-                self._failures.append(
+                state.failures.append(
                     Failure(item.key, f"{type(exc).__name__}: {exc}", {"traceback": traceback.format_exc()})
                 )
             else:
                 atomic_write_json(result_path(out_dir, item.key), result)
                 self._notify(item, "done")
                 return "done"
-            _write_failures(out_dir, self._fail_file, self._failures, self._handled)
+            _write_failures(out_dir, state.fail_file, state.failures, state.handled)
             self._notify(item, "failed")
             return "failed"
         finally:

@@ -27,17 +27,19 @@ _RUN = textwrap.dedent(
         key: str
 
     out, log = Path(sys.argv[1]), Path(sys.argv[2])
-    start_at = float(sys.argv[3])
 
     def process(item):
         with open(log, "a") as handle:  # who computed what
             handle.write(item.key + "\\n")
-        time.sleep(0.1)
+        time.sleep(0.2)
         if item.key == "k05":
             raise ValueError("item 5 is broken")
         return {"key": item.key, "by": os.getpid()}
 
-    time.sleep(max(0.0, start_at - time.time()))  # both runs start together
+    # both runs start together: each says it is ready, then waits for the other
+    log.with_suffix(".ready").touch()
+    while len(list(log.parent.glob("*.ready"))) < 2:
+        time.sleep(0.01)
     summary = BatchJob([Item(f"k{i:02d}") for i in range(10)], out, process, progress=False).run()
     print(json.dumps(summary.to_dict()))
     """
@@ -54,10 +56,9 @@ def test_two_concurrent_runs_on_one_folder_compute_each_item_once(tmp_path):
     script = tmp_path / "run.py"
     script.write_text(_RUN)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    start_at = str(time.time() + 1.5)  # after both interpreters have imported garvideo
     runs = [
         subprocess.Popen(
-            [sys.executable, str(script), str(out), str(tmp_path / f"log{k}"), start_at],
+            [sys.executable, str(script), str(out), str(tmp_path / f"log{k}")],
             env=env,
             stdout=subprocess.PIPE,
             text=True,
