@@ -66,6 +66,15 @@ def _save_tracks(outputs, path, tracks, video_info):
         outputs.write(path, lambda target: save_tracks(target, tracks, {"video": video_info.to_dict()}), "tracks")
 
 
+def _check_window(video, window, stride):
+    """A window shorter than a (tracked) frame interval is refused before the models load (the pipeline checks again)."""
+    from garvideo.video import video_info
+    from garvideo.windows import check_window_length
+
+    info = video_info(video)
+    check_window_length(window, info.duration / max(1, info.num_frames), stride=stride, source=video)
+
+
 @click.command("describe", epilog=REGION_HELP)
 @click.argument("video", type=click.Path(exists=True, path_type=str))
 @region_options
@@ -134,6 +143,8 @@ def describe_command(
     from garvideo.outputs.subtitles import to_srt, to_vtt
 
     prompts, tracks = _inputs(boxes, points, masks, tracks_file)
+    if window is not None:
+        _check_window(video, window, stride)
     if overlay:
         from garvideo.outputs.overlay import check_overlay_target
 

@@ -36,6 +36,7 @@ from ..names import resolve_references
 from ..timecode import parse_seconds
 from ..tracking import DEFAULT_SAM2_MODEL, RegionPrompt, Sam2Tracker, Track
 from ..video import Frame, VideoReader, reading
+from ..windows import check_window_length
 from .results import (
     Answer,
     DescribeResult,
@@ -54,8 +55,6 @@ TimeLike = "float | str | None"
 NICE_WINDOW_LENGTHS = (1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0)
 #: The adaptive timeline has at most this many windows.
 MAX_ADAPTIVE_WINDOWS = 8
-#: A timeline has at most this many windows (one a minute over 16 hours): each costs a GAR call per region.
-MAX_WINDOWS = 1000
 
 
 class PipelineError(GarvideoError):
@@ -278,7 +277,7 @@ class Pipeline:
         described; a window no tracked frame falls in (sparse tracks, a
         ``stride``) has ``visible=None``. A ``window`` shorter than the
         interval between tracked frames, or one that would make more than
-        :data:`MAX_WINDOWS` windows, is refused. ``instruction`` is what GAR is asked for every prompt;
+        :data:`garvideo.windows.MAX_WINDOWS` windows, is refused. ``instruction`` is what GAR is asked for every prompt;
         ``template`` the video prompt wording; ``batch_size`` prompts share one
         generate call.
         """
@@ -557,39 +556,12 @@ def _time_range(reader: VideoReader, start: TimeLike, end: TimeLike) -> _Range:
 
 
 def _window_length(reader: VideoReader, span: _Range, window: float | None, stride: int) -> float:
-    """The timeline's window length: ``window`` checked against the video, or the adaptive one.
-
-    A window shorter than the interval between tracked frames could hold no
-    frame; a tiny one would plan millions of windows (and GAR calls): both are
-    refused with the shortest length that works.
-    """
+    """The timeline's window length: ``window`` checked against the video and range, or the adaptive one."""
     spanned = span.end - span.start
     if window is None:
         return adaptive_window_length(spanned)
-    try:
-        length = float(window)
-    except (TypeError, ValueError):
-        raise InvalidInputError(f"the window length must be a number of seconds, got {window!r}") from None
-    if not math.isfinite(length) or length <= 0:
-        raise InvalidInputError(f"the window length must be a positive, finite number of seconds, got {window!r}")
     interval = reader.duration / max(1, reader.num_frames)
-    shortest = interval * max(1, int(stride))
-    if length < shortest * (1 - 1e-6):
-        if stride > 1:
-            what = f"the {stride} frames between tracked frames (stride {stride}) of {reader.path} ({shortest:.4g} s)"
-        else:
-            what = f"one frame interval of {reader.path} ({interval:.4g} s)"
-        raise InvalidInputError(
-            f"a {length:g} s window is shorter than {what}: it could hold no frame; give a window of at least "
-            f"{shortest:.4g} s"
-        )
-    count = math.ceil(spanned / length - 1e-9)
-    if count > MAX_WINDOWS:
-        raise InvalidInputError(
-            f"a {length:g} s window cuts the {spanned:.3f} s range into {count} windows, at most {MAX_WINDOWS} are "
-            f"allowed: give a window of at least {spanned / MAX_WINDOWS:.3g} s, or a shorter range with start/end"
-        )
-    return length
+    return check_window_length(window, interval, span=spanned, stride=stride, source=reader.path)
 
 
 def _decode(reader: VideoReader, indices: Sequence[int]) -> tuple[dict[int, Frame], float]:

@@ -57,6 +57,8 @@ def test_help_is_unchanged():
 EARLY_MISTAKES = [
     (["describe", "{clip}", "--box", "{box}", "--window", "nan"], "--window"),
     (["describe", "{clip}", "--box", "{box}", "--window", "inf"], "--window"),
+    (["describe", "{clip}", "--box", "{box}", "--window", "0.000001"], "shorter than one frame interval"),
+    (["describe", "{clip}", "--box", "{box}", "--window", "0.1", "--stride", "4"], "stride 4"),
     (["batch", "{folder}", "--regions", "{manifest}", "--out", "o", "--window", "nan"], "--window"),
     (["describe", "{clip}", "--box", "{box}", "--out", "/proc/garvideo/r.json"], "/proc/garvideo/r.json"),
     (["describe", "{clip}", "--box", "{box}", "--save-tracks", "/proc/t.json"], "/proc/t.json"),

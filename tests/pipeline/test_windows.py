@@ -32,7 +32,7 @@ def test_a_stride_widens_the_shortest_window(pipeline, leaving_clip, truth):
 
 
 def test_the_number_of_windows_is_capped(pipeline, leaving_clip, truth, monkeypatch):
-    import garvideo.pipeline.pipeline as module
+    import garvideo.windows as module
 
     assert module.MAX_WINDOWS >= 100  # the real cap leaves room for a window a minute over hours of video
     monkeypatch.setattr(module, "MAX_WINDOWS", 10)
