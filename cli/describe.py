@@ -138,10 +138,7 @@ def describe_command(
     the whole span and once per timeline window. Windows where a region is not
     seen are reported as not visible.
     """
-    from garvideo.model import GenerationSettings
-    from garvideo.outputs.document import result_document, timeline_cues
-    from garvideo.outputs.subtitles import to_srt, to_vtt
-
+    # Mistakes first, before anything imports torch or loads a model.
     prompts, tracks = _inputs(boxes, points, masks, tracks_file)
     if window is not None:
         _check_window(video, window, stride)
@@ -150,6 +147,10 @@ def describe_command(
 
         check_overlay_target(overlay, video)
     check_outputs(result=out, tracks=save_tracks, subtitles=srt, WebVTT_subtitles=vtt, overlay=overlay)
+    from garvideo.model import GenerationSettings
+    from garvideo.outputs.document import result_document, timeline_cues
+    from garvideo.outputs.subtitles import to_srt, to_vtt
+
     pipeline = load_pipeline(gar_model, None if tracks else sam2_model, device, dtype, quiet)
     result = pipeline.describe(
         video,
@@ -249,13 +250,13 @@ def ask_command(
     letter is printed with the chosen text. --start/--end restrict the frames
     the model sees to that span.
     """
-    from garvideo.model import GenerationSettings
-    from garvideo.outputs.document import result_document
-
     prompts, tracks = _inputs(boxes, points, masks, tracks_file)
     if len(options) == 1:
         raise click.UsageError("a multiple-choice question needs at least two --option choices")
     check_outputs(result=out, tracks=save_tracks)
+    from garvideo.model import GenerationSettings
+    from garvideo.outputs.document import result_document
+
     pipeline = load_pipeline(gar_model, None if tracks else sam2_model, device, dtype, quiet)
     time_range = (start, end) if start is not None or end is not None else None
     answer = pipeline.ask(
