@@ -10,9 +10,11 @@ import re
 import sys
 
 import click
-from click.exceptions import NoArgsIsHelpError
 
 from garvideo import GarvideoError, __version__
+
+# click >= 8.2 shows a bare group's overview through this usage error; older versions exit 0 without one.
+NoArgsIsHelpError = getattr(click.exceptions, "NoArgsIsHelpError", ())
 
 
 def one_line(message: str) -> str:
