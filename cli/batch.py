@@ -8,6 +8,7 @@ import click
 
 from .common import (
     COMPILE_KEY,
+    PositiveSeconds,
     check_outputs,
     load_pipeline,
     model_options,
@@ -121,7 +122,7 @@ def ray_settings(address, workers, cpus_per_worker, gpus_per_worker, shard):
 @click.option("--frames-per-window", default=4, show_default=True, type=click.IntRange(min=1))
 @click.option(
     "--window",
-    type=click.FloatRange(min=0, min_open=True),
+    type=PositiveSeconds(),
     metavar="SECONDS",
     help="Timeline window length (default: adaptive).",
 )
@@ -219,9 +220,10 @@ def batch_command(
         pipeline = load_pipeline(gar_model, sam2_model, device, dtype, quiet, detector=detector)
         summary = run_batch(pipeline, folder, regions_file, out_dir, options, shard=part, progress=not quiet)
     shard_note = f" (shard {part[0]} of {part[1]})" if part[1] > 1 else ""
+    elsewhere = f"{summary.done_elsewhere} done by another run, " if summary.done_elsewhere else ""
     click.echo(
         f"{summary.total} items{shard_note}: {summary.succeeded} done now, {summary.done_before} already done, "
-        f"{len(summary.failed)} failed ({summary.seconds:.1f} s)"
+        f"{elsewhere}{len(summary.failed)} failed ({summary.seconds:.1f} s)"
     )
     for failure in summary.failed:
         click.echo(f"  failed {failure.key}: {failure.reason}", err=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +29,21 @@ WHEN is a frame index (@120) or a time (@4.5s, @1:02.5). Regions that share a
 NAME are one object marked on several frames; unnamed ones are region1, region2...
 A --text without @WHEN is searched for one frame per second; the K most confident
 matches (--max-instances K) become NAME, NAME#2, ... and each is tracked."""
+
+
+class PositiveSeconds(click.ParamType):
+    """A length of time in seconds: a finite number above zero (nan, inf and 0 are refused here, before any work)."""
+
+    name = "seconds"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not math.isfinite(seconds) or seconds <= 0:
+            self.fail(f"{value!r} is not a positive, finite number of seconds", param, ctx)
+        return seconds
 
 
 def region_options(func: Callable) -> Callable:
@@ -272,6 +288,8 @@ def load_pipeline(
     shows one bar over many pipeline calls turns them off. ``box_mode``: GAR's RoI box.
     ``detector``: for text regions, loaded only if one is given.
     """
+    if sam2_model:
+        check_sam2_name(sam2_model)
     from transformers.utils import logging as transformers_logging
 
     from garvideo.pipeline import Pipeline
@@ -293,6 +311,21 @@ def load_pipeline(
         progress=not quiet if progress is None else progress,
         detector=detector,
         compile=compile,
+    )
+
+
+def check_sam2_name(name: str) -> None:
+    """Refuse a bare word that is neither a SAM2 alias nor a folder, listing the aliases (before any model loads)."""
+    import os
+
+    from garvideo.errors import ModelNotFoundError
+    from garvideo.tracking import SAM2_ALIASES
+
+    if name in SAM2_ALIASES or "/" in name or os.sep in name or os.path.exists(os.path.expanduser(name)):
+        return
+    raise ModelNotFoundError(
+        f"unknown SAM2 alias {name!r}: use one of {', '.join(SAM2_ALIASES)}, a hub id such as {DEFAULT_SAM2} "
+        f"or the path of a local folder"
     )
 
 
@@ -320,14 +353,45 @@ def emit_json(document: Any) -> None:
     click.echo(json.dumps(document, indent=2, ensure_ascii=False))
 
 
-def write_json(path: str, document: Any) -> None:
-    from garvideo.files import atomic_write_json
+class Outputs:
+    """Writes a command's output files after the work; none is lost to a write that fails then.
 
-    if path == "-":
-        emit_json(document)
-    else:
-        atomic_write_json(path, document)
-        click.echo(f"wrote {path}", err=True)
+    A file the file system refuses (the up-front check can be outrun) is saved
+    beside it, in the working folder or the temporary folder; :meth:`finish`
+    then raises one error saying where each went, after everything else is
+    written and printed.
+    """
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def write(self, path: str, write: Callable[[Any], Any], what: str) -> None:
+        from garvideo.files import write_or_rescue
+
+        problem = write_or_rescue(path, write, what)
+        if problem:
+            self.problems.append(problem)
+        else:
+            click.echo(f"wrote {path}", err=True)
+
+    def json(self, path: str, document: Any, what: str = "result") -> None:
+        from garvideo.files import atomic_write_json
+
+        if path == "-":
+            emit_json(document)
+        else:
+            self.write(path, lambda target: atomic_write_json(target, document), what)
+
+    def text(self, path: str, text: str, what: str) -> None:
+        from garvideo.files import atomic_write_text
+
+        self.write(path, lambda target: atomic_write_text(target, text), what)
+
+    def finish(self) -> None:
+        from garvideo.files import OutputNotWrittenError
+
+        if self.problems:
+            raise OutputNotWrittenError("; ".join(self.problems))
 
 
 def clock(seconds: float) -> str:

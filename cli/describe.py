@@ -6,6 +6,8 @@ import click
 
 from .common import (
     REGION_HELP,
+    Outputs,
+    PositiveSeconds,
     check_outputs,
     clock,
     document_prompts,
@@ -21,7 +23,6 @@ from .common import (
     reports_warnings,
     text_options,
     text_search,
-    write_json,
 )
 
 
@@ -62,12 +63,20 @@ def _inputs(boxes, points, masks, texts, tracks_file):
     return prompts, tracks
 
 
-def _save_tracks(path, tracks, video_info):
+def _save_tracks(outputs, path, tracks, video_info):
     if path:
         from garvideo.tracking import save_tracks
 
-        save_tracks(path, tracks, {"video": video_info.to_dict()})
-        click.echo(f"wrote {path}", err=True)
+        outputs.write(path, lambda target: save_tracks(target, tracks, {"video": video_info.to_dict()}), "tracks")
+
+
+def _check_window(video, window, stride):
+    """A window shorter than a (tracked) frame interval is refused before the models load (the pipeline checks again)."""
+    from garvideo.video import video_info
+    from garvideo.windows import check_window_length
+
+    info = video_info(video)
+    check_window_length(window, info.duration / max(1, info.num_frames), stride=stride, source=video)
 
 
 @click.command("describe", epilog=REGION_HELP)
@@ -78,7 +87,7 @@ def _save_tracks(path, tracks, video_info):
 @range_options
 @click.option(
     "--window",
-    type=click.FloatRange(min=0, min_open=True),
+    type=PositiveSeconds(),
     metavar="SECONDS",
     help="Timeline window length (default: adaptive, at most 8 windows).",
 )
@@ -140,18 +149,20 @@ def describe_command(
     the whole span and once per timeline window. Windows where a region is not
     seen are reported as not visible.
     """
-    from garvideo.files import atomic_write_text
-    from garvideo.model import GenerationSettings
-    from garvideo.outputs.document import result_document, timeline_cues
-    from garvideo.outputs.subtitles import to_srt, to_vtt
-
+    # Mistakes first, before anything imports torch or loads a model.
     prompts, tracks = _inputs(boxes, points, masks, texts, tracks_file)
     search = text_search(box_threshold, text_threshold, max_instances, search_every)
-    check_outputs(result=out, tracks=save_tracks, subtitles=srt, WebVTT_subtitles=vtt)
+    if window is not None:
+        _check_window(video, window, stride)
     if overlay:
         from garvideo.outputs.overlay import check_overlay_target
 
         check_overlay_target(overlay, video)
+    check_outputs(result=out, tracks=save_tracks, subtitles=srt, WebVTT_subtitles=vtt, overlay=overlay)
+    from garvideo.model import GenerationSettings
+    from garvideo.outputs.document import result_document, timeline_cues
+    from garvideo.outputs.subtitles import to_srt, to_vtt
+
     pipeline = load_pipeline(
         gar_model, None if tracks else sam2_model, device, dtype, quiet, detector=detector if texts else None
     )
@@ -171,19 +182,20 @@ def describe_command(
     )
     report_found(result.found, prompts, max_instances)
     document = result_document("describe", result.video, result.tracks, document_prompts(prompts, result.found), result)
+    outputs = Outputs()
     if out:
-        write_json(out, document)
-    _save_tracks(save_tracks, result.tracks, result.video)
+        outputs.json(out, document)
+    _save_tracks(outputs, save_tracks, result.tracks, result.video)
     cues = timeline_cues(result)
-    for path, render in ((srt, to_srt), (vtt, to_vtt)):
+    for path, render, what in ((srt, to_srt, "subtitles"), (vtt, to_vtt, "WebVTT subtitles")):
         if path:
-            atomic_write_text(path, render(cues))
-            click.echo(f"wrote {path}", err=True)
+            outputs.text(path, render(cues), what)
     if overlay:
         from garvideo.outputs.overlay import render_overlay
 
-        render_overlay(video, overlay, result.tracks, cues, progress=not quiet)
-        click.echo(f"wrote {overlay}", err=True)
+        outputs.write(
+            overlay, lambda target: render_overlay(video, target, result.tracks, cues, progress=not quiet), "overlay"
+        )
     if as_json:
         emit_json(document)
     elif out != "-":
@@ -191,8 +203,15 @@ def describe_command(
             first, last = timeline.visible_span
             click.echo(f"{timeline.name} (seen {clock(first)} to {clock(last)}): {timeline.description}")
             for window in timeline.windows:
-                text = window.description if window.visible else "(not visible)"
+                text = (
+                    window.description
+                    if window.visible
+                    else "(no tracked frame in this window)"
+                    if window.visible is None
+                    else "(not visible)"
+                )
                 click.echo(f"  [{clock(window.start)} - {clock(window.end)}] {text}")
+    outputs.finish()
 
 
 @click.command("ask", epilog=REGION_HELP)
@@ -256,14 +275,14 @@ def ask_command(
     letter is printed with the chosen text. --start/--end restrict the frames
     the model sees to that span.
     """
-    from garvideo.model import GenerationSettings
-    from garvideo.outputs.document import result_document
-
     prompts, tracks = _inputs(boxes, points, masks, texts, tracks_file)
     search = text_search(box_threshold, text_threshold, max_instances, search_every)
     if len(options) == 1:
         raise click.UsageError("a multiple-choice question needs at least two --option choices")
     check_outputs(result=out, tracks=save_tracks)
+    from garvideo.model import GenerationSettings
+    from garvideo.outputs.document import result_document
+
     pipeline = load_pipeline(
         gar_model, None if tracks else sam2_model, device, dtype, quiet, detector=detector if texts else None
     )
@@ -285,9 +304,10 @@ def ask_command(
     document = result_document(
         "ask", answer.video, answer.tracks, document_prompts(prompts, answer.found), None, [answer]
     )
+    outputs = Outputs()
     if out:
-        write_json(out, document)
-    _save_tracks(save_tracks, answer.tracks, answer.video)
+        outputs.json(out, document)
+    _save_tracks(outputs, save_tracks, answer.tracks, answer.video)
     if as_json:
         emit_json(document)
     elif out != "-":
@@ -298,3 +318,4 @@ def ask_command(
                 click.echo(f"(no option letter recognised) {answer.text}")
         else:
             click.echo(answer.text)
+    outputs.finish()

@@ -6,21 +6,66 @@ The commands only parse arguments, call garvideo's public API and print; a
 
 from __future__ import annotations
 
+import re
 import sys
 
 import click
 
 from garvideo import GarvideoError, __version__
 
+# click >= 8.2 shows a bare group's overview through this usage error; older versions exit 0 without one.
+NoArgsIsHelpError = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+def one_line(message: str) -> str:
+    """The message on one line: a name or a decoder's text may hold newlines."""
+    return re.sub(r"\s*\n\s*", " ", str(message)).strip()
+
+
+def print_error(message: str) -> None:
+    click.echo(f"garvideo: error: {one_line(message)}", err=True)
+
+
+class _OneLineUsageError(click.ClickException):
+    """click's usage error, shown like every other mistake: one line, exit code 2."""
+
+    exit_code = 2
+
+    def __init__(self, error: click.UsageError) -> None:
+        message = error.format_message()
+        if error.ctx is not None:
+            message += f" (see '{error.ctx.command_path} --help')"
+        super().__init__(message)
+
+    def show(self, file=None) -> None:
+        print_error(self.format_message())
+
 
 class _App(click.Group):
-    """A click group that turns user-facing errors into one line, never a traceback."""
+    """A click group that turns user-facing errors into one line, never a traceback.
+
+    Usage errors raised while parsing the group's own options (``make_context``) or a
+    command's (``invoke``) become :class:`_OneLineUsageError`; a bare ``garvideo`` still
+    shows the overview, and ``--help`` is untouched.
+    """
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except NoArgsIsHelpError:
+            raise
+        except click.UsageError as exc:
+            raise _OneLineUsageError(exc) from exc
 
     def invoke(self, ctx: click.Context):  # noqa: D401 - click API
         try:
             return super().invoke(ctx)
+        except NoArgsIsHelpError:
+            raise
+        except click.UsageError as exc:
+            raise _OneLineUsageError(exc) from exc
         except GarvideoError as exc:
-            click.echo(f"garvideo: error: {exc}", err=True)
+            print_error(str(exc))
             ctx.exit(2)
 
 

@@ -8,6 +8,7 @@ import click
 
 from .common import (
     REGION_HELP,
+    Outputs,
     check_outputs,
     clock,
     document_prompts,
@@ -79,10 +80,11 @@ def track_command(
         "provenance": result.provenance.to_dict(),
     }
     document = tracks_to_json(result.tracks, meta)
+    outputs = Outputs()
     if out == "-":
         click.echo(json.dumps(document))
     else:
-        atomic_write_json(out, document)
+        outputs.write(out, lambda target: atomic_write_json(target, document), "tracks")
     for track in result.tracks:
         span = track.visible_span()
         seen = len(track.visible_frames())
@@ -92,5 +94,4 @@ def track_command(
             else "never visible"
         )
         click.echo(f"{track.name}: {len(track.frames)} frames tracked, {seen} visible, {where}", err=out == "-")
-    if out != "-":
-        click.echo(f"wrote {out}", err=True)
+    outputs.finish()

@@ -1,16 +1,65 @@
-"""Atomic file writes: a crash never leaves a half-written result behind."""
+"""Atomic file writes: a crash never leaves a half-written result behind.
+
+Results get the mode any editor would give them (``0666`` less the umask), not
+the private mode of a temporary file. Output paths are proven writable before
+long work starts (:func:`check_writable`), and a write that still fails at the
+end saves the result elsewhere rather than losing it (:func:`write_or_rescue`).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import datetime as _dt
+import hashlib
 import json
 import os
+import re
+import socket
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from functools import cache
 from pathlib import Path
 from typing import Any
 
-from .errors import InvalidInputError
+from .errors import GarvideoError, InvalidInputError
+
+
+class OutputNotWrittenError(GarvideoError):
+    """An output could not be written where asked (it was saved elsewhere if at all possible: the message says where)."""
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where Linux allows (other threads may be creating files)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+@cache
+def host_tag() -> str:
+    """A short, file-name-safe tag of this machine: temporaries and locks say which machine made them."""
+    return hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this machine still runs (a process of another user counts as running, a zombie not)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    with contextlib.suppress(OSError, IndexError):
+        # Linux: a zombie (exited, not yet reaped by its parent) no longer runs.
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    return True
 
 
 @contextlib.contextmanager
@@ -19,14 +68,19 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
     The temporary file lives in the same folder so the final ``os.replace`` is
     atomic on POSIX and Windows. On an exception the temporary file is removed
-    and ``path`` is left as it was.
+    and ``path`` is left as it was. Its name carries this machine's tag and
+    process id, so a cleaner can tell an abandoned one from one being written
+    (:func:`is_abandoned_temporary`).
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp" + target.suffix, dir=target.parent)
+    prefix = f".{target.name}.{host_tag()}-{os.getpid()}."
+    fd, tmp_name = tempfile.mkstemp(prefix=prefix, suffix=".tmp" + target.suffix, dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
+        # mkstemp makes the file private (0600); a result should be readable like any other file.
+        os.chmod(tmp, 0o666 & ~_umask())
         yield tmp
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
@@ -51,16 +105,42 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any, indent: int | None
 
 
 def is_temporary(path: str | os.PathLike[str]) -> bool:
-    """True for the leftovers of an interrupted :func:`atomic_path` (safe to delete)."""
+    """True for the temporary files of :func:`atomic_path` (finished or not)."""
     name = Path(path).name
     return name.startswith(".") and ".tmp" in name
 
 
-def check_writable(path: str | os.PathLike[str], what: str = "output") -> Path:
-    """Refuse, before any long work, an output path that cannot be written as a file.
+#: A temporary of another machine untouched this long is taken as abandoned (no write lasts that long).
+ABANDONED_AFTER_S = 6 * 3600
+# ".<name>.<host tag>-<pid>.<random>.tmp<suffix>" (mkstemp's random part has no dots)
+_TEMPORARY_OWNER = re.compile(r"\.([0-9a-f]{8})-(\d+)\.[^.]+\.tmp")
 
-    The path must not be a folder, and its folder must exist or be creatable
-    and be writable. Raises :class:`InvalidInputError` with the reason.
+
+def is_abandoned_temporary(path: str | os.PathLike[str]) -> bool:
+    """True for a temporary of :func:`atomic_path` that no running process will finish (safe to delete).
+
+    One of this machine is abandoned when its process is gone; one of another
+    machine (a shared folder) when untouched for :data:`ABANDONED_AFTER_S`.
+    """
+    path = Path(path)
+    if not is_temporary(path):
+        return False
+    owner = _TEMPORARY_OWNER.search(path.name)
+    if owner is not None and owner.group(1) == host_tag():
+        return not process_alive(int(owner.group(2)))
+    try:
+        return time.time() - path.stat().st_mtime > ABANDONED_AFTER_S
+    except FileNotFoundError:
+        return False
+
+
+def check_writable(path: str | os.PathLike[str], what: str = "output") -> Path:
+    """Prove, before any long work, that a file can be written at ``path``.
+
+    The path must not be a folder; a temporary file is created (with any
+    missing folders) and removed again in its folder, so permissions, read-only
+    and special file systems (``/proc``) are all found out now. Raises
+    :class:`InvalidInputError` with the reason.
     """
     target = Path(path)
     if target.is_dir():
@@ -71,6 +151,59 @@ def check_writable(path: str | os.PathLike[str], what: str = "output") -> Path:
         existing = existing.parent
     if not existing.is_dir():
         raise InvalidInputError(f"cannot write the {what} {target}: {existing} is a file, not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise InvalidInputError(f"cannot write the {what} {target}: {existing} is not writable")
+    created: list[Path] = []
+    try:
+        for missing in reversed([folder, *folder.parents][: len(folder.relative_to(existing).parts)]):
+            missing.mkdir()
+            created.append(missing)
+        fd, probe = tempfile.mkstemp(prefix=f".{target.name}.{host_tag()}-{os.getpid()}.", suffix=".tmp", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise InvalidInputError(f"cannot write the {what} {target}: {exc.strerror or exc}") from None
+    finally:
+        for made in reversed(created):
+            with contextlib.suppress(OSError):
+                made.rmdir()
     return target
+
+
+def _is_write_failure(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) or isinstance(exc.__cause__, OSError)
+
+
+def _rescue_places(target: Path) -> Iterator[Path]:
+    """Where to save an output that cannot be written where asked: beside it, the working folder, the temp folder."""
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    stamped = f"{target.stem}.saved-{stamp}{target.suffix}"
+    yield target.with_name(stamped)
+    here = Path.cwd()
+    yield here / target.name if not (here / target.name).exists() else here / stamped
+    yield Path(tempfile.gettempdir()) / stamped
+
+
+def write_or_rescue(path: str | os.PathLike[str], write: Callable[[Path], Any], what: str = "result") -> str | None:
+    """Run ``write(path)``; if the file system refuses, write the output elsewhere instead of losing it.
+
+    Returns None when the output is where asked, else one sentence saying why
+    it is not and where it was saved (tried: beside it, the working folder, the
+    temporary folder). Errors that are not about writing propagate.
+    """
+    target = Path(path)
+    try:
+        write(target)
+        return None
+    except Exception as exc:
+        if not _is_write_failure(exc):
+            raise
+        cause = exc if isinstance(exc, OSError) else exc.__cause__
+        reason = getattr(cause, "strerror", None) or str(cause)
+    for place in _rescue_places(target):
+        try:
+            write(place)
+        except Exception as exc:
+            if not _is_write_failure(exc):
+                raise
+            continue
+        return f"cannot write the {what} {target} ({reason}): saved it as {place} instead"
+    return f"cannot write the {what} {target} ({reason}), nor anywhere else: the {what} is lost"

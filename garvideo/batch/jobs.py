@@ -8,7 +8,10 @@ is recorded with its reason in ``OUT/failures.jsonl`` (rewritten atomically
 after each failure) and the job goes on. Items can be split over several
 workers (``shard=(k, n)``): each worker takes the items whose position is
 ``k`` modulo ``n`` and keeps its own failures and summary files, so workers
-of a cluster job array can share one output folder.
+of a cluster job array can share one output folder. Runs of the same items
+on one folder at the same time share the work: each item is locked while it
+is computed (:mod:`garvideo.batch.locks`), the other runs leave it and come
+back for it (its result, or the item itself if its run died) at the end.
 """
 
 from __future__ import annotations
@@ -18,13 +21,14 @@ import json
 import os
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
 from ..errors import GarvideoError, InvalidInputError
-from ..files import atomic_write_json, atomic_write_text, is_temporary
+from ..files import atomic_write_json, atomic_write_text, is_abandoned_temporary
+from .locks import ItemLock, lock_path, remove_stale_locks
 
 
 class Keyed(Protocol):
@@ -52,6 +56,7 @@ class BatchSummary:
     failed: tuple[Failure, ...]
     seconds: float
     shard: tuple[int, int] = (0, 1)
+    done_elsewhere: int = 0  # finished meanwhile by another run on the same folder
 
     @property
     def ok(self) -> bool:
@@ -62,6 +67,7 @@ class BatchSummary:
             "total": self.total,
             "skipped_already_done": self.done_before,
             "succeeded": self.succeeded,
+            "done_by_another_run": self.done_elsewhere,
             "failed": len(self.failed),
             "failures": [f.to_dict() for f in self.failed],
             "seconds": round(self.seconds, 3),
@@ -124,26 +130,67 @@ def is_done(out_dir: Path, key: str) -> bool:
 
 
 def _remove_leftovers(out_dir: Path) -> None:
-    """Temporary files of a killed run are never results: delete them."""
+    """Temporary files of a killed run are never results: delete them (not those another run is writing)."""
     for path in out_dir.iterdir():
-        if is_temporary(path):
+        if is_abandoned_temporary(path):
             with contextlib.suppress(OSError):
                 path.unlink()
 
 
-def write_failures(path: Path, failures: Sequence[Failure]) -> None:
-    """The failures file holds ``failures`` (rewritten atomically), or is gone when there are none."""
-    if failures:
-        atomic_write_text(path, "".join(json.dumps(f.to_dict(), ensure_ascii=False) + "\n" for f in failures))
-    else:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+def _read_failures(path: Path) -> list[dict[str, Any]]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+    records = []
+    for line in lines:
+        with contextlib.suppress(ValueError):
+            record = json.loads(line)
+            if isinstance(record, dict) and isinstance(record.get("key"), str):
+                records.append(record)
+    return records
+
+
+def write_failures(out_dir: Path, path: Path, failures: Sequence[Failure], handled: Collection[str] = ()) -> None:
+    """Record this run's failures, keeping those another run on the folder recorded for items it did not handle.
+
+    Entries of items this run handled (``handled``, and every item in ``failures``) or that are done now
+    are replaced; the file is rewritten under a short lock so two runs never lose each other's records.
+    """
+    handled = set(handled) | {failure.key for failure in failures}
+    lock = ItemLock.wait(path.with_name(path.name + ".lock"))
+    try:
+        others = [
+            record
+            for record in _read_failures(path)
+            if record["key"] not in handled and not is_done(out_dir, record["key"])
+        ]
+        records = others + [f.to_dict() for f in failures]
+        if records:
+            atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+    finally:
+        lock.release()
+
+
+@dataclass
+class _RunState:
+    """What one :meth:`BatchJob.run` has seen and done so far."""
+
+    out_dir: Path
+    fail_file: Path
+    done_at_start: set[str]  # results that existed before this run (not another concurrent run's work)
+    handled: set[str] = field(default_factory=set)  # items this run computed (or tried to)
+    failures: list[Failure] = field(default_factory=list)
 
 
 def prepare_job(items: Sequence[ItemT], out_dir: Path, shard: tuple[int, int] = (0, 1)) -> list[ItemT]:
     """Ready ``out_dir`` (created, an earlier run's temporary files gone) and return the shard's items."""
     out_dir.mkdir(parents=True, exist_ok=True)
     _remove_leftovers(out_dir)
+    remove_stale_locks(out_dir)
     keys = [item.key for item in items]
     if len(set(keys)) != len(keys):
         raise InvalidInputError("batch items must have distinct keys (the same item appears twice)")
@@ -167,9 +214,16 @@ def finish_job(
     failures: Sequence[Failure],
     start: float,
     shard: tuple[int, int] = (0, 1),
+    *,
+    handled: Collection[str] = (),
+    done_elsewhere: int = 0,
 ) -> BatchSummary:
-    """Write the final failures file and the summary (``start``: the run's ``time.monotonic()``)."""
-    write_failures(failures_path(out_dir, shard), failures)
+    """Write the final failures file and the summary (``start``: the run's ``time.monotonic()``).
+
+    ``handled``: the items this run computed or tried (see :func:`write_failures`); ``done_elsewhere``:
+    items another run on the same folder finished meanwhile.
+    """
+    write_failures(out_dir, failures_path(out_dir, shard), failures, handled)
     summary = BatchSummary(
         total=total,
         done_before=done_before,
@@ -177,6 +231,7 @@ def finish_job(
         failed=tuple(failures),
         seconds=time.monotonic() - start,
         shard=shard,
+        done_elsewhere=done_elsewhere,
     )
     atomic_write_json(summary_path(out_dir, shard), summary.to_dict())
     return summary
@@ -192,6 +247,7 @@ class BatchJob(Generic[ItemT]):
     shard: tuple[int, int] = (0, 1)
     progress: bool = True
     on_item: Callable[[ItemT, str], None] | None = None  # called with "done", "skipped" or "failed"
+    poll_s: float = 0.5  # how often to look again at items another run is computing
 
     def run(self) -> BatchSummary:
         from tqdm.auto import tqdm
@@ -199,28 +255,75 @@ class BatchJob(Generic[ItemT]):
         start = time.monotonic()
         out_dir = Path(self.out_dir)
         mine = prepare_job(self.items, out_dir, self.shard)
-        failures: list[Failure] = []
-        done_before = succeeded = 0
-        fail_file = failures_path(out_dir, self.shard)
-        bar = tqdm(mine, desc="batch", unit="item", disable=not self.progress)
-        for item in bar:
-            if is_done(out_dir, item.key):
-                done_before += 1
+        state = _RunState(
+            out_dir, failures_path(out_dir, self.shard), {item.key for item in mine if is_done(out_dir, item.key)}
+        )
+        tally = {"done": 0, "skipped": 0, "elsewhere": 0, "failed": 0}
+        bar = tqdm(total=len(mine), desc="batch", unit="item", disable=not self.progress)
+        # Items another run is computing are left for later; then their results are picked up, or the
+        # items themselves once their run is gone (its lock stale).
+        waiting: list[ItemT] = []
+        for item in mine:
+            status = self._attempt(state, item, bar)
+            if status == "busy":
+                waiting.append(item)
+            else:
+                tally[status] += 1
+                bar.update()
+        while waiting:
+            time.sleep(self.poll_s)
+            still = []
+            for item in waiting:
+                status = self._attempt(state, item, bar)
+                if status == "busy":
+                    still.append(item)
+                else:
+                    tally[status] += 1
+                    bar.update()
+            waiting = still
+        bar.close()
+        return finish_job(
+            out_dir,
+            len(mine),
+            tally["skipped"],
+            tally["done"],
+            state.failures,
+            start,
+            self.shard,
+            handled=state.handled,
+            done_elsewhere=tally["elsewhere"],
+        )
+
+    def _attempt(self, state: _RunState, item: ItemT, bar: Any) -> str:
+        """Compute one item unless it is done or locked: "done", "failed", "skipped", "elsewhere" or "busy"."""
+        out_dir = state.out_dir
+        finished = "skipped" if item.key in state.done_at_start else "elsewhere"
+        if is_done(out_dir, item.key):
+            self._notify(item, "skipped")
+            return finished
+        lock = ItemLock.acquire(lock_path(out_dir, item.key))
+        if lock is None:
+            return "busy"
+        try:
+            if is_done(out_dir, item.key):  # finished by another run between the check and the lock
                 self._notify(item, "skipped")
-                continue
+                return finished
             bar.set_postfix_str(item.key[-40:])
+            state.handled.add(item.key)
             try:
-                result = self.process(item)
+                with lock.kept_fresh():
+                    result = self.process(item)
             except Exception as exc:  # noqa: BLE001 - one bad item must not stop the batch
-                failures.append(failure_from(item.key, exc))
+                state.failures.append(failure_from(item.key, exc))
             else:
                 atomic_write_json(result_path(out_dir, item.key), result)
-                succeeded += 1
                 self._notify(item, "done")
-                continue
-            write_failures(fail_file, failures)
+                return "done"
+            write_failures(out_dir, state.fail_file, state.failures, state.handled)
             self._notify(item, "failed")
-        return finish_job(out_dir, len(mine), done_before, succeeded, failures, start, self.shard)
+            return "failed"
+        finally:
+            lock.release()
 
     def _notify(self, item: ItemT, status: str) -> None:
         if self.on_item is not None:

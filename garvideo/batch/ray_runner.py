@@ -344,7 +344,7 @@ class _Dispatcher:
 
     def _fail(self, line: ManifestLine, failure: Failure) -> None:
         self.failures.append(failure)
-        write_failures(failures_path(self.out_dir), self.failures)
+        write_failures(self.out_dir, failures_path(self.out_dir), self.failures)
         self._notify(line, "failed")
 
     def _notify(self, line: ManifestLine, status: str) -> None:

@@ -31,6 +31,7 @@ import torch
 from ..checkpoints import resolve_checkpoint
 from ..devices import resolve_device, resolve_dtype
 from ..errors import InvalidInputError
+from ..names import check_region_name, resolve_references
 from .batching import BatchPolicy, ImageFeatureMemo, plan_batches
 from .decoding import StaticDecoder
 from .images import ImageLike, MaskLike
@@ -53,8 +54,6 @@ Regions = Mapping[str, MaskLike] | Sequence[tuple[str, MaskLike]]
 VideoRegions = Mapping[str, Sequence[MaskLike | None]] | Sequence[tuple[str, Sequence[MaskLike | None]]]
 
 DECODERS = ("static", "generate")
-
-_NAME_REF = re.compile(r"<([^<>\n]+)>")
 _PROMPT_REF = re.compile(r"<Prompt(\d+)>")
 
 
@@ -197,12 +196,7 @@ def _named(regions, what: str) -> tuple[list[str], list]:
     for item in items:
         if len(item) != 2:
             raise InvalidInputError(f"{what}s must be (name, mask) pairs or a {{name: mask}} mapping")
-        name = str(item[0]).strip()
-        if not name or "<" in name or ">" in name or "\n" in name:
-            raise InvalidInputError(
-                f"region name {item[0]!r} is not usable: names are non-empty and have no < > or newlines"
-            )
-        names.append(name)
+        names.append(check_region_name(str(item[0])))
     if len(set(names)) != len(names):
         raise InvalidInputError(f"region names must be distinct, got {names}")
     return names, [item[1] for item in items]
@@ -211,17 +205,7 @@ def _named(regions, what: str) -> tuple[list[str], list]:
 def _substitute_names(text: str, names: Sequence[str]) -> str:
     """``<name>`` -> ``<Prompti>``; a reference to anything not given is an error."""
     check_user_text(text)
-    index = {name: i for i, name in enumerate(names)}
-
-    def swap(match: re.Match) -> str:
-        name = match.group(1).strip()
-        if name in index:
-            return prompt_token(index[name])
-        raise InvalidInputError(
-            f"the question names <{name}>, which is not one of the given regions ({', '.join(names)})"
-        )
-
-    return _NAME_REF.sub(swap, text)
+    return resolve_references(text, names, prompt_token)[0]
 
 
 def _options(options: Sequence[str] | None) -> tuple[str, ...] | None:

@@ -15,6 +15,7 @@
          # after describe:
          "description": str, "visible_span": [t0, t1], "frames": [...], "times": [...],
          "timeline": [{"start", "end", "visible", "description" | null, "frames", "times"}]}
+         # visible: true | false | null (null: no tracked frame falls in the window, nothing is known)
       ],
       "answers": [{"question", "regions", "options" | null, "answer", "letter" | null,
                    "choice" | null, "time_range" | null, "frames", "times"}],
@@ -142,7 +143,7 @@ _REQUIRED = {
     },
     "video": {"width": int, "height": int, "fps": float, "num_frames": int, "duration": float, "codec": str},
     "region": {"name": str, "prompts": list, "track": dict},
-    "timeline": {"start": float, "end": float, "visible": bool, "frames": list, "times": list},
+    "timeline": {"start": float, "end": float, "frames": list, "times": list},
     "answer": {"question": str, "regions": list, "answer": str},
     "provenance": {"garvideo": str, "settings": dict, "timings": dict},
 }
@@ -174,7 +175,11 @@ def validate_result_document(doc: Any) -> None:
         need(region, "region", f"regions[{k}]")
         for w, window in enumerate(region.get("timeline", [])):
             need(window, "timeline", f"regions[{k}].timeline[{w}]")
-            if window["visible"] != isinstance(window.get("description"), str):
+            if "visible" not in window or not (window["visible"] is None or isinstance(window["visible"], bool)):
+                raise InvalidInputError(f"regions[{k}].timeline[{w}].visible: expected true, false or null")
+            if window["visible"] is None and window["frames"]:
+                raise InvalidInputError(f"regions[{k}].timeline[{w}]: a window without tracked frames used frames")
+            if bool(window["visible"]) != isinstance(window.get("description"), str):
                 raise InvalidInputError(f"regions[{k}].timeline[{w}]: a visible window has a description, others null")
     for k, answer in enumerate(doc["answers"]):
         need(answer, "answer", f"answers[{k}]")

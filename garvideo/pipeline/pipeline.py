@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -37,9 +36,11 @@ from ..errors import GarvideoError, InvalidInputError
 from ..grounding import DEFAULT_DETECTOR, GroundingDetector
 from ..model import CAPTION_INSTRUCTION, DEFAULT_MODEL_ID, GAR, GARResult, GenerationSettings, VideoPromptTemplate
 from ..model.errors import TooManyRegionsError
+from ..names import resolve_references
 from ..timecode import parse_seconds
 from ..tracking import DEFAULT_SAM2_MODEL, RegionPrompt, Sam2Tracker, Track
 from ..video import Frame, VideoReader, reading
+from ..windows import check_window_length
 from .grounding import TextSearch, find_text_regions, has_text
 from .results import (
     Answer,
@@ -60,8 +61,6 @@ TimeLike = "float | str | None"
 NICE_WINDOW_LENGTHS = (1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0)
 #: The adaptive timeline has at most this many windows.
 MAX_ADAPTIVE_WINDOWS = 8
-
-_NAME_REF = re.compile(r"<([^<>\n]+)>")
 
 
 class PipelineError(GarvideoError):
@@ -364,15 +363,18 @@ class Pipeline:
         windows (default: adaptive, at most 8) and ``frames_per_window`` of the
         region's visible frames in each give that window's description. Windows
         where the region is not seen are marked ``visible=False`` and not
-        described. ``instruction`` is what GAR is asked for every prompt;
-        ``template`` the video prompt wording; at most ``batch_size`` prompts of
+        described; a window no tracked frame falls in (sparse tracks, a
+        ``stride``) has ``visible=None``. A ``window`` shorter than the
+        interval between tracked frames, or one that would make more than
+        :data:`garvideo.windows.MAX_WINDOWS` windows, is refused. ``instruction`` is what GAR is asked for
+        every prompt; ``template`` the video prompt wording; at most ``batch_size`` prompts of
         similar length share one generate call (default: chosen per device).
         Text regions are found first (``search``; see :meth:`find`).
         """
         gar = self._require_gar()
         with reading(video) as reader:
             span = _time_range(reader, start, end)
-            length = float(window) if window is not None else adaptive_window_length(span.end - span.start)
+            length = _window_length(reader, span, window, stride)
             bounds = window_bounds(span.start, span.end, length)
             found: tuple[FoundRegion, ...] = ()
             find_timings = StageTimings()
@@ -385,7 +387,13 @@ class Pipeline:
             # plans[(region, window number)] are its frames; window None is the overall description.
             plans: dict[tuple[str, int | None], list[int]] = {}
             spans: dict[str, tuple[float, float]] = {}
+            # A window no tracked frame falls in says nothing about visibility (visible=None), not "not seen".
+            without_frames: set[tuple[str, int]] = set()
             for track in track_list:
+                tracked_times = np.array([f.time for f in track.frames])
+                for number, (a, b) in enumerate(bounds):
+                    if not np.any((tracked_times >= a) & (tracked_times < b)):
+                        without_frames.add((track.name, number))
                 seen = [f for f in track.frames if f.visible and span.holds_time(f.time)]
                 if not seen:
                     raise PipelineError(
@@ -427,7 +435,7 @@ class Pipeline:
                     TimelineWindow(
                         start=a,
                         end=b,
-                        visible=bool(plans[track.name, number]),
+                        visible=None if (track.name, number) in without_frames else bool(plans[track.name, number]),
                         description=texts.get((track.name, number)),
                         frames=tuple(plans[track.name, number]),
                         times=times_of(plans[track.name, number]),
@@ -666,6 +674,15 @@ def _time_range(reader: VideoReader, start: TimeLike, end: TimeLike) -> _Range:
     return _Range(first=first, stop=min(stop, reader.num_frames), start=t0, end=min(t1, duration))
 
 
+def _window_length(reader: VideoReader, span: _Range, window: float | None, stride: int) -> float:
+    """The timeline's window length: ``window`` checked against the video and range, or the adaptive one."""
+    spanned = span.end - span.start
+    if window is None:
+        return adaptive_window_length(spanned)
+    interval = reader.duration / max(1, reader.num_frames)
+    return check_window_length(window, interval, span=spanned, stride=stride, source=reader.path)
+
+
 def _decode(reader: VideoReader, indices: Sequence[int]) -> tuple[dict[int, Frame], float]:
     began = time.perf_counter()
     frames = reader.read(sorted(set(indices)))
@@ -713,13 +730,7 @@ def _question_regions(question: str, given: Sequence[str], limit: int) -> list[s
     """The regions a question (with its options) is about, in the order given; checked before any work is done."""
     if not given:
         raise InvalidInputError("no regions were given: a question is about one to five named regions")
-    named = {m.strip() for m in _NAME_REF.findall(question)}
-    unknown = sorted(n for n in named if n not in given and not n.startswith("|"))
-    if unknown:
-        raise InvalidInputError(
-            f"the question names {', '.join(f'<{n}>' for n in unknown)}, which is not among the given regions "
-            f"({', '.join(given)})"
-        )
+    _, named = resolve_references(question, given)
     names = [n for n in given if n in named] or list(given)
     if len(names) > limit:
         raise TooManyRegionsError(

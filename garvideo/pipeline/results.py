@@ -141,12 +141,14 @@ class TimelineWindow:
     """A span ``[start, end)`` of the video (seconds) and what the region does in it.
 
     ``visible`` is False when the region is not seen in any tracked frame of
-    the span; then ``description`` is None and no frames were used.
+    the span, and None when no tracked frame falls in the span at all (sparse
+    tracks, a stride): then nothing is known of it. Either way ``description``
+    is None and no frames were used.
     """
 
     start: float
     end: float
-    visible: bool
+    visible: bool | None
     description: str | None
     frames: tuple[int, ...] = ()
     times: tuple[float, ...] = ()

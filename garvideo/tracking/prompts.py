@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,7 @@ import numpy as np
 from ..errors import InvalidInputError
 from ..masks import encode_rle
 from ..masks import read_mask_image as load_mask_image
+from ..names import check_region_name, describe_character
 from ..timecode import When, parse_when
 
 Box = tuple[float, float, float, float]
@@ -32,6 +34,10 @@ Point = tuple[float, float]
 
 POSITIVE = 1
 NEGATIVE = 0
+
+
+class RegionClippedWarning(UserWarning):
+    """A box reaching outside the frame was clipped to it (the user may have meant another frame size)."""
 
 
 def _as_when(when: When | int | str) -> When:
@@ -97,10 +103,8 @@ class RegionPrompt:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
-        if not isinstance(self.name, str) or not self.name.strip():
-            raise InvalidInputError(f"a region needs a non-empty name, got {self.name!r}")
-        set_(self, "name", self.name.strip())
-        if self.text is None or self.when is not None:
+        set_(self, "name", check_region_name(self.name))
+        if self.text is None or self.when is not None:  # a text region may leave the moment to the search
             set_(self, "when", _as_when(self.when))
         given = [kind for kind in ("box", "points", "mask", "text") if getattr(self, kind) is not None]
         if len(given) != 1:
@@ -215,7 +219,7 @@ class RegionPrompt:
         return self.at_frame(frame_at_time(self.when.time))
 
     def fit_to_frame(self, width: int, height: int) -> RegionPrompt:
-        """Check the region against a ``width`` x ``height`` frame; clip a box that sticks out.
+        """Check the region against a ``width`` x ``height`` frame; clip a box that sticks out, with a warning.
 
         Raises :class:`InvalidInputError` for a box outside the frame (or of
         zero area once clipped), a click outside the frame, a mask of
@@ -239,7 +243,15 @@ class RegionPrompt:
                     f"the box of {self.name!r} {_fmt(self.box)} lies outside the {width}x{height} frame "
                     f"(zero area once clipped): boxes are x1,y1,x2,y2 in pixels of the displayed frame"
                 )
-            return self if clipped == self.box else dataclasses.replace(self, box=clipped)
+            if clipped == self.box:
+                return self
+            warnings.warn(
+                f"the box of {self.name!r} {_fmt(self.box)} reaches outside the {width}x{height} frame: "
+                f"using {_fmt(clipped)}",
+                RegionClippedWarning,
+                stacklevel=2,
+            )
+            return dataclasses.replace(self, box=clipped)
         if self.points is not None:
             for x, y in self.points:
                 if not (0 <= x <= width and 0 <= y <= height):
@@ -303,9 +315,28 @@ def _fmt(values: Iterable[float]) -> str:
 
 # -- the command line's region syntax ------------------------------------------------
 
-# '#' is allowed: the instances a text region finds are named car, car#2, ... and --box reproduces them.
-_NAMED = re.compile(r"^\s*([\w\-#]+)\s*=(.*)$", re.DOTALL)
+# A name on the command line: letters, digits, "_", "-" and "#" (no quoting rules to learn). '#' is
+# there because the instances a text region finds are named car, car#2, ... and --box reproduces them.
+_CLI_NAME = re.compile(r"[\w\-#]+")
+# NAME=BODY where NAME has no path separator or dot (a mask's file name may itself hold "=").
+_NAMED_MASK = re.compile(r"^\s*([^=/\\.]+?)\s*=(.*)$", re.DOTALL)
+# NAME=PHRASE: only a word-like prefix is a name, so a phrase may hold '=' after its first word.
+_NAMED_TEXT = re.compile(r"^\s*([\w\-#]+)\s*=(.*)$", re.DOTALL)
 _NEGATIVE_MARKS = ("!", "~")
+
+
+def _cli_name(name: str, option: str, text: str) -> str:
+    """Check a NAME given before '=': say what the command line cannot carry in it."""
+    stripped = name.strip()
+    if not stripped:
+        raise InvalidInputError(f"{option} {text!r}: the name before '=' is empty (use NAME=... or leave both out)")
+    if not _CLI_NAME.fullmatch(stripped):
+        bad = next(c for c in stripped if not _CLI_NAME.fullmatch(c))
+        raise InvalidInputError(
+            f"{option} {text!r}: the region name {stripped!r} holds {describe_character(bad)}; on the command line "
+            f"a region name is letters, digits, '_', '-' and '#' (e.g. dog or red-car)"
+        )
+    return check_region_name(stripped)
 
 
 def _split_spec(text: str, option: str, example: str) -> tuple[str | None, str, When]:
@@ -320,11 +351,15 @@ def _split_spec(text: str, option: str, example: str) -> tuple[str | None, str, 
     except InvalidInputError as exc:
         raise InvalidInputError(f"{option} {text!r}: {exc}") from exc
     name = None
-    match = _NAMED.match(head)
-    if match:
-        name, head = match.group(1), match.group(2)
-    elif head.lstrip().startswith("="):
-        raise InvalidInputError(f"{option} {text!r}: the name before '=' is empty (use NAME=... or leave both out)")
+    if option == "--mask":
+        match = _NAMED_MASK.match(head)
+        if match:
+            name, head = _cli_name(match.group(1), option, text), match.group(2)
+        elif head.lstrip().startswith("="):
+            _cli_name("", option, text)
+    elif "=" in head:  # boxes and clicks are numbers: whatever comes before an '=' is meant as a name
+        before, head = head.rsplit("=", 1)
+        name = _cli_name(before, option, text)
     head = head.strip()
     if not head:
         raise InvalidInputError(f"{option} {text!r}: nothing between the name and @WHEN, e.g. {example}")
@@ -384,9 +419,9 @@ def _text_parts(text: str) -> tuple[str | None, When | None, dict[str, Any]]:
         except InvalidInputError as exc:
             raise InvalidInputError(f"--text {text!r}: {exc} (leave @WHEN out to search the whole video)") from exc
     name = None
-    match = _NAMED.match(head)
+    match = _NAMED_TEXT.match(head)
     if match:
-        name, head = match.group(1), match.group(2)
+        name, head = _cli_name(match.group(1), "--text", text), match.group(2)
     elif head.lstrip().startswith("="):
         raise InvalidInputError(f"--text {text!r}: the name before '=' is empty (use NAME=... or leave both out)")
     phrase = head.strip().strip("\"'").strip()
@@ -430,7 +465,7 @@ def parse_mask_prompt(text: str, default_name: str = "region1") -> RegionPrompt:
 
     Non-zero pixels of FILE (PNG or any image Pillow reads) mark the region.
     Example: ``dog=masks/dog_0012.png@12``. A name may use letters, digits,
-    ``_`` and ``-``.
+    ``_``, ``-`` and ``#``.
     """
     name, when, region = _mask_parts(text)
     return RegionPrompt(name=name or default_name, when=when, **region)

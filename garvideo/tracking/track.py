@@ -22,6 +22,7 @@ import numpy as np
 from ..errors import InvalidInputError
 from ..files import atomic_write_json
 from ..masks import decode_rle, encode_rle, mask_bbox
+from ..names import check_region_name
 
 TRACKS_FORMAT = "garvideo.tracks"
 TRACKS_VERSION = 1
@@ -160,6 +161,7 @@ class Track:
     frames: tuple[TrackFrame, ...]
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "name", check_region_name(self.name))
         frames = tuple(sorted(self.frames, key=lambda f: f.index))
         indices = [f.index for f in frames]
         if len(set(indices)) != len(indices):

@@ -149,3 +149,20 @@ def test_sigkill_midway_then_rerun_gives_every_result_once(tmp_path):
     for i in range(12):
         assert json.loads((out / f"k{i:02d}.json").read_text())["key"] == f"k{i:02d}"
     assert json.loads((out / "summary.json").read_text())["skipped_already_done"] == len(finished_early)
+
+
+def test_results_failures_and_summary_are_readable_by_others(tmp_path):
+    import stat
+
+    def process(item):
+        if item.value == 1:
+            raise InvalidInputError("bad item")
+        return {"value": item.value}
+
+    previous = os.umask(0o022)
+    try:
+        BatchJob(_items(3), tmp_path, process, progress=False).run()
+    finally:
+        os.umask(previous)
+    for name in ("item-0.json", "item-2.json", "failures.jsonl", "summary.json"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name

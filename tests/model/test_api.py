@@ -112,7 +112,7 @@ def test_multiple_choice_answer_gives_its_letter(gar, scene):
 
 def test_ask_errors(gar, scene, tmp_path):
     image, masks = scene
-    with pytest.raises(InvalidInputError, match="<cat>, which is not one of the given regions"):
+    with pytest.raises(InvalidInputError, match="<cat>, which is not among the given regions"):
         gar.ask(image, {"red": masks["red"]}, "Is <cat> red?")
     with pytest.raises(TooManyRegionsError, match="groups of 5"):
         gar.ask(image, {f"r{i}": masks["red"] for i in range(6)}, "Which is red?")

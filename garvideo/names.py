@@ -1,0 +1,85 @@
+"""Region names: what a name may hold, and the ``<name>`` references of a question.
+
+A question refers to a region as ``<name>``, so a name cannot hold ``<``,
+``>``, a line break or another control character. Names are checked once,
+where they enter (:class:`~garvideo.tracking.RegionPrompt`,
+:class:`~garvideo.tracking.Track`, GAR's region mappings), and references are
+resolved by :func:`resolve_references` alone.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
+
+from .errors import InvalidInputError
+
+# <name>: anything but angle brackets and line breaks; "<|...|>" control tokens are not names.
+_REFERENCE = re.compile(r"<(?!\|)([^<>\n]+)>")
+
+
+def describe_character(char: str) -> str:
+    """How a message names a character: ``'<'``, ``a space``, ``a line break``..."""
+    if char in "\n\r":
+        return "a line break"
+    if char == " ":
+        return "a space"
+    if char == ",":
+        return "a comma"
+    if unicodedata.category(char).startswith("C"):
+        return f"a control character ({char!r})"
+    if char.isspace():
+        return f"a blank ({char!r})"
+    return repr(char)
+
+
+def check_region_name(name: object) -> str:
+    """``name`` without surrounding blanks, or :class:`InvalidInputError` saying what is wrong with it."""
+    if not isinstance(name, str):
+        raise InvalidInputError(f"a region name must be text, got {name!r}")
+    stripped = name.strip()
+    if not stripped:
+        raise InvalidInputError(f"a region needs a non-empty name, got {name!r}")
+    for char in stripped:
+        if char in "<>" or unicodedata.category(char).startswith("C"):
+            raise InvalidInputError(
+                f"the region name {name!r} is not usable: it holds {describe_character(char)}, and as a question "
+                f"refers to a region as <name>, a name cannot hold '<', '>', line breaks or control characters"
+            )
+    return stripped
+
+
+def resolve_references(
+    text: str, names: Sequence[str], token: Callable[[int], str] | None = None
+) -> tuple[str, list[str]]:
+    """The ``<name>`` references of ``text``: each must be one of ``names``.
+
+    Returns ``text`` with every reference replaced by ``token(i)`` (``i`` the
+    name's position in ``names``; unchanged without ``token``) and the names
+    referred to, in order of first reference. Blanks inside the brackets are
+    ignored. A reference to anything not given raises
+    :class:`InvalidInputError` naming all of them and the given names.
+    """
+    position = {name: i for i, name in enumerate(names)}
+    named: list[str] = []
+    unknown: list[str] = []
+
+    def swap(match: re.Match) -> str:
+        name = match.group(1).strip()
+        if name not in position:
+            if name not in unknown:
+                unknown.append(name)
+            return match.group(0)
+        if name not in named:
+            named.append(name)
+        return token(position[name]) if token is not None else match.group(0)
+
+    replaced = _REFERENCE.sub(swap, text)
+    if unknown:
+        refs = ", ".join(f"<{name}>" for name in unknown)
+        verb = "is" if len(unknown) == 1 else "are"
+        raise InvalidInputError(
+            f"the question names {refs}, which {verb} not among the given regions ({', '.join(names) or 'none'})"
+        )
+    return replaced, named

@@ -1,0 +1,123 @@
+"""Two batches on one output folder share the work through per-item locks (issue 15)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from garvideo.batch.jobs import BatchJob
+from garvideo.batch.locks import ItemLock
+from garvideo.files import host_tag
+
+_RUN = textwrap.dedent(
+    """
+    import json, os, sys, time
+    from dataclasses import dataclass
+    from pathlib import Path
+    from garvideo.batch.jobs import BatchJob
+
+    @dataclass(frozen=True)
+    class Item:
+        key: str
+
+    out, log = Path(sys.argv[1]), Path(sys.argv[2])
+
+    def process(item):
+        with open(log, "a") as handle:  # who computed what
+            handle.write(item.key + "\\n")
+        time.sleep(0.2)
+        if item.key == "k05":
+            raise ValueError("item 5 is broken")
+        return {"key": item.key, "by": os.getpid()}
+
+    # both runs start together: each says it is ready, then waits for the other
+    log.with_suffix(".ready").touch()
+    while len(list(log.parent.glob("*.ready"))) < 2:
+        time.sleep(0.01)
+    summary = BatchJob([Item(f"k{i:02d}") for i in range(10)], out, process, progress=False).run()
+    print(json.dumps(summary.to_dict()))
+    """
+)
+
+
+def _dead_pid() -> int:
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(done.stdout)
+
+
+def test_two_concurrent_runs_on_one_folder_compute_each_item_once(tmp_path):
+    out = tmp_path / "out"
+    script = tmp_path / "run.py"
+    script.write_text(_RUN)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    runs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(out), str(tmp_path / f"log{k}")],
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for k in range(2)
+    ]
+    summaries = [json.loads(run.communicate(timeout=60)[0]) for run in runs]
+    logs = [(tmp_path / f"log{k}").read_text().split() for k in range(2)]
+    computed = logs[0] + logs[1]
+    good = [f"k{i:02d}" for i in range(10) if i != 5]
+    # every good item computed exactly once over both runs, and both runs did some
+    assert sorted(k for k in computed if k != "k05") == good, logs
+    assert logs[0] and logs[1]
+    for key in good:
+        assert json.loads((out / f"{key}.json").read_text())["key"] == key
+    assert sum(s["succeeded"] for s in summaries) == 9
+    for summary in summaries:
+        assert summary["succeeded"] + summary["done_by_another_run"] == 9  # each accounts for all good items
+    # the failure is on record once, whichever run met it last; no lock is left behind
+    failures = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
+    assert [f["key"] for f in failures] == ["k05"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [f"{k}.json" for k in good] + ["failures.jsonl", "summary.json"]
+    )
+
+
+@dataclass(frozen=True)
+class Item:
+    key: str
+
+
+def test_a_lock_of_a_finished_process_is_taken_over(tmp_path):
+    (tmp_path / "a.lock").write_text(json.dumps({"host_tag": host_tag(), "pid": _dead_pid()}))
+    summary = BatchJob([Item("a"), Item("b")], tmp_path, lambda item: {"key": item.key}, progress=False).run()
+    assert summary.succeeded == 2 and (tmp_path / "a.json").exists()
+    assert not list(tmp_path.glob("*.lock*"))
+
+
+def test_a_lock_of_a_running_process_is_waited_for_then_taken_over(tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1.5)"])
+    (tmp_path / "a.lock").write_text(json.dumps({"host_tag": host_tag(), "pid": holder.pid}))
+    computed = []
+    began = time.monotonic()
+    summary = BatchJob(
+        [Item("a"), Item("b")], tmp_path, lambda item: computed.append(item.key) or {}, progress=False
+    ).run()
+    holder.wait()
+    assert computed == ["b", "a"] and summary.succeeded == 2  # "a" once its holder was gone
+    assert time.monotonic() - began >= 1.0
+
+
+def test_locks_of_other_machines_go_stale_only_when_not_refreshed(tmp_path):
+    path = tmp_path / "a.lock"
+    path.write_text(json.dumps({"host_tag": "0000beef", "pid": 1}))
+    assert ItemLock.acquire(path) is None  # fresh: its machine may be working on it
+    os.utime(path, (0, 0))
+    lock = ItemLock.acquire(path)
+    assert lock is not None
+    assert json.loads(path.read_text())["pid"] == os.getpid()
+    assert ItemLock.acquire(path) is None  # held by this process now
+    lock.release()
+    assert not path.exists()
