@@ -179,6 +179,7 @@ class Backend:
     def end_session(self, key: str) -> bool:
         with self._sessions_lock:
             session = self._sessions.pop(key, None)
+        remove_upload_leftovers(self.config.temp_root)
         if session is None:
             return False
         session.close()
@@ -192,6 +193,7 @@ class Backend:
             ]
         for key in idle:
             self.end_session(key)
+        remove_upload_leftovers(self.config.temp_root)
         return idle
 
     def close(self) -> None:
@@ -233,6 +235,7 @@ class Backend:
             shutil.move(source, target)
         finally:
             _remove_upload(source, self.config.temp_root)
+            remove_upload_leftovers(self.config.temp_root)
         try:
             reader = open_video(target)  # a non-video file is refused here, with the CLI's message
         except BaseException:
@@ -481,3 +484,23 @@ def _remove_upload(path: Path, temp_root: Path) -> None:
     if parent != temp_root and is_inside(parent, temp_root) and parent != temp_root / "sessions":
         with contextlib.suppress(OSError):
             parent.rmdir()  # only when empty
+
+
+def remove_upload_leftovers(temp_root: Path, settled_s: float = 1.0) -> list[Path]:
+    """Delete the empty files Gradio's upload parser leaves beside each upload (one per upload, never used).
+
+    Gradio writes an upload to a temporary file at the top of its folder, then renames it into a
+    folder of its own; an extra empty file stays behind. The app's own files are all in folders, so an
+    empty top-level file that has not changed for ``settled_s`` seconds is such a leftover (an upload
+    still arriving has data, or is younger).
+    """
+    removed = []
+    now = time.time()
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir(temp_root):
+            with contextlib.suppress(FileNotFoundError):
+                info = entry.stat(follow_symlinks=False)
+                if entry.is_file(follow_symlinks=False) and info.st_size == 0 and now - info.st_mtime > settled_s:
+                    os.unlink(entry.path)
+                    removed.append(Path(entry.path))
+    return removed

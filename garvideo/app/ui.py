@@ -232,7 +232,7 @@ class Page:
             w["view"]: _frame_html(self.backend, session, index),
             w["frame_label"]: _frame_label(session, index),
             w["regions"]: _regions_rows(session),
-            w["remove_pick"]: gr.Dropdown(choices=_removable(session), value=None),
+            w["remove_pick"]: gr.Dropdown(choices=_removable(session), value=None, allow_custom_value=True),
             w["name"]: self.backend.next_name(session),
             w["track_text"]: _track_text(session),
             w["strip"]: [(str(p), caption) for p, caption, _ in session.thumbnails],
@@ -272,10 +272,10 @@ class Page:
                                 elem_id="gv-root-pick",
                             )
                             w["open"] = gr.Button("Open", size="sm", elem_id="gv-open")
-                    w["facts"] = gr.Markdown(elem_id="gv-facts")
-                    w["view"] = gr.HTML(EMPTY_FRAME, js_on_load=FRAME_JS, elem_id="gv-frame")
+                    w["facts"] = gr.Markdown(label="video", elem_id="gv-facts")
+                    w["view"] = gr.HTML(EMPTY_FRAME, label="view", js_on_load=FRAME_JS, elem_id="gv-frame")
                     w["frame"] = gr.Slider(0, 1, value=0, step=1, label="frame", interactive=False, elem_id="gv-slider")
-                    w["frame_label"] = gr.Markdown(elem_id="gv-frame-label")
+                    w["frame_label"] = gr.Markdown(label="position", elem_id="gv-frame-label")
                     w["strip"] = gr.Gallery(
                         label="tracked frames (click one to go there)",
                         columns=8,
@@ -309,15 +309,17 @@ class Page:
                         elem_id="gv-regions",
                     )
                     with gr.Row():
-                        w["remove_pick"] = gr.Dropdown(label="remove a region (or one mark: name@frame)", scale=3)
+                        w["remove_pick"] = gr.Dropdown(
+                            label="remove a region (or one mark: name@frame)", allow_custom_value=True, scale=3
+                        )
                         w["remove"] = gr.Button("Remove", scale=1, size="sm")
                     with gr.Accordion("settings", open=False):
                         with gr.Row():
-                            w["start"] = gr.Textbox(label="start (4.5 or 1:02.5)", placeholder="video start")
-                            w["end"] = gr.Textbox(label="end", placeholder="video end")
+                            w["start"] = gr.Textbox("", label="start (4.5 or 1:02.5)", placeholder="video start")
+                            w["end"] = gr.Textbox("", label="end", placeholder="video end")
                             w["stride"] = gr.Number(1, label="track every N-th frame", precision=0, minimum=1)
                         with gr.Row():
-                            w["window"] = gr.Number(None, label="timeline window (s; empty = adaptive)", minimum=0)
+                            w["window"] = gr.Number(0, label="timeline window (s; 0 = adaptive)", minimum=0)
                             w["frames_per_window"] = gr.Number(4, label="frames per window", precision=0, minimum=1)
                             w["frames"] = gr.Number(8, label="frames (overall, answers)", precision=0, minimum=1)
                         with gr.Row():
@@ -327,13 +329,15 @@ class Page:
                     with gr.Row():
                         w["track"] = gr.Button("Track", variant="secondary", elem_id="gv-track")
                         w["describe"] = gr.Button("Describe", variant="primary", elem_id="gv-describe")
-                    w["track_text"] = gr.Markdown(elem_id="gv-track-text")
+                    w["track_text"] = gr.Markdown(label="tracks", elem_id="gv-track-text")
                     w["question"] = gr.Textbox(
+                        "",
                         label="question (name regions as <name>)",
                         placeholder="What is <region1> doing?",
                         elem_id="gv-question",
                     )
                     w["options"] = gr.Textbox(
+                        "",
                         label="options, one per line (optional: makes it multiple choice)",
                         lines=2,
                         elem_id="gv-options",
@@ -342,7 +346,7 @@ class Page:
                     with gr.Row():
                         w["answer"] = gr.Textbox(label="answer", interactive=False, scale=3, elem_id="gv-answer")
                         w["letter"] = gr.Textbox(label="chosen option", interactive=False, scale=1, elem_id="gv-letter")
-            w["descriptions"] = gr.Markdown(elem_id="gv-descriptions")
+            w["descriptions"] = gr.Markdown(label="descriptions", elem_id="gv-descriptions")
             w["timeline"] = gr.Dataframe(
                 headers=["region", "window", "visible", "description"],
                 interactive=False,
@@ -363,7 +367,7 @@ class Page:
                 elem_id="gv-command",
             )
             with gr.Accordion("details (JSON, as the API returns them)", open=False):
-                w["details"] = gr.JSON(elem_id="gv-details")
+                w["details"] = gr.JSON(label="details", elem_id="gv-details")
             self._wire(demo)
         return demo
 
