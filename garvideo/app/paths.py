@@ -53,8 +53,8 @@ def list_root_videos(root: Path) -> list[str]:
                 continue  # a link out of the root is not offered (and refused if typed)
             found.append(path.relative_to(root).as_posix())
             if len(found) >= MAX_LISTED:
-                return found
-    return found
+                return sorted(found)
+    return sorted(found)
 
 
 def safe_file_name(name: str, default: str = "video") -> str:

@@ -278,12 +278,22 @@ class Page:
                     w["frame_label"] = gr.Markdown(label="position", elem_id="gv-frame-label")
                     w["strip"] = gr.Gallery(
                         label="tracked frames (click one to go there)",
-                        columns=8,
-                        height=130,
+                        columns=4,
+                        height="auto",
                         allow_preview=False,
                         interactive=False,
                         elem_id="gv-strip",
                     )
+                    w["descriptions"] = gr.Markdown(label="descriptions", elem_id="gv-descriptions")
+                    w["timeline"] = gr.Dataframe(
+                        headers=["region", "window", "visible", "description"],
+                        interactive=False,
+                        wrap=True,
+                        column_widths=["14%", "30%", "10%", "46%"],
+                        label="timeline (click a window to go there)",
+                        elem_id="gv-timeline",
+                    )
+                    w["overlay"] = gr.Video(label="overlay video", interactive=False, elem_id="gv-overlay")
                 with gr.Column(scale=2):
                     with gr.Group():
                         # One entry per region kind (garvideo.app.regions.REGION_KINDS). A kind that is not drawn
@@ -313,7 +323,7 @@ class Page:
                             label="remove a region (or one mark: name@frame)", allow_custom_value=True, scale=3
                         )
                         w["remove"] = gr.Button("Remove", scale=1, size="sm")
-                    with gr.Accordion("settings", open=False):
+                    with gr.Accordion("settings", open=False, elem_id="gv-settings"):
                         with gr.Row():
                             w["start"] = gr.Textbox("", label="start (4.5 or 1:02.5)", placeholder="video start")
                             w["end"] = gr.Textbox("", label="end", placeholder="video end")
@@ -324,7 +334,9 @@ class Page:
                             w["frames"] = gr.Number(8, label="frames (overall, answers)", precision=0, minimum=1)
                         with gr.Row():
                             w["tiling"] = gr.Radio(["vanilla", "thumb+tile"], value="vanilla", label="tiling")
-                            w["max_new_tokens"] = gr.Number(512, label="max new tokens", precision=0, minimum=1)
+                            w["max_new_tokens"] = gr.Number(
+                                512, label="max new tokens", precision=0, minimum=1, elem_id="gv-max-new"
+                            )
                             w["overlay_on"] = gr.Checkbox(True, label="draw the overlay video")
                     with gr.Row():
                         w["track"] = gr.Button("Track", variant="secondary", elem_id="gv-track")
@@ -346,26 +358,16 @@ class Page:
                     with gr.Row():
                         w["answer"] = gr.Textbox(label="answer", interactive=False, scale=3, elem_id="gv-answer")
                         w["letter"] = gr.Textbox(label="chosen option", interactive=False, scale=1, elem_id="gv-letter")
-            w["descriptions"] = gr.Markdown(label="descriptions", elem_id="gv-descriptions")
-            w["timeline"] = gr.Dataframe(
-                headers=["region", "window", "visible", "description"],
-                interactive=False,
-                wrap=True,
-                label="timeline (click a window to go there)",
-                elem_id="gv-timeline",
-            )
-            with gr.Row():
-                w["overlay"] = gr.Video(label="overlay video", interactive=False, elem_id="gv-overlay")
-                w["downloads"] = gr.File(
-                    label="downloads", file_count="multiple", interactive=False, elem_id="gv-downloads"
-                )
-            w["command"] = gr.Code(
-                label="the same run from the command line",
-                language="shell",
-                lines=2,
-                interactive=False,
-                elem_id="gv-command",
-            )
+                    w["downloads"] = gr.File(
+                        label="downloads", file_count="multiple", interactive=False, elem_id="gv-downloads"
+                    )
+                    w["command"] = gr.Code(
+                        label="the same run from the command line",
+                        language="shell",
+                        lines=3,
+                        interactive=False,
+                        elem_id="gv-command",
+                    )
             with gr.Accordion("details (JSON, as the API returns them)", open=False):
                 w["details"] = gr.JSON(label="details", elem_id="gv-details")
             self._wire(demo)
