@@ -283,3 +283,30 @@ def test_two_clients_tracking_at_once_both_finish(launched_app, tmp_path):
         for c in clients:
             c.predict(api_name="/close_session")
             c.close()
+
+
+@pytest.mark.slow
+def test_readme_client_example_runs(launched_app, monkeypatch, tmp_path):
+    readme = (SAMPLES.parent / "README.md").read_text()
+    section = readme.split("## The web app", 1)[1].split("\n## ", 1)[0]
+    code = section.split("```python", 1)[1].split("```", 1)[0]
+    assert 'Client("http://127.0.0.1:7860/")' in code
+    code = code.replace(
+        'Client("http://127.0.0.1:7860/")',
+        f"Client({launched_app.url!r}, verbose=False, download_files={str(tmp_path)!r})",
+    )
+    code = code.replace('api_name="/describe"', 'max_new=3, api_name="/describe"').replace(
+        'api_name="/ask"', 'max_new=3, api_name="/ask"'
+    )
+    monkeypatch.chdir(SAMPLES.parent)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert namespace["summary"]["regions"] == [{"name": "cat", "kind": "box", "frame": 12, "mark": CAT_BOX}]
+    assert sorted(Path(f).name for f in namespace["files"]) == [
+        "overlay.mp4",
+        "result.json",
+        "result.srt",
+        "result.vtt",
+        "tracks.json",
+    ]
+    assert namespace["answer"]["question"] == "What is <cat> doing?" and namespace["answer"]["regions"] == ["cat"]

@@ -45,7 +45,7 @@ def browser(tmp_path):
         "--disable-background-networking",
         "--disable-component-update",
         "--disable-sync",
-        "--window-size=1400,2400",  # the whole page in each screenshot
+        "--window-size=1400,2700",  # the whole page in each screenshot
         f"--user-data-dir={tmp_path / 'profile'}",
     ):
         options.add_argument(flag)
@@ -72,6 +72,7 @@ class Steps:
 
     def shot(self, name: str) -> Path:
         self.count += 1
+        self.driver.execute_script("window.scrollTo(0, 0);")  # the window is tall enough for the whole page
         path = self.folder / f"{self.count:02d}-{name}.png"
         self.driver.save_screenshot(str(path))
         return path
@@ -99,8 +100,7 @@ def test_a_person_marks_tracks_describes_asks_and_downloads(launched_app, browse
     def type_into(css: str, text: str) -> None:
         field = one(f"{css} textarea, {css} input")
         field.send_keys(Keys.CONTROL, "a")
-        field.send_keys(Keys.BACKSPACE)
-        field.send_keys(text)
+        field.send_keys(text)  # replaces the selection: the field is never empty (a slider refuses that)
         field.send_keys(Keys.TAB)
 
     def click(css: str) -> None:
