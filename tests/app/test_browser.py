@@ -17,7 +17,7 @@ import pytest
 
 from garvideo.outputs import validate_result_document
 
-from .conftest import SAMPLES
+from .conftest import SAMPLES, wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -186,3 +186,8 @@ def test_a_person_marks_tracks_describes_asks_and_downloads(launched_app, browse
     if os.environ.get("GARVIDEO_APP_SCREENSHOTS"):
         shutil.copy(saved, folder / "result.json")
     assert time.monotonic() - began < 120
+
+    # Leaving the page ends the session: its files are deleted (the API tests closed theirs).
+    assert any(p.name == "cat.mp4" for p in launched_app.files_left())
+    browser.get("about:blank")
+    assert wait_until(lambda: launched_app.files_left() == [], timeout=60), launched_app.files_left()

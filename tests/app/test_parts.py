@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import shlex
+import time
 
 import pytest
 from click.testing import CliRunner
 from garvideo_cli.main import app as cli_app
 
-from garvideo.app import open_warning
+from garvideo.app import AppConfig, Backend, open_warning
+from garvideo.app.backend import remove_upload_leftovers
 from garvideo.app.commands import Generation, Models, Span, ask_command, describe_command, track_command
 from garvideo.app.paths import list_root_videos, resolve_under_root, safe_file_name
 from garvideo.app.regions import REGION_KINDS, default_name, make_mark
@@ -123,3 +126,29 @@ def test_the_warning_comes_before_anything_is_loaded(tmp_path):
     lines = result.output.splitlines()
     assert lines[0].startswith("garvideo: warning: --host 0.0.0.0 lets other machines reach this app")
     assert lines[-1].startswith("garvideo: error: ")
+
+
+def test_idle_sessions_end_and_take_their_files(tmp_path):
+    config = AppConfig(models=Models("gar", "sam2"), temp_root=tmp_path, session_ttl_s=60)
+    backend = Backend(config, pipeline=None)  # sessions need no models
+    idle, busy = backend.session("idle"), backend.session("busy")
+    (idle.folder / "tracks.json").write_text("{}")
+    with backend.using("busy"):
+        assert backend.end_idle_sessions(now=time.monotonic() + 61) == ["idle"]
+    assert not idle.folder.exists() and busy.folder.exists()
+    assert backend.end_idle_sessions(now=time.monotonic() + 30) == []  # used just now
+    backend.close()
+    assert not any((tmp_path / "sessions").iterdir())
+
+
+def test_gradios_empty_upload_leftovers_go_once_settled(tmp_path):
+    old, fresh, data = tmp_path / "tmpold", tmp_path / "tmpfresh", tmp_path / "tmpdata"
+    old.touch()
+    fresh.touch()
+    data.write_bytes(b"an upload still arriving")
+    (tmp_path / "sessions").mkdir()
+    past = time.time() - 10
+    os.utime(old, (past, past))
+    os.utime(data, (past, past))
+    assert remove_upload_leftovers(tmp_path) == [old]
+    assert fresh.exists() and data.exists() and (tmp_path / "sessions").is_dir()
