@@ -28,6 +28,7 @@ from ..outputs import to_srt, to_vtt
 from ..outputs.document import result_document, timeline_cues
 from ..outputs.overlay import render_overlay
 from ..pipeline import Answer, DescribeResult, GenerationSettings, Pipeline, TrackingResult
+from ..timecode import format_clock
 from ..tracking import tracks_to_json
 from ..video import VideoInfo, VideoReader, open_video
 from . import commands
@@ -381,7 +382,9 @@ class Backend:
         self._write(session, SRT_FILE, lambda p: atomic_write_text(p, to_srt(cues)))
         self._write(session, VTT_FILE, lambda p: atomic_write_text(p, to_vtt(cues)))
         outputs = {"--out": RESULT_FILE, "--srt": SRT_FILE, "--vtt": VTT_FILE}
-        session.files.pop(OVERLAY_FILE, None)
+        stale = session.files.pop(OVERLAY_FILE, None)
+        if stale is not None:
+            stale.unlink(missing_ok=True)
         if overlay:
             progress(0.8, "drawing the overlay video")
             self._write(
@@ -464,8 +467,6 @@ class Backend:
         folder = session.folder / "thumbnails"
         folder.mkdir(exist_ok=True)
         run = secrets.token_hex(3)  # new names each run: the page must not show a cached older strip
-        from ..timecode import format_clock
-
         for frame in video.reader.read(indices):
             image = draw_frame(frame.image, frame.index, session.names, (), tracking.tracks, width=THUMB_WIDTH)
             path = folder / f"{run}-{frame.index:06d}.jpg"

@@ -10,9 +10,11 @@ import functools
 import html
 import inspect
 import logging
+import os
 import traceback
 import typing
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -21,7 +23,7 @@ from ..errors import GarvideoError
 from ..outputs.document import track_summary
 from ..timecode import format_clock, parse_seconds
 from . import commands
-from .backend import Backend, Session, Settings
+from .backend import OVERLAY_FILE, Backend, Session, Settings
 from .drawing import data_url
 from .regions import REGION_KINDS
 
@@ -238,7 +240,7 @@ class Page:
             w["strip"]: [(str(p), caption) for p, caption, _ in session.thumbnails],
             w["descriptions"]: _descriptions(session),
             w["timeline"]: _timeline_rows(session),
-            w["overlay"]: str(session.files["overlay.mp4"]) if "overlay.mp4" in session.files else None,
+            w["overlay"]: str(session.files[OVERLAY_FILE]) if OVERLAY_FILE in session.files else None,
             w["answer"]: session.answer.text if session.answer else "",
             w["letter"]: _letter(session),
             w["downloads"]: files or None,
@@ -458,8 +460,8 @@ class Page:
 
         def close_session(request: gr.Request):
             backend.end_session(request.session_hash or "no-session")
-            with backend.using(request.session_hash or "no-session") as session:
-                return self._everything(session, 0)
+            # The empty page, without starting a new session (and a folder) until the next action.
+            return self._everything(Session(key="", folder=Path(os.devnull)), 0)
 
         h = self._handler
         w["upload"].upload(h(open_upload), [w["upload"]], [*everything, w["upload"]], api_name="open_upload", **light)

@@ -258,6 +258,7 @@ def test_closing_a_session_deletes_its_files(client, launched_app):
     closed = page(client.predict(api_name="/close_session"))
     assert closed["details"]["video"] is None and closed["details"]["regions"] == []
     assert launched_app.files_left() == []
+    assert not any((launched_app.temp_root / "sessions").iterdir()), "a session folder outlived its session"
     assert not any(launched_app.cwd.iterdir()), "the app wrote into its working folder"
 
 
