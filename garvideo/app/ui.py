@@ -384,8 +384,10 @@ class Page:
                 "strip", "descriptions", "timeline", "overlay", "answer", "letter", "downloads", "command",
             )
         ]  # fmt: skip
-        light = {"concurrency_limit": None}  # page updates never wait behind model work
-        model = {"concurrency_limit": 1, "concurrency_id": "model"}  # one model job at a time, the others queue
+        # Page updates never wait behind model work and flash no spinners (a refusal shows as a message).
+        light = {"concurrency_limit": None, "show_progress": "hidden"}
+        # One model job at a time, the others queue; the progress bar (or the error) shows on the tracks text.
+        model = {"concurrency_limit": 1, "concurrency_id": "model", "show_progress_on": [w["track_text"]]}
 
         def open_upload(session: Session, upload: str | None):
             if not upload:

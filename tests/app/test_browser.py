@@ -141,6 +141,20 @@ def test_a_person_marks_tracks_describes_asks_and_downloads(launched_app, browse
     drawn = [int(v) for v in mark.get_attribute("value").split(",")]
     assert drawn == pytest.approx(list(CAT_BOX), abs=2 / scale + 1)
     steps.shot("box-drawn")
+    # A box of zero area first: the page shows the CLI's one line and keeps the session.
+    drawn_text = mark.get_attribute("value")
+    type_into("#gv-mark", "60,90,60,170")
+    click("#gv-add")
+    toast = wait.until(
+        lambda d: next(
+            (t for t in d.find_elements(By.CSS_SELECTOR, ".toast-body") if "garvideo: error:" in t.text), None
+        )
+    )
+    assert "the box of 'cat' must be x1,y1,x2,y2 with x1 < x2 and y1 < y2" in toast.text
+    steps.shot("refused")
+    for close in browser.find_elements(By.CSS_SELECTOR, ".toast-close"):
+        close.click()
+    type_into("#gv-mark", drawn_text)
     click("#gv-add")
     wait.until(lambda d: "cat" in text_of("#gv-regions"))
 
@@ -152,6 +166,9 @@ def test_a_person_marks_tracks_describes_asks_and_downloads(launched_app, browse
     wait.until(lambda d: "cat: 72 frames tracked" in text_of("#gv-track-text"))
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#gv-strip img")) == 8)
     steps.shot("tracked")
+    # A thumbnail takes the slider to its frame (the third: frame 20).
+    click("#gv-strip button[aria-label='Thumbnail 3 of 8']")
+    wait.until(lambda d: "frame 20 of 72" in text_of("#gv-frame-label"))
 
     click("#gv-describe")
     wait.until(lambda d: "00:00:01.000 – 00:00:02.000" in text_of("#gv-timeline"))
