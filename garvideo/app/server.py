@@ -50,8 +50,7 @@ def build(config: AppConfig, pipeline: Pipeline):
     ``config.temp_root`` becomes Gradio's upload and output cache (``GRADIO_TEMP_DIR``), so every file
     the app receives or serves lives there and is gone when the app stops.
     """
-    os.environ["GRADIO_TEMP_DIR"] = str(config.temp_root)
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # the app never calls out
+    _before_gradio(config)
     from .ui import Page
 
     backend = Backend(config, pipeline)
@@ -69,6 +68,7 @@ def serve(
     stop: threading.Event | None = None,
 ) -> None:
     """Serve until ``stop`` is set, Ctrl+C or SIGTERM; then remove every file the app made."""
+    _before_gradio(config)
     from .ui import CSS
 
     stop = stop or threading.Event()
@@ -113,6 +113,12 @@ def serve(
         if backend is not None:
             backend.close()
         shutil.rmtree(config.temp_root, ignore_errors=True)
+
+
+def _before_gradio(config: AppConfig) -> None:
+    """Settings Gradio reads when first imported (some folders are fixed then): set them before that."""
+    os.environ["GRADIO_TEMP_DIR"] = str(config.temp_root)
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # the app never calls out
 
 
 def _sweep(backend: Backend, stop: threading.Event) -> None:
