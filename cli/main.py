@@ -81,13 +81,22 @@ def app() -> None:
 
 
 # Commands import click only at module level: heavy imports happen inside them, so --help is fast.
+from .app import app_command  # noqa: E402
 from .batch import batch_command  # noqa: E402
 from .describe import ask_command, describe_command  # noqa: E402
 from .info import info_command  # noqa: E402
 from .selftest import selftest_command  # noqa: E402
 from .track import track_command  # noqa: E402
 
-for _command in (describe_command, ask_command, track_command, batch_command, info_command, selftest_command):
+for _command in (
+    describe_command,
+    ask_command,
+    track_command,
+    batch_command,
+    info_command,
+    app_command,
+    selftest_command,
+):
     app.add_command(_command)
 
 from .eval import eval_group  # noqa: E402

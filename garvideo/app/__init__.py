@@ -1,0 +1,31 @@
+"""garvideo's web app (``garvideo app``): open a video, point at regions, track, describe, ask.
+
+Built on Gradio (the optional extra ``garvideo[app]``); every action of the page is also an HTTP
+endpoint usable from ``gradio_client``. The app calls only garvideo's public API (the
+:class:`~garvideo.pipeline.Pipeline`, :mod:`garvideo.outputs`, :mod:`garvideo.video`) and holds no
+model code; the models are loaded once per process.
+
+- :mod:`.regions`: the kinds of marks (box, clicks), parsed with the CLI's syntax
+- :mod:`.paths`: what may be read (``--root``, never outside it) and written (the app's temporary folder)
+- :mod:`.backend`: sessions, their files, the pipeline calls
+- :mod:`.commands`: the ``garvideo`` commands that reproduce a run
+- :mod:`.ui`: the page and its API; :mod:`.server`: launching and cleaning up
+
+Importing this package does not import Gradio; :mod:`.ui` and :func:`serve` do.
+"""
+
+from .backend import AppConfig, AppError, Backend
+from .commands import Models
+from .server import build, is_loopback, make_temp_root, open_warning, serve
+
+__all__ = [
+    "AppConfig",
+    "AppError",
+    "Backend",
+    "Models",
+    "build",
+    "is_loopback",
+    "make_temp_root",
+    "open_warning",
+    "serve",
+]

@@ -1,0 +1,143 @@
+"""A real `garvideo app` process on tiny random models, shared by the app's tests, and a --root folder to serve.
+
+The server runs as a user would start it (the CLI, in its own process) with TMPDIR pointed at a folder of
+the test's own, so the tests can see every temporary file it makes and check that it removes them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from garvideo.testing.gar import build_tiny_gar_checkpoint
+from garvideo.testing.sam2 import build_tiny_sam2_checkpoint
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+MAX_UPLOAD_MB = 1
+
+
+@dataclass
+class LaunchedApp:
+    url: str
+    process: subprocess.Popen
+    tmpdir: Path  # the server's TMPDIR: its temporary folder is made in here
+    cwd: Path
+    root: Path
+    gar: str
+    sam2: str
+    output: list[str] = field(default_factory=list)
+
+    @property
+    def temp_root(self) -> Path:
+        (folder,) = self.tmpdir.glob("garvideo-app-*")
+        return folder
+
+    def files_left(self) -> list[Path]:
+        """Every file (not folder) in the app's temporary folder."""
+        return sorted(p for p in self.temp_root.rglob("*") if not p.is_dir())
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def app_models(tmp_path_factory) -> tuple[str, str]:
+    folder = tmp_path_factory.mktemp("app-models")
+    gar = build_tiny_gar_checkpoint(folder / "gar", seed=0, tile_size=112)
+    sam2 = build_tiny_sam2_checkpoint(folder / "sam2", seed=0)
+    return str(gar), str(sam2)
+
+
+@pytest.fixture(scope="session")
+def app_root(tmp_path_factory) -> Path:
+    """--root: two clips, a text file, and links that point out of it (which must never be served)."""
+    base = tmp_path_factory.mktemp("app-files")
+    root, outside = base / "root", base / "outside"
+    (root / "sub").mkdir(parents=True)
+    outside.mkdir()
+    shutil.copy(SAMPLES / "cat.mp4", root / "cat.mp4")
+    shutil.copy(SAMPLES / "cat_and_cup.mp4", root / "sub" / "cat_and_cup.mp4")
+    (root / "notes.txt").write_text("not a video\n")
+    shutil.copy(SAMPLES / "cat.mp4", outside / "secret.mp4")
+    (root / "link_out.mp4").symlink_to(outside / "secret.mp4")
+    (root / "link_dir").symlink_to(outside, target_is_directory=True)
+    (root / "link_in.mp4").symlink_to(root / "cat.mp4")  # stays inside: allowed
+    return root
+
+
+@pytest.fixture(scope="session")
+def launched_app(app_models, app_root, tmp_path_factory):
+    gar, sam2 = app_models
+    tmpdir = tmp_path_factory.mktemp("app-tmpdir")
+    cwd = tmp_path_factory.mktemp("app-cwd")
+    port = _free_port()
+    env = {**os.environ, "TMPDIR": str(tmpdir), "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "garvideo_cli.main", "app", "--model", gar, "--sam2", sam2, "--port", str(port)]
+    command += ["--root", str(app_root), "--max-upload-mb", str(MAX_UPLOAD_MB)]
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    app = LaunchedApp("", process, tmpdir, cwd, app_root, gar, sam2)
+    ready = threading.Event()
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            app.output.append(line.rstrip("\n"))
+            if line.startswith("garvideo app: open "):
+                app.url = line.split()[3]
+                ready.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        if not ready.wait(180):
+            raise RuntimeError("garvideo app did not start:\n" + "\n".join(app.output))
+        yield app
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        reader.join(timeout=5)
+    # Stopping the app removes its temporary folder, whatever the sessions left; Gradio made none of its own
+    # (torch's compile cache, made by any process that imports it, is not the app's).
+    left = sorted(p.name for p in tmpdir.iterdir() if not p.name.startswith("torchinductor_"))
+    assert left == [], f"the app left {left} in its TMPDIR"
+
+
+@pytest.fixture
+def client(launched_app, tmp_path):
+    """A fresh API client (its own session), downloading into the test's folder."""
+    from gradio_client import Client
+
+    c = Client(launched_app.url, verbose=False, download_files=str(tmp_path / "downloads"), analytics_enabled=False)
+    try:
+        yield c
+    finally:
+        with contextlib.suppress(Exception):
+            c.predict(api_name="/close_session")
+        c.close()
+
+
+def wait_until(check, timeout: float = 10.0, every: float = 0.1):
+    end = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > end:
+            return value
+        time.sleep(every)

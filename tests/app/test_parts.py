@@ -1,0 +1,154 @@
+"""The app's parts that need no server: --root path safety, marks, commands, the CLI's options."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import time
+
+import pytest
+from click.testing import CliRunner
+from garvideo_cli.main import app as cli_app
+
+from garvideo.app import AppConfig, Backend, open_warning
+from garvideo.app.backend import remove_upload_leftovers
+from garvideo.app.commands import Generation, Models, Span, ask_command, describe_command, track_command
+from garvideo.app.paths import list_root_videos, resolve_under_root, safe_file_name
+from garvideo.app.regions import REGION_KINDS, default_name, make_mark
+from garvideo.errors import InvalidInputError
+
+
+@pytest.fixture
+def root(tmp_path):
+    base = tmp_path / "root"
+    (base / "clips").mkdir(parents=True)
+    (base / "clips" / "a.mp4").write_bytes(b"x")
+    (base / "b.MOV").write_bytes(b"x")
+    (base / "notes.txt").write_text("x")
+    (base / ".hidden.mp4").write_bytes(b"x")
+    (tmp_path / "secret.mp4").write_bytes(b"x")
+    (base / "out.mp4").symlink_to(tmp_path / "secret.mp4")
+    (base / "outdir").symlink_to(tmp_path, target_is_directory=True)
+    (base / "in.mp4").symlink_to(base / "clips" / "a.mp4")
+    return base.resolve()
+
+
+def test_root_paths_stay_inside(root):
+    assert resolve_under_root(root, "clips/a.mp4") == root / "clips" / "a.mp4"
+    assert resolve_under_root(root, " in.mp4 ") == root / "clips" / "a.mp4"  # a link that stays inside
+    for path, why in [
+        ("../secret.mp4", "'..' is not allowed"),
+        ("clips/../../secret.mp4", "'..' is not allowed"),
+        ("clips\\..\\..\\secret.mp4", "'..' is not allowed"),
+        (str(root.parent / "secret.mp4"), "absolute path"),
+        ("/etc/passwd", "absolute path"),
+        ("out.mp4", "outside the app's --root folder"),
+        ("outdir/secret.mp4", "outside the app's --root folder"),
+        ("missing.mp4", "there is no"),
+        ("", "choose a video"),
+    ]:
+        with pytest.raises(InvalidInputError, match=why):
+            resolve_under_root(root, path)
+
+
+def test_root_listing_offers_videos_and_no_link_out(root):
+    assert list_root_videos(root) == ["b.MOV", "clips/a.mp4", "in.mp4"]
+
+
+def test_uploaded_names_become_plain_file_names():
+    assert safe_file_name("../../etc/passwd") == "passwd"
+    assert safe_file_name("C:\\Users\\me\\my clip (1).mp4") == "my_clip__1_.mp4"
+    assert safe_file_name(".bashrc") == "bashrc"
+    assert safe_file_name("..") == "video"
+
+
+def test_marks_use_the_clis_syntax_and_messages():
+    mark = make_mark("cat", "box", " 27, 91,137,175 ", 12, 384, 256)
+    assert mark.prompt.box == (27.0, 91.0, 137.0, 175.0) and mark.frame == 12
+    assert mark.cli_args() == ["--box", "cat=27, 91,137,175@12"]
+    clicks = make_mark("cat", "points", "80,120;!300,40", 3, 384, 256)
+    assert clicks.prompt.labels == (1, 0) and clicks.label == "cat@3"
+    with pytest.raises(InvalidInputError, match="x1 < x2 and y1 < y2"):
+        make_mark("cat", "box", "60,90,60,170", 0, 384, 256)
+    with pytest.raises(InvalidInputError, match="outside the 384x256 frame"):
+        make_mark("cat", "box", "400,300,500,400", 0, 384, 256)
+    with pytest.raises(InvalidInputError, match="all negative"):
+        make_mark("cat", "points", "!80,120", 0, 384, 256)
+    with pytest.raises(InvalidInputError, match="only letters, digits"):
+        make_mark("a cat", "box", "1,1,5,5", 0, 384, 256)
+    with pytest.raises(InvalidInputError, match="mark the region 'cat' first"):
+        make_mark("cat", "box", "", 0, 384, 256)
+    with pytest.raises(InvalidInputError, match="unknown region kind 'text'"):
+        make_mark("cat", "text", "a cat", 0, 384, 256)
+    assert [k.key for k in REGION_KINDS] == ["box", "points"]
+    assert default_name([mark, make_mark("region1", "box", "1,1,5,5", 0, 384, 256)]) == "region2"
+
+
+def test_commands_quote_what_a_shell_would_split():
+    models = Models(gar="models/GAR 1B", sam2="tiny", device="cuda:1")
+    marks = [make_mark("cat", "points", "80,120;!300,40", 12, 384, 256)]
+    line = shlex.join(track_command("my clip.mp4", marks, Span("1.5", None), 2, models, "tracks.json"))
+    assert shlex.split(line) == [
+        "garvideo", "track", "my clip.mp4", "--points", "cat=80,120;!300,40@12", "--start", "1.5",
+        "--stride", "2", "--sam2", "tiny", "--device", "cuda:1", "--out", "tracks.json",
+    ]  # fmt: skip
+    describe = describe_command(
+        "c.mp4", "tracks.json", Span(), 2.0, 4, Generation(8, "vanilla", 3), models, {"--out": "result.json"}
+    )
+    assert describe[describe.index("--window") + 1] == "2" and "--sam2" not in describe
+    ask = ask_command(
+        "c.mp4", "Is <cat> 'here'?", ["yes", "no"], "t.json", Span(end="4"), Generation(), models, "a.json"
+    )
+    assert shlex.split(shlex.join(ask))[3] == "Is <cat> 'here'?"
+    assert ask[ask.index("--end") + 1] == "4" and ask.count("--option") == 2
+
+
+def test_binding_beyond_this_machine_warns():
+    assert open_warning("127.0.0.1") is None and open_warning("localhost") is None and open_warning("::1") is None
+    assert "no authentication" in open_warning("0.0.0.0")
+    assert "no authentication" in open_warning("192.168.1.20")
+
+
+def test_the_app_command_and_its_options(tmp_path):
+    result = CliRunner().invoke(cli_app, ["app", "--help"])
+    assert result.exit_code == 0
+    for option in ("--model", "--sam2", "--device", "--host", "--port", "--root", "--max-upload-mb"):
+        assert option in result.output
+    assert "[default: 127.0.0.1]" in result.output
+    missing = CliRunner().invoke(cli_app, ["app", "--root", str(tmp_path / "nowhere")])
+    assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
+def test_the_warning_comes_before_anything_is_loaded(tmp_path):
+    """--host 0.0.0.0 warns first; here the model then cannot be found, so nothing is ever served."""
+    result = CliRunner().invoke(cli_app, ["app", "--host", "0.0.0.0", "--model", str(tmp_path / "no-model"), "-q"])
+    assert result.exit_code == 2
+    lines = result.output.splitlines()
+    assert lines[0].startswith("garvideo: warning: --host 0.0.0.0 lets other machines reach this app")
+    assert lines[-1].startswith("garvideo: error: ")
+
+
+def test_idle_sessions_end_and_take_their_files(tmp_path):
+    config = AppConfig(models=Models("gar", "sam2"), temp_root=tmp_path, session_ttl_s=60)
+    backend = Backend(config, pipeline=None)  # sessions need no models
+    idle, busy = backend.session("idle"), backend.session("busy")
+    (idle.folder / "tracks.json").write_text("{}")
+    with backend.using("busy"):
+        assert backend.end_idle_sessions(now=time.monotonic() + 61) == ["idle"]
+    assert not idle.folder.exists() and busy.folder.exists()
+    assert backend.end_idle_sessions(now=time.monotonic() + 30) == []  # used just now
+    backend.close()
+    assert not any((tmp_path / "sessions").iterdir())
+
+
+def test_gradios_empty_upload_leftovers_go_once_settled(tmp_path):
+    old, fresh, data = tmp_path / "tmpold", tmp_path / "tmpfresh", tmp_path / "tmpdata"
+    old.touch()
+    fresh.touch()
+    data.write_bytes(b"an upload still arriving")
+    (tmp_path / "sessions").mkdir()
+    past = time.time() - 10
+    os.utime(old, (past, past))
+    os.utime(data, (past, past))
+    assert remove_upload_leftovers(tmp_path) == [old]
+    assert fresh.exists() and data.exists() and (tmp_path / "sessions").is_dir()
