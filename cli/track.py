@@ -38,8 +38,7 @@ def track_command(video, boxes, points, masks, start, end, stride, sam2_model, d
     (COCO compressed RLE, readable by pycocotools), tight box (x_min, y_min,
     x_max, y_max, max inclusive), score and whether it is visible.
     """
-    from garvideo.files import atomic_write_json
-    from garvideo.tracking import tracks_to_json
+    from garvideo.tracking import save_tracks, tracks_to_json
 
     prompts = parse_regions(boxes, points, masks)
     if not prompts:
@@ -52,11 +51,10 @@ def track_command(video, boxes, points, masks, start, end, stride, sam2_model, d
         "prompts": [p.to_dict() for p in prompts],
         "provenance": result.provenance.to_dict(),
     }
-    document = tracks_to_json(result.tracks, meta)
     if out == "-":
-        click.echo(json.dumps(document))
+        click.echo(json.dumps(tracks_to_json(result.tracks, meta)))
     else:
-        atomic_write_json(out, document)
+        save_tracks(out, result.tracks, meta)  # streamed: an hour of masks is never one string
     for track in result.tracks:
         span = track.visible_span()
         seen = len(track.visible_frames())
