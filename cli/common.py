@@ -24,6 +24,9 @@ WHEN is a frame index (@120) or a time (@4.5s, @1:02.5). Regions that share a
 NAME are one object marked on several frames; unnamed ones are region1, region2..."""
 
 
+_THREADS = "garvideo.threads"  # where --threads leaves its value in the click context
+
+
 def region_options(func: Callable) -> Callable:
     for decorator in reversed(
         [
@@ -92,6 +95,14 @@ def model_options(gar: bool = True, sam2: bool = True) -> Callable:
                 default="auto",
                 show_default=True,
                 help="auto (bfloat16 on CUDA, float32 on CPU), float32, bfloat16 or float16.",
+            ),
+            # Read by load_pipeline from the context, so the commands' signatures need not carry it.
+            click.option(
+                "--threads",
+                type=click.IntRange(min=1),
+                expose_value=False,
+                callback=lambda ctx, _param, value: ctx.meta.__setitem__(_THREADS, value),
+                help="Torch CPU threads for every stage [default: 1 for tracking, all cores for GAR].",
             ),
         ]
         for decorator in reversed(options):
@@ -183,6 +194,7 @@ def load_pipeline(
         dtype=dtype,
         box_mode=box_mode,
         progress=not quiet if progress is None else progress,
+        threads=click.get_current_context().meta.get(_THREADS),
     )
 
 

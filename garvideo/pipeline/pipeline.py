@@ -18,6 +18,7 @@ are sampled among the tracked frames where the region is visible.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -30,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
+from ..devices import stage_threads, torch_threads
 from ..errors import GarvideoError, InvalidInputError
 from ..model import CAPTION_INSTRUCTION, DEFAULT_MODEL_ID, GAR, GARResult, GenerationSettings, VideoPromptTemplate
 from ..model.errors import TooManyRegionsError
@@ -139,12 +141,18 @@ class Pipeline:
 
     Build it with :meth:`from_pretrained`; either model may be left out
     (``gar=None`` to only track, ``sam2=None`` when tracks are always given).
+    ``threads``: torch CPU threads for every stage; None chooses per stage
+    (:func:`garvideo.devices.stage_threads`: one for tracking, every core for GAR).
     """
 
-    def __init__(self, gar: GAR | None, tracker: Sam2Tracker | None, progress: bool = True) -> None:
+    def __init__(
+        self, gar: GAR | None, tracker: Sam2Tracker | None, progress: bool = True, threads: int | None = None
+    ) -> None:
         self.gar = gar
         self.tracker = tracker
         self.progress = progress
+        self.threads = threads
+        stage_threads("track", "cpu", threads)  # an unusable count is refused now, not after decoding
 
     @classmethod
     def from_pretrained(
@@ -158,6 +166,7 @@ class Pipeline:
         sam2_revision: str | None = None,
         box_mode: str = "reference",
         progress: bool = True,
+        threads: int | None = None,
     ) -> Pipeline:
         """Load GAR (``HaochenWang/GAR-1B`` by default) and SAM2 (``facebook/sam2.1-hiera-tiny``).
 
@@ -165,8 +174,9 @@ class Pipeline:
         or a local folder. ``device``/``dtype`` default to CUDA with bfloat16
         where present, else CPU with float32. ``box_mode`` is GAR's RoI box:
         ``reference`` (what the released weights were trained with) or
-        ``aligned``.
+        ``aligned``. ``threads``: torch CPU threads (default: chosen per stage).
         """
+        stage_threads("track", "cpu", threads)  # refused before the models load
         model = (
             GAR.from_pretrained(gar, device=device, dtype=dtype, revision=gar_revision, box_mode=box_mode)
             if gar is not None
@@ -177,7 +187,7 @@ class Pipeline:
             if sam2 is not None
             else None
         )
-        return cls(model, tracker, progress=progress)
+        return cls(model, tracker, progress=progress, threads=threads)
 
     # ------------------------------------------------------------------ tracking
 
@@ -221,7 +231,8 @@ class Pipeline:
         stop = max([span.stop, *(p.frame + 1 for p in prompts)])
         source = _TimedSource(reader)
         began = time.perf_counter()
-        tracks = self.tracker.track(source, prompts, start=first, stop=stop, stride=stride, progress=self.progress)
+        with torch_threads(stage_threads("track", self.tracker.device, self.threads)):
+            tracks = self.tracker.track(source, prompts, start=first, stop=stop, stride=stride, progress=self.progress)
         elapsed = time.perf_counter() - began
         return tracks, StageTimings(decode=source.seconds, track=max(0.0, elapsed - source.seconds))
 
@@ -421,16 +432,17 @@ class Pipeline:
             decoded, decode_s = _decode(reader, chosen)
             timings += StageTimings(decode=decode_s)
             masks = {track.name: [_visible_mask(track, i) for i in chosen] for track in ordered}
-            result = gar.ask_video(
-                [decoded[i].image for i in chosen],
-                masks,
-                question,
-                options=options,
-                times=[decoded[i].time for i in chosen],
-                tiling=tiling,
-                template=template,
-                settings=settings,
-            )
+            with self._gar_threads():
+                result = gar.ask_video(
+                    [decoded[i].image for i in chosen],
+                    masks,
+                    question,
+                    options=options,
+                    times=[decoded[i].time for i in chosen],
+                    tiling=tiling,
+                    template=template,
+                    settings=settings,
+                )
             timings += StageTimings(encode=result.timings.encode_s, generate=result.timings.generate_s)
             settings_used = {
                 "start": span.start,
@@ -467,11 +479,16 @@ class Pipeline:
             )
         return self.gar
 
+    def _gar_threads(self) -> contextlib.AbstractContextManager[None]:
+        assert self.gar is not None
+        return torch_threads(stage_threads("gar", self.gar.model.device, self.threads))
+
     def _generate(
         self, inputs: list, settings: GenerationSettings | None, batch_size: int
     ) -> tuple[list[GARResult], StageTimings]:
         assert self.gar is not None
-        results = self.gar.answer(inputs, settings, batch_size=batch_size, progress=self.progress)
+        with self._gar_threads():
+            results = self.gar.answer(inputs, settings, batch_size=batch_size, progress=self.progress)
         # Each result carries its share of its batch's time: the shares add up to the run's.
         encode = sum(r.timings.encode_s for r in results)
         generate = sum(r.timings.generate_s for r in results)
