@@ -37,6 +37,7 @@ import argparse
 import datetime
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -231,6 +232,8 @@ def main() -> None:
         video, truth = make_clip(args.clips, minutes, args.fps, size)
         print(f"{minutes:g} min clip ready in {time.perf_counter() - began:.0f} s: {video}", file=sys.stderr)
         target = args.results / f"{minutes:g}min.json"
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE)
+        load_at_start = os.getloadavg()[0]
         command = [sys.executable, __file__, "--child", str(video), str(truth), str(target)]
         if args.threads:
             command += ["--threads", str(args.threads)]
@@ -240,11 +243,10 @@ def main() -> None:
         figures.update(
             minutes=minutes,
             date=datetime.date.today().isoformat(),
-            load_before=os.getloadavg()[0],
+            load=(load_at_start, os.getloadavg()[2]),  # 1-minute average at the start, 15-minute at the end
             machine=describe_machine("cpu", figures["torch_threads"]),
-            commit=subprocess.run(
-                ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-            ).stdout.strip(),
+            threads=args.threads or "per stage (tracking 1, GAR every core)",
+            commit=commit.stdout.strip(),  # the code the run started with
         )
         target.write_text(json.dumps(figures, indent=1))
         print(f"{minutes:g} min: {json.dumps(figures)} ({time.perf_counter() - began:.0f} s)", file=sys.stderr)
@@ -254,11 +256,13 @@ def main() -> None:
         rows = [r for r in rows if "minutes" in r]
         if not rows:
             sys.exit("no finished lengths in " + str(args.results))
-        machines = sorted({r["machine"] for r in rows})
+        machines = sorted({re.sub(r" on \d+ thread\(s\)", "", r["machine"]) for r in rows})
+        threads = sorted({str(r.get("threads", r["torch_threads"])) for r in rows})
         commits = sorted({r["commit"] for r in rows})
         report = (
             f"`python bench/long.py` ({', '.join(sorted({r['date'] for r in rows}))}; commit(s) {', '.join(commits)}). "
-            f"Machine: {'; '.join(machines)}. Models: tiny random test checkpoints (GAR 0.4 M parameters, SAM2 "
+            f"Machine: {'; '.join(machines)}; torch threads: {'; '.join(threads)}; the machine was shared with "
+            f"other jobs. Models: tiny random test checkpoints (GAR 0.4 M parameters, SAM2 "
             f"1.4 M at 128 px), float32. Generated clips at {rows[0]['frames'] / rows[0]['seconds']:.0f} fps, one "
             f"region boxed on frame 0; describe over the exact masks, {NEW_TOKENS} tokens per prompt; each length in "
             f"its own process.\n\n{table(rows)}"

