@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import cv2
 import numpy as np
 from pycocotools import mask as coco_mask
 
@@ -23,6 +22,8 @@ def encode_rle(mask: np.ndarray) -> dict[str, Any]:
     mask = np.asarray(mask)
     if mask.ndim != 2:
         raise InvalidInputError(f"a mask must be 2-D (height, width), got shape {mask.shape}")
+    import cv2  # here, not at the top: the command line imports this module and need not load OpenCV
+
     height, width = mask.shape
     pixels = np.ascontiguousarray(mask if mask.dtype == bool else mask != 0).view(np.uint8)
     # pycocotools reads column by column; OpenCV's transpose gives that layout 20-80x faster than numpy's copy.

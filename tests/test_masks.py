@@ -12,14 +12,9 @@ def _reference_counts_string(mask: np.ndarray) -> str:
     run two places before (from the fourth on) in 5-bit groups, low first,
     0x20 marking that more follow, each group + 48 as a character.
     """
-    flat = mask.ravel(order="F").tolist()
-    runs, current, length = [], False, 0
-    for value in flat:
-        if value != current:
-            runs.append(length)
-            current, length = value, 0
-        length += 1
-    runs.append(length)
+    flat = np.concatenate(([False], mask.ravel(order="F"), [not mask.ravel(order="F")[-1:].any()]))
+    changes = np.flatnonzero(flat[1:] != flat[:-1])  # where each run ends, starting with background
+    runs = np.diff(np.concatenate(([0], changes))).tolist()
     out = []
     for i, run in enumerate(runs):
         x = run - runs[i - 2] if i > 2 else run

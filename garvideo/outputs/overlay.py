@@ -280,7 +280,7 @@ def _tint(canvas: np.ndarray, region: _RegionPainter, entry: TrackFrame, style: 
     patch = canvas[y1 : y2 + 1, x1 : x2 + 1]
     solid = np.empty_like(patch)
     solid[:] = region.colour
-    # OpenCV blends the box and copies the blend inside the mask (8x faster than float math in numpy at 720p).
+    # OpenCV blends the box and copies the blend inside the mask (bench/outputs.py: several times numpy's speed).
     blended = cv2.addWeighted(patch, 1.0 - style.fill_opacity, solid, style.fill_opacity, 0.0)
     inside_u8 = inside.view(np.uint8)
     cv2.copyTo(blended, inside_u8, patch)  # patch is a view of the canvas: written in place
