@@ -8,7 +8,7 @@ medians are reported. Models are the tiny random test checkpoints.
   at 128 px, from a box on frame 0);
 - GAR: ``Pipeline.ask`` over 8 frames of that clip with their exact masks
   (448 px tiles: a ~4,300-token prompt), one new token, so "generate" is the
-  prefill.
+  prefill; then 32 tokens over one frame, mostly decoding steps.
 
 "busy core": another process spins on one core meanwhile (``while True:
 pass``), as any other job on the machine does. Threads are given explicitly
@@ -60,7 +60,11 @@ _CHILD = textwrap.dedent(
         began = time.perf_counter()
         answer = pipe.ask(clip, question="What is <object>?", tracks=truth, frames=8, settings=settings)
         t = answer.provenance.timings
-        print(json.dumps({"seconds": time.perf_counter() - began, "encode": t.encode, "prefill": t.generate,
+        seconds = time.perf_counter() - began
+        tokens = GenerationSettings(max_new_tokens=32, min_new_tokens=32)
+        decoding = pipe.ask(clip, question="What is <object>?", tracks=truth, frames=1, settings=tokens)
+        print(json.dumps({"seconds": seconds, "encode": t.encode, "prefill": t.generate,
+                          "decode32": decoding.provenance.timings.generate,
                           "prompt_tokens": answer.provenance.settings["prompt_tokens"]}))
     """
 )
@@ -132,13 +136,17 @@ def main() -> None:
                 print(f"{repeat + 1}/{args.repeats} {label}: {json.dumps(runs[label][-1])}", file=sys.stderr)
             loads.append(os.getloadavg()[0])
 
-    lines = ["| configuration | wall s (median) | runs s | stage s (median) |", "|---|---:|---|---:|"]
+    lines = [
+        "| configuration | wall s (median) | runs s | stage s (median) | GAR: 32 tokens on 1 frame, s (median) |",
+        "|---|---:|---|---:|---:|",
+    ]
     for label, stage, *_ in configs:
         walls = [r["seconds"] for r in runs[label]]
         key = "track" if stage == "track" else "prefill"
+        decode = f"{statistics.median(r['decode32'] for r in runs[label]):.2f}" if stage == "gar" else "-"
         lines.append(
             f"| {label} | {statistics.median(walls):.2f} | {', '.join(f'{w:.1f}' for w in walls)} | "
-            f"{statistics.median(r[key] for r in runs[label]):.2f} |"
+            f"{statistics.median(r[key] for r in runs[label]):.2f} | {decode} |"
         )
     tokens = next((r[0]["prompt_tokens"] for label, r in runs.items() if label.startswith("GAR")), None)
     import torch
@@ -148,7 +156,8 @@ def main() -> None:
         f"the machine was shared with other jobs: 1-minute load average {min(loads):.1f}-{max(loads):.1f} "
         f"between rounds). Tiny random models; tracking: {args.frames} frames of a 320x240 clip "
         f"(stage s = the pipeline's track time, decoding excluded); GAR: one ask over 8 frames "
-        f"({tokens} prompt tokens), 1 new token (stage s = prefill). Each configuration in its own "
+        f"({tokens} prompt tokens), 1 new token (stage s = prefill), then 32 tokens over 1 frame (the generate "
+        f"stage: prefill of ~600 tokens and 31 decoding steps). Each configuration in its own "
         f"process, {args.repeats} rounds in turns, medians.\n\n" + "\n".join(lines)
     )
     print(report)
