@@ -79,9 +79,9 @@ def stage_threads(stage: str, device: torch.device | str, threads: int | None = 
 
     ``threads`` (``--threads``) wins. Otherwise, on the CPU: SAM2 tracking
     runs on one thread, since its steps are many small operations whose
-    OpenMP threads spin while they wait and, when another process holds a
-    core, tracking 100 frames took 15x longer on two threads than on one; GAR
-    (its prefill is a few large matrix products) gets every core. An
+    OpenMP threads spin while they wait: when other processes hold the cores,
+    tracking took 27-61x longer on two threads than on one (bench/RESULTS.md,
+    "Threads"). GAR (its prefill is a few large matrix products) gets every core. An
     ``OMP_NUM_THREADS`` set in the environment is the user's choice and is
     kept. Off the CPU the torch threads only feed the GPU: left alone.
     """
