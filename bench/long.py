@@ -1,34 +1,40 @@
 """Benchmark of long videos: does the pipeline stay linear in time and flat in memory over an hour?
 
-One generated clip per length (an ellipse sweeping back and forth over a
-textured background, 10 fps, 320x240 by default; written once into
-``--clips`` and reused), then, in a fresh Python process per length (so the
-peak RSS is that run's own):
+One generated clip per length and object count (ellipses sweeping back and
+forth over a textured background, each in its own band; 10 fps, 320x240 by
+default; written once into ``--clips`` and reused), then, in a fresh Python
+process per run (so the peak RSS is that run's own):
 
-1. ``Pipeline.track``: SAM2 from a box on frame 0 over every frame;
+1. ``Pipeline.track``: SAM2 from a box on frame 0 of every object, over every
+   frame;
 2. the rest runs on the clip's exact masks: random SAM2 weights lose the
-   object, which would leave GAR a handful of frames and the overlay nothing
-   to draw; the exact masks are what a working tracker gives. The tracks JSON
-   of the exact track is written (``garvideo.tracking.save_tracks``);
-3. ``Pipeline.describe``: 8 frames overall, adaptive windows of 4 frames, 32
-   tokens per prompt;
+   objects, which would leave GAR a handful of frames and the overlay nothing
+   to draw; the exact masks are what a working tracker gives. Their tracks
+   JSON is written (``garvideo.tracking.save_tracks``);
+3. ``Pipeline.describe``: 8 frames overall, adaptive windows (at most 8) of 4
+   frames, ``--new-tokens`` per prompt;
 4. the overlay video of the exact masks with the window descriptions as
    captions (``garvideo.outputs.render_overlay``).
 
-Reported per length: each stage's wall time, the pipeline's own stage split
+``--track-only`` stops after step 1 (tracking speed with several objects).
+Reported per run: each stage's wall time, the pipeline's own stage split
 (decode, track, encode, generate), the tracking cost per frame in the first
 and the last sixth of the clip (the time between two frames handed to the
 tracker: SAM2 step plus decoding; a growing state would show as a late
-slowdown), and the process's peak RSS. Models are the tiny random test
-checkpoints (``garvideo.testing``): the run measures garvideo's own scaling,
-not a real model's speed.
+slowdown), and the process's peak RSS; the report adds the one-hour
+projection from the longest full run (per-frame stages scaled to an hour,
+GAR's stage kept: an hour has as many timeline windows as a minute). Models
+are the tiny random test checkpoints (``garvideo.testing``), or with
+``--full-size`` GAR-1B's and sam2.1-hiera-tiny's shapes with random weights
+(for a GPU: ``--device cuda``, as bench/gpu.sh runs it).
 
-    python bench/long.py --minutes 1 10                   # print the table
+    python bench/long.py --minutes 1 10                     # print the table
     nohup python bench/long.py --minutes 60 > long60.log &  # an hour: ~15 min on an idle 2-core CPU
-    python bench/long.py --report --write                 # table of every finished length -> RESULTS.md
+    python bench/long.py --report --write                   # every finished run -> bench/RESULTS.md
+    python bench/long.py --full-size --device cuda --minutes 1 --fps 30 --size 1280x720 --write
 
-Each length's figures are kept as JSON in ``--results`` (default
-bench/out/long), so lengths run at different times share one table.
+Each run's figures are kept as JSON in ``--results`` (default
+bench/out/long), so runs made at different times share one table.
 """
 
 from __future__ import annotations
