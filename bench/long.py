@@ -62,6 +62,10 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 SECTION = "## Long videos"
 HERE = Path(__file__).resolve().parent
 NEW_TOKENS = 32
+MODELS = {
+    False: "tiny random test checkpoints (GAR 0.4 M parameters with 448 px tiles, SAM2 1.4 M at 128 px), float32",
+    True: "GAR-1B's and sam2.1-hiera-tiny's shapes with random weights (bfloat16 on CUDA, float32 on a CPU)",
+}
 
 
 # ---------------------------------------------------------------------- the clip
@@ -293,6 +297,8 @@ def projection(rows: list[dict]) -> str:
     if not full:
         return ""
     r = max(full, key=lambda r: r["seconds"])
+    if r["seconds"] >= 3600:
+        return ""  # an hour was measured, not projected
     scale = 3600 / r["seconds"]
     per_frame = r["stages"]["track"] + r["stages"]["tracks JSON"] + r["stages"]["overlay"]
     hour = scale * per_frame + r["stages"]["describe"]
@@ -372,7 +378,7 @@ def main() -> None:
             f"`python bench/long.py` ({', '.join(sorted({r['date'] for r in mine}))}; commit(s) "
             f"{', '.join(sorted({r['commit'] for r in mine}))}). Machine: {'; '.join(machines)}"
             + (f"; torch threads: {'; '.join(threads)}; the machine was shared with other jobs" if cpu else "")
-            + f". Models: {kind.rsplit(',', 1)[0]}. Generated clips, every object boxed on frame 0; describe over "
+            + f". Models: {MODELS[bool(mine[0].get('full_size'))]}. Generated clips, every object boxed on frame 0; describe over "
             f"the exact masks, {mine[0].get('new_tokens', NEW_TOKENS)} tokens per prompt; each run in its own "
             f"process.\n\n{table(mine)}\n\n{projection(mine)}"
         )
