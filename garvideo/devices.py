@@ -79,9 +79,9 @@ def stage_threads(stage: str, device: torch.device | str, threads: int | None = 
 
     ``threads`` (``--threads``) wins. Otherwise, on the CPU: SAM2 tracking
     runs on one thread, since its steps are many small operations whose
-    OpenMP threads spin while they wait: when other processes hold the cores,
-    tracking took 27-61x longer on two threads than on one (bench/RESULTS.md,
-    "Threads"). GAR (its prefill is a few large matrix products) gets every core. An
+    OpenMP threads spin while they wait: with one other busy process tracking
+    took 2.4x as long on two threads as on one, 33-61x when other work held
+    both cores (bench/RESULTS.md, "Threads"). GAR (its prefill is a few large matrix products) gets every core. An
     ``OMP_NUM_THREADS`` set in the environment is the user's choice and is
     kept. Off the CPU the torch threads only feed the GPU: left alone.
     """
