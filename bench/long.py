@@ -343,7 +343,7 @@ def main() -> None:
             began = time.perf_counter()
             video, truth = make_clip(args.clips, minutes, args.fps, size, objects)
             print(f"{minutes:g} min clip ready in {time.perf_counter() - began:.0f} s: {video}", file=sys.stderr)
-            target = args.results / f"{tag}-{minutes:g}min-{objects}obj.json"
+            target = args.results / f"{tag}-{minutes:g}min-{objects}obj{'-track' if args.track_only else ''}.json"
             commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE)
             load_at_start = os.getloadavg()[0]
             command = [sys.executable, __file__, "--child", str(video), str(truth), str(target)]
