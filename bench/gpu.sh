@@ -31,6 +31,9 @@ if [ -n "${QUICK:-}" ]; then
     step model-decode $PY bench/model.py --decode --device "$DEVICE" --frames 4 --new-tokens 4 --repeats 1
     step track $PY bench/track.py --device "$DEVICE" --models tiny --lengths 10 20
     step pipeline $PY bench/pipeline.py --device "$DEVICE" --frames 12 --new-tokens 4 --repeats 1
+    # the long-video steps below, small: tiny models, 3 s clips, one and two objects
+    step long $PY bench/long.py --device "$DEVICE" --minutes 0.05 --objects 1 2 --new-tokens 4 \
+        --results "$OUT/long" --clips "$OUT/clips"
 else
     step model-full $PY bench/model.py --full-size --device "$DEVICE" --frames 16
     # decode ms/token at GAR-1B shapes: generate vs the static loop eager vs compiled (CUDA graphs)
@@ -40,6 +43,13 @@ else
     step pipeline-tiny $PY bench/pipeline.py --device "$DEVICE" --write
     step pipeline-full $PY bench/pipeline.py --full-size --device "$DEVICE" --frames 64 --gar-frames 16 \
         --new-tokens 128 --repeats 3 --warmup 1 --write
+    # SAM2.1-tiny shapes at 720p, 1 and 4 objects (15 s clips, tracking only), then the end-to-end describe of a
+    # 60 s 720p clip (track, tracks JSON, describe with GAR-1B shapes, overlay); bench/long.py's report projects
+    # one hour from it into bench/RESULTS.md (## Long videos, a block naming the card).
+    step track-720p $PY bench/long.py --full-size --device "$DEVICE" --minutes 0.25 --fps 30 --size 1280x720 \
+        --objects 1 4 --track-only --results "$OUT/long" --clips "$OUT/clips"
+    step describe-720p $PY bench/long.py --full-size --device "$DEVICE" --minutes 1 --fps 30 --size 1280x720 \
+        --new-tokens 64 --results "$OUT/long" --clips "$OUT/clips" --write
 fi
 cp bench/RESULTS.md "$OUT/RESULTS.md"
 exit $status

@@ -8,6 +8,7 @@ import click
 
 from .common import (
     COMPILE_KEY,
+    THREADS_KEY,
     PositiveSeconds,
     check_outputs,
     load_pipeline,
@@ -213,8 +214,10 @@ def batch_command(
     if ray:
         from garvideo.batch.ray_runner import PipelineSpec, run_batch_on_ray
 
-        compile = click.get_current_context().meta.get(COMPILE_KEY)
-        models = PipelineSpec(gar_model, sam2_model, device, dtype, detector, compile)
+        meta = click.get_current_context().meta
+        models = PipelineSpec(
+            gar_model, sam2_model, device, dtype, detector, meta.get(COMPILE_KEY), meta.get(THREADS_KEY)
+        )
         summary = run_batch_on_ray(models, folder, regions_file, out_dir, options, ray, progress=not quiet)
     else:
         pipeline = load_pipeline(gar_model, sam2_model, device, dtype, quiet, detector=detector)

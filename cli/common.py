@@ -46,6 +46,9 @@ class PositiveSeconds(click.ParamType):
         return seconds
 
 
+THREADS_KEY = "garvideo.threads"  # where --threads leaves its value in the click context
+
+
 def region_options(func: Callable) -> Callable:
     for decorator in reversed(
         [
@@ -132,6 +135,14 @@ def model_options(gar: bool = True, sam2: bool = True) -> Callable:
                 show_default=True,
                 help="auto (bfloat16 on CUDA, SAM2 float32 under bfloat16 autocast; float32 on CPU), float32, "
                 "bfloat16 or float16.",
+            ),
+            # Read by load_pipeline from the context, so the commands' signatures need not carry it.
+            click.option(
+                "--threads",
+                type=click.IntRange(min=1),
+                expose_value=False,
+                callback=lambda ctx, _param, value: ctx.meta.__setitem__(THREADS_KEY, value),
+                help="Torch CPU threads for every stage [default: 1 for tracking, all cores for GAR].",
             ),
         ]
         for decorator in reversed(options):
@@ -311,6 +322,7 @@ def load_pipeline(
         progress=not quiet if progress is None else progress,
         detector=detector,
         compile=compile,
+        threads=click.get_current_context().meta.get(THREADS_KEY),
     )
 
 

@@ -166,6 +166,11 @@ def describe_command(
     pipeline = load_pipeline(
         gar_model, None if tracks else sam2_model, device, dtype, quiet, detector=detector if texts else None
     )
+    if overlay:  # one reader for describing and drawing: opening an hour's video reads all its packets (seconds)
+        from garvideo.video import open_video
+
+        video = open_video(video)
+        click.get_current_context().call_on_close(video.close)
     result = pipeline.describe(
         video,
         prompts or None,

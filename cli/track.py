@@ -63,8 +63,7 @@ def track_command(
     (COCO compressed RLE, readable by pycocotools), tight box (x_min, y_min,
     x_max, y_max, max inclusive), score and whether it is visible.
     """
-    from garvideo.files import atomic_write_json
-    from garvideo.tracking import tracks_to_json
+    from garvideo.tracking import save_tracks, tracks_to_json
 
     prompts = parse_regions(boxes, points, masks, texts)
     if not prompts:
@@ -79,12 +78,11 @@ def track_command(
         "prompts": [p.to_dict() for p in document_prompts(prompts, result.found)],
         "provenance": result.provenance.to_dict(),
     }
-    document = tracks_to_json(result.tracks, meta)
     outputs = Outputs()
     if out == "-":
-        click.echo(json.dumps(document))
+        click.echo(json.dumps(tracks_to_json(result.tracks, meta)))
     else:
-        outputs.write(out, lambda target: atomic_write_json(target, document), "tracks")
+        outputs.write(out, lambda target: save_tracks(target, result.tracks, meta), "tracks")  # streamed
     for track in result.tracks:
         span = track.visible_span()
         seen = len(track.visible_frames())

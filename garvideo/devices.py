@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from .errors import InvalidInputError
@@ -58,3 +60,55 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
     if name is None:
         raise InvalidInputError(f"unknown dtype {dtype!r}: use auto, float32, bfloat16 or float16")
     return getattr(torch, name)
+
+
+#: The pipeline's stages that run torch on the CPU side, for :func:`stage_threads`.
+STAGES = ("track", "gar")
+
+
+def cpu_cores() -> int:
+    """Cores this process may run on (its affinity, which containers and ``taskset`` narrow)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def stage_threads(stage: str, device: torch.device | str, threads: int | None = None) -> int | None:
+    """Torch CPU threads for one pipeline stage, or None to leave torch's setting alone.
+
+    ``threads`` (``--threads``) wins. Otherwise, on the CPU: SAM2 tracking
+    runs on one thread, since its steps are many small operations whose
+    OpenMP threads spin while they wait: with one other busy process tracking
+    took 2.4x as long on two threads as on one, 33-61x when other work held
+    both cores (bench/RESULTS.md, "Threads"). GAR (its prefill is a few large matrix products) gets every core. An
+    ``OMP_NUM_THREADS`` set in the environment is the user's choice and is
+    kept. Off the CPU the torch threads only feed the GPU: left alone.
+    """
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}: one of {STAGES}")
+    if threads is not None:
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise InvalidInputError(f"threads must be a whole number of at least 1, got {threads!r}")
+        return threads
+    if str(getattr(device, "type", device)).split(":")[0] != "cpu" or os.environ.get("OMP_NUM_THREADS"):
+        return None
+    return 1 if stage == "track" else cpu_cores()
+
+
+@contextlib.contextmanager
+def torch_threads(count: int | None) -> Iterator[None]:
+    """Run the block with ``count`` torch intra-op threads (None: unchanged), then restore the previous count."""
+    if count is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    if count != before:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        if count != before:
+            torch.set_num_threads(before)

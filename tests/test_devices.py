@@ -33,3 +33,33 @@ def test_explicit_choices_are_checked(monkeypatch):
     assert resolve_dtype("fp16", torch.device("cpu")) == torch.float16
     with pytest.raises(InvalidInputError, match="unknown dtype"):
         resolve_dtype("int3", torch.device("cpu"))
+
+
+def test_stage_threads_one_for_tracking_every_core_for_gar(monkeypatch):
+    from garvideo.devices import cpu_cores, stage_threads
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert stage_threads("track", torch.device("cpu")) == 1
+    assert stage_threads("gar", torch.device("cpu")) == cpu_cores() >= 1
+    assert stage_threads("gar", "cpu", threads=3) == stage_threads("track", "cpu", threads=3) == 3  # --threads wins
+    assert stage_threads("track", torch.device("cuda:1")) is None  # GPU stages leave torch's threads alone
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the user's environment is their choice
+    assert stage_threads("gar", "cpu") is None
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(InvalidInputError, match="threads must be a whole number"):
+            stage_threads("gar", "cpu", threads=bad)
+
+
+def test_torch_threads_sets_and_restores():
+    from garvideo.devices import torch_threads
+
+    before = torch.get_num_threads()
+    other = 2 if before == 1 else 1
+    with torch_threads(other):
+        assert torch.get_num_threads() == other
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError), torch_threads(other):
+        raise RuntimeError("a failing stage")
+    assert torch.get_num_threads() == before
+    with torch_threads(None):
+        assert torch.get_num_threads() == before

@@ -5,6 +5,29 @@ from garvideo import InvalidInputError
 from garvideo.masks import decode_rle, encode_rle, mask_bbox, rle_area
 
 
+def _reference_counts_string(mask: np.ndarray) -> str:
+    """COCO's compressed counts written out from its definition (maskApi.c, rleToString), for comparison.
+
+    Runs of the column-major mask starting with background; each run minus the
+    run two places before (from the fourth on) in 5-bit groups, low first,
+    0x20 marking that more follow, each group + 48 as a character.
+    """
+    flat = np.concatenate(([False], mask.ravel(order="F"), [not mask.ravel(order="F")[-1:].any()]))
+    changes = np.flatnonzero(flat[1:] != flat[:-1])  # where each run ends, starting with background
+    runs = np.diff(np.concatenate(([0], changes))).tolist()
+    out = []
+    for i, run in enumerate(runs):
+        x = run - runs[i - 2] if i > 2 else run
+        while True:
+            group = x & 0x1F
+            x >>= 5
+            more = x != -1 if group & 0x10 else x != 0
+            out.append(chr(group + (0x20 if more else 0) + 48))
+            if not more:
+                break
+    return "".join(out)
+
+
 def _random_masks():
     rng = np.random.default_rng(0)
     yield np.zeros((5, 7), bool)
@@ -14,18 +37,52 @@ def _random_masks():
     m[10:80, 20:70] = True  # long runs exercise multi-character counts
     yield m
     yield rng.random((1, 1)) > 0.5
+    big = np.zeros((720, 1280), bool)
+    big[100:600, 200:1100] = rng.random((500, 900)) > 0.02  # counts past 2**20: differences of both signs
+    yield big
 
 
-@pytest.mark.parametrize("mask", list(_random_masks()))
+@pytest.mark.parametrize("mask", list(_random_masks()), ids=lambda m: "x".join(map(str, m.shape)))
 def test_rle_round_trip_and_matches_coco(mask):
     rle = encode_rle(mask)
     assert rle["size"] == list(mask.shape)
-    np.testing.assert_array_equal(decode_rle(rle), mask)
+    assert rle["counts"] == _reference_counts_string(mask)
+    decoded = decode_rle(rle)
+    assert decoded.dtype == bool
+    np.testing.assert_array_equal(decoded, mask)
     assert rle_area(rle) == int(mask.sum())
-    mask_utils = pytest.importorskip("pycocotools.mask")
-    coco = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    assert coco["counts"].decode("ascii") == rle["counts"]
-    np.testing.assert_array_equal(mask_utils.decode({"size": rle["size"], "counts": rle["counts"].encode()}), mask)
+    np.testing.assert_array_equal(decode_rle({"size": rle["size"], "counts": rle["counts"].encode()}), mask)
+
+
+def test_non_canonical_strings_still_decode():
+    # Zero-length runs inside (as a converter of list counts may write) cover the mask exactly: accepted.
+    counts = "2002"  # runs 2, 0, 0, 2 on a 2x2 mask
+    np.testing.assert_array_equal(decode_rle({"size": [2, 2], "counts": counts}), [[False, True], [False, True]])
+
+
+def test_runs_that_do_not_cover_the_mask_never_give_stray_pixels():
+    # pycocotools leaves the pixels after too-short runs unset: refused, or background, never memory noise.
+    short = encode_rle(np.ones((3, 3), bool))["counts"]  # 9 pixels
+    for _ in range(20):
+        try:
+            mask = decode_rle({"size": [6, 6], "counts": short})
+        except InvalidInputError as exc:
+            assert "cover fewer pixels" in str(exc)
+        else:
+            np.testing.assert_array_equal(mask.ravel(order="F"), np.arange(36) < 9)
+    with pytest.raises(InvalidInputError, match="malformed RLE"):
+        decode_rle({"size": [2, 2], "counts": short})  # runs beyond the mask
+
+
+def test_masks_of_any_layout_and_type_encode_alike():
+    rng = np.random.default_rng(5)
+    mask = rng.random((40, 30)) > 0.6
+    expected = _reference_counts_string(mask)
+    for variant in (np.asfortranarray(mask), mask.astype(np.uint8) * 7, mask.astype(np.float32), mask[:, ::1]):
+        assert encode_rle(variant)["counts"] == expected
+    wide = np.zeros((50, 80), bool)
+    wide[5:20, ::3] = True
+    assert encode_rle(wide[:, ::2])["counts"] == _reference_counts_string(wide[:, ::2])  # a strided view
 
 
 def test_decodes_real_benchmark_rle(shared_dir):
@@ -50,6 +107,9 @@ def test_uncompressed_counts():
         {"size": [2, 2], "counts": [1, 2]},
         {"size": [2, 2]},
         {"size": [2, 2], "counts": "\x7f"},
+        {"size": [2, 2], "counts": "caf\u00e9"},
+        {"size": [2, 2], "counts": [1, "x"]},
+        {"size": [2, 2], "counts": [5, -1]},
         {"counts": "abc"},
     ],
 )

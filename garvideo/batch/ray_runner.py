@@ -65,6 +65,7 @@ class PipelineSpec:
     dtype: str | None = None
     detector: str | None = DEFAULT_DETECTOR  # for text regions; loaded only when a line has one
     compile: bool | None = None  # GAR's compiled decoding (None: on for CUDA)
+    threads: int | None = None  # torch CPU threads (None: chosen per stage)
 
     def load(self):
         from ..pipeline import Pipeline
@@ -77,6 +78,7 @@ class PipelineSpec:
             progress=False,
             detector=self.detector,
             compile=self.compile,
+            threads=self.threads,
         )
 
 

@@ -21,6 +21,7 @@ are sampled among the tracked frames where the region is visible.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -32,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
+from ..devices import stage_threads, torch_threads
 from ..errors import GarvideoError, InvalidInputError
 from ..grounding import DEFAULT_DETECTOR, GroundingDetector
 from ..model import CAPTION_INSTRUCTION, DEFAULT_MODEL_ID, GAR, GARResult, GenerationSettings, VideoPromptTemplate
@@ -146,7 +148,9 @@ class Pipeline:
     (``gar=None`` to only track, ``sam2=None`` when tracks are always given).
     ``detector`` finds text regions: a loaded :class:`GroundingDetector`, or
     the id or folder of one, loaded the first time a text region is given
-    (on the tracker's device); None for none.
+    (on the tracker's device); None for none. ``threads``: torch CPU threads
+    for every stage; None chooses per stage (:func:`garvideo.devices.stage_threads`:
+    one for tracking, every core for GAR).
     """
 
     def __init__(
@@ -156,10 +160,13 @@ class Pipeline:
         progress: bool = True,
         detector: GroundingDetector | str | os.PathLike[str] | None = DEFAULT_DETECTOR,
         detector_revision: str | None = None,
+        threads: int | None = None,
     ) -> None:
         self.gar = gar
         self.tracker = tracker
         self.progress = progress
+        self.threads = threads
+        stage_threads("track", "cpu", threads)  # an unusable count is refused now, not after decoding
         self._detector = detector
         self._detector_revision = detector_revision
 
@@ -193,6 +200,7 @@ class Pipeline:
         detector: str | os.PathLike[str] | None = DEFAULT_DETECTOR,
         detector_revision: str | None = None,
         compile: bool | None = None,
+        threads: int | None = None,
     ) -> Pipeline:
         """Load GAR (``HaochenWang/GAR-1B`` by default) and SAM2 (``facebook/sam2.1-hiera-tiny``).
 
@@ -204,7 +212,9 @@ class Pipeline:
         ``reference`` (what the released weights were trained with) or
         ``aligned``. ``compile``: GAR's decode steps compiled (CUDA graphs; default on for CUDA, off
         on a CPU), warmed by the first description and reused for every later one.
+        ``threads``: torch CPU threads (default: chosen per stage).
         """
+        stage_threads("track", "cpu", threads)  # refused before the models load
         model = (
             GAR.from_pretrained(
                 gar, device=device, dtype=dtype, revision=gar_revision, box_mode=box_mode, compile=compile
@@ -217,7 +227,9 @@ class Pipeline:
             if sam2 is not None
             else None
         )
-        return cls(model, tracker, progress=progress, detector=detector, detector_revision=detector_revision)
+        return cls(
+            model, tracker, progress=progress, detector=detector, detector_revision=detector_revision, threads=threads
+        )
 
     # ------------------------------------------------------------------ text regions
 
@@ -307,7 +319,8 @@ class Pipeline:
         stop = max([span.stop, *(p.frame + 1 for p in prompts)])
         source = _TimedSource(reader)
         began = time.perf_counter()
-        tracks = self.tracker.track(source, prompts, start=first, stop=stop, stride=stride, progress=self.progress)
+        with torch_threads(stage_threads("track", self.tracker.device, self.threads)):
+            tracks = self.tracker.track(source, prompts, start=first, stop=stop, stride=stride, progress=self.progress)
         elapsed = time.perf_counter() - began
         return tracks, StageTimings(decode=source.seconds, track=max(0.0, elapsed - source.seconds))
 
@@ -542,16 +555,17 @@ class Pipeline:
             decoded, decode_s = _decode(reader, chosen)
             timings += StageTimings(decode=decode_s)
             masks = {track.name: [_visible_mask(track, i) for i in chosen] for track in ordered}
-            result = gar.ask_video(
-                [decoded[i].image for i in chosen],
-                masks,
-                question,
-                options=options,
-                times=[decoded[i].time for i in chosen],
-                tiling=tiling,
-                template=template,
-                settings=settings,
-            )
+            with self._gar_threads():
+                result = gar.ask_video(
+                    [decoded[i].image for i in chosen],
+                    masks,
+                    question,
+                    options=options,
+                    times=[decoded[i].time for i in chosen],
+                    tiling=tiling,
+                    template=template,
+                    settings=settings,
+                )
             timings += StageTimings(encode=result.timings.encode_s, generate=result.timings.generate_s)
             settings_used = {
                 "start": span.start,
@@ -594,11 +608,16 @@ class Pipeline:
             )
         return self.gar
 
+    def _gar_threads(self) -> contextlib.AbstractContextManager[None]:
+        assert self.gar is not None
+        return torch_threads(stage_threads("gar", self.gar.model.device, self.threads))
+
     def _generate(
         self, inputs: list, settings: GenerationSettings | None, batch_size: int | None
     ) -> tuple[list[GARResult], StageTimings]:
         assert self.gar is not None
-        results = self.gar.answer(inputs, settings, batch_size=batch_size, progress=self.progress)
+        with self._gar_threads():
+            results = self.gar.answer(inputs, settings, batch_size=batch_size, progress=self.progress)
         # Each result carries its share of its batch's time: the shares add up to the run's.
         encode = sum(r.timings.encode_s for r in results)
         generate = sum(r.timings.generate_s for r in results)

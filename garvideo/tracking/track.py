@@ -15,12 +15,12 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 
 from ..errors import InvalidInputError
-from ..files import atomic_write_json
+from ..files import atomic_path
 from ..masks import decode_rle, encode_rle, mask_bbox
 from ..names import check_region_name
 
@@ -302,9 +302,30 @@ def tracks_from_json(doc: Mapping[str, Any] | str) -> list[Track]:
     return [Track.from_dict(t) for t in tracks]
 
 
+def write_tracks_json(stream: TextIO, tracks: Iterable[Track], meta: Mapping[str, Any] | None = None) -> None:
+    """Write the document of :func:`tracks_to_json` to a text ``stream``, one frame at a time.
+
+    An hour of tracking is tens of megabytes of JSON: it is never held as one
+    string (nor as one dict of every frame). Each frame is one line, so the
+    file stays readable and diffable.
+    """
+    head = {"format": TRACKS_FORMAT, "version": TRACKS_VERSION}
+    if meta:
+        head["meta"] = dict(meta)
+    stream.write(json.dumps(head, indent=2, ensure_ascii=False)[:-2] + ',\n  "tracks": [')
+    for t, track in enumerate(tracks):
+        name = json.dumps(track.name, ensure_ascii=False)
+        stream.write(f'{"," if t else ""}\n    {{"name": {name}, "obj_id": {track.obj_id}, "frames": [')
+        for f, frame in enumerate(track.frames):
+            stream.write(("," if f else "") + "\n      " + json.dumps(frame.to_dict(), ensure_ascii=False))
+        stream.write("\n    ]}")
+    stream.write("\n  ]\n}\n")
+
+
 def save_tracks(path: str | os.PathLike[str], tracks: Iterable[Track], meta: Mapping[str, Any] | None = None) -> None:
-    """Write tracks as JSON, atomically."""
-    atomic_write_json(path, tracks_to_json(tracks, meta))
+    """Write tracks as JSON (:func:`write_tracks_json`), atomically: streamed to a temporary file, then renamed."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as stream:
+        write_tracks_json(stream, tracks, meta)
 
 
 def load_tracks(path: str | os.PathLike[str]) -> list[Track]:

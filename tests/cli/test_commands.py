@@ -149,6 +149,37 @@ def test_track_writes_tracks_with_rle_masks(run, material, tmp_path):
     assert "thing: 7 frames tracked" in result.output
 
 
+def test_threads_option_reaches_the_pipeline(run, material, tmp_path, monkeypatch):
+    from garvideo.pipeline import Pipeline
+
+    asked = []
+    original = Pipeline.from_pretrained.__func__
+
+    def from_pretrained(cls, *args, **kwargs):
+        asked.append(kwargs.get("threads"))
+        return original(cls, *args, **kwargs)
+
+    monkeypatch.setattr(Pipeline, "from_pretrained", classmethod(from_pretrained))
+    for extra, expected in (([], None), (["--threads", "3"], 3)):
+        out = tmp_path / "tracks.json"
+        result = run(
+            "track",
+            material.clip,
+            "--box",
+            material.box,
+            "--sam2",
+            material.sam2,
+            "--end",
+            "0.5",
+            "--out",
+            out,
+            "-q",
+            *extra,
+        )
+        assert result.exit_code == 0, result.output
+        assert asked[-1] == expected
+
+
 MISTAKES = [
     (["describe", "{clip}", "--box", "1,2,3@4"], "expected 4 comma-separated numbers"),
     (["describe", "missing.mp4", "--box", "1,2,3,4@0"], "does not exist"),
@@ -160,6 +191,7 @@ MISTAKES = [
     (["ask", "{clip}", "Is it?", "--box", "1,2,30,40@0", "--option", "only"], "at least two"),
     (["track", "{clip}", "--box", "1,2,30,40@0", "--sam2", "nobody/none", "--out", "x.json"], "nobody/none"),
     (["info", "{notvideo}"], "is not a video file"),
+    (["track", "{clip}", "--box", "1,2,30,40@0", "--threads", "0", "--out", "x.json"], "--threads"),
     # output paths are checked before the (here unloadable) model is loaded
     (["describe", "{clip}", "--box", "1,2,30,40@0", "--model", "nobody/none", "--overlay", "x.avi"], ".avi"),
     (

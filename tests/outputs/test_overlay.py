@@ -188,6 +188,28 @@ def test_mask_is_tinted_with_its_colour_and_far_pixels_are_unchanged(clip, sourc
     assert np.abs(drawn[frame][far] - source_frames[frame][far]).mean() < 3
 
 
+def test_fill_is_the_alpha_blend_of_frame_and_colour_within_one_level():
+    """The tint inside a mask is ``frame * (1 - a) + colour * a`` per channel (rounding may differ by 1)."""
+    from garvideo.outputs.overlay import _draw, _RegionPainter, _Style
+
+    rng = np.random.default_rng(4)
+    image = rng.integers(0, 256, (180, 320, 3), dtype=np.uint8)
+    yy, xx = np.mgrid[0:180, 0:320]
+    mask = ((xx - 150) / 90) ** 2 + ((yy - 100) / 50) ** 2 <= 1
+    track = Track.from_masks("blob", {0: mask}, fps=1)
+    for opacity in (0.0, 0.4, 0.75, 1.0):
+        style = _Style.for_frame(320, 180, opacity)
+        canvas = _draw(image, 0, [_RegionPainter(track, PALETTE[0])], None, style)
+        inner = shrink(mask, style.line + 2)  # away from the outline drawn on the mask's edge
+        inner[:40] = False  # and from the name label above the box
+        expected = image[inner] * (1 - opacity) + np.asarray(PALETTE[0], np.float64) * opacity
+        assert np.abs(canvas[inner].astype(np.float64) - expected).max() <= 1.0
+        outside = far_from(mask, style.line + 2)
+        outside[: np.nonzero(mask)[0].min()] = False  # the label sits above the box
+        np.testing.assert_array_equal(canvas[outside], image[outside])  # nothing tinted outside the mask
+    assert image.flags.writeable and not np.shares_memory(canvas, image)  # the decoded frame is left as it was
+
+
 def test_each_region_has_its_own_colour(clip, source_frames, drawn):
     # The object's pixels move toward its colour, not toward the square's (and vice versa).
     frame = 4

@@ -274,3 +274,56 @@ def test_descriptions_and_subtitles_carry_no_special_tokens(pipeline, leaving_cl
     srt = to_srt(timeline_cues(result))
     for token in emitted:
         assert token not in srt and not any(token in text for text in texts), token
+
+
+def test_each_stage_runs_on_its_own_torch_threads(models_dir, leaving_clip, truth, monkeypatch):
+    from garvideo.devices import cpu_cores
+    from garvideo.tracking import RegionPrompt
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # the test session pins it; a user's run does not
+    before = torch.get_num_threads()
+
+    def spy(pipe):
+        seen = {}
+        for stage, obj, method in (
+            ("track", pipe.tracker, "track"),
+            ("gar", pipe.gar, "answer"),
+            ("ask", pipe.gar, "ask_video"),
+        ):
+            original = getattr(obj, method)
+
+            def wrapped(*args, _original=original, _stage=stage, **kwargs):
+                seen[_stage] = torch.get_num_threads()
+                return _original(*args, **kwargs)
+
+            monkeypatch.setattr(obj, method, wrapped)
+        return seen
+
+    obj = leaving_clip.objects[0]
+    region = RegionPrompt.from_box("object", box_prompt_values(obj.boxes[0]), 0)
+    for threads, expected in (
+        (None, {"track": 1, "gar": cpu_cores(), "ask": cpu_cores()}),
+        (2, dict.fromkeys(("track", "gar", "ask"), 2)),
+    ):
+        pipe = Pipeline.from_pretrained(models_dir / "gar", models_dir / "sam2", progress=False, threads=threads)
+        seen = spy(pipe)
+        pipe.track(leaving_clip.path, [region], end=0.5)
+        pipe.describe(
+            leaving_clip.path,
+            tracks=truth[:1],
+            frames=2,
+            frames_per_window=1,
+            window=1.0,
+            settings=GenerationSettings(max_new_tokens=2),
+        )
+        pipe.ask(
+            leaving_clip.path,
+            question="What is <object>?",
+            tracks=truth[:1],
+            frames=2,
+            settings=GenerationSettings(max_new_tokens=2),
+        )
+        assert seen == expected
+        assert torch.get_num_threads() == before  # restored after each stage
+    with pytest.raises(InvalidInputError, match="threads must be"):
+        Pipeline(None, None, threads=0)

@@ -107,6 +107,48 @@ def test_tracks_json_round_trip_is_exact(tmp_path):
     assert load_tracks(path) == tracks
 
 
+def test_saved_tracks_file_is_the_tracks_document(tmp_path):
+    tracks = [
+        Track.from_masks("dog \u00e9", _random_masks(5, seed=3), fps=25, obj_id=1),
+        Track(name="never", obj_id=2, frames=()),
+    ]
+    meta = {"video": {"path": "clip.mp4", "fps": 25.0}, "note": 'caf\u00e9 "quoted"'}
+    path = tmp_path / "tracks.json"
+    save_tracks(path, tracks, meta)
+    assert json.loads(path.read_text(encoding="utf-8")) == json.loads(json.dumps(tracks_to_json(tracks, meta)))
+    assert load_tracks(path) == tracks
+    save_tracks(path, [])
+    assert load_tracks(path) == []
+
+
+def test_saving_tracks_streams_and_stays_atomic(tmp_path):
+    import tracemalloc
+
+    masks = _random_masks(1, height=360, width=640)
+    frame = TrackFrame.from_mask(0, 0.0, masks[0])
+    many = Track("long", 1, tuple(TrackFrame(i, i / 30, frame.rle, frame.box, 0.5) for i in range(3000)))
+    path = tmp_path / "tracks.json"
+    tracemalloc.start()
+    try:
+        save_tracks(path, [many])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    size = path.stat().st_size
+    assert size > 2_000_000
+    assert peak < size / 4  # never the whole document (string or dicts) in memory at once
+    assert load_tracks(path) == [many]
+
+    def failing():
+        yield many
+        raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError, match="interrupted"):
+        save_tracks(path, failing())
+    assert path.stat().st_size == size and load_tracks(path) == [many]  # the older file is kept whole
+    assert [p.name for p in tmp_path.iterdir()] == ["tracks.json"]  # no temporary file left
+
+
 def test_tracks_json_rejects_other_documents():
     with pytest.raises(InvalidInputError, match="not a garvideo tracks document"):
         tracks_from_json({"tracks": []})
