@@ -235,15 +235,15 @@ def test_overlay_has_one_frame_per_frame_in(tmp_path):
     drawn = realworld.ffmpeg_frames(out)
     assert len(drawn) == count
     source = realworld.ffmpeg_frames(video)
-    # Rows the overlay tinted, less the mask's rows: the same for every frame (the outline adds a
-    # few), where a mask drawn on a neighbouring frame would be 2 rows off.
+    # Rows the overlay tinted, less the mask's rows: within the outline's few rows of zero on every
+    # frame, where a mask drawn on a neighbouring frame would be 6 rows off.
     extra = [
-        int((np.abs(picture.astype(int) - original.astype(int)).sum(axis=2).mean(axis=1) > 30).sum()) - _rows(i)
+        int((np.abs(picture.astype(int) - original.astype(int)).sum(axis=2).mean(axis=1) > 100).sum()) - _rows(i)
         for i, (picture, original) in enumerate(zip(drawn, source))
     ]
-    assert max(extra) - min(extra) <= 1, str(extra)
+    assert max(abs(e) for e in extra) <= 3, str(extra)
 
 
 def _rows(index: int) -> int:
-    """The height of frame ``index``'s mask: 2 rows more each frame, over and over."""
-    return 10 + 2 * (index % 20)
+    """The height of frame ``index``'s mask: 6 rows more each frame, over and over."""
+    return 6 + 6 * (index % 5)
