@@ -8,6 +8,8 @@ folder's absolute path.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,3 +97,23 @@ def resolve_checkpoint(
     # Hub snapshots live in .../snapshots/<commit hash>/.
     commit = folder.name if folder.parent.name == "snapshots" else revision
     return ResolvedCheckpoint(folder=folder, model_id=text, revision=commit)
+
+
+@contextmanager
+def loading(checkpoint: ResolvedCheckpoint, what: str, family: str, kind: str, advice: str) -> Iterator[None]:
+    """Turn transformers' errors while loading ``checkpoint`` into one-line :class:`ModelNotFoundError`s.
+
+    ``what`` names the model in the message ("the SAM2 model"), ``family`` the checkpoint a folder
+    must hold ("SAM2"), ``kind`` the model a config must describe ("SAM2 video"), ``advice`` what to
+    pass instead.
+    """
+    try:
+        yield
+    except OSError as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelNotFoundError(
+            f"cannot load {what} {checkpoint.model_id!r}: the folder {checkpoint.folder} does not hold a "
+            f"complete {family} checkpoint ({first_line}). {advice}"
+        ) from exc
+    except ValueError as exc:
+        raise ModelNotFoundError(f"{checkpoint.model_id!r} is not a {kind} checkpoint: {exc}") from exc

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..checkpoints import resolve_checkpoint
+from ..checkpoints import loading, resolve_checkpoint
 from ..devices import resolve_device, resolve_dtype
 from ..errors import InvalidInputError, ModelNotFoundError
 from .detections import (
@@ -87,7 +87,7 @@ class GroundingDetector:
                 f"cannot load the detector {checkpoint.model_id!r}: the folder {checkpoint.folder} has no config.json. "
                 f"{advice}"
             )
-        try:
+        with loading(checkpoint, "the detector", "Grounding DINO", "Grounding DINO", advice):
             config = AutoConfig.from_pretrained(checkpoint.folder)
             if config.model_type not in SUPPORTED_MODEL_TYPES:
                 raise ModelNotFoundError(
@@ -96,14 +96,6 @@ class GroundingDetector:
                 )
             processor = AutoProcessor.from_pretrained(checkpoint.folder)
             network = AutoModelForZeroShotObjectDetection.from_pretrained(checkpoint.folder, dtype=torch_dtype)
-        except OSError as exc:
-            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelNotFoundError(
-                f"cannot load the detector {checkpoint.model_id!r}: the folder {checkpoint.folder} does not hold a "
-                f"complete Grounding DINO checkpoint ({first_line}). {advice}"
-            ) from exc
-        except ValueError as exc:
-            raise ModelNotFoundError(f"{checkpoint.model_id!r} is not a Grounding DINO checkpoint: {exc}") from exc
         network.to(torch_device)
         return cls(network, processor, model_id=checkpoint.model_id, revision=checkpoint.revision)
 

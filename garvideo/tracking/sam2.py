@@ -42,9 +42,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..checkpoints import resolve_checkpoint
+from ..checkpoints import loading, resolve_checkpoint
 from ..devices import resolve_device, resolve_dtype
-from ..errors import InvalidInputError, ModelNotFoundError, VideoError
+from ..errors import InvalidInputError, VideoError
 from .prompts import RegionPrompt
 from .source import FrameLike, FrameSource, stream_frames
 from .track import Track, TrackFrame
@@ -175,18 +175,10 @@ class Sam2Tracker:
         checkpoint = resolve_checkpoint(SAM2_ALIASES.get(name, name), revision=revision)
         torch_device = resolve_device(device)
         torch_dtype, autocast_dtype = sam2_precision(dtype, torch_device)
-        try:
+        advice = "Use a facebook/sam2.1-hiera-* id or the path of a folder saved with save_pretrained."
+        with loading(checkpoint, "the SAM2 model", "SAM2", "SAM2 video", advice):
             processor = Sam2VideoProcessor.from_pretrained(checkpoint.folder)
             network = Sam2VideoModel.from_pretrained(checkpoint.folder, dtype=torch_dtype)
-        except OSError as exc:
-            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelNotFoundError(
-                f"cannot load the SAM2 model {checkpoint.model_id!r}: the folder {checkpoint.folder} does not hold a "
-                f"complete SAM2 checkpoint ({first_line}). Use a facebook/sam2.1-hiera-* id or the path of a folder "
-                f"saved with save_pretrained."
-            ) from exc
-        except ValueError as exc:
-            raise ModelNotFoundError(f"{checkpoint.model_id!r} is not a SAM2 video checkpoint: {exc}") from exc
         network.to(torch_device)
         return cls(
             network,
