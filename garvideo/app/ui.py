@@ -320,6 +320,7 @@ class Page:
                             [(k.label, k.key) for k in REGION_KINDS],
                             value=REGION_KINDS[0].key,
                             label="mark a region with",
+                            elem_id="gv-kind",
                         )
                         with gr.Row():
                             w["name"] = gr.Textbox("region1", label="name", scale=1, elem_id="gv-name")
@@ -335,7 +336,9 @@ class Page:
                             w["on_frame"] = gr.Checkbox(
                                 False, label="look only on this frame (else the video is searched)", scale=2
                             )
-                            w["box_threshold"] = gr.Number(defaults.box_threshold, label="box threshold", minimum=0)
+                            w["box_threshold"] = gr.Number(
+                                defaults.box_threshold, label="box threshold", minimum=0, elem_id="gv-box-threshold"
+                            )
                             w["text_threshold"] = gr.Number(defaults.text_threshold, label="text threshold", minimum=0)
                             w["max_instances"] = gr.Number(
                                 defaults.max_instances, label="max instances", precision=0, minimum=1
