@@ -6,11 +6,12 @@ from pathlib import Path
 
 import click
 
-from .common import load_pipeline, model_options, quiet_option
+from .common import load_pipeline, model_options, quiet_option, text_options, text_search
 
 
 @click.command("app")
 @model_options()
+@text_options
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every network).")
 @click.option("--port", default=7860, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
 @click.option(
@@ -34,28 +35,48 @@ from .common import load_pipeline, model_options, quiet_option
     help="A session idle this long ends and its files are deleted (a closed tab ends at once).",
 )
 @quiet_option
-def app_command(gar_model, sam2_model, device, dtype, host, port, root, max_upload_mb, session_hours, quiet):
+def app_command(
+    gar_model,
+    sam2_model,
+    device,
+    dtype,
+    detector,
+    box_threshold,
+    text_threshold,
+    max_instances,
+    search_every,
+    host,
+    port,
+    root,
+    max_upload_mb,
+    session_hours,
+    quiet,
+):
     """Open the web app: mark regions with the mouse, track, describe, ask, download.
 
     \b
     Prints the address to open in a browser. The page's actions are also an
     HTTP API (see the page's "Use via API" link, or gradio_client). Models load
-    once; jobs run one at a time in a queue. Files live in a temporary folder
-    that is removed when a session ends and when the app stops (Ctrl+C).
+    once (the --text detector when the first region named in words is
+    found; the text options are the page's starting values). Jobs run one at
+    a time in a queue. Files live in a temporary folder that is removed when a
+    session ends and when the app stops (Ctrl+C).
     """
     from garvideo.app import AppConfig, Models, make_temp_root, open_warning, serve
 
     warning = open_warning(host)
     if warning:
         click.echo(f"garvideo: warning: {warning}", err=True)
-    pipeline = load_pipeline(gar_model, sam2_model, device, dtype, quiet)
+    search = text_search(box_threshold, text_threshold, max_instances, search_every)
+    pipeline = load_pipeline(gar_model, sam2_model, device, dtype, quiet, detector=detector)
     config = AppConfig(
-        models=Models(gar=gar_model, sam2=sam2_model, device=device, dtype=dtype),
+        models=Models(gar=gar_model, sam2=sam2_model, device=device, dtype=dtype, detector=detector),
         temp_root=make_temp_root(),
         root=Path(root).resolve() if root else None,
         root_arg=root,
         max_upload_mb=max_upload_mb,
         session_ttl_s=session_hours * 3600,
+        text_search=search,
     )
     serve(
         config,

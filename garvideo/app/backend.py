@@ -27,14 +27,14 @@ from ..files import atomic_write_json, atomic_write_text
 from ..outputs import to_srt, to_vtt
 from ..outputs.document import result_document, timeline_cues
 from ..outputs.overlay import render_overlay
-from ..pipeline import Answer, DescribeResult, GenerationSettings, Pipeline, TrackingResult
+from ..pipeline import Answer, DescribeResult, GenerationSettings, Pipeline, TextSearch, TrackingResult
 from ..timecode import format_clock
 from ..tracking import tracks_to_json
 from ..video import VideoInfo, VideoReader, open_video
 from . import commands
 from .drawing import THUMB_WIDTH, draw_frame, jpeg_bytes
 from .paths import is_inside, list_root_videos, resolve_under_root, safe_file_name
-from .regions import Mark, default_name, make_mark
+from .regions import Mark, default_name, found_mark, make_mark, text_prompt
 
 #: Files of a session, by what they are (the names the CLI commands shown use too).
 TRACKS_FILE = "tracks.json"
@@ -62,6 +62,7 @@ class AppConfig:
     root_arg: str | None = None  # --root as typed (for the commands shown)
     max_upload_mb: float = 2048.0
     session_ttl_s: float = 3600.0
+    text_search: TextSearch = TextSearch()  # the page's text-region fields start here (and `every` is used as is)
 
     @property
     def max_upload_bytes(self) -> int:
@@ -103,8 +104,15 @@ class Session:
 
     @property
     def names(self) -> list[str]:
-        """Region names in the order first marked (colours and tracks follow this order)."""
-        return list(dict.fromkeys(m.name for m in self.marks))
+        """Region names in the order first marked (colours and tracks follow this order).
+
+        A text region is every instance it was found as (``car``, ``car#2``, ...)."""
+        return list(dict.fromkeys(n for m in self.marks for n in m.region_names))
+
+    @property
+    def text_search(self) -> TextSearch | None:
+        """How the session's text regions were found (one setting for all: the CLI takes one), None without any."""
+        return next((m.search for m in self.marks if m.search is not None), None)
 
     def require_video(self) -> OpenVideo:
         if self.video is None:
@@ -286,10 +294,55 @@ class Backend:
         if not 0 <= int(frame) < video.info.num_frames:
             raise AppError(f"frame {frame} is outside the video, which has {video.info.num_frames} frames")
         mark = make_mark(name, kind, body, int(frame), video.info.width, video.info.height)
+        texts = [m for m in session.marks if m.found and mark.name in m.region_names]
+        if texts:
+            raise AppError(
+                f"{mark.name!r} is the region {texts[0].name!r} found from {texts[0].body!r}: a region named in words "
+                f"cannot be corrected with a {mark.kind.key} (the CLI refuses it too); remove it, or use another name"
+            )
         if any(m.name == mark.name and m.frame == mark.frame for m in session.marks):
             raise AppError(
                 f"region {mark.name!r} is already marked on frame {mark.frame}: remove that mark first, or mark another frame"
             )
+        session.marks.append(mark)
+        session.forget_results()
+        return mark
+
+    def find_mark(
+        self,
+        session: Session,
+        name: str,
+        phrase: str,
+        frame: int | None,
+        search: TextSearch,
+        span: commands.Span,
+        progress: Progress,
+    ) -> Mark:
+        """Find a region named in words (on ``frame``, or searched for in the span) and add it, placed where found.
+
+        The phrase not found anywhere is the CLI's error (the phrase, the frames searched, the best score).
+        """
+        video = session.require_video()
+        if frame is not None and not 0 <= int(frame) < video.info.num_frames:
+            raise AppError(f"frame {frame} is outside the video, which has {video.info.num_frames} frames")
+        prompt = text_prompt(name, phrase, frame)
+        if prompt.name in session.names:
+            raise AppError(
+                f"the name {prompt.name!r} is taken: a region named in words needs a name of its own "
+                f"(its matches become {prompt.name}, {prompt.name}#2, ...)"
+            )
+        used = session.text_search
+        # `every` may differ: a found region is placed on its frame, nothing is searched again.
+        if used is not None and _found_with(used) != _found_with(search):
+            raise AppError(
+                "the text regions of one run share their thresholds and max instances (the CLI takes one set): "
+                f"use box {used.box_threshold:g}, text {used.text_threshold:g}, max instances {used.max_instances} "
+                f"again, or remove the other text regions first"
+            )
+        progress(0.0, f"finding {prompt.text!r}")
+        with self._model_lock:
+            _, found = self.pipeline.find(video.path, [prompt], search=search, start=span.start, end=span.end)
+        mark = found_mark(prompt, found, search)
         session.marks.append(mark)
         session.forget_results()
         return mark
@@ -316,26 +369,29 @@ class Backend:
         if not session.marks:
             raise AppError("mark at least one region: drag a box or click on the frame, then add it")
         progress(0.0, "tracking")
+        search = session.text_search
         with self._model_lock:
+            # Text regions are found again on the frame they were found on (the same box), as the command does.
             result = self.pipeline.track(
                 video.path,
                 [m.prompt for m in session.marks],
                 start=settings.span.start,
                 end=settings.span.end,
                 stride=settings.stride,
+                search=search,
             )
         session.forget_results()
         session.tracking, session.tracked_with = result, settings
-        # What `garvideo track --out tracks.json` writes.
+        # What `garvideo track --out tracks.json` writes (text regions listed with the box each became).
         meta = {
             "video": result.video.to_dict(),
-            "prompts": [m.prompt.to_dict() for m in session.marks],
+            "prompts": [m.prompt.to_dict() for m in session.marks] + [f.prompt.to_dict() for f in result.found],
             "provenance": result.provenance.to_dict(),
         }
         self._write(session, TRACKS_FILE, lambda p: atomic_write_json(p, tracks_to_json(result.tracks, meta)))
         session.commands["track"] = commands.shell_line(
             commands.track_command(
-                video.shown, session.marks, settings.span, settings.stride, self.config.models, TRACKS_FILE
+                video.shown, session.marks, settings.span, settings.stride, self.config.models, TRACKS_FILE, search
             )
         )
         progress(0.95, "thumbnails")
@@ -472,6 +528,10 @@ class Backend:
             path = folder / f"{run}-{frame.index:06d}.jpg"
             path.write_bytes(jpeg_bytes(image))
             session.thumbnails.append((path, f"{frame.index} · {format_clock(frame.time)}", frame.index))
+
+
+def _found_with(search: TextSearch) -> tuple[float, float, int]:
+    return search.box_threshold, search.text_threshold, search.max_instances
 
 
 def _remove_upload(path: Path, temp_root: Path) -> None:

@@ -6,6 +6,8 @@ import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..grounding import DEFAULT_BOX_THRESHOLD, DEFAULT_DETECTOR, DEFAULT_TEXT_THRESHOLD
+from ..pipeline import TextSearch
 from .regions import Mark
 
 
@@ -17,13 +19,16 @@ class Models:
     sam2: str
     device: str = "auto"
     dtype: str = "auto"
+    detector: str = DEFAULT_DETECTOR
 
-    def args(self, gar: bool, sam2: bool) -> list[str]:
+    def args(self, gar: bool, sam2: bool, detector: bool = False) -> list[str]:
         out: list[str] = []
         if gar:
             out += ["--model", self.gar]
         if sam2:
             out += ["--sam2", self.sam2]
+        if detector and self.detector != DEFAULT_DETECTOR:
+            out += ["--detector", self.detector]
         if self.device != "auto":
             out += ["--device", self.device]
         if self.dtype != "auto":
@@ -57,14 +62,37 @@ class Generation:
         return ["--frames", str(self.frames), "--tiling", self.tiling, "--max-new-tokens", str(self.max_new_tokens)]
 
 
-def track_command(video: str, marks: Sequence[Mark], span: Span, stride: int, models: Models, out: str) -> list[str]:
+def search_args(search: TextSearch) -> list[str]:
+    """The text-search options that differ from the CLI's defaults (marks are placed on a frame: no --search-every)."""
+    out: list[str] = []
+    if search.box_threshold != DEFAULT_BOX_THRESHOLD:
+        out += ["--box-threshold", repr(search.box_threshold)]
+    if search.text_threshold != DEFAULT_TEXT_THRESHOLD:
+        out += ["--text-threshold", repr(search.text_threshold)]
+    if search.max_instances != 1:
+        out += ["--max-instances", str(search.max_instances)]
+    return out
+
+
+def track_command(
+    video: str,
+    marks: Sequence[Mark],
+    span: Span,
+    stride: int,
+    models: Models,
+    out: str,
+    search: TextSearch | None = None,
+) -> list[str]:
+    """``search``: how the text regions among ``marks`` were found (None: there are none)."""
     args = ["garvideo", "track", video]
     for mark in marks:
         args += mark.cli_args()
+    if search is not None:
+        args += search_args(search)
     args += span.args()
     if stride != 1:
         args += ["--stride", str(stride)]
-    return [*args, *models.args(gar=False, sam2=True), "--out", out]
+    return [*args, *models.args(gar=False, sam2=True, detector=search is not None), "--out", out]
 
 
 def describe_command(

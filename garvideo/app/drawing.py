@@ -72,17 +72,29 @@ def draw_frame(
     for mark, colour in shown:
         if mark.frame != index:
             continue
+        if mark.found:  # a region named in words: each box the detector found, with its score
+            for found in mark.found:
+                colour = region_colour(names.index(found.name)) if found.name in names else (255, 255, 255)
+                _draw_box(canvas, found.box, f"{found.name} {found.score:.2f}", colour, scale, thick)
+            continue
         _draw_mark(canvas, mark, colour, scale, thick)
     return canvas
+
+
+def _draw_box(canvas: np.ndarray, box, label: str, colour: tuple[int, int, int], scale: float, thick: int) -> None:
+    x1, y1, x2, y2 = (round(v * scale) for v in box)
+    cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, thick + 1)
+    cv2.putText(
+        canvas, label, (x1, max(12, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.45 + 0.1 * thick, colour, thick, cv2.LINE_AA
+    )
 
 
 def _draw_mark(canvas: np.ndarray, mark: Mark, colour: tuple[int, int, int], scale: float, thick: int) -> None:
     prompt = mark.prompt
     if prompt.box is not None:
-        x1, y1, x2, y2 = (round(v * scale) for v in prompt.box)
-        cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, thick + 1)
-        anchor = (x1, max(12, y1 - 4))
-    elif prompt.points is not None:
+        _draw_box(canvas, prompt.box, mark.name, colour, scale, thick)
+        return
+    if prompt.points is not None:
         for (x, y), label in zip(prompt.points, prompt.labels or ()):
             centre = (round(x * scale), round(y * scale))
             cv2.circle(canvas, centre, 4 + thick, colour, -1 if label else thick + 1)

@@ -1,8 +1,11 @@
 """The regions a user marks in the app: each kind of mark, parsed with the command line's own syntax.
 
-A mark typed in the app ("27,91,137,175" for a box, "120,80;!60,40" for clicks) is the body of the
-matching CLI option, so the app and ``garvideo describe --box ...`` accept and refuse exactly the
-same things with the same messages, and the command that reproduces a run is the marks written out.
+A mark typed in the app ("27,91,137,175" for a box, "120,80;!60,40" for clicks, "a red car" for a
+region named in words) is the body of the matching CLI option, so the app and ``garvideo describe
+--box ...`` accept and refuse exactly the same things with the same messages, and the command that
+reproduces a run is the marks written out. A region named in words is found by the pipeline's
+detector when it is added; its mark is then placed on the frame it was found on (``--text
+car="a red car"@12``), so the command finds the same box again whatever span it tracks.
 """
 
 from __future__ import annotations
@@ -12,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import InvalidInputError
-from ..pipeline import RegionPrompt
-from ..tracking import parse_box_prompt, parse_points_prompt
+from ..pipeline import FoundRegion, RegionPrompt, TextSearch
+from ..tracking import parse_box_prompt, parse_points_prompt, parse_text_prompt
 
 # The CLI's region names (cli `--box NAME=...`): what may stand between < > in a question.
 _NAME = re.compile(r"^[\w\-]+$")
@@ -38,9 +41,11 @@ POINTS = RegionKind(
     "x,y;!x,y",
     parse_points_prompt,
 )
-# The kinds the region panel offers, in order. A region kind that is not drawn on a frame (a text
-# description such as the CLI's planned `--text car="a red car"`) is one more entry here.
-REGION_KINDS: tuple[RegionKind, ...] = (BOX, POINTS)
+TEXT = RegionKind("text", "words (the detector finds it)", "--text", "a red car", parse_text_prompt)
+# The kinds the region panel offers, in order. Box and clicks are drawn on the frame; a text region is
+# found by the detector (Backend.find_mark), not typed onto a frame.
+REGION_KINDS: tuple[RegionKind, ...] = (BOX, POINTS, TEXT)
+DRAWN_KINDS: tuple[RegionKind, ...] = (BOX, POINTS)
 
 
 def region_kind(key: str) -> RegionKind:
@@ -57,10 +62,18 @@ class Mark:
     kind: RegionKind
     body: str
     prompt: RegionPrompt
+    # A text region: what the detector found (one entry per instance, name, name#2, ...) and with what settings.
+    found: tuple[FoundRegion, ...] = ()
+    search: TextSearch | None = None
 
     @property
     def name(self) -> str:
         return self.prompt.name
+
+    @property
+    def region_names(self) -> list[str]:
+        """The regions this mark makes: its name, or for a text region every instance found."""
+        return [f.name for f in self.found] or [self.name]
 
     @property
     def frame(self) -> int:
@@ -76,14 +89,24 @@ class Mark:
         return [self.kind.option, f"{self.name}={self.body}@{self.frame}"]
 
 
-def make_mark(name: str, kind_key: str, body: str, frame: int, width: int, height: int) -> Mark:
-    """Parse a mark as the CLI would and check it against the frame; :class:`InvalidInputError` if it cannot be."""
-    kind = region_kind(kind_key)
+def check_name(name: str) -> str:
     name = (name or "").strip()
     if not _NAME.match(name):
         raise InvalidInputError(
             f"the region name {name!r} may use only letters, digits, _ and - (questions name it as <{name or 'name'}>)"
         )
+    return name
+
+
+def make_mark(name: str, kind_key: str, body: str, frame: int, width: int, height: int) -> Mark:
+    """Parse a mark as the CLI would and check it against the frame; :class:`InvalidInputError` if it cannot be."""
+    kind = region_kind(kind_key)
+    if kind not in DRAWN_KINDS:
+        raise InvalidInputError(
+            f"a region named in words is found by the detector, not marked: use 'Find and add' (the /find_region "
+            f"endpoint) for {kind.key} regions"
+        )
+    name = check_name(name)
     body = " ".join((body or "").split())
     if not body:
         raise InvalidInputError(
@@ -94,6 +117,19 @@ def make_mark(name: str, kind_key: str, body: str, frame: int, width: int, heigh
     # The tracker would clip a box that sticks out and refuse one of zero area; say so now, on this frame.
     prompt.fit_to_frame(width, height)
     return Mark(kind=kind, body=body, prompt=prompt)
+
+
+def text_prompt(name: str, phrase: str, frame: int | None) -> RegionPrompt:
+    """The text region the CLI reads from ``--text NAME=PHRASE[@FRAME]`` (None: search the video)."""
+    name = check_name(name)
+    phrase = " ".join((phrase or "").split())
+    return parse_text_prompt(f"{name}={phrase}" + (f"@{int(frame)}" if frame is not None else ""))
+
+
+def found_mark(prompt: RegionPrompt, found: tuple[FoundRegion, ...], search: TextSearch) -> Mark:
+    """A text region as found: placed on the frame it was found on, so ``--text NAME=PHRASE@FRAME`` finds it again."""
+    assert prompt.text is not None and found
+    return Mark(kind=TEXT, body=prompt.text, prompt=prompt.at_frame(found[0].frame), found=found, search=search)
 
 
 def default_name(marks: list[Mark]) -> str:

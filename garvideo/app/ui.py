@@ -21,17 +21,19 @@ import gradio as gr
 
 from ..errors import GarvideoError
 from ..outputs.document import track_summary
+from ..pipeline import TextSearch
 from ..timecode import format_clock, parse_seconds
 from . import commands
 from .backend import OVERLAY_FILE, Backend, Session, Settings
 from .drawing import data_url
-from .regions import REGION_KINDS
+from .regions import REGION_KINDS, TEXT, Mark
 
 log = logging.getLogger("garvideo.app")
 
 TITLE = "garvideo"
 INTRO = (
-    "Open a video, scrub to a frame, **drag a box** (or click points) on the object, name it and add it; "
+    "Open a video, scrub to a frame, **drag a box** (or click points) on the object, name it and add it "
+    "(or name it **in words** and let the detector find it); "
     "then **Track**, **Describe**, or **Ask** about `<name>`. Every run shows the `garvideo` command that reproduces it."
 )
 
@@ -120,12 +122,22 @@ def _facts(session: Session) -> str:
     )
 
 
+def _mark_text(mark: Mark) -> str:
+    """The mark as typed; for a text region also what was found, with the --box that marks it again."""
+    if not mark.found:
+        return mark.body
+    found = "; ".join(f"{f.box_option} (score {f.score:.2f})" for f in mark.found)
+    where = f"frame {mark.frame} ({format_clock(mark.found[0].time)})"
+    searched = len(mark.found[0].searched)
+    return f"{mark.body!r} found on {where}" + (f" after {searched} frames" if searched > 1 else "") + f": {found}"
+
+
 def _regions_rows(session: Session) -> list[list[Any]]:
-    return [[m.name, m.kind.key, m.frame, m.body] for m in session.marks]
+    return [[m.name, m.kind.key, m.frame, _mark_text(m)] for m in session.marks]
 
 
 def _removable(session: Session) -> list[str]:
-    labels = list(session.names)
+    labels = list(dict.fromkeys(m.name for m in session.marks))
     labels += [m.label for m in session.marks if sum(n.name == m.name for n in session.marks) > 1]
     return labels
 
@@ -179,7 +191,11 @@ def _details(session: Session) -> dict[str, Any]:
         "video": {"opened_as": video.shown, **{k: v for k, v in video.info.to_dict().items() if k != "path"}}
         if video
         else None,
-        "regions": [{"name": m.name, "kind": m.kind.key, "frame": m.frame, "mark": m.body} for m in session.marks],
+        "regions": [
+            {"name": m.name, "kind": m.kind.key, "frame": m.frame, "mark": m.body}
+            | ({"found": [f.to_dict() for f in m.found]} if m.found else {})
+            for m in session.marks
+        ],
         "tracks": [{"name": t.name, **track_summary(t)} for t in session.tracking.tracks] if session.tracking else None,
         "description": [t.to_dict() for t in session.described.regions] if session.described else None,
         "answer": answer.to_dict() if answer else None,
@@ -298,12 +314,13 @@ class Page:
                     w["overlay"] = gr.Video(label="overlay video", interactive=False, elem_id="gv-overlay")
                 with gr.Column(scale=2):
                     with gr.Group():
-                        # One entry per region kind (garvideo.app.regions.REGION_KINDS). A kind that is not drawn
-                        # on the frame, such as a text description, adds its own input box in this group.
+                        # One entry per region kind (garvideo.app.regions.REGION_KINDS). A text region is found
+                        # by the detector: its own options and button show instead of "Add" when it is chosen.
                         w["kind"] = gr.Radio(
                             [(k.label, k.key) for k in REGION_KINDS],
                             value=REGION_KINDS[0].key,
                             label="mark a region with",
+                            elem_id="gv-kind",
                         )
                         with gr.Row():
                             w["name"] = gr.Textbox("region1", label="name", scale=1, elem_id="gv-name")
@@ -314,6 +331,19 @@ class Page:
                                 elem_id="gv-mark",
                             )
                         w["add"] = gr.Button("Add region on this frame", elem_id="gv-add")
+                        defaults = backend.config.text_search
+                        with gr.Row(visible=False, elem_id="gv-text-options") as w["text_options"]:
+                            w["on_frame"] = gr.Checkbox(
+                                False, label="look only on this frame (else the video is searched)", scale=2
+                            )
+                            w["box_threshold"] = gr.Number(
+                                defaults.box_threshold, label="box threshold", minimum=0, elem_id="gv-box-threshold"
+                            )
+                            w["text_threshold"] = gr.Number(defaults.text_threshold, label="text threshold", minimum=0)
+                            w["max_instances"] = gr.Number(
+                                defaults.max_instances, label="max instances", precision=0, minimum=1
+                            )
+                        w["find"] = gr.Button("Find and add", visible=False, elem_id="gv-find")
                     w["regions"] = gr.Dataframe(
                         headers=["region", "kind", "frame", "mark"],
                         interactive=False,
@@ -417,6 +447,33 @@ class Page:
             backend.add_mark(session, name, kind, mark, int(index))
             return {**self._everything(session, index), w["mark"]: ""}
 
+        def find_region(
+            session: Session, name, phrase, on_frame, box_threshold, text_threshold, max_instances, start, end, index,
+            progress=gr.Progress(track_tqdm=True),  # noqa: B008 - how Gradio hands out a progress bar
+        ):  # fmt: skip
+            search = TextSearch(
+                box_threshold=box_threshold,
+                text_threshold=text_threshold,
+                max_instances=_whole(max_instances),
+                every=backend.config.text_search.every,
+            )
+            span = commands.Span(_time_text(start, "start"), _time_text(end, "end"))
+            frame = int(index or 0) if on_frame else None
+            mark = backend.find_mark(session, name or "", phrase or "", frame, search, span, _reporter(progress))
+            return {**self._everything(session, mark.frame), w["mark"]: ""}
+
+        def choose_kind(kind: str):
+            text = kind == TEXT.key
+            return {
+                w["add"]: gr.Button(visible=not text),
+                w["find"]: gr.Button(visible=text),
+                w["text_options"]: gr.Row(visible=text),
+                w["mark"]: gr.Textbox(
+                    label="phrase (as the CLI's --text)" if text else "mark (pixels, as the CLI's --box / --points)",
+                    placeholder=TEXT.placeholder if text else "x1,y1,x2,y2   or   x,y;!x,y",
+                ),
+            }
+
         def remove_region(session: Session, label: str | None, index: float):
             backend.remove_mark(session, label or "")
             return self._everything(session, index)
@@ -488,6 +545,21 @@ class Page:
             api_name="add_region",
             **light,
         )
+        w["find"].click(
+            h(find_region),
+            [w["name"], w["mark"], w["on_frame"], w["box_threshold"], w["text_threshold"], w["max_instances"],
+             w["start"], w["end"], w["frame"]],
+            [*everything, w["mark"]],
+            api_name="find_region",
+            **model,
+        )  # fmt: skip
+        w["kind"].change(
+            choose_kind,
+            [w["kind"]],
+            [w["add"], w["find"], w["text_options"], w["mark"]],
+            api_visibility="private",
+            **light,
+        )
         w["remove"].click(
             h(remove_region), [w["remove_pick"], w["frame"]], everything, api_name="remove_region", **light
         )
@@ -553,6 +625,11 @@ def _count(value: Any, what: str) -> int:
     if number < 1:
         raise InvalidInputError(f"{what} must be at least 1, got {number}")
     return number
+
+
+def _whole(value: Any) -> Any:
+    """A whole number typed in a number field as an int (anything else as given: TextSearch says what is wrong)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _time_text(value: Any, what: str) -> str | None:

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from garvideo.testing.gar import build_tiny_gar_checkpoint
+from garvideo.testing.grounding_dino import build_tiny_grounding_dino_checkpoint
 from garvideo.testing.sam2 import build_tiny_sam2_checkpoint
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
@@ -36,6 +37,7 @@ class LaunchedApp:
     root: Path
     gar: str
     sam2: str
+    detector: str
     output: list[str] = field(default_factory=list)
 
     @property
@@ -63,6 +65,12 @@ def app_models(tmp_path_factory) -> tuple[str, str]:
 
 
 @pytest.fixture(scope="session")
+def app_detector(tmp_path_factory) -> str:
+    """A tiny random Grounding DINO (``--detector``; the app loads it only when a text region is found)."""
+    return str(build_tiny_grounding_dino_checkpoint(tmp_path_factory.mktemp("app-detector") / "gdino", seed=0))
+
+
+@pytest.fixture(scope="session")
 def app_root(tmp_path_factory) -> Path:
     """--root: two clips, a text file, and links that point out of it (which must never be served)."""
     base = tmp_path_factory.mktemp("app-files")
@@ -80,16 +88,17 @@ def app_root(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def launched_app(app_models, app_root, tmp_path_factory):
+def launched_app(app_models, app_detector, app_root, tmp_path_factory):
     gar, sam2 = app_models
     tmpdir = tmp_path_factory.mktemp("app-tmpdir")
     cwd = tmp_path_factory.mktemp("app-cwd")
     port = _free_port()
     env = {**os.environ, "TMPDIR": str(tmpdir), "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, "-m", "garvideo_cli.main", "app", "--model", gar, "--sam2", sam2, "--port", str(port)]
+    command += ["--detector", app_detector]
     command += ["--root", str(app_root), "--max-upload-mb", str(MAX_UPLOAD_MB)]
     process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    app = LaunchedApp("", process, tmpdir, cwd, app_root, gar, sam2)
+    app = LaunchedApp("", process, tmpdir, cwd, app_root, gar, sam2, app_detector)
     ready = threading.Event()
 
     def read() -> None:

@@ -311,3 +311,69 @@ def test_readme_client_example_runs(launched_app, monkeypatch, tmp_path):
         "tracks.json",
     ]
     assert namespace["answer"]["question"] == "What is <cat> doing?" and namespace["answer"]["regions"] == ["cat"]
+
+
+def find(client, phrase: str, index: int = 30, **fields) -> dict:
+    """``/find_region`` for the region ``cat`` (searched over the video unless ``on_frame=True``)."""
+    fields = {"name": "cat", "on_frame": False, "box_threshold": 0, "max_instances": 1, **fields}
+    return page(client.predict(phrase=phrase, start="", end="", index=index, api_name="/find_region", **fields))
+
+
+@pytest.mark.slow
+def test_a_region_named_in_words_is_found_tracked_and_the_command_reproduces_it(
+    client, launched_app, tmp_path, monkeypatch
+):
+    from garvideo.pipeline import Pipeline, RegionPrompt, TextSearch
+
+    open_cat(client)
+    found_page = find(client, "a cat", max_instances=2)
+    (region,) = found_page["details"]["regions"]
+    # What the pipeline finds with the same detector and settings, outside the app.
+    truth = Pipeline(None, None, progress=False, detector=launched_app.detector)
+    _, expected = truth.find(
+        SAMPLES / "cat.mp4", [RegionPrompt.from_text("cat", "a cat")], search=TextSearch(0.0, max_instances=2)
+    )
+    assert region["found"] == [f.to_dict() for f in expected] and expected
+    frame = expected[0].frame
+    assert (region["kind"], region["mark"], region["frame"]) == ("text", "a cat", frame)
+    # The page goes to the frame it was found on and lists the score and the --box that marks it again.
+    assert found_page["frame"]["value"] == frame and f"data-frame='{frame}'" in found_page["view"]
+    assert expected[0].box_option in found_page["regions"]["data"][0][3]
+
+    tracked = page(client.predict("", "", 1, frame, api_name="/track"))
+    assert [t["name"] for t in tracked["details"]["tracks"]] == [f.name for f in expected]
+    (line,) = tracked["command"].splitlines()
+    args = shlex.split(line)
+    assert args[args.index("--text") + 1] == f"cat=a cat@{frame}"
+    assert args[args.index("--detector") + 1] == launched_app.detector
+    assert args[args.index("--box-threshold") + 1] == "0.0" and args[args.index("--max-instances") + 1] == "2"
+    (tracks_file,) = [Path(p) for p in tracked["downloads"] if Path(p).name == "tracks.json"]
+
+    work = tmp_path / "cli"
+    work.mkdir()
+    shutil.copy(SAMPLES / "cat.mp4", work / "cat.mp4")
+    monkeypatch.chdir(work)
+    result = CliRunner().invoke(cli_app, [*args[1:], "-q"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    app_tracks, cli_tracks = load_tracks(tracks_file), load_tracks(work / "tracks.json")
+    assert [t.to_dict() for t in app_tracks] == [t.to_dict() for t in cli_tracks]
+    app_meta, cli_meta = (json.loads(p.read_text())["meta"] for p in (tracks_file, work / "tracks.json"))
+    assert app_meta["prompts"] == cli_meta["prompts"]
+    grounding = [m["provenance"]["settings"]["grounding"] for m in (app_meta, cli_meta)]
+    assert grounding[0]["found"] == grounding[1]["found"] == [f.to_dict() for f in expected]
+
+
+def test_a_phrase_found_nowhere_is_the_clis_error(client, launched_app):
+    open_cat(client)
+    app_line = error_of(lambda: find(client, "a cat", box_threshold=1))
+    cat = str(SAMPLES / "cat.mp4")
+    cli_line = cli_error(
+        launched_app, "track", cat, "--text", "cat=a cat", "--box-threshold", "1",
+        "--detector", launched_app.detector, "--out", "-",
+    )  # fmt: skip
+    assert app_line == cli_line and "'a cat' (region 'cat') was not found: searched 6 frames" in app_line
+    # A name already marked is refused before the detector runs; the session has no region from the failure.
+    client.predict("cat", "box", CAT_BOX, 12, api_name="/add_region")
+    assert "the name 'cat' is taken" in error_of(lambda: find(client, "a cat", on_frame=True))
+    after = page(client.predict("cup", "box", "250,150,339,229", 0, api_name="/add_region"))
+    assert [(r["name"], r["kind"]) for r in after["details"]["regions"]] == [("cat", "box"), ("cup", "box")]

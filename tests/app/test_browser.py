@@ -202,6 +202,17 @@ def test_a_person_marks_tracks_describes_asks_and_downloads(launched_app, browse
     assert document["provenance"]["settings"]["describe"]["generation"]["max_new_tokens"] == 3
     if os.environ.get("GARVIDEO_APP_SCREENSHOTS"):
         shutil.copy(saved, folder / "result.json")
+    # A region named in words: its kind shows its own fields and button; the detector finds it.
+    click("#gv-kind")
+    one("#gv-kind").find_element(By.XPATH, ".//label[contains(., 'words')]").click()
+    shown = lambda d, css: any(e.is_displayed() for e in d.find_elements(By.CSS_SELECTOR, css))  # noqa: E731
+    wait.until(lambda d: shown(d, "#gv-find") and not shown(d, "#gv-add"))
+    type_into("#gv-name", "thing")
+    type_into("#gv-mark", "a cat")
+    type_into("#gv-box-threshold", "0")
+    click("#gv-find")
+    wait.until(lambda d: "'a cat' found on frame" in text_of("#gv-regions"))
+    steps.shot("found-in-words")
     assert time.monotonic() - began < 120
 
     # Leaving the page ends the session: its files are deleted (the API tests closed theirs).

@@ -14,7 +14,7 @@ from garvideo.app import AppConfig, Backend, open_warning
 from garvideo.app.backend import remove_upload_leftovers
 from garvideo.app.commands import Generation, Models, Span, ask_command, describe_command, track_command
 from garvideo.app.paths import list_root_videos, resolve_under_root, safe_file_name
-from garvideo.app.regions import REGION_KINDS, default_name, make_mark
+from garvideo.app.regions import REGION_KINDS, default_name, found_mark, make_mark, text_prompt
 from garvideo.errors import InvalidInputError
 
 
@@ -78,9 +78,11 @@ def test_marks_use_the_clis_syntax_and_messages():
         make_mark("a cat", "box", "1,1,5,5", 0, 384, 256)
     with pytest.raises(InvalidInputError, match="mark the region 'cat' first"):
         make_mark("cat", "box", "", 0, 384, 256)
-    with pytest.raises(InvalidInputError, match="unknown region kind 'text'"):
+    with pytest.raises(InvalidInputError, match="unknown region kind 'mask'"):
+        make_mark("cat", "mask", "cat.png", 0, 384, 256)
+    with pytest.raises(InvalidInputError, match="found by the detector, not marked: use 'Find and add'"):
         make_mark("cat", "text", "a cat", 0, 384, 256)
-    assert [k.key for k in REGION_KINDS] == ["box", "points"]
+    assert [k.key for k in REGION_KINDS] == ["box", "points", "text"]
     assert default_name([mark, make_mark("region1", "box", "1,1,5,5", 0, 384, 256)]) == "region2"
 
 
@@ -103,6 +105,42 @@ def test_commands_quote_what_a_shell_would_split():
     assert ask[ask.index("--end") + 1] == "4" and ask.count("--option") == 2
 
 
+def test_text_marks_and_their_command():
+    from garvideo.pipeline import FoundRegion, ModelRef, TextSearch
+
+    assert text_prompt("car", "  a  red car ", None).when is None
+    assert text_prompt("car", "a red car", 12).frame == 12
+    with pytest.raises(InvalidInputError, match="the phrase is empty"):
+        text_prompt("car", "  ", None)
+    with pytest.raises(InvalidInputError, match="only letters, digits"):
+        text_prompt("car#2", "a red car", None)
+    ref = ModelRef("gdino", None, "cpu", "float32")
+    found = tuple(
+        FoundRegion(name, "a red car", 8, 2.0, box, score, "red car", (0, 4, 8), ref)
+        for name, box, score in (("car", (1.0, 2.0, 30.5, 40.0), 0.8), ("car#2", (50.0, 2.0, 90.0, 40.0), 0.5))
+    )
+    search = TextSearch(box_threshold=0.3, max_instances=2)
+    mark = found_mark(text_prompt("car", "a red car", None), found, search)
+    assert (mark.frame, mark.region_names, mark.search) == (8, ["car", "car#2"], search)
+    assert mark.cli_args() == ["--text", "car=a red car@8"]
+    default = Models(gar="g", sam2="tiny")
+    line = track_command("c.mp4", [mark], Span(), 1, default, "tracks.json", search)
+    assert line == [
+        "garvideo", "track", "c.mp4", "--text", "car=a red car@8", "--box-threshold", "0.3", "--max-instances", "2",
+        "--sam2", "tiny", "--out", "tracks.json",
+    ]  # fmt: skip
+    other = Models(gar="g", sam2="tiny", detector="models/my gdino")
+    line = track_command("c.mp4", [mark], Span(), 1, other, "tracks.json", TextSearch(text_threshold=0.5))
+    assert line[5:9] == ["--text-threshold", "0.5", "--sam2", "tiny"] and line[-4:-2] == [
+        "--detector",
+        "models/my gdino",
+    ]
+    # The command line reads the mark back as the same text region on the same frame.
+    from garvideo.tracking import parse_text_prompt
+
+    assert parse_text_prompt(shlex.split(shlex.join(mark.cli_args()))[1]) == mark.prompt
+
+
 def test_binding_beyond_this_machine_warns():
     assert open_warning("127.0.0.1") is None and open_warning("localhost") is None and open_warning("::1") is None
     assert "no authentication" in open_warning("0.0.0.0")
@@ -112,11 +150,15 @@ def test_binding_beyond_this_machine_warns():
 def test_the_app_command_and_its_options(tmp_path):
     result = CliRunner().invoke(cli_app, ["app", "--help"])
     assert result.exit_code == 0
-    for option in ("--model", "--sam2", "--device", "--host", "--port", "--root", "--max-upload-mb"):
+    for option in ("--model", "--sam2", "--device", "--host", "--port", "--root", "--max-upload-mb", "--detector"):
         assert option in result.output
     assert "[default: 127.0.0.1]" in result.output
     missing = CliRunner().invoke(cli_app, ["app", "--root", str(tmp_path / "nowhere")])
     assert missing.exit_code == 2 and "does not exist" in missing.output
+    none = CliRunner().invoke(cli_app, ["app", "--max-instances", "0", "-q"])
+    assert none.exit_code == 2 and none.output.strip().splitlines()[-1].startswith(
+        "garvideo: error: max instances must be at least 1"
+    )
 
 
 def test_the_warning_comes_before_anything_is_loaded(tmp_path):
