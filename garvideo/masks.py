@@ -35,18 +35,15 @@ def encode_rle(mask: np.ndarray) -> dict[str, Any]:
 def decode_rle(rle: Mapping[str, Any]) -> np.ndarray:
     """Decode a COCO RLE (compressed string or uncompressed list counts) to a bool array.
 
-    pycocotools refuses runs that go past the mask but leaves the pixels after
-    runs that stop short of it unset (whatever was in memory): a mask with
-    more set pixels than its runs mark is refused; unset pixels that happen
-    to be 0 read as background.
+    The runs must cover the mask exactly: pycocotools refuses runs that go
+    past it but leaves the pixels after runs that stop short of it unset
+    (whatever was in memory), so the string's runs are summed first.
     """
     height, width, compressed = _compressed(rle)
     try:
         mask = coco_mask.decode(compressed)
     except ValueError as exc:  # runs beyond the mask, or a character outside the alphabet
         raise InvalidInputError(f"malformed RLE: {exc} for a {height}x{width} mask") from exc
-    if np.count_nonzero(mask) != coco_mask.area(compressed):
-        raise InvalidInputError(f"malformed RLE: the runs cover fewer pixels than the size {height}x{width} needs")
     return mask.view(bool)  # pycocotools writes exactly 0 and 1
 
 
@@ -70,6 +67,7 @@ def _compressed(rle: Mapping[str, Any]) -> tuple[int, int, dict[str, Any]]:
         except UnicodeEncodeError as exc:
             raise InvalidInputError("malformed RLE: the counts string is not ASCII") from exc
     if isinstance(counts, bytes):
+        _check_total(_string_runs(counts), height, width)
         return height, width, {"size": [height, width], "counts": counts}
     try:
         runs = [int(c) for c in counts]
@@ -77,6 +75,31 @@ def _compressed(rle: Mapping[str, Any]) -> tuple[int, int, dict[str, Any]]:
         raise InvalidInputError("malformed RLE: counts must be a string or a list of whole numbers") from exc
     _check_total(runs, height, width)
     return height, width, coco_mask.frPyObjects({"size": [height, width], "counts": runs}, height, width)
+
+
+def _string_runs(counts: bytes) -> list[int]:
+    """The run lengths of a COCO counts string (its format: 5 bits a character, later runs as
+    differences from the run two before). Only summed, to check the runs cover the mask; pycocotools
+    decodes the pixels."""
+    runs: list[int] = []
+    position = 0
+    while position < len(counts):
+        value = shift = 0
+        more = True
+        while more:
+            if position >= len(counts):
+                raise InvalidInputError("malformed RLE: the counts string ends inside a run")
+            code = counts[position] - 48
+            value |= (code & 0x1F) << shift
+            more = bool(code & 0x20)
+            position += 1
+            shift += 5
+            if not more and code & 0x10:
+                value |= -1 << shift
+        if len(runs) > 2:
+            value += runs[-2]
+        runs.append(value)
+    return runs
 
 
 def _check_total(runs: list[int], height: int, width: int) -> None:
