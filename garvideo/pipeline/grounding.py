@@ -15,7 +15,7 @@ import math
 import numbers
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
@@ -125,37 +125,40 @@ def find_text_regions(
     ref = ModelRef(
         detector.model_id, detector.revision, str(detector.device), str(detector.dtype).removeprefix("torch.")
     )
+    # Every phrase looks at its own frames in order and stops at its first hit; a frame several phrases
+    # look at is decoded once for all of them.
+    searches = {id(p): _Search(_frames_to_search(reader, p, span, search.every)) for p in texts}
+    decode_s = detect_s = 0.0
+    frames = sorted({index for state in searches.values() for index in state.candidates})
+    bar = tqdm(frames, desc="finding text regions", unit="frame", disable=not progress, leave=False)
+    for index in bar:
+        pending = [p for p in texts if searches[id(p)].wants(index)]
+        if not pending:
+            continue
+        began = time.perf_counter()
+        decoded = reader.read([index])
+        decode_s += time.perf_counter() - began
+        if not decoded:  # undecodable (the reader warned): look at the next one
+            continue
+        for prompt in pending:
+            began = time.perf_counter()
+            result = detector.detect(decoded[0].image, prompt.text, search.box_threshold, search.text_threshold)
+            detect_s += time.perf_counter() - began
+            searches[id(prompt)].saw(index, decoded[0].time, result)
+        if all(state.hit is not None for state in searches.values()):
+            break
+    bar.close()
+
     out: list[RegionPrompt] = []
     found: list[FoundRegion] = []
-    decode_s = detect_s = 0.0
     for prompt in regions:
         if prompt.kind != "text":
             out.append(prompt)
             continue
-        candidates = _frames_to_search(reader, prompt, span, search.every)
-        searched: list[int] = []
-        best: tuple[float, int] | None = None
-        hit: tuple[int, float, FrameDetections] | None = None
-        bar = tqdm(candidates, desc=f"finding {prompt.name}", unit="frame", disable=not progress, leave=False)
-        for index in bar:
-            began = time.perf_counter()
-            frames = reader.read([index])
-            decode_s += time.perf_counter() - began
-            if not frames:  # undecodable (the reader warned): look at the next one
-                continue
-            began = time.perf_counter()
-            result = detector.detect(frames[0].image, prompt.text, search.box_threshold, search.text_threshold)
-            detect_s += time.perf_counter() - began
-            searched.append(index)
-            if best is None or result.best_score > best[0]:
-                best = (result.best_score, index)
-            if result.found:
-                hit = (index, frames[0].time, result)
-                break
-        bar.close()
-        if hit is None:
-            raise InvalidInputError(_not_found(prompt, searched, best, search, reader, span))
-        index, seconds, result = hit
+        state = searches[id(prompt)]
+        if state.hit is None:
+            raise InvalidInputError(_not_found(prompt, state.searched, state.best, search, reader, span))
+        index, seconds, result = state.hit
         chosen = distinct(result.detections, search.max_instances, DUPLICATE_IOU)
         for number, (name, detection) in enumerate(zip(instance_names(prompt.name, search.max_instances), chosen)):
             # in the frame (a box may stick out by a little), to 0.01 px: the box tracked is the box recorded
@@ -170,7 +173,7 @@ def find_text_regions(
                 box=box,  # type: ignore[arg-type]  # four numbers
                 score=detection.score,
                 label=detection.label,
-                searched=tuple(searched),
+                searched=tuple(state.searched),
                 detector=ref,
             )
             found.append(region)
@@ -183,15 +186,33 @@ def find_text_regions(
     return out, found, decode_s, detect_s
 
 
+@dataclass
+class _Search:
+    """One phrase's search: the frames it may look at, those it looked at, its best score and its hit."""
+
+    candidates: list[int]
+    searched: list[int] = field(default_factory=list)
+    best: tuple[float, int] | None = None
+    hit: tuple[int, float, FrameDetections] | None = None
+
+    def wants(self, index: int) -> bool:
+        return self.hit is None and index in self.candidates
+
+    def saw(self, index: int, seconds: float, result: FrameDetections) -> None:
+        self.searched.append(index)
+        if self.best is None or result.best_score > self.best[0]:
+            self.best = (result.best_score, index)
+        if result.found:
+            self.hit = (index, seconds, result)
+
+
 def _frames_to_search(reader: VideoReader, prompt: RegionPrompt, span: tuple[float, float], every: float) -> list[int]:
     if prompt.when is not None:
-        index = prompt.frame if prompt.frame is not None else reader.time_to_index(prompt.when.time)
-        if not 0 <= index < reader.num_frames:
-            raise InvalidInputError(
-                f"the text region {prompt.name!r} is placed on frame {index}, but {reader.path} has "
-                f"{reader.num_frames} frames (0 to {reader.num_frames - 1})"
-            )
-        return [index]
+        index = prompt.resolve(reader.time_to_index).frame
+        try:
+            return [reader.timeline.check_index(index)]
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"the text region {prompt.name!r}: {exc}") from exc
     start, end = span
     count = max(1, math.ceil((end - start) / every - 1e-9))
     indices: list[int] = []

@@ -179,3 +179,24 @@ def test_the_search_interval_and_the_reproducing_box(pipeline, clip):
     region = FoundRegion("car#2", PHRASE, 4, 1.0, (12345.67, 1.5, 20000.0, 3.25), 0.5, "car", (0, 4), None)
     assert region.box_option == "car#2=12345.67,1.5,20000,3.25@4"
     assert parse_box_prompt(region.box_option) == region.prompt
+
+
+def test_several_phrases_decode_each_searched_frame_once(pipeline, clip, monkeypatch):
+    from garvideo.video import VideoReader
+
+    reads = []
+    real_read = VideoReader.read
+
+    def counting_read(self, indices, *args, **kwargs):
+        reads.extend(indices)
+        return real_read(self, indices, *args, **kwargs)
+
+    monkeypatch.setattr(VideoReader, "read", counting_read)
+    # Every box passes a zero threshold: both phrases are found on the first frame searched.
+    _, found = pipeline.find(
+        clip.path,
+        [RegionPrompt.from_text("car", PHRASE), RegionPrompt.from_text("cup", "a cup")],
+        search=TextSearch(box_threshold=0.0),
+    )
+    assert [(f.name, f.frame) for f in found] == [("car", SEARCHED[0]), ("cup", SEARCHED[0])]
+    assert reads == [SEARCHED[0]]
