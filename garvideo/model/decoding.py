@@ -153,23 +153,25 @@ class StaticDecoder:
     def _cache(self, batch: int, needed: int, device: torch.device, dtype: torch.dtype):
         """A reset cache of at least ``needed`` slots for ``batch`` rows, reused from earlier calls where possible.
 
-        Eager: exactly ``needed`` slots (unused slots would only cost attention). Compiled: a compiled
-        step is specialised to its cache, so one cache per batch size is kept and only ever grows (to a
-        multiple of :data:`COMPILED_CACHE_STEP` slots): a prompt only costs a compilation when it is
-        longer than every earlier one.
+        Eager: a new cache of exactly ``needed`` slots, not kept (unused slots would only cost attention,
+        and a kept cache would hold its memory between calls). Compiled: a compiled step is specialised
+        to its cache, so one cache per batch size is kept and only ever grows (to a multiple of
+        :data:`COMPILED_CACHE_STEP` slots): a prompt only costs a compilation when it is longer than
+        every earlier one.
         """
         from transformers import StaticCache
 
-        key = (batch, device, dtype, self.compile)
+        if not self.compile:
+            return needed, StaticCache(config=self.language_model.config, max_cache_len=needed)
+        key = (batch, device, dtype)
         kept = self._caches.pop(key, None)
-        if kept is not None and (kept[0] == needed or (self.compile and kept[0] >= needed)):
+        if kept is not None and kept[0] >= needed:
             length, cache = kept
             cache.reset()
         else:
             while len(self._caches) >= MAX_KEPT_CACHES:
                 self._caches.popitem(last=False)
-            step = COMPILED_CACHE_STEP if self.compile else 1
-            length = -(-needed // step) * step
+            length = -(-needed // COMPILED_CACHE_STEP) * COMPILED_CACHE_STEP
             cache = StaticCache(config=self.language_model.config, max_cache_len=length)
         self._caches[key] = (length, cache)
         return length, cache
@@ -199,6 +201,7 @@ class StaticDecoder:
         position = positions[:, -1:] + 1
         slot = torch.tensor([prompt_length], device=device)  # the cache slot of the next token, kept on the device
         unfinished = torch.ones(batch, dtype=torch.bool, device=device)
+        no_ids = torch.empty(batch, 0, dtype=torch.long, device=device)  # the warpers used never read the ids
         tokens: list[torch.Tensor] = []
         raw: list[torch.Tensor] = []
         for index in range(options.max_new_tokens):
@@ -209,11 +212,8 @@ class StaticDecoder:
                 scores = scores.clone()
                 scores[:, options.eos_token_id] = -torch.inf
             if options.do_sample:
-                generated = (
-                    torch.stack(tokens, dim=1) if tokens else torch.empty(batch, 0, dtype=torch.long, device=device)
-                )
                 for warper in warpers:
-                    scores = warper(generated, scores)
+                    scores = warper(no_ids, scores)
                 token = torch.multinomial(torch.softmax(scores, dim=-1), num_samples=1).squeeze(1)
             else:
                 token = torch.argmax(scores, dim=-1)
