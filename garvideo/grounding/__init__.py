@@ -10,7 +10,15 @@ into box prompts for SAM2). Importing it does not import torch; the detector mod
 """
 
 from .._lazy import lazy_attributes
-from .detections import DEFAULT_BOX_THRESHOLD, DEFAULT_TEXT_THRESHOLD, Detection, FrameDetections, box_iou, distinct
+from .detections import (
+    DEFAULT_BOX_THRESHOLD,
+    DEFAULT_TEXT_THRESHOLD,
+    DUPLICATE_IOU,
+    Detection,
+    FrameDetections,
+    box_iou,
+    distinct,
+)
 
 #: The detector used when none is named.
 DEFAULT_DETECTOR = "IDEA-Research/grounding-dino-tiny"
@@ -26,4 +34,5 @@ __all__ = [
     "GroundingDetector",
     "box_iou",
     "distinct",
+    "DUPLICATE_IOU",
 ]

@@ -72,7 +72,11 @@ def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def distinct(detections: Sequence[Detection], count: int, max_overlap: float = 0.7) -> list[Detection]:
+#: Boxes overlapping a more confident one by more than this IoU are the same object found twice.
+DUPLICATE_IOU = 0.7
+
+
+def distinct(detections: Sequence[Detection], count: int, max_overlap: float = DUPLICATE_IOU) -> list[Detection]:
     """The ``count`` most confident detections, skipping any that overlaps a more confident one chosen
     before it by more than ``max_overlap`` IoU (a detector often boxes one object twice)."""
     chosen: list[Detection] = []

@@ -30,9 +30,6 @@ from .results import FoundRegion, ModelRef
 if TYPE_CHECKING:
     from ..grounding import GroundingDetector
 
-#: Boxes overlapping a more confident one by more than this IoU are the same object found twice.
-DUPLICATE_IOU = 0.7
-
 
 @dataclass(frozen=True)
 class TextSearch:
@@ -159,7 +156,7 @@ def find_text_regions(
         if state.hit is None:
             raise InvalidInputError(_not_found(prompt, state.searched, state.best, search, reader, span))
         index, seconds, result = state.hit
-        chosen = distinct(result.detections, search.max_instances, DUPLICATE_IOU)
+        chosen = distinct(result.detections, search.max_instances)
         for number, (name, detection) in enumerate(zip(instance_names(prompt.name, search.max_instances), chosen)):
             # in the frame (a box may stick out by a little), to 0.01 px: the box tracked is the box recorded
             x1, y1, x2, y2 = detection.box

@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 
 from garvideo import InvalidInputError, ModelNotFoundError
-from garvideo.grounding import box_iou
+from garvideo.grounding import DUPLICATE_IOU, box_iou
 from garvideo.pipeline import FoundRegion, Pipeline, RegionPrompt, TextSearch
-from garvideo.pipeline.grounding import DUPLICATE_IOU
 from garvideo.tracking import Sam2Tracker, parse_box_prompt, parse_region_prompts, parse_text_prompt
 
 PHRASE = "a red car"
