@@ -9,6 +9,7 @@ This package imports neither ``garvideo.video`` nor ``garvideo.model``.
 """
 
 from .prompts import (
+    RegionClippedWarning,
     RegionPrompt,
     load_mask_image,
     parse_box_prompt,
@@ -37,6 +38,7 @@ __all__ = [
     "TRACKS_VERSION",
     "FrameLike",
     "FrameSource",
+    "RegionClippedWarning",
     "RegionPrompt",
     "Sam2Tracker",
     "Track",

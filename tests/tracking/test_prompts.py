@@ -77,7 +77,9 @@ def test_time_prompts_resolve_to_frames():
 
 def test_fit_to_frame_clips_a_box_that_sticks_out():
     prompt = RegionPrompt.from_box("a", (-10, 5, 70, 30), 0)
-    with pytest.warns(UserWarning, match=r"'a' -10,5,70,30 reaches outside the 60x40 frame: using 0,5,60,30"):
+    from garvideo.tracking import RegionClippedWarning
+
+    with pytest.warns(RegionClippedWarning, match=r"'a' -10,5,70,30 reaches outside the 60x40 frame: using 0,5,60,30"):
         assert prompt.fit_to_frame(width=60, height=40).box == (0.0, 5.0, 60.0, 30.0)
     inside = RegionPrompt.from_box("a", (1, 1, 5, 5), 0)
     assert inside.fit_to_frame(60, 40) is inside
