@@ -687,10 +687,8 @@ def _time_range(reader: VideoReader, start: TimeLike, end: TimeLike) -> _Range:
         raise InvalidInputError(
             f"the time range {t0:.3f} s to {t1:.3f} s is outside {reader.path}, which lasts {duration:.3f} s"
         )
-    times = reader.timeline.clock  # non-decreasing, as searchsorted needs (FFmpeg's times rarely are not)
-    first = reader.time_to_index(t0)
-    stop = max(first + 1, int(np.searchsorted(times, t1 - 1e-9, side="left")))
-    return _Range(first=first, stop=min(stop, reader.num_frames), start=t0, end=min(t1, duration))
+    first, stop = reader.timeline.index_range(t0, t1)
+    return _Range(first=first, stop=stop, start=t0, end=min(t1, duration))
 
 
 def _window_length(reader: VideoReader, span: _Range, window: float | None, stride: int) -> float:

@@ -33,16 +33,6 @@ def _time_range(timeline: Timeline, start: float | None, end: float | None) -> t
     return start, end
 
 
-def _frames_in(timeline: Timeline, start: float, end: float) -> tuple[int, int]:
-    """Index range ``[first, stop)`` of the frames that start within ``[start, end)``.
-
-    The frame already on screen at ``start`` counts too, so a range never comes out empty.
-    """
-    first = timeline.time_to_index(start)
-    stop = int(np.searchsorted(timeline.clock, end - 1e-9, side="left"))
-    return first, max(stop, first + 1)
-
-
 def _is_whole(value: object) -> bool:
     """An integer of any kind (Python or numpy), but not a bool."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
@@ -64,7 +54,7 @@ def uniform(timeline: Timeline, count: int, start: float | None = None, end: flo
         raise InvalidInputError(f"the number of frames to sample must be a positive integer, got {count!r}")
     count = int(count)
     start, end = _time_range(timeline, start, end)
-    first, stop = _frames_in(timeline, start, end)
+    first, stop = timeline.index_range(start, end)
     if count >= stop - first:
         return _selection(timeline, range(first, stop))
     span = (end - start) / count

@@ -77,6 +77,15 @@ class Timeline:
         position = int(np.searchsorted(self.clock, seconds + _TIME_TOLERANCE, side="right")) - 1
         return max(0, min(position, len(self) - 1))
 
+    def index_range(self, start: float, end: float) -> tuple[int, int]:
+        """Index range ``[first, stop)`` of the frames that start within ``[start, end)``.
+
+        The frame already on screen at ``start`` counts too, so a range never comes out empty.
+        """
+        first = self.time_to_index(start)
+        stop = int(np.searchsorted(self.clock, end - 1e-9, side="left"))
+        return first, min(max(stop, first + 1), len(self))
+
     def check_time(self, seconds: float) -> float:
         """``seconds`` as a float within ``[0, duration]``, or an :class:`InvalidInputError`."""
         try:
