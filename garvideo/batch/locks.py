@@ -41,11 +41,6 @@ def lock_path(out_dir: Path, key: str) -> Path:
     return out_dir / f"{key}.lock"
 
 
-def is_lock_leftover(path: Path) -> bool:
-    """A lock file, or the remains of one taken over (``.lock.broken-...``)."""
-    return path.name.endswith(".lock") or ".lock.broken-" in path.name
-
-
 def _owner(path: Path) -> dict[str, Any] | None:
     """The owner written in a lock, or None while it is unreadable (being written, or gone)."""
     try:
