@@ -2,8 +2,8 @@
 
 High level: :class:`GAR` (``from_pretrained``, ``describe``, ``ask``, ``ask_video``,
 ``describe_video``, ``generate``) returning :class:`GARResult`.
-Lower level: :class:`GARProcessor` (tiles, prompt maps, reference prompts, video
-prompts -> :class:`GARInputs`), :class:`GARModel` (mask patch embedding, RoI
+Lower level: :class:`GARProcessor` (reference prompts, video prompts -> :class:`GARInputs`,
+with :class:`GARImageProcessor` for tiles and prompt maps), :class:`GARModel` (mask patch embedding, RoI
 replay in ``reference`` or ``aligned`` box mode, generation), :class:`GARConfig`,
 :class:`StaticDecoder` (the decode loop over a static KV cache, optionally compiled) and
 :class:`BatchPolicy` / :func:`plan_batches` (which prompts share a batch).
@@ -15,18 +15,10 @@ from .batching import BatchPolicy, plan_batches
 from .configuration_gar import GARConfig
 from .decoding import DecodeOptions, StaticDecoder
 from .errors import CheckpointError, TooManyRegionsError
+from .image_processing_gar import GARImageProcessor, PreparedImage, choose_grid, region_box, supported_grids
 from .images import load_mask, load_rgb
 from .modeling_gar import BOX_MODES, EncodedPrompt, GARModel, ReplayRecord
-from .processing_gar import (
-    GARInputs,
-    GARProcessor,
-    PlaceholderRun,
-    PreparedImage,
-    TilingSettings,
-    choose_grid,
-    region_box,
-    supported_grids,
-)
+from .processing_gar import GARInputs, GARProcessor, PlaceholderRun
 from .prompts import (
     CAPTION_INSTRUCTION,
     VideoPromptTemplate,
@@ -52,6 +44,7 @@ __all__ = [
     "EncodedPrompt",
     "GAR",
     "GARConfig",
+    "GARImageProcessor",
     "GARInputs",
     "GARModel",
     "GARProcessor",
@@ -64,7 +57,6 @@ __all__ = [
     "PreparedImage",
     "ReplayRecord",
     "ResolvedCheckpoint",
-    "TilingSettings",
     "TooManyRegionsError",
     "VideoPromptTemplate",
     "caption_text",

@@ -34,9 +34,10 @@ from ..errors import InvalidInputError
 from ..names import check_region_name, resolve_references
 from .batching import BatchPolicy, ImageFeatureMemo, plan_batches
 from .decoding import StaticDecoder
+from .image_processing_gar import TilingMode
 from .images import ImageLike, MaskLike
 from .modeling_gar import BOX_MODES, BoxMode, GARModel
-from .processing_gar import GARInputs, GARProcessor, TilingMode
+from .processing_gar import GARInputs, GARProcessor
 from .prompts import (
     CAPTION_INSTRUCTION,
     VideoPromptTemplate,
@@ -252,9 +253,10 @@ class GAR:
     ) -> None:
         if box_mode not in BOX_MODES:
             raise InvalidInputError(f"unknown box mode {box_mode!r}: use 'reference' or 'aligned'")
-        if processor.tokens_per_side != model.tokens_per_side or processor.tiling.tile_size != model.tile_size:
+        tile_size = processor.image_processor.tile_size
+        if processor.tokens_per_side != model.tokens_per_side or tile_size != model.tile_size:
             raise InvalidInputError(
-                f"processor tiles ({processor.tiling.tile_size} px, {processor.tokens_per_side}^2 tokens) do not fit"
+                f"processor tiles ({tile_size} px, {processor.tokens_per_side}^2 tokens) do not fit"
                 f" the model ({model.tile_size} px, {model.tokens_per_side}^2 tokens)"
             )
         self.model = model

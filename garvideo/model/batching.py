@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import InvalidInputError
-from .processing_gar import PreparedImage
+from .image_processing_gar import PreparedImage
 
 
 @dataclass(frozen=True)

@@ -99,14 +99,7 @@ class GARConfig:
 
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike) -> GARConfig:
-        path = Path(folder) / CONFIG_NAME
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            raise CheckpointError(f"{str(path)!r} is missing: not a GAR checkpoint folder") from exc
-        except (OSError, ValueError) as exc:
-            raise CheckpointError(f"cannot read {str(path)!r}: {exc}") from exc
-        return cls.from_dict(data)
+        return cls.from_dict(read_checkpoint_json(Path(folder) / CONFIG_NAME))
 
     # ------------------------------------------------------------------ writing
 
@@ -149,6 +142,22 @@ class GARConfig:
     @property
     def image_token_id(self) -> int:
         return int(self.mllm_config.image_token_id)
+
+
+def read_checkpoint_json(path: Path, required: bool = True) -> dict[str, Any]:
+    """One JSON file of a checkpoint folder; a missing optional file reads as ``{}``.
+
+    Shared by the config, image processor and processor loaders, so a broken file is one
+    :class:`CheckpointError` that names it, whichever part reads it.
+    """
+    if not path.is_file():
+        if required:
+            raise CheckpointError(f"{str(path)!r} is missing: not a GAR checkpoint folder")
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"cannot read {str(path)!r}: {exc}") from exc
 
 
 def _jsonable(value: Any) -> Any:

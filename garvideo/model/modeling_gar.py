@@ -51,7 +51,8 @@ from .batching import ImageFeatureMemo, image_key, same_image
 from .configuration_gar import GARConfig
 from .decoding import StaticDecoder
 from .errors import CheckpointError
-from .processing_gar import GARInputs, PlaceholderRun, PreparedImage
+from .image_processing_gar import PreparedImage
+from .processing_gar import GARInputs, PlaceholderRun
 
 BoxMode = Literal["reference", "aligned"]
 BOX_MODES = ("reference", "aligned")

@@ -1,38 +1,43 @@
-"""GAR's processor: images to tiles, masks to the visual-prompt map, text to token ids.
+"""GAR's processor: questions and regions to a prompt, token ids and placeholder runs; ids back to text.
 
 What the model needs for one prompt is a :class:`GARInputs`: the token ids,
-one :class:`PreparedImage` per image (uint8 tiles of the picture and of its
-visual-prompt map) and one :class:`PlaceholderRun` per replayed region
-(where its placeholder tokens sit, which image it comes from, its box).
-
-Tiling follows Perception-LM's ``thumb+tile`` scheme exactly (same grid
-choice, torchvision resizes on uint8 tensors: bicubic with antialias for
-pictures, legacy ``nearest`` for the prompt map), because GAR's released
-numbers depend on those pixels (GAR_NOTES quirk 7).
+one :class:`~garvideo.model.image_processing_gar.PreparedImage` per image
+(uint8 tiles of the picture and of its visual-prompt map, made by the
+:class:`~garvideo.model.image_processing_gar.GARImageProcessor`) and one
+:class:`PlaceholderRun` per replayed region (where its placeholder tokens
+sit, which image it comes from, its box). :class:`GARProcessor` combines the
+image processor with the tokenizer and the chat template, as transformers'
+processors do, and builds the four prompt kinds: the reference caption, the
+reference question, GAR-Bench's exact prompt and the video prompt.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import math
 import numbers
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import torch
-from torchvision.transforms import InterpolationMode
-from torchvision.transforms import functional as TF
 
 from ..errors import InvalidInputError
 from ..files import atomic_write_json, atomic_write_text
-from ..masks import mask_bbox
+from .configuration_gar import CONFIG_NAME, read_checkpoint_json
 from .errors import CheckpointError, TooManyRegionsError
-from .images import ImageLike, MaskLike, load_mask, load_rgb
+from .image_processing_gar import (
+    Box,
+    GARImageProcessor,
+    PreparedImage,
+    TilingMode,
+    load_region_masks,
+    region_box,
+)
+from .images import ImageLike, MaskLike, load_rgb
 from .prompts import (
     NO_PROMPT_TOKEN,
     VideoPromptTemplate,
@@ -44,174 +49,11 @@ from .prompts import (
     question_text,
 )
 
-Box = tuple[float, float, float, float]
-TilingMode = Literal["thumb+tile", "vanilla"]
-
-_RESAMPLE = {
-    0: InterpolationMode.NEAREST,
-    2: InterpolationMode.BILINEAR,
-    3: InterpolationMode.BICUBIC,
-}
-
-
-# --------------------------------------------------------------------------- tiling
-
-
-@dataclass(frozen=True)
-class TilingSettings:
-    """How pictures become tiles (Perception-LM's image-processor settings)."""
-
-    tile_size: int = 448
-    max_num_tiles: int = 36
-    mode: TilingMode = "thumb+tile"
-    resample: int = 3
-    image_mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
-    image_std: tuple[float, float, float] = (0.5, 0.5, 0.5)
-    rescale_factor: float = 1 / 255
-
-    def __post_init__(self) -> None:
-        if self.mode not in ("thumb+tile", "vanilla"):
-            raise InvalidInputError(f"unknown tiling {self.mode!r}: use 'thumb+tile' or 'vanilla' (one tile)")
-        if self.resample not in _RESAMPLE:
-            raise InvalidInputError(f"unsupported resample code {self.resample}: use 0, 2 or 3")
-        if self.tile_size <= 0 or self.max_num_tiles <= 0:
-            raise InvalidInputError("tile_size and max_num_tiles must be positive")
-
-    @property
-    def normalisation(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        """Mean and std on the 0..255 scale: ``(u8 - mean) / std`` (rescale fused as transformers does)."""
-        scale = 1.0 / self.rescale_factor
-        return tuple(m * scale for m in self.image_mean), tuple(s * scale for s in self.image_std)
-
-
-def supported_grids(max_num_tiles: int) -> list[tuple[int, int]]:
-    """Tile grids ``(columns, rows)`` in Perception-LM's search order.
-
-    Grids with the same aspect ratio are grouped under the first one met
-    while walking tile counts from ``max_num_tiles`` down to 1; the order
-    decides ties in :func:`choose_grid`.
-    """
-    groups: dict[float, list[tuple[int, int]]] = {}
-    for count in range(max_num_tiles, 0, -1):
-        divisors = sorted({d for i in range(1, math.isqrt(count) + 1) if count % i == 0 for d in (i, count // i)})
-        for columns in divisors:
-            grid = (columns, count // columns)
-            groups.setdefault(grid[0] / grid[1], []).append(grid)
-    return [grid for grids in groups.values() for grid in grids]
-
-
-def _scaled_size(width: int, height: int, canvas_w: int, canvas_h: int) -> tuple[float, float]:
-    # Size of the image scaled into the canvas with its aspect ratio kept;
-    # one side is floored, the other is left as a float (as in Perception-LM).
-    aspect = width / height
-    factor = min(canvas_w / width, canvas_h / height)
-    if aspect > 1.0:
-        new_w = factor * width
-        return new_w, math.floor(new_w / aspect)
-    new_h = factor * height
-    return math.floor(new_h * aspect), new_h
-
-
-def choose_grid(width: int, height: int, tile_size: int, max_num_tiles: int) -> tuple[int, int]:
-    """The tile grid ``(columns, rows)`` Perception-LM picks for an image of this size.
-
-    Among canvases the image fits without downscaling, the one where it can
-    grow most (later candidates win ties); if none fits, the grid whose
-    aspect ratio is closest.
-    """
-    if max_num_tiles <= 1:
-        return (1, 1)
-    aspect = width / height
-    grids = supported_grids(max_num_tiles)
-    best: tuple[int, int] | None = None
-    best_size: tuple[float, float] | None = None
-    for columns, rows in grids:
-        canvas_w, canvas_h = columns * tile_size, rows * tile_size
-        if canvas_w < width or canvas_h < height:
-            continue
-        size = _scaled_size(width, height, canvas_w, canvas_h)
-        if best is None:
-            best, best_size = (columns, rows), size
-        elif (aspect < 1.0 and size[0] >= best_size[0]) or (aspect >= 1.0 and size[1] >= best_size[1]):
-            best, best_size = (columns, rows), size
-    if best is not None:
-        return best
-    by_ratio: dict[float, list[tuple[int, int]]] = {}
-    for grid in grids:
-        by_ratio.setdefault(grid[0] / grid[1], []).append(grid)
-    if aspect >= 1:
-        ratio = min((r for r in by_ratio if r <= aspect), key=lambda r: abs(r - aspect))
-        return max(by_ratio[ratio], key=lambda g: g[0])
-    ratio = min((r for r in by_ratio if r > aspect), key=lambda r: abs(1 / r - 1 / aspect))
-    return max(by_ratio[ratio], key=lambda g: g[1])
-
-
-def _resize(image: torch.Tensor, height: int, width: int, interpolation: InterpolationMode) -> torch.Tensor:
-    if interpolation == InterpolationMode.NEAREST:
-        return TF.resize(image, [height, width], interpolation=interpolation)
-    return TF.resize(image, [height, width], interpolation=interpolation, antialias=True)
-
-
-def tile_image(
-    image: torch.Tensor,
-    grid: tuple[int, int],
-    tile_size: int,
-    interpolation: InterpolationMode,
-    thumbnail: bool,
-) -> torch.Tensor:
-    """Tiles of a ``(C, H, W)`` uint8 tensor: optional full-image thumbnail first, then the grid row by row."""
-    columns, rows = grid
-    channels = image.shape[0]
-    resized = _resize(image, rows * tile_size, columns * tile_size, interpolation)
-    tiles = (
-        resized.reshape(channels, rows, tile_size, columns, tile_size)
-        .permute(1, 3, 0, 2, 4)
-        .reshape(rows * columns, channels, tile_size, tile_size)
-    )
-    if thumbnail:
-        thumb = _resize(image, tile_size, tile_size, interpolation)
-        tiles = torch.cat([thumb.unsqueeze(0), tiles], dim=0)
-    return tiles
-
-
-def prompt_map(masks: Sequence[np.ndarray], prompt_indices: Sequence[int], no_prompt_id: int) -> np.ndarray:
-    """The visual-prompt map: each pixel holds the id of the first region covering it, else ``no_prompt_id``."""
-    height, width = masks[0].shape
-    values = np.full((height, width), no_prompt_id, dtype=np.uint8)
-    taken = np.zeros((height, width), dtype=bool)
-    for mask, index in zip(masks, prompt_indices):
-        values[mask & ~taken] = index
-        taken |= mask
-    return values
-
-
-def region_box(mask: np.ndarray) -> Box:
-    """The mask's tight box normalised by the image size: ``(x_min/W, y_min/H, x_max/W, y_max/H)``.
-
-    As in the reference, the maxima are the last set pixel (not one past it).
-    """
-    height, width = mask.shape
-    x_min, y_min, x_max, y_max = mask_bbox(mask)
-    return (x_min / width, y_min / height, x_max / width, y_max / height)
+PROCESSOR_CONFIG_NAME = "processor_config.json"
+CHAT_TEMPLATE_NAME = "chat_template.jinja"
 
 
 # --------------------------------------------------------------------------- prepared inputs
-
-
-@dataclass(frozen=True)
-class PreparedImage:
-    """One picture (or video frame) ready for the vision tower."""
-
-    pixel_tiles: torch.Tensor  # uint8 (T, 3, S, S): thumbnail first when has_thumbnail
-    prompt_tiles: torch.Tensor  # uint8 (T, S, S): visual-prompt ids, tiled like the pixels (NEAREST)
-    grid: tuple[int, int]  # (columns, rows) of the tiles after the thumbnail
-    has_thumbnail: bool
-    size: tuple[int, int]  # (width, height) of the original picture
-    prompt_map: np.ndarray = field(repr=False)  # uint8 (H, W) visual-prompt ids before tiling
-
-    @property
-    def num_tiles(self) -> int:
-        return int(self.pixel_tiles.shape[0])
 
 
 @dataclass(frozen=True)
@@ -268,6 +110,10 @@ class _RunSpec:
 class GARProcessor:
     """Builds :class:`GARInputs` from images, masks and questions, and decodes answers.
 
+    It combines the :class:`GARImageProcessor` (tiles and visual-prompt maps) with the
+    tokenizer and the chat template; ``patch_size`` and ``pooling_ratio`` say how many tokens
+    one tile becomes.
+
     ``double_bos`` reproduces quirk Q6: the reference tokenises a prompt that
     the chat template already began with ``<|begin_of_text|>`` and the
     tokenizer adds a second one. The released numbers were made that way, so
@@ -278,7 +124,7 @@ class GARProcessor:
         self,
         tokenizer,
         chat_template: str,
-        tiling: TilingSettings = TilingSettings(),
+        image_processor: GARImageProcessor | None = None,
         patch_size: int = 14,
         pooling_ratio: int = 2,
         prompt_numbers: int = 5,
@@ -287,15 +133,16 @@ class GARProcessor:
     ) -> None:
         self.tokenizer = tokenizer
         self.chat_template = chat_template
-        self.tiling = tiling
+        self.image_processor = image_processor = image_processor or GARImageProcessor()
         self.patch_size = int(patch_size)
         self.pooling_ratio = int(pooling_ratio)
         self.prompt_numbers = int(prompt_numbers)
         self.double_bos = bool(double_bos)
-        side = self.tiling.tile_size // self.patch_size
-        if side * self.patch_size != self.tiling.tile_size or side % self.pooling_ratio:
+        tile_size = image_processor.tile_size
+        side = tile_size // self.patch_size
+        if side * self.patch_size != tile_size or side % self.pooling_ratio:
             raise CheckpointError(
-                f"tile size {self.tiling.tile_size} is not a whole number of {self.patch_size}-pixel patches"
+                f"tile size {tile_size} is not a whole number of {self.patch_size}-pixel patches"
                 f" pooled by {self.pooling_ratio}"
             )
         self.tokens_per_side = side // self.pooling_ratio
@@ -327,35 +174,24 @@ class GARProcessor:
             tokenizer = PreTrainedTokenizerFast.from_pretrained(str(folder), clean_up_tokenization_spaces=False)
         except (OSError, ValueError) as exc:
             raise CheckpointError(f"cannot load the tokenizer of {str(folder)!r}: {exc}") from exc
-        pre = _read_json(folder / "preprocessor_config.json", required=False)
-        proc = _read_json(folder / "processor_config.json", required=False)
-        model = _read_json(folder / "config.json", required=False)
-        size = pre.get("size") or {}
-        tiling = TilingSettings(
-            tile_size=int(pre.get("tile_size", size.get("height", 448))),
-            max_num_tiles=int(pre.get("max_num_tiles", 36)),
-            mode=pre.get("vision_input_type", "thumb+tile"),
-            resample=int(pre.get("resample", 3)),
-            image_mean=tuple(pre.get("image_mean", (0.5, 0.5, 0.5))),
-            image_std=tuple(pre.get("image_std", (0.5, 0.5, 0.5))),
-            rescale_factor=float(pre.get("rescale_factor", 1 / 255)),
-        )
+        proc = read_checkpoint_json(folder / PROCESSOR_CONFIG_NAME, required=False)
+        model = read_checkpoint_json(folder / CONFIG_NAME, required=False)
         # Newer exports write chat_template.jinja, older ones chat_template.json or a processor/tokenizer key.
-        chat_template_file = folder / "chat_template.jinja"
+        chat_template_file = folder / CHAT_TEMPLATE_NAME
         if chat_template_file.is_file():
             chat_template = chat_template_file.read_text(encoding="utf-8")
         else:
             chat_template = (
-                _read_json(folder / "chat_template.json", required=False).get("chat_template")
+                read_checkpoint_json(folder / "chat_template.json", required=False).get("chat_template")
                 or proc.get("chat_template")
                 or getattr(tokenizer, "chat_template", None)
             )
         if not chat_template:
-            raise CheckpointError(f"{str(folder)!r} has no chat template (chat_template.jinja)")
+            raise CheckpointError(f"{str(folder)!r} has no chat template ({CHAT_TEMPLATE_NAME})")
         return cls(
             tokenizer,
             chat_template,
-            tiling=tiling,
+            image_processor=GARImageProcessor.from_pretrained(folder),
             patch_size=int(proc.get("patch_size", model.get("patch_size_h", 14))),
             pooling_ratio=int(
                 proc.get("pooling_ratio", model.get("mllm_config", {}).get("projector_pooling_ratio", 2))
@@ -374,36 +210,16 @@ class GARProcessor:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self.tokenizer.save_pretrained(str(folder))
-        t = self.tiling
+        self.image_processor.save_pretrained(folder)
         atomic_write_json(
-            folder / "preprocessor_config.json",
-            {
-                "image_processor_type": "PerceptionLMImageProcessorFast",
-                "processor_class": "PerceptionLMProcessor",
-                "do_convert_rgb": True,
-                "do_resize": True,
-                "do_rescale": True,
-                "do_normalize": True,
-                "do_center_crop": False,
-                "rescale_factor": t.rescale_factor,
-                "image_mean": list(t.image_mean),
-                "image_std": list(t.image_std),
-                "resample": t.resample,
-                "size": {"height": t.tile_size, "width": t.tile_size},
-                "tile_size": t.tile_size,
-                "max_num_tiles": t.max_num_tiles,
-                "vision_input_type": t.mode,
-            },
-        )
-        atomic_write_json(
-            folder / "processor_config.json",
+            folder / PROCESSOR_CONFIG_NAME,
             {
                 "patch_size": self.patch_size,
                 "pooling_ratio": self.pooling_ratio,
                 "processor_class": "PerceptionLMProcessor",
             },
         )
-        atomic_write_text(folder / "chat_template.jinja", self.chat_template)
+        atomic_write_text(folder / CHAT_TEMPLATE_NAME, self.chat_template)
 
     # ---------------------------------------------------------------- tokens
 
@@ -463,68 +279,15 @@ class GARProcessor:
 
     # ---------------------------------------------------------------- images
 
-    def prepare_image(
+    def _prepare_image(
         self,
         image: np.ndarray,
         masks: Sequence[np.ndarray],
         prompt_indices: Sequence[int],
         mode: TilingMode | None = None,
     ) -> PreparedImage:
-        """Tile an RGB ``H x W x 3`` uint8 image and its visual-prompt map (masks already checked)."""
-        mode = mode or self.tiling.mode
-        if mode not in ("thumb+tile", "vanilla"):
-            raise InvalidInputError(f"unknown tiling {mode!r}: use 'thumb+tile' or 'vanilla' (one tile)")
-        height, width = image.shape[:2]
-        values = (
-            prompt_map(masks, prompt_indices, self.prompt_numbers)
-            if masks
-            else np.full((height, width), self.prompt_numbers, dtype=np.uint8)
-        )
-        pixels = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
-        ids = torch.from_numpy(values).unsqueeze(0)
-        size = self.tiling.tile_size
-        if mode == "thumb+tile":
-            grid = choose_grid(width, height, size, self.tiling.max_num_tiles)
-            thumbnail = True
-        else:
-            grid, thumbnail = (1, 1), False
-        pixel_tiles = tile_image(pixels, grid, size, _RESAMPLE[self.tiling.resample], thumbnail)
-        prompt_tiles = tile_image(ids, grid, size, InterpolationMode.NEAREST, thumbnail)[:, 0]
-        return PreparedImage(
-            pixel_tiles=pixel_tiles.contiguous(),
-            prompt_tiles=prompt_tiles.contiguous(),
-            grid=grid,
-            has_thumbnail=thumbnail,
-            size=(width, height),
-            prompt_map=values,
-        )
-
-    def check_regions(
-        self,
-        masks: Sequence[MaskLike],
-        image_size: tuple[int, int],
-        names: Sequence[str] | None = None,
-        allow_empty: bool = False,
-        where: str = "",
-    ) -> list[np.ndarray]:
-        """Load masks and check each matches the image size (and, unless allowed, is not empty).
-
-        ``names`` label the regions in messages; ``where`` says where they are (``" on frame 3"``).
-        """
-        width, height = image_size
-        loaded = []
-        for i, mask in enumerate(masks):
-            label = (f"region {names[i]!r}" if names is not None else f"mask {i}") + where
-            array = load_mask(mask, what=f"the mask of {label}")
-            if array.shape != (height, width):
-                raise InvalidInputError(
-                    f"the mask of {label} is {array.shape[1]}x{array.shape[0]} (width x height) but the image is"
-                    f" {width}x{height}: masks must have the image's size"
-                )
-            if not allow_empty and not array.any():
-                raise InvalidInputError(f"the mask of {label} is empty: a region needs at least one pixel")
-            loaded.append(array)
-        return loaded
+        # Pixels no region covers hold <NO_Prompt>'s index, which is prompt_numbers.
+        return self.image_processor.preprocess(image, masks, prompt_indices, self.prompt_numbers, mode)
 
     def _check_region_count(self, count: int, names: Sequence[str] | None = None) -> None:
         if count > self.prompt_numbers:
@@ -603,7 +366,7 @@ class GARProcessor:
         if int((input_ids == self.image_token_id).sum()) != expected_image_tokens:
             raise InvalidInputError("the prompt text contains image tokens of its own: remove them")
         located = self._locate_runs(input_ids, runs)
-        mean, std = self.tiling.normalisation
+        mean, std = self.image_processor.normalisation
         return GARInputs(
             input_ids=torch.from_numpy(input_ids),
             images=tuple(images),
@@ -654,8 +417,8 @@ class GARProcessor:
         if not 0 <= prompt_index < self.prompt_numbers:
             raise InvalidInputError(f"prompt_index must be in 0..{self.prompt_numbers - 1}, got {prompt_index}")
         rgb = load_rgb(image)
-        (region,) = self.check_regions([mask], (rgb.shape[1], rgb.shape[0]))
-        prepared = self.prepare_image(rgb, [region], [prompt_index])
+        (region,) = load_region_masks([mask], (rgb.shape[1], rgb.shape[0]))
+        prepared = self._prepare_image(rgb, [region], [prompt_index])
         token_id = self.crop_tokens_ids[prompt_index]
         text = caption_text(prompt_index, self.crop_run(token_id))
         spec = _RunSpec(token_id, 0, prompt_index, region_box(region))
@@ -678,8 +441,8 @@ class GARProcessor:
         """
         question, indices = self._check_question(question, len(masks), prompt_indices, names)
         rgb = load_rgb(image)
-        regions = self.check_regions(masks, (rgb.shape[1], rgb.shape[0]), names)
-        prepared = self.prepare_image(rgb, regions, indices)
+        regions = load_region_masks(masks, (rgb.shape[1], rgb.shape[0]), names)
+        prepared = self._prepare_image(rgb, regions, indices)
         token_ids = [self.crop_tokens_ids[k] for k in indices]
         text = multi_region_text(indices, [self.crop_run(t) for t in token_ids], question)
         specs = [_RunSpec(t, 0, k, region_box(m)) for t, k, m in zip(token_ids, indices, regions)]
@@ -720,9 +483,9 @@ class GARProcessor:
             raise InvalidInputError(f"boxes must be 'own' or 'reference', got {boxes!r}")
         check_user_text(question)
         rgb = load_rgb(image)
-        regions = self.check_regions(masks, (rgb.shape[1], rgb.shape[0]))
+        regions = load_region_masks(masks, (rgb.shape[1], rgb.shape[0]))
         drawn = [k for k in found if k < self.prompt_numbers]
-        prepared = self.prepare_image(rgb, [regions[k] for k in drawn], drawn)
+        prepared = self._prepare_image(rgb, [regions[k] for k in drawn], drawn)
         token_ids = [self.placeholder_token_id(k) for k in found]
         text = multi_region_text(found, [self.crop_run(t) for t in token_ids], question)
         stale = region_box(regions[-1]) if boxes == "reference" else None
@@ -783,13 +546,13 @@ class GARProcessor:
                 if mask is None:
                     frame_masks.append(None)
                     continue
-                (array,) = self.check_regions([mask], size, [labels[r]], allow_empty=True, where=f" on frame {f}")
+                (array,) = load_region_masks([mask], size, [labels[r]], allow_empty=True, where=f" on frame {f}")
                 frame_masks.append(array if array.any() else None)
                 if array.any():
                     present.append((r, array))
                     visible_anywhere[r] = True
             prepared.append(
-                self.prepare_image(rgb, [m for _, m in present], [indices[r] for r, _ in present], mode=tiling)
+                self._prepare_image(rgb, [m for _, m in present], [indices[r] for r, _ in present], mode=tiling)
             )
             token_id = self.placeholder_token_id(f)
             run = self.crop_run(token_id)
@@ -811,14 +574,3 @@ def _frame_time(value: object, frame: int) -> float | None:
     if isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) and value >= 0:
         return float(value)
     raise InvalidInputError(f"the time of frame {frame} is {value!r}: give seconds from the video's start, or None")
-
-
-def _read_json(path: Path, required: bool = True) -> dict:
-    if not path.is_file():
-        if required:
-            raise CheckpointError(f"{str(path)!r} is missing")
-        return {}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"cannot read {str(path)!r}: {exc}") from exc

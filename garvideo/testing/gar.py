@@ -254,12 +254,13 @@ def _merged_sizes(sizes: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _processor(sizes: Mapping[str, Any], tokenizer, config):
-    from ..model.processing_gar import GARProcessor, TilingSettings
+    from ..model.image_processing_gar import GARImageProcessor
+    from ..model.processing_gar import GARProcessor
 
     return GARProcessor(
         tokenizer,
         CHAT_TEMPLATE,
-        tiling=TilingSettings(tile_size=sizes["tile_size"], max_num_tiles=sizes["max_num_tiles"]),
+        image_processor=GARImageProcessor(tile_size=sizes["tile_size"], max_num_tiles=sizes["max_num_tiles"]),
         patch_size=sizes["patch_size"],
         pooling_ratio=sizes["pooling_ratio"],
         prompt_numbers=sizes["prompt_numbers"],

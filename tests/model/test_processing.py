@@ -8,7 +8,7 @@ from torchvision.transforms import InterpolationMode
 
 from garvideo.errors import InvalidInputError
 from garvideo.model import TooManyRegionsError, VideoPromptTemplate, choose_grid, load_mask, load_rgb, region_box
-from garvideo.model.processing_gar import prompt_map, tile_image
+from garvideo.model.image_processing_gar import prompt_map, tile_image
 
 
 @pytest.mark.parametrize("max_tiles", [1, 4, 6, 16, 36])
