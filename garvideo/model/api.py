@@ -346,8 +346,10 @@ class GAR:
 
         The text is decoded as the reference's caption inference decodes it: every special token dropped.
         """
-        (result,) = self.generate(self.processor.prepare_caption(image, mask, prompt_index=prompt_index), settings)
-        return self._as_caption(result)
+        # A caption names no region, so no <Promptk> is written back: they go with the other special tokens.
+        inputs = self.processor.prepare_caption(image, mask, prompt_index=prompt_index)
+        (result,) = self._generate([inputs], [()], settings)
+        return result
 
     def describe_batch(
         self,
@@ -358,12 +360,7 @@ class GAR:
     ) -> list[GARResult]:
         """:meth:`describe` for many (image, mask) pairs, batched as :meth:`generate` does."""
         prepared = [self.processor.prepare_caption(image, mask) for image, mask in items]
-        results = self.generate(prepared, settings, batch_size=batch_size, progress=progress)
-        return [self._as_caption(result) for result in results]
-
-    def _as_caption(self, result: GARResult) -> GARResult:
-        # A caption names no region, so no <Promptk> is written back: drop them with the other special tokens.
-        return replace(result, text=self.processor.decode(result.token_ids))
+        return self._generate(prepared, [()] * len(prepared), settings, batch_size=batch_size, progress=progress)
 
     def prepare_ask(
         self, image: ImageLike, regions: Regions, question: str, options: Sequence[str] | None = None
@@ -400,13 +397,13 @@ class GAR:
     ) -> list[GARResult]:
         """Generate for prepared named prompts (batched as :meth:`generate` does) and write region names back."""
         items = [prompts] if isinstance(prompts, NamedPrompt) else list(prompts)
-        results = self.generate([p.inputs for p in items], settings, batch_size=batch_size, progress=progress)
+        # Only the given regions' tokens are kept (to become names); any other special token is dropped.
+        keep = [p.inputs.prompt_indices for p in items]
+        results = self._generate([p.inputs for p in items], keep, settings, batch_size=batch_size, progress=progress)
         out = []
         for prompt, result in zip(items, results):
             choice = parse_option_letter(result.text, prompt.options) if prompt.options is not None else None
-            # Only the given regions' tokens become names; any other special token is dropped.
-            decoded = self.processor.decode(result.token_ids, keep_regions=prompt.inputs.prompt_indices)
-            text = _restore_names(decoded, prompt.names, prompt.inputs.prompt_indices)
+            text = _restore_names(result.text, prompt.names, prompt.inputs.prompt_indices)
             out.append(replace(result, text=text, choice=choice))
         return out
 
@@ -489,6 +486,33 @@ class GAR:
         """
         items = [inputs] if isinstance(inputs, (GARInputs, NamedPrompt)) else list(inputs)
         items = [item.inputs if isinstance(item, NamedPrompt) else item for item in items]
+        every_region = tuple(range(self.processor.prompt_numbers))
+        return self._generate(
+            items,
+            [every_region] * len(items),
+            settings,
+            box_mode,
+            batch_size,
+            output_logits,
+            progress,
+            max_padding,
+            share_images,
+        )
+
+    def _generate(
+        self,
+        items: Sequence[GARInputs],
+        keep_regions: Sequence[Sequence[int]],
+        settings: GenerationSettings | None = None,
+        box_mode: BoxMode | None = None,
+        batch_size: int | None = None,
+        output_logits: bool = False,
+        progress: bool = False,
+        max_padding: float | None = None,
+        share_images: bool = True,
+    ) -> list[GARResult]:
+        """:meth:`generate`, with each text decoded once, keeping the region tokens ``<Promptk>`` of
+        ``keep_regions[i]`` in item ``i``'s text."""
         if not items:
             return []
         settings = settings or GenerationSettings()
@@ -531,7 +555,7 @@ class GAR:
                 if logits is not None:
                     step_logits = logits[row, : len(ids)].float().cpu().numpy()
                 results[index] = GARResult(
-                    text=processor.decode(ids, keep_regions=range(processor.prompt_numbers)),
+                    text=processor.decode(ids, keep_regions=keep_regions[index]),
                     token_ids=tuple(ids),
                     timings=timings,
                     prompt_tokens=item.num_tokens,
