@@ -266,3 +266,15 @@ def test_texts_drop_special_tokens_as_the_reference_inference_does(gar):
     assert processor.decode(ids, keep_regions=[0]).count("<Prompt0>") == 1
     assert "<Prompt0>" not in processor.decode(ids, keep_regions=[1])
     assert "<|reserved_special_token_26|>" in processor.decode_reference(ids)  # GAR-Bench scores them kept
+
+
+def test_image_processor_reads_and_writes_the_preprocessor_config(tmp_path, ref_checkpoint):
+    from garvideo.model import GARImageProcessor
+
+    assert GARImageProcessor.from_pretrained(ref_checkpoint) == GARImageProcessor(max_num_tiles=4)
+    custom = GARImageProcessor(
+        tile_size=224, max_num_tiles=6, mode="vanilla", resample=2, image_mean=(0.1, 0.2, 0.3), image_std=(1, 2, 3)
+    )
+    custom.save_pretrained(tmp_path / "saved")
+    assert GARImageProcessor.from_pretrained(tmp_path / "saved") == custom
+    assert GARImageProcessor.from_pretrained(tmp_path) == GARImageProcessor()  # no file: the defaults
