@@ -82,7 +82,7 @@ def main() -> None:
     import garvideo.tracking.track as track_module
     from garvideo import masks
     from garvideo.files import atomic_write_json
-    from garvideo.outputs import overlay
+    from garvideo.outputs import drawing, overlay
     from garvideo.testing.clips import moving_object_clip
     from garvideo.tracking import Track, TrackFrame, load_tracks, save_tracks, tracks_to_json
 
@@ -135,13 +135,13 @@ def main() -> None:
 
         with open_video(clip.path) as reader:
             images = [f.image for f in reader.iter_frames()]
-        style = overlay._Style.for_frame(1280, 720, 0.4)
+        style = drawing._Style.for_frame(1280, 720, 0.4)
         entries = [track.frame(i) for i in range(len(images)) if track.frame(i).visible]
 
         decoded = {entry.index: entry.mask() for entry in entries}  # decoded beforehand: only the blend is timed
 
         def tint_with(module):
-            painter = module._RegionPainter(track, overlay.PALETTE[0])
+            painter = module._RegionPainter(track, drawing.PALETTE[0])
             painter.mask = lambda entry: decoded[entry.index]  # this painter only
 
             def tint(entry):
@@ -151,7 +151,7 @@ def main() -> None:
 
             return tint
 
-        old_tint, new_tint = tint_with(old_overlay), tint_with(overlay)
+        old_tint, new_tint = tint_with(old_overlay), tint_with(drawing)  # the drawing left overlay.py
         difference = max(int(np.abs(old_tint(e).astype(int) - new_tint(e).astype(int)).max()) for e in entries)
         copy_only = per_item_ms(lambda e: images[e.index].copy(), entries, args.repeats)
         timed = {

@@ -3,7 +3,8 @@
 - :mod:`.document`: :func:`result_document` (versioned schema), :func:`validate_result_document`,
   :func:`timeline_cues`.
 - :mod:`.subtitles`: :class:`Cue`, :func:`to_srt`, :func:`to_vtt`.
-- :mod:`.overlay`: :func:`render_overlay` (masks, boxes, names and captions drawn on the video).
+- :mod:`.overlay`: :func:`render_overlay` (the video re-encoded with masks, boxes, names and captions drawn on it
+  by :mod:`.drawing`).
 
 Subtitles need nothing heavy; the document and the overlay load on first use.
 """
