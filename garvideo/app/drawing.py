@@ -8,13 +8,16 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from ..outputs.overlay import region_colour
+from ..masks import mask_bbox
+from ..outputs.drawing import region_colour, shown_entry, stride_reach, tint_mask
 from ..tracking import Track
 from .regions import Mark
 
 #: Frames are sent to the page at most this wide (coordinates are always in the video's pixels).
 VIEW_WIDTH = 960
 THUMB_WIDTH = 200
+#: Weight of a region's colour inside its mask (the overlay video's default is 0.4).
+FILL_OPACITY = 0.45
 
 
 def _scaled(image: np.ndarray, width: int) -> tuple[np.ndarray, float]:
@@ -26,15 +29,9 @@ def _scaled(image: np.ndarray, width: int) -> tuple[np.ndarray, float]:
 
 
 def _mask_on(track: Track, index: int) -> np.ndarray | None:
-    """The track's mask on frame ``index``, or the nearest tracked frame's (strided tracks); None if not seen."""
-    if not track.frames:
-        return None
-    entry = track.nearest_frame(index)
-    # Half a stride either way, as the overlay video does; further away nothing is drawn.
-    gaps = np.diff(track.indices) if len(track.frames) > 1 else np.array([1])
-    if abs(entry.index - index) > max(int(np.median(gaps)) // 2, 0) or not entry.visible:
-        return None
-    return entry.mask()
+    """The mask the overlay video shows on frame ``index`` (a strided track's nearest entry), or None."""
+    entry = shown_entry(track, index, stride_reach(track))
+    return None if entry is None else entry.mask()
 
 
 def draw_frame(
@@ -57,15 +54,15 @@ def draw_frame(
         mask = _mask_on(track, index)
         if mask is None:
             continue
-        colour = np.array(region_colour(names.index(track.name) if track.name in names else 0), dtype=np.float32)
+        colour = region_colour(names.index(track.name) if track.name in names else 0)
         if scale != 1.0:
             mask = (
                 cv2.resize(mask.astype(np.uint8), (canvas.shape[1], canvas.shape[0]), interpolation=cv2.INTER_NEAREST)
                 > 0
             )
-        canvas[mask] = (0.55 * canvas[mask] + 0.45 * colour).astype(np.uint8)
-        contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        cv2.drawContours(canvas, contours, -1, tuple(int(c) for c in colour), thick)
+        box = mask_bbox(mask)
+        if box is not None:  # a thin region can vanish when the frame is scaled down
+            tint_mask(canvas, mask, box, colour, FILL_OPACITY, thick)
     shown = [(m, region_colour(names.index(m.name)) if m.name in names else (255, 255, 255)) for m in marks]
     if draft is not None:
         shown.append((draft, (255, 255, 255)))

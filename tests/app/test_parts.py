@@ -194,3 +194,28 @@ def test_gradios_empty_upload_leftovers_go_once_settled(tmp_path):
     os.utime(data, (past, past))
     assert remove_upload_leftovers(tmp_path) == [old]
     assert fresh.exists() and data.exists() and (tmp_path / "sessions").is_dir()
+
+
+def test_the_pages_frames_tint_regions_as_the_overlay_video_does():
+    """The page fills a region as the overlay video does (same blend, same rounding) and follows a strided track
+    half a stride either way, as the overlay does."""
+    import numpy as np
+
+    from garvideo.app.drawing import FILL_OPACITY, draw_frame
+    from garvideo.outputs.drawing import _draw, _RegionPainter, _Style, region_colour
+    from garvideo.tracking import Track
+
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    mask = np.zeros((120, 160), bool)
+    mask[30:90, 40:120] = True
+    track = Track.from_masks("cup", {0: mask, 4: mask}, fps=1)  # a stride of 4: shown up to 2 frames away
+    inner = np.zeros_like(mask)
+    inner[34:86, 44:116] = True  # away from the outlines
+    video = _draw(image, 2, [_RegionPainter(track, region_colour(0))], None, _Style.for_frame(160, 120, FILL_OPACITY))
+    for index in (0, 2, 6):
+        page = draw_frame(image, index, ["cup"], tracks=[track])
+        np.testing.assert_array_equal(page[inner], video[inner])
+        assert not np.array_equal(page[inner], image[inner])
+    for index in (7, 9):  # more than half a stride beyond the last tracked frame
+        np.testing.assert_array_equal(draw_frame(image, index, ["cup"], tracks=[track]), image)
