@@ -135,13 +135,13 @@ def main() -> None:
 
         with open_video(clip.path) as reader:
             images = [f.image for f in reader.iter_frames()]
-        style = drawing._Style.for_frame(1280, 720, 0.4)
+        style = drawing.FrameStyle.for_frame(1280, 720, 0.4)
         entries = [track.frame(i) for i in range(len(images)) if track.frame(i).visible]
 
         decoded = {entry.index: entry.mask() for entry in entries}  # decoded beforehand: only the blend is timed
 
         def tint_with(module):
-            painter = module._RegionPainter(track, drawing.PALETTE[0])
+            painter = module.RegionPainter(track, drawing.PALETTE[0])
             painter.mask = lambda entry: decoded[entry.index]  # this painter only
 
             def tint(entry):

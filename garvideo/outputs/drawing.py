@@ -83,7 +83,7 @@ def shown_entry(track: Track, index: int, reach: int) -> TrackFrame | None:
 
 
 @dataclass(frozen=True)
-class _Style:
+class FrameStyle:
     """Sizes that follow the frame's size, so an overlay reads the same at 240p and at 4K."""
 
     width: int
@@ -95,7 +95,7 @@ class _Style:
     label_scale: float
 
     @classmethod
-    def for_frame(cls, width: int, height: int, fill_opacity: float) -> _Style:
+    def for_frame(cls, width: int, height: int, fill_opacity: float) -> FrameStyle:
         scale = min(2.0, max(0.3, 0.9 * height / 720))
         return cls(
             width=width,
@@ -108,7 +108,7 @@ class _Style:
         )
 
 
-class _RegionPainter:
+class RegionPainter:
     """One track's drawing: which entry shows on a frame, and the mask, box and label."""
 
     def __init__(self, track: Track, colour: tuple[int, int, int]) -> None:
@@ -157,17 +157,17 @@ def tint_mask(
     cv2.drawContours(canvas, contours, -1, colour, line, cv2.LINE_AA)
 
 
-def _tint(canvas: np.ndarray, region: _RegionPainter, entry: TrackFrame, style: _Style) -> None:
+def _tint(canvas: np.ndarray, region: RegionPainter, entry: TrackFrame, style: FrameStyle) -> None:
     # entry() only returns boxed entries
     tint_mask(canvas, region.mask(entry), entry.box, region.colour, style.fill_opacity, style.line)  # type: ignore[arg-type]
 
 
-def _outline_box(canvas: np.ndarray, region: _RegionPainter, entry: TrackFrame, style: _Style) -> None:
+def _outline_box(canvas: np.ndarray, region: RegionPainter, entry: TrackFrame, style: FrameStyle) -> None:
     x1, y1, x2, y2 = entry.box  # type: ignore[misc]
     cv2.rectangle(canvas, (x1, y1), (x2, y2), region.colour, style.line)
 
 
-def _label(canvas: np.ndarray, region: _RegionPainter, entry: TrackFrame, style: _Style) -> None:
+def _label(canvas: np.ndarray, region: RegionPainter, entry: TrackFrame, style: FrameStyle) -> None:
     x1, y1, _, _ = entry.box  # type: ignore[misc]
     text = _ascii(region.name)
     (text_w, text_h), baseline = cv2.getTextSize(text, _FONT, style.label_scale, style.font_thickness)
@@ -214,7 +214,7 @@ def _ascii(text: str) -> str:
 
 
 @dataclass(frozen=True)
-class _CaptionLayout:
+class CaptionLayout:
     lines: tuple[str, ...]
     line_height: int
     text_height: int
@@ -225,11 +225,11 @@ class _CaptionLayout:
         return len(self.lines) * self.line_height + 2 * self.pad
 
 
-def _text_width(text: str, style: _Style) -> int:
+def _text_width(text: str, style: FrameStyle) -> int:
     return cv2.getTextSize(text, _FONT, style.font_scale, style.font_thickness)[0][0]
 
 
-def _wrap(text: str, max_width: int, style: _Style) -> list[str]:
+def _wrap(text: str, max_width: int, style: FrameStyle) -> list[str]:
     """Greedy word wrap at ``max_width`` pixels; a word wider than a line is broken."""
     lines: list[str] = []
     for paragraph in text.splitlines():
@@ -254,7 +254,7 @@ def _wrap(text: str, max_width: int, style: _Style) -> list[str]:
     return lines
 
 
-def _layout(texts: tuple[str, ...], style: _Style) -> _CaptionLayout:
+def caption_layout(texts: tuple[str, ...], style: FrameStyle) -> CaptionLayout:
     (_, text_h), baseline = cv2.getTextSize("Ag", _FONT, style.font_scale, style.font_thickness)
     line_height = text_h + baseline + max(1, text_h // 3)
     pad = max(2, text_h // 2)
@@ -273,7 +273,7 @@ def _layout(texts: tuple[str, ...], style: _Style) -> _CaptionLayout:
         out.extend(kept)
     if sum(1 for c in shown if c) < len(wrapped) and out and not out[-1].endswith(_ELLIPSIS):
         out[-1] = _with_ellipsis(out[-1], max_width, style)  # whole cues did not fit either
-    return _CaptionLayout(tuple(out), line_height, text_h, pad)
+    return CaptionLayout(tuple(out), line_height, text_h, pad)
 
 
 def _share_lines(wanted: Sequence[int], budget: int) -> list[int]:
@@ -291,13 +291,13 @@ def _share_lines(wanted: Sequence[int], budget: int) -> list[int]:
     return shown
 
 
-def _with_ellipsis(line: str, max_width: int, style: _Style) -> str:
+def _with_ellipsis(line: str, max_width: int, style: FrameStyle) -> str:
     while line and _text_width(line + _ELLIPSIS, style) > max_width:
         line = line[:-1]
     return line.rstrip() + _ELLIPSIS
 
 
-def _caption(canvas: np.ndarray, layout: _CaptionLayout, style: _Style) -> None:
+def _caption(canvas: np.ndarray, layout: CaptionLayout, style: FrameStyle) -> None:
     if not layout.lines:
         return
     top = max(0, style.height - layout.band_height)
@@ -315,8 +315,8 @@ def _caption(canvas: np.ndarray, layout: _CaptionLayout, style: _Style) -> None:
 # ---------------------------------------------------------------------- one frame
 
 
-def _draw(
-    image: np.ndarray, index: int, regions: Sequence[_RegionPainter], layout: _CaptionLayout | None, style: _Style
+def draw_frame(
+    image: np.ndarray, index: int, regions: Sequence[RegionPainter], layout: CaptionLayout | None, style: FrameStyle
 ) -> np.ndarray:
     canvas = np.array(image, dtype=np.uint8, order="C", copy=True)  # OpenCV draws in place on contiguous arrays
     shown = [(region, entry) for region in regions if (entry := region.entry(index)) is not None]

@@ -41,12 +41,11 @@ from ..video import VideoReader, reading
 from .drawing import (
     MAX_CAPTION_SHARE,
     PALETTE,
-    _ascii,  # noqa: F401  (tests check the font's text through the overlay)
-    _CaptionLayout,
-    _draw,
-    _layout,
-    _RegionPainter,
-    _Style,
+    CaptionLayout,
+    FrameStyle,
+    RegionPainter,
+    caption_layout,
+    draw_frame,
     region_colour,
 )
 from .subtitles import Cue
@@ -107,11 +106,11 @@ def render_overlay(
     tracks = [tracks] if isinstance(tracks, Track) else list(tracks)
     cues = _checked_cues([captions] if isinstance(captions, Cue) else captions)
     with reading(video) as reader:
-        regions = [_RegionPainter(track, region_colour(k)) for k, track in enumerate(tracks)]
+        regions = [RegionPainter(track, region_colour(k)) for k, track in enumerate(tracks)]
         _check_sizes(regions, reader)
         if Path(reader.path).resolve() == target.resolve():
             raise OverlayError(f"the overlay would overwrite its own input {reader.path}: choose another output path")
-        style = _Style.for_frame(reader.width, reader.height, float(fill_opacity))
+        style = FrameStyle.for_frame(reader.width, reader.height, float(fill_opacity))
         _make_folder(target.parent)
         try:
             with atomic_path(target) as tmp:
@@ -181,7 +180,7 @@ def _checked_cues(captions: Sequence[Cue]) -> list[Cue]:
     return sorted(cues, key=lambda c: c.start)  # stable: cues starting together keep the caller's order
 
 
-def _check_sizes(regions: Sequence[_RegionPainter], reader: VideoReader) -> None:
+def _check_sizes(regions: Sequence[RegionPainter], reader: VideoReader) -> None:
     for region in regions:
         size = region.mask_size
         if size is not None and size != (reader.height, reader.width):
@@ -224,9 +223,9 @@ def _nominal_rate(reader: VideoReader) -> Fraction:
 def _encode(
     reader: VideoReader,
     path: Path,
-    regions: Sequence[_RegionPainter],
+    regions: Sequence[RegionPainter],
     cues: Sequence[Cue],
-    style: _Style,
+    style: FrameStyle,
     encoder_name: str,
     progress: bool,
 ) -> None:
@@ -234,7 +233,7 @@ def _encode(
     duration_of = dict(zip(pts.tolist(), durations.tolist()))
     suffix = path.suffix.lower()
     options = {"movflags": "+faststart"} if suffix in (".mp4", ".m4v", ".mov") else {}
-    layouts: dict[tuple[str, ...], _CaptionLayout] = {}
+    layouts: dict[tuple[str, ...], CaptionLayout] = {}
     with av.open(str(path), "w", options=options) as container:
         stream = container.add_stream(encoder_name, rate=_nominal_rate(reader))
         stream.width, stream.height = style.width, style.height
@@ -262,8 +261,8 @@ def _encode(
                 if active:
                     layout = layouts.get(active)
                     if layout is None:
-                        layout = layouts[active] = _layout(active, style)
-                image = _draw(frame.image, frame.index, regions, layout, style)
+                        layout = layouts[active] = caption_layout(active, style)
+                image = draw_frame(frame.image, frame.index, regions, layout, style)
                 out = av.VideoFrame.from_ndarray(image, format="rgb24")
                 out.pts = int(pts[frame.index])
                 out.time_base = time_base

@@ -202,7 +202,7 @@ def test_the_pages_frames_tint_regions_as_the_overlay_video_does():
     import numpy as np
 
     from garvideo.app.drawing import FILL_OPACITY, draw_frame
-    from garvideo.outputs.drawing import _draw, _RegionPainter, _Style, region_colour
+    from garvideo.outputs import drawing as overlay_drawing
     from garvideo.tracking import Track
 
     rng = np.random.default_rng(1)
@@ -212,7 +212,13 @@ def test_the_pages_frames_tint_regions_as_the_overlay_video_does():
     track = Track.from_masks("cup", {0: mask, 4: mask}, fps=1)  # a stride of 4: shown up to 2 frames away
     inner = np.zeros_like(mask)
     inner[34:86, 44:116] = True  # away from the outlines
-    video = _draw(image, 2, [_RegionPainter(track, region_colour(0))], None, _Style.for_frame(160, 120, FILL_OPACITY))
+    video = overlay_drawing.draw_frame(
+        image,
+        2,
+        [overlay_drawing.RegionPainter(track, overlay_drawing.region_colour(0))],
+        None,
+        overlay_drawing.FrameStyle.for_frame(160, 120, FILL_OPACITY),
+    )
     for index in (0, 2, 6):
         page = draw_frame(image, index, ["cup"], tracks=[track])
         np.testing.assert_array_equal(page[inner], video[inner])

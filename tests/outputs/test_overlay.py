@@ -190,7 +190,7 @@ def test_mask_is_tinted_with_its_colour_and_far_pixels_are_unchanged(clip, sourc
 
 def test_fill_is_the_alpha_blend_of_frame_and_colour_within_one_level():
     """The tint inside a mask is ``frame * (1 - a) + colour * a`` per channel (rounding may differ by 1)."""
-    from garvideo.outputs.overlay import _draw, _RegionPainter, _Style
+    from garvideo.outputs.drawing import FrameStyle, RegionPainter, draw_frame
 
     rng = np.random.default_rng(4)
     image = rng.integers(0, 256, (180, 320, 3), dtype=np.uint8)
@@ -198,8 +198,8 @@ def test_fill_is_the_alpha_blend_of_frame_and_colour_within_one_level():
     mask = ((xx - 150) / 90) ** 2 + ((yy - 100) / 50) ** 2 <= 1
     track = Track.from_masks("blob", {0: mask}, fps=1)
     for opacity in (0.0, 0.4, 0.75, 1.0):
-        style = _Style.for_frame(320, 180, opacity)
-        canvas = _draw(image, 0, [_RegionPainter(track, PALETTE[0])], None, style)
+        style = FrameStyle.for_frame(320, 180, opacity)
+        canvas = draw_frame(image, 0, [RegionPainter(track, PALETTE[0])], None, style)
         inner = shrink(mask, style.line + 2)  # away from the outline drawn on the mask's edge
         inner[:40] = False  # and from the name label above the box
         expected = image[inner] * (1 - opacity) + np.asarray(PALETTE[0], np.float64) * opacity
@@ -330,7 +330,7 @@ def test_non_ascii_captions_and_names_are_drawn(clip, tmp_path):
     with open_video(out) as result:
         assert result.num_frames == FRAMES
     # what the Hershey font is given: accents stripped, typographic dashes plain, the rest marked
-    from garvideo.outputs.overlay import _ascii
+    from garvideo.outputs.drawing import _ascii
 
     assert _ascii("caf\u00e9 \u2014 \u72ac") == "cafe - ?"
     assert _ascii("chien \u00e9t\u00e9") == "chien ete"
