@@ -43,7 +43,7 @@ MAX_ADAPTIVE_WINDOWS = 8
 #: A timeline has at most this many windows (one a minute over 16 hours): each costs a GAR call per region.
 MAX_WINDOWS = 1000
 
-T = TypeVar("T")
+_Item = TypeVar("_Item")
 
 
 # ---------------------------------------------------------------------- spans
@@ -186,7 +186,7 @@ def window_bounds(start: float, end: float, length: float) -> list[tuple[float, 
 # ---------------------------------------------------------------------- choosing frames
 
 
-def spread(items: Sequence[T], count: int) -> list[T]:
+def spread(items: Sequence[_Item], count: int) -> list[_Item]:
     """``count`` items evenly spread over ``items`` (first and last included); all of them if fewer."""
     if count < 1:
         raise InvalidInputError(f"the number of frames must be at least 1, got {count}")
