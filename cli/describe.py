@@ -72,8 +72,7 @@ def _save_tracks(outputs, path, tracks, video_info):
 
 def _check_window(video, window, stride):
     """A window shorter than a (tracked) frame interval is refused before the models load (the pipeline checks again)."""
-    from garvideo.video import video_info
-    from garvideo.windows import check_window_length
+    from garvideo.video import check_window_length, video_info
 
     info = video_info(video)
     check_window_length(window, info.duration / max(1, info.num_frames), stride=stride, source=video)

@@ -28,3 +28,20 @@ def test_python_api_example_runs(tmp_path, monkeypatch):
     exec(compile(code, "README.md", "exec"), namespace)
     assert namespace["timeline"].windows and namespace["answer"].regions == ("cat", "cup")
     assert namespace["choice"].options == ("a cup of coffee", "a dog")
+
+
+def test_sampling_example_says_what_it_gives(monkeypatch):
+    readme = (ROOT / "README.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in readme.split("```python")[1:]]
+    (code,) = [b for b in blocks if "video.sample_windows(" in b]
+    monkeypatch.chdir(ROOT)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    video = namespace["video"]
+    assert (video.num_frames, video.duration) == (72, 6.0)
+    # the numbers its comments give
+    assert namespace["chosen"].indices == (0, 10, 20, 30, 41, 51, 61, 71)
+    assert [f.index for f in namespace["frames"]] == list(namespace["chosen"].indices)
+    windows = namespace["windows"]
+    assert [(w.start, w.end) for w in windows] == [(float(k), float(k + 1)) for k in range(6)]
+    assert [w.selection.indices for w in windows[:2]] == [(0, 4, 7, 11), (12, 16, 19, 23)]

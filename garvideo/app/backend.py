@@ -30,7 +30,7 @@ from ..outputs.overlay import render_overlay
 from ..pipeline import Answer, DescribeResult, GenerationSettings, Pipeline, TextSearch, TrackingResult
 from ..timecode import format_clock
 from ..tracking import tracks_to_json
-from ..video import VideoInfo, VideoReader, open_video
+from ..video import VideoInfo, VideoReader, open_video, spread
 from . import commands
 from .drawing import THUMB_WIDTH, draw_frame, jpeg_bytes
 from .paths import is_inside, list_root_videos, resolve_under_root, safe_file_name
@@ -518,8 +518,7 @@ class Backend:
         tracked = sorted({f.index for t in tracking.tracks for f in t.frames})
         if not tracked:
             return
-        positions = np.unique(np.round(np.linspace(0, len(tracked) - 1, min(THUMBNAILS, len(tracked)))).astype(int))
-        indices = [tracked[p] for p in positions]
+        indices = spread(tracked, THUMBNAILS)
         folder = session.folder / "thumbnails"
         folder.mkdir(exist_ok=True)
         run = secrets.token_hex(3)  # new names each run: the page must not show a cached older strip

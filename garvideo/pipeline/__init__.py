@@ -10,14 +10,7 @@ settings; each found one is a :class:`FoundRegion`.
 from ..model import CAPTION_INSTRUCTION, GenerationSettings, VideoPromptTemplate
 from ..tracking import RegionPrompt, Track
 from .grounding import TextSearch
-from .pipeline import (
-    MAX_ADAPTIVE_WINDOWS,
-    Pipeline,
-    PipelineError,
-    adaptive_window_length,
-    spread,
-    window_bounds,
-)
+from .pipeline import Pipeline, PipelineError
 from .results import (
     Answer,
     DescribeResult,
@@ -32,7 +25,6 @@ from .results import (
 
 __all__ = [
     "CAPTION_INSTRUCTION",
-    "MAX_ADAPTIVE_WINDOWS",
     "Answer",
     "DescribeResult",
     "FoundRegion",
@@ -49,7 +41,4 @@ __all__ = [
     "Track",
     "TrackingResult",
     "VideoPromptTemplate",
-    "adaptive_window_length",
-    "spread",
-    "window_bounds",
 ]

@@ -23,11 +23,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -39,10 +37,8 @@ from ..grounding import DEFAULT_DETECTOR, GroundingDetector
 from ..model import CAPTION_INSTRUCTION, DEFAULT_MODEL_ID, GAR, GARResult, GenerationSettings, VideoPromptTemplate
 from ..model.errors import TooManyRegionsError
 from ..names import resolve_references
-from ..timecode import parse_seconds
 from ..tracking import DEFAULT_SAM2_MODEL, RegionPrompt, Sam2Tracker, Track
-from ..video import Frame, VideoReader, reading
-from ..windows import check_window_length
+from ..video import Frame, Span, VideoReader, reading, spread, time_span, window_bounds, window_length
 from .grounding import TextSearch, find_text_regions, has_text
 from .results import (
     Answer,
@@ -59,61 +55,9 @@ from .results import (
 VideoLike = "str | os.PathLike[str] | VideoReader"
 TimeLike = "float | str | None"
 
-#: Window lengths (seconds) the adaptive timeline chooses from.
-NICE_WINDOW_LENGTHS = (1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0)
-#: The adaptive timeline has at most this many windows.
-MAX_ADAPTIVE_WINDOWS = 8
-
 
 class PipelineError(GarvideoError):
     """A request the pipeline cannot serve as asked (a model it was built without, a region never seen)."""
-
-
-def adaptive_window_length(span: float) -> float:
-    """The shortest nice length that cuts ``span`` seconds into at most :data:`MAX_ADAPTIVE_WINDOWS` windows."""
-    for length in NICE_WINDOW_LENGTHS:
-        if span / length <= MAX_ADAPTIVE_WINDOWS + 1e-9:
-            return length
-    return math.ceil(span / MAX_ADAPTIVE_WINDOWS)
-
-
-def window_bounds(start: float, end: float, length: float) -> list[tuple[float, float]]:
-    """Consecutive ``[a, b)`` spans of ``length`` seconds covering ``[start, end)``.
-
-    A last span shorter than a quarter of ``length`` is merged into the one
-    before it, so no window holds just a frame or two.
-    """
-    if length <= 0:
-        raise InvalidInputError(f"the window length must be positive, got {length} s")
-    count = max(1, math.ceil((end - start) / length - 1e-9))
-    bounds = [(start + k * length, min(start + (k + 1) * length, end)) for k in range(count)]
-    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < length / 4:
-        last = bounds.pop()
-        bounds[-1] = (bounds[-1][0], last[1])
-    return bounds
-
-
-def spread(items: Sequence[Any], count: int) -> list[Any]:
-    """``count`` items evenly spread over ``items`` (first and last included); all of them if fewer."""
-    if count < 1:
-        raise InvalidInputError(f"the number of frames must be at least 1, got {count}")
-    if len(items) <= count:
-        return list(items)
-    positions = np.round(np.linspace(0, len(items) - 1, count)).astype(int)
-    return [items[p] for p in positions]
-
-
-@dataclass(frozen=True)
-class _Range:
-    """A span of the video: frames ``[first, stop)`` and times ``[start, end)``."""
-
-    first: int
-    stop: int
-    start: float
-    end: float
-
-    def holds_time(self, seconds: float) -> bool:
-        return self.start <= seconds < self.end
 
 
 class _TimedSource:
@@ -250,12 +194,12 @@ class Pipeline:
         for in ``[start, end)`` (default: the whole video).
         """
         with reading(video) as reader:
-            span = _time_range(reader, start, end)
+            span = time_span(reader.timeline, start, end)
             prompts, found, _ = self._find(reader, regions, search, span)
             return prompts, found
 
     def _find(
-        self, reader: VideoReader, regions: Sequence[RegionPrompt] | None, search: TextSearch | None, span: _Range
+        self, reader: VideoReader, regions: Sequence[RegionPrompt] | None, search: TextSearch | None, span: Span
     ) -> tuple[list[RegionPrompt], tuple[FoundRegion, ...], StageTimings]:
         regions = list(regions or ())
         for prompt in regions:
@@ -287,7 +231,7 @@ class Pipeline:
         Text regions are found first (``search``: thresholds, instances; see :meth:`find`).
         """
         with reading(video) as reader:
-            span = _time_range(reader, start, end)
+            span = time_span(reader.timeline, start, end)
             prompts, found, find_timings = self._find(reader, regions, search, span)
             tracks, timings = self._track(reader, prompts, span, stride)
             frames = sorted({f.index for t in tracks for f in t.frames})
@@ -303,7 +247,7 @@ class Pipeline:
             return TrackingResult(video=reader.info, tracks=tuple(tracks), provenance=provenance, found=found)
 
     def _track(
-        self, reader: VideoReader, regions: Sequence[RegionPrompt], span: _Range, stride: int
+        self, reader: VideoReader, regions: Sequence[RegionPrompt], span: Span, stride: int
     ) -> tuple[list[Track], StageTimings]:
         if self.tracker is None:
             raise PipelineError(
@@ -329,7 +273,7 @@ class Pipeline:
         reader: VideoReader,
         regions: Sequence[RegionPrompt] | None,
         tracks: Sequence[Track] | None,
-        span: _Range,
+        span: Span,
         stride: int,
         names: Sequence[str] | None = None,
     ) -> tuple[list[Track], StageTimings]:
@@ -379,15 +323,15 @@ class Pipeline:
         described; a window no tracked frame falls in (sparse tracks, a
         ``stride``) has ``visible=None``. A ``window`` shorter than the
         interval between tracked frames, or one that would make more than
-        :data:`garvideo.windows.MAX_WINDOWS` windows, is refused. ``instruction`` is what GAR is asked for
+        :data:`garvideo.video.sampling.MAX_WINDOWS` windows, is refused. ``instruction`` is what GAR is asked for
         every prompt; ``template`` the video prompt wording; at most ``batch_size`` prompts of
         similar length share one generate call (default: chosen per device).
         Text regions are found first (``search``; see :meth:`find`).
         """
         gar = self._require_gar()
         with reading(video) as reader:
-            span = _time_range(reader, start, end)
-            length = _window_length(reader, span, window, stride)
+            span = time_span(reader.timeline, start, end)
+            length = window_length(reader.timeline, span, window, stride)
             bounds = window_bounds(span.start, span.end, length)
             found: tuple[FoundRegion, ...] = ()
             find_timings = StageTimings()
@@ -532,7 +476,7 @@ class Pipeline:
             names = _question_regions(asked, given, gar.max_regions)
         with reading(video) as reader:
             start, end = time_range if time_range is not None else (None, None)
-            span = _time_range(reader, start, end)
+            span = time_span(reader.timeline, start, end)
             found: tuple[FoundRegion, ...] = ()
             find_timings = StageTimings()
             if finding:
@@ -654,50 +598,6 @@ class Pipeline:
 
 
 # ---------------------------------------------------------------------- module helpers
-
-
-def _seconds(value: TimeLike, what: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return parse_seconds(value)
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        raise InvalidInputError(f"the {what} time must be seconds or m:ss, got {value!r}") from None
-    if not math.isfinite(seconds):
-        raise InvalidInputError(f"the {what} time must be a finite number of seconds, got {value!r}")
-    return seconds
-
-
-def _time_range(reader: VideoReader, start: TimeLike, end: TimeLike) -> _Range:
-    """Check ``[start, end)`` against the video; both default to its ends."""
-    duration = reader.duration
-    t0 = _seconds(start, "start")
-    t1 = _seconds(end, "end")
-    t0 = 0.0 if t0 is None else t0
-    if t0 >= duration:
-        raise InvalidInputError(
-            f"the start time {t0:.3f} s is beyond the end of {reader.path}, which lasts {duration:.3f} s"
-        )
-    t1 = duration if t1 is None else t1
-    if t0 < 0 or t1 <= t0:
-        raise InvalidInputError(f"the time range {t0:.3f} s to {t1:.3f} s is empty: the end must come after the start")
-    if t0 >= duration or t1 > duration + 1e-6:
-        raise InvalidInputError(
-            f"the time range {t0:.3f} s to {t1:.3f} s is outside {reader.path}, which lasts {duration:.3f} s"
-        )
-    first, stop = reader.timeline.index_range(t0, t1)
-    return _Range(first=first, stop=stop, start=t0, end=min(t1, duration))
-
-
-def _window_length(reader: VideoReader, span: _Range, window: float | None, stride: int) -> float:
-    """The timeline's window length: ``window`` checked against the video and range, or the adaptive one."""
-    spanned = span.end - span.start
-    if window is None:
-        return adaptive_window_length(spanned)
-    interval = reader.duration / max(1, reader.num_frames)
-    return check_window_length(window, interval, span=spanned, stride=stride, source=reader.path)
 
 
 def _decode(reader: VideoReader, indices: Sequence[int]) -> tuple[dict[int, Frame], float]:

@@ -6,8 +6,11 @@
         print(video.info.to_dict())
         for frame in video.iter_frames(start=120, step=-1):   # backward from frame 120
             ...
-        frames = video.read(video.sample_uniform(8, start=2.0, end=12.0))
-        timeline = video.sample_windows(10.0, frames_per_window=4)
+        frames = video.read(video.sample_uniform(8, start=2.0, end=12.0))  # first and last included
+        timeline = video.sample_windows(10.0, frames_per_window=4)  # the windows Pipeline.describe cuts
+
+Spans, windows and frame spreading live in :mod:`garvideo.video.sampling`, the
+one definition the pipeline uses too.
 
 Frame ``i`` is the ``i``-th frame FFmpeg's decoder presents (``ffmpeg -i FILE -fps_mode
 passthrough``), with its best-effort timestamp, however it is read. Files whose packets do not
@@ -27,22 +30,44 @@ image files sorted by name are the frames, at ``fps`` (default 30) frames per se
 from .facts import DecodeStats, Frame, FrameSelection, VideoDecodeWarning, VideoInfo, Window
 from .frame_folder import DEFAULT_FOLDER_FPS, IMAGE_SUFFIXES, frame_files
 from .reader import VideoReader, default_max_buffered_frames, open_video, reading, video_info
+from .sampling import (
+    MAX_ADAPTIVE_WINDOWS,
+    MAX_WINDOWS,
+    NICE_WINDOW_LENGTHS,
+    Span,
+    adaptive_window_length,
+    check_window_length,
+    spread,
+    time_span,
+    window_bounds,
+    window_length,
+)
 from .timeline import Timeline
 
 __all__ = [
     "DEFAULT_FOLDER_FPS",
     "IMAGE_SUFFIXES",
+    "MAX_ADAPTIVE_WINDOWS",
+    "MAX_WINDOWS",
+    "NICE_WINDOW_LENGTHS",
     "DecodeStats",
     "Frame",
     "FrameSelection",
+    "Span",
     "Timeline",
     "VideoDecodeWarning",
     "VideoInfo",
     "VideoReader",
     "Window",
+    "adaptive_window_length",
+    "check_window_length",
     "default_max_buffered_frames",
     "frame_files",
     "open_video",
     "reading",
+    "spread",
+    "time_span",
     "video_info",
+    "window_bounds",
+    "window_length",
 ]

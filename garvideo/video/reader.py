@@ -125,11 +125,16 @@ class VideoReader:
 
     # -- sampling ------------------------------------------------------------
 
-    def sample_uniform(self, count: int, start: float | None = None, end: float | None = None) -> FrameSelection:
-        """``count`` frames spread evenly over ``[start, end)`` seconds (default: the whole video)."""
+    def sample_uniform(
+        self, count: int, start: float | str | None = None, end: float | str | None = None
+    ) -> FrameSelection:
+        """``count`` of the frames that start in ``[start, end)`` seconds (default: the whole video), spread
+        evenly with the first and last included: the pipeline's spread (:func:`~garvideo.video.sampling.uniform`)."""
         return sampling.uniform(self.timeline, count, start, end)
 
-    def sample_rate(self, fps: float, start: float | None = None, end: float | None = None) -> FrameSelection:
+    def sample_rate(
+        self, fps: float, start: float | str | None = None, end: float | str | None = None
+    ) -> FrameSelection:
         """The frames on screen every ``1 / fps`` seconds over ``[start, end)``."""
         return sampling.at_rate(self.timeline, fps, start, end)
 
@@ -147,13 +152,14 @@ class VideoReader:
 
     def sample_windows(
         self,
-        length: float,
+        length: float | None = None,
         frames_per_window: int | None = None,
         fps: float | None = None,
-        start: float | None = None,
-        end: float | None = None,
+        start: float | str | None = None,
+        end: float | str | None = None,
     ) -> list[Window]:
-        """Consecutive ``length``-second windows, each with its own frame selection."""
+        """The windows ``Pipeline.describe`` cuts ``[start, end)`` into (``length`` None: its adaptive length; a
+        short last window merged), each with its frames (:func:`~garvideo.video.sampling.windows`)."""
         return sampling.windows(self.timeline, length, frames_per_window, fps, start, end)
 
     # -- decoding a selection ------------------------------------------------

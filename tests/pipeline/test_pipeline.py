@@ -11,31 +11,12 @@ import torch
 from garvideo import InvalidInputError
 from garvideo.model import GenerationSettings, TooManyRegionsError
 from garvideo.model.prompts import parse_option_letter
-from garvideo.pipeline import (
-    Pipeline,
-    PipelineError,
-    RegionPrompt,
-    Track,
-    adaptive_window_length,
-    spread,
-    window_bounds,
-)
+from garvideo.pipeline import Pipeline, PipelineError, RegionPrompt, Track
 from garvideo.video import open_video
 
 from .conftest import box_prompt_values, first_visible
 
 SHORT = GenerationSettings(max_new_tokens=4)
-
-
-def test_window_helpers():
-    assert adaptive_window_length(6.0) == 1.0
-    assert adaptive_window_length(60.0) == 10.0
-    assert adaptive_window_length(3600.0) == 600.0
-    assert window_bounds(0.0, 2.0, 0.5) == [(0.0, 0.5), (0.5, 1.0), (1.0, 1.5), (1.5, 2.0)]
-    # a sliver at the end joins the window before it
-    assert window_bounds(0.0, 2.05, 0.5)[-1] == (1.5, 2.05)
-    assert spread(list(range(10)), 3) == [0, 4, 9]
-    assert spread([1, 2], 5) == [1, 2]
 
 
 def test_describe_windows_cover_the_range_and_mark_absence(pipeline, leaving_clip, truth):

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from garvideo import InvalidInputError
 from garvideo.model import GenerationSettings
 from garvideo.pipeline import Track
+from garvideo.video import open_video
 
 SHORT = GenerationSettings(max_new_tokens=2)
 
@@ -32,7 +34,7 @@ def test_a_stride_widens_the_shortest_window(pipeline, leaving_clip, truth):
 
 
 def test_the_number_of_windows_is_capped(pipeline, leaving_clip, truth, monkeypatch):
-    import garvideo.windows as module
+    import garvideo.video.sampling as module
 
     assert module.MAX_WINDOWS >= 100  # the real cap leaves room for a window a minute over hours of video
     monkeypatch.setattr(module, "MAX_WINDOWS", 10)
@@ -60,3 +62,37 @@ def test_a_window_with_no_tracked_frame_is_not_called_invisible(pipeline, leavin
             assert window.to_dict()["visible"] is None
         else:
             assert window.visible is sparse.frame(number).visible
+
+
+@pytest.mark.parametrize(
+    "window, start, end",
+    [
+        (None, None, None),  # adaptive: 1 s windows over the 2 s clip
+        (0.9, None, None),  # the 0.2 s left at the end joins the last window
+        (0.8, 0.25, 1.95),  # a range: the 0.1 s left joins the last window
+        (0.5, 0.3, 1.7),
+    ],
+)
+def test_the_reader_samples_the_windows_and_frames_describe_uses(pipeline, leaving_clip, window, start, end):
+    """``sample_windows`` / ``sample_uniform`` give describe's windows and, for a region seen throughout, its frames."""
+    with open_video(leaving_clip.path) as video:
+        sampled = video.sample_windows(window, frames_per_window=3, start=start, end=end)
+        overall = video.sample_uniform(5, start=start, end=end)
+        times = [video.index_to_time(i) for i in range(video.num_frames)]
+        full = np.ones((video.height, video.width), dtype=bool)
+    everywhere = Track.from_masks("all", dict.fromkeys(range(len(times)), full), times=times)
+    result = pipeline.describe(
+        leaving_clip.path,
+        tracks=[everywhere],
+        window=window,
+        start=start,
+        end=end,
+        frames=5,
+        frames_per_window=3,
+        settings=SHORT,
+    )
+    described = result.region("all")
+    assert [(w.start, w.end, w.frames) for w in described.windows] == [
+        (w.start, w.end, w.selection.indices) for w in sampled
+    ]
+    assert described.frames == overall.indices

@@ -61,7 +61,7 @@ def test_frames_forward_backward_and_selected(folder):
         assert [f.index for f in video.iter_frames(2, 9, 3)] == [2, 5, 8]
         picked = video.read([9, 1, 9])
         assert [read_index(f.image) for f in picked] == [9, 1, 9]
-        assert [f.index for f in video.read(video.sample_uniform(3))] == [2, 6, 10]  # the middle of each third
+        assert [f.index for f in video.read(video.sample_uniform(3))] == [0, 6, 11]  # first, middle (5.5 -> 6), last
         assert read_index(video.frame_at(0.2).image) == 6
         with pytest.raises(InvalidInputError, match="frame 12 is outside"):
             video.frame(12)
