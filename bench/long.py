@@ -223,9 +223,16 @@ def run_one(video: Path, truth: Path, setup: Setup) -> dict:
                 stages["tracks JSON"] = time.perf_counter() - began
                 out["tracks_json_mb"] = json_path.stat().st_size / 1e6
 
-                settings = GenerationSettings(max_new_tokens=setup.new_tokens, min_new_tokens=setup.new_tokens)
+                fixed = GenerationSettings(min_new_tokens=setup.new_tokens)  # every description this long
                 began = time.perf_counter()
-                described = pipe.describe(reader, tracks=exact, frames=8, frames_per_window=4, settings=settings)
+                described = pipe.describe(
+                    reader,
+                    tracks=exact,
+                    frames=8,
+                    frames_per_window=4,
+                    max_new_tokens=setup.new_tokens,
+                    generation=fixed,
+                )
                 sync()
                 stages["describe"] = time.perf_counter() - began
                 results.append(described)

@@ -176,7 +176,7 @@ def run_once(pipe, counter: TokenCounter, clip, plan: Plan) -> list[dict]:
 
     x1, y1, x2, y2 = clip.boxes[0]
     region = RegionPrompt.from_box("object", (x1, y1, x2 + 1, y2 + 1), 0)
-    settings = GenerationSettings(max_new_tokens=plan.new_tokens, min_new_tokens=plan.new_tokens)
+    fixed = GenerationSettings(min_new_tokens=plan.new_tokens)  # every text this long
     # Random SAM2 weights lose the object on most frames, which would leave GAR only a few frames to look at;
     # GAR gets the exact masks instead (as a working tracker would give), through the same public API.
     tracks = truth_tracks(clip)
@@ -192,7 +192,8 @@ def run_once(pipe, counter: TokenCounter, clip, plan: Plan) -> list[dict]:
         frames=plan.describe_frames,
         frames_per_window=plan.frames_per_window,
         window=plan.window,
-        settings=settings,
+        max_new_tokens=plan.new_tokens,
+        generation=fixed,
     )
     wall = time.perf_counter() - began
     timeline = described.region("object")
@@ -200,7 +201,14 @@ def run_once(pipe, counter: TokenCounter, clip, plan: Plan) -> list[dict]:
     rows.append(row("describe", described.provenance.timings, wall, 0, *counter.take_with(gar_frames)))
 
     began = time.perf_counter()
-    answer = pipe.ask(clip.path, question=QUESTION, tracks=tracks, frames=plan.ask_frames, settings=settings)
+    answer = pipe.ask(
+        clip.path,
+        QUESTION,
+        tracks=tracks,
+        frames=plan.ask_frames,
+        max_new_tokens=plan.new_tokens,
+        generation=fixed,
+    )
     wall = time.perf_counter() - began
     rows.append(row("ask", answer.provenance.timings, wall, 0, *counter.take_with(len(answer.provenance.frames))))
 

@@ -55,14 +55,13 @@ _CHILD = textwrap.dedent(
         print(json.dumps({"seconds": time.perf_counter() - began, "track": result.provenance.timings.track}))
     else:
         pipe = Pipeline.from_pretrained(folder / "gar", None, device="cpu", progress=False, threads=threads)
-        settings = GenerationSettings(max_new_tokens=1)
-        pipe.ask(clip, question="What is <object>?", tracks=truth, frames=2, settings=settings)  # warm-up
+        pipe.ask(clip, "What is <object>?", tracks=truth, frames=2, max_new_tokens=1)  # warm-up
         began = time.perf_counter()
-        answer = pipe.ask(clip, question="What is <object>?", tracks=truth, frames=8, settings=settings)
+        answer = pipe.ask(clip, "What is <object>?", tracks=truth, frames=8, max_new_tokens=1)
         t = answer.provenance.timings
         seconds = time.perf_counter() - began
-        tokens = GenerationSettings(max_new_tokens=32, min_new_tokens=32)
-        decoding = pipe.ask(clip, question="What is <object>?", tracks=truth, frames=1, settings=tokens)
+        tokens = GenerationSettings(min_new_tokens=32)
+        decoding = pipe.ask(clip, "What is <object>?", tracks=truth, frames=1, max_new_tokens=32, generation=tokens)
         print(json.dumps({"seconds": seconds, "encode": t.encode, "prefill": t.generate,
                           "decode32": decoding.provenance.timings.generate,
                           "prompt_tokens": answer.provenance.settings["prompt_tokens"]}))

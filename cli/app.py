@@ -36,8 +36,8 @@ from .common import load_pipeline, model_options, quiet_option, text_options, te
 )
 @quiet_option
 def app_command(
-    gar_model,
-    sam2_model,
+    model,
+    sam2,
     device,
     dtype,
     detector,
@@ -68,9 +68,9 @@ def app_command(
     if warning:
         click.echo(f"garvideo: warning: {warning}", err=True)
     search = text_search(box_threshold, text_threshold, max_instances, search_every)
-    pipeline = load_pipeline(gar_model, sam2_model, device, dtype, quiet, detector=detector)
+    pipeline = load_pipeline(model, sam2, device, dtype, quiet, detector=detector)
     config = AppConfig(
-        models=Models(gar=gar_model, sam2=sam2_model, device=device, dtype=dtype, detector=detector),
+        models=Models(gar=model, sam2=sam2, device=device, dtype=dtype, detector=detector),
         temp_root=make_temp_root(),
         root=Path(root).resolve() if root else None,
         root_arg=root,

@@ -16,7 +16,6 @@ from .common import (
     quiet_option,
     reports_warnings,
     text_options,
-    text_search,
 )
 
 MANIFEST_HELP = """\b
@@ -176,8 +175,8 @@ def batch_command(
     workers,
     cpus_per_worker,
     gpus_per_worker,
-    gar_model,
-    sam2_model,
+    model,
+    sam2,
     device,
     dtype,
     quiet,
@@ -190,7 +189,6 @@ def batch_command(
     recorded with its reason and the batch goes on.
     """
     from garvideo.batch import BatchOptions, parse_shard, read_manifest, run_batch, shard_from_environment
-    from garvideo.model import GenerationSettings
     from garvideo.timecode import parse_seconds
 
     # Usage errors (a missing or empty manifest, an unwritable output folder) come before loading models.
@@ -206,21 +204,22 @@ def batch_command(
         end=parse_seconds(end) if end else None,
         stride=stride,
         tiling=tiling,
-        settings=GenerationSettings(max_new_tokens=max_new_tokens),
+        max_new_tokens=max_new_tokens,
+        box_threshold=box_threshold,
+        text_threshold=text_threshold,
+        max_instances=max_instances,
+        search_every=search_every,
         describe=describe_mode,
         srt=srt,
-        search=text_search(box_threshold, text_threshold, max_instances, search_every),
     )
     if ray:
         from garvideo.batch.ray_runner import PipelineSpec, run_batch_on_ray
 
         meta = click.get_current_context().meta
-        models = PipelineSpec(
-            gar_model, sam2_model, device, dtype, detector, meta.get(COMPILE_KEY), meta.get(THREADS_KEY)
-        )
+        models = PipelineSpec(model, sam2, device, dtype, detector, meta.get(COMPILE_KEY), meta.get(THREADS_KEY))
         summary = run_batch_on_ray(models, folder, regions_file, out_dir, options, ray, progress=not quiet)
     else:
-        pipeline = load_pipeline(gar_model, sam2_model, device, dtype, quiet, detector=detector)
+        pipeline = load_pipeline(model, sam2, device, dtype, quiet, detector=detector)
         summary = run_batch(pipeline, folder, regions_file, out_dir, options, shard=part, progress=not quiet)
     shard_note = f" (shard {part[0]} of {part[1]})" if part[1] > 1 else ""
     elsewhere = f"{summary.done_elsewhere} done by another run, " if summary.done_elsewhere else ""

@@ -93,7 +93,7 @@ def model_options(gar: bool = True, sam2: bool = True) -> Callable:
             options.append(
                 click.option(
                     "--model",
-                    "gar_model",
+                    "model",
                     default=DEFAULT_GAR,
                     show_default=True,
                     metavar="ID|FOLDER",
@@ -104,7 +104,7 @@ def model_options(gar: bool = True, sam2: bool = True) -> Callable:
             options.append(
                 click.option(
                     "--sam2",
-                    "sam2_model",
+                    "sam2",
                     default=DEFAULT_SAM2,
                     show_default=True,
                     metavar="ID|FOLDER",
@@ -200,7 +200,8 @@ def text_options(func: Callable) -> Callable:
 
 
 def text_search(box_threshold: float, text_threshold: float, max_instances: int, search_every: float):
-    """The pipeline's TextSearch from the options (checked: a bad value is one error line)."""
+    """The pipeline's TextSearch from the options (checked here, before any model loads: a bad value is one error
+    line)."""
     from garvideo.pipeline.grounding import TextSearch
 
     return TextSearch(
@@ -283,8 +284,8 @@ def quiet_option(func: Callable) -> Callable:
 
 
 def load_pipeline(
-    gar_model: str | None,
-    sam2_model: str | None,
+    model: str | None,
+    sam2: str | None,
     device: str,
     dtype: str,
     quiet: bool,
@@ -295,12 +296,11 @@ def load_pipeline(
 ):
     """The pipeline with the models a command needs (None leaves a model out).
 
-    ``progress``: the pipeline's own progress bars (default: unless ``quiet``); a command that
-    shows one bar over many pipeline calls turns them off. ``box_mode``: GAR's RoI box.
-    ``detector``: for text regions, loaded only if one is given.
+    ``progress``: the default of the pipeline's own progress bars (default: unless ``quiet``); a call may
+    still choose its own. ``box_mode``: GAR's RoI box. ``detector``: for text regions, loaded only if one is given.
     """
-    if sam2_model:
-        check_sam2_name(sam2_model)
+    if sam2:
+        check_sam2_name(sam2)
     from transformers.utils import logging as transformers_logging
 
     from garvideo.pipeline import Pipeline
@@ -309,13 +309,13 @@ def load_pipeline(
     compile = context.meta.get(COMPILE_KEY) if context is not None else None
     transformers_logging.disable_progress_bar()  # "Loading weights" bars; hub downloads keep theirs
     if not quiet:
-        names = " and ".join(m for m in (gar_model, sam2_model) if m)
+        names = " and ".join(m for m in (model, sam2) if m)
         if detector:
             names += f" (and {detector} when a text region needs it)"
         click.echo(f"loading {names} ...", err=True)
     return Pipeline.from_pretrained(
-        gar=gar_model,
-        sam2=sam2_model,
+        model=model,
+        sam2=sam2,
         device=device,
         dtype=dtype,
         box_mode=box_mode,

@@ -129,8 +129,8 @@ def describe_command(
     frames,
     tiling,
     max_new_tokens,
-    gar_model,
-    sam2_model,
+    model,
+    sam2,
     device,
     dtype,
     out,
@@ -150,7 +150,7 @@ def describe_command(
     """
     # Mistakes first, before anything imports torch or loads a model.
     prompts, tracks = _inputs(boxes, points, masks, texts, tracks_file)
-    search = text_search(box_threshold, text_threshold, max_instances, search_every)
+    text_search(box_threshold, text_threshold, max_instances, search_every)  # checked before the models load
     if window is not None:
         _check_window(video, window, stride)
     if overlay:
@@ -158,12 +158,11 @@ def describe_command(
 
         check_overlay_target(overlay, video)
     check_outputs(result=out, tracks=save_tracks, subtitles=srt, WebVTT_subtitles=vtt, overlay=overlay)
-    from garvideo.model import GenerationSettings
     from garvideo.outputs.document import result_document, timeline_cues
     from garvideo.outputs.subtitles import to_srt, to_vtt
 
     pipeline = load_pipeline(
-        gar_model, None if tracks else sam2_model, device, dtype, quiet, detector=detector if texts else None
+        model, None if tracks else sam2, device, dtype, quiet, detector=detector if texts else None
     )
     if overlay:  # one reader for describing and drawing: opening an hour's video reads all its packets (seconds)
         from garvideo.video import open_video
@@ -176,13 +175,16 @@ def describe_command(
         tracks=tracks,
         start=start,
         end=end,
-        window=window,
-        frames=frames,
-        frames_per_window=frames_per_window,
         stride=stride,
+        window=window,
+        frames_per_window=frames_per_window,
+        frames=frames,
         tiling=tiling,
-        settings=GenerationSettings(max_new_tokens=max_new_tokens),
-        search=search,
+        max_new_tokens=max_new_tokens,
+        box_threshold=box_threshold,
+        text_threshold=text_threshold,
+        max_instances=max_instances,
+        search_every=search_every,
     )
     report_found(result.found, prompts, max_instances)
     document = result_document("describe", result.video, result.tracks, document_prompts(prompts, result.found), result)
@@ -257,8 +259,8 @@ def ask_command(
     frames,
     tiling,
     max_new_tokens,
-    gar_model,
-    sam2_model,
+    model,
+    sam2,
     device,
     dtype,
     out,
@@ -280,29 +282,31 @@ def ask_command(
     the model sees to that span.
     """
     prompts, tracks = _inputs(boxes, points, masks, texts, tracks_file)
-    search = text_search(box_threshold, text_threshold, max_instances, search_every)
+    text_search(box_threshold, text_threshold, max_instances, search_every)  # checked before the models load
     if len(options) == 1:
         raise click.UsageError("a multiple-choice question needs at least two --option choices")
     check_outputs(result=out, tracks=save_tracks)
-    from garvideo.model import GenerationSettings
     from garvideo.outputs.document import result_document
 
     pipeline = load_pipeline(
-        gar_model, None if tracks else sam2_model, device, dtype, quiet, detector=detector if texts else None
+        model, None if tracks else sam2, device, dtype, quiet, detector=detector if texts else None
     )
-    time_range = (start, end) if start is not None or end is not None else None
     answer = pipeline.ask(
         video,
-        prompts or None,
         question,
-        options=list(options) or None,
-        time_range=time_range,
+        prompts or None,
         tracks=tracks,
-        frames=frames,
+        options=list(options) or None,
+        start=start,
+        end=end,
         stride=stride,
+        frames=frames,
         tiling=tiling,
-        settings=GenerationSettings(max_new_tokens=max_new_tokens),
-        search=search,
+        max_new_tokens=max_new_tokens,
+        box_threshold=box_threshold,
+        text_threshold=text_threshold,
+        max_instances=max_instances,
+        search_every=search_every,
     )
     report_found(answer.found, prompts, max_instances)
     document = result_document(

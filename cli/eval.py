@@ -117,7 +117,7 @@ def eval_group() -> None:
 )
 @_shared_options
 def gar_bench_vqa_command(
-    data, out, gar_model, device, dtype, mode, subset, box_mode, max_new_tokens, limit, quiet, as_json
+    data, out, model, device, dtype, mode, subset, box_mode, max_new_tokens, limit, quiet, as_json
 ) -> None:
     """Answer GAR-Bench-VQA with GAR and print the score the reference's way.
 
@@ -132,7 +132,7 @@ def gar_bench_vqa_command(
     from garvideo.model import GenerationSettings
 
     plan = plan_gar_bench_vqa(data, out, mode=mode, subset=subset, limit=limit)  # user mistakes before the model
-    pipeline = load_pipeline(gar_model, None, device, dtype, quiet, progress=False, box_mode=box_mode)
+    pipeline = load_pipeline(model, None, device, dtype, quiet, progress=False, box_mode=box_mode)
     summary = run_gar_bench_plan(
         plan, pipeline.gar, settings=GenerationSettings(max_new_tokens=max_new_tokens), progress=not quiet
     )
@@ -182,8 +182,8 @@ def _run_videorefer(
     spec,
     data,
     out,
-    gar_model,
-    sam2_model,
+    model,
+    sam2,
     device,
     dtype,
     track,
@@ -211,7 +211,7 @@ def _run_videorefer(
         limit=limit,
     )
     # one progress bar over the items: the pipeline's own bars (tracking) would repeat per item
-    pipeline = load_pipeline(gar_model, sam2_model if track else None, device, dtype, quiet, progress=False)
+    pipeline = load_pipeline(model, sam2 if track else None, device, dtype, quiet, progress=False)
     summary = run_videorefer_plan(
         plan, pipeline, settings=GenerationSettings(max_new_tokens=max_new_tokens), progress=not quiet
     )

@@ -50,7 +50,7 @@ def track_command(
     start,
     end,
     stride,
-    sam2_model,
+    sam2,
     device,
     dtype,
     out,
@@ -68,10 +68,20 @@ def track_command(
     prompts = parse_regions(boxes, points, masks, texts)
     if not prompts:
         raise click.UsageError("mark at least one region with --box, --points, --mask or --text")
-    search = text_search(box_threshold, text_threshold, max_instances, search_every)
+    text_search(box_threshold, text_threshold, max_instances, search_every)  # checked before the model loads
     check_outputs(tracks=out)
-    pipeline = load_pipeline(None, sam2_model, device, dtype, quiet, detector=detector if texts else None)
-    result = pipeline.track(video, prompts, start=start, end=end, stride=stride, search=search)
+    pipeline = load_pipeline(None, sam2, device, dtype, quiet, detector=detector if texts else None)
+    result = pipeline.track(
+        video,
+        prompts,
+        start=start,
+        end=end,
+        stride=stride,
+        box_threshold=box_threshold,
+        text_threshold=text_threshold,
+        max_instances=max_instances,
+        search_every=search_every,
+    )
     report_found(result.found, prompts, max_instances)
     meta = {
         "video": result.video.to_dict(),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import garvideo.model.api as gar_api
+from garvideo.pipeline import Pipeline
 from garvideo.testing.gar import build_tiny_gar_checkpoint
 from garvideo.testing.sam2 import build_tiny_sam2_checkpoint
 
@@ -21,8 +21,8 @@ def test_python_api_example_runs(tmp_path, monkeypatch):
         "Pipeline.from_pretrained()", f"Pipeline.from_pretrained({str(gar)!r}, {str(sam2)!r}, progress=False)"
     )
     # a random model rambles: keep its answers to a few tokens
-    defaults = gar_api.GenerationSettings.__init__.__defaults__
-    monkeypatch.setattr(gar_api.GenerationSettings.__init__, "__defaults__", (3, *defaults[1:]))
+    for method in (Pipeline.describe, Pipeline.ask):
+        monkeypatch.setitem(method.__kwdefaults__, "max_new_tokens", 3)
     monkeypatch.chdir(ROOT)
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)

@@ -27,7 +27,7 @@ from ..files import atomic_write_json, atomic_write_text
 from ..outputs import to_srt, to_vtt
 from ..outputs.document import result_document, timeline_cues
 from ..outputs.overlay import render_overlay
-from ..pipeline import Answer, DescribeResult, GenerationSettings, Pipeline, TextSearch, TrackingResult
+from ..pipeline import Answer, DescribeResult, Pipeline, TextSearch, TrackingResult
 from ..timecode import format_clock
 from ..tracking import tracks_to_json
 from ..video import VideoInfo, VideoReader, open_video, spread
@@ -341,7 +341,9 @@ class Backend:
             )
         progress(0.0, f"finding {prompt.text!r}")
         with self._model_lock:
-            _, found = self.pipeline.find(video.path, [prompt], search=search, start=span.start, end=span.end)
+            _, found = self.pipeline.find(
+                video.path, [prompt], start=span.start, end=span.end, **_search_keywords(search)
+            )
         mark = found_mark(prompt, found, search)
         session.marks.append(mark)
         session.forget_results()
@@ -378,7 +380,7 @@ class Backend:
                 start=settings.span.start,
                 end=settings.span.end,
                 stride=settings.stride,
-                search=search,
+                **_search_keywords(search),
             )
         session.forget_results()
         session.tracking, session.tracked_with = result, settings
@@ -425,10 +427,10 @@ class Backend:
                 start=settings.span.start,
                 end=settings.span.end,
                 window=window,
-                frames=generation.frames,
                 frames_per_window=frames_per_window,
+                frames=generation.frames,
                 tiling=generation.tiling,
-                settings=GenerationSettings(max_new_tokens=generation.max_new_tokens),
+                max_new_tokens=generation.max_new_tokens,
             )
         session.described = result
         # The document of `garvideo describe --tracks tracks.json`: regions come from the tracks file.
@@ -477,18 +479,17 @@ class Backend:
         tracking = self._tracked(session, settings, progress)
         progress(0.5, "answering")
         span = settings.span
-        time_range = (span.start, span.end) if span.start is not None or span.end is not None else None
         with self._model_lock:
             answer = self.pipeline.ask(
                 video.path,
-                None,
                 question,
-                options=options or None,
-                time_range=time_range,
                 tracks=tracking.tracks,
+                options=options or None,
+                start=span.start,
+                end=span.end,
                 frames=generation.frames,
                 tiling=generation.tiling,
-                settings=GenerationSettings(max_new_tokens=generation.max_new_tokens),
+                max_new_tokens=generation.max_new_tokens,
             )
         session.answer = answer
         document = result_document("ask", answer.video, answer.tracks, [], None, [answer])
@@ -527,6 +528,18 @@ class Backend:
             path = folder / f"{run}-{frame.index:06d}.jpg"
             path.write_bytes(jpeg_bytes(image))
             session.thumbnails.append((path, f"{frame.index} · {format_clock(frame.time)}", frame.index))
+
+
+def _search_keywords(search: TextSearch | None) -> dict[str, Any]:
+    """The pipeline's text-search keywords (its defaults when the session has no text region)."""
+    if search is None:
+        return {}
+    return {
+        "box_threshold": search.box_threshold,
+        "text_threshold": search.text_threshold,
+        "max_instances": search.max_instances,
+        "search_every": search.every,
+    }
 
 
 def _found_with(search: TextSearch) -> tuple[float, float, int]:

@@ -59,7 +59,7 @@ INSTALL_HINT = "--ray needs Ray, which is not installed here: pip install 'garvi
 class PipelineSpec:
     """The models every worker loads (the arguments of :meth:`Pipeline.from_pretrained`)."""
 
-    gar: str | None
+    model: str | None  # GAR
     sam2: str | None
     device: str | None = None
     dtype: str | None = None
@@ -71,7 +71,7 @@ class PipelineSpec:
         from ..pipeline import Pipeline
 
         return Pipeline.from_pretrained(
-            gar=self.gar,
+            model=self.model,
             sam2=self.sam2,
             device=self.device,
             dtype=self.dtype,

@@ -10,11 +10,12 @@ Failures go to ``OUT/failures.jsonl``, a summary to ``OUT/summary.json``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from ..files import atomic_write_text
+from ..grounding import DEFAULT_BOX_THRESHOLD, DEFAULT_TEXT_THRESHOLD
 from ..outputs.document import result_document, timeline_cues
 from ..outputs.subtitles import to_srt
 from ..pipeline import GenerationSettings, Pipeline, TextSearch
@@ -24,7 +25,8 @@ from .manifest import ManifestLine, read_manifest
 
 @dataclass(frozen=True)
 class BatchOptions:
-    """The per-item settings of a batch (those of ``garvideo describe`` / ``ask``)."""
+    """The per-item settings of a batch: the options of ``garvideo describe`` / ``ask`` under the same names
+    (the keywords of :meth:`Pipeline.describe` / :meth:`Pipeline.ask`), plus what a batch writes."""
 
     frames: int = 8
     frames_per_window: int = 4
@@ -33,10 +35,33 @@ class BatchOptions:
     end: float | None = None
     stride: int = 1
     tiling: str = "vanilla"
-    settings: GenerationSettings = field(default_factory=GenerationSettings)
+    max_new_tokens: int = 512
+    box_threshold: float = DEFAULT_BOX_THRESHOLD
+    text_threshold: float = DEFAULT_TEXT_THRESHOLD
+    max_instances: int = 1
+    search_every: float = 1.0
     describe: Literal["auto", "always"] = "auto"
     srt: bool = False
-    search: TextSearch = field(default_factory=TextSearch)  # how text regions are found
+
+    def __post_init__(self) -> None:
+        # A bad value is refused once, here, rather than failing every line of the batch.
+        GenerationSettings(max_new_tokens=self.max_new_tokens)
+        TextSearch(self.box_threshold, self.text_threshold, self.max_instances, self.search_every)
+
+    def pipeline_options(self) -> dict[str, Any]:
+        """The keywords describe and ask share (both take ``start``/``end``, stride, frames, ...)."""
+        return {
+            "start": self.start,
+            "end": self.end,
+            "stride": self.stride,
+            "frames": self.frames,
+            "tiling": self.tiling,
+            "max_new_tokens": self.max_new_tokens,
+            "box_threshold": self.box_threshold,
+            "text_threshold": self.text_threshold,
+            "max_instances": self.max_instances,
+            "search_every": self.search_every,
+        }
 
 
 @dataclass(frozen=True)
@@ -48,42 +73,40 @@ class LineOutput:
 
 
 def process_line(
-    pipeline: Pipeline, line: ManifestLine, folder: Path, manifest_dir: Path, options: BatchOptions
+    pipeline: Pipeline,
+    line: ManifestLine,
+    folder: Path,
+    manifest_dir: Path,
+    options: BatchOptions,
+    progress: bool | None = None,
 ) -> LineOutput:
-    """Describe or answer one manifest line (raises for a bad line or video; the job records why)."""
+    """Describe or answer one manifest line (raises for a bad line or video; the job records why).
+
+    ``progress``: the pipeline's own bars for this line (None: the pipeline's default).
+    """
     request = line.parse(folder, manifest_dir)
     description = None
     answers = []
-    span = {"start": options.start, "end": options.end}
+    shared = options.pipeline_options()
     if request.question is None or options.describe == "always":
         description = pipeline.describe(
             request.video,
             list(request.regions),
-            frames=options.frames,
-            frames_per_window=options.frames_per_window,
             window=options.window,
-            stride=options.stride,
-            tiling=options.tiling,
-            settings=options.settings,
-            search=options.search,
-            **span,
+            frames_per_window=options.frames_per_window,
+            progress=progress,
+            **shared,
         )
     if request.question is not None:
         answers.append(
             pipeline.ask(
                 request.video,
-                None if description else list(request.regions),
                 request.question,
-                options=request.options,
-                time_range=(options.start, options.end)
-                if options.start is not None or options.end is not None
-                else None,
+                None if description else list(request.regions),
                 tracks=description.tracks if description else None,
-                frames=options.frames,
-                stride=options.stride,
-                tiling=options.tiling,
-                settings=options.settings,
-                search=options.search,
+                options=request.options,
+                progress=progress,
+                **shared,
             )
         )
     first = description or answers[0]
@@ -114,13 +137,9 @@ def run_batch(
     lines = read_manifest(regions_file)
 
     def process(line: ManifestLine) -> dict[str, Any]:
-        output = process_line(pipeline, line, folder, regions_file.parent, options)
+        # One bar for the batch, not one per stage of every line.
+        output = process_line(pipeline, line, folder, regions_file.parent, options, progress=False)
         write_side_files(out_dir, line.key, output)
         return output.document
 
-    was_progress = pipeline.progress
-    pipeline.progress = False  # one bar for the batch, not one per stage
-    try:
-        return BatchJob(lines, out_dir, process, shard=shard, progress=progress).run()
-    finally:
-        pipeline.progress = was_progress
+    return BatchJob(lines, out_dir, process, shard=shard, progress=progress).run()

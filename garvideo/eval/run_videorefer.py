@@ -1,6 +1,6 @@
 """Running the pipeline on VideoRefer-Bench: -Q (multiple choice, scored here) and -D (descriptions for a judge).
 
->>> pipe = Pipeline.from_pretrained(gar="HaochenWang/GAR-8B", sam2=None)
+>>> pipe = Pipeline.from_pretrained(model="HaochenWang/GAR-8B", sam2=None)
 >>> summary = run_videorefer_q("VideoRefer-Bench-Q", pipe, "gar_8b_q.jsonl")
 >>> print(videorefer.format_report(summary.report))
 
@@ -198,10 +198,16 @@ class _Runner:
         question, choices, names = _question(self.plan.spec, item)
         with open_video(path, fps=options.fps if path.is_dir() else None) as reader:
             objects = _objects(names, item.get("annotation"), item, reader)
-            asked = {"question": question, "options": choices, "frames": options.frames, "settings": self.settings}
+            asked = {
+                "options": choices,
+                "frames": options.frames,
+                "max_new_tokens": self.settings.max_new_tokens,
+                "generation": self.settings,
+                "progress": False,  # one bar over the items: the pipeline's own (tracking) would repeat per item
+            }
             if options.track:
                 prompts = [RegionPrompt.from_mask(o.name, o.mask(o.anchor), o.anchor) for o in objects]
-                answer = self.pipeline.ask(reader, prompts, **asked)
+                answer = self.pipeline.ask(reader, question, prompts, **asked)
             else:
                 times = reader.timeline.times
                 empty = encode_rle(np.zeros((reader.height, reader.width), dtype=bool))
@@ -210,7 +216,7 @@ class _Runner:
                     frames = [obj.anchor] if options.single_frame else sorted(obj.masks)
                     track_frames = tuple(obj.track_frame(f, float(times[f]), empty) for f in frames)
                     tracks.append(Track(name=obj.name, obj_id=k + 1, frames=track_frames))
-                answer = self.pipeline.ask(reader, tracks=tracks, **asked)
+                answer = self.pipeline.ask(reader, question, tracks=tracks, **asked)
         provenance = answer.provenance
         return {
             "pred": answer.text,
@@ -288,7 +294,7 @@ def run_videorefer_plan(
     """Run the plan's items through the pipeline; write its JSON-lines predictions and score them (-Q)."""
     options = plan.options
     if pipeline.gar is None:
-        raise InvalidInputError("the pipeline has no GAR model: load it with Pipeline.from_pretrained(gar=...)")
+        raise InvalidInputError("the pipeline has no GAR model: load it with Pipeline.from_pretrained(model=...)")
     if options.track and pipeline.tracker is None:
         raise InvalidInputError(
             "tracking (--track) needs a SAM2 model: load it with Pipeline.from_pretrained(sam2=...)"

@@ -4,7 +4,7 @@
 >>> dog = RegionPrompt.from_box("dog", (120, 80, 260, 240), "4.5s")
 >>> result = pipe.describe("clip.mp4", [dog])
 >>> result.region("dog").description, result.region("dog").windows
->>> pipe.ask("clip.mp4", [dog, ball], "What is <dog> doing with <ball>?").text
+>>> pipe.ask("clip.mp4", "What is <dog> doing with <ball>?", [dog, ball]).text
 
 Regions are named prompts (a box, clicks or a mask on a frame index or a
 time), or tracks the caller already has (``tracks=``, for example ground-truth
@@ -26,6 +26,7 @@ import dataclasses
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -33,7 +34,7 @@ import numpy as np
 from .. import __version__
 from ..devices import stage_threads, torch_threads
 from ..errors import GarvideoError, InvalidInputError
-from ..grounding import DEFAULT_DETECTOR, GroundingDetector
+from ..grounding import DEFAULT_BOX_THRESHOLD, DEFAULT_DETECTOR, DEFAULT_TEXT_THRESHOLD, GroundingDetector
 from ..model import CAPTION_INSTRUCTION, DEFAULT_MODEL_ID, GAR, GARResult, GenerationSettings, VideoPromptTemplate
 from ..model.errors import TooManyRegionsError
 from ..names import resolve_references
@@ -54,6 +55,9 @@ from .results import (
 
 VideoLike = "str | os.PathLike[str] | VideoReader"
 TimeLike = "float | str | None"
+
+#: The longest description or answer, in tokens, unless a call says (``garvideo describe|ask --max-new-tokens``).
+DEFAULT_MAX_NEW_TOKENS = 512
 
 
 class PipelineError(GarvideoError):
@@ -89,12 +93,18 @@ class Pipeline:
     """Video + SAM2 tracking + GAR, each model loaded once and reused for every video.
 
     Build it with :meth:`from_pretrained`; either model may be left out
-    (``gar=None`` to only track, ``sam2=None`` when tracks are always given).
+    (``model=None`` to only track, ``sam2=None`` when tracks are always given).
     ``detector`` finds text regions: a loaded :class:`GroundingDetector`, or
     the id or folder of one, loaded the first time a text region is given
     (on the tracker's device); None for none. ``threads``: torch CPU threads
     for every stage; None chooses per stage (:func:`garvideo.devices.stage_threads`:
-    one for tracking, every core for GAR).
+    one for tracking, every core for GAR). ``progress``: whether calls show
+    progress bars unless a call says otherwise (each method's ``progress=``).
+
+    The keywords of :meth:`from_pretrained`, :meth:`track`, :meth:`describe`
+    and :meth:`ask` are the options of ``garvideo track|describe|ask`` with
+    dashes as underscores, with the same defaults (``--max-new-tokens 64`` is
+    ``max_new_tokens=64``).
     """
 
     def __init__(
@@ -108,11 +118,20 @@ class Pipeline:
     ) -> None:
         self.gar = gar
         self.tracker = tracker
-        self.progress = progress
+        self._progress = bool(progress)
         self.threads = threads
         stage_threads("track", "cpu", threads)  # an unusable count is refused now, not after decoding
         self._detector = detector
         self._detector_revision = detector_revision
+
+    @property
+    def progress(self) -> bool:
+        """Whether a call shows progress bars when it does not say (``progress=None``); fixed at construction,
+        since the pipeline may be shared: a caller that wants no bars passes ``progress=False``."""
+        return self._progress
+
+    def _shows_progress(self, progress: bool | None) -> bool:
+        return self._progress if progress is None else bool(progress)
 
     @property
     def detector(self) -> GroundingDetector:
@@ -132,38 +151,40 @@ class Pipeline:
     @classmethod
     def from_pretrained(
         cls,
-        gar: str | os.PathLike[str] | None = DEFAULT_MODEL_ID,
+        model: str | os.PathLike[str] | None = DEFAULT_MODEL_ID,
         sam2: str | os.PathLike[str] | None = DEFAULT_SAM2_MODEL,
-        device: Any = None,
-        dtype: Any = None,
         *,
-        gar_revision: str | None = None,
+        compile: bool | None = None,
+        device: Any = "auto",
+        dtype: Any = "auto",
+        threads: int | None = None,
+        detector: str | os.PathLike[str] | None = DEFAULT_DETECTOR,
+        model_revision: str | None = None,
         sam2_revision: str | None = None,
+        detector_revision: str | None = None,
         box_mode: str = "reference",
         progress: bool = True,
-        detector: str | os.PathLike[str] | None = DEFAULT_DETECTOR,
-        detector_revision: str | None = None,
-        compile: bool | None = None,
-        threads: int | None = None,
     ) -> Pipeline:
-        """Load GAR (``HaochenWang/GAR-1B`` by default) and SAM2 (``facebook/sam2.1-hiera-tiny``).
+        """Load GAR (``model``, ``HaochenWang/GAR-1B`` by default) and SAM2 (``facebook/sam2.1-hiera-tiny``).
 
         Each may be a hub id (downloaded once, then read from the local cache)
-        or a local folder. The ``detector`` (Grounding DINO,
+        or a local folder; None leaves it out. The ``detector`` (Grounding DINO,
         ``IDEA-Research/grounding-dino-tiny`` by default) loads only when a
-        text region is given. ``device``/``dtype`` default to CUDA with bfloat16
-        where present, else CPU with float32. ``box_mode`` is GAR's RoI box:
-        ``reference`` (what the released weights were trained with) or
-        ``aligned``. ``compile``: GAR's decode steps compiled (CUDA graphs; default on for CUDA, off
-        on a CPU), warmed by the first description and reused for every later one.
-        ``threads``: torch CPU threads (default: chosen per stage).
+        text region is given. ``device``/``dtype``: ``auto`` is CUDA with bfloat16
+        where present, else CPU with float32. ``compile``: GAR's decode steps compiled (CUDA graphs; default on
+        for CUDA, off on a CPU), warmed by the first description and reused for every later one.
+        ``threads``: torch CPU threads (default: chosen per stage). These are the CLI's ``--model``,
+        ``--sam2``, ``--compile``, ``--device``, ``--dtype``, ``--threads`` and ``--detector``.
+        ``*_revision``: the hub revision of each model. ``box_mode`` is GAR's RoI box: ``reference`` (what
+        the released weights were trained with) or ``aligned``. ``progress``: the default of every call's
+        ``progress=``.
         """
         stage_threads("track", "cpu", threads)  # refused before the models load
-        model = (
+        gar = (
             GAR.from_pretrained(
-                gar, device=device, dtype=dtype, revision=gar_revision, box_mode=box_mode, compile=compile
+                model, device=device, dtype=dtype, revision=model_revision, box_mode=box_mode, compile=compile
             )
-            if gar is not None
+            if model is not None
             else None
         )
         tracker = (
@@ -172,7 +193,7 @@ class Pipeline:
             else None
         )
         return cls(
-            model, tracker, progress=progress, detector=detector, detector_revision=detector_revision, threads=threads
+            gar, tracker, progress=progress, detector=detector, detector_revision=detector_revision, threads=threads
         )
 
     # ------------------------------------------------------------------ text regions
@@ -182,24 +203,37 @@ class Pipeline:
         video: VideoLike,
         regions: Sequence[RegionPrompt],
         *,
-        search: TextSearch | None = None,
         start: TimeLike = None,
         end: TimeLike = None,
+        box_threshold: float = DEFAULT_BOX_THRESHOLD,
+        text_threshold: float = DEFAULT_TEXT_THRESHOLD,
+        max_instances: int = 1,
+        search_every: float = 1.0,
+        progress: bool | None = None,
     ) -> tuple[list[RegionPrompt], tuple[FoundRegion, ...]]:
         """Turn the text regions among ``regions`` into box prompts, without tracking anything.
 
         Returns the prompts (text regions replaced by what the detector found,
         the others unchanged) and the found regions (frame, box, score, and the
         ``--box`` that reproduces each). Regions without a moment are searched
-        for in ``[start, end)`` (default: the whole video).
+        for in ``[start, end)`` (default: the whole video), on one frame every
+        ``search_every`` seconds until found; a box counts when its score is above ``box_threshold`` and
+        some word of the phrase scores above ``text_threshold``; the ``max_instances`` most confident
+        distinct boxes become regions ``car``, ``car#2``, ...
         """
+        search = TextSearch(box_threshold, text_threshold, max_instances, search_every)
         with reading(video) as reader:
             span = time_span(reader.timeline, start, end)
-            prompts, found, _ = self._find(reader, regions, search, span)
+            prompts, found, _ = self._find(reader, regions, search, span, self._shows_progress(progress))
             return prompts, found
 
     def _find(
-        self, reader: VideoReader, regions: Sequence[RegionPrompt] | None, search: TextSearch | None, span: Span
+        self,
+        reader: VideoReader,
+        regions: Sequence[RegionPrompt] | None,
+        search: TextSearch,
+        span: Span,
+        progress: bool,
     ) -> tuple[list[RegionPrompt], tuple[FoundRegion, ...], StageTimings]:
         regions = list(regions or ())
         for prompt in regions:
@@ -207,10 +241,8 @@ class Pipeline:
                 raise InvalidInputError(f"regions must be RegionPrompt objects, got {type(prompt).__name__}")
         if not has_text(regions):
             return regions, (), StageTimings()
-        if search is not None and not isinstance(search, TextSearch):
-            raise InvalidInputError(f"search must be a TextSearch, got {type(search).__name__}")
         prompts, found, decode_s, detect_s = find_text_regions(
-            reader, regions, self.detector, search or TextSearch(), (span.start, span.end), self.progress
+            reader, regions, self.detector, search, (span.start, span.end), progress
         )
         return prompts, tuple(found), StageTimings(decode=decode_s, detect=detect_s)
 
@@ -224,16 +256,23 @@ class Pipeline:
         start: TimeLike = None,
         end: TimeLike = None,
         stride: int = 1,
-        search: TextSearch | None = None,
+        box_threshold: float = DEFAULT_BOX_THRESHOLD,
+        text_threshold: float = DEFAULT_TEXT_THRESHOLD,
+        max_instances: int = 1,
+        search_every: float = 1.0,
+        progress: bool | None = None,
     ) -> TrackingResult:
-        """Track the regions through ``[start, end)`` (default: the whole video), both ways from each prompt.
+        """Track the regions through ``[start, end)`` (default: the whole video), both ways from each prompt,
+        on every ``stride``-th frame.
 
-        Text regions are found first (``search``: thresholds, instances; see :meth:`find`).
+        Text regions are found first (``box_threshold`` ... ``search_every``: see :meth:`find`).
         """
+        search = TextSearch(box_threshold, text_threshold, max_instances, search_every)
+        progress = self._shows_progress(progress)
         with reading(video) as reader:
             span = time_span(reader.timeline, start, end)
-            prompts, found, find_timings = self._find(reader, regions, search, span)
-            tracks, timings = self._track(reader, prompts, span, stride)
+            prompts, found, find_timings = self._find(reader, regions, search, span, progress)
+            tracks, timings = self._track(reader, prompts, span, stride, progress)
             frames = sorted({f.index for t in tracks for f in t.frames})
             settings = {
                 "start": span.start,
@@ -247,7 +286,7 @@ class Pipeline:
             return TrackingResult(video=reader.info, tracks=tuple(tracks), provenance=provenance, found=found)
 
     def _track(
-        self, reader: VideoReader, regions: Sequence[RegionPrompt], span: Span, stride: int
+        self, reader: VideoReader, regions: Sequence[RegionPrompt], span: Span, stride: int, progress: bool
     ) -> tuple[list[Track], StageTimings]:
         if self.tracker is None:
             raise PipelineError(
@@ -264,7 +303,7 @@ class Pipeline:
         source = _TimedSource(reader)
         began = time.perf_counter()
         with torch_threads(stage_threads("track", self.tracker.device, self.threads)):
-            tracks = self.tracker.track(source, prompts, start=first, stop=stop, stride=stride, progress=self.progress)
+            tracks = self.tracker.track(source, prompts, start=first, stop=stop, stride=stride, progress=progress)
         elapsed = time.perf_counter() - began
         return tracks, StageTimings(decode=source.seconds, track=max(0.0, elapsed - source.seconds))
 
@@ -275,6 +314,7 @@ class Pipeline:
         tracks: Sequence[Track] | None,
         span: Span,
         stride: int,
+        progress: bool,
         names: Sequence[str] | None = None,
     ) -> tuple[list[Track], StageTimings]:
         """The caller's tracks (checked), or tracks made from the prompts (text regions already found);
@@ -290,7 +330,7 @@ class Pipeline:
         regions = list(regions or ())
         if names is not None:
             regions = [p for p in regions if p.name in names]
-        return self._track(reader, regions, span, stride)
+        return self._track(reader, regions, span, stride, progress)
 
     # ------------------------------------------------------------------ describe
 
@@ -302,16 +342,21 @@ class Pipeline:
         tracks: Sequence[Track] | None = None,
         start: TimeLike = None,
         end: TimeLike = None,
-        window: float | None = None,
-        frames: int = 8,
-        frames_per_window: int = 4,
         stride: int = 1,
+        window: float | None = None,
+        frames_per_window: int = 4,
+        frames: int = 8,
         tiling: str = "vanilla",
+        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+        box_threshold: float = DEFAULT_BOX_THRESHOLD,
+        text_threshold: float = DEFAULT_TEXT_THRESHOLD,
+        max_instances: int = 1,
+        search_every: float = 1.0,
         instruction: str = CAPTION_INSTRUCTION,
         template: VideoPromptTemplate | None = None,
-        settings: GenerationSettings | None = None,
+        generation: GenerationSettings | None = None,
         batch_size: int | None = None,
-        search: TextSearch | None = None,
+        progress: bool | None = None,
     ) -> DescribeResult:
         """Describe each region over ``[start, end)``: once overall and window by window.
 
@@ -323,94 +368,34 @@ class Pipeline:
         described; a window no tracked frame falls in (sparse tracks, a
         ``stride``) has ``visible=None``. A ``window`` shorter than the
         interval between tracked frames, or one that would make more than
-        :data:`garvideo.video.sampling.MAX_WINDOWS` windows, is refused. ``instruction`` is what GAR is asked for
-        every prompt; ``template`` the video prompt wording; at most ``batch_size`` prompts of
-        similar length share one generate call (default: chosen per device).
-        Text regions are found first (``search``; see :meth:`find`).
+        :data:`garvideo.video.sampling.MAX_WINDOWS` windows, is refused. Text regions are found first
+        (``box_threshold`` ... ``search_every``: see :meth:`find`). Each description is at most
+        ``max_new_tokens`` tokens.
+
+        Beyond the CLI's options: ``instruction`` is what GAR is asked for every prompt; ``template`` the
+        video prompt wording; ``generation`` the rest of the decoding settings (sampling, seed, decoder),
+        whose own ``max_new_tokens`` is refused unless left at its default or equal to ``max_new_tokens``
+        (the length has one name); at most ``batch_size`` prompts of similar length share one
+        generate call (default: chosen per device).
         """
         gar = self._require_gar()
+        settings = _generation_settings(max_new_tokens, generation)
+        search = TextSearch(box_threshold, text_threshold, max_instances, search_every)
+        progress = self._shows_progress(progress)
         with reading(video) as reader:
             span = time_span(reader.timeline, start, end)
             length = window_length(reader.timeline, span, window, stride)
             bounds = window_bounds(span.start, span.end, length)
-            found: tuple[FoundRegion, ...] = ()
-            find_timings = StageTimings()
-            if tracks is None and regions is not None:
-                regions, found, find_timings = self._find(reader, regions, search, span)
-            track_list, timings = self._tracks_for(reader, regions, tracks, span, stride)
-            timings += find_timings
-
-            # Plan every prompt first so frames and masks are decoded once each.
-            # plans[(region, window number)] are its frames; window None is the overall description.
-            plans: dict[tuple[str, int | None], list[int]] = {}
-            spans: dict[str, tuple[float, float]] = {}
-            # A window no tracked frame falls in says nothing about visibility (visible=None), not "not seen".
-            without_frames: set[tuple[str, int]] = set()
-            for track in track_list:
-                tracked_times = np.array([f.time for f in track.frames])
-                for number, (a, b) in enumerate(bounds):
-                    if not np.any((tracked_times >= a) & (tracked_times < b)):
-                        without_frames.add((track.name, number))
-                seen = [f for f in track.frames if f.visible and span.holds_time(f.time)]
-                if not seen:
-                    raise PipelineError(
-                        f"region {track.name!r} is never visible between {span.start:.3f} s and {span.end:.3f} s: "
-                        f"check its prompt, or widen the range"
-                    )
-                spans[track.name] = (seen[0].time, seen[-1].time)
-                plans[track.name, None] = [f.index for f in spread(seen, frames)]
-                for number, (a, b) in enumerate(bounds):
-                    inside = [f.index for f in seen if a <= f.time < b]
-                    plans[track.name, number] = spread(inside, frames_per_window) if inside else []
-            decoded, decode_s = _decode(reader, [i for idx in plans.values() for i in idx])
-            timings += StageTimings(decode=decode_s)
-
-            by_name = {t.name: t for t in track_list}
-            masks = {(name, i): by_name[name].mask_at(i) for (name, _), idx in plans.items() for i in idx}
-            work = [(key, idx) for key, idx in plans.items() if idx]
-            inputs = [
-                gar.prepare_video(
-                    [decoded[i].image for i in idx],
-                    {name: [masks[name, i] for i in idx]},
-                    instruction,
-                    times=[decoded[i].time for i in idx],
-                    tiling=tiling,
-                    template=template,
-                )
-                for (name, _), idx in work
-            ]
-            outputs, gar_timings = self._generate(inputs, settings, batch_size)
-            timings += gar_timings
-            texts = {key: out.text.strip() for (key, _), out in zip(work, outputs)}
-
-            def times_of(idx: list[int]) -> tuple[float, ...]:
-                return tuple(decoded[i].time for i in idx)
-
-            timelines = []
-            for track in track_list:
-                windows = tuple(
-                    TimelineWindow(
-                        start=a,
-                        end=b,
-                        visible=None if (track.name, number) in without_frames else bool(plans[track.name, number]),
-                        description=texts.get((track.name, number)),
-                        frames=tuple(plans[track.name, number]),
-                        times=times_of(plans[track.name, number]),
-                    )
-                    for number, (a, b) in enumerate(bounds)
-                )
-                overall = plans[track.name, None]
-                timelines.append(
-                    RegionTimeline(
-                        name=track.name,
-                        description=texts[track.name, None],
-                        windows=windows,
-                        visible_span=spans[track.name],
-                        frames=tuple(overall),
-                        times=times_of(overall),
-                    )
-                )
-            used = sorted({i for idx in plans.values() for i in idx})
+            track_list, found, timings = self._regions_to_tracks(
+                reader, regions, tracks, search, span, stride, progress
+            )
+            plan = _plan_descriptions(track_list, span, bounds, frames, frames_per_window)
+            decoded, decode_s = _decode(reader, plan.frame_indices())
+            texts, gar_timings = self._describe_prompts(
+                gar, plan, track_list, decoded, instruction, tiling, template, settings, batch_size, progress
+            )
+            timings += StageTimings(decode=decode_s) + gar_timings
+            timelines = _timelines(track_list, bounds, plan, texts, decoded)
             settings_used = {
                 "start": span.start,
                 "end": span.end,
@@ -422,11 +407,17 @@ class Pipeline:
                 "instruction": instruction,
                 "template": _template_dict(template),
                 "batch_size": batch_size,
-                "generation": dataclasses.asdict(settings or GenerationSettings()),
+                "generation": dataclasses.asdict(settings),
                 "tracks_given": tracks is not None,
             }
-            settings_used = _with_grounding(settings_used, search, found)
-            provenance = self._provenance(settings_used, used, reader, timings, uses_gar=True, uses_sam2=tracks is None)
+            provenance = self._provenance(
+                _with_grounding(settings_used, search, found),
+                plan.frame_indices(),
+                reader,
+                timings,
+                uses_gar=True,
+                uses_sam2=tracks is None,
+            )
             return DescribeResult(
                 video=reader.info,
                 regions=tuple(timelines),
@@ -435,67 +426,115 @@ class Pipeline:
                 found=found,
             )
 
+    def _regions_to_tracks(
+        self,
+        reader: VideoReader,
+        regions: Sequence[RegionPrompt] | None,
+        tracks: Sequence[Track] | None,
+        search: TextSearch,
+        span: Span,
+        stride: int,
+        progress: bool,
+    ) -> tuple[list[Track], tuple[FoundRegion, ...], StageTimings]:
+        """The caller's tracks, or the regions' (text regions found first), with what was found and the time spent."""
+        found: tuple[FoundRegion, ...] = ()
+        find_timings = StageTimings()
+        if tracks is None and regions is not None:
+            regions, found, find_timings = self._find(reader, regions, search, span, progress)
+        track_list, timings = self._tracks_for(reader, regions, tracks, span, stride, progress)
+        return track_list, found, timings + find_timings
+
+    def _describe_prompts(
+        self,
+        gar: GAR,
+        plan: _DescriptionPlan,
+        track_list: Sequence[Track],
+        decoded: Mapping[int, Frame],
+        instruction: str,
+        tiling: str,
+        template: VideoPromptTemplate | None,
+        settings: GenerationSettings,
+        batch_size: int | None,
+        progress: bool,
+    ) -> tuple[dict[tuple[str, int | None], str], StageTimings]:
+        """GAR's text for every planned prompt that has frames (a window where the region is unseen has none)."""
+        by_name = {t.name: t for t in track_list}
+        work = [(key, idx) for key, idx in plan.frames.items() if idx]
+        inputs = [
+            gar.prepare_video(
+                [decoded[i].image for i in idx],
+                {name: [by_name[name].mask_at(i) for i in idx]},
+                instruction,
+                times=[decoded[i].time for i in idx],
+                tiling=tiling,
+                template=template,
+            )
+            for (name, _), idx in work
+        ]
+        outputs, timings = self._generate(inputs, settings, batch_size, progress)
+        return {key: out.text.strip() for (key, _), out in zip(work, outputs)}, timings
+
     # ------------------------------------------------------------------ ask
 
     def ask(
         self,
         video: VideoLike,
+        question: str,
         regions: Sequence[RegionPrompt] | None = None,
-        question: str = "",
-        options: Sequence[str] | None = None,
-        time_range: tuple[TimeLike, TimeLike] | None = None,
         *,
         tracks: Sequence[Track] | None = None,
-        frames: int = 8,
+        options: Sequence[str] | None = None,
+        start: TimeLike = None,
+        end: TimeLike = None,
         stride: int = 1,
+        frames: int = 8,
         tiling: str = "vanilla",
+        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+        box_threshold: float = DEFAULT_BOX_THRESHOLD,
+        text_threshold: float = DEFAULT_TEXT_THRESHOLD,
+        max_instances: int = 1,
+        search_every: float = 1.0,
         template: VideoPromptTemplate | None = None,
-        settings: GenerationSettings | None = None,
-        search: TextSearch | None = None,
+        generation: GenerationSettings | None = None,
+        progress: bool | None = None,
     ) -> Answer:
         """Answer a question about named regions; the question names them as ``<name>``.
 
         Free-form, or multiple choice with ``options`` (the answer's ``letter``
-        is parsed, the raw text kept). ``time_range=(start, end)`` restricts
-        the frames to that span. Up to five regions per question (GAR's limit):
+        is parsed, the raw text kept). ``start``/``end`` restrict the frames
+        to that span. Up to five regions per question (GAR's limit):
         the regions the question names, or every given region if it names none.
         ``frames`` frames are spread over the frames where any of them is seen.
-        Text regions are found first (``search``; see :meth:`find`): a phrase
-        found ``K`` times gives regions ``<car>``, ``<car#2>``, ... the
-        question may name.
+        Text regions are found first (``box_threshold`` ... ``search_every``: see
+        :meth:`find`): a phrase found ``K`` times gives regions ``<car>``,
+        ``<car#2>``, ... the question may name. ``template``, ``generation``: as
+        for :meth:`describe`.
         """
         gar = self._require_gar()
         if not isinstance(question, str) or not question.strip():
             raise InvalidInputError(
                 "the question is empty: ask something about the regions, e.g. 'What is <dog> doing?'"
             )
+        settings = _generation_settings(max_new_tokens, generation)
+        search = TextSearch(box_threshold, text_threshold, max_instances, search_every)
+        progress = self._shows_progress(progress)
         asked = " ".join([question, *(str(o) for o in options or ())])
         finding = tracks is None and has_text(regions)
         if not finding:  # checked before any work; text regions get their names once found
             given = [t.name for t in tracks] if tracks is not None else _prompt_names(regions or ())
             names = _question_regions(asked, given, gar.max_regions)
         with reading(video) as reader:
-            start, end = time_range if time_range is not None else (None, None)
             span = time_span(reader.timeline, start, end)
             found: tuple[FoundRegion, ...] = ()
             find_timings = StageTimings()
             if finding:
-                regions, found, find_timings = self._find(reader, regions, search, span)
+                regions, found, find_timings = self._find(reader, regions, search, span, progress)
                 names = _question_regions(asked, _prompt_names(regions), gar.max_regions)
-            track_list, timings = self._tracks_for(reader, regions, tracks, span, stride, names)
+            track_list, timings = self._tracks_for(reader, regions, tracks, span, stride, progress, names)
             timings += find_timings
             by_name = {t.name: t for t in track_list}
             ordered = [by_name[name] for name in names]
-            seen: set[int] = set()
-            for track in ordered:
-                visible = {f.index for f in track.frames if f.visible and span.holds_time(f.time)}
-                if not visible:
-                    raise PipelineError(
-                        f"region {track.name!r} is never visible between {span.start:.3f} s and {span.end:.3f} s: "
-                        f"ask about another time range or check its prompt"
-                    )
-                seen |= visible
-            chosen = spread(sorted(seen), frames)
+            chosen = spread(_frames_seen(ordered, span), frames)
             decoded, decode_s = _decode(reader, chosen)
             timings += StageTimings(decode=decode_s)
             masks = {track.name: [_visible_mask(track, i) for i in chosen] for track in ordered}
@@ -518,7 +557,7 @@ class Pipeline:
                 "stride": stride,
                 "tiling": tiling,
                 "template": _template_dict(template),
-                "generation": dataclasses.asdict(settings or GenerationSettings()),
+                "generation": dataclasses.asdict(settings),
                 "tracks_given": tracks is not None,
                 "prompt_tokens": result.prompt_tokens,
             }
@@ -536,7 +575,7 @@ class Pipeline:
                 text=result.text.strip(),
                 options=tuple(str(o) for o in options) if options is not None else None,
                 letter=result.choice,
-                time_range=(span.start, span.end) if time_range is not None else None,
+                time_range=(span.start, span.end) if start is not None or end is not None else None,
                 tracks=tuple(track_list),
                 video=reader.info,
                 provenance=provenance,
@@ -548,7 +587,8 @@ class Pipeline:
     def _require_gar(self) -> GAR:
         if self.gar is None:
             raise PipelineError(
-                "this pipeline was built without a GAR model (gar=None): load one with Pipeline.from_pretrained(gar=...)"
+                "this pipeline was built without a GAR model (model=None): load one with "
+                "Pipeline.from_pretrained(model=...)"
             )
         return self.gar
 
@@ -557,11 +597,11 @@ class Pipeline:
         return torch_threads(stage_threads("gar", self.gar.model.device, self.threads))
 
     def _generate(
-        self, inputs: list, settings: GenerationSettings | None, batch_size: int | None
+        self, inputs: list, settings: GenerationSettings, batch_size: int | None, progress: bool
     ) -> tuple[list[GARResult], StageTimings]:
         assert self.gar is not None
         with self._gar_threads():
-            results = self.gar.answer(inputs, settings, batch_size=batch_size, progress=self.progress)
+            results = self.gar.answer(inputs, settings, batch_size=batch_size, progress=progress)
         # Each result carries its share of its batch's time: the shares add up to the run's.
         encode = sum(r.timings.encode_s for r in results)
         generate = sum(r.timings.generate_s for r in results)
@@ -598,6 +638,130 @@ class Pipeline:
 
 
 # ---------------------------------------------------------------------- module helpers
+
+
+def _generation_settings(max_new_tokens: int, generation: GenerationSettings | None) -> GenerationSettings:
+    """The decoding settings: ``generation`` (or the defaults) with ``max_new_tokens`` as the length.
+
+    The length has one name: a ``generation`` that sets another ``max_new_tokens`` is refused, not silently
+    overridden.
+    """
+    if generation is None:
+        return GenerationSettings(max_new_tokens=max_new_tokens)
+    if not isinstance(generation, GenerationSettings):
+        raise InvalidInputError(f"generation must be a GenerationSettings, got {type(generation).__name__}")
+    default = GenerationSettings().max_new_tokens
+    if generation.max_new_tokens not in (default, max_new_tokens):
+        raise InvalidInputError(
+            f"generation sets max_new_tokens={generation.max_new_tokens} but the call's max_new_tokens is "
+            f"{max_new_tokens}: give the length once, as max_new_tokens={generation.max_new_tokens}"
+        )
+    return dataclasses.replace(generation, max_new_tokens=max_new_tokens)
+
+
+@dataclass(frozen=True)
+class _DescriptionPlan:
+    """Which frames every prompt of a description shows, planned before anything is decoded.
+
+    ``frames[(region, window number)]``: the frames of that prompt (window None: the overall description;
+    empty: the region is not seen in that window). ``visible_spans``: per region, its first and last visible
+    time. ``untracked``: the (region, window number) pairs no tracked frame falls in, which say nothing about
+    visibility.
+    """
+
+    frames: dict[tuple[str, int | None], list[int]]
+    visible_spans: dict[str, tuple[float, float]]
+    untracked: frozenset[tuple[str, int]]
+
+    def frame_indices(self) -> list[int]:
+        """Every planned frame once, in order (each is decoded once however many prompts show it)."""
+        return sorted({i for idx in self.frames.values() for i in idx})
+
+
+def _plan_descriptions(
+    track_list: Sequence[Track],
+    span: Span,
+    bounds: Sequence[tuple[float, float]],
+    frames: int,
+    frames_per_window: int,
+) -> _DescriptionPlan:
+    """``frames`` of each region's visible frames for its overall description, ``frames_per_window`` for each
+    window's; a region never visible in the range is refused."""
+    plans: dict[tuple[str, int | None], list[int]] = {}
+    spans: dict[str, tuple[float, float]] = {}
+    untracked: set[tuple[str, int]] = set()
+    for track in track_list:
+        tracked_times = np.array([f.time for f in track.frames])
+        for number, (a, b) in enumerate(bounds):
+            if not np.any((tracked_times >= a) & (tracked_times < b)):
+                untracked.add((track.name, number))
+        seen = [f for f in track.frames if f.visible and span.holds_time(f.time)]
+        if not seen:
+            raise PipelineError(
+                f"region {track.name!r} is never visible between {span.start:.3f} s and {span.end:.3f} s: "
+                f"check its prompt, or widen the range"
+            )
+        spans[track.name] = (seen[0].time, seen[-1].time)
+        plans[track.name, None] = [f.index for f in spread(seen, frames)]
+        for number, (a, b) in enumerate(bounds):
+            inside = [f.index for f in seen if a <= f.time < b]
+            plans[track.name, number] = spread(inside, frames_per_window) if inside else []
+    return _DescriptionPlan(frames=plans, visible_spans=spans, untracked=frozenset(untracked))
+
+
+def _timelines(
+    track_list: Sequence[Track],
+    bounds: Sequence[tuple[float, float]],
+    plan: _DescriptionPlan,
+    texts: Mapping[tuple[str, int | None], str],
+    decoded: Mapping[int, Frame],
+) -> list[RegionTimeline]:
+    """Each region's overall description and its windows, with the frames and times each was made from."""
+
+    def times_of(idx: Sequence[int]) -> tuple[float, ...]:
+        return tuple(decoded[i].time for i in idx)
+
+    timelines = []
+    for track in track_list:
+        windows = []
+        for number, (a, b) in enumerate(bounds):
+            idx = plan.frames[track.name, number]
+            windows.append(
+                TimelineWindow(
+                    start=a,
+                    end=b,
+                    visible=None if (track.name, number) in plan.untracked else bool(idx),
+                    description=texts.get((track.name, number)),
+                    frames=tuple(idx),
+                    times=times_of(idx),
+                )
+            )
+        overall = plan.frames[track.name, None]
+        timelines.append(
+            RegionTimeline(
+                name=track.name,
+                description=texts[track.name, None],
+                windows=tuple(windows),
+                visible_span=plan.visible_spans[track.name],
+                frames=tuple(overall),
+                times=times_of(overall),
+            )
+        )
+    return timelines
+
+
+def _frames_seen(tracks: Sequence[Track], span: Span) -> list[int]:
+    """The frames in the range where any of the tracks is visible; a track never visible there is refused."""
+    seen: set[int] = set()
+    for track in tracks:
+        visible = {f.index for f in track.frames if f.visible and span.holds_time(f.time)}
+        if not visible:
+            raise PipelineError(
+                f"region {track.name!r} is never visible between {span.start:.3f} s and {span.end:.3f} s: "
+                f"ask about another time range or check its prompt"
+            )
+        seen |= visible
+    return sorted(seen)
 
 
 def _decode(reader: VideoReader, indices: Sequence[int]) -> tuple[dict[int, Frame], float]:
@@ -671,15 +835,13 @@ def _visible_mask(track: Track, index: int) -> np.ndarray | None:
     return entry.mask() if entry.visible else None
 
 
-def _with_grounding(
-    settings: dict[str, Any], search: TextSearch | None, found: Sequence[FoundRegion]
-) -> dict[str, Any]:
+def _with_grounding(settings: dict[str, Any], search: TextSearch, found: Sequence[FoundRegion]) -> dict[str, Any]:
     """The settings, with how the text regions were found (detector, revision, frame, score, box) when there were any."""
     if not found:
         return settings
     grounding = {
         "detector": found[0].detector.to_dict(),
-        **(search or TextSearch()).to_dict(),
+        **search.to_dict(),
         "found": [f.to_dict() for f in found],
     }
     return {**settings, "grounding": grounding}

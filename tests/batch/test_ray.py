@@ -26,10 +26,9 @@ from garvideo.batch.manifest import read_manifest
 from garvideo.batch.ray_runner import PipelineSpec, RayOptions, run_batch_on_ray, worker_resources
 from garvideo.batch.runner import BatchOptions
 from garvideo.outputs.document import validate_result_document
-from garvideo.pipeline import GenerationSettings
 from garvideo.testing.selftest import prepare_selftest
 
-TINY = BatchOptions(frames=2, frames_per_window=1, settings=GenerationSettings(max_new_tokens=3), srt=True)
+TINY = BatchOptions(frames=2, frames_per_window=1, max_new_tokens=3, srt=True)
 
 
 def _descendants(root: int) -> dict[int, str]:

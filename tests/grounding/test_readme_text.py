@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import garvideo.model.api as gar_api
+from garvideo.pipeline import Pipeline
 from garvideo.testing.gar import build_tiny_gar_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -18,8 +18,8 @@ def test_readme_text_region_example_runs(grounding_models, tmp_path, monkeypatch
     assert "Pipeline.from_pretrained()" in code and "--text" in readme.split("## The command line", 1)[1]
     models = f"{str(gar)!r}, {str(grounding_models / 'sam2')!r}, detector={str(grounding_models / 'gdino')!r}"
     code = code.replace("Pipeline.from_pretrained()", f"Pipeline.from_pretrained({models}, progress=False)")
-    defaults = gar_api.GenerationSettings.__init__.__defaults__
-    monkeypatch.setattr(gar_api.GenerationSettings.__init__, "__defaults__", (3, *defaults[1:]))
+    for method in (Pipeline.describe, Pipeline.ask):
+        monkeypatch.setitem(method.__kwdefaults__, "max_new_tokens", 3)
     monkeypatch.chdir(ROOT)
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)

@@ -16,12 +16,12 @@ from garvideo.video import open_video
 
 from .conftest import box_prompt_values, first_visible
 
-SHORT = GenerationSettings(max_new_tokens=4)
+SHORT = 4  # tokens: enough to exercise generation, quick on a CPU
 
 
 def test_describe_windows_cover_the_range_and_mark_absence(pipeline, leaving_clip, truth):
     result = pipeline.describe(
-        leaving_clip.path, tracks=truth, window=0.5, frames=4, frames_per_window=2, settings=SHORT
+        leaving_clip.path, tracks=truth, window=0.5, frames=4, frames_per_window=2, max_new_tokens=SHORT
     )
     duration = open_video(leaving_clip.path).duration
     obj = leaving_clip.objects[0]
@@ -58,7 +58,7 @@ def test_describe_windows_cover_the_range_and_mark_absence(pipeline, leaving_cli
 def test_same_inputs_give_the_same_result_twice(pipeline, leaving_clip, truth):
     def run():
         return pipeline.describe(
-            leaving_clip.path, tracks=truth[:1], window=1.0, frames=3, frames_per_window=2, settings=SHORT
+            leaving_clip.path, tracks=truth[:1], window=1.0, frames=3, frames_per_window=2, max_new_tokens=SHORT
         )
 
     first, second = run(), run()
@@ -72,7 +72,14 @@ def test_describe_tracks_a_prompt_both_ways(pipeline, leaving_clip):
     obj = leaving_clip.objects[1]  # the square stays in view
     prompt = RegionPrompt.from_box("square", box_prompt_values(obj.boxes[10]), 10)
     result = pipeline.describe(
-        leaving_clip.path, [prompt], start=0.25, end=1.5, window=0.5, frames=2, frames_per_window=1, settings=SHORT
+        leaving_clip.path,
+        [prompt],
+        start=0.25,
+        end=1.5,
+        window=0.5,
+        frames=2,
+        frames_per_window=1,
+        max_new_tokens=SHORT,
     )
     (track,) = result.tracks
     assert track.name == "square"
@@ -86,7 +93,7 @@ def test_describe_tracks_a_prompt_both_ways(pipeline, leaving_clip):
 
 
 def test_track_only_pipeline(models_dir, leaving_clip):
-    tracker_only = Pipeline.from_pretrained(gar=None, sam2=models_dir / "sam2", progress=False)
+    tracker_only = Pipeline.from_pretrained(model=None, sam2=models_dir / "sam2", progress=False)
     result = tracker_only.track(
         leaving_clip.path, [RegionPrompt.from_box("a", (10, 10, 40, 40), "0.5s")], start=0.0, end=1.0, stride=2
     )
@@ -99,14 +106,22 @@ def test_track_only_pipeline(models_dir, leaving_clip):
 
 def test_ask_two_named_regions(pipeline, leaving_clip, truth):
     answer = pipeline.ask(
-        leaving_clip.path, question="What is <object> doing next to <square>?", tracks=truth, frames=4, settings=SHORT
+        leaving_clip.path,
+        question="What is <object> doing next to <square>?",
+        tracks=truth,
+        frames=4,
+        max_new_tokens=SHORT,
     )
     assert answer.regions == ("object", "square")
     assert answer.letter is None and answer.options is None
     assert isinstance(answer.text, str)
     assert len(answer.provenance.frames) == 4
     again = pipeline.ask(
-        leaving_clip.path, question="What is <object> doing next to <square>?", tracks=truth, frames=4, settings=SHORT
+        leaving_clip.path,
+        question="What is <object> doing next to <square>?",
+        tracks=truth,
+        frames=4,
+        max_new_tokens=SHORT,
     )
     assert again.text == answer.text
 
@@ -118,7 +133,7 @@ def test_regions_named_in_the_options_are_used_too(pipeline, leaving_clip, truth
         options=["<square>", "nothing"],
         tracks=truth,
         frames=2,
-        settings=SHORT,
+        max_new_tokens=SHORT,
     )
     assert answer.regions == ("object", "square")
     with pytest.raises(InvalidInputError, match="<dog>"):
@@ -131,8 +146,9 @@ def test_ask_only_uses_the_named_regions_and_the_time_range(pipeline, leaving_cl
         question="Where does <square> go?",
         tracks=truth,
         frames=3,
-        time_range=(1.0, 1.9),
-        settings=SHORT,
+        start=1.0,
+        end=1.9,
+        max_new_tokens=SHORT,
     )
     assert answer.regions == ("square",)
     assert answer.time_range == (1.0, 1.9)
@@ -171,7 +187,7 @@ def test_multiple_choice_answer_is_parsed_to_a_letter(pipeline, leaving_clip, tr
         options=["red", "yellow and blue", "green"],
         tracks=truth,
         frames=2,
-        settings=GenerationSettings(max_new_tokens=1),
+        max_new_tokens=1,
     )
     assert answer.text in ("B", "C")
     assert answer.letter == answer.text
@@ -194,7 +210,7 @@ def test_user_mistakes_are_clear_errors(pipeline, leaving_clip, truth):
     with pytest.raises(PipelineError, match="'object' is never visible"):
         pipeline.describe(path, tracks=truth[:1], start=1.2, end=1.9)
     with pytest.raises(PipelineError, match="never visible"):
-        pipeline.ask(path, question="Where is <object>?", tracks=truth, time_range=(1.2, 1.9))
+        pipeline.ask(path, question="Where is <object>?", tracks=truth, start=1.2, end=1.9)
     with pytest.raises(InvalidInputError, match="either regions"):
         pipeline.describe(path)
     with pytest.raises(InvalidInputError, match="outside the 160x120 frame"):
@@ -215,7 +231,7 @@ def test_more_than_five_regions_are_refused_not_dropped(pipeline, leaving_clip, 
         window=2.0,
         frames=1,
         frames_per_window=1,
-        settings=GenerationSettings(max_new_tokens=1),
+        max_new_tokens=1,
     )
     assert [r.name for r in result.regions] == [f"r{k}" for k in range(6)]
 
@@ -243,9 +259,8 @@ def test_descriptions_and_subtitles_carry_no_special_tokens(pipeline, leaving_cl
         return results
 
     monkeypatch.setattr(gar, "generate", spy)
-    settings = GenerationSettings(max_new_tokens=40)
     result = pipeline.describe(
-        leaving_clip.path, tracks=truth, window=0.5, frames=3, frames_per_window=2, settings=settings
+        leaving_clip.path, tracks=truth, window=0.5, frames=3, frames_per_window=2, max_new_tokens=40
     )
     emitted = {special[t] for t in generated if t in special and t != gar.processor.eos_token_id}
     assert emitted, "the tiny model emitted no special token: pick another seed or more tokens so this test bites"
@@ -295,16 +310,48 @@ def test_each_stage_runs_on_its_own_torch_threads(models_dir, leaving_clip, trut
             frames=2,
             frames_per_window=1,
             window=1.0,
-            settings=GenerationSettings(max_new_tokens=2),
+            max_new_tokens=2,
         )
         pipe.ask(
             leaving_clip.path,
             question="What is <object>?",
             tracks=truth[:1],
             frames=2,
-            settings=GenerationSettings(max_new_tokens=2),
+            max_new_tokens=2,
         )
         assert seen == expected
         assert torch.get_num_threads() == before  # restored after each stage
     with pytest.raises(InvalidInputError, match="threads must be"):
         Pipeline(None, None, threads=0)
+
+
+def test_the_answer_length_has_one_name(pipeline, leaving_clip, truth):
+    """``max_new_tokens`` is the length; ``generation`` carries the rest and may not say another length."""
+    with pytest.raises(InvalidInputError, match="give the length once, as max_new_tokens=7"):
+        pipeline.describe(leaving_clip.path, tracks=truth, generation=GenerationSettings(max_new_tokens=7))
+    with pytest.raises(InvalidInputError, match="give the length once"):
+        pipeline.ask(
+            leaving_clip.path, "What is <object>?", tracks=truth, generation=GenerationSettings(max_new_tokens=7)
+        )
+    answer = pipeline.ask(
+        leaving_clip.path,
+        "What is <object>?",
+        tracks=truth,
+        frames=1,
+        max_new_tokens=2,
+        generation=GenerationSettings(do_sample=True, seed=5),
+    )
+    used = answer.provenance.settings["generation"]
+    assert (used["max_new_tokens"], used["do_sample"], used["seed"]) == (2, True, 5)
+    assert len(answer.provenance.frames) == 1
+
+
+def test_progress_is_chosen_per_call(models_dir, leaving_clip, capsys):
+    region = RegionPrompt.from_box("object", box_prompt_values(leaving_clip.objects[0].boxes[0]), 0)
+    loud = Pipeline.from_pretrained(model=None, sam2=models_dir / "sam2", progress=True)
+    capsys.readouterr()
+    loud.track(leaving_clip.path, [region], end=0.5, progress=False)
+    assert "%|" not in capsys.readouterr().err
+    loud.track(leaving_clip.path, [region], end=0.5)  # the pipeline's default, unchanged by the quiet call
+    assert "%|" in capsys.readouterr().err
+    assert loud.progress is True
