@@ -251,14 +251,14 @@ def test_descriptions_and_subtitles_carry_no_special_tokens(pipeline, leaving_cl
     tokenizer = gar.processor.tokenizer
     special = {int(i): t.content for i, t in tokenizer.added_tokens_decoder.items() if t.special}
     generated = []
-    real_generate = gar.generate
+    real_generate = gar._generate  # every path to the model (generate, answer) goes through it
 
     def spy(*args, **kwargs):
         results = real_generate(*args, **kwargs)
         generated.extend(t for r in results for t in r.token_ids)
         return results
 
-    monkeypatch.setattr(gar, "generate", spy)
+    monkeypatch.setattr(gar, "_generate", spy)
     result = pipeline.describe(
         leaving_clip.path, tracks=truth, window=0.5, frames=3, frames_per_window=2, max_new_tokens=40
     )

@@ -88,7 +88,7 @@ def test_the_reader_samples_the_windows_and_frames_describe_uses(pipeline, leavi
         end=end,
         frames=5,
         frames_per_window=3,
-        settings=SHORT,
+        max_new_tokens=SHORT,
     )
     described = result.region("all")
     assert [(w.start, w.end, w.frames) for w in described.windows] == [
