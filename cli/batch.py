@@ -11,9 +11,11 @@ from .common import (
     THREADS_KEY,
     PositiveSeconds,
     check_outputs,
+    generation_options,
     load_pipeline,
     model_options,
     quiet_option,
+    range_options,
     reports_warnings,
     text_options,
     text_search,
@@ -113,25 +115,21 @@ def ray_settings(address, workers, cpus_per_worker, gpus_per_worker, shard):
     metavar="DIR",
     help="Folder for the result files, failures.jsonl and summary.json.",
 )
-@click.option(
-    "--frames",
-    default=8,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Frames shown to GAR for an overall description or an answer.",
-)
-@click.option("--frames-per-window", default=4, show_default=True, type=click.IntRange(min=1))
+@range_options(scope=" in every video")
 @click.option(
     "--window",
     type=PositiveSeconds(),
     metavar="SECONDS",
-    help="Timeline window length (default: adaptive).",
+    help="Timeline window length (default: adaptive, at most 8 windows).",
 )
-@click.option("--start", metavar="TIME", help="Only look from this time on, in every video.")
-@click.option("--end", metavar="TIME", help="Only look until this time, in every video.")
-@click.option("--stride", default=1, show_default=True, type=click.IntRange(min=1), help="Track every N-th frame.")
-@click.option("--tiling", type=click.Choice(["vanilla", "thumb+tile"]), default="vanilla", show_default=True)
-@click.option("--max-new-tokens", default=512, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--frames-per-window",
+    default=4,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Frames shown to GAR for each window.",
+)
+@generation_options
 @click.option(
     "--describe",
     "describe_mode",
