@@ -11,6 +11,7 @@ from .common import (
     THREADS_KEY,
     PositiveSeconds,
     check_outputs,
+    check_sam2_name,
     generation_options,
     load_pipeline,
     model_options,
@@ -191,9 +192,11 @@ def batch_command(
     from garvideo.model import GenerationSettings
     from garvideo.timecode import parse_seconds
 
-    # Usage errors (a missing or empty manifest, an unwritable output folder) come before loading models.
+    # Usage errors (a missing or empty manifest, an unwritable output folder, an unknown SAM2 alias) come before
+    # loading models or starting Ray (run_batch_on_ray checks the model names' form before it starts Ray).
     read_manifest(regions_file)
     check_outputs(results_folder=str(Path(out_dir) / "summary.json"))
+    check_sam2_name(sam2_model)
     ray = ray_settings(ray_address, workers, cpus_per_worker, gpus_per_worker, shard)
     part = parse_shard(shard) if shard else (None if ray else shard_from_environment()) or (0, 1)
     options = BatchOptions(
