@@ -189,3 +189,32 @@ def test_batch_on_ray_refuses_a_model_that_cannot_load_before_starting_ray(
     models = ["--model", str(material.gar), "--sam2", str(material.sam2)]
     line = one_error_line(CliRunner().invoke(app, [*command, *models, *args, "--ray", "-q"]))
     assert needle in line
+
+
+QUESTION_MISTAKES = [
+    (
+        ["What is <cat> doing?", "--box", "dog={box}"],
+        "the question names <cat>, which is not among the given regions (dog)",
+    ),
+    (
+        ["Is <dog> near <cat>?", "--box", "dog={box}", "--option", "<cow>", "--option", "no"],
+        "names <cat>, <cow>, which",
+    ),
+    (
+        ["Is <car#3> red?", "--text", "car=a red car", "--max-instances", "2"],
+        "<car#3>, which is not among the given regions (car, car#2)",
+    ),
+]
+
+
+@pytest.mark.parametrize("args, needle", QUESTION_MISTAKES, ids=["box", "options", "text instances"])
+def test_ask_refuses_a_question_naming_an_unknown_region_before_loading(args, needle, material, monkeypatch):
+    from garvideo.pipeline import Pipeline
+
+    def no_loading(*_args, **_kwargs):
+        raise AssertionError("the models were loaded")
+
+    monkeypatch.setattr(Pipeline, "from_pretrained", no_loading)
+    filled = [a.format(box=material.box.split("=", 1)[1]) for a in args]
+    line = one_error_line(CliRunner().invoke(app, ["ask", str(material.clip), *filled, "-q"]))
+    assert needle in line
