@@ -142,3 +142,24 @@ def test_selftest_passes_offline(run):
     result = run("selftest")
     assert result.exit_code == 0, result.output
     assert "all 6 checks passed" in result.stdout and "ok   text region" in result.stdout
+
+
+def test_a_line_whose_question_names_an_unknown_region_fails_before_any_work(
+    run, models, material, tmp_path, monkeypatch
+):
+    from garvideo.pipeline import Pipeline
+
+    def no_work(*_args, **_kwargs):
+        raise AssertionError("the line was worked on")
+
+    monkeypatch.setattr(Pipeline, "describe", no_work)
+    monkeypatch.setattr(Pipeline, "ask", no_work)
+    box = [int(v) for v in material.box.split("=")[1].split("@")[0].split(",")]
+    line = {"video": "clips/moving.mp4", "regions": [{"name": "dog", "box": box, "frame": 3}], "question": "<cat>?"}
+    manifest = tmp_path / "r.jsonl"
+    manifest.write_text(json.dumps(line) + "\n")
+    out = tmp_path / "out"
+    result = run("batch", material.folder, "--regions", manifest, "--out", out, "--describe", "always", *models)
+    assert result.exit_code == 1
+    (failure,) = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
+    assert failure["reason"] == "line 1: the question names <cat>, which is not among the given regions (dog)"
