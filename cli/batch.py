@@ -11,9 +11,12 @@ from .common import (
     THREADS_KEY,
     PositiveSeconds,
     check_outputs,
+    check_sam2_name,
+    generation_options,
     load_pipeline,
     model_options,
     quiet_option,
+    range_options,
     reports_warnings,
     text_options,
 )
@@ -112,25 +115,21 @@ def ray_settings(address, workers, cpus_per_worker, gpus_per_worker, shard):
     metavar="DIR",
     help="Folder for the result files, failures.jsonl and summary.json.",
 )
-@click.option(
-    "--frames",
-    default=8,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Frames shown to GAR for an overall description or an answer.",
-)
-@click.option("--frames-per-window", default=4, show_default=True, type=click.IntRange(min=1))
+@range_options(scope=" in every video")
 @click.option(
     "--window",
     type=PositiveSeconds(),
     metavar="SECONDS",
-    help="Timeline window length (default: adaptive).",
+    help="Timeline window length (default: adaptive, at most 8 windows).",
 )
-@click.option("--start", metavar="TIME", help="Only look from this time on, in every video.")
-@click.option("--end", metavar="TIME", help="Only look until this time, in every video.")
-@click.option("--stride", default=1, show_default=True, type=click.IntRange(min=1), help="Track every N-th frame.")
-@click.option("--tiling", type=click.Choice(["vanilla", "thumb+tile"]), default="vanilla", show_default=True)
-@click.option("--max-new-tokens", default=512, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--frames-per-window",
+    default=4,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Frames shown to GAR for each window.",
+)
+@generation_options
 @click.option(
     "--describe",
     "describe_mode",
@@ -191,9 +190,11 @@ def batch_command(
     from garvideo.batch import BatchOptions, parse_shard, read_manifest, run_batch, shard_from_environment
     from garvideo.timecode import parse_seconds
 
-    # Usage errors (a missing or empty manifest, an unwritable output folder) come before loading models.
+    # Usage errors (a missing or empty manifest, an unwritable output folder, an unknown SAM2 alias) come before
+    # loading models or starting Ray (run_batch_on_ray checks the model names' form before it starts Ray).
     read_manifest(regions_file)
     check_outputs(results_folder=str(Path(out_dir) / "summary.json"))
+    check_sam2_name(sam2_model)
     ray = ray_settings(ray_address, workers, cpus_per_worker, gpus_per_worker, shard)
     part = parse_shard(shard) if shard else (None if ray else shard_from_environment()) or (0, 1)
     options = BatchOptions(

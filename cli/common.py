@@ -231,11 +231,15 @@ def report_found(found, prompts=(), max_instances: int = 1) -> None:
                 )
 
 
-def range_options(func: Callable) -> Callable:
+def range_options(func: Callable | None = None, *, scope: str = "") -> Callable:
+    """--start, --end and --stride. ``scope`` ends the --start/--end help where a command reads several videos
+    (batch: " in every video"); used bare (``@range_options``) or with it (``@range_options(scope=...)``)."""
+    if func is None:
+        return functools.partial(range_options, scope=scope)
     for decorator in reversed(
         [
-            click.option("--start", metavar="TIME", help="Only look from this time on (4.5, 4.5s or 1:02.5)."),
-            click.option("--end", metavar="TIME", help="Only look until this time."),
+            click.option("--start", metavar="TIME", help=f"Only look from this time on{scope} (4.5, 4.5s or 1:02.5)."),
+            click.option("--end", metavar="TIME", help=f"Only look until this time{scope}."),
             click.option(
                 "--stride",
                 default=1,
@@ -271,7 +275,7 @@ def generation_options(func: Callable) -> Callable:
                 default=512,
                 show_default=True,
                 type=click.IntRange(min=1),
-                help="Longest answer, in tokens.",
+                help="Longest description or answer, in tokens.",
             ),
         ]
     ):

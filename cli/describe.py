@@ -70,6 +70,23 @@ def _save_tracks(outputs, path, tracks, video_info):
         outputs.write(path, lambda target: save_tracks(target, tracks, {"video": video_info.to_dict()}), "tracks")
 
 
+def _check_question(question, options, prompts, tracks, max_instances):
+    """The regions the question and its options name must be given (checked again by the pipeline, but only
+    after the models load); a --text region may become NAME, NAME#2, ... NAME#K (--max-instances K)."""
+    from garvideo.names import resolve_references
+    from garvideo.pipeline.grounding import instance_names
+
+    if tracks is not None:
+        names = [track.name for track in tracks]
+    else:
+        names = []
+        for prompt in prompts:
+            for name in instance_names(prompt.name, max_instances) if prompt.kind == "text" else [prompt.name]:
+                if name not in names:
+                    names.append(name)
+    resolve_references(" ".join([question, *options]), names)
+
+
 def _check_window(video, window, stride):
     """A window shorter than a (tracked) frame interval is refused before the models load (the pipeline checks again)."""
     from garvideo.video import check_window_length, video_info
@@ -285,6 +302,7 @@ def ask_command(
     text_search(box_threshold, text_threshold, max_instances, search_every)  # checked before the models load
     if len(options) == 1:
         raise click.UsageError("a multiple-choice question needs at least two --option choices")
+    _check_question(question, options, prompts, tracks, search.max_instances)
     check_outputs(result=out, tracks=save_tracks)
     from garvideo.outputs.document import result_document
 

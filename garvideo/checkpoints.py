@@ -38,6 +38,27 @@ def _looks_like_path(text: str) -> bool:
     )
 
 
+def check_checkpoint_name(path_or_id: str | os.PathLike) -> None:
+    """Refuse, without asking the hub, what cannot name a checkpoint: a file, a folder that does not exist, or
+    text that is neither a folder nor a hub id in form (``owner/name``). A well-formed id may still be missing
+    from the hub or the cache: only :func:`resolve_checkpoint` finds that out."""
+    text = os.fspath(path_or_id)
+    local = Path(text).expanduser()
+    if local.exists():
+        if not local.is_dir():
+            raise ModelNotFoundError(f"{text!r} is a file: pass the checkpoint's folder (with config.json in it)")
+        return
+    if isinstance(path_or_id, os.PathLike) or _looks_like_path(text):
+        raise ModelNotFoundError(f"model folder {text!r} does not exist")
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(text)
+    except HFValidationError as exc:
+        raise ModelNotFoundError(f"{text!r} is neither an existing folder nor a valid hub model id") from exc
+
+
 def resolve_checkpoint(
     path_or_id: str | os.PathLike, revision: str | None = None, local_files_only: bool | None = None
 ) -> ResolvedCheckpoint:
@@ -49,22 +70,18 @@ def resolve_checkpoint(
     Whatever cannot be found becomes a :class:`ModelNotFoundError` that names
     the model and says how to pass a local folder instead.
     """
+    check_checkpoint_name(path_or_id)
     text = os.fspath(path_or_id)
     local = Path(text).expanduser()
     if local.exists():
-        if not local.is_dir():
-            raise ModelNotFoundError(f"{text!r} is a file: pass the checkpoint's folder (with config.json in it)")
         if revision is not None:
             raise InvalidInputError(f"revision={revision!r} applies to hub ids, not to the local folder {text!r}")
         folder = local.resolve()
         return ResolvedCheckpoint(folder=folder, model_id=str(folder), revision=None)
-    if isinstance(path_or_id, os.PathLike) or _looks_like_path(text):
-        raise ModelNotFoundError(f"model folder {text!r} does not exist")
 
     from huggingface_hub import constants, snapshot_download
     from huggingface_hub.errors import (
         GatedRepoError,
-        HFValidationError,
         LocalEntryNotFoundError,
         RepositoryNotFoundError,
         RevisionNotFoundError,
@@ -80,8 +97,6 @@ def resolve_checkpoint(
         folder = snapshot_download(
             repo_id=text, revision=revision, local_files_only=offline, allow_patterns=_ALLOW_PATTERNS
         )
-    except HFValidationError as exc:
-        raise ModelNotFoundError(f"{text!r} is neither an existing folder nor a valid hub model id") from exc
     except LocalEntryNotFoundError as exc:
         raise ModelNotFoundError(
             f"model {text!r}{at} is not in the local Hugging Face cache and cannot be downloaded"

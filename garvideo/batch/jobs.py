@@ -260,27 +260,21 @@ class BatchJob(Generic[ItemT]):
         )
         tally = {"done": 0, "skipped": 0, "elsewhere": 0, "failed": 0}
         bar = tqdm(total=len(mine), desc="batch", unit="item", disable=not self.progress)
-        # Items another run is computing are left for later; then their results are picked up, or the
-        # items themselves once their run is gone (its lock stale).
-        waiting: list[ItemT] = []
-        for item in mine:
-            status = self._attempt(state, item, bar)
-            if status == "busy":
-                waiting.append(item)
-            else:
-                tally[status] += 1
-                bar.update()
-        while waiting:
-            time.sleep(self.poll_s)
-            still = []
-            for item in waiting:
+        # Items another run is computing are left for the next pass, a poll later; then their results are
+        # picked up, or the items themselves once their run is gone (its lock stale).
+        pending: list[ItemT] = list(mine)
+        while pending:
+            busy = []
+            for item in pending:
                 status = self._attempt(state, item, bar)
                 if status == "busy":
-                    still.append(item)
+                    busy.append(item)
                 else:
                     tally[status] += 1
                     bar.update()
-            waiting = still
+            pending = busy
+            if pending:
+                time.sleep(self.poll_s)
         bar.close()
         return finish_job(
             out_dir,

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInputError
+from ..names import resolve_references
 from ..timecode import When
 from ..tracking import RegionPrompt, load_mask_image
 
@@ -83,7 +84,21 @@ class BatchRequest:
             if not isinstance(options, list) or len(options) < 2 or not all(isinstance(o, str) for o in options):
                 raise InvalidInputError(f"{where}'options' must be a list of at least two strings")
             options = tuple(options)
+        if question is not None:
+            _check_references(question, options or (), regions, where)
         return cls(line=line, video=video, regions=regions, question=question, options=options)
+
+
+def _check_references(question: str, options: tuple[str, ...], regions: tuple[RegionPrompt, ...], where: str) -> None:
+    """A question naming a region the line does not give fails the line here, before any work on it (with
+    ``--describe always`` the line would be described first). A line with text regions is left to the pipeline,
+    which knows their names (``car``, ``car#2``, ...) once they are found."""
+    if any(region.kind == "text" for region in regions):
+        return
+    try:
+        resolve_references(" ".join([question, *options]), list(dict.fromkeys(region.name for region in regions)))
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"{where}{exc}") from exc
 
 
 def _resolve(text: str, folder: Path, manifest_dir: Path, where: str, what: str) -> Path:

@@ -67,6 +67,16 @@ class PipelineSpec:
     compile: bool | None = None  # GAR's compiled decoding (None: on for CUDA)
     threads: int | None = None  # torch CPU threads (None: chosen per stage)
 
+    def check(self) -> None:
+        """Refuse a model named by a missing folder or a malformed id here, before Ray starts and every
+        worker finds out for itself (the detector is left to the lines that need it, as without Ray)."""
+        from ..checkpoints import check_checkpoint_name
+        from ..tracking import SAM2_ALIASES  # torch-free
+
+        for name in (self.gar, SAM2_ALIASES.get(self.sam2, self.sam2) if self.sam2 else None):
+            if name:
+                check_checkpoint_name(name)
+
     def load(self):
         from ..pipeline import Pipeline
 
@@ -216,6 +226,7 @@ def run_batch_on_ray(
     ``"failed"`` or ``"retried"`` (its worker died; the line went back to the queue).
     """
     start = time.monotonic()
+    models.check()
     options = options or BatchOptions()
     folder, regions_file, out_dir = Path(folder), Path(regions_file), Path(out_dir)
     lines = read_manifest(regions_file)

@@ -21,6 +21,10 @@
                    "choice" | null, "time_range" | null, "frames", "times"}],
       "provenance": {"garvideo", "gar": {"model", "revision", "device", "dtype"} | null,
                      "sam2": {...} | null, "settings": {"describe": {...}, "ask": {...}},
+                     # a run with text regions: settings[run]["grounding"] =
+                     #   {"detector": {"model", "revision", "device", "dtype"}, "box_threshold", "text_threshold",
+                     #    "max_instances", "every", "found": [{"name", "text", "frame", "time", "box", "score",
+                     #    "label", "frames_searched", "box_option"}]}
                      "timings": {"decode", "track", "encode", "generate", "total"}}
     }
 

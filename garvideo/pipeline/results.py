@@ -72,6 +72,8 @@ class FoundRegion:
     (rounded to 0.01 px, and tracked exactly so: ``--box`` with
     :attr:`box_option` reproduces the track); ``searched`` lists the frames
     the detector looked at, in order, the last one being ``frame``.
+    :meth:`to_dict` leaves ``detector`` out: one run has one detector, which its
+    provenance records once (``settings["grounding"]["detector"]``).
     """
 
     name: str  # the region's name; further instances are name#2, name#3, ...
@@ -106,8 +108,6 @@ class FoundRegion:
             "score": round(self.score, 4),
             "label": self.label,
             "frames_searched": list(self.searched),
-            "detector": self.detector.model_id,
-            "revision": self.detector.revision,
             "box_option": self.box_option,
         }
 

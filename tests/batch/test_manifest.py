@@ -70,6 +70,23 @@ def test_lines_parse_with_paths_relative_to_the_folder_or_the_manifest(tmp_path)
             "need a 'question'",
         ),
         ({"video": "a.mp4", "regions": [{"mask": "nope.png", "frame": 0}]}, "mask 'nope.png' not found"),
+        (
+            {
+                "video": "a.mp4",
+                "regions": [{"name": "dog", "box": [1, 2, 3, 4], "frame": 0}],
+                "question": "Is <cat> ok?",
+            },
+            r"line 1: the question names <cat>, which is not among the given regions \(dog\)",
+        ),
+        (
+            {
+                "video": "a.mp4",
+                "regions": [{"name": "dog", "box": [1, 2, 3, 4], "frame": 0}],
+                "question": "Which is <dog>?",
+                "options": ["<dog>", "<cow>"],
+            },
+            "the question names <cow>",
+        ),
     ],
 )
 def test_a_bad_line_fails_alone_with_a_clear_reason(tmp_path, line, message):
@@ -88,3 +105,11 @@ def test_whole_file_problems(tmp_path):
     same = {"video": "a.mp4", "regions": [{"box": [1, 2, 3, 4], "frame": 0}]}
     with pytest.raises(InvalidInputError, match="line 2 repeats line 1"):
         read_manifest(_write(tmp_path / "twice.jsonl", [same, same]))
+
+
+def test_a_question_about_text_regions_is_checked_once_they_are_found(tmp_path):
+    # car#2 is the second match of the phrase, a name the line cannot know before the detector runs
+    (tmp_path / "a.mp4").write_bytes(b"")
+    line = {"video": "a.mp4", "regions": [{"name": "car", "text": "a red car"}], "question": "Is <car#2> red?"}
+    (item,) = read_manifest(_write(tmp_path / "r.jsonl", [line]))
+    assert item.parse(tmp_path, tmp_path).question == "Is <car#2> red?"

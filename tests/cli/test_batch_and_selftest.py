@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+
+import click
+from click.testing import CliRunner
+from garvideo_cli.batch import batch_command
+from garvideo_cli.describe import describe_command
+from garvideo_cli.main import app
 
 from garvideo.outputs.document import validate_result_document
 
@@ -15,6 +22,25 @@ from garvideo.outputs.document import validate_result_document
 def _results(folder):
     """Finished results: not the summary, not an atomic write's temporary file (".name.tmp.json")."""
     return sorted(p.name for p in folder.glob("*.json") if p.name != "summary.json" and not p.name.startswith("."))
+
+
+def test_every_batch_option_has_help_and_the_defaults_of_describe():
+    shown = CliRunner().invoke(app, ["batch", "--help"], terminal_width=200)
+    assert shown.exit_code == 0, shown.output
+    context = click.Context(batch_command, info_name="batch")
+    for option in batch_command.params:
+        if not isinstance(option, click.Option):
+            continue
+        names, text = option.get_help_record(context)
+        assert re.sub(r"\[(default|required)[^]]*\]", "", text).strip(), f"{names} has no help"
+        assert all(name in shown.stdout for name in option.opts), f"{names} is not in batch --help"
+    describe = {p.name: p for p in describe_command.params}
+    shared = [p for p in batch_command.params if p.name in describe]
+    assert {"frames", "frames_per_window", "start", "end", "stride", "tiling", "max_new_tokens"} <= {
+        p.name for p in shared
+    }
+    for option in shared:
+        assert option.default == describe[option.name].default, option.name
 
 
 def test_batch_over_three_clips_one_corrupt(run, models, material, tmp_path):
@@ -116,3 +142,24 @@ def test_selftest_passes_offline(run):
     result = run("selftest")
     assert result.exit_code == 0, result.output
     assert "all 6 checks passed" in result.stdout and "ok   text region" in result.stdout
+
+
+def test_a_line_whose_question_names_an_unknown_region_fails_before_any_work(
+    run, models, material, tmp_path, monkeypatch
+):
+    from garvideo.pipeline import Pipeline
+
+    def no_work(*_args, **_kwargs):
+        raise AssertionError("the line was worked on")
+
+    monkeypatch.setattr(Pipeline, "describe", no_work)
+    monkeypatch.setattr(Pipeline, "ask", no_work)
+    box = [int(v) for v in material.box.split("=")[1].split("@")[0].split(",")]
+    line = {"video": "clips/moving.mp4", "regions": [{"name": "dog", "box": box, "frame": 3}], "question": "<cat>?"}
+    manifest = tmp_path / "r.jsonl"
+    manifest.write_text(json.dumps(line) + "\n")
+    out = tmp_path / "out"
+    result = run("batch", material.folder, "--regions", manifest, "--out", out, "--describe", "always", *models)
+    assert result.exit_code == 1
+    (failure,) = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
+    assert failure["reason"] == "line 1: the question names <cat>, which is not among the given regions (dog)"

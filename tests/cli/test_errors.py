@@ -164,3 +164,57 @@ def test_a_box_inside_the_frame_gives_no_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         RegionPrompt.from_box("a", (0, 0, 160, 120), 0).fit_to_frame(160, 120)
+
+
+RAY_MODEL_MISTAKES = [
+    (["--model", "/nope"], "model folder '/nope' does not exist"),
+    (["--sam2", "/nope"], "model folder '/nope' does not exist"),
+    (["--model", "not a/hub id"], "'not a/hub id' is neither an existing folder nor a valid hub model id"),
+    (["--sam2", "huge"], "unknown SAM2 alias 'huge'"),
+]
+
+
+@pytest.mark.parametrize("args, needle", RAY_MODEL_MISTAKES, ids=[" ".join(a) for a, _ in RAY_MODEL_MISTAKES])
+def test_batch_on_ray_refuses_a_model_that_cannot_load_before_starting_ray(
+    args, needle, material, tmp_path, monkeypatch
+):
+    pytest.importorskip("ray")
+    import garvideo.batch.ray_runner as ray_runner
+
+    def no_ray(*_args, **_kwargs):
+        raise AssertionError("Ray was started")
+
+    monkeypatch.setattr(ray_runner, "ray_runtime", no_ray)
+    command = ["batch", str(material.folder), "--regions", str(material.manifest), "--out", str(tmp_path / "out")]
+    models = ["--model", str(material.gar), "--sam2", str(material.sam2)]
+    line = one_error_line(CliRunner().invoke(app, [*command, *models, *args, "--ray", "-q"]))
+    assert needle in line
+
+
+QUESTION_MISTAKES = [
+    (
+        ["What is <cat> doing?", "--box", "dog={box}"],
+        "the question names <cat>, which is not among the given regions (dog)",
+    ),
+    (
+        ["Is <dog> near <cat>?", "--box", "dog={box}", "--option", "<cow>", "--option", "no"],
+        "names <cat>, <cow>, which",
+    ),
+    (
+        ["Is <car#3> red?", "--text", "car=a red car", "--max-instances", "2"],
+        "<car#3>, which is not among the given regions (car, car#2)",
+    ),
+]
+
+
+@pytest.mark.parametrize("args, needle", QUESTION_MISTAKES, ids=["box", "options", "text instances"])
+def test_ask_refuses_a_question_naming_an_unknown_region_before_loading(args, needle, material, monkeypatch):
+    from garvideo.pipeline import Pipeline
+
+    def no_loading(*_args, **_kwargs):
+        raise AssertionError("the models were loaded")
+
+    monkeypatch.setattr(Pipeline, "from_pretrained", no_loading)
+    filled = [a.format(box=material.box.split("=", 1)[1]) for a in args]
+    line = one_error_line(CliRunner().invoke(app, ["ask", str(material.clip), *filled, "-q"]))
+    assert needle in line

@@ -69,6 +69,7 @@ def test_describe_and_ask_with_text_regions(material, tmp_path):
     grounding = doc["provenance"]["settings"]["describe"]["grounding"]
     assert [f["name"] for f in grounding["found"]] == ["thing", "thing#2"]
     assert grounding["max_instances"] == 2 and grounding["detector"]["model"] == str(material.detector)
+    assert all(not {"detector", "revision"} & set(found) for found in grounding["found"])  # recorded once, above
 
     answer = tmp_path / "ask.json"
     result = run(
