@@ -194,7 +194,7 @@ def batch_command(
     # loading models or starting Ray (run_batch_on_ray checks the model names' form before it starts Ray).
     read_manifest(regions_file)
     check_outputs(results_folder=str(Path(out_dir) / "summary.json"))
-    check_sam2_name(sam2_model)
+    check_sam2_name(sam2)
     ray = ray_settings(ray_address, workers, cpus_per_worker, gpus_per_worker, shard)
     part = parse_shard(shard) if shard else (None if ray else shard_from_environment()) or (0, 1)
     options = BatchOptions(

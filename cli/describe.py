@@ -302,7 +302,7 @@ def ask_command(
     text_search(box_threshold, text_threshold, max_instances, search_every)  # checked before the models load
     if len(options) == 1:
         raise click.UsageError("a multiple-choice question needs at least two --option choices")
-    _check_question(question, options, prompts, tracks, search.max_instances)
+    _check_question(question, options, prompts, tracks, max_instances)
     check_outputs(result=out, tracks=save_tracks)
     from garvideo.outputs.document import result_document
 

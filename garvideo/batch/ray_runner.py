@@ -73,7 +73,7 @@ class PipelineSpec:
         from ..checkpoints import check_checkpoint_name
         from ..tracking import SAM2_ALIASES  # torch-free
 
-        for name in (self.gar, SAM2_ALIASES.get(self.sam2, self.sam2) if self.sam2 else None):
+        for name in (self.model, SAM2_ALIASES.get(self.sam2, self.sam2) if self.sam2 else None):
             if name:
                 check_checkpoint_name(name)
 
