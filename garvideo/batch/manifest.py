@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInputError
+from ..masks import read_mask_image
 from ..timecode import When
-from ..tracking import RegionPrompt, load_mask_image
+from ..tracking import RegionPrompt
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _REGION_KEYS = {"name", "box", "points", "labels", "mask", "frame", "time", "text"}
@@ -125,7 +126,7 @@ def _region(data: Any, number: int, folder: Path, manifest_dir: Path, where: str
         raise InvalidInputError(f"{where}region {name!r}: 'text' must be a phrase, e.g. \"a red car\"")
     mask = data.get("mask")
     if isinstance(mask, str):
-        mask = load_mask_image(_resolve(mask, folder, manifest_dir, where, "mask"))
+        mask = read_mask_image(_resolve(mask, folder, manifest_dir, where, "mask"))
     elif mask is not None:
         raise InvalidInputError(f"{where}region {name!r}: 'mask' must be the path of a PNG")
     try:
