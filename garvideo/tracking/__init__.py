@@ -1,6 +1,6 @@
 """garvideo.tracking: follow user-marked regions through a video with SAM2.
 
-- :class:`RegionPrompt` (a region marked on one frame) and its JSON form (:meth:`RegionPrompt.to_dict`)
+- :class:`RegionPrompt` and its JSON form (:meth:`RegionPrompt.to_dict` / :meth:`RegionPrompt.from_dict`)
 - :class:`Sam2Tracker`: the masks of SAM2's own video session, streamed in bounded memory
 - :class:`Track` / :class:`TrackFrame` and their JSON (:func:`tracks_to_json`, :func:`save_tracks`)
 - :class:`FrameSource` / :class:`FrameLike`: what the tracker reads (a video reader satisfies them)

@@ -2,23 +2,26 @@
 
 A :class:`RegionPrompt` names an object and says where it is on one frame.
 Several prompts with the same name on different frames are corrections of one
-object. The command line's ``--box ...@WHEN`` syntax is the CLI's own
-(``cli/regions.py``).
+object. Its JSON form (:meth:`RegionPrompt.to_dict` / :meth:`RegionPrompt.from_dict`)
+is the one region schema: result documents list it, batch manifests take it
+(README, "Regions as JSON"). The command line's ``--box ...@WHEN`` syntax is
+the CLI's own (``cli/regions.py``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ..errors import InvalidInputError
-from ..masks import encode_rle
+from ..masks import decode_rle, encode_rle
 from ..names import check_region_name
 from ..timecode import When, parse_when
 
@@ -301,6 +304,139 @@ class RegionPrompt:
             out["mask"] = encode_rle(self.mask)  # type: ignore[arg-type]
         return out
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], read_mask: Callable[[str], np.ndarray] | None = None) -> RegionPrompt:
+        """The prompt a :meth:`to_dict` dictionary describes: ``from_dict(p.to_dict()) == p``.
+
+        ``{"name": "dog", "when": {"frame": 12} or {"time": 4.5}, "obj_id": 0 (optional)}`` and exactly one of
+        ``"box": [x1, y1, x2, y2]``, ``"points": [[x, y], ...]`` with ``"labels": [1, 0, ...]`` (1 object,
+        0 background; all 1 when left out), ``"mask": {"size": [h, w], "counts": "..."}`` (COCO RLE) or
+        ``"text": "a red car"`` (whose ``"when"`` may be null or left out: the video is searched for it).
+        ``read_mask``, when given, also accepts a mask as text (a file name) and reads it (batch manifests
+        give mask images so). A malformed dictionary raises :class:`InvalidInputError` saying what to write.
+        """
+        if not isinstance(data, Mapping):
+            raise InvalidInputError(f"a region must be a JSON object such as {_EXAMPLE}, got {data!r}")
+        name = data.get("name")
+        label = f"region {name!r}" if isinstance(name, str) and name.strip() else "a region"
+        unknown = [key for key in data if key not in _DICT_KEYS]
+        if unknown:
+            moments = [key for key in unknown if key in ("frame", "time")]
+            if moments:
+                raise InvalidInputError(
+                    f'{label}: the moment goes in "when": write "when": {{"{moments[0]}": '
+                    f'{json.dumps(data[moments[0]])}}} instead of "{moments[0]}"'
+                )
+            raise InvalidInputError(
+                f"{label} has unknown keys {sorted(map(str, unknown))}: a region has name, when, obj_id and one of "
+                f"box, points (+ labels), mask or text, e.g. {_EXAMPLE}"
+            )
+        if "name" not in data:
+            raise InvalidInputError(f'a region needs a "name", e.g. {_EXAMPLE}')
+        kinds = [kind for kind in ("box", "points", "mask", "text") if data.get(kind) is not None]
+        mask = data.get("mask")
+        if mask is not None:
+            mask = _mask_from_json(mask, label, read_mask)
+        return cls(
+            name=name,  # type: ignore[arg-type]  # checked there
+            when=_when_from_json(data, label, kinds),  # type: ignore[arg-type]  # None only for a text
+            box=_numbers_from_json(data.get("box"), f"the box of {label}", "[x1, y1, x2, y2]"),  # type: ignore[arg-type]
+            points=_points_from_json(data.get("points"), label),
+            labels=_labels_from_json(data.get("labels"), label),
+            mask=mask,
+            obj_id=_whole_from_json(data.get("obj_id"), f'the "obj_id" of {label}'),
+            text=_text_from_json(data.get("text"), label),
+        )
+
 
 def _fmt(values: Iterable[float]) -> str:
     return ",".join(f"{v:g}" for v in values)
+
+
+# -- the JSON form's pieces, checked strictly (JSON numbers, not strings that read as numbers) ---------------
+
+_DICT_KEYS = ("name", "obj_id", "when", "box", "points", "labels", "mask", "text")
+_EXAMPLE = '{"name": "dog", "when": {"frame": 12}, "box": [120, 80, 260, 210]}'
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _whole_from_json(value: Any, what: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInputError(f"{what} must be a whole number, got {json.dumps(value)}")
+    return value
+
+
+def _when_from_json(data: Mapping[str, Any], label: str, kinds: list[str]) -> When | None:
+    when = data.get("when")
+    if when is None:
+        if kinds == ["text"]:
+            return None  # a text without a moment: the video is searched for it
+        raise InvalidInputError(
+            f'{label} needs "when": {{"frame": INDEX}} or {{"time": SECONDS}}, the moment it is marked on '
+            f'(only a "text" region may leave it out)'
+        )
+    if not isinstance(when, Mapping) or len(when) != 1 or not ({"frame", "time"} & set(when)):
+        raise InvalidInputError(
+            f'the "when" of {label} must be {{"frame": INDEX}} or {{"time": SECONDS}}, got {json.dumps(when)}'
+        )
+    if "frame" in when:
+        return When(frame=_whole_from_json(when["frame"], f"the frame of {label}"))
+    if not _is_number(when["time"]):
+        raise InvalidInputError(f"the time of {label} must be a number of seconds, got {json.dumps(when['time'])}")
+    return When(time=float(when["time"]))
+
+
+def _numbers_from_json(value: Any, what: str, shape: str) -> tuple[float, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(_is_number(v) for v in value):
+        raise InvalidInputError(f"{what} must be a list of numbers {shape}, got {json.dumps(value, default=repr)}")
+    return tuple(value)
+
+
+def _points_from_json(value: Any, label: str) -> tuple[tuple[float, ...], ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise InvalidInputError(f"the points of {label} must be a list of [x, y] clicks, got {json.dumps(value)}")
+    return tuple(_numbers_from_json(p, f"each click of {label}", "[x, y]") for p in value)  # type: ignore[misc]
+
+
+def _labels_from_json(value: Any, label: str) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(
+        v in (0, 1) and isinstance(v, int) and not isinstance(v, bool) for v in value
+    ):
+        raise InvalidInputError(
+            f"the labels of {label} must be a list of 1 (object) and 0 (background), one per click, got "
+            f"{json.dumps(value, default=repr)}"
+        )
+    return tuple(value)
+
+
+def _text_from_json(value: Any, label: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise InvalidInputError(f'the "text" of {label} must be a phrase, e.g. "a red car", got {json.dumps(value)}')
+    return value
+
+
+def _mask_from_json(value: Any, label: str, read_mask: Callable[[str], np.ndarray] | None) -> np.ndarray:
+    if isinstance(value, str) and read_mask is not None:
+        return read_mask(value)
+    rle = '{"size": [height, width], "counts": "..."}'
+    if not isinstance(value, Mapping) or set(value) != {"size", "counts"}:
+        file = " or the path of a mask image" if read_mask is not None else ""
+        raise InvalidInputError(
+            f"the mask of {label} must be COCO RLE {rle} as result files write it{file}, got "
+            f"{json.dumps(value, default=repr)[:80]}"
+        )
+    try:
+        return decode_rle(value)
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"the mask of {label}: {exc}") from exc

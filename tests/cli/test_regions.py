@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+from click.testing import CliRunner
+from garvideo_cli.main import app
 from garvideo_cli.regions import parse_box_prompt, parse_mask_prompt, parse_points_prompt, parse_region_prompts
 from PIL import Image
 
@@ -105,3 +109,11 @@ def test_parse_region_prompts_names_unnamed_regions_and_keeps_corrections(tmp_pa
     assert [p.name for p in prompts] == ["region2", "region1", "dog", "dog", "region3", "region4"]
     assert [p.kind for p in prompts] == ["box", "box", "box", "box", "points", "mask"]
     assert [p.frame for p in prompts if p.name == "dog"] == [2, 30]
+
+
+@pytest.mark.parametrize("command", ["track", "describe", "ask", "batch"])
+def test_help_says_where_the_region_schema_is_documented(command):
+    result = CliRunner().invoke(app, [command, "--help"])
+    assert result.exit_code == 0 and '"Regions as JSON" in README.md' in " ".join(result.output.split())
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert "\n### Regions as JSON\n" in readme
