@@ -325,7 +325,7 @@ class RegionPrompt:
             if moments:
                 raise InvalidInputError(
                     f'{label}: the moment goes in "when": write "when": {{"{moments[0]}": '
-                    f'{json.dumps(data[moments[0]])}}} instead of "{moments[0]}"'
+                    f'{_shown(data[moments[0]])}}} instead of "{moments[0]}"'
                 )
             raise InvalidInputError(
                 f"{label} has unknown keys {sorted(map(str, unknown))}: a region has name, when, obj_id and one of "
@@ -359,6 +359,11 @@ _DICT_KEYS = ("name", "obj_id", "when", "box", "points", "labels", "mask", "text
 _EXAMPLE = '{"name": "dog", "when": {"frame": 12}, "box": [120, 80, 260, 210]}'
 
 
+def _shown(value: Any) -> str:
+    """A value as JSON writes it (``null``, ``true``), or its repr when it is no JSON value."""
+    return json.dumps(value, default=repr)
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -367,7 +372,7 @@ def _whole_from_json(value: Any, what: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidInputError(f"{what} must be a whole number, got {json.dumps(value)}")
+        raise InvalidInputError(f"{what} must be a whole number, got {_shown(value)}")
     return value
 
 
@@ -382,12 +387,15 @@ def _when_from_json(data: Mapping[str, Any], label: str, kinds: list[str]) -> Wh
         )
     if not isinstance(when, Mapping) or len(when) != 1 or not ({"frame", "time"} & set(when)):
         raise InvalidInputError(
-            f'the "when" of {label} must be {{"frame": INDEX}} or {{"time": SECONDS}}, got {json.dumps(when)}'
+            f'the "when" of {label} must be {{"frame": INDEX}} or {{"time": SECONDS}}, got {_shown(when)}'
         )
     if "frame" in when:
-        return When(frame=_whole_from_json(when["frame"], f"the frame of {label}"))
+        frame = _whole_from_json(when["frame"], f"the frame of {label}")
+        if frame is None:
+            raise InvalidInputError(f"the frame of {label} must be a whole number, got null")
+        return When(frame=frame)
     if not _is_number(when["time"]):
-        raise InvalidInputError(f"the time of {label} must be a number of seconds, got {json.dumps(when['time'])}")
+        raise InvalidInputError(f"the time of {label} must be a number of seconds, got {_shown(when['time'])}")
     return When(time=float(when["time"]))
 
 
@@ -395,7 +403,7 @@ def _numbers_from_json(value: Any, what: str, shape: str) -> tuple[float, ...] |
     if value is None:
         return None
     if not isinstance(value, list) or not all(_is_number(v) for v in value):
-        raise InvalidInputError(f"{what} must be a list of numbers {shape}, got {json.dumps(value, default=repr)}")
+        raise InvalidInputError(f"{what} must be a list of numbers {shape}, got {_shown(value)}")
     return tuple(value)
 
 
@@ -403,7 +411,7 @@ def _points_from_json(value: Any, label: str) -> tuple[tuple[float, ...], ...] |
     if value is None:
         return None
     if not isinstance(value, list):
-        raise InvalidInputError(f"the points of {label} must be a list of [x, y] clicks, got {json.dumps(value)}")
+        raise InvalidInputError(f"the points of {label} must be a list of [x, y] clicks, got {_shown(value)}")
     return tuple(_numbers_from_json(p, f"each click of {label}", "[x, y]") for p in value)  # type: ignore[misc]
 
 
@@ -414,15 +422,14 @@ def _labels_from_json(value: Any, label: str) -> tuple[int, ...] | None:
         v in (0, 1) and isinstance(v, int) and not isinstance(v, bool) for v in value
     ):
         raise InvalidInputError(
-            f"the labels of {label} must be a list of 1 (object) and 0 (background), one per click, got "
-            f"{json.dumps(value, default=repr)}"
+            f"the labels of {label} must be a list of 1 (object) and 0 (background), one per click, got {_shown(value)}"
         )
     return tuple(value)
 
 
 def _text_from_json(value: Any, label: str) -> str | None:
     if value is not None and not isinstance(value, str):
-        raise InvalidInputError(f'the "text" of {label} must be a phrase, e.g. "a red car", got {json.dumps(value)}')
+        raise InvalidInputError(f'the "text" of {label} must be a phrase, e.g. "a red car", got {_shown(value)}')
     return value
 
 
@@ -433,8 +440,7 @@ def _mask_from_json(value: Any, label: str, read_mask: Callable[[str], np.ndarra
     if not isinstance(value, Mapping) or set(value) != {"size", "counts"}:
         file = " or the path of a mask image" if read_mask is not None else ""
         raise InvalidInputError(
-            f"the mask of {label} must be COCO RLE {rle} as result files write it{file}, got "
-            f"{json.dumps(value, default=repr)[:80]}"
+            f"the mask of {label} must be COCO RLE {rle} as result files write it{file}, got {_shown(value)[:80]}"
         )
     try:
         return decode_rle(value)

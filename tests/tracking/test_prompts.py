@@ -229,6 +229,11 @@ _EMPTY_RLE = RegionPrompt.from_mask("e", np.eye(3, dtype=bool), 0).to_dict()["ma
         ({"name": "dog", "when": {"frame": 1.5}, "box": _BOX}, "frame of region 'dog' must be a whole number"),
         ({"name": "dog", "when": {"frame": True}, "box": _BOX}, "must be a whole number, got true"),
         ({"name": "dog", "when": {"frame": -1}, "box": _BOX}, "frame index must be >= 0"),
+        (
+            {"name": "dog", "when": {"frame": None}, "box": _BOX},
+            "frame of region 'dog' must be a whole number, got null",
+        ),
+        ({"name": "dog", "when": When(frame=3), "box": _BOX}, r'"when" of region \'dog\' must be .*got "When\(frame=3'),
         ({"name": "dog", "when": {"time": "4.5s"}, "box": _BOX}, "time of region 'dog' must be a number of seconds"),
         ({"name": "dog", "when": {"time": -1}, "box": _BOX}, "time must be a finite number of seconds >= 0"),
         ({"name": "dog", "when": {"frame": 0}, "box": ["1", "2", "3", "4"]}, r"box .* list of numbers \[x1, y1"),
