@@ -50,7 +50,7 @@ def prepare(folder: Path, lengths: list[int]) -> tuple[Path, Path, Path]:
         lines.append(
             {
                 "video": f"clip{position}.mp4",
-                "regions": [{"name": "thing", "box": [x1, y1, x2 + 1, y2 + 1], "frame": 0}],
+                "regions": [{"name": "thing", "box": [x1, y1, x2 + 1, y2 + 1], "when": {"frame": 0}}],
             }
         )
     manifest = folder / "regions.jsonl"

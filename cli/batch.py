@@ -24,12 +24,15 @@ from .common import (
 MANIFEST_HELP = """\b
 REGIONS.jsonl has one JSON object per line:
   {"video": "clips/a.mp4",
-   "regions": [{"name": "dog", "box": [x1, y1, x2, y2], "frame": 12},
-               {"name": "ball", "points": [[x, y]], "labels": [1], "time": 4.5},
-               {"name": "cat", "mask": "masks/cat.png", "frame": 0},
-               {"name": "car", "text": "a red car"}],        (frame/time optional)
+   "regions": [{"name": "dog", "when": {"frame": 12}, "box": [x1, y1, x2, y2]},
+               {"name": "ball", "when": {"time": 4.5}, "points": [[x, y]], "labels": [1]},
+               {"name": "cat", "when": {"frame": 0}, "mask": "masks/cat.png"},
+               {"name": "car", "when": null, "text": "a red car"}],  (null: search)
    "question": "What is <dog> doing with <ball>?",     (optional)
    "options": ["playing", "sleeping"]}                  (optional)
+A region is what result files list under regions[].prompts (copy them in as
+they are; a mask is COCO RLE there, or here also a mask image's path): see
+"Regions as JSON" in README.md.
 Paths are relative to FOLDER (or to the regions file). Lines with a question
 are answered, the others described (--describe always: both). Each line gives
 OUT/<video>-<hash>.json; a re-run skips finished lines. Exit code 0 when every

@@ -28,7 +28,9 @@ Regions (repeat the options for several regions or corrections):
 WHEN is a frame index (@120) or a time (@4.5s, @1:02.5). Regions that share a
 NAME are one object marked on several frames; unnamed ones are region1, region2...
 A --text without @WHEN is searched for one frame per second; the K most confident
-matches (--max-instances K) become NAME, NAME#2, ... and each is tracked."""
+matches (--max-instances K) become NAME, NAME#2, ... and each is tracked.
+The same regions as JSON (result files, batch manifests): see
+"Regions as JSON" in README.md."""
 
 
 class PositiveSeconds(click.ParamType):
@@ -346,7 +348,7 @@ def check_sam2_name(name: str) -> None:
 
 
 def parse_regions(boxes, points, masks, texts=()) -> list:
-    from garvideo.tracking import parse_region_prompts
+    from .regions import parse_region_prompts
 
     return parse_region_prompts(boxes=boxes, points=points, masks=masks, texts=texts)
 

@@ -109,18 +109,18 @@ def main() -> None:
     Image.fromarray((cat_truth[12] * 255).astype(np.uint8)).save(HERE / "cat_mask.png")
 
     items = [
-        {"video": "cat.mp4", "regions": [{"name": "cat", "box": _box(cat_truth[12]), "frame": 12}]},
+        {"video": "cat.mp4", "regions": [{"name": "cat", "box": _box(cat_truth[12]), "when": {"frame": 12}}]},
         {
             "video": "cat_and_cup.mp4",
             "regions": [
-                {"name": "cat", "box": _box(both_truth[24][0]), "time": 2.0},
-                {"name": "cup", "box": _box(both_truth[24][1]), "time": 2.0},
+                {"name": "cat", "box": _box(both_truth[24][0]), "when": {"time": 2.0}},
+                {"name": "cup", "box": _box(both_truth[24][1]), "when": {"time": 2.0}},
             ],
             "question": "What is <cat> doing relative to <cup>?",
         },
         {
             "video": "cat_and_cup.mp4",
-            "regions": [{"name": "cup", "box": _box(both_truth[24][1]), "frame": 24}],
+            "regions": [{"name": "cup", "box": _box(both_truth[24][1]), "when": {"frame": 24}}],
             "question": "What is <cup>?",
             "options": ["A cup of coffee", "A dog", "A car", "A tree"],
         },

@@ -127,7 +127,6 @@ def test_mask_images_mean_the_same_region_everywhere(tmp_path):
 
     from garvideo.masks import read_mask_image
     from garvideo.model.images import load_mask
-    from garvideo.tracking import load_mask_image
 
     index = np.zeros((6, 8), np.uint8)
     index[1:4, 2:5] = 1
@@ -141,6 +140,5 @@ def test_mask_images_mean_the_same_region_everywhere(tmp_path):
         expected = read_mask_image(tmp_path / name)
         assert expected.sum() == 9
         np.testing.assert_array_equal(load_mask(tmp_path / name), expected)
-        np.testing.assert_array_equal(load_mask_image(tmp_path / name), expected)
     with pytest.raises(InvalidInputError, match="mask image not found"):
         read_mask_image(tmp_path / "none.png")

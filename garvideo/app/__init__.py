@@ -5,7 +5,7 @@ endpoint usable from ``gradio_client``. The app calls only garvideo's public API
 :class:`~garvideo.pipeline.Pipeline`, :mod:`garvideo.outputs`, :mod:`garvideo.video`) and holds no
 model code; the models are loaded once per process.
 
-- :mod:`.regions`: the kinds of marks (box, clicks, words), parsed with the CLI's syntax
+- :mod:`.regions`: the kinds of marks (box, clicks, words), written in the CLI's syntax
 - :mod:`.paths`: what may be read (``--root``, never outside it) and written (the app's temporary folder)
 - :mod:`.backend`: sessions, their files, the pipeline calls
 - :mod:`.commands`: the ``garvideo`` commands that reproduce a run

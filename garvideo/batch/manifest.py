@@ -3,14 +3,18 @@
 ::
 
     {"video": "clips/a.mp4",
-     "regions": [{"name": "dog", "box": [x1, y1, x2, y2], "frame": 12},
-                 {"name": "ball", "points": [[x, y], ...], "labels": [1, ...], "time": 4.5},
-                 {"name": "cat", "mask": "masks/cat.png", "frame": 0},
-                 {"name": "car", "text": "a red car", "time": 4.5}],   (frame/time optional for a text)
+     "regions": [{"name": "dog", "when": {"frame": 12}, "box": [x1, y1, x2, y2]},
+                 {"name": "ball", "when": {"time": 4.5}, "points": [[x, y], ...], "labels": [1, ...]},
+                 {"name": "cat", "when": {"frame": 0}, "mask": "masks/cat.png"},
+                 {"name": "car", "when": null, "text": "a red car"}],   (null or left out: search the video)
      "question": "What is <dog> doing with <ball>?",      (optional)
      "options": ["playing", "sleeping"]}                   (optional, with a question)
 
-Paths (video, mask PNGs) are relative to the batch folder, or else to the
+A region is exactly what :meth:`RegionPrompt.to_dict` writes (a result
+document's ``regions[].prompts`` can be copied in as they are; README,
+"Regions as JSON"), read by :meth:`RegionPrompt.from_dict`. One extension: a
+``mask`` may also be the path of a mask image instead of COCO RLE. Paths
+(video, mask images) are relative to the batch folder, or else to the
 manifest's folder. A line that cannot be read becomes an item that fails
 with the reason, so one bad line never stops a batch.
 """
@@ -25,12 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInputError
+from ..masks import read_mask_image
 from ..names import resolve_references
-from ..timecode import When
-from ..tracking import RegionPrompt, load_mask_image
+from ..tracking import RegionPrompt
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
-_REGION_KEYS = {"name", "box", "points", "labels", "mask", "frame", "time", "text"}
 
 
 @dataclass(frozen=True)
@@ -116,55 +119,15 @@ def _resolve(text: str, folder: Path, manifest_dir: Path, where: str, what: str)
 
 
 def _region(data: Any, number: int, folder: Path, manifest_dir: Path, where: str) -> RegionPrompt:
-    if not isinstance(data, dict):
-        raise InvalidInputError(f"{where}region {number} must be a JSON object")
-    unknown = set(data) - _REGION_KEYS
-    if unknown:
-        raise InvalidInputError(f"{where}region {number} has unknown keys {sorted(unknown)}")
-    name = data.get("name", f"region{number}")
-    # A text may leave both out (the video is searched for it); every other kind needs exactly one.
-    if ("frame" in data and "time" in data) or ("frame" not in data and "time" not in data and "text" not in data):
-        raise InvalidInputError(f"{where}region {name!r} needs exactly one of 'frame' (index) or 'time' (seconds)")
+    def read_mask(path: str) -> Any:
+        return read_mask_image(_resolve(path, folder, manifest_dir, where, "mask"))
+
     try:
-        when = (
-            When(frame=int(data["frame"]))
-            if "frame" in data
-            else When(time=float(data["time"]))
-            if "time" in data
-            else None  # a text without a moment: the video is searched for it
-        )
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"{where}region {name!r}: 'frame' must be an integer, 'time' a number") from exc
-    text = data.get("text")
-    if text is not None and not isinstance(text, str):
-        raise InvalidInputError(f"{where}region {name!r}: 'text' must be a phrase, e.g. \"a red car\"")
-    mask = data.get("mask")
-    if isinstance(mask, str):
-        mask = load_mask_image(_resolve(mask, folder, manifest_dir, where, "mask"))
-    elif mask is not None:
-        raise InvalidInputError(f"{where}region {name!r}: 'mask' must be the path of a PNG")
-    try:
-        return RegionPrompt(
-            name=name,
-            when=when,
-            box=_tuple(data.get("box")),
-            mask=mask,
-            points=tuple(tuple(p) for p in data["points"]) if data.get("points") is not None else None,
-            labels=_tuple(data.get("labels")),
-            text=text,
-        )
-    except TypeError as exc:
-        raise InvalidInputError(f"{where}region {name!r}: {exc}") from exc
+        return RegionPrompt.from_dict(data, read_mask=read_mask)
     except InvalidInputError as exc:
-        raise InvalidInputError(f"{where}{exc}") from exc
-
-
-def _tuple(value: Any) -> tuple | None:
-    if value is None:
-        return None
-    if not isinstance(value, list):
-        raise InvalidInputError(f"expected a list, got {value!r}")
-    return tuple(value)
+        if where and str(exc).startswith(where):  # a mask path not found already says where
+            raise
+        raise InvalidInputError(f"{where}region {number}: {exc}") from exc
 
 
 def read_manifest(path: str | Path) -> list[ManifestLine]:

@@ -43,17 +43,17 @@ def prepare_selftest(folder: str | Path) -> SelftestFiles:
     box = [x1, y1, x2 + 1, y2 + 1]
     sx1, sy1, sx2, sy2 = truth.objects[1].boxes[3]
     lines = [
-        {"video": "clips/moving.mp4", "regions": [{"name": "thing", "box": box, "frame": 3}]},
+        {"video": "clips/moving.mp4", "regions": [{"name": "thing", "box": box, "when": {"frame": 3}}]},
         {
             "video": "clips/second.mp4",
             "regions": [
-                {"name": "thing", "box": list(second.boxes[2]), "time": 2 / 12},
-                {"name": "other", "box": [sx1, sy1, sx2 + 1, sy2 + 1], "frame": 0},
+                {"name": "thing", "box": list(second.boxes[2]), "when": {"time": 2 / 12}},
+                {"name": "other", "box": [sx1, sy1, sx2 + 1, sy2 + 1], "when": {"frame": 0}},
             ],
             "question": "Is <thing> bigger than <other>?",
             "options": ["yes", "no"],
         },
-        {"video": "clips/corrupt.mp4", "regions": [{"name": "thing", "box": box, "frame": 0}]},
+        {"video": "clips/corrupt.mp4", "regions": [{"name": "thing", "box": box, "when": {"frame": 0}}]},
     ]
     manifest = folder / "regions.jsonl"
     manifest.write_text("".join(json.dumps(line) + "\n" for line in lines))

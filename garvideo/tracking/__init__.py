@@ -1,6 +1,6 @@
 """garvideo.tracking: follow user-marked regions through a video with SAM2.
 
-- :class:`RegionPrompt` and the CLI region syntax (:func:`parse_region_prompts`)
+- :class:`RegionPrompt` and its JSON form (:meth:`RegionPrompt.to_dict` / :meth:`RegionPrompt.from_dict`)
 - :class:`Sam2Tracker`: the masks of SAM2's own video session, streamed in bounded memory
 - :class:`Track` / :class:`TrackFrame` and their JSON (:func:`tracks_to_json`, :func:`save_tracks`)
 - :class:`FrameSource` / :class:`FrameLike`: what the tracker reads (a video reader satisfies them)
@@ -8,16 +8,7 @@
 This package imports neither ``garvideo.video`` nor ``garvideo.model``.
 """
 
-from .prompts import (
-    RegionClippedWarning,
-    RegionPrompt,
-    load_mask_image,
-    parse_box_prompt,
-    parse_mask_prompt,
-    parse_points_prompt,
-    parse_region_prompts,
-    parse_text_prompt,
-)
+from .prompts import RegionClippedWarning, RegionPrompt
 from .sam2 import DEFAULT_SAM2_MODEL, SAM2_ALIASES, Sam2Tracker, TrackingStats
 from .source import FrameLike, FrameSource
 from .track import (
@@ -44,13 +35,7 @@ __all__ = [
     "Track",
     "TrackFrame",
     "TrackingStats",
-    "load_mask_image",
     "load_tracks",
-    "parse_box_prompt",
-    "parse_mask_prompt",
-    "parse_points_prompt",
-    "parse_region_prompts",
-    "parse_text_prompt",
     "save_tracks",
     "tracks_from_json",
     "tracks_to_json",

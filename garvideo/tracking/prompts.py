@@ -1,32 +1,28 @@
-"""Region prompts: what the user marks (a box, clicks or a mask) and on which frame.
+"""Region prompts: what the user marks (a box, clicks, a mask or words) and on which frame.
 
 A :class:`RegionPrompt` names an object and says where it is on one frame.
 Several prompts with the same name on different frames are corrections of one
-object. The command line's region syntax is parsed here too, so the CLI only
-forwards strings:
-
-- ``--box [NAME=]x1,y1,x2,y2@WHEN``
-- ``--points [NAME=]x,y;x,y;!x,y@WHEN``
-- ``--mask [NAME=]FILE.png@WHEN``
-- ``--text [NAME=]PHRASE[@WHEN]`` (a region named in words; a detector turns it into a box first)
+object. Its JSON form (:meth:`RegionPrompt.to_dict` / :meth:`RegionPrompt.from_dict`)
+is the one region schema: result documents list it, batch manifests take it
+(README, "Regions as JSON"). The command line's ``--box ...@WHEN`` syntax is
+the CLI's own (``cli/regions.py``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
-import re
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ..errors import InvalidInputError
-from ..masks import encode_rle
-from ..masks import read_mask_image as load_mask_image
-from ..names import check_region_name, describe_character
+from ..masks import decode_rle, encode_rle
+from ..names import check_region_name
 from ..timecode import When, parse_when
 
 Box = tuple[float, float, float, float]
@@ -308,211 +304,145 @@ class RegionPrompt:
             out["mask"] = encode_rle(self.mask)  # type: ignore[arg-type]
         return out
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], read_mask: Callable[[str], np.ndarray] | None = None) -> RegionPrompt:
+        """The prompt a :meth:`to_dict` dictionary describes: ``from_dict(p.to_dict()) == p``.
+
+        ``{"name": "dog", "when": {"frame": 12} or {"time": 4.5}, "obj_id": 0 (optional)}`` and exactly one of
+        ``"box": [x1, y1, x2, y2]``, ``"points": [[x, y], ...]`` with ``"labels": [1, 0, ...]`` (1 object,
+        0 background; all 1 when left out), ``"mask": {"size": [h, w], "counts": "..."}`` (COCO RLE) or
+        ``"text": "a red car"`` (whose ``"when"`` may be null or left out: the video is searched for it).
+        ``read_mask``, when given, also accepts a mask as text (a file name) and reads it (batch manifests
+        give mask images so). A malformed dictionary raises :class:`InvalidInputError` saying what to write.
+        """
+        if not isinstance(data, Mapping):
+            raise InvalidInputError(f"a region must be a JSON object such as {_EXAMPLE}, got {data!r}")
+        name = data.get("name")
+        label = f"region {name!r}" if isinstance(name, str) and name.strip() else "a region"
+        unknown = [key for key in data if key not in _DICT_KEYS]
+        if unknown:
+            moments = [key for key in unknown if key in ("frame", "time")]
+            if moments:
+                raise InvalidInputError(
+                    f'{label}: the moment goes in "when": write "when": {{"{moments[0]}": '
+                    f'{_shown(data[moments[0]])}}} instead of "{moments[0]}"'
+                )
+            raise InvalidInputError(
+                f"{label} has unknown keys {sorted(map(str, unknown))}: a region has name, when, obj_id and one of "
+                f"box, points (+ labels), mask or text, e.g. {_EXAMPLE}"
+            )
+        if "name" not in data:
+            raise InvalidInputError(f'a region needs a "name", e.g. {_EXAMPLE}')
+        kinds = [kind for kind in ("box", "points", "mask", "text") if data.get(kind) is not None]
+        mask = data.get("mask")
+        if mask is not None:
+            mask = _mask_from_json(mask, label, read_mask)
+        return cls(
+            name=name,  # type: ignore[arg-type]  # checked there
+            when=_when_from_json(data, label, kinds),  # type: ignore[arg-type]  # None only for a text
+            box=_numbers_from_json(data.get("box"), f"the box of {label}", "[x1, y1, x2, y2]"),  # type: ignore[arg-type]
+            points=_points_from_json(data.get("points"), label),
+            labels=_labels_from_json(data.get("labels"), label),
+            mask=mask,
+            obj_id=_whole_from_json(data.get("obj_id"), f'the "obj_id" of {label}'),
+            text=_text_from_json(data.get("text"), label),
+        )
+
 
 def _fmt(values: Iterable[float]) -> str:
     return ",".join(f"{v:g}" for v in values)
 
 
-# -- the command line's region syntax ------------------------------------------------
+# -- the JSON form's pieces, checked strictly (JSON numbers, not strings that read as numbers) ---------------
 
-# A name on the command line: letters, digits, "_", "-" and "#" (no quoting rules to learn). '#' is
-# there because the instances a text region finds are named car, car#2, ... and --box reproduces them.
-_CLI_NAME = re.compile(r"[\w\-#]+")
-# NAME=BODY where NAME has no path separator or dot (a mask's file name may itself hold "=").
-_NAMED_MASK = re.compile(r"^\s*([^=/\\.]+?)\s*=(.*)$", re.DOTALL)
-# NAME=PHRASE: only a word-like prefix is a name, so a phrase may hold '=' after its first word.
-_NAMED_TEXT = re.compile(r"^\s*([\w\-#]+)\s*=(.*)$", re.DOTALL)
-_NEGATIVE_MARKS = ("!", "~")
+_DICT_KEYS = ("name", "obj_id", "when", "box", "points", "labels", "mask", "text")
+_EXAMPLE = '{"name": "dog", "when": {"frame": 12}, "box": [120, 80, 260, 210]}'
 
 
-def _cli_name(name: str, option: str, text: str) -> str:
-    """Check a NAME given before '=': say what the command line cannot carry in it."""
-    stripped = name.strip()
-    if not stripped:
-        raise InvalidInputError(f"{option} {text!r}: the name before '=' is empty (use NAME=... or leave both out)")
-    if not _CLI_NAME.fullmatch(stripped):
-        bad = next(c for c in stripped if not _CLI_NAME.fullmatch(c))
+def _shown(value: Any) -> str:
+    """A value as JSON writes it (``null``, ``true``), or its repr when it is no JSON value."""
+    return json.dumps(value, default=repr)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _whole_from_json(value: Any, what: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInputError(f"{what} must be a whole number, got {_shown(value)}")
+    return value
+
+
+def _when_from_json(data: Mapping[str, Any], label: str, kinds: list[str]) -> When | None:
+    when = data.get("when")
+    if when is None:
+        if kinds == ["text"]:
+            return None  # a text without a moment: the video is searched for it
         raise InvalidInputError(
-            f"{option} {text!r}: the region name {stripped!r} holds {describe_character(bad)}; on the command line "
-            f"a region name is letters, digits, '_', '-' and '#' (e.g. dog or red-car)"
+            f'{label} needs "when": {{"frame": INDEX}} or {{"time": SECONDS}}, the moment it is marked on '
+            f'(only a "text" region may leave it out)'
         )
-    return check_region_name(stripped)
-
-
-def _split_spec(text: str, option: str, example: str) -> tuple[str | None, str, When]:
-    """``[NAME=]BODY@WHEN`` -> (name or None, body, when)."""
-    if "@" not in text:
+    if not isinstance(when, Mapping) or len(when) != 1 or not ({"frame", "time"} & set(when)):
         raise InvalidInputError(
-            f"{option} {text!r}: say on which frame or at which time the region is drawn with @WHEN, e.g. {example}"
+            f'the "when" of {label} must be {{"frame": INDEX}} or {{"time": SECONDS}}, got {_shown(when)}'
         )
-    head, when_text = text.rsplit("@", 1)
+    if "frame" in when:
+        frame = _whole_from_json(when["frame"], f"the frame of {label}")
+        if frame is None:
+            raise InvalidInputError(f"the frame of {label} must be a whole number, got null")
+        return When(frame=frame)
+    if not _is_number(when["time"]):
+        raise InvalidInputError(f"the time of {label} must be a number of seconds, got {_shown(when['time'])}")
+    return When(time=float(when["time"]))
+
+
+def _numbers_from_json(value: Any, what: str, shape: str) -> tuple[float, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(_is_number(v) for v in value):
+        raise InvalidInputError(f"{what} must be a list of numbers {shape}, got {_shown(value)}")
+    return tuple(value)
+
+
+def _points_from_json(value: Any, label: str) -> tuple[tuple[float, ...], ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise InvalidInputError(f"the points of {label} must be a list of [x, y] clicks, got {_shown(value)}")
+    return tuple(_numbers_from_json(p, f"each click of {label}", "[x, y]") for p in value)  # type: ignore[misc]
+
+
+def _labels_from_json(value: Any, label: str) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(
+        v in (0, 1) and isinstance(v, int) and not isinstance(v, bool) for v in value
+    ):
+        raise InvalidInputError(
+            f"the labels of {label} must be a list of 1 (object) and 0 (background), one per click, got {_shown(value)}"
+        )
+    return tuple(value)
+
+
+def _text_from_json(value: Any, label: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise InvalidInputError(f'the "text" of {label} must be a phrase, e.g. "a red car", got {_shown(value)}')
+    return value
+
+
+def _mask_from_json(value: Any, label: str, read_mask: Callable[[str], np.ndarray] | None) -> np.ndarray:
+    if isinstance(value, str) and read_mask is not None:
+        return read_mask(value)
+    rle = '{"size": [height, width], "counts": "..."}'
+    if not isinstance(value, Mapping) or set(value) != {"size", "counts"}:
+        file = " or the path of a mask image" if read_mask is not None else ""
+        raise InvalidInputError(
+            f"the mask of {label} must be COCO RLE {rle} as result files write it{file}, got {_shown(value)[:80]}"
+        )
     try:
-        when = parse_when(when_text)
+        return decode_rle(value)
     except InvalidInputError as exc:
-        raise InvalidInputError(f"{option} {text!r}: {exc}") from exc
-    name = None
-    if option == "--mask":
-        match = _NAMED_MASK.match(head)
-        if match:
-            name, head = _cli_name(match.group(1), option, text), match.group(2)
-        elif head.lstrip().startswith("="):
-            _cli_name("", option, text)
-    elif "=" in head:  # boxes and clicks are numbers: whatever comes before an '=' is meant as a name
-        before, head = head.rsplit("=", 1)
-        name = _cli_name(before, option, text)
-    head = head.strip()
-    if not head:
-        raise InvalidInputError(f"{option} {text!r}: nothing between the name and @WHEN, e.g. {example}")
-    return name, head, when
-
-
-def _numbers(text: str, option: str, spec: str, count: int) -> tuple[float, ...]:
-    parts = [p.strip() for p in text.split(",")]
-    try:
-        values = tuple(float(p) for p in parts)
-    except ValueError:
-        values = ()
-    if len(values) != count or not all(math.isfinite(v) for v in values):
-        raise InvalidInputError(f"{option} {spec!r}: expected {count} comma-separated numbers, got {text!r}")
-    return values
-
-
-def _box_parts(text: str) -> tuple[str | None, When, dict[str, Any]]:
-    name, body, when = _split_spec(text, "--box", _BOX_EXAMPLE)
-    return name, when, {"box": _numbers(body, "--box", text, 4)}
-
-
-def _points_parts(text: str) -> tuple[str | None, When, dict[str, Any]]:
-    name, body, when = _split_spec(text, "--points", _POINTS_EXAMPLE)
-    points: list[tuple[float, ...]] = []
-    labels: list[int] = []
-    for chunk in body.split(";"):
-        chunk = chunk.strip()
-        if not chunk:
-            continue
-        label = POSITIVE
-        if chunk[0] in _NEGATIVE_MARKS:
-            label, chunk = NEGATIVE, chunk[1:].strip()
-        points.append(_numbers(chunk, "--points", text, 2))
-        labels.append(label)
-    if not points:
-        raise InvalidInputError(f"--points {text!r}: no clicks given, e.g. {_POINTS_EXAMPLE}")
-    return name, when, {"points": tuple(points), "labels": tuple(labels)}
-
-
-def _mask_parts(text: str) -> tuple[str | None, When, dict[str, Any]]:
-    name, body, when = _split_spec(text, "--mask", _MASK_EXAMPLE)
-    mask = load_mask_image(body)
-    if not mask.any():
-        raise InvalidInputError(f"--mask {text!r}: the mask image {body} has no non-zero pixel")
-    return name, when, {"mask": mask}
-
-
-def _text_parts(text: str) -> tuple[str | None, When | None, dict[str, Any]]:
-    """``[NAME=]PHRASE[@WHEN]``: unlike the other kinds, @WHEN may be left out (then the video is searched)."""
-    when = None
-    head = text
-    if "@" in text:
-        head, when_text = text.rsplit("@", 1)
-        try:
-            when = parse_when(when_text)
-        except InvalidInputError as exc:
-            raise InvalidInputError(f"--text {text!r}: {exc} (leave @WHEN out to search the whole video)") from exc
-    name = None
-    match = _NAMED_TEXT.match(head)
-    if match:
-        name, head = _cli_name(match.group(1), "--text", text), match.group(2)
-    elif head.lstrip().startswith("="):
-        raise InvalidInputError(f"--text {text!r}: the name before '=' is empty (use NAME=... or leave both out)")
-    phrase = head.strip().strip("\"'").strip()
-    if not phrase:
-        raise InvalidInputError(f"--text {text!r}: the phrase is empty: name the object in words, e.g. {_TEXT_EXAMPLE}")
-    return name, when, {"text": phrase}
-
-
-_BOX_EXAMPLE = "dog=120,80,260,210@4.5s"
-_TEXT_EXAMPLE = "car='a red car'@4.5s"
-_POINTS_EXAMPLE = "'dog=120,80;140,90;!60,40@12'"
-_MASK_EXAMPLE = "dog=masks/dog_0012.png@12"
-
-
-def parse_box_prompt(text: str, default_name: str = "region1") -> RegionPrompt:
-    """Parse ``[NAME=]x1,y1,x2,y2@WHEN``.
-
-    The box corners are pixels of the displayed frame (top-left x1,y1 and
-    bottom-right x2,y2); WHEN is a frame index (``@120``) or a time
-    (``@4.5s``, ``@1:02.5``). Example: ``dog=120,80,260,210@4.5s``.
-    """
-    name, when, region = _box_parts(text)
-    return RegionPrompt(name=name or default_name, when=when, **region)
-
-
-def parse_points_prompt(text: str, default_name: str = "region1") -> RegionPrompt:
-    """Parse ``[NAME=]x,y;x,y;!x,y@WHEN``: clicks on one object on one frame.
-
-    Clicks are ``x,y`` pixels of the displayed frame separated by ``;``. A
-    click is positive (on the object) unless prefixed with ``!`` or ``~``,
-    which mark a negative click (not the object; ``~`` needs no quoting in
-    interactive shells). At least one click must be positive. Quote the whole
-    argument because of ``;``. Example: ``'dog=120,80;140,90;!60,40@12'``.
-    """
-    name, when, region = _points_parts(text)
-    return RegionPrompt(name=name or default_name, when=when, **region)
-
-
-def parse_mask_prompt(text: str, default_name: str = "region1") -> RegionPrompt:
-    """Parse ``[NAME=]FILE@WHEN``: a mask image the size of the video frame.
-
-    Non-zero pixels of FILE (PNG or any image Pillow reads) mark the region.
-    Example: ``dog=masks/dog_0012.png@12``. A name may use letters, digits,
-    ``_``, ``-`` and ``#``.
-    """
-    name, when, region = _mask_parts(text)
-    return RegionPrompt(name=name or default_name, when=when, **region)
-
-
-def parse_text_prompt(text: str, default_name: str = "region1") -> RegionPrompt:
-    """Parse ``[NAME=]PHRASE[@WHEN]``: an object named in words, e.g. ``car=a red car@4.5s``.
-
-    Without @WHEN the video is searched for the phrase (see the pipeline).
-    Quote the phrase for the shell: ``--text car="a red car"@4.5s``.
-    """
-    name, when, region = _text_parts(text)
-    return RegionPrompt(name=name or default_name, when=when, **region)
-
-
-def parse_region_prompts(
-    boxes: Iterable[str] = (),
-    points: Iterable[str] = (),
-    masks: Iterable[str] = (),
-    name_prefix: str = "region",
-    texts: Iterable[str] = (),
-) -> list[RegionPrompt]:
-    """Parse the CLI's ``--box``, ``--points`` and ``--mask`` values into prompts.
-
-    ``--box [NAME=]x1,y1,x2,y2@WHEN`` marks a box, ``--points
-    '[NAME=]x,y;x,y;!x,y@WHEN'`` clicks (``!`` or ``~`` before a click makes it
-    negative), ``--mask [NAME=]FILE.png@WHEN`` a mask image (non-zero pixels),
-    ``--text [NAME=]PHRASE[@WHEN]`` an object named in words.
-    Coordinates are pixels of the displayed frame; WHEN is a frame index
-    (``@120``) or a time (``@4.5s``, ``@1:02.5``). Unnamed regions are named
-    ``region1``, ``region2``, ... (boxes first, then clicks, masks, texts),
-    skipping names given explicitly, and each is its own object. Regions that
-    share a NAME are one object marked on several frames (corrections).
-    """
-    parsed = [
-        parts(text)
-        for parts, values in ((_box_parts, boxes), (_points_parts, points), (_mask_parts, masks), (_text_parts, texts))
-        for text in values
-    ]
-    taken = {name for name, _, _ in parsed if name is not None}
-    counter = 0
-    out: list[RegionPrompt] = []
-    for name, when, region in parsed:
-        if name is None:
-            counter += 1
-            while f"{name_prefix}{counter}" in taken:
-                counter += 1
-            name = f"{name_prefix}{counter}"
-        out.append(RegionPrompt(name=name, when=when, **region))
-    return out
+        raise InvalidInputError(f"the mask of {label}: {exc}") from exc

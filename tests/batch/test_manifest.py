@@ -2,11 +2,17 @@ import json
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
+from garvideo_cli.main import app
+from garvideo_cli.regions import parse_region_prompts
 from PIL import Image
 
 from garvideo import InvalidInputError
 from garvideo.batch import read_manifest
+from garvideo.masks import encode_rle
+from garvideo.testing.selftest import prepare_selftest
 from garvideo.timecode import When
+from garvideo.tracking import RegionPrompt
 
 
 def _write(path, lines):
@@ -24,16 +30,17 @@ def test_lines_parse_with_paths_relative_to_the_folder_or_the_manifest(tmp_path)
     manifest = _write(
         lists / "r.jsonl",
         [
-            {"video": "clips/a.mp4", "regions": [{"name": "dog", "box": [1, 2, 30, 40], "frame": 12}]},
+            {"video": "clips/a.mp4", "regions": [{"name": "dog", "when": {"frame": 12}, "box": [1, 2, 30, 40]}]},
             "",
             "# a comment",
             {
                 "video": "clips/a.mp4",
                 "regions": [
-                    {"points": [[5, 6], [7, 8]], "labels": [1, 0], "time": 4.5},
-                    {"name": "m", "mask": "m.png", "frame": 0},
+                    {"name": "clicks", "when": {"time": 4.5}, "points": [[5, 6], [7, 8]], "labels": [1, 0]},
+                    {"name": "m", "when": {"frame": 0}, "mask": "m.png"},
+                    {"name": "rle", "when": {"frame": 0}, "mask": encode_rle(np.eye(8, dtype=bool))},
                 ],
-                "question": "Is <region1> near <m>?",
+                "question": "Is <clicks> near <m>?",
                 "options": ["yes", "no"],
             },
         ],
@@ -45,13 +52,17 @@ def test_lines_parse_with_paths_relative_to_the_folder_or_the_manifest(tmp_path)
     (dog,) = request.regions
     assert dog.name == "dog" and dog.box == (1, 2, 30, 40) and dog.when == When(frame=12)
     request = second.parse(folder, lists)
-    clicks, mask = request.regions
-    assert clicks.name == "region1" and clicks.labels == (1, 0) and clicks.when == When(time=4.5)
-    assert mask.mask.shape == (8, 8) and mask.mask.sum() == 8
+    clicks, mask, rle = request.regions
+    assert clicks == RegionPrompt.from_points("clicks", [(5, 6), (7, 8)], When(time=4.5), labels=[1, 0])
+    # a mask image's path (read relative to the manifest here) and the RLE a result file writes give one mask
+    assert mask == RegionPrompt.from_mask("m", np.eye(8, dtype=bool), 0) and np.array_equal(rle.mask, mask.mask)
     assert request.question.startswith("Is") and request.options == ("yes", "no")
     # keys are stable, readable and distinct
     assert first.key.startswith("a-") and first.key != second.key
     assert [line.key for line in read_manifest(manifest)] == [first.key, second.key]
+
+
+_BOX = {"name": "dog", "when": {"frame": 0}, "box": [1, 2, 3, 4]}
 
 
 @pytest.mark.parametrize(
@@ -59,21 +70,33 @@ def test_lines_parse_with_paths_relative_to_the_folder_or_the_manifest(tmp_path)
     [
         ("{not json", "not valid JSON"),
         ({"regions": []}, "'video' must be a path"),
-        ({"video": "missing.mp4", "regions": [{"box": [1, 2, 3, 4], "frame": 0}]}, "not found"),
+        ({"video": "missing.mp4", "regions": [_BOX]}, "not found"),
         ({"video": "a.mp4", "regions": []}, "non-empty list"),
-        ({"video": "a.mp4", "regions": [{"box": [1, 2, 3, 4]}]}, "exactly one of 'frame'"),
-        ({"video": "a.mp4", "regions": [{"box": [1, 2, 3, 4], "frame": 0, "time": 1}]}, "exactly one of 'frame'"),
-        ({"video": "a.mp4", "regions": [{"box": [4, 2, 3, 4], "frame": 0}]}, "x1 < x2"),
-        ({"video": "a.mp4", "regions": [{"box": [1, 2, 3, 4], "frame": 0, "colour": "red"}]}, "unknown keys"),
         (
-            {"video": "a.mp4", "regions": [{"box": [1, 2, 3, 4], "frame": 0}], "options": ["a", "b"]},
-            "need a 'question'",
+            {"video": "a.mp4", "regions": [{"name": "dog", "box": [1, 2, 3, 4]}]},
+            "region 1: region 'dog' needs \"when\"",
         ),
-        ({"video": "a.mp4", "regions": [{"mask": "nope.png", "frame": 0}]}, "mask 'nope.png' not found"),
+        # the moment is in "when", as result files write it; the message says how to write it
+        (
+            {"video": "a.mp4", "regions": [_BOX, {"name": "cat", "box": [1, 2, 3, 4], "frame": 0}]},
+            r'line 1: region 2: region \'cat\': the moment goes in "when": write "when": \{"frame": 0\}',
+        ),
+        ({"video": "a.mp4", "regions": [{"box": [1, 2, 3, 4], "when": {"frame": 0}}]}, 'needs a "name"'),
+        ({"video": "a.mp4", "regions": [_BOX | {"box": [4, 2, 3, 4]}]}, "x1 < x2"),
+        ({"video": "a.mp4", "regions": [_BOX | {"colour": "red"}]}, "unknown keys"),
+        ({"video": "a.mp4", "regions": [_BOX], "options": ["a", "b"]}, "need a 'question'"),
+        (
+            {"video": "a.mp4", "regions": [{"name": "m", "mask": "nope.png", "when": {"frame": 0}}]},
+            "mask 'nope.png' not found",
+        ),
+        (
+            {"video": "a.mp4", "regions": [{"name": "m", "mask": 3, "when": {"frame": 0}}]},
+            "or the path of a mask image",
+        ),
         (
             {
                 "video": "a.mp4",
-                "regions": [{"name": "dog", "box": [1, 2, 3, 4], "frame": 0}],
+                "regions": [{"name": "dog", "box": [1, 2, 3, 4], "when": {"frame": 0}}],
                 "question": "Is <cat> ok?",
             },
             r"line 1: the question names <cat>, which is not among the given regions \(dog\)",
@@ -81,7 +104,7 @@ def test_lines_parse_with_paths_relative_to_the_folder_or_the_manifest(tmp_path)
         (
             {
                 "video": "a.mp4",
-                "regions": [{"name": "dog", "box": [1, 2, 3, 4], "frame": 0}],
+                "regions": [{"name": "dog", "box": [1, 2, 3, 4], "when": {"frame": 0}}],
                 "question": "Which is <dog>?",
                 "options": ["<dog>", "<cow>"],
             },
@@ -102,7 +125,7 @@ def test_whole_file_problems(tmp_path):
         read_manifest(tmp_path / "none.jsonl")
     with pytest.raises(InvalidInputError, match="holds no items"):
         read_manifest(_write(tmp_path / "empty.jsonl", ["", "# nothing"]))
-    same = {"video": "a.mp4", "regions": [{"box": [1, 2, 3, 4], "frame": 0}]}
+    same = {"video": "a.mp4", "regions": [_BOX]}
     with pytest.raises(InvalidInputError, match="line 2 repeats line 1"):
         read_manifest(_write(tmp_path / "twice.jsonl", [same, same]))
 
@@ -113,3 +136,43 @@ def test_a_question_about_text_regions_is_checked_once_they_are_found(tmp_path):
     line = {"video": "a.mp4", "regions": [{"name": "car", "text": "a red car"}], "question": "Is <car#2> red?"}
     (item,) = read_manifest(_write(tmp_path / "r.jsonl", [line]))
     assert item.parse(tmp_path, tmp_path).question == "Is <car#2> red?"
+
+
+@pytest.fixture(scope="module")
+def material(tmp_path_factory):
+    """Tiny models and a clip (the selftest's)."""
+    return prepare_selftest(tmp_path_factory.mktemp("models"))
+
+
+def test_a_result_files_regions_run_again_from_a_manifest_line(material, tmp_path):
+    # Every kind of region, by frame and by time, written by `garvideo describe` into its result document...
+    blob = np.zeros((120, 160), bool)  # the selftest clip's frame size
+    blob[30:60, 40:90] = True
+    Image.fromarray(blob.astype(np.uint8) * 255).save(tmp_path / "blob.png")
+    given = {
+        "boxes": [material.box, "thing=20,20,70,60@1.5s"],
+        "points": ["clicks=50,40;!5,5@0.25s"],
+        "masks": [f"blob={tmp_path / 'blob.png'}@2"],
+    }
+    options = [arg for key, option in (("boxes", "--box"), ("points", "--points"), ("masks", "--mask"))
+               for value in given[key] for arg in (option, value)]  # fmt: skip
+    out = tmp_path / "result.json"
+    models = ["--model", material.gar, "--sam2", material.sam2, "--max-new-tokens", "2", "--frames", "2", "-q"]
+    result = CliRunner().invoke(
+        app, [str(a) for a in ["describe", material.clip, *options, "--out", out, *models]], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    doc = json.loads(out.read_text())
+    copied = [prompt for region in doc["regions"] for prompt in region["prompts"]]
+    assert {p["name"] for p in copied} == {"thing", "clicks", "blob"} and len(copied) == 4
+    # ...and copied as they are into a manifest line, load to the prompts the command line was given.
+    manifest = _write(tmp_path / "again.jsonl", [{"video": str(material.clip), "regions": copied}])
+    (line,) = read_manifest(manifest)
+    loaded = line.parse(tmp_path, tmp_path).regions
+    expected = parse_region_prompts(**given)
+    assert sorted(loaded, key=_order) == sorted(expected, key=_order)
+    assert any(p.kind == "mask" for p in loaded) and any(p.when == When(time=0.25) for p in loaded)
+
+
+def _order(prompt):
+    return (prompt.name, str(prompt.when))

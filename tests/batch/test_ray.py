@@ -91,7 +91,7 @@ def long_manifest(material):
     lines = [
         {
             "video": "clips/moving.mp4" if k % 2 else "clips/second.mp4",
-            "regions": [{"name": "thing", "box": [10 + k, 10, 60 + k, 50], "frame": k}],
+            "regions": [{"name": "thing", "box": [10 + k, 10, 60 + k, 50], "when": {"frame": k}}],
         }
         for k in range(8)
     ]

@@ -89,7 +89,7 @@ def test_batch_killed_midway_resumes_without_duplicates(material, tmp_path):
     lines = [
         {
             "video": "clips/moving.mp4" if k % 2 else "clips/second.mp4",
-            "regions": [{"name": "thing", "box": [10 + k, 10, 60 + k, 50], "frame": k}],
+            "regions": [{"name": "thing", "box": [10 + k, 10, 60 + k, 50], "when": {"frame": k}}],
         }
         for k in range(8)
     ]
@@ -155,7 +155,11 @@ def test_a_line_whose_question_names_an_unknown_region_fails_before_any_work(
     monkeypatch.setattr(Pipeline, "describe", no_work)
     monkeypatch.setattr(Pipeline, "ask", no_work)
     box = [int(v) for v in material.box.split("=")[1].split("@")[0].split(",")]
-    line = {"video": "clips/moving.mp4", "regions": [{"name": "dog", "box": box, "frame": 3}], "question": "<cat>?"}
+    line = {
+        "video": "clips/moving.mp4",
+        "regions": [{"name": "dog", "box": box, "when": {"frame": 3}}],
+        "question": "<cat>?",
+    }
     manifest = tmp_path / "r.jsonl"
     manifest.write_text(json.dumps(line) + "\n")
     out = tmp_path / "out"

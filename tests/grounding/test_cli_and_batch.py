@@ -104,19 +104,25 @@ def test_manifest_text_regions(tmp_path):
     (tmp_path / "a.mp4").write_bytes(b"")
     manifest = tmp_path / "r.jsonl"
     lines = [
-        {"video": "a.mp4", "regions": [{"name": "car", "text": "a red car", "time": 4.5}]},
-        {"video": "a.mp4", "regions": [{"name": "car", "text": "a red car"}, {"box": [1, 2, 3, 4], "frame": 0}]},
-        {"video": "a.mp4", "regions": [{"name": "car", "text": "", "frame": 2}]},
-        {"video": "a.mp4", "regions": [{"name": "car", "text": 3, "frame": 2}]},
-        {"video": "a.mp4", "regions": [{"name": "car", "text": "a car", "box": [1, 2, 3, 4], "frame": 2}]},
+        {"video": "a.mp4", "regions": [{"name": "car", "text": "a red car", "when": {"time": 4.5}}]},
+        {
+            "video": "a.mp4",
+            "regions": [
+                {"name": "car", "text": "a red car"},
+                {"name": "sign", "box": [1, 2, 3, 4], "when": {"frame": 0}},
+            ],
+        },
+        {"video": "a.mp4", "regions": [{"name": "car", "text": "", "when": {"frame": 2}}]},
+        {"video": "a.mp4", "regions": [{"name": "car", "text": 3, "when": {"frame": 2}}]},
+        {"video": "a.mp4", "regions": [{"name": "car", "text": "a car", "box": [1, 2, 3, 4], "when": {"frame": 2}}]},
     ]
     manifest.write_text("".join(json.dumps(line) + "\n" for line in lines))
     at_time, searched, empty, number, both = read_manifest(manifest)
     (car,) = at_time.parse(tmp_path, tmp_path).regions
     assert (car.kind, car.text, car.when) == ("text", "a red car", When(time=4.5))
     car, box = searched.parse(tmp_path, tmp_path).regions
-    assert car.when is None and box.kind == "box" and box.name == "region2"
-    for line, message in ((empty, "text of region 'car' is empty"), (number, "'text' must be a phrase"),
+    assert car.when is None and box.kind == "box" and box.name == "sign"
+    for line, message in ((empty, "text of region 'car' is empty"), (number, "\"text\" of region 'car' must be a phrase"),
                           (both, "exactly one of a box, points, a mask or a text")):  # fmt: skip
         with pytest.raises(Exception, match=message):
             line.parse(tmp_path, tmp_path)

@@ -1,22 +1,19 @@
-"""Region prompts: validation, fitting to a frame, and the CLI region syntax."""
+"""Region prompts: validation, fitting to a frame, and their JSON form (to_dict / from_dict)."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
-from PIL import Image
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
-from garvideo.errors import GarvideoError, InvalidInputError
+from garvideo.errors import InvalidInputError
 from garvideo.masks import decode_rle
 from garvideo.timecode import When
-from garvideo.tracking import (
-    RegionPrompt,
-    load_mask_image,
-    parse_box_prompt,
-    parse_mask_prompt,
-    parse_points_prompt,
-    parse_region_prompts,
-)
+from garvideo.tracking import RegionPrompt
 
 
 def _blob(height=40, width=60):
@@ -135,93 +132,134 @@ def test_constructors_turn_malformed_regions_into_invalid_input(make, message):
         make()
 
 
-# -- the CLI region syntax ------------------------------------------------------------------
+# -- the JSON form: from_dict reads what to_dict writes ----------------------------------------------
+
+_names = st.text(st.characters(blacklist_categories=("C",), blacklist_characters="<>"), min_size=1, max_size=12).filter(
+    str.strip
+)
+_whens = st.one_of(
+    st.integers(0, 10**6).map(lambda frame: When(frame=frame)),
+    st.floats(0, 1e5, allow_nan=False, allow_infinity=False).map(lambda time: When(time=time)),
+)
+_coordinates = st.floats(-1e4, 1e4, allow_nan=False, allow_infinity=False)
+_sizes = st.floats(1e-3, 1e4, allow_nan=False, allow_infinity=False)
+_obj_ids = st.none() | st.integers(0, 1000)
 
 
-def test_parse_box_named_and_unnamed():
-    prompt = parse_box_prompt("dog=120,80,260.5,210@4.5s")
-    assert (prompt.name, prompt.box, prompt.when) == ("dog", (120.0, 80.0, 260.5, 210.0), When(time=4.5))
-    unnamed = parse_box_prompt(" 1, 2, 3, 4 @12", default_name="thing")
-    assert (unnamed.name, unnamed.box, unnamed.when) == ("thing", (1.0, 2.0, 3.0, 4.0), When(frame=12))
-    assert parse_box_prompt("cat=1,2,3,4@1:02.5").when == When(time=62.5)
+@st.composite
+def _boxes(draw):
+    x1, y1 = draw(_coordinates), draw(_coordinates)
+    return RegionPrompt.from_box(
+        draw(_names), (x1, y1, x1 + draw(_sizes), y1 + draw(_sizes)), draw(_whens), draw(_obj_ids)
+    )
+
+
+@st.composite
+def _clicks(draw):
+    points = draw(st.lists(st.tuples(_coordinates, _coordinates), min_size=1, max_size=5))
+    labels = draw(
+        st.lists(st.sampled_from([0, 1]), min_size=len(points), max_size=len(points)).filter(lambda ls: 1 in ls)
+    )
+    return RegionPrompt.from_points(draw(_names), points, draw(_whens), labels, draw(_obj_ids))
+
+
+@st.composite
+def _masks(draw):
+    shape = draw(st.tuples(st.integers(1, 12), st.integers(1, 12)))
+    mask = draw(arrays(bool, shape).filter(lambda m: m.any()))
+    return RegionPrompt.from_mask(draw(_names), mask, draw(_whens), draw(_obj_ids))
+
+
+@st.composite
+def _texts(draw):
+    phrase = draw(st.text(min_size=1, max_size=30).filter(str.strip))
+    return RegionPrompt.from_text(draw(_names), phrase, draw(st.none() | _whens), draw(_obj_ids))
+
+
+_prompts = st.one_of(_boxes(), _clicks(), _masks(), _texts())
+
+
+@settings(max_examples=300, deadline=None)
+@given(_prompts)
+def test_from_dict_reads_back_what_to_dict_writes(prompt):
+    written = prompt.to_dict()
+    assert RegionPrompt.from_dict(written) == prompt
+    # through a JSON file too: what a result document holds reads back to the same prompt and the same dict
+    as_json = json.loads(json.dumps(written))
+    assert RegionPrompt.from_dict(as_json) == prompt
+    assert RegionPrompt.from_dict(as_json).to_dict() == written == as_json
+
+
+def test_from_dict_fills_what_to_dict_leaves_to_defaults():
+    # labels left out are all positive; a text without "when" is searched for, as from_text(name, text) is
+    clicks = RegionPrompt.from_dict({"name": "b", "when": {"frame": 0}, "points": [[1, 2], [3, 4]]})
+    assert clicks == RegionPrompt.from_points("b", [(1, 2), (3, 4)], 0)
+    assert RegionPrompt.from_dict({"name": "car", "text": "a red car"}) == RegionPrompt.from_text("car", "a red car")
+    time = RegionPrompt.from_dict({"name": "a", "when": {"time": 2}, "box": [1, 2, 3, 4]})
+    assert time.when == When(time=2.0) and time.box == (1.0, 2.0, 3.0, 4.0)
+
+
+def test_from_dict_reads_a_mask_path_only_when_told_how():
+    read = []
+    prompt = RegionPrompt.from_dict(
+        {"name": "m", "when": {"frame": 1}, "mask": "m.png"}, read_mask=lambda path: read.append(path) or _blob()
+    )
+    assert read == ["m.png"] and np.array_equal(prompt.mask, _blob())
+    with pytest.raises(InvalidInputError, match=r"mask of region 'm' must be COCO RLE .* as result files write it"):
+        RegionPrompt.from_dict({"name": "m", "when": {"frame": 1}, "mask": "m.png"})
+
+
+_BOX = [1, 2, 30, 40]
+_EMPTY_RLE = RegionPrompt.from_mask("e", np.eye(3, dtype=bool), 0).to_dict()["mask"] | {"counts": "9"}
 
 
 @pytest.mark.parametrize(
-    "text, message",
+    "data, message",
     [
-        ("dog=1,2,3,4", "@WHEN"),
-        ("dog=1,2,3@4", "expected 4 comma-separated numbers"),
-        ("dog=1,2,x,4@4", "expected 4 comma-separated numbers"),
-        ("dog=1,2,3,4@soon", "cannot read 'soon'"),
-        ("=1,2,3,4@0", "name before '=' is empty"),
-        ("dog=@3", "nothing between"),
-        ("dog=5,2,3,4@0", "x1 < x2"),
+        ([1, 2], "a region must be a JSON object such as"),
+        ({"when": {"frame": 0}, "box": _BOX}, 'a region needs a "name"'),
+        ({"name": "dog", "frame": 12, "box": _BOX}, r'the moment goes in "when": write "when": \{"frame": 12\}'),
+        ({"name": "dog", "time": 4.5, "box": _BOX}, r'write "when": \{"time": 4.5\}'),
+        ({"name": "dog", "when": {"frame": 0}, "box": _BOX, "colour": "red"}, r"unknown keys \['colour'\]"),
+        ({"name": "dog", "box": _BOX}, r'region \'dog\' needs "when": \{"frame": INDEX\}'),
+        ({"name": "dog", "when": None, "box": _BOX}, 'needs "when"'),
+        ({"name": "dog", "when": 12, "box": _BOX}, r'"when" of region \'dog\' must be .* got 12'),
+        ({"name": "dog", "when": "4.5s", "box": _BOX}, r'must be \{"frame": INDEX\} or \{"time": SECONDS\}'),
+        ({"name": "dog", "when": {"frame": 1, "time": 2}, "box": _BOX}, r'must be \{"frame": INDEX\}'),
+        ({"name": "dog", "when": {"frame": 1.5}, "box": _BOX}, "frame of region 'dog' must be a whole number"),
+        ({"name": "dog", "when": {"frame": True}, "box": _BOX}, "must be a whole number, got true"),
+        ({"name": "dog", "when": {"frame": -1}, "box": _BOX}, "frame index must be >= 0"),
+        (
+            {"name": "dog", "when": {"frame": None}, "box": _BOX},
+            "frame of region 'dog' must be a whole number, got null",
+        ),
+        ({"name": "dog", "when": When(frame=3), "box": _BOX}, r'"when" of region \'dog\' must be .*got "When\(frame=3'),
+        ({"name": "dog", "when": {"time": "4.5s"}, "box": _BOX}, "time of region 'dog' must be a number of seconds"),
+        ({"name": "dog", "when": {"time": -1}, "box": _BOX}, "time must be a finite number of seconds >= 0"),
+        ({"name": "dog", "when": {"frame": 0}, "box": ["1", "2", "3", "4"]}, r"box .* list of numbers \[x1, y1"),
+        ({"name": "dog", "when": {"frame": 0}, "box": [1, 2, 3]}, "needs 4 numbers"),
+        ({"name": "dog", "when": {"frame": 0}, "box": [5, 2, 3, 4]}, "x1 < x2"),
+        ({"name": "dog", "when": {"frame": 0}, "points": [1, 2]}, r"each click of region 'dog' .* \[x, y\], got 1"),
+        ({"name": "dog", "when": {"frame": 0}, "points": [[1, 2, 3]]}, r"got a click \(1, 2, 3\)"),
+        ({"name": "dog", "when": {"frame": 0}, "points": "1,2"}, r"points of region 'dog' must be a list of \[x, y\]"),
+        ({"name": "dog", "when": {"frame": 0}, "points": [[1, 2]], "labels": [2]}, r"1 \(object\) and 0"),
+        ({"name": "dog", "when": {"frame": 0}, "points": [[1, 2]], "labels": [True]}, r"1 \(object\) and 0"),
+        ({"name": "dog", "when": {"frame": 0}, "points": [[1, 2]], "labels": [0]}, "all negative"),
+        ({"name": "dog", "when": {"frame": 0}, "points": [[1, 2]], "labels": [1, 0]}, "1 clicks but 2 labels"),
+        ({"name": "dog", "when": {"frame": 0}, "box": _BOX, "labels": [1]}, "click labels but no clicks"),
+        ({"name": "dog", "when": {"frame": 0}, "mask": [[1]]}, "mask of region 'dog' must be COCO RLE"),
+        ({"name": "dog", "when": {"frame": 0}, "mask": {"size": [2, 2]}}, "must be COCO RLE"),
+        ({"name": "dog", "when": {"frame": 0}, "mask": {"size": [2, 2], "counts": "zzz"}}, "mask of .*malformed RLE"),
+        ({"name": "dog", "when": {"frame": 0}, "mask": _EMPTY_RLE}, "mask of 'dog' is empty"),
+        ({"name": "dog", "when": {"frame": 0}, "text": 3}, "\"text\" of region 'dog' must be a phrase"),
+        ({"name": "dog", "when": {"frame": 0}, "text": " "}, "text of region 'dog' is empty"),
+        ({"name": "dog", "when": {"frame": 0}, "text": "a dog", "box": _BOX}, "exactly one of a box, points"),
+        ({"name": "dog", "when": {"frame": 0}}, "exactly one of a box, points"),
+        ({"name": "dog", "when": {"frame": 0}, "box": _BOX, "obj_id": "3"}, "obj_id\" of region 'dog' must be a whole"),
+        ({"name": "a<b", "when": {"frame": 0}, "box": _BOX}, "'<'"),
+        ({"name": 7, "when": {"frame": 0}, "box": _BOX}, "a region name must be text"),
     ],
 )
-def test_parse_box_errors_say_what_is_wrong(text, message):
-    with pytest.raises(InvalidInputError, match=message) as caught:
-        parse_box_prompt(text)
-    assert isinstance(caught.value, GarvideoError)
-
-
-def test_parse_points_with_negative_clicks():
-    prompt = parse_points_prompt("dog=120,80; 140,90;!60,40 ;~ 10,11@12")
-    assert prompt.name == "dog" and prompt.when == When(frame=12)
-    assert prompt.points == ((120, 80), (140, 90), (60, 40), (10, 11))
-    assert prompt.labels == (1, 1, 0, 0)
-    single = parse_points_prompt("5,6@0.5s", default_name="p")
-    assert (single.name, single.points, single.labels) == ("p", ((5.0, 6.0),), (1,))
-
-
-def test_parse_points_errors():
-    with pytest.raises(InvalidInputError, match="all negative"):
-        parse_points_prompt("dog=!1,2@0")
-    with pytest.raises(InvalidInputError, match="expected 2 comma-separated numbers"):
-        parse_points_prompt("dog=1,2,3@0")
-    with pytest.raises(InvalidInputError, match="no clicks"):
-        parse_points_prompt("dog=;;@0")
-
-
-def test_parse_mask_reads_greyscale_palette_and_colour_pngs(tmp_path):
-    mask = _blob()
-    grey = tmp_path / "grey.png"
-    Image.fromarray(mask.astype(np.uint8) * 255).save(grey)
-    palette = tmp_path / "palette.png"
-    paletted = Image.fromarray(mask.astype(np.uint8) * 2)  # object pixels: palette index 2, DAVIS-style
-    paletted.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0] + [0] * (256 * 3 - 9))
-    assert paletted.mode == "P"
-    paletted.save(palette)
-    colour = tmp_path / "colour.png"
-    rgb = np.zeros(mask.shape + (3,), np.uint8)
-    rgb[mask] = (0, 0, 7)
-    Image.fromarray(rgb).save(colour)
-    for path in (grey, palette, colour):
-        assert np.array_equal(load_mask_image(path), mask), path
-    prompt = parse_mask_prompt(f"dog={grey}@3")
-    assert prompt.name == "dog" and prompt.when == When(frame=3) and np.array_equal(prompt.mask, mask)
-
-
-def test_parse_mask_errors(tmp_path):
-    with pytest.raises(InvalidInputError, match="not found"):
-        parse_mask_prompt(f"dog={tmp_path / 'missing.png'}@3")
-    empty = tmp_path / "empty.png"
-    Image.fromarray(np.zeros((4, 4), np.uint8)).save(empty)
-    with pytest.raises(InvalidInputError, match="no non-zero pixel"):
-        parse_mask_prompt(f"{empty}@0")
-    not_image = tmp_path / "note.png"
-    not_image.write_text("hello")
-    with pytest.raises(InvalidInputError, match="cannot read the mask image"):
-        parse_mask_prompt(f"{not_image}@0")
-
-
-def test_parse_region_prompts_names_unnamed_regions_and_keeps_corrections(tmp_path):
-    mask_file = tmp_path / "m.png"
-    Image.fromarray(_blob().astype(np.uint8)).save(mask_file)
-    prompts = parse_region_prompts(
-        boxes=["1,2,3,4@0", "region1=5,6,7,8@1", "dog=1,1,9,9@2", "dog=2,2,8,8@30"],
-        points=["3,3;!1,1@4"],
-        masks=[f"{mask_file}@5"],
-    )
-    assert [p.name for p in prompts] == ["region2", "region1", "dog", "dog", "region3", "region4"]
-    assert [p.kind for p in prompts] == ["box", "box", "box", "box", "points", "mask"]
-    assert [p.frame for p in prompts if p.name == "dog"] == [2, 30]
+def test_from_dict_says_what_to_write_for_a_malformed_region(data, message):
+    with pytest.raises(InvalidInputError, match=message):
+        RegionPrompt.from_dict(data)
