@@ -41,7 +41,7 @@ from ..model.errors import TooManyRegionsError
 from ..names import resolve_references
 from ..timecode import parse_seconds
 from ..tracking import DEFAULT_SAM2_MODEL, RegionPrompt, Sam2Tracker, Track
-from ..video import Frame, VideoReader, reading
+from ..video import DEFAULT_AHEAD, Frame, VideoReader, decode_ahead, reading
 from ..windows import check_window_length
 from .grounding import TextSearch, find_text_regions, has_text
 from .results import (
@@ -117,11 +117,20 @@ class _Range:
 
 
 class _TimedSource:
-    """A video reader seen by the tracker, timing how long it waits for decoded frames."""
+    """A video reader seen by the tracker, its frames decoded ``ahead`` frames ahead in a background thread.
 
-    def __init__(self, reader: VideoReader) -> None:
+    ``seconds`` is the time the tracker waited for decoded frames: with decode-ahead that is the
+    decoding *not* hidden behind tracking (all of it when tracking is faster than decoding, almost
+    none when it is slower), so the pipeline's ``decode`` + ``track`` stage times still add up to the
+    wall time of the tracking call. ``work_seconds`` is what the decode thread spent, overlapped or
+    not. ``ahead=0`` decodes in the tracker's thread, as before.
+    """
+
+    def __init__(self, reader: VideoReader, ahead: int = DEFAULT_AHEAD) -> None:
         self._reader = reader
+        self.ahead = ahead
         self.seconds = 0.0
+        self.work_seconds = 0.0
 
     num_frames = property(lambda self: self._reader.num_frames)
     width = property(lambda self: self._reader.width)
@@ -129,16 +138,23 @@ class _TimedSource:
 
     def iter_frames(self, start: int = 0, stop: int | None = None, step: int = 1) -> Iterator[Frame]:
         frames = self._reader.iter_frames(start, stop, step)
+        if self.ahead > 0:
+            frames = decode_ahead(frames, self.ahead)
         try:
             while True:
                 began = time.perf_counter()
                 frame = next(frames, None)
-                self.seconds += time.perf_counter() - began
+                elapsed = time.perf_counter() - began
+                self.seconds += elapsed
+                if self.ahead == 0:
+                    self.work_seconds += elapsed
                 if frame is None:
                     return
                 yield frame
         finally:
-            frames.close()
+            frames.close()  # with decode-ahead: stops and joins its thread before the next stream starts
+            if self.ahead > 0:
+                self.work_seconds += frames.work_seconds
 
 
 class Pipeline:

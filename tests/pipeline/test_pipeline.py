@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import threading
 
 import numpy as np
 import pytest
@@ -114,6 +115,37 @@ def test_track_only_pipeline(models_dir, leaving_clip):
     assert all(i < 12 for i in track.indices)
     with pytest.raises(PipelineError, match="without a GAR model"):
         tracker_only.describe(leaving_clip.path, [RegionPrompt.from_box("a", (10, 10, 40, 40), 0)])
+
+
+def test_tracking_decodes_ahead_in_a_thread_and_tracks_as_decoding_in_place(models_dir, leaving_clip, monkeypatch):
+    from garvideo.pipeline.pipeline import _TimedSource
+    from garvideo.video import VideoReader
+
+    decoding_threads = set()
+    iter_frames = VideoReader.iter_frames
+
+    def recording(self, *args, **kwargs):
+        for frame in iter_frames(self, *args, **kwargs):
+            decoding_threads.add(threading.current_thread().name)
+            yield frame
+
+    monkeypatch.setattr(VideoReader, "iter_frames", recording)
+    tracker_only = Pipeline.from_pretrained(gar=None, sam2=models_dir / "sam2", progress=False)
+    prompt = RegionPrompt.from_box("square", box_prompt_values(leaving_clip.objects[1].boxes[10]), 10)
+    result = tracker_only.track(leaving_clip.path, [prompt])
+    assert decoding_threads == {"garvideo-decode-ahead"}
+    timings = result.provenance.timings
+    assert timings.decode >= 0 and timings.track > 0
+
+    decoding_threads.clear()
+    with open_video(leaving_clip.path) as video:
+        in_place = tracker_only.tracker.track(_TimedSource(video, ahead=0), [prompt], progress=False)
+    assert decoding_threads == {threading.current_thread().name}
+    (track,), (expected,) = result.tracks, in_place
+    assert track.indices == expected.indices == tuple(range(leaving_clip.num_frames))
+    for a, b in zip(track.frames, expected.frames, strict=True):
+        assert (a.index, a.time, a.rle, a.score) == (b.index, b.time, b.rle, b.score)
+    assert [t for t in threading.enumerate() if t.name == "garvideo-decode-ahead"] == []
 
 
 def test_ask_two_named_regions(pipeline, leaving_clip, truth):
