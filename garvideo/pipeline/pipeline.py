@@ -124,6 +124,11 @@ class _TimedSource:
     none when it is slower), so the pipeline's ``decode`` + ``track`` stage times still add up to the
     wall time of the tracking call. ``work_seconds`` is what the decode thread spent, overlapped or
     not. ``ahead=0`` decodes in the tracker's thread, as before.
+
+    Backward, the reader decodes a GOP chunk (up to ``max_buffered_frames`` frames) before it
+    hands out the chunk's first frame, so a backward stream is decoded a whole chunk ahead: the
+    next chunk is decoded while this one is tracked. That holds no more frames than the reader
+    alone: it keeps a chunk until the next one is decoded.
     """
 
     def __init__(self, reader: VideoReader, ahead: int = DEFAULT_AHEAD) -> None:
@@ -139,7 +144,7 @@ class _TimedSource:
     def iter_frames(self, start: int = 0, stop: int | None = None, step: int = 1) -> Iterator[Frame]:
         frames = self._reader.iter_frames(start, stop, step)
         if self.ahead > 0:
-            frames = decode_ahead(frames, self.ahead)
+            frames = decode_ahead(frames, self.ahead if step > 0 else max(self.ahead, self._reader.max_buffered_frames))
         try:
             while True:
                 began = time.perf_counter()

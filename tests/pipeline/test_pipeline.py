@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -146,6 +147,37 @@ def test_tracking_decodes_ahead_in_a_thread_and_tracks_as_decoding_in_place(mode
     for a, b in zip(track.frames, expected.frames, strict=True):
         assert (a.index, a.time, a.rle, a.score) == (b.index, b.time, b.rle, b.score)
     assert [t for t in threading.enumerate() if t.name == "garvideo-decode-ahead"] == []
+
+
+def test_tracking_streams_decode_a_few_frames_ahead_forward_and_a_chunk_ahead_backward(leaving_clip, monkeypatch):
+    from garvideo.pipeline.pipeline import _TimedSource
+    from garvideo.video import VideoReader
+
+    decoded: list[int] = []
+    iter_frames = VideoReader.iter_frames
+
+    def recording(self, *args, **kwargs):
+        for frame in iter_frames(self, *args, **kwargs):
+            decoded.append(frame.index)
+            yield frame
+
+    monkeypatch.setattr(VideoReader, "iter_frames", recording)
+    with open_video(leaving_clip.path, max_buffered_frames=5) as video:
+        source = _TimedSource(video, ahead=2)
+        forward = source.iter_frames(0, 20, 1)
+        next(forward)
+        time.sleep(0.3)
+        assert decoded == [0, 1, 2]  # the frame taken and two ahead
+        forward.close()
+        decoded.clear()
+        backward = source.iter_frames(19, None, -1)
+        next(backward)
+        time.sleep(0.3)
+        # a chunk's worth (5) ahead of frame 19: down to frame 14, for which the reader decoded the whole next
+        # chunk (frames 14-10) while frame 19 is tracked
+        assert decoded == list(range(19, 13, -1))
+        backward.close()
+    assert source.work_seconds > 0
 
 
 def test_ask_two_named_regions(pipeline, leaving_clip, truth):
