@@ -26,7 +26,7 @@ import dataclasses
 import math
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,7 +123,9 @@ class _TimedSource:
     decoding *not* hidden behind tracking (all of it when tracking is faster than decoding, almost
     none when it is slower), so the pipeline's ``decode`` + ``track`` stage times still add up to the
     wall time of the tracking call. ``work_seconds`` is what the decode thread spent, overlapped or
-    not. ``ahead=0`` decodes in the tracker's thread, as before.
+    not. ``ahead=0`` decodes in the tracker's thread, as before. ``prepare`` (the tracker's
+    :meth:`~garvideo.tracking.Sam2Tracker.prepare`) runs in the decode thread too, so the frames'
+    resizing and normalising also overlap tracking (and count in ``work_seconds``, not in tracking).
 
     Backward, the reader decodes a GOP chunk (up to ``max_buffered_frames`` frames) before it
     hands out the chunk's first frame, so a backward stream is decoded a whole chunk ahead: the
@@ -131,9 +133,12 @@ class _TimedSource:
     alone: it keeps a chunk until the next one is decoded.
     """
 
-    def __init__(self, reader: VideoReader, ahead: int = DEFAULT_AHEAD) -> None:
+    def __init__(
+        self, reader: VideoReader, ahead: int = DEFAULT_AHEAD, prepare: Callable[[Frame], Any] | None = None
+    ) -> None:
         self._reader = reader
         self.ahead = ahead
+        self._prepare = prepare
         self.seconds = 0.0
         self.work_seconds = 0.0
 
@@ -144,7 +149,8 @@ class _TimedSource:
     def iter_frames(self, start: int = 0, stop: int | None = None, step: int = 1) -> Iterator[Frame]:
         frames = self._reader.iter_frames(start, stop, step)
         if self.ahead > 0:
-            frames = decode_ahead(frames, self.ahead if step > 0 else max(self.ahead, self._reader.max_buffered_frames))
+            ahead = self.ahead if step > 0 else max(self.ahead, self._reader.max_buffered_frames)
+            frames = decode_ahead(frames, ahead, transform=self._prepare)
         try:
             while True:
                 began = time.perf_counter()
@@ -338,7 +344,7 @@ class Pipeline:
         # Prompts outside the range still anchor the track: track from them into the range.
         first = min([span.first, *(p.frame for p in prompts)])
         stop = max([span.stop, *(p.frame + 1 for p in prompts)])
-        source = _TimedSource(reader)
+        source = _TimedSource(reader, prepare=self.tracker.prepare)
         began = time.perf_counter()
         with torch_threads(stage_threads("track", self.tracker.device, self.threads)):
             tracks = self.tracker.track(source, prompts, start=first, stop=stop, stride=stride, progress=self.progress)

@@ -18,7 +18,7 @@ from .prompts import (
     parse_region_prompts,
     parse_text_prompt,
 )
-from .sam2 import DEFAULT_SAM2_MODEL, SAM2_ALIASES, Sam2Tracker, TrackingStats
+from .sam2 import DEFAULT_SAM2_MODEL, SAM2_ALIASES, PreparedFrame, Sam2Tracker, TrackingStats
 from .source import FrameLike, FrameSource
 from .track import (
     TRACKS_FORMAT,
@@ -32,6 +32,7 @@ from .track import (
 )
 
 __all__ = [
+    "PreparedFrame",
     "DEFAULT_SAM2_MODEL",
     "SAM2_ALIASES",
     "TRACKS_FORMAT",

@@ -132,16 +132,25 @@ def test_tracking_decodes_ahead_in_a_thread_and_tracks_as_decoding_in_place(mode
 
     monkeypatch.setattr(VideoReader, "iter_frames", recording)
     tracker_only = Pipeline.from_pretrained(gar=None, sam2=models_dir / "sam2", progress=False)
+    preparing_threads = set()
+    pixels = tracker_only.tracker._pixels
+
+    def recording_pixels(*args):
+        preparing_threads.add(threading.current_thread().name)
+        return pixels(*args)
+
+    monkeypatch.setattr(tracker_only.tracker, "_pixels", recording_pixels)
     prompt = RegionPrompt.from_box("square", box_prompt_values(leaving_clip.objects[1].boxes[10]), 10)
     result = tracker_only.track(leaving_clip.path, [prompt])
     assert decoding_threads == {"garvideo-decode-ahead"}
+    assert preparing_threads == {"garvideo-decode-ahead"}  # the frames' resizing overlaps tracking too
     timings = result.provenance.timings
     assert timings.decode >= 0 and timings.track > 0
 
     decoding_threads.clear()
     with open_video(leaving_clip.path) as video:
         in_place = tracker_only.tracker.track(_TimedSource(video, ahead=0), [prompt], progress=False)
-    assert decoding_threads == {threading.current_thread().name}
+    assert decoding_threads == preparing_threads - {"garvideo-decode-ahead"} == {threading.current_thread().name}
     (track,), (expected,) = result.tracks, in_place
     assert track.indices == expected.indices == tuple(range(leaving_clip.num_frames))
     for a, b in zip(track.frames, expected.frames, strict=True):
