@@ -125,7 +125,8 @@ class _TimedSource:
     wall time of the tracking call. ``work_seconds`` is what the decode thread spent, overlapped or
     not. ``ahead=0`` decodes in the tracker's thread, as before. ``prepare`` (the tracker's
     :meth:`~garvideo.tracking.Sam2Tracker.prepare`) runs in the decode thread too, so the frames'
-    resizing and normalising also overlap tracking (and count in ``work_seconds``, not in tracking).
+    resizing, normalising and upload to the device also overlap tracking (and count in
+    ``work_seconds``, not in tracking).
 
     Backward, the reader decodes a GOP chunk (up to ``max_buffered_frames`` frames) before it
     hands out the chunk's first frame, so a backward stream is decoded a whole chunk ahead: the
@@ -344,7 +345,11 @@ class Pipeline:
         # Prompts outside the range still anchor the track: track from them into the range.
         first = min([span.first, *(p.frame for p in prompts)])
         stop = max([span.stop, *(p.frame + 1 for p in prompts)])
-        source = _TimedSource(reader, prepare=self.tracker.prepare)
+        # On a GPU the frames' preprocessing (and their upload) joins decoding in the decode thread; on the CPU
+        # it stays in the tracking thread: there its Python-heavy work contended with tracking's for the GIL
+        # and cores, 0.82x the speed (bench/RESULTS.md, "Decode-ahead").
+        on_cpu = self.tracker.device.type == "cpu"
+        source = _TimedSource(reader, prepare=None if on_cpu else self.tracker.prepare)
         began = time.perf_counter()
         with torch_threads(stage_threads("track", self.tracker.device, self.threads)):
             tracks = self.tracker.track(source, prompts, start=first, stop=stop, stride=stride, progress=self.progress)
