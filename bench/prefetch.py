@@ -18,7 +18,7 @@ waited for frames (the pipeline's ``decode`` stage) and the seconds spent
 decoding (in whichever thread).
 
     python bench/prefetch.py                    # print a table
-    python bench/prefetch.py --write            # also update "## Decode-ahead" in bench/RESULTS.md
+    python bench/prefetch.py --write            # also update its device's block of "## Decode-ahead" in RESULTS.md
     python bench/prefetch.py --frames 60 --repeats 1 --device cuda --full-size
 """
 
@@ -100,7 +100,10 @@ def run(args: argparse.Namespace) -> list[str]:
         modes = {
             "in the tracker's thread": (0, False),
             f"{args.ahead} frames ahead (backward: a chunk), background thread": (args.ahead, False),
-            "the same, and the frames' preprocessing in that thread (the pipeline)": (args.ahead, True),
+            "the same, and the frames' preprocessing in that thread (the pipeline's choice on a GPU)": (
+                args.ahead,
+                True,
+            ),
         }
         runs: dict[str, list[dict]] = {mode: [] for mode in modes}
         for _ in range(args.repeats):
@@ -166,8 +169,11 @@ def main() -> None:
     args = parser.parse_args()
     text = "\n".join(run(args))
     print(text)
-    if args.write:
-        write_section(SECTION, text)
+    if args.write:  # one block per kind of device, so a GPU run keeps the CPU figures and notes beside it
+        import torch
+
+        cuda = args.device.startswith("cuda") and torch.cuda.is_available()
+        write_section(SECTION, text, block=f"### {torch.cuda.get_device_name() if cuda else 'CPU'}")
 
 
 if __name__ == "__main__":
