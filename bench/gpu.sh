@@ -30,6 +30,7 @@ if [ -n "${QUICK:-}" ]; then
     step model $PY bench/model.py --device "$DEVICE" --frames 4 --new-tokens 4 --repeats 1
     step model-decode $PY bench/model.py --decode --device "$DEVICE" --frames 4 --new-tokens 4 --repeats 1
     step track $PY bench/track.py --device "$DEVICE" --models tiny --lengths 10 20
+    step prefetch $PY bench/prefetch.py --device "$DEVICE" --frames 20 --repeats 1 --cache "$OUT/clips"
     step pipeline $PY bench/pipeline.py --device "$DEVICE" --frames 12 --new-tokens 4 --repeats 1
     # the long-video steps below, small: tiny models, 3 s clips, one and two objects
     step long $PY bench/long.py --device "$DEVICE" --minutes 0.05 --objects 1 2 --new-tokens 4 \
@@ -40,6 +41,9 @@ else
     step model-decode $PY bench/model.py --decode --full-size --device "$DEVICE" --frames 16 --new-tokens 128 \
         --repeats 2 --write
     step track $PY bench/track.py --device "$DEVICE" --models tiny hiera-tiny --lengths 100 1000 --write
+    # decode-ahead: SAM2.1-tiny shapes tracking a 720p clip, frames decoded in the tracker's thread vs ahead
+    step prefetch-720p $PY bench/prefetch.py --full-size --device "$DEVICE" --frames 150 --repeats 2 \
+        --cache "$OUT/clips" --write
     step pipeline-tiny $PY bench/pipeline.py --device "$DEVICE" --write
     step pipeline-full $PY bench/pipeline.py --full-size --device "$DEVICE" --frames 64 --gar-frames 16 \
         --new-tokens 128 --repeats 3 --warmup 1 --write

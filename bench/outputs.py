@@ -77,7 +77,10 @@ def main() -> None:
     parser.add_argument("--open-frames", type=int, default=18_000, help="frames of the clip opened (10 min at 30 fps)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--write", action="store_true")
+    parser.add_argument("--rle-only", action="store_true", help="only the RLE rows (print only, never --write)")
     args = parser.parse_args()
+    if args.rle_only and args.write:
+        parser.error("--rle-only measures part of the section: print it, do not --write it")
 
     import garvideo.tracking.track as track_module
     from garvideo import masks
@@ -129,131 +132,132 @@ def main() -> None:
                 )
             )
 
-        # Blend: the tint of one region on each frame (the same entry and canvas for both).
-        track = Track.from_masks("object", dict(enumerate(mask_list)), times=clip.times)
-        from garvideo.video import open_video
+        if not args.rle_only:  # the overlay, tracks JSON and opening rows
+            # Blend: the tint of one region on each frame (the same entry and canvas for both).
+            track = Track.from_masks("object", dict(enumerate(mask_list)), times=clip.times)
+            from garvideo.video import open_video
 
-        with open_video(clip.path) as reader:
-            images = [f.image for f in reader.iter_frames()]
-        style = drawing.FrameStyle.for_frame(1280, 720, 0.4)
-        entries = [track.frame(i) for i in range(len(images)) if track.frame(i).visible]
+            with open_video(clip.path) as reader:
+                images = [f.image for f in reader.iter_frames()]
+            style = drawing.FrameStyle.for_frame(1280, 720, 0.4)
+            entries = [track.frame(i) for i in range(len(images)) if track.frame(i).visible]
 
-        decoded = {entry.index: entry.mask() for entry in entries}  # decoded beforehand: only the blend is timed
+            decoded = {entry.index: entry.mask() for entry in entries}  # decoded beforehand: only the blend is timed
 
-        def tint_with(module):
-            painter = module.RegionPainter(track, drawing.PALETTE[0])
-            painter.mask = lambda entry: decoded[entry.index]  # this painter only
+            def tint_with(module):
+                painter = module.RegionPainter(track, drawing.PALETTE[0])
+                painter.mask = lambda entry: decoded[entry.index]  # this painter only
 
-            def tint(entry):
-                canvas = images[entry.index].copy()
-                module._tint(canvas, painter, entry, style)
-                return canvas
+                def tint(entry):
+                    canvas = images[entry.index].copy()
+                    module._tint(canvas, painter, entry, style)
+                    return canvas
 
-            return tint
+                return tint
 
-        old_tint, new_tint = tint_with(old_overlay), tint_with(drawing)  # the drawing left overlay.py
-        difference = max(int(np.abs(old_tint(e).astype(int) - new_tint(e).astype(int)).max()) for e in entries)
-        copy_only = per_item_ms(lambda e: images[e.index].copy(), entries, args.repeats)
-        timed = {
-            "old": per_item_ms(old_tint, entries, args.repeats) - copy_only,
-            "new": per_item_ms(new_tint, entries, args.repeats) - copy_only,
-        }
-        rows.append(
-            (
-                "mask blend (one region, 720p), ms/frame",
-                f"{timed['old']:.2f}",
-                f"{timed['new']:.2f}",
-                f"{timed['old'] / timed['new']:.1f}x as fast; largest pixel difference {difference}",
+            old_tint, new_tint = tint_with(old_overlay), tint_with(drawing)  # the drawing left overlay.py
+            difference = max(int(np.abs(old_tint(e).astype(int) - new_tint(e).astype(int)).max()) for e in entries)
+            copy_only = per_item_ms(lambda e: images[e.index].copy(), entries, args.repeats)
+            timed = {
+                "old": per_item_ms(old_tint, entries, args.repeats) - copy_only,
+                "new": per_item_ms(new_tint, entries, args.repeats) - copy_only,
+            }
+            rows.append(
+                (
+                    "mask blend (one region, 720p), ms/frame",
+                    f"{timed['old']:.2f}",
+                    f"{timed['new']:.2f}",
+                    f"{timed['old'] / timed['new']:.1f}x as fast; largest pixel difference {difference}",
+                )
             )
-        )
 
-        # The whole overlay, old module with the old RLE decoding vs the current one.
-        seconds = {}
-        for label, module, decode in (
-            ("old", old_overlay, old_masks.decode_rle),
-            ("new", overlay, masks.decode_rle),
-        ):
-            runs = []
-            for _ in range(args.repeats):
-                track_module.decode_rle = decode  # TrackFrame.mask() decodes with this
-                try:
+            # The whole overlay, old module with the old RLE decoding vs the current one.
+            seconds = {}
+            for label, module, decode in (
+                ("old", old_overlay, old_masks.decode_rle),
+                ("new", overlay, masks.decode_rle),
+            ):
+                runs = []
+                for _ in range(args.repeats):
+                    track_module.decode_rle = decode  # TrackFrame.mask() decodes with this
+                    try:
+                        began = time.perf_counter()
+                        module.render_overlay(clip.path, folder / f"{label}.mp4", [track], progress=False)
+                        runs.append(time.perf_counter() - began)
+                    finally:
+                        track_module.decode_rle = masks.decode_rle
+                seconds[label] = statistics.median(runs)
+            rows.append(
+                (
+                    f"overlay of {args.frames} frames 1280x720 (decode, draw, encode), s",
+                    f"{seconds['old']:.2f}",
+                    f"{seconds['new']:.2f}",
+                    f"{seconds['old'] / seconds['new']:.2f}x as fast",
+                )
+            )
+
+            # Tracks JSON of a long track.
+            frames = tuple(
+                TrackFrame(i, i / 30, new_rles[i % len(new_rles)], entry_box(track, i % len(new_rles)), 0.9)
+                for i in range(args.json_frames)
+            )
+            long_track = [Track("object", 1, frames)]
+
+            def old_save(path):
+                atomic_write_json(path, tracks_to_json(long_track, {"note": "baseline"}))
+
+            def new_save(path):
+                save_tracks(path, long_track, {"note": "streamed"})
+
+            result = {}
+            for label, save in (("old", old_save), ("new", new_save)):
+                path = folder / f"{label}.json"
+                runs = []
+                for _ in range(args.repeats):
                     began = time.perf_counter()
-                    module.render_overlay(clip.path, folder / f"{label}.mp4", [track], progress=False)
+                    save(path)
                     runs.append(time.perf_counter() - began)
-                finally:
-                    track_module.decode_rle = masks.decode_rle
-            seconds[label] = statistics.median(runs)
-        rows.append(
-            (
-                f"overlay of {args.frames} frames 1280x720 (decode, draw, encode), s",
-                f"{seconds['old']:.2f}",
-                f"{seconds['new']:.2f}",
-                f"{seconds['old'] / seconds['new']:.2f}x as fast",
+                tracemalloc.start()
+                save(path)
+                peak = tracemalloc.get_traced_memory()[1]
+                tracemalloc.stop()
+                result[label] = (statistics.median(runs), peak, path.stat().st_size)
+            same = load_tracks(folder / "old.json") == load_tracks(folder / "new.json") == long_track
+            rows.append(
+                (
+                    f"tracks JSON of {args.json_frames} frames (720p masks), s",
+                    f"{result['old'][0]:.2f}",
+                    f"{result['new'][0]:.2f}",
+                    f"{result['old'][0] / result['new'][0]:.1f}x as fast; files "
+                    f"{result['old'][2] / 1e6:.0f} MB vs {result['new'][2] / 1e6:.0f} MB; read back equal: {same}",
+                )
             )
-        )
+            rows.append(
+                (
+                    "tracks JSON: Python heap peak while saving, MiB",
+                    f"{result['old'][1] / 2**20:.0f}",
+                    f"{result['new'][1] / 2**20:.1f}",
+                    "",
+                )
+            )
 
-        # Tracks JSON of a long track.
-        frames = tuple(
-            TrackFrame(i, i / 30, new_rles[i % len(new_rles)], entry_box(track, i % len(new_rles)), 0.9)
-            for i in range(args.json_frames)
-        )
-        long_track = [Track("object", 1, frames)]
+            # Opening a video reads every packet's timestamp: what describe --overlay now pays once instead of twice.
+            from garvideo.testing.clips import constant_rate_clip
 
-        def old_save(path):
-            atomic_write_json(path, tracks_to_json(long_track, {"note": "baseline"}))
-
-        def new_save(path):
-            save_tracks(path, long_track, {"note": "streamed"})
-
-        result = {}
-        for label, save in (("old", old_save), ("new", new_save)):
-            path = folder / f"{label}.json"
-            runs = []
+            long_clip = constant_rate_clip(folder / "long.mp4", num_frames=args.open_frames, fps=30, size=(64, 48))
+            opening = []
             for _ in range(args.repeats):
                 began = time.perf_counter()
-                save(path)
-                runs.append(time.perf_counter() - began)
-            tracemalloc.start()
-            save(path)
-            peak = tracemalloc.get_traced_memory()[1]
-            tracemalloc.stop()
-            result[label] = (statistics.median(runs), peak, path.stat().st_size)
-        same = load_tracks(folder / "old.json") == load_tracks(folder / "new.json") == long_track
-        rows.append(
-            (
-                f"tracks JSON of {args.json_frames} frames (720p masks), s",
-                f"{result['old'][0]:.2f}",
-                f"{result['new'][0]:.2f}",
-                f"{result['old'][0] / result['new'][0]:.1f}x as fast; files "
-                f"{result['old'][2] / 1e6:.0f} MB vs {result['new'][2] / 1e6:.0f} MB; read back equal: {same}",
+                open_video(long_clip.path).close()
+                opening.append(time.perf_counter() - began)
+            rows.append(
+                (
+                    f"describe --overlay: opening the video ({args.open_frames} frames), s",
+                    f"{2 * statistics.median(opening):.2f}",
+                    f"{statistics.median(opening):.2f}",
+                    "opened twice before (describe, then overlay), once now",
+                )
             )
-        )
-        rows.append(
-            (
-                "tracks JSON: Python heap peak while saving, MiB",
-                f"{result['old'][1] / 2**20:.0f}",
-                f"{result['new'][1] / 2**20:.1f}",
-                "",
-            )
-        )
-
-        # Opening a video reads every packet's timestamp: what describe --overlay now pays once instead of twice.
-        from garvideo.testing.clips import constant_rate_clip
-
-        long_clip = constant_rate_clip(folder / "long.mp4", num_frames=args.open_frames, fps=30, size=(64, 48))
-        opening = []
-        for _ in range(args.repeats):
-            began = time.perf_counter()
-            open_video(long_clip.path).close()
-            opening.append(time.perf_counter() - began)
-        rows.append(
-            (
-                f"describe --overlay: opening the video ({args.open_frames} frames), s",
-                f"{2 * statistics.median(opening):.2f}",
-                f"{statistics.median(opening):.2f}",
-                "opened twice before (describe, then overlay), once now",
-            )
-        )
 
     from importlib.metadata import version
 

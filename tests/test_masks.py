@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from pycocotools import mask as coco_mask
 
 from garvideo import InvalidInputError
 from garvideo.masks import decode_rle, encode_rle, mask_bbox, rle_area
@@ -52,12 +53,34 @@ def test_rle_round_trip_and_matches_coco(mask):
     np.testing.assert_array_equal(decoded, mask)
     assert rle_area(rle) == int(mask.sum())
     np.testing.assert_array_equal(decode_rle({"size": rle["size"], "counts": rle["counts"].encode()}), mask)
+    # the same pixels as pycocotools' own decoder, in the same (column-major) layout
+    reference = coco_mask.decode({"size": rle["size"], "counts": rle["counts"].encode()})
+    assert decoded.tobytes(order="A") == reference.view(bool).tobytes(order="A")
+    assert decoded.flags.f_contiguous == reference.flags.f_contiguous
 
 
 def test_non_canonical_strings_still_decode():
     # Zero-length runs inside (as a converter of list counts may write) cover the mask exactly: accepted.
     counts = "2002"  # runs 2, 0, 0, 2 on a 2x2 mask
     np.testing.assert_array_equal(decode_rle({"size": [2, 2], "counts": counts}), [[False, True], [False, True]])
+
+
+def test_strings_with_negative_differences_and_long_runs_decode_as_pycocotools_does():
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        height, width = (int(v) for v in rng.integers(1, 400, size=2))
+        # runs of very different lengths: differences from the run two before of both signs, 1-6 characters
+        runs = rng.choice([1, 3, 40, 700, 20000], size=200).tolist()
+        runs[-1] = 0
+        total = height * width
+        cut = np.cumsum(runs)
+        runs = [r for r, c in zip(runs, cut) if c < total]
+        runs.append(total - sum(runs))
+        compressed = coco_mask.frPyObjects({"size": [height, width], "counts": runs}, height, width)
+        expected = coco_mask.decode(compressed).view(bool)
+        decoded = decode_rle({"size": [height, width], "counts": compressed["counts"].decode()})
+        np.testing.assert_array_equal(decoded, expected)
+        assert rle_area({"size": [height, width], "counts": compressed["counts"]}) == int(expected.sum())
 
 
 def test_runs_that_do_not_cover_the_mask_are_refused():
@@ -104,6 +127,8 @@ def test_uncompressed_counts():
         {"size": [2, 2], "counts": [1, 2]},
         {"size": [2, 2]},
         {"size": [2, 2], "counts": "\x7f"},
+        {"size": [2, 2], "counts": "/"},  # below the alphabet
+        {"size": [2, 2], "counts": "o" * 13 + "0"},  # a run of 14 characters: more pixels than any mask
         {"size": [2, 2], "counts": "caf\u00e9"},
         {"size": [2, 2], "counts": [1, "x"]},
         {"size": [2, 2], "counts": [5, -1]},

@@ -25,7 +25,7 @@ import contextlib
 import dataclasses
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +39,18 @@ from ..model import CAPTION_INSTRUCTION, DEFAULT_MODEL_ID, GAR, GARResult, Gener
 from ..model.errors import TooManyRegionsError
 from ..names import resolve_references
 from ..tracking import DEFAULT_SAM2_MODEL, RegionPrompt, Sam2Tracker, Track
-from ..video import Frame, Span, VideoReader, reading, spread, time_span, window_bounds, window_length
+from ..video import (
+    DEFAULT_AHEAD,
+    Frame,
+    Span,
+    VideoReader,
+    decode_ahead,
+    reading,
+    spread,
+    time_span,
+    window_bounds,
+    window_length,
+)
 from .grounding import TextSearch, find_text_regions, has_text
 from .results import (
     Answer,
@@ -65,11 +76,31 @@ class PipelineError(GarvideoError):
 
 
 class _TimedSource:
-    """A video reader seen by the tracker, timing how long it waits for decoded frames."""
+    """A video reader seen by the tracker, its frames decoded ``ahead`` frames ahead in a background thread.
 
-    def __init__(self, reader: VideoReader) -> None:
+    ``seconds`` is the time the tracker waited for decoded frames: with decode-ahead that is the
+    decoding *not* hidden behind tracking (all of it when tracking is faster than decoding, almost
+    none when it is slower), so the pipeline's ``decode`` + ``track`` stage times still add up to the
+    wall time of the tracking call. ``work_seconds`` is what the decode thread spent, overlapped or
+    not. ``ahead=0`` decodes in the tracker's thread, as before. ``prepare`` (the tracker's
+    :meth:`~garvideo.tracking.Sam2Tracker.prepare`) runs in the decode thread too, so the frames'
+    resizing, normalising and upload to the device also overlap tracking (and count in
+    ``work_seconds``, not in tracking).
+
+    Backward, the reader decodes a GOP chunk (up to ``max_buffered_frames`` frames) before it
+    hands out the chunk's first frame, so a backward stream is decoded a whole chunk ahead: the
+    next chunk is decoded while this one is tracked. That holds no more frames than the reader
+    alone: it keeps a chunk until the next one is decoded.
+    """
+
+    def __init__(
+        self, reader: VideoReader, ahead: int = DEFAULT_AHEAD, prepare: Callable[[Frame], Any] | None = None
+    ) -> None:
         self._reader = reader
+        self.ahead = ahead
+        self._prepare = prepare
         self.seconds = 0.0
+        self.work_seconds = 0.0
 
     num_frames = property(lambda self: self._reader.num_frames)
     width = property(lambda self: self._reader.width)
@@ -77,16 +108,24 @@ class _TimedSource:
 
     def iter_frames(self, start: int = 0, stop: int | None = None, step: int = 1) -> Iterator[Frame]:
         frames = self._reader.iter_frames(start, stop, step)
+        if self.ahead > 0:
+            ahead = self.ahead if step > 0 else max(self.ahead, self._reader.max_buffered_frames)
+            frames = decode_ahead(frames, ahead, transform=self._prepare)
         try:
             while True:
                 began = time.perf_counter()
                 frame = next(frames, None)
-                self.seconds += time.perf_counter() - began
+                elapsed = time.perf_counter() - began
+                self.seconds += elapsed
+                if self.ahead == 0:
+                    self.work_seconds += elapsed
                 if frame is None:
                     return
                 yield frame
         finally:
-            frames.close()
+            frames.close()  # with decode-ahead: stops and joins its thread before the next stream starts
+            if self.ahead > 0:
+                self.work_seconds += frames.work_seconds
 
 
 class Pipeline:
@@ -300,7 +339,11 @@ class Pipeline:
         # Prompts outside the range still anchor the track: track from them into the range.
         first = min([span.first, *(p.frame for p in prompts)])
         stop = max([span.stop, *(p.frame + 1 for p in prompts)])
-        source = _TimedSource(reader)
+        # On a GPU the frames' preprocessing (and their upload) joins decoding in the decode thread; on the CPU
+        # it stays in the tracking thread: there its Python-heavy work contended with tracking's for the GIL
+        # and cores, 0.82x the speed (bench/RESULTS.md, "Decode-ahead").
+        on_cpu = self.tracker.device.type == "cpu"
+        source = _TimedSource(reader, prepare=None if on_cpu else self.tracker.prepare)
         began = time.perf_counter()
         with torch_threads(stage_threads("track", self.tracker.device, self.threads)):
             tracks = self.tracker.track(source, prompts, start=first, stop=stop, stride=stride, progress=progress)

@@ -13,8 +13,9 @@ from ..video import VideoInfo
 class StageTimings:
     """Seconds spent in each stage of one pipeline call.
 
-    ``decode``: reading frames from the video (for tracking and for the model);
-    ``track``: SAM2, without the decoding it waited for; ``encode``: GAR's
+    ``decode``: reading frames from the video (for tracking and for the model; tracking's
+    frames are decoded ahead in a background thread, so its share is the time SAM2 waited for
+    them, the decoding not hidden behind tracking); ``track``: SAM2, without that wait; ``encode``: GAR's
     vision tower, projector and RoI replay; ``generate``: GAR's language model;
     ``detect``: the open-vocabulary detector finding text regions.
     """

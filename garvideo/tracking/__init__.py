@@ -9,7 +9,7 @@ This package imports neither ``garvideo.video`` nor ``garvideo.model``.
 """
 
 from .prompts import RegionClippedWarning, RegionPrompt
-from .sam2 import DEFAULT_SAM2_MODEL, SAM2_ALIASES, Sam2Tracker, TrackingStats
+from .sam2 import DEFAULT_SAM2_MODEL, SAM2_ALIASES, PreparedFrame, Sam2Tracker, TrackingStats
 from .source import FrameLike, FrameSource
 from .track import (
     TRACKS_FORMAT,
@@ -23,6 +23,7 @@ from .track import (
 )
 
 __all__ = [
+    "PreparedFrame",
     "DEFAULT_SAM2_MODEL",
     "SAM2_ALIASES",
     "TRACKS_FORMAT",

@@ -395,6 +395,19 @@ class Sam2Tracker:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
 
+    def prepare(self, frame: FrameLike) -> PreparedFrame:
+        """``frame`` with its model input already made (resized, normalised, on the model's device).
+
+        Meant for another thread than the tracking one (a decode-ahead thread), so this work
+        overlaps tracking; :meth:`track` uses the pixels of frames this tracker prepared as they are.
+        """
+        import torch
+
+        image = np.asarray(frame.image)
+        with torch.inference_mode(), self._autocast():  # both are per thread: as in track()
+            pixels = self._pixels(frame, *image.shape[:2])
+        return PreparedFrame(int(frame.index), float(frame.time), image, pixels, self)
+
     def _pixels(self, frame: FrameLike, height: int, width: int) -> torch.Tensor:
         image = np.asarray(frame.image)
         if image.shape != (height, width, 3):
@@ -439,7 +452,10 @@ class Sam2Tracker:
         if not active:
             return
         height, width = int(frame.image.shape[0]), int(frame.image.shape[1])
-        pixels = self._pixels(frame, height, width)
+        if isinstance(frame, PreparedFrame) and frame.prepared_by is self:
+            pixels = frame.pixels
+        else:
+            pixels = self._pixels(frame, height, width)
         for number, run in enumerate(active):
             if number == 0:
                 sam2_session.add_frame(run.session, position, pixels)
@@ -459,6 +475,17 @@ class Sam2Tracker:
         mask = self.processor.post_process_masks([low_res], original_sizes=[[height, width]], binarize=True)[0]
         score = float(torch.sigmoid(output.object_score_logits.float().reshape(-1)[0]))
         run.frames.append(TrackFrame.from_mask(frame.index, frame.time, mask[0, 0].cpu().numpy(), score))
+
+
+@dataclass(frozen=True, eq=False)
+class PreparedFrame:
+    """A frame (:class:`FrameLike`) with the model input :meth:`Sam2Tracker.prepare` made of it."""
+
+    index: int
+    time: float
+    image: np.ndarray
+    pixels: Any = field(repr=False)  # torch.Tensor, (3, size, size) on the tracker's device and dtype
+    prepared_by: Sam2Tracker = field(repr=False)
 
 
 # -- what SAM2 reads back --------------------------------------------------------------------

@@ -22,6 +22,9 @@ and gives the same frames for the same indices. Frames are RGB uint8 arrays in
 displayed orientation (rotation metadata applied); times are seconds since the
 first frame.
 
+``decode_ahead(video.iter_frames(...))`` decodes a few frames ahead in a background thread, so
+decoding overlaps whatever the caller does with each frame (:mod:`garvideo.video.prefetch`).
+
 A folder of images opens as a video too (``open_video("DAVIS/JPEGImages/480p/bear")``): its
 image files sorted by name are the frames, at ``fps`` (default 30) frames per second; see
 :mod:`garvideo.video.frame_folder`.
@@ -29,6 +32,7 @@ image files sorted by name are the frames, at ``fps`` (default 30) frames per se
 
 from .facts import DecodeStats, Frame, FrameSelection, VideoDecodeWarning, VideoInfo, Window
 from .frame_folder import DEFAULT_FOLDER_FPS, IMAGE_SUFFIXES, frame_files
+from .prefetch import DEFAULT_AHEAD, DecodeAhead, decode_ahead
 from .reader import VideoReader, default_max_buffered_frames, open_video, reading, video_info
 from .sampling import (
     MAX_ADAPTIVE_WINDOWS,
@@ -45,11 +49,13 @@ from .sampling import (
 from .timeline import Timeline
 
 __all__ = [
+    "DEFAULT_AHEAD",
     "DEFAULT_FOLDER_FPS",
     "IMAGE_SUFFIXES",
     "MAX_ADAPTIVE_WINDOWS",
     "MAX_WINDOWS",
     "NICE_WINDOW_LENGTHS",
+    "DecodeAhead",
     "DecodeStats",
     "Frame",
     "FrameSelection",
@@ -61,6 +67,7 @@ __all__ = [
     "Window",
     "adaptive_window_length",
     "check_window_length",
+    "decode_ahead",
     "default_max_buffered_frames",
     "frame_files",
     "open_video",

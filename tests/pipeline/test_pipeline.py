@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -102,6 +104,86 @@ def test_track_only_pipeline(models_dir, leaving_clip):
     assert all(i < 12 for i in track.indices)
     with pytest.raises(PipelineError, match="without a GAR model"):
         tracker_only.describe(leaving_clip.path, [RegionPrompt.from_box("a", (10, 10, 40, 40), 0)])
+
+
+def test_tracking_decodes_ahead_in_a_thread_and_tracks_as_decoding_in_place(models_dir, leaving_clip, monkeypatch):
+    from garvideo.pipeline.pipeline import _TimedSource
+    from garvideo.video import VideoReader
+
+    decoding_threads = set()
+    iter_frames = VideoReader.iter_frames
+
+    def recording(self, *args, **kwargs):
+        for frame in iter_frames(self, *args, **kwargs):
+            decoding_threads.add(threading.current_thread().name)
+            yield frame
+
+    monkeypatch.setattr(VideoReader, "iter_frames", recording)
+    tracker_only = Pipeline.from_pretrained(gar=None, sam2=models_dir / "sam2", progress=False)
+    preparing_threads = set()
+    pixels = tracker_only.tracker._pixels
+
+    def recording_pixels(*args):
+        preparing_threads.add(threading.current_thread().name)
+        return pixels(*args)
+
+    monkeypatch.setattr(tracker_only.tracker, "_pixels", recording_pixels)
+    prompt = RegionPrompt.from_box("square", box_prompt_values(leaving_clip.objects[1].boxes[10]), 10)
+    result = tracker_only.track(leaving_clip.path, [prompt])
+    assert decoding_threads == {"garvideo-decode-ahead"}
+    main = threading.current_thread().name
+    assert preparing_threads == {main}  # on the CPU the frames' preprocessing stays in the tracking thread
+    timings = result.provenance.timings
+    assert timings.decode >= 0 and timings.track > 0
+
+    decoding_threads.clear()
+    with open_video(leaving_clip.path) as video:
+        in_place = tracker_only.tracker.track(_TimedSource(video, ahead=0), [prompt], progress=False)
+    assert decoding_threads == {main}
+    (track,), (expected,) = result.tracks, in_place
+    assert track.indices == expected.indices == tuple(range(leaving_clip.num_frames))
+    for a, b in zip(track.frames, expected.frames, strict=True):
+        assert (a.index, a.time, a.rle, a.score) == (b.index, b.time, b.rle, b.score)
+    assert [t for t in threading.enumerate() if t.name == "garvideo-decode-ahead"] == []
+
+    # with the tracker's preprocessing in the decode thread (the pipeline's choice on a GPU): the same tracks
+    preparing_threads.clear()
+    with open_video(leaving_clip.path) as video:
+        source = _TimedSource(video, prepare=tracker_only.tracker.prepare)
+        (prepared,) = tracker_only.tracker.track(source, [prompt], progress=False)
+    assert preparing_threads == {"garvideo-decode-ahead"}
+    assert [(f.index, f.rle, f.score) for f in prepared.frames] == [(f.index, f.rle, f.score) for f in track.frames]
+
+
+def test_tracking_streams_decode_a_few_frames_ahead_forward_and_a_chunk_ahead_backward(leaving_clip, monkeypatch):
+    from garvideo.pipeline.pipeline import _TimedSource
+    from garvideo.video import VideoReader
+
+    decoded: list[int] = []
+    iter_frames = VideoReader.iter_frames
+
+    def recording(self, *args, **kwargs):
+        for frame in iter_frames(self, *args, **kwargs):
+            decoded.append(frame.index)
+            yield frame
+
+    monkeypatch.setattr(VideoReader, "iter_frames", recording)
+    with open_video(leaving_clip.path, max_buffered_frames=5) as video:
+        source = _TimedSource(video, ahead=2)
+        forward = source.iter_frames(0, 20, 1)
+        next(forward)
+        time.sleep(0.3)
+        assert decoded == [0, 1, 2]  # the frame taken and two ahead
+        forward.close()
+        decoded.clear()
+        backward = source.iter_frames(19, None, -1)
+        next(backward)
+        time.sleep(0.3)
+        # a chunk's worth (5) ahead of frame 19: down to frame 14, for which the reader decoded the whole next
+        # chunk (frames 14-10) while frame 19 is tracked
+        assert decoded == list(range(19, 13, -1))
+        backward.close()
+    assert source.work_seconds > 0
 
 
 def test_ask_two_named_regions(pipeline, leaving_clip, truth):

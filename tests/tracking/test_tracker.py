@@ -326,3 +326,46 @@ def test_the_tracker_computes_under_the_autocast_it_records(tracker):
     finally:
         hook.remove()
     assert track.indices == (0, 1, 2)
+
+
+class PreparingSource(RecordingSource):
+    """Hands out frames prepared by ``preparer`` (as the pipeline's decode thread does)."""
+
+    def __init__(self, inner, preparer):
+        super().__init__(inner)
+        self.preparer = preparer
+
+    def iter_frames(self, start=0, stop=None, step=1):
+        for frame in super().iter_frames(start, stop, step):
+            yield self.preparer.prepare(frame)
+
+
+def test_prepared_frames_track_as_plain_ones_and_only_their_tracker_skips_preprocessing(
+    tracker, tiny_sam2_path, monkeypatch
+):
+    inner = MovingSquareSource(12)
+    prompt = RegionPrompt.from_mask("square", inner.square_mask(6), 6)
+    [plain] = tracker.track(inner, [prompt], progress=False)
+
+    other = Sam2Tracker.from_pretrained(tiny_sam2_path, device="cpu")
+    source = PreparingSource(inner, tracker)
+    frames = list(source.iter_frames(0, 2))
+    assert [f.index for f in frames] == [0, 1] and frames[1].time == 1 / inner.fps
+    assert frames[0].prepared_by is tracker and frames[0].image.shape == (64, 80, 3)
+
+    preprocessed: list[int] = []
+    pixels = Sam2Tracker._pixels
+
+    def counting(self, frame, height, width):
+        preprocessed.append(frame.index)
+        return pixels(self, frame, height, width)
+
+    monkeypatch.setattr(Sam2Tracker, "_pixels", counting)
+    [prepared] = tracker.track(PreparingSource(inner, tracker), [prompt], progress=False)
+    assert len(preprocessed) == 12  # each frame once, by prepare(), none again by track()
+    assert all(_same(a, b) for a, b in zip(plain.frames, prepared.frames, strict=True))
+
+    preprocessed.clear()
+    [by_other] = other.track(PreparingSource(inner, tracker), [prompt], progress=False)
+    assert len(preprocessed) == 24  # another tracker's input is not trusted: made again
+    assert all(_same(a, b) for a, b in zip(plain.frames, by_other.frames, strict=True))
