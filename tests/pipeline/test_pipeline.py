@@ -119,7 +119,7 @@ def test_tracking_decodes_ahead_in_a_thread_and_tracks_as_decoding_in_place(mode
             yield frame
 
     monkeypatch.setattr(VideoReader, "iter_frames", recording)
-    tracker_only = Pipeline.from_pretrained(gar=None, sam2=models_dir / "sam2", progress=False)
+    tracker_only = Pipeline.from_pretrained(model=None, sam2=models_dir / "sam2", progress=False)
     preparing_threads = set()
     pixels = tracker_only.tracker._pixels
 
