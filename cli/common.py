@@ -18,6 +18,8 @@ from garvideo.tracking import DEFAULT_SAM2_MODEL as DEFAULT_SAM2  # torch-free i
 DEFAULT_GAR = "HaochenWang/GAR-1B"
 # Where --compile/--no-compile leaves its value (click's context meta) for load_pipeline.
 COMPILE_KEY = "garvideo.compile"
+# Where --compile-sam2/--no-compile-sam2 leaves its value, likewise.
+SAM2_COMPILE_KEY = "garvideo.compile_sam2"
 
 REGION_HELP = """\b
 Regions (repeat the options for several regions or corrections):
@@ -110,6 +112,15 @@ def model_options(gar: bool = True, sam2: bool = True) -> Callable:
                     metavar="ID|FOLDER",
                     help="SAM2 weights: facebook/sam2.1-hiera-{tiny,small,base-plus,large}, "
                     "an alias (tiny, small, ...) or a local folder.",
+                )
+            )
+            options.append(
+                click.option(
+                    "--compile-sam2/--no-compile-sam2",
+                    default=None,
+                    expose_value=False,  # read by load_pipeline, as --compile is
+                    callback=lambda ctx, param, value: ctx.meta.__setitem__(SAM2_COMPILE_KEY, value),
+                    help="Compile SAM2's image encoder and memory attention (torch.compile). Default: off.",
                 )
             )
         if gar:
@@ -307,6 +318,7 @@ def load_pipeline(
 
     context = click.get_current_context(silent=True)
     compile = context.meta.get(COMPILE_KEY) if context is not None else None
+    sam2_compile = context.meta.get(SAM2_COMPILE_KEY) if context is not None else None
     transformers_logging.disable_progress_bar()  # "Loading weights" bars; hub downloads keep theirs
     if not quiet:
         names = " and ".join(m for m in (gar_model, sam2_model) if m)
@@ -322,6 +334,7 @@ def load_pipeline(
         progress=not quiet if progress is None else progress,
         detector=detector,
         compile=compile,
+        sam2_compile=sam2_compile,
         threads=click.get_current_context().meta.get(THREADS_KEY),
     )
 

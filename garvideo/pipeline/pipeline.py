@@ -200,6 +200,7 @@ class Pipeline:
         detector: str | os.PathLike[str] | None = DEFAULT_DETECTOR,
         detector_revision: str | None = None,
         compile: bool | None = None,
+        sam2_compile: bool | None = None,
         threads: int | None = None,
     ) -> Pipeline:
         """Load GAR (``HaochenWang/GAR-1B`` by default) and SAM2 (``facebook/sam2.1-hiera-tiny``).
@@ -211,7 +212,8 @@ class Pipeline:
         where present, else CPU with float32. ``box_mode`` is GAR's RoI box:
         ``reference`` (what the released weights were trained with) or
         ``aligned``. ``compile``: GAR's decode steps compiled (CUDA graphs; default on for CUDA, off
-        on a CPU), warmed by the first description and reused for every later one.
+        on a CPU), warmed by the first description and reused for every later one. ``sam2_compile``:
+        SAM2's image encoder and memory attention compiled (default off; see ``Sam2Tracker.from_pretrained``).
         ``threads``: torch CPU threads (default: chosen per stage).
         """
         stage_threads("track", "cpu", threads)  # refused before the models load
@@ -223,7 +225,7 @@ class Pipeline:
             else None
         )
         tracker = (
-            Sam2Tracker.from_pretrained(sam2, device=device, dtype=dtype, revision=sam2_revision)
+            Sam2Tracker.from_pretrained(sam2, device=device, dtype=dtype, revision=sam2_revision, compile=sam2_compile)
             if sam2 is not None
             else None
         )
