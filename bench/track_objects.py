@@ -5,7 +5,8 @@ have the same shapes on every frame and the tracker batches their memory attenti
 (``Sam2Tracker.batch_objects``); ``one by one`` turns that off (one ``Sam2VideoModel.forward`` per object,
 as transformers' own session runs them). ``compiled`` compiles the image encoder and memory attention
 (``Sam2Tracker(compile=True)``). Each (objects, compiled) pair runs in its own process (its own
-compilation): a 4-frame warm-up track per variant (where a compiled run compiles; reported apart), then
+compilation): a warm-up track of the same clip per variant (where a compiled run compiles, for each length
+its memories reach; reported apart), then
 ``--rounds`` timed tracks of the clip per variant, batched and one by one in turns so that a change in a
 shared machine's load hits both; the table gives each one's median and every round. Models have random
 weights (no download): speed depends on the architecture, not the weights.
@@ -76,9 +77,9 @@ _CHILD = textwrap.dedent(
         return time.perf_counter() - began
 
     warmup = {}
-    for variant in variants:  # warm-up: a compiled run compiles here
+    for variant in variants:  # warm-up over the same clip: a compiled run compiles here, for every memory length
         tracker.batch_objects = variant == "batched"
-        warmup[variant] = run(min(length, 4))
+        warmup[variant] = run(length)
     seconds = {variant: [] for variant in variants}
     for _ in range(rounds):  # the variants in turns, so a change in the machine's load hits both
         for variant in variants:
@@ -177,8 +178,8 @@ def main() -> None:
         f"Machine: {machine}. `python bench/track_objects.py` — objects boxed on the middle frame of a "
         f"{args.size} clip of {args.frames} frames, tracked both ways; random weights. `tiny` is the 128 px test "
         f"model, `hiera-tiny` the sam2.1-hiera-tiny architecture at 1024 px. Frames/s counts video frames, "
-        f"object-frames/s frames times objects; the warm-up is a 4-frame track first (a compiled run compiles "
-        f"there).\n\n{table(rows)}"
+        f"object-frames/s frames times objects; the warm-up is a first track of the same clip (a compiled run "
+        f"compiles there).\n\n{table(rows)}"
     )
     print(report)
     if args.write:
