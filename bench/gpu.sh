@@ -31,6 +31,9 @@ if [ -n "${QUICK:-}" ]; then
     step model-decode $PY bench/model.py --decode --device "$DEVICE" --frames 4 --new-tokens 4 --repeats 1
     step track $PY bench/track.py --device "$DEVICE" --models tiny --lengths 10 20
     step prefetch $PY bench/prefetch.py --device "$DEVICE" --frames 20 --repeats 1 --cache "$OUT/clips"
+    # the tracking-fps step below, small: tiny model, 6 frames; compiled with dynamo's eager backend (no codegen)
+    step track-objects $PY bench/track_objects.py --device "$DEVICE" --models tiny --size 320x180 --frames 6 \
+        --objects 1 4 --variants batched --compile both --compile-backend eager
     step pipeline $PY bench/pipeline.py --device "$DEVICE" --frames 12 --new-tokens 4 --repeats 1
     # the long-video steps below, small: tiny models, 3 s clips, one and two objects
     step long $PY bench/long.py --device "$DEVICE" --minutes 0.05 --objects 1 2 --new-tokens 4 \
@@ -44,6 +47,10 @@ else
     # decode-ahead: SAM2.1-tiny shapes tracking a 720p clip, frames decoded in the tracker's thread vs ahead
     step prefetch-720p $PY bench/prefetch.py --full-size --device "$DEVICE" --frames 150 --repeats 2 \
         --cache "$OUT/clips" --write
+    # SAM2.1-tiny shapes at 720p: frames/s plain vs compiled (image encoder + memory attention under bfloat16
+    # autocast), 1 and 4 objects batched; the compile time is in the warm-up column
+    step track-objects-720p $PY bench/track_objects.py --device "$DEVICE" --models hiera-tiny --size 1280x720 \
+        --frames 60 --objects 1 4 --variants batched --compile both --rounds 2 --write
     step pipeline-tiny $PY bench/pipeline.py --device "$DEVICE" --write
     step pipeline-full $PY bench/pipeline.py --full-size --device "$DEVICE" --frames 64 --gar-frames 16 \
         --new-tokens 128 --repeats 3 --warmup 1 --write

@@ -18,6 +18,8 @@ from garvideo.tracking import DEFAULT_SAM2_MODEL as DEFAULT_SAM2  # torch-free i
 DEFAULT_GAR = "HaochenWang/GAR-1B"
 # Where --compile/--no-compile leaves its value (click's context meta) for load_pipeline.
 COMPILE_KEY = "garvideo.compile"
+# Where --compile-sam2/--no-compile-sam2 leaves its value, likewise.
+SAM2_COMPILE_KEY = "garvideo.compile_sam2"
 
 REGION_HELP = """\b
 Regions (repeat the options for several regions or corrections):
@@ -112,6 +114,15 @@ def model_options(gar: bool = True, sam2: bool = True) -> Callable:
                     metavar="ID|FOLDER",
                     help="SAM2 weights: facebook/sam2.1-hiera-{tiny,small,base-plus,large}, "
                     "an alias (tiny, small, ...) or a local folder.",
+                )
+            )
+            options.append(
+                click.option(
+                    "--compile-sam2/--no-compile-sam2",
+                    default=None,
+                    expose_value=False,  # read by load_pipeline, as --compile is
+                    callback=lambda ctx, param, value: ctx.meta.__setitem__(SAM2_COMPILE_KEY, value),
+                    help="Compile SAM2's image encoder and memory attention (torch.compile). Default: off.",
                 )
             )
         if gar:
@@ -313,6 +324,7 @@ def load_pipeline(
 
     context = click.get_current_context(silent=True)
     compile = context.meta.get(COMPILE_KEY) if context is not None else None
+    compile_sam2 = context.meta.get(SAM2_COMPILE_KEY) if context is not None else None
     transformers_logging.disable_progress_bar()  # "Loading weights" bars; hub downloads keep theirs
     if not quiet:
         names = " and ".join(m for m in (model, sam2) if m)
@@ -328,6 +340,7 @@ def load_pipeline(
         progress=not quiet if progress is None else progress,
         detector=detector,
         compile=compile,
+        compile_sam2=compile_sam2,
         threads=click.get_current_context().meta.get(THREADS_KEY),
     )
 

@@ -194,6 +194,7 @@ class Pipeline:
         sam2: str | os.PathLike[str] | None = DEFAULT_SAM2_MODEL,
         *,
         compile: bool | None = None,
+        compile_sam2: bool | None = None,
         device: Any = "auto",
         dtype: Any = "auto",
         threads: int | None = None,
@@ -212,8 +213,9 @@ class Pipeline:
         text region is given. ``device``/``dtype``: ``auto`` is CUDA with bfloat16
         where present, else CPU with float32. ``compile``: GAR's decode steps compiled (CUDA graphs; default on
         for CUDA, off on a CPU), warmed by the first description and reused for every later one.
-        ``threads``: torch CPU threads (default: chosen per stage). These are the CLI's ``--model``,
-        ``--sam2``, ``--compile``, ``--device``, ``--dtype``, ``--threads`` and ``--detector``.
+        ``compile_sam2``: SAM2's image encoder and memory attention compiled (default off; see
+        ``Sam2Tracker.from_pretrained``). ``threads``: torch CPU threads (default: chosen per stage). These are
+        the CLI's ``--model``, ``--sam2``, ``--compile``, ``--compile-sam2``, ``--device``, ``--dtype``, ``--threads`` and ``--detector``.
         ``*_revision``: the hub revision of each model. ``box_mode`` is GAR's RoI box: ``reference`` (what
         the released weights were trained with) or ``aligned``. ``progress``: the default of every call's
         ``progress=``.
@@ -227,7 +229,7 @@ class Pipeline:
             else None
         )
         tracker = (
-            Sam2Tracker.from_pretrained(sam2, device=device, dtype=dtype, revision=sam2_revision)
+            Sam2Tracker.from_pretrained(sam2, device=device, dtype=dtype, revision=sam2_revision, compile=compile_sam2)
             if sam2 is not None
             else None
         )

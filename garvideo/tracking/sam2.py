@@ -18,7 +18,11 @@ earliest prompt is its *anchor*), each object in its own inference session:
    the frames just after the anchor.
 
 Within a step the image encoder runs at most once per frame, its features
-shared between the objects' sessions. Memory stays bounded whatever the
+shared between the objects' sessions, and the objects whose memories have the
+same shapes (all objects prompted on one frame, once past it) go through one
+batched memory attention, the most costly part of a step with several objects
+(:func:`garvideo.tracking.sam2_session.track_together`; ``batch_objects=False``
+runs one ``forward`` per object). Memory stays bounded whatever the
 video's length: each session keeps its prompted frames' outputs, and of the
 tracked frames only the mask memories and object pointers SAM2 reads later
 (the last ``num_maskmem - 1`` and ``min(frames, max_object_pointers_in_encoder)
@@ -34,7 +38,7 @@ import numbers
 import os
 import time
 import warnings
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -91,6 +95,7 @@ class TrackingStats:
 
     frames_read: int
     object_steps: int
+    batched_object_steps: int  # object steps whose memory attention ran batched with other objects'
     seconds: float
     peak_frames_held: int
     peak_outputs_held: int
@@ -128,6 +133,9 @@ class Sam2Tracker:
         model_id: str,
         revision: str | None = None,
         autocast_dtype: torch.dtype | None = None,
+        batch_objects: bool = True,
+        compile: bool = False,
+        compile_options: Mapping[str, Any] | None = None,
     ) -> None:
         from . import sam2_session  # noqa: F401  (checks transformers' SAM2 session layout: fail now, not mid-video)
 
@@ -140,8 +148,15 @@ class Sam2Tracker:
         self.dtype: torch.dtype = parameter.dtype
         #: The dtype SAM2's operations run in under ``torch.autocast`` (None: the weights' dtype, no autocast).
         self.autocast_dtype = autocast_dtype
+        #: Track the objects that read memories of the same shapes in one batched memory attention and mask
+        #: decoder call per frame (False: one call per object, as transformers' own session runs them).
+        self.batch_objects = batch_objects
         #: Costs of the latest :meth:`track` call.
         self.last_stats: TrackingStats | None = None
+        #: The image encoder and memory attention run through ``torch.compile`` (see :meth:`_compile`).
+        self.compiled = bool(compile)
+        if self.compiled:
+            self._compile(dict(compile_options or {}))
 
     @property
     def precision(self) -> str:
@@ -150,6 +165,16 @@ class Sam2Tracker:
         if self.autocast_dtype is None:
             return weights
         return f"{weights}+autocast:{str(self.autocast_dtype).removeprefix('torch.')}"
+
+    def _compile(self, options: dict[str, Any]) -> None:
+        """Compile the two parts that take most of a step, as Meta's ``vos_optimized`` predictor does (there,
+        under the same bfloat16 autocast :func:`sam2_precision` picks on CUDA): the image encoder for the one
+        frame size it sees, the memory attention for memories whose length changes over the first frames
+        (``dynamic``). ``options`` are ``torch.compile`` keywords over those defaults."""
+        import torch
+
+        for module, dynamic in ((self.model.vision_encoder, False), (self.model.memory_attention, True)):
+            module.forward = torch.compile(module.forward, **{"dynamic": dynamic, **options})
 
     # -- loading ----------------------------------------------------------------------
 
@@ -160,6 +185,8 @@ class Sam2Tracker:
         device: str | torch.device | None = None,
         dtype: str | torch.dtype | None = None,
         revision: str | None = None,
+        compile: bool | None = None,
+        batch_objects: bool = True,
     ) -> Sam2Tracker:
         """Load a SAM2 video checkpoint: a hub id (any ``facebook/sam2.1-hiera-*``), an alias
         (``tiny``, ``small``, ``base-plus``, ``large``) or a local folder saved with ``save_pretrained``.
@@ -168,6 +195,12 @@ class Sam2Tracker:
         cache when offline); ``model_id`` and ``revision`` then record the id and its snapshot's
         commit, or a folder's absolute path. ``device`` defaults to CUDA where present, else CPU;
         unless ``dtype`` names one, SAM2 runs as Meta's predictor does (:func:`sam2_precision`).
+
+        ``compile`` compiles the image encoder and memory attention (``torch.compile``), the first
+        frames paying for the compilation. ``None`` (the default) is off on every device, CUDA
+        included: whether it pays there for the clips garvideo tracks (tens of seconds to compile,
+        and the memory attention recompiles while its memory grows) is for bench/gpu.sh to measure,
+        and nothing has measured it yet. ``batch_objects``: see :attr:`batch_objects`.
         """
         from transformers import Sam2VideoModel, Sam2VideoProcessor
 
@@ -186,6 +219,8 @@ class Sam2Tracker:
             model_id=checkpoint.model_id,
             revision=checkpoint.revision,
             autocast_dtype=autocast_dtype,
+            batch_objects=batch_objects,
+            compile=bool(compile),  # None: off everywhere until a GPU measurement says otherwise
         )
 
     # -- facts ------------------------------------------------------------------------
@@ -294,6 +329,7 @@ class Sam2Tracker:
         self.last_stats = TrackingStats(
             frames_read=meter.frames_read,
             object_steps=meter.object_steps,
+            batched_object_steps=meter.batched_object_steps,
             seconds=time.perf_counter() - began,
             peak_frames_held=meter.peak_frames,
             peak_outputs_held=meter.peak_outputs,
@@ -456,13 +492,22 @@ class Sam2Tracker:
             pixels = frame.pixels
         else:
             pixels = self._pixels(frame, height, width)
-        for number, run in enumerate(active):
-            if number == 0:
-                sam2_session.add_frame(run.session, position, pixels)
-            else:
-                sam2_session.share_image_features(active[0].session, run.session, position)
-            output = self.model(inference_session=run.session, frame_idx=position, reverse=reverse)
+        sam2_session.add_frame(active[0].session, position, pixels)
+        if (
+            self.batch_objects
+            and len(active) > 1
+            and all(sam2_session.can_track_together(run.session, position) for run in active)
+        ):
+            outputs = sam2_session.track_together(self.model, [run.session for run in active], position, reverse)
+        else:
+            outputs = []
+            for number, run in enumerate(active):
+                if number > 0:
+                    sam2_session.share_image_features(active[0].session, run.session, position)
+                outputs.append(self.model(inference_session=run.session, frame_idx=position, reverse=reverse))
+        for run, output in zip(active, outputs, strict=True):
             meter.object_steps += 1
+            meter.batched_object_steps += bool(getattr(output, "batched", False))
             self._record(run, output, frame, height, width)
         meter.observe(runs)
         for run in active:
@@ -550,6 +595,7 @@ class _Meter:
     def __init__(self) -> None:
         self.frames_read = 0
         self.object_steps = 0
+        self.batched_object_steps = 0
         self.peak_frames = 0
         self.peak_outputs = 0
         self.peak_bytes = 0

@@ -18,7 +18,8 @@ renamed key would do nothing) or reading the wrong memories.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -48,6 +49,18 @@ _NAMES_THE_MODEL_READS = (
     "cache.get_vision_features",
 )
 
+
+#: The model's steps :func:`track_together` runs itself, batched over objects, instead of through ``forward``.
+_MODEL_STEPS = (
+    "_prepare_vision_features",
+    "_gather_memory_frame_outputs",
+    "_build_memory_attention_inputs",
+    "_get_object_pointers",
+    "_process_object_pointers",
+    "_use_multimask",
+    "_single_frame_forward",
+    "_encode_new_memory",
+)
 
 _SUPPORTED = "garvideo knows the layout of transformers 5.24's SAM2 session (pip install 'transformers==5.24.*')"
 
@@ -137,6 +150,138 @@ def prune(
         session.mask_inputs_per_obj[obj_idx].pop(position, None)
 
 
+@dataclass(frozen=True)
+class StepOutput:
+    """One object's result on one frame, as ``Sam2VideoModel.forward`` gives it for a one-object session."""
+
+    pred_masks: torch.Tensor  # low-resolution mask logits, (1, 1, h, w)
+    object_score_logits: torch.Tensor  # (1, 1)
+    batched: bool  # its memory attention ran in one call with other objects'
+
+
+def can_track_together(session: Sam2VideoInferenceSession, position: int) -> bool:
+    """Whether ``position`` is a plain tracked frame for the session's one object (no prompt to run on it)."""
+    outputs = session.output_dict_per_obj[0]
+    return not session.obj_with_new_inputs and position not in outputs["cond_frame_outputs"]
+
+
+def track_together(
+    model: Sam2VideoModel, sessions: Sequence[Sam2VideoInferenceSession], position: int, reverse: bool
+) -> list[StepOutput]:
+    """Track each session's one object on ``position``, as ``model(session, frame_idx=position, reverse=...)`` does
+    for each session in turn, but with the memory attention (most of a step's time) run once for all objects
+    that read memories of the same shapes; the mask decoder and memory encoder run per object, to stay exact.
+
+    Every session must pass :func:`can_track_together` and the first must hold the frame (:func:`add_frame`);
+    the image encoder runs once, its features shared. Objects whose memories differ in shape from every other's
+    (e.g. just after their prompt, when fewer frames are behind them) go through ``forward`` alone. Per object
+    the inputs are gathered and the outputs split exactly as ``forward`` does, and on the CPU the results are
+    bit for bit those of ``forward`` (tests/tracking/test_batching.py; batched GPU kernels may round otherwise).
+    """
+    vision_feats, vision_pos = model._prepare_vision_features(sessions[0], position, batch_size=1)
+    for session in sessions[1:]:
+        share_image_features(sessions[0], session, position)
+    inputs = [_memory_inputs(model, session, position, reverse, vision_feats[-1].device) for session in sessions]
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for number, (memory, memory_pos, pointers) in enumerate(inputs):
+        groups.setdefault((tuple(memory.shape), tuple(memory_pos.shape), memory.dtype, pointers), []).append(number)
+
+    results: list[StepOutput | None] = [None] * len(sessions)
+    batched: list[tuple[int, dict[str, torch.Tensor]]] = []
+    for (_, _, _, pointers), members in groups.items():
+        if len(members) == 1:
+            output = model(inference_session=sessions[members[0]], frame_idx=position, reverse=reverse)
+            results[members[0]] = StepOutput(output.pred_masks, output.object_score_logits.reshape(1, 1), False)
+            continue
+        memory = torch.cat([inputs[n][0] for n in members], dim=1)
+        memory_pos = torch.cat([inputs[n][1] for n in members], dim=1)
+        outputs = _decode_together(model, vision_feats, vision_pos, memory, memory_pos, pointers)
+        batched += zip(members, outputs, strict=True)
+
+    for number, out in batched:
+        # the memory encoder, once per object as forward runs it on a one-object session: batched, its
+        # convolutions round differently (by up to 1e-2 after the bfloat16 cast), and masks then drift
+        features, positions = model._encode_new_memory(
+            current_vision_feats=vision_feats[-1],
+            pred_masks_high_res=out["high_res_masks"],
+            object_score_logits=out["object_score_logits"],
+            is_mask_from_pts=False,
+        )
+        session = sessions[number]
+        session.store_output(0, position, output_value=out, is_conditioning_frame=False)
+        entry = session.output_dict_per_obj[0]["non_cond_frame_outputs"][position]
+        entry["maskmem_features"], entry["maskmem_pos_enc"] = features, positions
+        session.frames_tracked_per_obj[0][position] = {"reverse": reverse}
+        results[number] = StepOutput(out["pred_masks"], out["object_score_logits"].reshape(1, 1), True)
+    return results  # type: ignore[return-value]
+
+
+def _memory_inputs(
+    model: Sam2VideoModel, session: Sam2VideoInferenceSession, position: int, reverse: bool, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """``(memories, their position embeddings, object pointer tokens)`` the memory attention reads for the
+    session's object on ``position``: its mask memories, then its object pointers, each ``(tokens, 1, dim)``."""
+    memory_frames = model._gather_memory_frame_outputs(session, 0, position, reverse)
+    memories, positions = model._build_memory_attention_inputs(memory_frames, device)
+    offsets, tokens, most = model._get_object_pointers(session, 0, position, session.num_frames, device, reverse, False)
+    pointers = 0
+    if tokens:
+        object_pointers, pointer_pos = model._process_object_pointers(
+            offsets, tokens, most, 1, model.hidden_dim, device
+        )
+        if object_pointers is not None:
+            memories.append(object_pointers)
+            positions.append(pointer_pos)
+            pointers = object_pointers.shape[0]
+    return torch.cat(memories, dim=0).to(dtype=session.dtype), torch.cat(positions, dim=0), pointers
+
+
+def _decode_together(
+    model: Sam2VideoModel,
+    vision_feats: list[torch.Tensor],
+    vision_pos: list[torch.Tensor],
+    memory: torch.Tensor,
+    memory_pos: torch.Tensor,
+    pointers: int,
+) -> list[dict[str, torch.Tensor]]:
+    """The memory attention for a batch of objects on one frame, then the mask decoder per object; one output
+    dict per object, as the model's single-frame step stores it.
+
+    Batched, the memory attention gives each object exactly its one-object result; the mask decoder does not
+    (its upscaling convolutions round differently: ~3e-6 on mask logits, drifting to ~1e-5 on scores over a
+    clip through the memories), so it runs once per object.
+    """
+    count = memory.shape[1]
+    height, width = model.backbone_feature_sizes[-1]
+    conditioned = model.memory_attention(
+        current_vision_features=vision_feats[-1].expand(-1, count, -1),
+        current_vision_position_embeddings=vision_pos[-1].expand(-1, count, -1),
+        memory=memory,
+        memory_posision_embeddings=memory_pos,
+        num_object_pointer_tokens=pointers,
+    )[0]  # (objects, height * width, channels)
+    high_res = [
+        feat.permute(1, 2, 0).view(feat.size(1), feat.size(2), *size)
+        for feat, size in zip(vision_feats[:-1], model.backbone_feature_sizes[:-1], strict=True)
+    ]
+    multimask = model._use_multimask(False, None)
+    outputs = []
+    for number in range(count):
+        pix_feat = conditioned[number : number + 1].transpose(1, 2).view(1, model.hidden_dim, height, width)
+        sam = model._single_frame_forward(
+            pixel_values=None, image_embeddings=[*high_res, pix_feat], multimask_output=multimask
+        )
+        outputs.append(
+            {
+                "pred_masks": sam.pred_masks,
+                "object_pointer": sam.object_pointer,
+                "high_res_masks": sam.high_res_masks,
+                "object_score_logits": sam.object_score_logits,
+            }
+        )
+    return outputs
+
+
 def held(session: Sam2VideoInferenceSession) -> tuple[int, int, int]:
     """``(frames, per-frame outputs, bytes of all their tensors)`` the session holds now."""
     frames = session.processed_frames or {}
@@ -193,6 +338,9 @@ def check_layout(session_class: type = Sam2VideoInferenceSession, model_class: t
                 problems.append(f"the session's cache has no {method}")
     except (AttributeError, KeyError, TypeError) as exc:
         problems.append(f"{type(exc).__name__}: {exc}")
+    problems += [
+        f"Sam2VideoModel has no {name}" for name in _MODEL_STEPS if not callable(getattr(model_class, name, None))
+    ]
     forward = inspect.signature(model_class.forward).parameters
     problems += [
         f"Sam2VideoModel.forward takes no {name}" for name in ("frame_idx", "frame", "reverse") if name not in forward

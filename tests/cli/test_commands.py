@@ -251,3 +251,21 @@ def test_compile_option_reaches_gar(run, models, material, monkeypatch):
         result = run(*args, *([flag] if flag else []))
         assert result.exit_code == 0, result.output
     assert asked == [True, False, None]  # None: GAR decides (compiled on CUDA, eager on a CPU)
+
+
+def test_compile_sam2_option_reaches_the_tracker(run, models, material, monkeypatch):
+    from garvideo.pipeline import Pipeline
+
+    real = Pipeline.from_pretrained.__func__
+    asked = []
+
+    def loading(cls, *args, compile_sam2=None, **kwargs):
+        asked.append(compile_sam2)
+        return real(cls, *args, compile_sam2=False, **kwargs)  # compiling the tiny SAM2 takes over a minute here
+
+    monkeypatch.setattr(Pipeline, "from_pretrained", classmethod(loading))
+    for flag in ("--compile-sam2", "--no-compile-sam2", None):
+        args = ["ask", material.clip, "What?", "--box", material.box, "--frames", "1", *models]
+        result = run(*args, *([flag] if flag else []))
+        assert result.exit_code == 0, result.output
+    assert asked == [True, False, None]  # None: the tracker's default (off)

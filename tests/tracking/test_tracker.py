@@ -369,3 +369,28 @@ def test_prepared_frames_track_as_plain_ones_and_only_their_tracker_skips_prepro
     [by_other] = other.track(PreparingSource(inner, tracker), [prompt], progress=False)
     assert len(preprocessed) == 24  # another tracker's input is not trusted: made again
     assert all(_same(a, b) for a, b in zip(plain.frames, by_other.frames, strict=True))
+
+
+def test_compile_is_off_unless_asked_and_then_wraps_the_encoder_and_memory_attention(tiny_sam2_path, monkeypatch):
+    """Only the decision and the wiring: compiling the tiny model and tracking with it takes over a minute on
+    this machine's CPU (bench/gpu.sh runs it compiled on CUDA)."""
+    import torch
+
+    assert not Sam2Tracker.from_pretrained(tiny_sam2_path, device="cpu").compiled
+    asked = []
+
+    def compile(function, **options):
+        asked.append((function.__self__, options))
+        return function
+
+    monkeypatch.setattr(torch, "compile", compile)
+    tracker = Sam2Tracker.from_pretrained(tiny_sam2_path, device="cpu", compile=True)
+    assert tracker.compiled
+    model = tracker.model
+    assert asked == [(model.vision_encoder, {"dynamic": False}), (model.memory_attention, {"dynamic": True})]
+    asked.clear()
+    Sam2Tracker(model, tracker.processor, model_id="tiny", compile=True, compile_options={"mode": "max-autotune"})
+    assert [options for _, options in asked] == [{"dynamic": False, "mode": "max-autotune"}] + [
+        {"dynamic": True, "mode": "max-autotune"}
+    ]
+    assert not Sam2Tracker(model, tracker.processor, model_id="tiny").compiled
