@@ -18,9 +18,28 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
+from garvideo.testing.selftest import SelftestFiles, prepare_selftest  # noqa: E402
+
 # Public benchmark data and reference fixtures live in the shared folder beside the checkout
 # (override with GARVIDEO_SHARED); they are not part of the repository.
 SHARED = Path(os.environ.get("GARVIDEO_SHARED") or Path(__file__).resolve().parents[1].parent / "shared")
+
+
+@pytest.fixture(scope="session")
+def selftest_material(tmp_path_factory) -> SelftestFiles:
+    """``garvideo selftest``'s tiny models, clips and manifest, built once for every test folder that needs
+    them (the tiny GAR alone takes seconds to build). Tests only read it: they write under their own tmp_path."""
+    return prepare_selftest(tmp_path_factory.mktemp("selftest"))
+
+
+@pytest.fixture(scope="session")
+def tiny_models(selftest_material, tmp_path_factory) -> Path:
+    """A folder holding ``gar`` (the tiny GAR, seed 0, 112-pixel tiles) and ``sam2`` (the tiny SAM2, seed 0):
+    the selftest's models, under the names the pipeline, eval and app tests use."""
+    folder = tmp_path_factory.mktemp("tiny-models")
+    (folder / "gar").symlink_to(selftest_material.gar)
+    (folder / "sam2").symlink_to(selftest_material.sam2)
+    return folder
 
 
 @pytest.fixture(scope="session")

@@ -20,9 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from garvideo.testing.gar import build_tiny_gar_checkpoint
 from garvideo.testing.grounding_dino import build_tiny_grounding_dino_checkpoint
-from garvideo.testing.sam2 import build_tiny_sam2_checkpoint
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 MAX_UPLOAD_MB = 1
@@ -57,11 +55,8 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def app_models(tmp_path_factory) -> tuple[str, str]:
-    folder = tmp_path_factory.mktemp("app-models")
-    gar = build_tiny_gar_checkpoint(folder / "gar", seed=0, tile_size=112)
-    sam2 = build_tiny_sam2_checkpoint(folder / "sam2", seed=0)
-    return str(gar), str(sam2)
+def app_models(tiny_models) -> tuple[str, str]:
+    return str(tiny_models / "gar"), str(tiny_models / "sam2")
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ def _results(folder):
     return sorted(p.name for p in folder.glob("*.json") if p.name != "summary.json" and not p.name.startswith("."))
 
 
+@pytest.mark.slow
 def test_batch_over_three_clips_one_corrupt(run, models, material, tmp_path):
     out = tmp_path / "out"
     result = run(
@@ -115,6 +116,7 @@ def test_batch_killed_midway_resumes_without_duplicates(material, tmp_path, held
         validate_result_document(json.loads((out / name).read_text()))
 
 
+@pytest.mark.slow
 def test_selftest_passes_offline(run):
     result = run("selftest")
     assert result.exit_code == 0, result.output
