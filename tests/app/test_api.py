@@ -215,7 +215,7 @@ def test_bad_uploads_are_refused_and_removed(client, launched_app, tmp_path):
         client.predict(handle_file(str(huge)), api_name="/open_upload")
     # Neither upload stays in the app's folder; Gradio's empty upload leftovers go when the session ends.
     assert [p for p in launched_app.files_left() if p.stat().st_size] == []
-    time.sleep(1.5)
+    launched_app.settle_upload_leftovers()
     client.predict(api_name="/close_session")
     assert launched_app.files_left() == []
 
@@ -254,7 +254,7 @@ def test_closing_a_session_deletes_its_files(client, launched_app):
     open_cat(client)
     client.predict("cat", "box", CAT_BOX, 12, api_name="/add_region")
     assert [p.name for p in launched_app.files_left() if p.stat().st_size] == ["cat.mp4"]
-    time.sleep(1.5)  # Gradio's empty upload leftovers are removed once settled (a second)
+    launched_app.settle_upload_leftovers()  # Gradio's empty upload leftovers are removed once settled
     closed = page(client.predict(api_name="/close_session"))
     assert closed["details"]["video"] is None and closed["details"]["regions"] == []
     assert launched_app.files_left() == []
