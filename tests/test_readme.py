@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from garvideo.pipeline import Pipeline
-from garvideo.testing.gar import build_tiny_gar_checkpoint
-from garvideo.testing.sam2 import build_tiny_sam2_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_python_api_example_runs(tmp_path, monkeypatch):
-    gar = build_tiny_gar_checkpoint(tmp_path / "gar", tile_size=112)
-    sam2 = build_tiny_sam2_checkpoint(tmp_path / "sam2")
+@pytest.mark.slow
+def test_python_api_example_runs(tiny_models, monkeypatch):
+    gar, sam2 = tiny_models / "gar", tiny_models / "sam2"
     readme = (ROOT / "README.md").read_text()
     code = readme.split("## The Python API", 1)[1].split("```python", 1)[1].split("```", 1)[0]
     assert "Pipeline.from_pretrained()" in code

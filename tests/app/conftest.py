@@ -20,9 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from garvideo.testing.gar import build_tiny_gar_checkpoint
 from garvideo.testing.grounding_dino import build_tiny_grounding_dino_checkpoint
-from garvideo.testing.sam2 import build_tiny_sam2_checkpoint
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 MAX_UPLOAD_MB = 1
@@ -49,6 +47,13 @@ class LaunchedApp:
         """Every file (not folder) in the app's temporary folder."""
         return sorted(p for p in self.temp_root.rglob("*") if not p.is_dir())
 
+    def settle_upload_leftovers(self) -> None:
+        """Date Gradio's empty upload leftovers back, so the app counts them as settled (unchanged for a
+        second) without the test sleeping through that second."""
+        for path in self.temp_root.iterdir():
+            if path.is_file() and path.stat().st_size == 0:
+                os.utime(path, (0, 0))
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -57,11 +62,8 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def app_models(tmp_path_factory) -> tuple[str, str]:
-    folder = tmp_path_factory.mktemp("app-models")
-    gar = build_tiny_gar_checkpoint(folder / "gar", seed=0, tile_size=112)
-    sam2 = build_tiny_sam2_checkpoint(folder / "sam2", seed=0)
-    return str(gar), str(sam2)
+def app_models(tiny_models) -> tuple[str, str]:
+    return str(tiny_models / "gar"), str(tiny_models / "sam2")
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,8 @@ from garvideo.video import video_info
 
 from .conftest import MAX_UPLOAD_MB, SAMPLES
 
+pytestmark = pytest.mark.slow  # every test here talks to the app server, a subprocess
+
 # What every full-page endpoint returns, in order (see garvideo.app.ui.Page._wire).
 FIELDS = (
     "details", "facts", "frame", "view", "frame_label", "regions", "remove_pick", "name", "track_text",
@@ -87,7 +89,6 @@ def test_marks_corrections_and_removal(client):
     assert "there is no region or mark 'dog'" in error_of(lambda: client.predict("dog", 0, api_name="/remove_region"))
 
 
-@pytest.mark.slow
 def test_track_describe_ask_and_the_shown_commands_reproduce_them(client, tmp_path, monkeypatch):
     open_cat(client)
     client.predict("cat", "box", CAT_BOX, 12, api_name="/add_region")
@@ -188,7 +189,6 @@ def test_user_mistakes_get_the_clis_one_line_and_the_app_keeps_serving(client, l
     assert "data-frame='5'" in view
 
 
-@pytest.mark.slow
 def test_questions_about_unknown_or_too_many_regions(client, launched_app):
     open_cat(client)
     client.predict("cat", "box", CAT_BOX, 12, api_name="/add_region")
@@ -215,7 +215,7 @@ def test_bad_uploads_are_refused_and_removed(client, launched_app, tmp_path):
         client.predict(handle_file(str(huge)), api_name="/open_upload")
     # Neither upload stays in the app's folder; Gradio's empty upload leftovers go when the session ends.
     assert [p for p in launched_app.files_left() if p.stat().st_size] == []
-    time.sleep(1.5)
+    launched_app.settle_upload_leftovers()
     client.predict(api_name="/close_session")
     assert launched_app.files_left() == []
 
@@ -254,7 +254,7 @@ def test_closing_a_session_deletes_its_files(client, launched_app):
     open_cat(client)
     client.predict("cat", "box", CAT_BOX, 12, api_name="/add_region")
     assert [p.name for p in launched_app.files_left() if p.stat().st_size] == ["cat.mp4"]
-    time.sleep(1.5)  # Gradio's empty upload leftovers are removed once settled (a second)
+    launched_app.settle_upload_leftovers()  # Gradio's empty upload leftovers are removed once settled
     closed = page(client.predict(api_name="/close_session"))
     assert closed["details"]["video"] is None and closed["details"]["regions"] == []
     assert launched_app.files_left() == []
@@ -262,7 +262,6 @@ def test_closing_a_session_deletes_its_files(client, launched_app):
     assert not any(launched_app.cwd.iterdir()), "the app wrote into its working folder"
 
 
-@pytest.mark.slow
 def test_two_clients_tracking_at_once_both_finish(launched_app, tmp_path):
     """Model work is queued one job at a time: the second waits for the first instead of failing."""
     from gradio_client import Client
@@ -286,7 +285,6 @@ def test_two_clients_tracking_at_once_both_finish(launched_app, tmp_path):
             c.close()
 
 
-@pytest.mark.slow
 def test_readme_client_example_runs(launched_app, monkeypatch, tmp_path):
     readme = (SAMPLES.parent / "README.md").read_text()
     section = readme.split("## The web app", 1)[1].split("\n## ", 1)[0]
@@ -319,7 +317,6 @@ def find(client, phrase: str, index: int = 30, **fields) -> dict:
     return page(client.predict(phrase=phrase, start="", end="", index=index, api_name="/find_region", **fields))
 
 
-@pytest.mark.slow
 def test_a_region_named_in_words_is_found_tracked_and_the_command_reproduces_it(
     client, launched_app, tmp_path, monkeypatch
 ):

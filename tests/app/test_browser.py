@@ -23,10 +23,13 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 CAT_BOX = (27, 91, 137, 175)  # the cat on frame 12 (samples/regions.jsonl)
 
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
-    reason="needs Debian's chromium and chromium-driver (.ci/run installs them)",
-)
+pytestmark = [
+    pytest.mark.slow,  # drives the app server (a subprocess) through a headless Chromium
+    pytest.mark.skipif(
+        not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
+        reason="needs Debian's chromium and chromium-driver (.ci/run installs them)",
+    ),
+]
 
 
 @pytest.fixture
@@ -78,7 +81,6 @@ class Steps:
         return path
 
 
-@pytest.mark.slow
 def test_a_person_marks_tracks_describes_asks_and_downloads(launched_app, browser, tmp_path):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By

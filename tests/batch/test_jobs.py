@@ -4,7 +4,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,7 +110,7 @@ def test_shard_from_environment(monkeypatch):
 
 _WORKER = textwrap.dedent(
     """
-    import sys, time
+    import sys
     from dataclasses import dataclass
     from pathlib import Path
     from garvideo.batch.jobs import BatchJob
@@ -121,7 +120,6 @@ _WORKER = textwrap.dedent(
         key: str
 
     def process(item):
-        time.sleep(0.15)
         return {"key": item.key, "payload": "x" * 200_000}
 
     items = [Item(f"k{i:02d}") for i in range(12)]
@@ -130,19 +128,20 @@ _WORKER = textwrap.dedent(
 )
 
 
-def test_sigkill_midway_then_rerun_gives_every_result_once(tmp_path):
+@pytest.mark.slow
+def test_sigkill_midway_then_rerun_gives_every_result_once(tmp_path, held_batch):
     out = tmp_path / "out"
     script = tmp_path / "worker.py"
     script.write_text(_WORKER)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    proc = subprocess.Popen([sys.executable, str(script), str(out)], env=env)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(list(out.glob("k*.json"))) < 4:
-        time.sleep(0.02)
+    held = tmp_path / "held"  # appears once 4 items are done and the 5th is being computed
+    proc = subprocess.Popen(held_batch.command(4, held, script, out), env=env)
+    held_batch.wait(held, proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    assert list(out.glob("k04.lock")), "the kill lands while item 5 is locked"
     finished_early = {p.name for p in out.glob("k*.json")}
-    assert 4 <= len(finished_early) < 12
+    assert finished_early == {f"k{i:02d}.json" for i in range(4)}
     subprocess.run([sys.executable, str(script), str(out)], env=env, check=True)
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted([f"k{i:02d}.json" for i in range(12)] + ["summary.json"])

@@ -7,9 +7,10 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 from garvideo.batch.jobs import BatchJob
 from garvideo.batch.locks import ItemLock
@@ -31,7 +32,10 @@ _RUN = textwrap.dedent(
     def process(item):
         with open(log, "a") as handle:  # who computed what
             handle.write(item.key + "\\n")
-        time.sleep(0.2)
+        # each run holds its first item until the other has begun one: both take part, whatever the timing
+        while sum(1 for other in log.parent.glob("log?") if other.stat().st_size) < 2:
+            time.sleep(0.01)
+        time.sleep(0.05)  # a little work, so that the two runs overlap on several items
         if item.key == "k05":
             raise ValueError("item 5 is broken")
         return {"key": item.key, "by": os.getpid()}
@@ -51,6 +55,7 @@ def _dead_pid() -> int:
     return int(done.stdout)
 
 
+@pytest.mark.slow
 def test_two_concurrent_runs_on_one_folder_compute_each_item_once(tmp_path):
     out = tmp_path / "out"
     script = tmp_path / "run.py"
@@ -98,16 +103,18 @@ def test_a_lock_of_a_finished_process_is_taken_over(tmp_path):
 
 
 def test_a_lock_of_a_running_process_is_waited_for_then_taken_over(tmp_path):
-    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1.5)"])
+    # the holder ends once "b" is done, so "a" can only be computed after the wait, whatever the timing
+    wait_for_b = "import os, sys, time\nwhile not os.path.exists(sys.argv[1]):\n    time.sleep(0.01)"
+    holder = subprocess.Popen([sys.executable, "-c", wait_for_b, str(tmp_path / "b.json")])
     (tmp_path / "a.lock").write_text(json.dumps({"host_tag": host_tag(), "pid": holder.pid}))
     computed = []
-    began = time.monotonic()
-    summary = BatchJob(
-        [Item("a"), Item("b")], tmp_path, lambda item: computed.append(item.key) or {}, progress=False
-    ).run()
-    holder.wait()
-    assert computed == ["b", "a"] and summary.succeeded == 2  # "a" once its holder was gone
-    assert time.monotonic() - began >= 1.0
+
+    def process(item):
+        computed.append((item.key, "holder running" if holder.poll() is None else "holder gone"))
+        return {}
+
+    summary = BatchJob([Item("a"), Item("b")], tmp_path, process, progress=False).run()
+    assert computed == [("b", "holder running"), ("a", "holder gone")] and summary.succeeded == 2
 
 
 def test_locks_of_other_machines_go_stale_only_when_not_refreshed(tmp_path):

@@ -26,7 +26,6 @@ from garvideo.batch.manifest import read_manifest
 from garvideo.batch.ray_runner import PipelineSpec, RayOptions, run_batch_on_ray, worker_resources
 from garvideo.batch.runner import BatchOptions
 from garvideo.outputs.document import validate_result_document
-from garvideo.testing.selftest import prepare_selftest
 
 TINY = BatchOptions(frames=2, frames_per_window=1, max_new_tokens=3, srt=True)
 
@@ -81,12 +80,12 @@ def _ray_processes() -> dict[int, str]:
 
 
 @pytest.fixture(scope="module")
-def material(tmp_path_factory):
-    return prepare_selftest(tmp_path_factory.mktemp("ray"))
+def material(selftest_material):
+    return selftest_material
 
 
 @pytest.fixture(scope="module")
-def long_manifest(material):
+def long_manifest(tmp_path_factory):
     """Eight lines over clips of 24 and 12 frames, distinct boxes so every line is its own item."""
     lines = [
         {
@@ -95,7 +94,7 @@ def long_manifest(material):
         }
         for k in range(8)
     ]
-    path = material.folder / "eight.jsonl"
+    path = tmp_path_factory.mktemp("ray") / "eight.jsonl"  # its videos are found in the batch folder
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     return path
 

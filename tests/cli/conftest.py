@@ -4,13 +4,11 @@ import pytest
 from click.testing import CliRunner
 from garvideo_cli.main import app
 
-from garvideo.testing.selftest import prepare_selftest
-
 
 @pytest.fixture(scope="session")
-def material(tmp_path_factory):
+def material(selftest_material):
     """Tiny models, clips and a manifest (two good lines, one corrupt video)."""
-    return prepare_selftest(tmp_path_factory.mktemp("cli"))
+    return selftest_material
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ import re
 import signal
 import subprocess
 import sys
-import time
 
 import click
+import pytest
 from click.testing import CliRunner
 from garvideo_cli.batch import batch_command
 from garvideo_cli.describe import describe_command
@@ -43,6 +43,7 @@ def test_every_batch_option_has_help_and_the_defaults_of_describe():
         assert option.default == describe[option.name].default, option.name
 
 
+@pytest.mark.slow
 def test_batch_over_three_clips_one_corrupt(run, models, material, tmp_path):
     out = tmp_path / "out"
     result = run(
@@ -84,7 +85,8 @@ def test_batch_over_three_clips_one_corrupt(run, models, material, tmp_path):
     assert "1 failed" in again.stdout and "2 already done" in again.stdout
 
 
-def test_batch_killed_midway_resumes_without_duplicates(material, tmp_path):
+@pytest.mark.slow
+def test_batch_killed_midway_resumes_without_duplicates(material, tmp_path, held_batch):
     # eight lines over the two good clips, with distinct boxes so every line is its own item
     lines = [
         {
@@ -96,20 +98,19 @@ def test_batch_killed_midway_resumes_without_duplicates(material, tmp_path):
     manifest = tmp_path / "many.jsonl"
     manifest.write_text("".join(json.dumps(line) + "\n" for line in lines))
     out = tmp_path / "out"
-    command = [
-        sys.executable,
+    program = [
         "-m",
         "garvideo_cli.main",
         "batch",
-        str(material.folder),
+        material.folder,
         "--regions",
-        str(manifest),
+        manifest,
         "--out",
-        str(out),
+        out,
         "--model",
-        str(material.gar),
+        material.gar,
         "--sam2",
-        str(material.sam2),
+        material.sam2,
         "--max-new-tokens",
         "2",
         "--frames",
@@ -119,14 +120,16 @@ def test_batch_killed_midway_resumes_without_duplicates(material, tmp_path):
         "-q",
     ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and len(_results(out) if out.exists() else []) < 2:
-        time.sleep(0.05)
+    held = tmp_path / "held"  # appears once 2 items are done and the 3rd is being computed
+    proc = subprocess.Popen(
+        held_batch.command(2, held, *program), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    held_batch.wait(held, proc)
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc.communicate()
+    command = [sys.executable, *map(str, program)]
     before = set(_results(out))
-    assert 2 <= len(before) < 8, before
+    assert len(before) == 2 and len(list(out.glob("*.lock"))) == 1, before  # killed while computing the 3rd
     finished = subprocess.run(command, env=env, capture_output=True, text=True)
     assert finished.returncode == 0, finished.stderr
     after = _results(out)
@@ -138,6 +141,7 @@ def test_batch_killed_midway_resumes_without_duplicates(material, tmp_path):
         validate_result_document(json.loads((out / name).read_text()))
 
 
+@pytest.mark.slow
 def test_selftest_passes_offline(run):
     result = run("selftest")
     assert result.exit_code == 0, result.output

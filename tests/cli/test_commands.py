@@ -110,6 +110,7 @@ def test_overlay_video_has_the_input_frame_size(run, models, material, tmp_path)
     assert len(frames) == 24 and frames[0].shape == (120, 160, 3)
 
 
+@pytest.mark.slow
 def test_ask_prints_the_answer(run, models, material):
     result = run("ask", material.clip, "What is <thing> doing?", "--box", material.box, "--frames", "3", *models)
     assert result.exit_code == 0
@@ -235,6 +236,7 @@ def test_user_mistakes_print_one_line_and_exit_non_zero(args, message, material,
     assert len(errors) == 1, result.output
 
 
+@pytest.mark.slow
 def test_compile_option_reaches_gar(run, models, material, monkeypatch):
     from garvideo.pipeline import Pipeline
 

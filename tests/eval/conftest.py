@@ -12,8 +12,6 @@ from PIL import Image
 
 from garvideo.masks import encode_rle
 from garvideo.testing.clips import moving_object_clip
-from garvideo.testing.gar import build_tiny_gar_checkpoint
-from garvideo.testing.sam2 import build_tiny_sam2_checkpoint
 from garvideo.video import open_video
 
 
@@ -29,11 +27,8 @@ def one_torch_thread():
 
 
 @pytest.fixture(scope="session")
-def models(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("eval_models")
-    build_tiny_gar_checkpoint(folder / "gar", seed=0, tile_size=112)
-    build_tiny_sam2_checkpoint(folder / "sam2", seed=0)
-    return folder
+def models(tiny_models) -> Path:
+    return tiny_models
 
 
 @pytest.fixture(scope="session")

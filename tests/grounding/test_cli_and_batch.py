@@ -10,15 +10,14 @@ from garvideo_cli.main import app
 
 from garvideo.batch import read_manifest
 from garvideo.outputs.document import validate_result_document
-from garvideo.testing.selftest import prepare_selftest
 from garvideo.timecode import When
 from garvideo.tracking import load_tracks
 
 
 @pytest.fixture(scope="module")
-def material(tmp_path_factory):
+def material(selftest_material):
     """Tiny GAR, SAM2 and Grounding DINO checkpoints and clips (garvideo selftest's material)."""
-    return prepare_selftest(tmp_path_factory.mktemp("grounding-cli"))
+    return selftest_material
 
 
 def run(*args):
@@ -51,6 +50,7 @@ def test_track_text_then_the_printed_box_reproduces_the_track(material, tmp_path
     assert text_track.to_dict() == box_track.to_dict()
 
 
+@pytest.mark.slow
 def test_describe_and_ask_with_text_regions(material, tmp_path):
     models = ["--model", material.gar, "--max-new-tokens", "3"]
     out = tmp_path / "describe.json"

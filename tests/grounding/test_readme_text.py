@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from garvideo.pipeline import Pipeline
-from garvideo.testing.gar import build_tiny_gar_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_readme_text_region_example_runs(grounding_models, tmp_path, monkeypatch):
-    gar = build_tiny_gar_checkpoint(tmp_path / "gar", tile_size=112)
+@pytest.mark.slow
+def test_readme_text_region_example_runs(grounding_models, tiny_models, monkeypatch):
+    gar = tiny_models / "gar"
     readme = (ROOT / "README.md").read_text()
     section = readme.split("## The Python API", 1)[1].split("\n## ", 1)[0]
     code = section.split("Regions named in words", 1)[1].split("```python", 1)[1].split("```", 1)[0]

@@ -25,6 +25,7 @@ def _masks(result):
     return {t.name: {f.index: f.mask() for f in t.frames} for t in result.tracks}
 
 
+@pytest.mark.slow
 def test_a_text_at_a_moment_is_found_there_and_tracked_exactly_as_if_boxed(pipeline, detector, clip, frames):
     search = TextSearch(box_threshold=0.5)
     result = pipeline.track(clip.path, [RegionPrompt.from_text("car", PHRASE, "2s")], box_threshold=0.5)

@@ -78,6 +78,7 @@ def test_the_decoder_is_made_once_and_an_eager_one_keeps_no_cache(gar, prompts):
     assert gar.decoder is decoder and not decoder._caches
 
 
+@pytest.mark.slow
 def test_a_compiled_step_is_traced_once_whole_and_gives_the_eager_tokens(gar):
     """Dynamo traces the step as one graph (fullgraph: nothing falls back to Python), once for prompts of any length."""
     from torch._dynamo.testing import CompileCounter

@@ -273,6 +273,7 @@ def test_replay_and_generation(path, prefix):
     np.testing.assert_allclose(result.step_logits, expected[prefix + "step_logits"], atol=LOGIT_ATOL, rtol=0)
 
 
+@pytest.mark.slow
 def test_a_missing_fixture_folder_named_by_the_environment_fails(tmp_path):
     # A fixture folder that is not there fails the run instead of skipping the parity tests.
     missing = tmp_path / "missing"

@@ -9,16 +9,11 @@ import pytest
 
 from garvideo.pipeline import Pipeline, Track
 from garvideo.testing.clips import moving_object_clip
-from garvideo.testing.gar import build_tiny_gar_checkpoint
-from garvideo.testing.sam2 import build_tiny_sam2_checkpoint
 
 
 @pytest.fixture(scope="session")
-def models_dir(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("models")
-    build_tiny_gar_checkpoint(folder / "gar", seed=0, tile_size=112)
-    build_tiny_sam2_checkpoint(folder / "sam2", seed=0)
-    return folder
+def models_dir(tiny_models) -> Path:
+    return tiny_models
 
 
 @pytest.fixture(scope="session")

@@ -354,6 +354,7 @@ def test_descriptions_and_subtitles_carry_no_special_tokens(pipeline, leaving_cl
         assert token not in srt and not any(token in text for text in texts), token
 
 
+@pytest.mark.slow
 def test_each_stage_runs_on_its_own_torch_threads(models_dir, leaving_clip, truth, monkeypatch):
     from garvideo.devices import cpu_cores
     from garvideo.tracking import RegionPrompt

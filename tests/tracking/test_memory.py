@@ -44,6 +44,7 @@ def small_window_tracker():
     return Sam2Tracker(model, sam2_processor(128), model_id="tiny-small-window")
 
 
+@pytest.mark.slow
 def test_session_state_does_not_grow_with_the_video(small_window_tracker):
     tracker = small_window_tracker
     peaks = {}
@@ -84,6 +85,7 @@ _RSS_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ru_maxrss units differ off Linux")
 def test_peak_rss_for_a_ten_times_longer_clip_stays_within_a_small_margin(tiny_sam2_path):
     env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")

@@ -104,6 +104,7 @@ def test_corrections_are_memory_for_every_frame(models, order):
     _compare(models, source, prompts if order == "in frame order" else prompts[::-1])
 
 
+@pytest.mark.slow
 def test_several_objects_each_as_its_own_session(models):
     source = MovingSquareSource(16, height=64, width=64)
     prompts = [
@@ -145,6 +146,7 @@ def test_a_200_frame_clip(models):
     _compare(models, source, [_box("a", 40), _mask("a", source, 150), _clicks("b", 199)])
 
 
+@pytest.mark.slow
 def test_memory_windows_shorter_than_the_clip_are_read_as_the_reference_reads_them(tmp_path):
     """3 mask memories and 4 object pointers: every window the tracker prunes to is full on a 20-frame clip."""
     from transformers import Sam2VideoModel, Sam2VideoProcessor
