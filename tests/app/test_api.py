@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import shlex
 import shutil
-import time
 from pathlib import Path
 
 import httpx
@@ -274,11 +273,9 @@ def test_two_clients_tracking_at_once_both_finish(launched_app, tmp_path):
         for k, c in enumerate(clients):
             open_cat(c)
             c.predict(f"cat{k}", "box", CAT_BOX, 12, api_name="/add_region")
-        began = time.monotonic()
         jobs = [c.submit("", "", 1, 0, api_name="/track") for c in clients]
         results = [page(job.result(timeout=120)) for job in jobs]
         assert [r["details"]["tracks"][0]["name"] for r in results] == ["cat0", "cat1"]
-        assert time.monotonic() - began < 120
     finally:
         for c in clients:
             c.predict(api_name="/close_session")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -87,7 +86,6 @@ def test_a_person_marks_tracks_describes_asks_and_downloads(launched_app, browse
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
-    began = time.monotonic()
     folder = Path(os.environ.get("GARVIDEO_APP_SCREENSHOTS") or tmp_path / "screenshots")
     print(f"\nscreenshots of each step: {folder}")
     steps = Steps(browser, folder)
@@ -215,7 +213,6 @@ def test_a_person_marks_tracks_describes_asks_and_downloads(launched_app, browse
     click("#gv-find")
     wait.until(lambda d: "'a cat' found on frame" in text_of("#gv-regions"))
     steps.shot("found-in-words")
-    assert time.monotonic() - began < 120
 
     # Leaving the page ends the session: its files are deleted (the API tests closed theirs).
     assert any(p.name == "cat.mp4" for p in launched_app.files_left())
