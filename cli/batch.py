@@ -9,7 +9,6 @@ import click
 from .common import (
     COMPILE_KEY,
     THREADS_KEY,
-    PositiveSeconds,
     check_outputs,
     check_sam2_name,
     generation_options,
@@ -19,6 +18,7 @@ from .common import (
     range_options,
     reports_warnings,
     text_options,
+    timeline_options,
 )
 
 MANIFEST_HELP = """\b
@@ -119,19 +119,7 @@ def ray_settings(address, workers, cpus_per_worker, gpus_per_worker, shard):
     help="Folder for the result files, failures.jsonl and summary.json.",
 )
 @range_options(scope=" in every video")
-@click.option(
-    "--window",
-    type=PositiveSeconds(),
-    metavar="SECONDS",
-    help="Timeline window length (default: adaptive, at most 8 windows).",
-)
-@click.option(
-    "--frames-per-window",
-    default=4,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Frames shown to GAR for each window.",
-)
+@timeline_options
 @generation_options
 @click.option(
     "--describe",

@@ -266,6 +266,29 @@ def range_options(func: Callable | None = None, *, scope: str = "") -> Callable:
     return func
 
 
+def timeline_options(func: Callable) -> Callable:
+    """How a description's timeline is cut (describe and batch)."""
+    for decorator in reversed(
+        [
+            click.option(
+                "--window",
+                type=PositiveSeconds(),
+                metavar="SECONDS",
+                help="Timeline window length (default: adaptive, at most 8 windows).",
+            ),
+            click.option(
+                "--frames-per-window",
+                default=4,
+                show_default=True,
+                type=click.IntRange(min=1),
+                help="Frames shown to GAR for each window.",
+            ),
+        ]
+    ):
+        func = decorator(func)
+    return func
+
+
 def generation_options(func: Callable) -> Callable:
     for decorator in reversed(
         [

@@ -7,7 +7,6 @@ import click
 from .common import (
     REGION_HELP,
     Outputs,
-    PositiveSeconds,
     check_outputs,
     clock,
     document_prompts,
@@ -23,6 +22,7 @@ from .common import (
     reports_warnings,
     text_options,
     text_search,
+    timeline_options,
 )
 
 
@@ -101,19 +101,7 @@ def _check_window(video, window, stride):
 @text_options
 @_tracks_option
 @range_options
-@click.option(
-    "--window",
-    type=PositiveSeconds(),
-    metavar="SECONDS",
-    help="Timeline window length (default: adaptive, at most 8 windows).",
-)
-@click.option(
-    "--frames-per-window",
-    default=4,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Frames shown to GAR for each window.",
-)
+@timeline_options
 @generation_options
 @model_options()
 @_outputs
