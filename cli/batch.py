@@ -14,6 +14,7 @@ from .common import (
     generation_options,
     load_pipeline,
     model_options,
+    option_group,
     quiet_option,
     range_options,
     reports_warnings,
@@ -39,35 +40,28 @@ OUT/<video>-<hash>.json; a re-run skips finished lines. Exit code 0 when every
 line succeeded, 1 when some failed (see OUT/failures.jsonl), 2 for a usage error."""
 
 
-def ray_options(func):
-    for decorator in reversed(
-        [
-            click.option(
-                "--ray",
-                "ray_address",
-                is_flag=False,
-                flag_value="local",
-                metavar="[ADDRESS]",
-                help="Share the lines among the workers of a Ray cluster: no ADDRESS starts a local Ray, "
-                "'auto' joins the cluster `ray start` set up here, else a Ray address. Needs garvideo[ray].",
-            ),
-            click.option(
-                "--workers",
-                type=click.IntRange(min=1),
-                help="Ray workers, each with its own models (default: the cluster's GPUs, or CPUs / --cpus-per-worker).",
-            ),
-            click.option(
-                "--cpus-per-worker", type=click.FloatRange(min=0, min_open=True), help="With --ray (default 1)."
-            ),
-            click.option(
-                "--gpus-per-worker",
-                type=click.FloatRange(min=0),
-                help="With --ray (default: 1 on a cluster with GPUs, else 0; fractions share a GPU).",
-            ),
-        ]
-    ):
-        func = decorator(func)
-    return func
+ray_options = option_group(
+    click.option(
+        "--ray",
+        "ray_address",
+        is_flag=False,
+        flag_value="local",
+        metavar="[ADDRESS]",
+        help="Share the lines among the workers of a Ray cluster: no ADDRESS starts a local Ray, "
+        "'auto' joins the cluster `ray start` set up here, else a Ray address. Needs garvideo[ray].",
+    ),
+    click.option(
+        "--workers",
+        type=click.IntRange(min=1),
+        help="Ray workers, each with its own models (default: the cluster's GPUs, or CPUs / --cpus-per-worker).",
+    ),
+    click.option("--cpus-per-worker", type=click.FloatRange(min=0, min_open=True), help="With --ray (default 1)."),
+    click.option(
+        "--gpus-per-worker",
+        type=click.FloatRange(min=0),
+        help="With --ray (default: 1 on a cluster with GPUs, else 0; fractions share a GPU).",
+    ),
+)
 
 
 def ray_settings(address, workers, cpus_per_worker, gpus_per_worker, shard):

@@ -53,41 +53,47 @@ class PositiveSeconds(click.ParamType):
 THREADS_KEY = "garvideo.threads"  # where --threads leaves its value in the click context
 
 
-def region_options(func: Callable) -> Callable:
-    for decorator in reversed(
-        [
-            click.option(
-                "--box",
-                "boxes",
-                multiple=True,
-                metavar="[NAME=]X1,Y1,X2,Y2@WHEN",
-                help="Mark a region with a box (pixels) on a frame or at a time.",
-            ),
-            click.option(
-                "--points",
-                "points",
-                multiple=True,
-                metavar="'[NAME=]X,Y;!X,Y@WHEN'",
-                help="Mark a region with clicks; '!' before a click makes it a background click.",
-            ),
-            click.option(
-                "--mask",
-                "masks",
-                multiple=True,
-                metavar="[NAME=]FILE.png@WHEN",
-                help="Mark a region with a mask image the size of the frame.",
-            ),
-            click.option(
-                "--text",
-                "texts",
-                multiple=True,
-                metavar='[NAME=]"PHRASE"[@WHEN]',
-                help='Mark a region by naming it (e.g. car="a red car"@4.5s); without @WHEN the video is searched.',
-            ),
-        ]
-    ):
-        func = decorator(func)
-    return func
+def option_group(*options: Callable) -> Callable:
+    """One decorator for several click options, in the order ``--help`` lists them."""
+
+    def apply(func: Callable) -> Callable:
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return apply
+
+
+region_options = option_group(
+    click.option(
+        "--box",
+        "boxes",
+        multiple=True,
+        metavar="[NAME=]X1,Y1,X2,Y2@WHEN",
+        help="Mark a region with a box (pixels) on a frame or at a time.",
+    ),
+    click.option(
+        "--points",
+        "points",
+        multiple=True,
+        metavar="'[NAME=]X,Y;!X,Y@WHEN'",
+        help="Mark a region with clicks; '!' before a click makes it a background click.",
+    ),
+    click.option(
+        "--mask",
+        "masks",
+        multiple=True,
+        metavar="[NAME=]FILE.png@WHEN",
+        help="Mark a region with a mask image the size of the frame.",
+    ),
+    click.option(
+        "--text",
+        "texts",
+        multiple=True,
+        metavar='[NAME=]"PHRASE"[@WHEN]',
+        help='Mark a region by naming it (e.g. car="a red car"@4.5s); without @WHEN the video is searched.',
+    ),
+)
 
 
 def model_options(gar: bool = True, sam2: bool = True) -> Callable:
@@ -158,58 +164,51 @@ def model_options(gar: bool = True, sam2: bool = True) -> Callable:
                 help="Torch CPU threads for every stage [default: 1 for tracking, all cores for GAR].",
             ),
         ]
-        for decorator in reversed(options):
-            func = decorator(func)
-        return func
+        return option_group(*options)(func)
 
     return wrap
 
 
-def text_options(func: Callable) -> Callable:
-    """How --text regions are found (the detector loads only when one is given)."""
-    for decorator in reversed(
-        [
-            click.option(
-                "--detector",
-                default=DEFAULT_DETECTOR,
-                show_default=True,
-                metavar="ID|FOLDER",
-                help="Open-vocabulary detector for --text: a Grounding DINO hub id or a local folder.",
-            ),
-            click.option(
-                "--box-threshold",
-                default=DEFAULT_BOX_THRESHOLD,
-                show_default=True,
-                type=float,
-                help="A detected box counts when its score is above this.",
-            ),
-            click.option(
-                "--text-threshold",
-                default=DEFAULT_TEXT_THRESHOLD,
-                show_default=True,
-                type=float,
-                help="...and some word of the phrase scores above this.",
-            ),
-            click.option(
-                "--max-instances",
-                default=1,
-                show_default=True,
-                type=int,
-                metavar="K",
-                help="The K most confident matches of a --text become regions NAME, NAME#2, ...",
-            ),
-            click.option(
-                "--search-every",
-                default=1.0,
-                show_default=True,
-                type=float,
-                metavar="SECONDS",
-                help="A --text without @WHEN is looked for on one frame every SECONDS until found.",
-            ),
-        ]
-    ):
-        func = decorator(func)
-    return func
+# How --text regions are found (the detector loads only when one is given).
+text_options = option_group(
+    click.option(
+        "--detector",
+        default=DEFAULT_DETECTOR,
+        show_default=True,
+        metavar="ID|FOLDER",
+        help="Open-vocabulary detector for --text: a Grounding DINO hub id or a local folder.",
+    ),
+    click.option(
+        "--box-threshold",
+        default=DEFAULT_BOX_THRESHOLD,
+        show_default=True,
+        type=float,
+        help="A detected box counts when its score is above this.",
+    ),
+    click.option(
+        "--text-threshold",
+        default=DEFAULT_TEXT_THRESHOLD,
+        show_default=True,
+        type=float,
+        help="...and some word of the phrase scores above this.",
+    ),
+    click.option(
+        "--max-instances",
+        default=1,
+        show_default=True,
+        type=int,
+        metavar="K",
+        help="The K most confident matches of a --text become regions NAME, NAME#2, ...",
+    ),
+    click.option(
+        "--search-every",
+        default=1.0,
+        show_default=True,
+        type=float,
+        metavar="SECONDS",
+        help="A --text without @WHEN is looked for on one frame every SECONDS until found.",
+    ),
+)
 
 
 def text_search(box_threshold: float, text_threshold: float, max_instances: int, search_every: float):
@@ -249,74 +248,60 @@ def range_options(func: Callable | None = None, *, scope: str = "") -> Callable:
     (batch: " in every video"); used bare (``@range_options``) or with it (``@range_options(scope=...)``)."""
     if func is None:
         return functools.partial(range_options, scope=scope)
-    for decorator in reversed(
-        [
-            click.option("--start", metavar="TIME", help=f"Only look from this time on{scope} (4.5, 4.5s or 1:02.5)."),
-            click.option("--end", metavar="TIME", help=f"Only look until this time{scope}."),
-            click.option(
-                "--stride",
-                default=1,
-                show_default=True,
-                type=click.IntRange(min=1),
-                help="Track every N-th frame (faster on long videos).",
-            ),
-        ]
-    ):
-        func = decorator(func)
-    return func
+    return option_group(
+        click.option("--start", metavar="TIME", help=f"Only look from this time on{scope} (4.5, 4.5s or 1:02.5)."),
+        click.option("--end", metavar="TIME", help=f"Only look until this time{scope}."),
+        click.option(
+            "--stride",
+            default=1,
+            show_default=True,
+            type=click.IntRange(min=1),
+            help="Track every N-th frame (faster on long videos).",
+        ),
+    )(func)
 
 
-def timeline_options(func: Callable) -> Callable:
-    """How a description's timeline is cut (describe and batch)."""
-    for decorator in reversed(
-        [
-            click.option(
-                "--window",
-                type=PositiveSeconds(),
-                metavar="SECONDS",
-                help="Timeline window length (default: adaptive, at most 8 windows).",
-            ),
-            click.option(
-                "--frames-per-window",
-                default=4,
-                show_default=True,
-                type=click.IntRange(min=1),
-                help="Frames shown to GAR for each window.",
-            ),
-        ]
-    ):
-        func = decorator(func)
-    return func
+# How a description's timeline is cut (describe and batch).
+timeline_options = option_group(
+    click.option(
+        "--window",
+        type=PositiveSeconds(),
+        metavar="SECONDS",
+        help="Timeline window length (default: adaptive, at most 8 windows).",
+    ),
+    click.option(
+        "--frames-per-window",
+        default=4,
+        show_default=True,
+        type=click.IntRange(min=1),
+        help="Frames shown to GAR for each window.",
+    ),
+)
 
 
-def generation_options(func: Callable) -> Callable:
-    for decorator in reversed(
-        [
-            click.option(
-                "--frames",
-                default=8,
-                show_default=True,
-                type=click.IntRange(min=1),
-                help="Frames shown to GAR for an overall description or an answer.",
-            ),
-            click.option(
-                "--tiling",
-                type=click.Choice(["vanilla", "thumb+tile"]),
-                default="vanilla",
-                show_default=True,
-                help="Per frame: one 448 tile (vanilla) or a thumbnail plus tiles.",
-            ),
-            click.option(
-                "--max-new-tokens",
-                default=512,
-                show_default=True,
-                type=click.IntRange(min=1),
-                help="Longest description or answer, in tokens.",
-            ),
-        ]
-    ):
-        func = decorator(func)
-    return func
+generation_options = option_group(
+    click.option(
+        "--frames",
+        default=8,
+        show_default=True,
+        type=click.IntRange(min=1),
+        help="Frames shown to GAR for an overall description or an answer.",
+    ),
+    click.option(
+        "--tiling",
+        type=click.Choice(["vanilla", "thumb+tile"]),
+        default="vanilla",
+        show_default=True,
+        help="Per frame: one 448 tile (vanilla) or a thumbnail plus tiles.",
+    ),
+    click.option(
+        "--max-new-tokens",
+        default=512,
+        show_default=True,
+        type=click.IntRange(min=1),
+        help="Longest description or answer, in tokens.",
+    ),
+)
 
 
 def quiet_option(func: Callable) -> Callable:

@@ -14,6 +14,7 @@ from .common import (
     generation_options,
     load_pipeline,
     model_options,
+    option_group,
     parse_regions,
     quiet_option,
     range_options,
@@ -36,16 +37,11 @@ def _tracks_option(func):
     )(func)
 
 
-def _outputs(func):
-    for decorator in reversed(
-        [
-            click.option("--out", metavar="FILE", help="Write the result document (JSON; '-' = standard output)."),
-            click.option("--json", "as_json", is_flag=True, help="Print the result document instead of text."),
-            click.option("--save-tracks", metavar="FILE", help="Also write the tracks (masks per frame) as JSON."),
-        ]
-    ):
-        func = decorator(func)
-    return func
+_outputs = option_group(
+    click.option("--out", metavar="FILE", help="Write the result document (JSON; '-' = standard output)."),
+    click.option("--json", "as_json", is_flag=True, help="Print the result document instead of text."),
+    click.option("--save-tracks", metavar="FILE", help="Also write the tracks (masks per frame) as JSON."),
+)
 
 
 def _inputs(boxes, points, masks, texts, tracks_file):

@@ -8,7 +8,6 @@ so a mistake costs seconds, not the minutes GAR-8B takes to load.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -20,33 +19,25 @@ from garvideo.eval import (  # garvideo.eval and its videorefer module import no
 )
 from garvideo.eval.videorefer import BENCHMARK_D, BENCHMARK_Q, DEFAULT_FRAMES
 
-from .common import load_pipeline, model_options
+from .common import load_pipeline, model_options, option_group
 
-
-def _shared_options(func: Callable) -> Callable:
-    for decorator in reversed(
-        [
-            click.option(
-                "--max-new-tokens",
-                default=1024,
-                show_default=True,
-                type=click.IntRange(min=1),
-                help="Longest answer in tokens (the reference's 1024; decoding is greedy).",
-            ),
-            click.option(
-                "--limit",
-                type=click.IntRange(min=1),
-                metavar="N",
-                help="Run only the first N items (a quick check; the score then covers those only).",
-            ),
-            click.option("-q", "--quiet", is_flag=True, help="No progress bars or loading messages."),
-            click.option(
-                "--json", "as_json", is_flag=True, help="Print the run's summary and score as one JSON object."
-            ),
-        ]
-    ):
-        func = decorator(func)
-    return func
+_shared_options = option_group(
+    click.option(
+        "--max-new-tokens",
+        default=1024,
+        show_default=True,
+        type=click.IntRange(min=1),
+        help="Longest answer in tokens (the reference's 1024; decoding is greedy).",
+    ),
+    click.option(
+        "--limit",
+        type=click.IntRange(min=1),
+        metavar="N",
+        help="Run only the first N items (a quick check; the score then covers those only).",
+    ),
+    click.option("-q", "--quiet", is_flag=True, help="No progress bars or loading messages."),
+    click.option("--json", "as_json", is_flag=True, help="Print the run's summary and score as one JSON object."),
+)
 
 
 def _report(summary, as_json: bool) -> None:
@@ -139,43 +130,38 @@ def gar_bench_vqa_command(
     _report(summary, as_json)
 
 
-def _videorefer_options(func: Callable) -> Callable:
-    for decorator in reversed(
-        [
-            model_options(),
-            click.option(
-                "--track",
-                is_flag=True,
-                help="Track each object with SAM2 (--sam2) from its mask on the item's frame_idx instead of "
-                "using the benchmark's masks.",
-            ),
-            click.option(
-                "--frames",
-                default=DEFAULT_FRAMES,
-                show_default=True,
-                type=click.IntRange(min=1),
-                help="Frames GAR sees per item, spread over those where the objects are visible.",
-            ),
-            click.option(
-                "--single-frame",
-                is_flag=True,
-                help="Use only each object's mask on frame_idx (without --track GAR sees just that frame).",
-            ),
-            click.option(
-                "--fps",
-                type=click.FloatRange(min=0, min_open=True),
-                help="Frame rate given to frame folders, which carry none (default 30).",
-            ),
-            click.option(
-                "--video-root",
-                type=click.Path(path_type=Path),
-                metavar="DIR",
-                help="Where the items' videos are, if not in --data.",
-            ),
-        ]
-    ):
-        func = decorator(func)
-    return func
+_videorefer_options = option_group(
+    model_options(),
+    click.option(
+        "--track",
+        is_flag=True,
+        help="Track each object with SAM2 (--sam2) from its mask on the item's frame_idx instead of "
+        "using the benchmark's masks.",
+    ),
+    click.option(
+        "--frames",
+        default=DEFAULT_FRAMES,
+        show_default=True,
+        type=click.IntRange(min=1),
+        help="Frames GAR sees per item, spread over those where the objects are visible.",
+    ),
+    click.option(
+        "--single-frame",
+        is_flag=True,
+        help="Use only each object's mask on frame_idx (without --track GAR sees just that frame).",
+    ),
+    click.option(
+        "--fps",
+        type=click.FloatRange(min=0, min_open=True),
+        help="Frame rate given to frame folders, which carry none (default 30).",
+    ),
+    click.option(
+        "--video-root",
+        type=click.Path(path_type=Path),
+        metavar="DIR",
+        help="Where the items' videos are, if not in --data.",
+    ),
+)
 
 
 def _run_videorefer(
