@@ -14,7 +14,7 @@
 3. Resuming a finished run over every GAR-Bench-VQA item (nothing computed, the
    predictions reassembled and scored).
 
-No GPU is needed: model time is in bench/model.py and GAR_NOTES.md.
+No GPU is needed: model time is in bench/model.py (and docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -107,9 +107,9 @@ def resume_finished_run(folder: Path) -> list[str]:
     gar = GAR.from_pretrained(folder / "gar112")
     out = folder / "preds.json"
     settings = GenerationSettings(max_new_tokens=1)
-    run_gar_bench_vqa(DATA, gar, out, mode="reference", settings=settings, progress=False)
+    run_gar_bench_vqa(DATA, gar, out, mode="reference", generation=settings, progress=False)
     started = time.perf_counter()
-    summary = run_gar_bench_vqa(DATA, gar, out, mode="reference", settings=settings, progress=False)
+    summary = run_gar_bench_vqa(DATA, gar, out, mode="reference", generation=settings, progress=False)
     elapsed = time.perf_counter() - started
     assert summary.computed == 0
     why = Counter(reason.split(": ", 1)[0] for _, reason in summary.failures)

@@ -20,11 +20,24 @@ fi
 export PYTHONPATH=.:${PYTHONPATH:-} PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
 PY=${PYTHON:-python3}
 $PY -c "import torch; print('device:', torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu')"
+# One budget for every step (the lease is short): a step gets what is left and is stopped when it runs out; the
+# GPU steps run in the order of what matters most (decoding, tracking fps, the end-to-end describe).
+if [ -n "${QUICK:-}" ]; then BUDGET=${BUDGET:-3600}; else BUDGET=${BUDGET:-480}; fi
 status=0
-step() {  # name, command...: run, keep the log, go on after a failure
+step() {  # name, command...: run under the budget left, keep the log, go on after a failure
     local name=$1; shift
-    echo "== $name: $*"
-    "$@" 2>&1 | tee "$OUT/$name.log" || { echo "!! $name failed"; status=1; }
+    local left=$((BUDGET - SECONDS))
+    if [ "$left" -lt 20 ]; then
+        echo "!! $name skipped: the ${BUDGET} s budget is spent"; status=1; return
+    fi
+    echo "== $name (${left} s of the budget left): $*"
+    timeout -k 10 "$left" "$@" 2>&1 | tee "$OUT/$name.log"
+    local rc=${PIPESTATUS[0]}
+    if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+        echo "!! $name stopped: the ${BUDGET} s budget ran out"; status=1
+    elif [ "$rc" -ne 0 ]; then
+        echo "!! $name failed (exit $rc)"; status=1
+    fi
 }
 if [ -n "${QUICK:-}" ]; then
     step model $PY bench/model.py --device "$DEVICE" --frames 4 --new-tokens 4 --repeats 1
@@ -39,28 +52,28 @@ if [ -n "${QUICK:-}" ]; then
     step long $PY bench/long.py --device "$DEVICE" --minutes 0.05 --objects 1 2 --new-tokens 4 \
         --results "$OUT/long" --clips "$OUT/clips"
 else
-    step model-full $PY bench/model.py --full-size --device "$DEVICE" --frames 16
     # decode ms/token at GAR-1B shapes: generate vs the static loop eager vs compiled (CUDA graphs)
     step model-decode $PY bench/model.py --decode --full-size --device "$DEVICE" --frames 16 --new-tokens 128 \
         --repeats 2 --write
-    step track $PY bench/track.py --device "$DEVICE" --models tiny hiera-tiny --lengths 100 1000 --write
-    # decode-ahead: SAM2.1-tiny shapes tracking a 720p clip, frames decoded in the tracker's thread vs ahead
-    step prefetch-720p $PY bench/prefetch.py --full-size --device "$DEVICE" --frames 150 --repeats 2 \
-        --cache "$OUT/clips" --write
     # SAM2.1-tiny shapes at 720p: frames/s plain vs compiled (image encoder + memory attention under bfloat16
     # autocast), 1 and 4 objects batched; the compile time is in the warm-up column
     step track-objects-720p $PY bench/track_objects.py --device "$DEVICE" --models hiera-tiny --size 1280x720 \
         --frames 60 --objects 1 4 --variants batched --compile both --rounds 2 --write
-    step pipeline-tiny $PY bench/pipeline.py --device "$DEVICE" --write
-    step pipeline-full $PY bench/pipeline.py --full-size --device "$DEVICE" --frames 64 --gar-frames 16 \
-        --new-tokens 128 --repeats 3 --warmup 1 --write
-    # SAM2.1-tiny shapes at 720p, 1 and 4 objects (15 s clips, tracking only), then the end-to-end describe of a
-    # 60 s 720p clip (track, tracks JSON, describe with GAR-1B shapes, overlay); bench/long.py's report projects
-    # one hour from it into bench/RESULTS.md (## Long videos, a block naming the card).
-    step track-720p $PY bench/long.py --full-size --device "$DEVICE" --minutes 0.25 --fps 30 --size 1280x720 \
-        --objects 1 4 --track-only --results "$OUT/long" --clips "$OUT/clips"
+    # the end-to-end describe of a 60 s 720p clip (track, tracks JSON, describe with GAR-1B shapes, overlay);
+    # bench/long.py's report projects one hour from it into bench/RESULTS.md (## Long videos, a block naming the card)
     step describe-720p $PY bench/long.py --full-size --device "$DEVICE" --minutes 1 --fps 30 --size 1280x720 \
         --new-tokens 64 --results "$OUT/long" --clips "$OUT/clips" --write
+    # decode-ahead: SAM2.1-tiny shapes tracking a 720p clip, frames decoded in the tracker's thread vs ahead
+    step prefetch-720p $PY bench/prefetch.py --full-size --device "$DEVICE" --frames 150 --repeats 2 \
+        --cache "$OUT/clips" --write
+    step pipeline-full $PY bench/pipeline.py --full-size --device "$DEVICE" --frames 64 --gar-frames 16 \
+        --new-tokens 128 --repeats 3 --warmup 1 --write
+    step track $PY bench/track.py --device "$DEVICE" --models tiny hiera-tiny --lengths 100 1000 --write
+    # SAM2.1-tiny shapes at 720p, 1 and 4 objects (15 s clips, tracking only)
+    step track-720p $PY bench/long.py --full-size --device "$DEVICE" --minutes 0.25 --fps 30 --size 1280x720 \
+        --objects 1 4 --track-only --results "$OUT/long" --clips "$OUT/clips"
+    step model-full $PY bench/model.py --full-size --device "$DEVICE" --frames 16
+    step pipeline-tiny $PY bench/pipeline.py --device "$DEVICE" --write
 fi
 cp bench/RESULTS.md "$OUT/RESULTS.md"
 exit $status

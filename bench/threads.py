@@ -12,7 +12,7 @@ medians are reported. Models are the tiny random test checkpoints.
 
 "busy core": another process spins on one core meanwhile (``while True:
 pass``), as any other job on the machine does. Threads are given explicitly
-with ``Pipeline(threads=N)``, except "per stage", the pipeline's own choice
+with ``Pipeline.from_pretrained(threads=N)``, except "per stage", the pipeline's own choice
 (:func:`garvideo.devices.stage_threads`).
 
     python bench/threads.py            # print the table

@@ -136,7 +136,8 @@ def main() -> None:
             rows.append(row)
     from garvideo.devices import resolve_device
 
-    machine = describe_machine(resolve_device(args.device), args.threads)
+    device = resolve_device(args.device)
+    machine = describe_machine(device, args.threads)
     if args.shared:
         machine += "; the machine was shared with other jobs"
     report = (
@@ -148,7 +149,11 @@ def main() -> None:
     )
     print(report)
     if args.write:
-        write_section(SECTION, report)
+        # a block per device, so a GPU run adds its table beside the CPU one instead of replacing it
+        import torch
+
+        card = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+        write_section(SECTION, report, block=f"### {card}")
 
 
 if __name__ == "__main__":

@@ -125,7 +125,7 @@ def gar_bench_vqa_command(
     plan = plan_gar_bench_vqa(data, out, mode=mode, subset=subset, limit=limit)  # user mistakes before the model
     pipeline = load_pipeline(model, None, device, dtype, quiet, progress=False, box_mode=box_mode)
     summary = run_gar_bench_plan(
-        plan, pipeline.gar, settings=GenerationSettings(max_new_tokens=max_new_tokens), progress=not quiet
+        plan, pipeline.gar, generation=GenerationSettings(max_new_tokens=max_new_tokens), progress=not quiet
     )
     _report(summary, as_json)
 
@@ -199,7 +199,7 @@ def _run_videorefer(
     # one progress bar over the items: the pipeline's own bars (tracking) would repeat per item
     pipeline = load_pipeline(model, sam2 if track else None, device, dtype, quiet, progress=False)
     summary = run_videorefer_plan(
-        plan, pipeline, settings=GenerationSettings(max_new_tokens=max_new_tokens), progress=not quiet
+        plan, pipeline, generation=GenerationSettings(max_new_tokens=max_new_tokens), progress=not quiet
     )
     _report(summary, as_json)
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from garvideo.errors import InvalidInputError
 from garvideo.masks import read_mask_image
-from garvideo.names import check_region_name, describe_character
+from garvideo.names import check_command_line_name
 from garvideo.timecode import When, parse_when
 from garvideo.tracking import RegionPrompt
 
@@ -29,9 +29,6 @@ NEGATIVE = 0
 
 # -- the command line's region syntax ------------------------------------------------
 
-# A name on the command line: letters, digits, "_", "-" and "#" (no quoting rules to learn). '#' is
-# there because the instances a text region finds are named car, car#2, ... and --box reproduces them.
-_CLI_NAME = re.compile(r"[\w\-#]+")
 # NAME=BODY where NAME has no path separator or dot (a mask's file name may itself hold "=").
 _NAMED_MASK = re.compile(r"^\s*([^=/\\.]+?)\s*=(.*)$", re.DOTALL)
 # NAME=PHRASE: only a word-like prefix is a name, so a phrase may hold '=' after its first word.
@@ -44,13 +41,10 @@ def _cli_name(name: str, option: str, text: str) -> str:
     stripped = name.strip()
     if not stripped:
         raise InvalidInputError(f"{option} {text!r}: the name before '=' is empty (use NAME=... or leave both out)")
-    if not _CLI_NAME.fullmatch(stripped):
-        bad = next(c for c in stripped if not _CLI_NAME.fullmatch(c))
-        raise InvalidInputError(
-            f"{option} {text!r}: the region name {stripped!r} holds {describe_character(bad)}; on the command line "
-            f"a region name is letters, digits, '_', '-' and '#' (e.g. dog or red-car)"
-        )
-    return check_region_name(stripped)
+    try:
+        return check_command_line_name(stripped)
+    except InvalidInputError as error:
+        raise InvalidInputError(f"{option} {text!r}: {error}") from None
 
 
 def _split_spec(text: str, option: str, example: str) -> tuple[str | None, str, When]:

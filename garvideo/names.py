@@ -17,6 +17,10 @@ from .errors import InvalidInputError
 
 # <name>: anything but angle brackets and line breaks; "<|...|>" control tokens are not names.
 _REFERENCE = re.compile(r"<(?!\|)([^<>\n]+)>")
+# A name on the command line: letters, digits, "_", "-" and "#" (no quoting rules to learn). '#' is there
+# because the instances a text region finds are named car, car#2, ... and --box reproduces them. The web app
+# keeps to it too, as it prints the commands that reproduce a run.
+_COMMAND_LINE_NAME = re.compile(r"[\w\-#]+")
 
 
 def describe_character(char: str) -> str:
@@ -47,6 +51,18 @@ def check_region_name(name: object) -> str:
                 f"the region name {name!r} is not usable: it holds {describe_character(char)}, and as a question "
                 f"refers to a region as <name>, a name cannot hold '<', '>', line breaks or control characters"
             )
+    return stripped
+
+
+def check_command_line_name(name: str) -> str:
+    """``name`` checked as the command line takes it (see ``_COMMAND_LINE_NAME``), without surrounding blanks."""
+    stripped = check_region_name(name)
+    if not _COMMAND_LINE_NAME.fullmatch(stripped):
+        bad = next(c for c in stripped if not _COMMAND_LINE_NAME.fullmatch(c))
+        raise InvalidInputError(
+            f"the region name {stripped!r} holds {describe_character(bad)}; on the command line a region name is "
+            f"letters, digits, '_', '-' and '#' (e.g. dog or red-car)"
+        )
     return stripped
 
 

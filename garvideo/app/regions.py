@@ -12,15 +12,12 @@ on (``--text car="a red car"@12``), so the command finds the same box again what
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import InvalidInputError
+from ..names import check_command_line_name
 from ..pipeline import FoundRegion, RegionPrompt, TextSearch
-
-# The CLI's region names (cli `--box NAME=...`): what may stand between < > in a question.
-_NAME = re.compile(r"^[\w\-]+$")
 
 
 @dataclass(frozen=True)
@@ -126,12 +123,8 @@ class Mark:
 
 
 def check_name(name: str) -> str:
-    name = (name or "").strip()
-    if not _NAME.match(name):
-        raise InvalidInputError(
-            f"the region name {name!r} may use only letters, digits, _ and - (questions name it as <{name or 'name'}>)"
-        )
-    return name
+    """A mark's name, held to the command line's rule: the page prints the commands that reproduce a run."""
+    return check_command_line_name(name or "")
 
 
 def make_mark(name: str, kind_key: str, body: str, frame: int, width: int, height: int) -> Mark:

@@ -9,7 +9,6 @@ reference's: exact, case-insensitive match of ``model_output`` and ``answer``.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,6 @@ from .items import limit_items, read_item_list
 from .scoring import ScoreReport
 
 ANNOTATION_FILE = "GAR-Bench-VQA.json"
-_PROMPT = re.compile(r"<Prompt(\d+)>")
 
 
 def load_items(path: str | Path) -> list[dict[str, Any]]:
@@ -32,11 +30,6 @@ def vqa_question(item: dict[str, Any]) -> str:
     """The reference's multiple-choice text: question, ``Options:``, one choice per line, instruction."""
     lines = [f"Question: {item['question']}", "Options:", *item["choices"]]
     return "\n".join(lines) + "\nAnswer with the correct option's letter directly."
-
-
-def prompt_indices(text: str) -> list[int]:
-    """Distinct ``<PromptK>`` indices named in ``text``, ascending (the stable order garvideo uses)."""
-    return sorted({int(k) for k in _PROMPT.findall(text)})
 
 
 def is_correct(item: dict[str, Any]) -> bool:

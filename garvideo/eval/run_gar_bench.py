@@ -42,7 +42,7 @@ from typing import Any
 
 from ..errors import InvalidInputError
 from ..files import atomic_write_json
-from ..model import GAR, GenerationSettings, TooManyRegionsError, prompt_token
+from ..model import GAR, GenerationSettings, TooManyRegionsError, find_prompt_indices, prompt_token
 from . import gar_bench
 from .items import decode_item_mask
 from .work import EvalItem, EvalPlan, EvalSummary, finish, model_settings, prepare_out, run_items
@@ -63,7 +63,7 @@ def beyond_limit(named: Sequence[int], limit: int) -> list[int]:
 def extra_region_count(item: Mapping[str, Any], limit: int) -> int:
     """How many regions the item's question and choices name beyond ``<Prompt{limit-1}>`` (0 for most items)."""
     try:
-        named = gar_bench.prompt_indices(gar_bench.vqa_question(item))
+        named = find_prompt_indices(gar_bench.vqa_question(item))
     except (KeyError, TypeError):
         return 0
     return len(beyond_limit(named, limit))
@@ -96,7 +96,7 @@ class _Runner:
         if not image.is_file():
             raise InvalidInputError(f"missing image: {item['image']} is not in {self.root}")
         question = gar_bench.vqa_question(item)
-        named = gar_bench.prompt_indices(question)
+        named = find_prompt_indices(question)
         masks = item_masks(item)
         without_mask = [k for k in named if k >= len(masks)]
         if without_mask:
@@ -165,10 +165,10 @@ def plan_gar_bench_vqa(
 
 
 def run_gar_bench_plan(
-    plan: GarBenchPlan, gar: GAR, *, settings: GenerationSettings | None = None, progress: bool = True
+    plan: GarBenchPlan, gar: GAR, *, generation: GenerationSettings | None = None, progress: bool = True
 ) -> EvalSummary:
     """Answer the plan's items with ``gar``, write the reference's prediction file and score it."""
-    settings = settings or GenerationSettings(max_new_tokens=REFERENCE_MAX_NEW_TOKENS)
+    settings = generation or GenerationSettings(max_new_tokens=REFERENCE_MAX_NEW_TOKENS)
     info = gar.info
     run_settings = {
         "benchmark": BENCHMARK,
@@ -242,7 +242,7 @@ def run_gar_bench_vqa(
     out: str | Path,
     *,
     mode: str = "default",
-    settings: GenerationSettings | None = None,
+    generation: GenerationSettings | None = None,
     subset: str | Path | Sequence[str] | None = None,
     limit: int | None = None,
     progress: bool = True,
@@ -251,7 +251,7 @@ def run_gar_bench_vqa(
 
     ``data`` is the folder holding ``GAR-Bench-VQA.json`` and ``images/``. ``mode`` is
     ``"default"`` or ``"reference"`` (items with more than five regions, see the module
-    docstring). ``settings`` default to the reference's (greedy, 1024 new tokens).
+    docstring). ``generation`` (decoding settings) defaults to the reference's (greedy, 1024 new tokens).
     ``subset`` (a file such as ``subset_with_images.txt``, or entries: image paths or
     item indices) and ``limit`` (the first N) restrict the items. Resumable: a re-run
     with the same ``out`` reuses the results in ``out``'s work folder. Returns the
@@ -260,4 +260,4 @@ def run_gar_bench_vqa(
     callers that check their inputs before loading ``gar``.
     """
     plan = plan_gar_bench_vqa(data, out, mode=mode, subset=subset, limit=limit)
-    return run_gar_bench_plan(plan, gar, settings=settings, progress=progress)
+    return run_gar_bench_plan(plan, gar, generation=generation, progress=progress)

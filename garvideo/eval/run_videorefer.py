@@ -289,7 +289,7 @@ def _record(spec: VideoReferBenchmark, outcome: ItemOutcome) -> dict[str, Any]:
 
 
 def run_videorefer_plan(
-    plan: VideoReferPlan, pipeline: Pipeline, *, settings: GenerationSettings | None = None, progress: bool = True
+    plan: VideoReferPlan, pipeline: Pipeline, *, generation: GenerationSettings | None = None, progress: bool = True
 ) -> EvalSummary:
     """Run the plan's items through the pipeline; write its JSON-lines predictions and score them (-Q)."""
     options = plan.options
@@ -299,7 +299,7 @@ def run_videorefer_plan(
         raise InvalidInputError(
             "tracking (--track) needs a SAM2 model: load it with Pipeline.from_pretrained(sam2=...)"
         )
-    settings = settings or GenerationSettings()
+    settings = generation or GenerationSettings()
     run_settings = {
         "benchmark": plan.benchmark,
         **model_settings(pipeline.gar.info),
@@ -345,7 +345,7 @@ def run_videorefer_q(
     single_frame: bool = False,
     fps: float | None = None,
     video_root: str | Path | None = None,
-    settings: GenerationSettings | None = None,
+    generation: GenerationSettings | None = None,
     limit: int | None = None,
     progress: bool = True,
 ) -> EvalSummary:
@@ -366,7 +366,7 @@ def run_videorefer_q(
         video_root=video_root,
         limit=limit,
     )
-    return run_videorefer_plan(plan, pipeline, settings=settings, progress=progress)
+    return run_videorefer_plan(plan, pipeline, generation=generation, progress=progress)
 
 
 def run_videorefer_d(
@@ -379,7 +379,7 @@ def run_videorefer_d(
     single_frame: bool = False,
     fps: float | None = None,
     video_root: str | Path | None = None,
-    settings: GenerationSettings | None = None,
+    generation: GenerationSettings | None = None,
     limit: int | None = None,
     progress: bool = True,
 ) -> EvalSummary:
@@ -400,4 +400,4 @@ def run_videorefer_d(
         video_root=video_root,
         limit=limit,
     )
-    return run_videorefer_plan(plan, pipeline, settings=settings, progress=progress)
+    return run_videorefer_plan(plan, pipeline, generation=generation, progress=progress)

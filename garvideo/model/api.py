@@ -19,7 +19,6 @@ import functools
 import math
 import numbers
 import os
-import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -47,6 +46,7 @@ from .prompts import (
     parse_option_letter,
     prompt_token,
     question_text,
+    restore_region_names,
 )
 
 DEFAULT_MODEL_ID = "HaochenWang/GAR-1B"
@@ -55,7 +55,6 @@ Regions = Mapping[str, MaskLike] | Sequence[tuple[str, MaskLike]]
 VideoRegions = Mapping[str, Sequence[MaskLike | None]] | Sequence[tuple[str, Sequence[MaskLike | None]]]
 
 DECODERS = ("static", "generate")
-_PROMPT_REF = re.compile(r"<Prompt(\d+)>")
 
 
 @dataclass(frozen=True)
@@ -222,17 +221,6 @@ def _options(options: Sequence[str] | None) -> tuple[str, ...] | None:
     return texts
 
 
-def _restore_names(text: str, names: Sequence[str], indices: Sequence[int]) -> str:
-    """``<Promptk>`` -> ``<name>`` in one pass, so a name that itself reads ``Promptj`` is not replaced again."""
-    by_index = {k: name for name, k in zip(names, indices)}
-
-    def swap(match: re.Match) -> str:
-        name = by_index.get(int(match.group(1)))
-        return match.group(0) if name is None else f"<{name}>"
-
-    return _PROMPT_REF.sub(swap, text)
-
-
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -339,7 +327,7 @@ class GAR:
         self,
         image: ImageLike,
         mask: MaskLike,
-        settings: GenerationSettings | None = None,
+        generation: GenerationSettings | None = None,
         prompt_index: int = 1,
     ) -> GARResult:
         """Describe one masked region with the reference caption prompt (``<Prompt1>``, as the reference does).
@@ -348,19 +336,19 @@ class GAR:
         """
         # A caption names no region, so no <Promptk> is written back: they go with the other special tokens.
         inputs = self.processor.prepare_caption(image, mask, prompt_index=prompt_index)
-        (result,) = self._generate([inputs], [()], settings)
+        (result,) = self._generate([inputs], [()], generation)
         return result
 
     def describe_batch(
         self,
         items: Sequence[tuple[ImageLike, MaskLike]],
-        settings: GenerationSettings | None = None,
+        generation: GenerationSettings | None = None,
         batch_size: int | None = None,
         progress: bool = False,
     ) -> list[GARResult]:
         """:meth:`describe` for many (image, mask) pairs, batched as :meth:`generate` does."""
         prepared = [self.processor.prepare_caption(image, mask) for image, mask in items]
-        return self._generate(prepared, [()] * len(prepared), settings, batch_size=batch_size, progress=progress)
+        return self._generate(prepared, [()] * len(prepared), generation, batch_size=batch_size, progress=progress)
 
     def prepare_ask(
         self, image: ImageLike, regions: Regions, question: str, options: Sequence[str] | None = None
@@ -377,7 +365,7 @@ class GAR:
         regions: Regions,
         question: str,
         options: Sequence[str] | None = None,
-        settings: GenerationSettings | None = None,
+        generation: GenerationSettings | None = None,
     ) -> GARResult:
         """Answer a question about one to five named regions of an image.
 
@@ -386,12 +374,12 @@ class GAR:
         question becomes the reference multiple-choice prompt and the result's ``choice`` holds the
         letter answered.
         """
-        return self.answer(self.prepare_ask(image, regions, question, options), settings)[0]
+        return self.answer(self.prepare_ask(image, regions, question, options), generation)[0]
 
     def answer(
         self,
         prompts: NamedPrompt | Sequence[NamedPrompt],
-        settings: GenerationSettings | None = None,
+        generation: GenerationSettings | None = None,
         batch_size: int | None = None,
         progress: bool = False,
     ) -> list[GARResult]:
@@ -399,11 +387,11 @@ class GAR:
         items = [prompts] if isinstance(prompts, NamedPrompt) else list(prompts)
         # Only the given regions' tokens are kept (to become names); any other special token is dropped.
         keep = [p.inputs.prompt_indices for p in items]
-        results = self._generate([p.inputs for p in items], keep, settings, batch_size=batch_size, progress=progress)
+        results = self._generate([p.inputs for p in items], keep, generation, batch_size=batch_size, progress=progress)
         out = []
         for prompt, result in zip(items, results):
             choice = parse_option_letter(result.text, prompt.options) if prompt.options is not None else None
-            text = _restore_names(result.text, prompt.names, prompt.inputs.prompt_indices)
+            text = restore_region_names(result.text, prompt.names, prompt.inputs.prompt_indices)
             out.append(replace(result, text=text, choice=choice))
         return out
 
@@ -436,7 +424,7 @@ class GAR:
         times: Sequence[float | None] | None = None,
         tiling: TilingMode = "vanilla",
         template: VideoPromptTemplate | None = None,
-        settings: GenerationSettings | None = None,
+        generation: GenerationSettings | None = None,
         progress: bool = False,
     ) -> GARResult:
         """Answer a question about up to five named regions over several frames, in one generate call.
@@ -448,7 +436,7 @@ class GAR:
         from that frame. Wording: :class:`VideoPromptTemplate` (override with ``template``).
         """
         prompt = self.prepare_video(frames, regions, question, options, times, tiling, template)
-        return self.answer(prompt, settings, progress=progress)[0]
+        return self.answer(prompt, generation, progress=progress)[0]
 
     def describe_video(
         self,
@@ -466,7 +454,7 @@ class GAR:
     def generate(
         self,
         inputs: GARInputs | NamedPrompt | Sequence[GARInputs | NamedPrompt],
-        settings: GenerationSettings | None = None,
+        generation: GenerationSettings | None = None,
         box_mode: BoxMode | None = None,
         batch_size: int | None = None,
         output_logits: bool = False,
@@ -490,7 +478,7 @@ class GAR:
         return self._generate(
             items,
             [every_region] * len(items),
-            settings,
+            generation,
             box_mode,
             batch_size,
             output_logits,

@@ -3,7 +3,7 @@
 Tiling follows Perception-LM's ``thumb+tile`` scheme exactly (same grid
 choice, torchvision resizes on uint8 tensors: bicubic with antialias for
 pictures, legacy ``nearest`` for the prompt map), because GAR's released
-numbers depend on those pixels (GAR_NOTES quirk 7). Its settings are the
+numbers depend on those pixels (docs/quirks.md, Q10). Its settings are the
 checkpoint's ``preprocessor_config.json``, read and written in the released
 layout so Perception-LM's own image processor can read them too.
 """

@@ -30,6 +30,17 @@ def prompt_token(index: int) -> str:
     return f"<Prompt{index}>"
 
 
+def restore_region_names(text: str, names: Sequence[str], indices: Sequence[int]) -> str:
+    """``<Promptk>`` -> ``<name>`` in one pass, so a name that itself reads ``Promptj`` is not replaced again."""
+    by_index = {k: name for name, k in zip(names, indices)}
+
+    def swap(match: re.Match) -> str:
+        name = by_index.get(int(match.group(1)))
+        return match.group(0) if name is None else f"<{name}>"
+
+    return _PROMPT_TOKEN_RE.sub(swap, text)
+
+
 def find_prompt_indices(text: str) -> list[int]:
     """Indices of the distinct ``<Promptk>`` tokens in ``text``, ascending.
 

@@ -592,7 +592,7 @@ class Pipeline:
                     times=[decoded[i].time for i in chosen],
                     tiling=tiling,
                     template=template,
-                    settings=settings,
+                    generation=settings,
                 )
             timings += StageTimings(encode=result.timings.encode_s, generate=result.timings.generate_s)
             settings_used = {

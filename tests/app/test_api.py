@@ -179,7 +179,7 @@ def test_user_mistakes_get_the_clis_one_line_and_the_app_keeps_serving(client, l
     assert "lies outside the 384x256 frame" in error_of(
         lambda: client.predict("cat", "box", "400,300,500,400", 12, api_name="/add_region")
     )
-    assert "may use only letters, digits, _ and -" in error_of(
+    assert "on the command line a region name is letters, digits" in error_of(
         lambda: client.predict("my cat", "box", CAT_BOX, 12, api_name="/add_region")
     )
     assert "\n" not in app_line and app_line.startswith("garvideo: error: ")

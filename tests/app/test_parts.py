@@ -74,8 +74,10 @@ def test_marks_use_the_clis_syntax_and_messages():
         make_mark("cat", "box", "400,300,500,400", 0, 384, 256)
     with pytest.raises(InvalidInputError, match="all negative"):
         make_mark("cat", "points", "!80,120", 0, 384, 256)
-    with pytest.raises(InvalidInputError, match="only letters, digits"):
+    with pytest.raises(InvalidInputError, match="holds a space; on the command line a region name is letters"):
         make_mark("a cat", "box", "1,1,5,5", 0, 384, 256)
+    # the names a text search gives its instances (car#2) are names the page and the CLI both take
+    assert make_mark("car#2", "box", "1,1,5,5", 0, 384, 256).name == "car#2"
     with pytest.raises(InvalidInputError, match="mark the region 'cat' first"):
         make_mark("cat", "box", "", 0, 384, 256)
     with pytest.raises(InvalidInputError, match="unknown region kind 'mask'"):
@@ -138,8 +140,10 @@ def test_text_marks_and_their_command():
     assert text_prompt("car", "a red car", 12).frame == 12
     with pytest.raises(InvalidInputError, match="the phrase of 'car' is empty"):
         text_prompt("car", "  ", None)
-    with pytest.raises(InvalidInputError, match="only letters, digits"):
-        text_prompt("car#2", "a red car", None)
+    with pytest.raises(InvalidInputError, match="holds '<'"):
+        text_prompt("car<2", "a red car", None)
+    with pytest.raises(InvalidInputError, match="holds '.'; on the command line"):
+        text_prompt("car.2", "a red car", None)
     ref = ModelRef("gdino", None, "cpu", "float32")
     found = tuple(
         FoundRegion(name, "a red car", 8, 2.0, box, score, "red car", (0, 4, 8), ref)

@@ -196,6 +196,7 @@ def _run_and_kill_a_busy_worker(material, manifest: Path, out: Path, ray_options
     busy = []
     while time.monotonic() < deadline and not busy and driver.is_alive():
         busy = [pid for pid, command in _ray_processes().items() if command.startswith("ray::LineWorker.process")]
+        time.sleep(0.05)
     assert busy, "no worker was running a line after the first result"
     os.kill(busy[0], signal.SIGKILL)  # a worker dies mid-line
     driver.join(timeout=300)

@@ -15,17 +15,6 @@ from garvideo.testing.clips import moving_object_clip
 from garvideo.video import open_video
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """The tiny models run faster on one thread, above all when other jobs share the two cores."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="session")
 def models(tiny_models) -> Path:
     return tiny_models

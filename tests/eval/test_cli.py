@@ -33,6 +33,7 @@ def test_score_reproduces_the_released_gar_1b_numbers(shared_dir):
     )
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_eval_help_is_fast_to_import():
     """The CLI starts without torch: heavy imports happen inside the commands."""
     code = "import sys; import garvideo_cli.main; import garvideo.eval; print('torch' in sys.modules)"

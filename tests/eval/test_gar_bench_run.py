@@ -171,7 +171,7 @@ EXPECTED_ERRORS = {
 
 def test_failures_are_recorded_per_item_and_count_as_wrong(small_bench, gar, tmp_path):
     out = tmp_path / "small.json"
-    summary = run_gar_bench_vqa(small_bench, gar, out, settings=SHORT, progress=False)
+    summary = run_gar_bench_vqa(small_bench, gar, out, generation=SHORT, progress=False)
     predictions = json.loads(out.read_text())
     assert [p["question"] for p in predictions] == [i["question"] for i in gar_bench.load_items(small_bench)]
     assert "error" not in predictions[0] and predictions[0]["model_output"]
@@ -194,7 +194,7 @@ def test_failures_are_recorded_per_item_and_count_as_wrong(small_bench, gar, tmp
 
 def test_reference_mode_answers_items_with_more_than_five_regions(small_bench, gar, tmp_path):
     out = tmp_path / "reference.json"
-    summary = run_gar_bench_vqa(small_bench, gar, out, mode="reference", settings=SHORT, limit=2, progress=False)
+    summary = run_gar_bench_vqa(small_bench, gar, out, mode="reference", generation=SHORT, limit=2, progress=False)
     first, seven = json.loads(out.read_text())
     assert UNMARKED_FIELD not in first and "error" not in seven
     assert seven[UNMARKED_FIELD] == ["<Prompt5>", "<Prompt6>"]
@@ -219,14 +219,14 @@ def test_reference_mode_answers_items_with_more_than_five_regions(small_bench, g
 
 def test_a_finished_run_is_reassembled_without_computing_and_other_settings_are_refused(small_bench, gar, tmp_path):
     out = tmp_path / "again.json"
-    first = run_gar_bench_vqa(small_bench, gar, out, settings=SHORT, progress=False)
+    first = run_gar_bench_vqa(small_bench, gar, out, generation=SHORT, progress=False)
     written = json.loads(out.read_text())
     out.unlink()
-    again = run_gar_bench_vqa(small_bench, gar, out, settings=SHORT, progress=False)
+    again = run_gar_bench_vqa(small_bench, gar, out, generation=SHORT, progress=False)
     assert (again.computed, again.reused, again.failed) == (0, first.computed, first.failed)
     assert json.loads(out.read_text()) == written and again.report == first.report
     with pytest.raises(Exception, match="holds results made with other settings .*mode: 'default' before"):
-        run_gar_bench_vqa(small_bench, gar, out, mode="reference", settings=SHORT, progress=False)
+        run_gar_bench_vqa(small_bench, gar, out, mode="reference", generation=SHORT, progress=False)
 
 
 def test_subset_and_limit_choose_items():
@@ -249,12 +249,12 @@ def test_a_prompt_beyond_the_fifth_counts_as_the_runner_treats_it(small_bench, g
     (folder / "GAR-Bench-VQA.json").write_text(json.dumps([item]), encoding="utf-8")
     assert extra_region_count(item, 5) == 1
 
-    refused = run_gar_bench_vqa(folder, gar, tmp_path / "default.json", settings=SHORT, progress=False)
+    refused = run_gar_bench_vqa(folder, gar, tmp_path / "default.json", generation=SHORT, progress=False)
     assert refused.failed == 1 and "the question names <Prompt6> but" in refused.failures[0][1]
     assert refused.counts == {"more_than_max_regions": 1, "answered_reference_way": 0}
 
     # the reference's prompt needs every mask named: the item fails there too, and is counted so
-    other = run_gar_bench_vqa(folder, gar, tmp_path / "ref.json", mode="reference", settings=SHORT, progress=False)
+    other = run_gar_bench_vqa(folder, gar, tmp_path / "ref.json", mode="reference", generation=SHORT, progress=False)
     assert other.failed == 1 and "names <Prompt0>, <Prompt6> but 7 masks were given" in other.failures[0][1]
     assert other.counts == {"more_than_max_regions": 1, "answered_reference_way": 0}
 
@@ -270,7 +270,7 @@ def test_a_plan_checks_everything_a_user_gives_before_a_model_is_needed(small_be
     )
     assert plan.work_dir == work_folder(tmp_path / "runs/p.json") and plan.work_dir.is_dir()
     assert not plan.out.exists()
-    summary = run_gar_bench_plan(plan, gar, settings=SHORT, progress=False)
+    summary = run_gar_bench_plan(plan, gar, generation=SHORT, progress=False)
     assert summary.total == 2 and any("2 of the 6 items were run" in note for note in summary.notes)
 
     (tmp_path / "afile").write_text("")
@@ -307,9 +307,9 @@ def test_reference_mode_replays_every_region_from_the_last_masks_box(small_bench
     own = [region_box(m) for m in masks]
     assert own[0] != own[1]
 
-    default = run_gar_bench_vqa(small_bench, gar, tmp_path / "d.json", settings=SHORT, limit=1, progress=False)
+    default = run_gar_bench_vqa(small_bench, gar, tmp_path / "d.json", generation=SHORT, limit=1, progress=False)
     reference = run_gar_bench_vqa(
-        small_bench, gar, tmp_path / "r.json", mode="reference", settings=SHORT, limit=1, progress=False
+        small_bench, gar, tmp_path / "r.json", mode="reference", generation=SHORT, limit=1, progress=False
     )
     assert boxes_sent == [own, [own[-1], own[-1]]]
     assert not any("quirk Q2" in note for note in default.notes)

@@ -1,6 +1,7 @@
 import pytest
 
 from garvideo.eval import gar_bench, videorefer
+from garvideo.model import find_prompt_indices
 
 # Published per-type results of the released GAR-1B (shared/data/gar-bench-vqa/README.md).
 PUBLISHED_GAR_1B = {
@@ -48,7 +49,7 @@ def test_vqa_question_matches_reference_layout():
         "Question: Which is red?\nOptions:\nA. <Prompt0>\nB. <Prompt1>\n"
         "Answer with the correct option's letter directly."
     )
-    assert gar_bench.prompt_indices(gar_bench.vqa_question(item) + " <Prompt1>") == [0, 1]
+    assert find_prompt_indices(gar_bench.vqa_question(item) + " <Prompt1>") == [0, 1]
 
 
 @pytest.mark.parametrize(

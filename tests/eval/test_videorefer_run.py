@@ -120,7 +120,7 @@ def test_benchmark_masks_end_to_end_resume_and_score(videorefer_set, models, tmp
 def test_tracking_from_one_frame_end_to_end(videorefer_set, pipeline, tmp_path):
     out = tmp_path / "tracked.jsonl"
     summary = run_videorefer_q(
-        videorefer_set.folder, pipeline, out, track=True, frames=4, settings=SHORT, progress=False
+        videorefer_set.folder, pipeline, out, track=True, frames=4, generation=SHORT, progress=False
     )
     records = _records(out)
     _check_records(records, videorefer_set, tracked=True)
@@ -139,14 +139,14 @@ def _key(out, item_id: int) -> str:
 
 def test_single_frame_uses_one_mask_per_object(videorefer_set, pipeline, tmp_path):
     out = tmp_path / "single.jsonl"
-    run_videorefer_q(videorefer_set.folder, pipeline, out, single_frame=True, settings=SHORT, limit=3, progress=False)
+    run_videorefer_q(videorefer_set.folder, pipeline, out, single_frame=True, generation=SHORT, limit=3, progress=False)
     records = _records(out)
     assert [r["frames"] for r in records] == [[3], [2], [6]]  # each item's frame_idx, where its objects are seen
 
 
 def test_videorefer_d_writes_what_the_judge_reads(videorefer_set, pipeline, tmp_path):
     out = tmp_path / "d.jsonl"
-    summary = run_videorefer_d(videorefer_set.folder, pipeline, out, frames=3, settings=SHORT, progress=False)
+    summary = run_videorefer_d(videorefer_set.folder, pipeline, out, frames=3, generation=SHORT, progress=False)
     first, missing = _records(out)
     assert {"video", "caption", "pred"} <= set(first) and first["pred"] and first["caption"].startswith("A red")
     assert missing["pred"] == "" and "missing video: gone.mp4" in missing["error"]
@@ -165,7 +165,7 @@ def test_a_plan_checks_the_inputs_and_knows_where_each_benchmark_keeps_its_video
     elsewhere = plan_videorefer(videorefer.BENCHMARK_D, folder, tmp_path / "e.jsonl", video_root=folder / "Panda")
     assert elsewhere.video_roots == (folder / "Panda",)
 
-    summary = run_videorefer_plan(q, pipeline, settings=SHORT, progress=False)
+    summary = run_videorefer_plan(q, pipeline, generation=SHORT, progress=False)
     assert summary.total == 1 and summary.settings["double_bos"] == pipeline.gar.info.double_bos
     assert any("1 of the 8 items were run" in note for note in summary.notes)
 

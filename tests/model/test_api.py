@@ -48,7 +48,7 @@ def test_ask_maps_names_to_prompts_in_the_given_order(gar, scene):
     assert inputs.text.count("Is <Prompt1> left of <Prompt0>?") == 1
     assert [r.prompt_index for r in inputs.runs] == [0, 1]
     result = gar.ask(
-        image, [("green", masks["green"]), ("red", masks["red"])], "Is <red> left of <green>?", settings=SHORT
+        image, [("green", masks["green"]), ("red", masks["red"])], "Is <red> left of <green>?", generation=SHORT
     )
     assert result.token_ids == gar.generate(inputs, SHORT)[0].token_ids
     # Region tokens in an answer are written back with the user's names.
@@ -103,10 +103,10 @@ def _answers_b(gar):
 def test_multiple_choice_answer_gives_its_letter(gar, scene):
     image, masks = scene
     result = _answers_b(gar).ask(
-        image, {"red": masks["red"]}, "What colour is <red>?", options=["red", "green", "blue"], settings=SHORT
+        image, {"red": masks["red"]}, "What colour is <red>?", options=["red", "green", "blue"], generation=SHORT
     )
     assert result.text == "B" and result.finished and result.choice == "B"
-    free = _answers_b(gar).ask(image, {"red": masks["red"]}, "What colour is <red>?", settings=SHORT)
+    free = _answers_b(gar).ask(image, {"red": masks["red"]}, "What colour is <red>?", generation=SHORT)
     assert free.text == "B" and free.choice is None  # no options, no choice
 
 
@@ -236,7 +236,7 @@ def test_video_question_is_one_generate_call_with_batched_vision(gar, scene, mon
         lambda module, args, output: tower_batches.append(output.last_hidden_state.shape[0])
     )
     try:
-        result = gar.ask_video(frames, {"red": red, "green": green}, "How do <red> and <green> move?", settings=SHORT)
+        result = gar.ask_video(frames, {"red": red, "green": green}, "How do <red> and <green> move?", generation=SHORT)
     finally:
         handle.remove()
     assert len(generate_calls) == 1 and tower_batches == [3, 1]
@@ -248,8 +248,8 @@ def test_video_question_is_one_generate_call_with_batched_vision(gar, scene, mon
 
 def test_video_single_region_and_modes(gar, scene):
     frames, red, _ = _video(scene, 3)
-    described = gar.describe_video(frames, red, settings=SHORT)
-    assert described.token_ids == gar.describe_video(frames, red, settings=SHORT).token_ids
+    described = gar.describe_video(frames, red, generation=SHORT)
+    assert described.token_ids == gar.describe_video(frames, red, generation=SHORT).token_ids
     aligned = gar.generate(
         gar.prepare_video(frames, {"region": red}, "Describe <region>.").inputs,
         SHORT,
@@ -260,7 +260,7 @@ def test_video_single_region_and_modes(gar, scene):
         gar.prepare_video(frames, {"region": red}, "Describe <region>.").inputs, SHORT, output_logits=True
     )[0]
     assert not np.allclose(aligned.step_logits[0], reference.step_logits[0])  # the box mode matters
-    tiled = gar.ask_video(frames, {"region": red}, "What is <region>?", tiling="thumb+tile", settings=SHORT)
+    tiled = gar.ask_video(frames, {"region": red}, "What is <region>?", tiling="thumb+tile", generation=SHORT)
     assert tiled.prompt_tokens > described.prompt_tokens
 
 

@@ -21,6 +21,16 @@ from .conftest import box_prompt_values, first_visible
 SHORT = 4  # tokens: enough to exercise generation, quick on a CPU
 
 
+def _when_filled(items: list, count: int, linger: float = 0.2) -> list:
+    """``items`` once a background thread has put ``count`` things in it, plus ``linger`` seconds in which a
+    thread that does not stop would add more. (60 s is only a guard against a hang, not a speed check.)"""
+    end = time.monotonic() + 60
+    while len(items) < count and time.monotonic() < end:
+        time.sleep(0.01)
+    time.sleep(linger)
+    return items
+
+
 def test_describe_windows_cover_the_range_and_mark_absence(pipeline, leaving_clip, truth):
     result = pipeline.describe(
         leaving_clip.path, tracks=truth, window=0.5, frames=4, frames_per_window=2, max_new_tokens=SHORT
@@ -172,13 +182,12 @@ def test_tracking_streams_decode_a_few_frames_ahead_forward_and_a_chunk_ahead_ba
         source = _TimedSource(video, ahead=2)
         forward = source.iter_frames(0, 20, 1)
         next(forward)
-        time.sleep(0.3)
-        assert decoded == [0, 1, 2]  # the frame taken and two ahead
+        assert _when_filled(decoded, 3) == [0, 1, 2]  # the frame taken and two ahead
         forward.close()
         decoded.clear()
         backward = source.iter_frames(19, None, -1)
         next(backward)
-        time.sleep(0.3)
+        _when_filled(decoded, 6)
         # a chunk's worth (5) ahead of frame 19: down to frame 14, for which the reader decoded the whole next
         # chunk (frames 14-10) while frame 19 is tracked
         assert decoded == list(range(19, 13, -1))

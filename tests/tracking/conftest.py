@@ -3,20 +3,9 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from garvideo.testing.sam2 import build_tiny_sam2_checkpoint
 from garvideo.tracking import Sam2Tracker
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    # The tiny model's matrices are small: with several threads on a busy 2-core
-    # machine torch spends its time waiting on thread barriers (20-50x slower).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

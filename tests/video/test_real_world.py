@@ -173,6 +173,7 @@ def test_auto_and_decord_never_give_wrong_frames(reference, no_decode_warnings):
     _assert_ffmpegs(backward + sampled, reference)
 
 
+@pytest.mark.slow  # a fresh interpreter
 @pytest.mark.skipif(not decord_available(), reason="decord is not installed (optional)")
 def test_decord_readers_left_open_do_not_crash_the_interpreter_at_exit(tmp_path):
     clip = clips.long_gop_clip(tmp_path / "clip.mp4", num_frames=40, gop=10, bframes=2).path
