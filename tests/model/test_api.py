@@ -52,13 +52,15 @@ def test_ask_maps_names_to_prompts_in_the_given_order(gar, scene):
     )
     assert result.token_ids == gar.generate(inputs, SHORT)[0].token_ids
     # Region tokens in an answer are written back with the user's names.
-    from garvideo.model.api import _restore_names
+    from garvideo.model.prompts import restore_region_names
 
-    assert _restore_names("<Prompt1> is left of <Prompt0>; <Prompt2>?", prompt.names, [0, 1]) == (
+    assert restore_region_names("<Prompt1> is left of <Prompt0>; <Prompt2>?", prompt.names, [0, 1]) == (
         "<red> is left of <green>; <Prompt2>?"
     )
     # One pass: a region named like a prompt token is not renamed twice.
-    assert _restore_names("Is <Prompt0> left of <Prompt1>?", ["Prompt1", "x"], [0, 1]) == "Is <Prompt1> left of <x>?"
+    assert (
+        restore_region_names("Is <Prompt0> left of <Prompt1>?", ["Prompt1", "x"], [0, 1]) == "Is <Prompt1> left of <x>?"
+    )
 
 
 def test_multiple_choice_builds_the_reference_prompt(gar, scene):
