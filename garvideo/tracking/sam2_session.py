@@ -62,7 +62,10 @@ _MODEL_STEPS = (
     "_encode_new_memory",
 )
 
-_SUPPORTED = "garvideo knows the layout of transformers 5.24's SAM2 session (pip install 'transformers==5.24.*')"
+_SUPPORTED = (
+    "garvideo knows the layout of the SAM2 session of transformers 5.17 to 5.24 (checked by its tests on both; "
+    "pip install 'transformers==5.24.*')"
+)
 
 
 class IncompatibleTransformersError(GarvideoError):

@@ -61,7 +61,7 @@ class _ModelWithoutReverse(Sam2VideoModel):
 def test_a_changed_layout_is_refused_loudly(session_class, model_class, message):
     with pytest.raises(IncompatibleTransformersError, match=message) as caught:
         check_layout(session_class, model_class)
-    assert "transformers 5.24" in str(caught.value)  # says which layout garvideo knows
+    assert "transformers 5.17 to 5.24" in str(caught.value)  # says which layouts garvideo knows
     assert isinstance(caught.value, GarvideoError)  # the CLI prints it as one line
 
 
