@@ -14,7 +14,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -143,12 +142,3 @@ def client(launched_app, tmp_path):
         with contextlib.suppress(Exception):
             c.predict(api_name="/close_session")
         c.close()
-
-
-def wait_until(check, timeout: float = 10.0, every: float = 0.1):
-    end = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > end:
-            return value
-        time.sleep(every)

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from garvideo.outputs import validate_result_document
+from garvideo.testing.waiting import wait_until
 
-from .conftest import SAMPLES, wait_until
+from .conftest import SAMPLES
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -14,21 +13,12 @@ from garvideo import InvalidInputError
 from garvideo.model import GenerationSettings, TooManyRegionsError
 from garvideo.model.prompts import parse_option_letter
 from garvideo.pipeline import Pipeline, PipelineError, RegionPrompt, Track
+from garvideo.testing.waiting import when_filled
 from garvideo.video import open_video
 
 from .conftest import box_prompt_values, first_visible
 
 SHORT = 4  # tokens: enough to exercise generation, quick on a CPU
-
-
-def _when_filled(items: list, count: int, linger: float = 0.2) -> list:
-    """``items`` once a background thread has put ``count`` things in it, plus ``linger`` seconds in which a
-    thread that does not stop would add more. (60 s is only a guard against a hang, not a speed check.)"""
-    end = time.monotonic() + 60
-    while len(items) < count and time.monotonic() < end:
-        time.sleep(0.01)
-    time.sleep(linger)
-    return items
 
 
 def test_describe_windows_cover_the_range_and_mark_absence(pipeline, leaving_clip, truth):
@@ -182,12 +172,12 @@ def test_tracking_streams_decode_a_few_frames_ahead_forward_and_a_chunk_ahead_ba
         source = _TimedSource(video, ahead=2)
         forward = source.iter_frames(0, 20, 1)
         next(forward)
-        assert _when_filled(decoded, 3) == [0, 1, 2]  # the frame taken and two ahead
+        assert when_filled(decoded, 3) == [0, 1, 2]  # the frame taken and two ahead
         forward.close()
         decoded.clear()
         backward = source.iter_frames(19, None, -1)
         next(backward)
-        _when_filled(decoded, 6)
+        when_filled(decoded, 6)
         # a chunk's worth (5) ahead of frame 19: down to frame 14, for which the reader decoded the whole next
         # chunk (frames 14-10) while frame 19 is tracked
         assert decoded == list(range(19, 13, -1))

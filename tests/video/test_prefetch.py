@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from garvideo.testing.clips import read_index
+from garvideo.testing.waiting import when_filled
 from garvideo.video import DecodeAhead, decode_ahead, open_video
 
 from . import realworld
@@ -92,16 +93,6 @@ def test_a_transform_runs_in_the_thread_and_its_error_comes_at_its_item():
     assert seen_threads and consumer not in seen_threads
 
 
-def _when_filled(items: list, count: int, linger: float = 0.2) -> list:
-    """``items`` once a background thread has put ``count`` things in it, plus ``linger`` seconds in which a
-    thread that does not stop would add more. (60 s is only a guard against a hang, not a speed check.)"""
-    end = time.monotonic() + 60
-    while len(items) < count and time.monotonic() < end:
-        time.sleep(0.01)
-    time.sleep(linger)
-    return items
-
-
 def _counting(produced: list[int], count: int = 1000):
     for i in range(count):
         produced.append(i)
@@ -115,7 +106,7 @@ def test_the_producer_runs_at_most_ahead_items_ahead(ahead):
         for taken in range(1, 6):
             next(stream)
             # it runs as far ahead as it may, and no further
-            assert len(_when_filled(produced, taken + ahead, linger=0.05)) == taken + ahead
+            assert len(when_filled(produced, taken + ahead, linger=0.05)) == taken + ahead
 
 
 def test_stopping_early_stops_the_thread_and_closes_the_source():
