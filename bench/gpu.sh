@@ -51,6 +51,7 @@ if [ -n "${QUICK:-}" ]; then
     # the long-video steps below, small: tiny models, 3 s clips, one and two objects
     step long $PY bench/long.py --device "$DEVICE" --minutes 0.05 --objects 1 2 --new-tokens 4 \
         --results "$OUT/long" --clips "$OUT/clips"
+    step long-report $PY bench/long.py --results "$OUT/long" --report
 else
     # decode ms/token at GAR-1B shapes: generate vs the static loop eager vs compiled (CUDA graphs)
     step model-decode $PY bench/model.py --decode --full-size --device "$DEVICE" --frames 16 --new-tokens 128 \
@@ -72,6 +73,8 @@ else
     # SAM2.1-tiny shapes at 720p, 1 and 4 objects (15 s clips, tracking only)
     step track-720p $PY bench/long.py --full-size --device "$DEVICE" --minutes 0.25 --fps 30 --size 1280x720 \
         --objects 1 4 --track-only --results "$OUT/long" --clips "$OUT/clips"
+    # the Long videos block again, now with the tracking-only rows (it is built from every run in --results)
+    step long-report $PY bench/long.py --results "$OUT/long" --write
     step model-full $PY bench/model.py --full-size --device "$DEVICE" --frames 16
     step pipeline-tiny $PY bench/pipeline.py --device "$DEVICE" --write
 fi
