@@ -63,8 +63,7 @@ _MODEL_STEPS = (
 )
 
 _SUPPORTED = (
-    "garvideo knows the layout of the SAM2 session of transformers 5.17 to 5.24 (checked by its tests on both; "
-    "pip install 'transformers==5.24.*')"
+    "garvideo knows the layout of the SAM2 session of transformers 5.17 to 5.24 (pip install 'transformers==5.24.*')"
 )
 
 
