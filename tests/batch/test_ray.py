@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -26,6 +25,7 @@ from garvideo.batch.manifest import read_manifest
 from garvideo.batch.ray_runner import PipelineSpec, RayOptions, run_batch_on_ray, worker_resources
 from garvideo.batch.runner import BatchOptions
 from garvideo.outputs.document import validate_result_document
+from garvideo.testing.waiting import wait_until
 
 TINY = BatchOptions(frames=2, frames_per_window=1, max_new_tokens=3, srt=True)
 
@@ -69,10 +69,7 @@ def ray_address():
             yield ray.get_runtime_context().gcs_address
         finally:
             ray.shutdown()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and _ray_processes():
-        time.sleep(0.1)
-    assert not _ray_processes(), "Ray processes outlived ray.shutdown()"
+    assert wait_until(lambda: not _ray_processes(), 30), "Ray processes outlived ray.shutdown()"
 
 
 def _ray_processes() -> dict[int, str]:
@@ -190,13 +187,15 @@ def _run_and_kill_a_busy_worker(material, manifest: Path, out: Path, ray_options
 
     driver = threading.Thread(target=run)
     driver.start()
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and not (out.exists() and _results(out)) and driver.is_alive():
-        time.sleep(0.05)
-    busy = []
-    while time.monotonic() < deadline and not busy and driver.is_alive():
-        busy = [pid for pid, command in _ray_processes().items() if command.startswith("ray::LineWorker.process")]
-        time.sleep(0.05)
+    wait_until(lambda: (out.exists() and _results(out)) or not driver.is_alive(), 180, every=0.05)
+
+    busy: list[int] = []  # the workers running a line
+
+    def busy_or_ended() -> bool:
+        busy[:] = [pid for pid, command in _ray_processes().items() if command.startswith("ray::LineWorker.process")]
+        return bool(busy) or not driver.is_alive()
+
+    wait_until(busy_or_ended, 180, every=0.05)
     assert busy, "no worker was running a line after the first result"
     os.kill(busy[0], signal.SIGKILL)  # a worker dies mid-line
     driver.join(timeout=300)
@@ -242,9 +241,7 @@ def test_the_driver_killed_midway_and_run_again_finishes_the_job(ray_address, ma
     # a second driver on the module's Ray runtime, as `garvideo batch --ray ADDRESS` on a cluster's head
     command = [sys.executable, "-m", "garvideo_cli.main", *args, "--ray", ray_address]
     driver = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and len(_results(out) if out.exists() else []) < 2 and driver.poll() is None:
-        time.sleep(0.05)
+    wait_until(lambda: len(_results(out) if out.exists() else []) >= 2 or driver.poll() is not None, 180, every=0.05)
     driver.send_signal(signal.SIGKILL)
     _, errors = driver.communicate()
     before = set(_results(out))

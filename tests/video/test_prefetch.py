@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import gc
 import threading
-import time
 
 import numpy as np
 import pytest
 
 from garvideo.testing.clips import read_index
-from garvideo.testing.waiting import when_filled
+from garvideo.testing.waiting import wait_until, when_filled
 from garvideo.video import DecodeAhead, decode_ahead, open_video
 
 from . import realworld
@@ -21,9 +20,7 @@ def _decode_threads() -> list[threading.Thread]:
 
 
 def _wait_for_no_decode_threads(seconds: float = 5.0) -> list[threading.Thread]:
-    deadline = time.monotonic() + seconds
-    while _decode_threads() and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: not _decode_threads(), seconds, every=0.01)
     return _decode_threads()
 
 
