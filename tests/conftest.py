@@ -22,7 +22,7 @@ from garvideo.testing.selftest import SelftestFiles, prepare_selftest  # noqa: E
 
 # Public benchmark data (GAR-Bench-VQA items, images, released predictions) lives in the shared folder
 # beside the checkout (override with GARVIDEO_SHARED); it is not part of the repository. The reference
-# fixtures are: tests/fixtures.
+# fixtures are (tests/fixtures).
 SHARED = Path(os.environ.get("GARVIDEO_SHARED") or Path(__file__).resolve().parents[1].parent / "shared")
 
 
