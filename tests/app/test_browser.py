@@ -146,12 +146,14 @@ def test_a_person_marks_tracks_describes_asks_and_downloads(launched_app, browse
     drawn_text = mark.get_attribute("value")
     type_into("#gv-mark", "60,90,60,170")
     click("#gv-add")
-    toast = wait.until(
+    # the toast's text is read once, when it is found: read again later, a fading toast reads '' (seen once)
+    toast_text = wait.until(
         lambda d: next(
-            (t for t in d.find_elements(By.CSS_SELECTOR, ".toast-body") if "garvideo: error:" in t.text), None
+            (text for t in d.find_elements(By.CSS_SELECTOR, ".toast-body") if "garvideo: error:" in (text := t.text)),
+            None,
         )
     )
-    assert "the box of 'cat' must be x1,y1,x2,y2 with x1 < x2 and y1 < y2" in toast.text
+    assert "the box of 'cat' must be x1,y1,x2,y2 with x1 < x2 and y1 < y2" in toast_text
     steps.shot("refused")
     for close in browser.find_elements(By.CSS_SELECTOR, ".toast-close"):
         close.click()
