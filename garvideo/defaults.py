@@ -1,0 +1,43 @@
+"""Every default a user can change, in one torch-free table.
+
+The command line, the pipeline's signatures, batch options, the web app, the live session, the service
+and training all read their defaults here; ``tests/test_defaults.py`` fails when one of them differs.
+Importing this module loads nothing heavy (``garvideo --help`` reads it).
+"""
+
+from __future__ import annotations
+
+#: GAR checkpoint (hub id or folder).
+MODEL = "HaochenWang/GAR-1B"
+#: SAM2 checkpoint (hub id, alias or folder).
+SAM2 = "facebook/sam2.1-hiera-tiny"
+#: Open-vocabulary detector for text regions.
+DETECTOR = "IDEA-Research/grounding-dino-tiny"
+#: ``auto``: CUDA when present, else the CPU.
+DEVICE = "auto"
+#: ``auto``: bfloat16 on CUDA (SAM2 as float32 weights under bfloat16 autocast), float32 on a CPU.
+DTYPE = "auto"
+
+#: Track every N-th frame.
+STRIDE = 1
+#: Frames GAR sees for an overall description or an answer.
+FRAMES = 8
+#: Frames GAR sees for each timeline window.
+FRAMES_PER_WINDOW = 4
+#: Timeline window length in seconds; None: adaptive, at most 8 round windows.
+WINDOW: float | None = None
+#: Per frame one 448 tile (``vanilla``) or a thumbnail and tiles (``thumb+tile``).
+TILING = "vanilla"
+#: The longest description or answer, in tokens.
+MAX_NEW_TOKENS = 512
+#: The most ``max_new_tokens`` anyone may ask for (a bigger number only allocates a cache nobody fills).
+MAX_NEW_TOKENS_LIMIT = 4096
+
+#: Text regions: Grounding DINO's box score threshold.
+BOX_THRESHOLD = 0.35
+#: Text regions: Grounding DINO's per-word threshold.
+TEXT_THRESHOLD = 0.25
+#: Text regions: how many distinct matches of a phrase become regions (car, car#2, ...).
+MAX_INSTANCES = 1
+#: Text regions without a moment: seconds between searched frames.
+SEARCH_EVERY = 1.0
