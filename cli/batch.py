@@ -205,7 +205,7 @@ def batch_command(
         models = PipelineSpec(model, sam2, device, dtype, detector, meta.get(COMPILE_KEY), meta.get(THREADS_KEY))
         summary = run_batch_on_ray(models, folder, regions_file, out_dir, options, ray, progress=not quiet)
     else:
-        pipeline = load_pipeline(model, sam2, device, dtype, quiet, detector=detector)
+        pipeline = load_pipeline(model, sam2, device, dtype, quiet, detector=detector, long_running=True)
         summary = run_batch(pipeline, folder, regions_file, out_dir, options, shard=part, progress=not quiet)
     shard_note = f" (shard {part[0]} of {part[1]})" if part[1] > 1 else ""
     elsewhere = f"{summary.done_elsewhere} done by another run, " if summary.done_elsewhere else ""

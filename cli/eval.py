@@ -123,7 +123,7 @@ def gar_bench_vqa_command(
     from garvideo.model import GenerationSettings
 
     plan = plan_gar_bench_vqa(data, out, mode=mode, subset=subset, limit=limit)  # user mistakes before the model
-    pipeline = load_pipeline(model, None, device, dtype, quiet, progress=False, box_mode=box_mode)
+    pipeline = load_pipeline(model, None, device, dtype, quiet, progress=False, box_mode=box_mode, long_running=True)
     summary = run_gar_bench_plan(
         plan, pipeline.gar, generation=GenerationSettings(max_new_tokens=max_new_tokens), progress=not quiet
     )
@@ -197,7 +197,7 @@ def _run_videorefer(
         limit=limit,
     )
     # one progress bar over the items: the pipeline's own bars (tracking) would repeat per item
-    pipeline = load_pipeline(model, sam2 if track else None, device, dtype, quiet, progress=False)
+    pipeline = load_pipeline(model, sam2 if track else None, device, dtype, quiet, progress=False, long_running=True)
     summary = run_videorefer_plan(
         plan, pipeline, generation=GenerationSettings(max_new_tokens=max_new_tokens), progress=not quiet
     )

@@ -64,7 +64,7 @@ class PipelineSpec:
     device: str | None = None
     dtype: str | None = None
     detector: str | None = DEFAULT_DETECTOR  # for text regions; loaded only when a line has one
-    compile: bool | None = None  # GAR's compiled decoding (None: on for CUDA)
+    compile: bool | str | None = None  # GAR's compiled decoding (None: garvideo.defaults.COMPILE)
     threads: int | None = None  # torch CPU threads (None: chosen per stage)
 
     def check(self) -> None:
@@ -89,6 +89,7 @@ class PipelineSpec:
             detector=self.detector,
             compile=self.compile,
             threads=self.threads,
+            long_running=True,  # a worker serves lines until the queue is empty
         )
 
 

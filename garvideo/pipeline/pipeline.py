@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__
+from .. import __version__, defaults
 from ..devices import stage_threads, torch_threads
 from ..errors import GarvideoError, InvalidInputError
 from ..grounding import DEFAULT_BOX_THRESHOLD, DEFAULT_DETECTOR, DEFAULT_TEXT_THRESHOLD, GroundingDetector
@@ -193,7 +193,7 @@ class Pipeline:
         model: str | os.PathLike[str] | None = DEFAULT_MODEL_ID,
         sam2: str | os.PathLike[str] | None = DEFAULT_SAM2_MODEL,
         *,
-        compile: bool | None = None,
+        compile: bool | str = defaults.COMPILE,
         compile_sam2: bool | None = None,
         device: Any = "auto",
         dtype: Any = "auto",
@@ -204,6 +204,7 @@ class Pipeline:
         detector_revision: str | None = None,
         box_mode: str = "reference",
         progress: bool = True,
+        long_running: bool = False,
     ) -> Pipeline:
         """Load GAR (``model``, ``HaochenWang/GAR-1B`` by default) and SAM2 (``facebook/sam2.1-hiera-tiny``).
 
@@ -211,19 +212,29 @@ class Pipeline:
         or a local folder; None leaves it out. The ``detector`` (Grounding DINO,
         ``IDEA-Research/grounding-dino-tiny`` by default) loads only when a
         text region is given. ``device``/``dtype``: ``auto`` is CUDA with bfloat16
-        where present, else CPU with float32. ``compile``: GAR's decode steps compiled (CUDA graphs; default on
-        for CUDA, off on a CPU), warmed by the first description and reused for every later one.
+        where present, else CPU with float32. ``compile``: GAR's decode steps compiled: ``auto`` (default) only
+        where the warm-up pays back (see :attr:`garvideo.model.GAR.compile`), ``on``/``off`` (True/False), or a kind
+        (``inductor``, ``cuda-graphs``); what ran and the warm-up spent are in each result's provenance.
         ``compile_sam2``: SAM2's image encoder and memory attention compiled (default off; see
         ``Sam2Tracker.from_pretrained``). ``threads``: torch CPU threads (default: chosen per stage). These are
         the CLI's ``--model``, ``--sam2``, ``--compile``, ``--compile-sam2``, ``--device``, ``--dtype``, ``--threads`` and ``--detector``.
         ``*_revision``: the hub revision of each model. ``box_mode`` is GAR's RoI box: ``reference`` (what
         the released weights were trained with) or ``aligned``. ``progress``: the default of every call's
-        ``progress=``.
+        ``progress=``. ``long_running=True`` says the process will make many calls (a batch, the web app, a
+        service, live sessions, a benchmark run): ``compile="auto"`` then compiles from the first call on CUDA
+        (and, on a CPU, once its decoding has earned the warm-up). Front-ends that serve many videos pass it;
+        a one-shot command does not.
         """
         stage_threads("track", "cpu", threads)  # refused before the models load
         gar = (
             GAR.from_pretrained(
-                model, device=device, dtype=dtype, revision=model_revision, box_mode=box_mode, compile=compile
+                model,
+                device=device,
+                dtype=dtype,
+                revision=model_revision,
+                box_mode=box_mode,
+                compile=compile,
+                long_running=long_running,
             )
             if model is not None
             else None
@@ -666,6 +677,7 @@ class Pipeline:
             info = self.gar.info
             gar_ref = ModelRef(info.model_id, info.revision, info.device, info.dtype)
             settings = {**settings, "box_mode": info.box_mode, "double_bos": info.double_bos, "compiled": info.compiled}
+            settings["compile"] = info.compile_record.to_dict() if info.compile_record is not None else None
         sam2_ref = None
         if uses_sam2 and self.tracker is not None:
             t = self.tracker
