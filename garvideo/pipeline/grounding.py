@@ -137,10 +137,13 @@ def find_text_regions(
         decode_s += time.perf_counter() - began
         if not decoded:  # undecodable (the reader warned): look at the next one
             continue
-        for prompt in pending:
-            began = time.perf_counter()
-            result = detector.detect(decoded[0].image, prompt.text, search.box_threshold, search.text_threshold)
-            detect_s += time.perf_counter() - began
+        began = time.perf_counter()
+        # the frame is preprocessed once for every phrase still looking for it
+        results = detector.detect_many(
+            decoded[0].image, [p.text for p in pending], search.box_threshold, search.text_threshold
+        )
+        detect_s += time.perf_counter() - began
+        for prompt, result in zip(pending, results):
             searches[id(prompt)].saw(index, decoded[0].time, result)
         if all(state.hit is not None for state in searches.values()):
             break

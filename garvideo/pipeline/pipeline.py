@@ -293,9 +293,11 @@ class Pipeline:
                 raise InvalidInputError(f"regions must be RegionPrompt objects, got {type(prompt).__name__}")
         if not has_text(regions):
             return regions, (), StageTimings()
-        prompts, found, decode_s, detect_s = find_text_regions(
-            reader, regions, self.detector, search, (span.start, span.end), progress
-        )
+        detector = self.detector
+        with torch_threads(stage_threads("detect", detector.device, self.threads)):
+            prompts, found, decode_s, detect_s = find_text_regions(
+                reader, regions, detector, search, (span.start, span.end), progress
+            )
         return prompts, tuple(found), StageTimings(decode=decode_s, detect=detect_s)
 
     # ------------------------------------------------------------------ tracking
