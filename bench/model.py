@@ -146,15 +146,15 @@ def _run_first_call(args, checkpoint: Path | None, setting: str, cache: Path) ->
     return json.loads(lines[-1].removeprefix("FIRST-CALL "))
 
 
-def _first_call_comparison(args, checkpoint: Path | None, device_type: str) -> str:
-    """Eager, compiled cold and warm (and CUDA graphs on CUDA), each in its own process; a markdown block."""
+def _first_call_comparison(args, checkpoint: Path | None, device_type: str, cache: Path) -> str:
+    """Eager, compiled cold and warm (and CUDA graphs on CUDA), each in its own process, compiling into ``cache``
+    (empty at first); a markdown block."""
     rows = []
-    with tempfile.TemporaryDirectory() as cache:
-        for label, setting, shared in FIRST_CALLS:
-            if setting == "cuda-graphs" and device_type != "cuda":
-                continue
-            own = Path(cache) / ("shared" if shared else label.split()[0])
-            rows.append((label, setting, _run_first_call(args, checkpoint, setting, own)))
+    for label, setting, shared in FIRST_CALLS:
+        if setting == "cuda-graphs" and device_type != "cuda":
+            continue
+        own = cache if shared else cache.parent / f"{cache.name}-{label.split()[0]}"
+        rows.append((label, setting, _run_first_call(args, checkpoint, setting, own)))
     eager = rows[0][2]
     lines = [
         f"First calls, each in a new process (torch's inductor cache folder empty; the warm row finds the cold row's"
@@ -243,7 +243,8 @@ def _decode_comparison(gar, images, masks, args) -> str:
     lines = [
         f"Prompt: {prompt.num_tokens} tokens ({frames} frames, each one tile of {tile} image tokens and a region run"
         f" of {tile}, + text), {args.new_tokens} forced new tokens, greedy; medians of {args.repeats} interleaved"
-        f" runs after one warm-up each (first call: the warm-up, compilation included); decode ms/token from each"
+        f" runs after one warm-up each (first call: the warm-up, compilation included, with the compile cache the first"
+        f" calls above left, if they ran); decode ms/token from each"
         f" run paired with a 1-token run right after it.{ties}",
         "",
         "| decoding | generate ms | prefill ms | decode ms/token | vs first row | first call s | tokens as first row |",
@@ -417,10 +418,11 @@ def main() -> None:
 def _decode_all(gar, images, masks, args, folder: Path, machine: str, sizes: str) -> None:
     """--decode: first calls (own processes), then decode loops and batching in this one; --write keeps them."""
     device = gar.model.device
-    first = "" if args.no_first_calls else _first_call_comparison(args, folder, device.type)
+    cache = folder.parent / "compile-cache"
+    first = "" if args.no_first_calls else _first_call_comparison(args, folder, device.type, cache)
     print(first)
-    # the in-process compiled variant compiles afresh too (not from ~/.cache/garvideo or the first calls' cache)
-    os.environ["GARVIDEO_CACHE"] = str(folder.parent / "in-process-cache")
+    # the in-process compiled variant starts from the first calls' cache (warm), not from ~/.cache/garvideo
+    os.environ["GARVIDEO_CACHE"] = str(cache)
     decode = _decode_comparison(gar, images, masks, args)
     print(decode)
     batching = _batch_comparison(gar, images, masks, args)

@@ -216,7 +216,7 @@ class StaticDecoder:
                 logits = self._compiled_run(kept, cache, inputs)
             error = kept.graphed.error if kept.graphed is not None else None
         except Exception as exc:  # noqa: BLE001 - whatever stops compiling, the eager step still decodes
-            logits, error = None, f"{type(exc).__name__}: {exc}"
+            logits, error = None, _one_line(exc)
         finally:
             synchronize(inputs[0].device)
             self.warmup_s += time.perf_counter() - began
@@ -389,7 +389,7 @@ class _GraphedStep:
                 self.output = self.step(self.cache, *self.inputs)
             self.graph = graph
         except Exception as exc:  # noqa: BLE001 - a step that cannot be captured still decodes eagerly
-            self.error = f"{type(exc).__name__}: {exc}"
+            self.error = _one_line(exc)
         return logits
 
 
@@ -397,3 +397,10 @@ def synchronize(device: torch.device) -> None:
     """Wait for the device's queued work (CUDA), so that a clock read next has timed it."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def _one_line(error: BaseException) -> str:
+    """An exception as one short line for a warning and provenance (torch's compile errors add paragraphs of advice)."""
+    first = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
+    text = f"{type(error).__name__}: {first}" if first else type(error).__name__
+    return text if len(text) <= 200 else text[:199] + "…"
