@@ -23,6 +23,7 @@ import av
 import av.error
 
 from ..errors import VideoError
+from ..inputs import regular_file_problem
 from . import decoded_index
 from .decoded_index import DecodedIndex
 from .facts import VideoDecodeWarning, VideoInfo
@@ -93,8 +94,11 @@ def open_container(path: str | os.PathLike[str]) -> Any:
     Folders never get here: the readers open them as frame folders.
     """
     file = Path(path)
-    if not file.exists():
+    problem = regular_file_problem(file)  # a FIFO would block FFmpeg until a writer comes, a link loop fail late
+    if problem == "no such file":
         raise VideoError(f"no such video file: {file}")
+    if problem is not None:
+        raise VideoError(f"cannot read the video {file}: {problem}")
     if file.stat().st_size == 0:
         raise VideoError(f"{file} is empty (0 bytes)")
     try:
