@@ -67,25 +67,30 @@ class _Packets:
     _last_dts: int | None = None
 
     def add(self, packet: Any, stream: Any) -> None:
+        pts, dts, size = packet.pts, packet.dts, packet.size  # (each a property call: read once, per packet)
         if self.count == 0:
             self.headers = stream_headers(stream.codec_context, bytes(packet))
         self.count += 1
-        self.small += packet.size <= decoded_index.PLACEHOLDER_MAX_BYTES
-        if packet.dts is not None:
-            self.dts_backwards = self.dts_backwards or (self._last_dts is not None and packet.dts < self._last_dts)
-            self._last_dts = packet.dts
-        if packet.pts is None:
+        if size <= decoded_index.PLACEHOLDER_MAX_BYTES:
+            self.small += 1
+        if dts is not None:
+            if self._last_dts is not None and dts < self._last_dts:
+                self.dts_backwards = True
+            self._last_dts = dts
+        if pts is None:
             self.missing_pts += 1
             return
-        self.pts.append(packet.pts)
-        self.pts_backwards = self.pts_backwards or (self._last_pts is not None and packet.pts < self._last_pts)
-        self._last_pts = packet.pts
-        self.reordered = self.reordered or (packet.dts is not None and packet.dts != packet.pts)
-        self.pts_equal_dts = self.pts_equal_dts and packet.dts in (None, packet.pts)
-        self.durations[packet.pts] = packet.duration or 0
+        self.pts.append(pts)
+        if self._last_pts is not None and pts < self._last_pts:
+            self.pts_backwards = True
+        self._last_pts = pts
+        if dts is not None and dts != pts:
+            self.reordered = True
+            self.pts_equal_dts = False
+        self.durations[pts] = packet.duration or 0
         if packet.is_keyframe:
-            self.keyframe_pts.append(packet.pts)
-            self.keyframe_dts.setdefault(packet.pts, packet.dts)
+            self.keyframe_pts.append(pts)
+            self.keyframe_dts.setdefault(pts, dts)
 
 
 def open_container(path: str | os.PathLike[str]) -> Any:
@@ -182,12 +187,12 @@ def _read_packets(container: Any, stream: Any) -> _Packets:
         for packet in container.demux(stream):
             if packet.size == 0:
                 continue  # the demuxer's end-of-stream marker
-            if packet.is_corrupt and gaps_decoded:
+            if packet.is_corrupt:
+                if not gaps_decoded:
+                    packets.damage = f"a damaged packet at byte {packet.pos} of {container.size}"
+                    break
                 packets.gaps += 1
                 packets.first_gap = packet.pos if packets.first_gap is None else packets.first_gap
-            elif packet.is_corrupt:
-                packets.damage = f"a damaged packet at byte {packet.pos} of {container.size}"
-                break
             if packet.is_discard:
                 continue  # dropped by the container's edit list: never shown
             packets.add(packet, stream)
