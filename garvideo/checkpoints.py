@@ -138,6 +138,8 @@ def check_weight_files(folder: Path, model_id: str) -> None:
 def _safetensors_problem(handle, size: int) -> str | None:
     """Why a safetensors file (an 8-byte header length, a JSON header, then the tensors' bytes) is not whole."""
     head = handle.read(8)
+    if head == b"version ":
+        return "is a Git LFS pointer, not the weights (run `git lfs pull` where it was cloned)"
     if len(head) < 8:
         return f"is truncated: {size} bytes, too short for the safetensors format"
     (length,) = struct.unpack("<Q", head)

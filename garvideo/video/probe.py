@@ -133,8 +133,8 @@ def display_rotation(frame: Any) -> float | None:
     ``av_display_rotation_get`` computes it; None without a matrix (or with a degenerate one)."""
     try:
         data = frame.side_data.get("DISPLAYMATRIX")
-    except (KeyError, TypeError, ValueError, AttributeError):
-        return None
+    except (KeyError, TypeError, ValueError, AttributeError):  # a PyAV without this lookup: its own angle
+        return float(getattr(frame, "rotation", 0) or 0) or None
     raw = bytes(data) if data is not None else b""
     if len(raw) < 36:
         return None
