@@ -19,6 +19,7 @@ from .common import (
     range_options,
     reports_warnings,
     text_options,
+    text_search,
     timeline_options,
 )
 
@@ -191,10 +192,7 @@ def batch_command(
         stride=stride,
         tiling=tiling,
         max_new_tokens=max_new_tokens,
-        box_threshold=box_threshold,
-        text_threshold=text_threshold,
-        max_instances=max_instances,
-        search_every=search_every,
+        search=text_search(box_threshold, text_threshold, max_instances, search_every),
         describe=describe_mode,
         srt=srt,
     )
