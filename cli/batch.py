@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from garvideo import defaults
+
 from .common import (
     COMPILE_KEY,
     THREADS_KEY,
@@ -120,7 +122,7 @@ def ray_settings(address, workers, cpus_per_worker, gpus_per_worker, shard):
     "--describe",
     "describe_mode",
     type=click.Choice(["auto", "always"]),
-    default="auto",
+    default=defaults.BATCH_DESCRIBE,
     show_default=True,
     help="auto: describe lines without a question; always: every line.",
 )

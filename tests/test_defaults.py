@@ -35,6 +35,7 @@ ENTRIES = {
     "text_threshold": "TEXT_THRESHOLD",
     "max_instances": "MAX_INSTANCES",
     "search_every": "SEARCH_EVERY",
+    "describe_mode": "BATCH_DESCRIBE",  # garvideo batch --describe
 }
 # `garvideo app`'s own options.
 APP_ENTRIES = {
@@ -103,6 +104,7 @@ def test_text_search_and_batch_options_default_to_the_table():
     assert not _differences(fields, "TextSearch")
     batch = {f.name: f.default for f in dataclasses.fields(BatchOptions) if f.name in ENTRIES}
     assert set(batch) == {"stride", "frames", "frames_per_window", "window", "tiling", "max_new_tokens"}
+    batch["describe_mode"] = BatchOptions().describe
     assert not _differences(batch, "BatchOptions")
     assert BatchOptions().search == TextSearch()
 

@@ -39,7 +39,7 @@ class BatchOptions:
     tiling: str = defaults.TILING
     max_new_tokens: int = defaults.MAX_NEW_TOKENS
     search: TextSearch = TextSearch()
-    describe: Literal["auto", "always"] = "auto"
+    describe: Literal["auto", "always"] = defaults.BATCH_DESCRIBE
     srt: bool = False
 
     def __post_init__(self) -> None:
