@@ -152,7 +152,7 @@ def describe_command(
     """
     # Mistakes first, before anything imports torch or loads a model.
     prompts, tracks = _inputs(boxes, points, masks, texts, tracks_file)
-    text_search(box_threshold, text_threshold, max_instances, search_every)  # checked before the models load
+    search = text_search(box_threshold, text_threshold, max_instances, search_every)  # before the models load
     if overlay:
         from garvideo.outputs.overlay import check_overlay_target
 
@@ -180,10 +180,7 @@ def describe_command(
         frames=frames,
         tiling=tiling,
         max_new_tokens=max_new_tokens,
-        box_threshold=box_threshold,
-        text_threshold=text_threshold,
-        max_instances=max_instances,
-        search_every=search_every,
+        search=search,
     )
     report_found(result.found, prompts, max_instances)
     document = result_document("describe", result.video, result.tracks, document_prompts(prompts, result.found), result)
@@ -281,7 +278,7 @@ def ask_command(
     the model sees to that span.
     """
     prompts, tracks = _inputs(boxes, points, masks, texts, tracks_file)
-    text_search(box_threshold, text_threshold, max_instances, search_every)  # checked before the models load
+    search = text_search(box_threshold, text_threshold, max_instances, search_every)  # before the models load
     if len(options) == 1:
         raise click.UsageError("a multiple-choice question needs at least two --option choices")
     _check_question(question, options, prompts, tracks, max_instances)
@@ -304,10 +301,7 @@ def ask_command(
         frames=frames,
         tiling=tiling,
         max_new_tokens=max_new_tokens,
-        box_threshold=box_threshold,
-        text_threshold=text_threshold,
-        max_instances=max_instances,
-        search_every=search_every,
+        search=search,
     )
     report_found(answer.found, prompts, max_instances)
     document = result_document(
