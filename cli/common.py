@@ -371,6 +371,16 @@ def parse_regions(boxes, points, masks, texts=()) -> list:
     return parse_region_prompts(boxes=boxes, points=points, masks=masks, texts=texts)
 
 
+def open_video_first(video: str):
+    """The video, opened before any model loads: a file that cannot be read as a video (a FIFO, a frame folder
+    holding a link loop or a huge image) is reported before the wait. Closed when the command ends."""
+    from garvideo.video import open_video
+
+    reader = open_video(video)
+    click.get_current_context().call_on_close(reader.close)
+    return reader
+
+
 def document_prompts(prompts, found) -> list:
     """The prompts a result document lists: as given, plus the box each text region became."""
     return [*prompts, *(region.prompt for region in found)]

@@ -14,6 +14,7 @@ from .common import (
     document_prompts,
     load_pipeline,
     model_options,
+    open_video_first,
     parse_regions,
     quiet_option,
     range_options,
@@ -70,9 +71,10 @@ def track_command(
         raise click.UsageError("mark at least one region with --box, --points, --mask or --text")
     search = text_search(box_threshold, text_threshold, max_instances, search_every)  # before the model loads
     check_outputs(tracks=out)
+    reader = open_video_first(video)
     pipeline = load_pipeline(None, sam2, device, dtype, quiet, detector=detector if texts else None)
     result = pipeline.track(
-        video,
+        reader,
         prompts,
         start=start,
         end=end,
