@@ -42,6 +42,16 @@ MAX_INSTANCES = 1
 #: Text regions without a moment: seconds between searched frames.
 SEARCH_EVERY = 1.0
 
+#: ``garvideo batch --describe``: ``auto`` describes the lines without a question, ``always`` every line.
+BATCH_DESCRIBE = "auto"
+
+#: The web app (``garvideo app``): the address it listens on (this machine only), its port, the largest
+#: upload it takes, and how long an idle session keeps its files.
+APP_HOST = "127.0.0.1"
+APP_PORT = 7860
+APP_MAX_UPLOAD_MB = 2048.0
+APP_SESSION_HOURS = 1.0
+
 #: GAR's decode steps compiled: ``auto`` (only where the warm-up is paid back: see COMPILE_PAYBACK_STEPS),
 #: ``on``, ``off``, or a kind of COMPILE_KIND's (the API also takes True and False).
 COMPILE = "auto"
@@ -49,9 +59,9 @@ COMPILE = "auto"
 #: CUDA graphs) or ``cuda-graphs`` (the eager step captured as CUDA graphs, no inductor; captured in about a
 #: second). ``bash bench/gpu.sh`` measures both beside eager and prints the one to choose; a CPU uses inductor.
 COMPILE_KIND = "inductor"
-#: ``auto`` compiles once the decode steps a call plans (its prompt batches x max_new_tokens) and the steps this
-#: process already decoded reach the warm-up's payback: the warm-up's seconds over the seconds a compiled step
-#: saves, with compiled work for the model in the compile cache (warm) or not (cold). CPU: measured on the tiny
+#: ``auto`` compiles once the decode steps a call plans (its prompt batches x max_new_tokens; in a long-running
+#: process with the steps it already decoded) reach the warm-up's payback: the warm-up's seconds over the seconds a
+#: compiled step saves, with compiled work for the model in the compile cache (warm) or not (cold). CPU: measured on the tiny
 #: GAR (bench/RESULTS.md, "compile cache"); CUDA: from issue 27's H200 figures (11 ms eager, 3.6 ms compiled per
 #: step) and an assumed 60 s cold, 10 s warm warm-up, until ``bash bench/gpu.sh`` measures them.
 COMPILE_PAYBACK_STEPS = {"cpu": {"cold": 7000, "warm": 800}, "cuda": {"cold": 8000, "warm": 1400}}
