@@ -151,12 +151,12 @@ def _breakdown(detector: GroundingDetector, frame) -> dict[str, float]:
 
 
 def _search(detector: GroundingDetector, clip: Path) -> tuple[int, float, float]:
-    from garvideo.pipeline import Pipeline, RegionPrompt
+    from garvideo.pipeline import Pipeline, RegionPrompt, TextSearch
 
     pipe = Pipeline(None, None, progress=False, detector=detector)
     region = RegionPrompt.from_text("car", PHRASE)
     try:
-        pipe.find(clip, [region], box_threshold=1.0)  # found nowhere: every second is searched
+        pipe.find(clip, [region], search=TextSearch(box_threshold=1.0))  # found nowhere: every second is searched
     except Exception as exc:  # noqa: BLE001 - the one-line "not found" error names the frames searched
         message = str(exc)
     else:
@@ -200,15 +200,20 @@ def main() -> None:
 
 
 def _measure(name: str, args, folder: Path, frames, clip: Path) -> dict:
+    """Every measurement of one model, each printed as it comes (a long CPU run keeps what it got)."""
     detector = _detector(name, args.device, folder)
-    print(f"{name}: transformers' pipeline beside garvideo ...", flush=True)
-    row = {"model": name, **_versus_pipeline(detector, frames, args.threshold)}
-    print(f"{name}: threads ...", flush=True)
-    row["threads"] = _threads(detector, frames) if detector.device.type == "cpu" else {}
-    print(f"{name}: two phrases, breakdown, search ...", flush=True)
-    row["phrases"] = _phrases(detector, frames[0])
-    row["parts"] = _breakdown(detector, frames[0])
-    row["search"] = _search(detector, clip)
+    row = {"model": name}
+    steps = [
+        ("transformers' pipeline beside garvideo", None, lambda: _versus_pipeline(detector, frames, args.threshold)),
+        ("threads", "threads", lambda: _threads(detector, frames) if detector.device.type == "cpu" else {}),
+        ("two phrases", "phrases", lambda: _phrases(detector, frames[0])),
+        ("where a detect's time goes", "parts", lambda: _breakdown(detector, frames[0])),
+        ("search", "search", lambda: _search(detector, clip)),
+    ]
+    for what, key, measure in steps:
+        value = measure()
+        row.update(value) if key is None else row.__setitem__(key, value)
+        print(f"{name}, {what}: {value}", flush=True)
     return row
 
 

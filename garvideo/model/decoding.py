@@ -407,7 +407,10 @@ def synchronize(device: torch.device) -> None:
 
 
 def _one_line(error: BaseException) -> str:
-    """An exception as one short line for a warning and provenance (torch's compile errors add paragraphs of advice)."""
+    """An exception as one short line for a warning and provenance: its root cause (torch wraps what went wrong in
+    its own errors, with paragraphs of advice), the first line of its message."""
+    while (cause := error.__cause__ or getattr(error, "inner_exception", None)) is not None:
+        error = cause
     first = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
     text = f"{type(error).__name__}: {first}" if first else type(error).__name__
     return text if len(text) <= 200 else text[:199] + "…"

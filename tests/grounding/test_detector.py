@@ -185,7 +185,7 @@ def test_the_search_runs_on_the_pipelines_threads(grounding_models, clip, monkey
     import torch
 
     from garvideo.grounding import GroundingDetector
-    from garvideo.pipeline import Pipeline, RegionPrompt
+    from garvideo.pipeline import Pipeline, RegionPrompt, TextSearch
 
     detector = GroundingDetector.from_pretrained(grounding_models / "gdino")
     seen = []
@@ -194,6 +194,6 @@ def test_the_search_runs_on_the_pipelines_threads(grounding_models, clip, monkey
     before = torch.get_num_threads()
     for threads in (1, 2):
         Pipeline(None, None, progress=False, detector=detector, threads=threads).find(
-            clip.path, [RegionPrompt.from_text("car", "a red car", 0)], box_threshold=0.0
+            clip.path, [RegionPrompt.from_text("car", "a red car", 0)], search=TextSearch(box_threshold=0.0)
         )
     assert seen == [1, 2] and torch.get_num_threads() == before
