@@ -392,7 +392,8 @@ class _GraphedStep:
         torch.cuda.current_stream(device).wait_stream(side)
         try:
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
+            # thread-local: another thread's CUDA work (a decode-ahead thread, a server's) does not break the capture
+            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
                 self.output = self.step(self.cache, *self.inputs)
             self.graph = graph
         except Exception as exc:  # noqa: BLE001 - a step that cannot be captured still decodes eagerly
