@@ -107,24 +107,18 @@ WEIGHED_STEPS = (500, 2000, 10000)
 
 
 def _first_call_child(gar, images, masks, args) -> None:
-    """In a process of its own: the first generate call (its warm-up included), then the per-token time."""
+    """In a process of its own: the first generate call, its warm-up included."""
     prompt = gar.prepare_video(images[: args.frames], {"r0": masks[0][: args.frames]}, "What does <r0> do?").inputs
     full = GenerationSettings(max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens)
-    one = GenerationSettings(max_new_tokens=1)
     started = time.perf_counter()
     result = gar.generate(prompt, full)[0]
     first = time.perf_counter() - started
     record = gar.info.compile_record
-    per_token = []
-    for _ in range(args.repeats):
-        whole, single = gar.generate(prompt, full)[0], gar.generate(prompt, one)[0]
-        per_token.append((whole.timings.generate_s - single.timings.generate_s) / max(1, args.new_tokens - 1))
     report = {
         "first_s": first,
         "warmup_s": record.warmup_s,
         "cache": record.cache,
         "kind": record.kind,
-        "per_token_s": statistics.median(per_token),
         "tokens": list(result.token_ids),
         "prompt_tokens": prompt.num_tokens,
         "process_s": time.time() - float(os.environ["BENCH_LAUNCHED"]),
@@ -134,7 +128,7 @@ def _first_call_child(gar, images, masks, args) -> None:
 
 def _run_first_call(args, checkpoint: Path | None, setting: str, cache: Path) -> dict:
     command = [sys.executable, __file__, "--first-call", setting, "--device", args.device, "--dtype", args.dtype]
-    command += ["--frames", str(args.frames), "--new-tokens", str(args.new_tokens), "--repeats", str(args.repeats)]
+    command += ["--frames", str(args.frames), "--new-tokens", str(args.new_tokens)]
     command += ["--full-size"] if args.full_size else ["--checkpoint", str(checkpoint)]
     with tempfile.TemporaryDirectory() as torch_cache:  # torch's own folder empty: only garvideo's cache is kept
         env = {**os.environ, "GARVIDEO_CACHE": str(cache), "TORCHINDUCTOR_CACHE_DIR": torch_cache}
@@ -146,21 +140,34 @@ def _run_first_call(args, checkpoint: Path | None, setting: str, cache: Path) ->
     return json.loads(lines[-1].removeprefix("FIRST-CALL "))
 
 
-def _first_call_comparison(args, checkpoint: Path | None, device_type: str, cache: Path) -> str:
+def _first_calls(args, checkpoint: Path | None, device_type: str, cache: Path) -> list[tuple[str, str, dict]]:
     """Eager, compiled cold and warm (and CUDA graphs on CUDA), each in its own process, compiling into ``cache``
-    (empty at first); a markdown block."""
+    (empty at first): (label, compile setting, what the process reported)."""
     rows = []
     for label, setting, shared in FIRST_CALLS:
         if setting == "cuda-graphs" and device_type != "cuda":
             continue
         own = cache if shared else cache.parent / f"{cache.name}-{label.split()[0]}"
         rows.append((label, setting, _run_first_call(args, checkpoint, setting, own)))
+        print(f"first call, {label}: {rows[-1][2]['first_s']:.2f} s", flush=True)
+    return rows
+
+
+#: The in-process variant whose per-token time a first-call row's compile setting has.
+_VARIANT_OF = {"off": "eager", "inductor": "compiled", "cuda-graphs": "cuda-graphs"}
+
+
+def _first_call_table(rows, per_token: dict[str, float], args, device_type: str) -> str:
+    """The first calls with the per-token times measured side by side in one process: what each warm-up costs and
+    the decode steps that pay it back."""
+    if "eager" not in per_token:
+        return "(the first calls' payback needs the eager variant in --variants)"
     eager = rows[0][2]
     lines = [
         f"First calls, each in a new process (torch's inductor cache folder empty; the warm row finds the cold row's"
         f" compiled work in garvideo's compile cache): prompt {eager['prompt_tokens']} tokens, {args.new_tokens}"
-        f" forced new tokens; per-token: median of {args.repeats} pairs after the first call. Payback: the warm-up"
-        f" over the seconds a step saves against eager.",
+        f" forced new tokens. Decode ms/token: the in-process comparison below (interleaved runs). Payback: the"
+        f" warm-up over the time a step saves against eager.",
         "",
         "| decoding | first call s | of which warm-up s | process start to first result s | decode ms/token"
         " | saved ms/token | payback steps | "
@@ -169,26 +176,31 @@ def _first_call_comparison(args, checkpoint: Path | None, device_type: str, cach
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | " + " | ".join("---:" for _ in WEIGHED_STEPS) + " | --- |",
     ]
     for label, setting, row in rows:
-        saved = eager["per_token_s"] - row["per_token_s"]
-        payback = f"{row['warmup_s'] / saved:.0f}" if setting != "off" and saved > 0 else "-"
-        net = [f"{n * saved - row['warmup_s']:+.1f}" if setting != "off" else "-" for n in WEIGHED_STEPS]
+        step = per_token.get(_VARIANT_OF[setting])
+        saved = per_token["eager"] - step if step is not None else None
+        payback = f"{row['warmup_s'] / saved:.0f}" if setting != "off" and saved and saved > 0 else "-"
+        net = [f"{n * saved - row['warmup_s']:+.1f}" if setting != "off" and saved else "-" for n in WEIGHED_STEPS]
         lines.append(
             f"| {label} | {row['first_s']:.2f} | {row['warmup_s']:.2f} | {row['process_s']:.1f} |"
-            f" {1000 * row['per_token_s']:.3f} | {1000 * saved:+.3f} | {payback} | {' | '.join(net)} |"
+            f" {_ms(step)} | {_ms(saved, '+')} | {payback} | {' | '.join(net)} |"
             f" {'yes' if row['tokens'] == eager['tokens'] else 'NO'} |"
         )
     if device_type == "cuda":
-        lines += ["", _kind_advice(rows, eager)]
+        lines += ["", _kind_advice(rows, per_token)]
     return "\n".join(lines)
 
 
-def _kind_advice(rows, eager) -> str:
+def _ms(seconds: float | None, sign: str = "") -> str:
+    return "-" if seconds is None else f"{1000 * seconds:{sign}.3f}"
+
+
+def _kind_advice(rows, per_token: dict[str, float]) -> str:
     """On CUDA: the compiled kind that saves the most over a describe-sized run (2,000 steps), cold."""
     weighed = WEIGHED_STEPS[1]
     net = {
-        setting: weighed * (eager["per_token_s"] - row["per_token_s"]) - row["warmup_s"]
+        setting: weighed * (per_token["eager"] - per_token[_VARIANT_OF[setting]]) - row["warmup_s"]
         for label, setting, row in rows
-        if setting != "off" and "warm" not in label
+        if setting != "off" and "warm" not in label and _VARIANT_OF[setting] in per_token
     }
     best = max(net, key=net.get)
     return (
@@ -198,8 +210,9 @@ def _kind_advice(rows, eager) -> str:
     )
 
 
-def _decode_comparison(gar, images, masks, args) -> str:
-    """Old generate vs the static loop (eager, compiled) on one long prompt; returns a markdown block body."""
+def _decode_comparison(gar, images, masks, args) -> tuple[str, dict[str, float]]:
+    """Old generate vs the static loop (eager, compiled) on one long prompt: a markdown block body, and each
+    variant's decode seconds per token."""
     frames = args.frames
     prompt = gar.prepare_video(images[:frames], {"r0": masks[0][:frames]}, "What does <r0> do?").inputs
     full = GenerationSettings(max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens)
@@ -265,7 +278,7 @@ def _decode_comparison(gar, images, masks, args) -> str:
             f" {per_token[base] / per_token[variant]:.2f}x | {first_call[variant]:.1f} |"
             f" {'yes' if tokens[variant] == tokens[base] else 'NO'} |"
         )
-    return "\n".join(lines)
+    return "\n".join(lines), per_token
 
 
 def _batch_comparison(gar, images, masks, args) -> str:
@@ -419,11 +432,12 @@ def _decode_all(gar, images, masks, args, folder: Path, machine: str, sizes: str
     """--decode: first calls (own processes), then decode loops and batching in this one; --write keeps them."""
     device = gar.model.device
     cache = folder.parent / "compile-cache"
-    first = "" if args.no_first_calls else _first_call_comparison(args, folder, device.type, cache)
-    print(first)
+    rows = [] if args.no_first_calls else _first_calls(args, folder, device.type, cache)
     # the in-process compiled variant starts from the first calls' cache (warm), not from ~/.cache/garvideo
     os.environ["GARVIDEO_CACHE"] = str(cache)
-    decode = _decode_comparison(gar, images, masks, args)
+    decode, per_token = _decode_comparison(gar, images, masks, args)
+    first = _first_call_table(rows, per_token, args, device.type) if rows else ""
+    print(first)
     print(decode)
     batching = _batch_comparison(gar, images, masks, args)
     print(batching)
