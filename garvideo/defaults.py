@@ -61,7 +61,8 @@ COMPILE = "auto"
 COMPILE_KIND = "inductor"
 #: ``auto`` compiles once the decode steps a call plans (its prompt batches x max_new_tokens; in a long-running
 #: process with the steps it already decoded) reach the warm-up's payback: the warm-up's seconds over the seconds a
-#: compiled step saves, with compiled work for the model in the compile cache (warm) or not (cold). CPU: measured on the tiny
-#: GAR (bench/RESULTS.md, "compile cache"); CUDA: from issue 27's H200 figures (11 ms eager, 3.6 ms compiled per
-#: step) and an assumed 60 s cold, 10 s warm warm-up, until ``bash bench/gpu.sh`` measures them.
-COMPILE_PAYBACK_STEPS = {"cpu": {"cold": 7000, "warm": 800}, "cuda": {"cold": 8000, "warm": 1400}}
+#: compiled step saves, with compiled work for the model in the compile cache (warm) or not (cold). CPU: measured
+#: on the tiny GAR (bench/RESULTS.md, "decoding and batching": 35 s cold, 8 s warm, 7.2 ms saved a step). CUDA:
+#: from issue 27's H200 figures (11 ms eager, 3.6 ms compiled a step) and an assumed 60 s cold, 10 s warm warm-up,
+#: until ``bash bench/gpu.sh`` measures them.
+COMPILE_PAYBACK_STEPS = {"cpu": {"cold": 5000, "warm": 1100}, "cuda": {"cold": 8000, "warm": 1400}}
