@@ -627,6 +627,18 @@ class Pipeline:
                 found=found,
             )
 
+    # ------------------------------------------------------------------ live
+
+    def live(self, source: str | os.PathLike[str], regions: Sequence[RegionPrompt] = (), **options: Any) -> Any:
+        """A running live session on ``source`` (a URL, a device, ``-`` for standard input, a file being written)
+        with these models: ``with pipe.live(source, regions, window=10) as session: for event in session: ...``.
+
+        ``options`` are ``garvideo live``'s, as keywords (see :func:`garvideo.live.open_session`).
+        """
+        from ..live import open_session  # the live package builds on this one: imported when used
+
+        return open_session(self, source, regions, **options)
+
     # ------------------------------------------------------------------ helpers
 
     def _require_gar(self) -> GAR:

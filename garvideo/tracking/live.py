@@ -76,6 +76,10 @@ class LiveTracker:
         """The objects tracked, in the order they were first marked (those marked for the next frame not yet)."""
         return tuple(LiveObject(name, run.obj_id, self._since[name]) for name, run in self._runs.items())
 
+    def obj_id(self, name: str) -> int:
+        """The SAM2 object id of a region marked (tracked, or waiting for the next frame)."""
+        return self._ids[name]
+
     def __contains__(self, name: object) -> bool:
         return name in self._runs or name in self._pending
 

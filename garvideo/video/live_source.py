@@ -32,6 +32,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import av
@@ -192,13 +193,13 @@ class _Clock:
         self.started: float | None = None  # monotonic clock at the first frame
         self.last = 0.0
         self._last_seen: float | None = None  # monotonic clock at the last frame
-        self._anchor: tuple[int, float, float] | None = None  # (pts, its stream time, time base)
+        self._anchor: tuple[int, float, Fraction] | None = None  # (pts, its stream time, time base)
 
     def restart(self) -> None:
         """A new connection: its timestamps start anew."""
         self._anchor = None
 
-    def time_of(self, pts: int | None, time_base: float | None, now: float) -> float:
+    def time_of(self, pts: int | None, time_base: Fraction | None, now: float) -> float:
         if self.started is None or self._last_seen is None:
             self.started = self._last_seen = now
             if pts is not None and time_base:
@@ -211,7 +212,7 @@ class _Clock:
         else:
             if self._anchor is None or self._anchor[2] != time_base:
                 self._anchor = (pts, self.last + since_last, time_base)
-            seconds = self._anchor[1] + (pts - self._anchor[0]) * time_base
+            seconds = self._anchor[1] + float((pts - self._anchor[0]) * time_base)
             if not self.last - CLOCK_JUMP_S <= seconds <= self.last + since_last + CLOCK_JUMP_S:
                 self._anchor = (pts, self.last + since_last, time_base)
                 seconds = self._anchor[1]
@@ -431,7 +432,7 @@ class LiveReader:
         self._last_arrival = now_wall
         index = self._counts["decoded"]
         self._counts["decoded"] += 1
-        time_base = float(frame.time_base) if frame.time_base is not None else None
+        time_base = Fraction(frame.time_base) if frame.time_base is not None else None
         seconds = self._clock.time_of(frame.pts, time_base, now)
         if resumed is not None:
             self._notice(dataclasses.replace(resumed, time=seconds))
