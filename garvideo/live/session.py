@@ -209,6 +209,10 @@ class LiveSession:
             )
         return names
 
+    def problem(self, message: str) -> None:
+        """Report something this session's driver could not do (an ``error`` event); the session goes on."""
+        self._emit(Problem(time=None, arrival=None, message=str(message)))
+
     def close(self, timeout: float | None = None) -> None:
         """Stop: the source is closed, the frames taken are tracked, the last window described, the outputs
         finished. Returns once the session has stopped (or after ``timeout`` seconds); idempotent."""
