@@ -412,9 +412,9 @@ class LiveSession:
                 self._emit(Appeared(time=frame.time, arrival=frame.arrival, region=name, obj_id=obj_ids[name], **facts))
         for event in self._visibility.update(entries, obj_ids, frame.arrival, redetected):
             self._emit(event)
-        self._report(frame, entries, obj_ids)
         window = self.settings.window
         self._history.add(frame, entries, protect_from=(self._window or 0) * window)
+        self._report(frame, entries, obj_ids)  # a question asked on this report sees this frame
         self._advance_windows(int(frame.time // window))
         for output in self._outputs:
             output.on_frame(frame, entries)

@@ -38,6 +38,7 @@ def open_session(
     max_instances: int = defaults.LIVE_MAX_INSTANCES,
     search_every: float = defaults.LIVE_SEARCH_EVERY,
     lost_after_s: float = defaults.LIVE_LOST_AFTER_S,
+    match_iou: float = defaults.LIVE_MATCH_IOU,
     describe: bool = True,
     tiling: str = defaults.TILING,
     max_new_tokens: int = defaults.MAX_NEW_TOKENS,
@@ -60,7 +61,8 @@ def open_session(
     second (None: as many as tracking keeps up with, the newest winning), ``report_every`` frame events per
     second at most, ``reconnect_s`` before the first reconnection of a dropped source, ``give_up_after_s``
     without a frame before the session ends, text regions searched again every ``search_every`` seconds (up
-    to ``max_instances`` instances each), a region unseen for ``lost_after_s`` reported lost, ``describe``
+    to ``max_instances`` instances each; a detection overlapping a lost instance's last box by ``match_iou``
+    finds it again), a region unseen for ``lost_after_s`` reported lost, ``describe``
     False for tracking alone (no GAR needed), ``history_s`` how far back :meth:`LiveSession.ask` may look,
     ``keep_all`` never to drop a frame (pipes and files: the reader waits for tracking). ``input_format`` and
     ``input_options`` go to FFmpeg (a demuxer such as ``v4l2``; options such as ``rtsp_transport=tcp``).
@@ -73,7 +75,12 @@ def open_session(
         raise PipelineError("this pipeline was built without a SAM2 tracker (sam2=None): live video needs one")
     search = TextSearch(box_threshold, text_threshold, max_instances, search_every)
     settings = LiveSettings(
-        window=window, report_every=report_every, lost_after=lost_after_s, history_s=history_s, search=search
+        window=window,
+        report_every=report_every,
+        lost_after=lost_after_s,
+        match_iou=match_iou,
+        history_s=history_s,
+        search=search,
     )
     describer = None
     if describe:

@@ -372,8 +372,11 @@ class LiveReader:
                 if self._stop.is_set():
                     reason = "closed"
                     break
-                if self._target.kind in ("pipe", "file", "growing file"):
-                    break  # the end of a pipe or a file (a growing one stopped growing): done
+                if self._target.kind in ("pipe", "file", "growing file"):  # the end of the input: done
+                    reason = (
+                        "the file stopped growing" if self._target.kind == "growing file" else "the end of the input"
+                    )
+                    break
                 self._notice(SourceGap(self._clock.last, time.time(), reason))
                 self._counts["gaps"] += 1
                 container, attempts = self._reconnect()
