@@ -8,6 +8,7 @@ prompts and greedy decoding must give the same texts).
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -249,3 +250,137 @@ def test_bad_requests_are_refused_at_once(sam2_64, object_clip):
             session.add({"name": "b"})
         with pytest.raises(InvalidInputError, match="outside"):
             session.add(RegionPrompt.from_box("b", (500, 500, 600, 600), 0))
+
+
+@pytest.fixture(scope="module")
+def text_pipe(tiny_models, selftest_material):
+    tracker = Sam2Tracker.from_pretrained(tiny_models / "sam2", device="cpu")
+    return Pipeline(None, tracker, progress=False, detector=selftest_material.detector)
+
+
+def _top_scores(detector, images, phrase):
+    """Per frame, the scores of the two most confident distinct boxes the detector finds (0 where none)."""
+    from garvideo.grounding import distinct
+
+    out = []
+    for image in images:
+        found = distinct(detector.detect(image, phrase, 0.0, 0.25).detections, 2)
+        out.append([d.score for d in found] + [0.0] * (2 - len(found)))
+    return out
+
+
+def test_a_second_instance_found_later_gets_a_name_of_its_own(text_pipe, object_clip):
+    """Searched every 0.25 s (every 3rd frame); a threshold from the detector's own scores lets exactly one box
+    through on frame 0 and one through on a later searched frame: that one is ``person#2`` (with ``match_iou=1``
+    no detection is taken for ``person`` itself, whatever SAM2's random masks are)."""
+    from garvideo.video import open_video
+
+    with open_video(object_clip.path) as video:
+        images = [f.image for f in video.read(range(0, 48, 3))]
+    scores = _top_scores(text_pipe.detector, images, "a person")
+    first, second = scores[0]
+    later = [top for top, _ in scores[1:]]
+    assert max(later) > second, f"the tiny detector never scores a later frame above frame 0's second box: {scores}"
+    threshold = (second + min(first, max(later))) / 2
+    found_on = 3 * (1 + next(k for k, top in enumerate(later) if top > threshold))
+
+    collect = Collect()
+    session = text_pipe.live(
+        str(object_clip.path),
+        [RegionPrompt.from_text("person", "a person")],
+        describe=False,
+        keep_all=True,
+        search_every=0.25,
+        box_threshold=threshold,
+        max_instances=2,
+        match_iou=1.0,
+        outputs=[collect],
+    )
+    assert session.wait(60)
+    appeared = [(e.region, e.time, e.how, e.phrase) for e in collect.of(Appeared)]
+    assert appeared == [
+        ("person", 0.0, "detected", "a person"),
+        ("person#2", object_clip.times[found_on], "detected", "a person"),
+    ]
+    seen = {name for entries in collect.entries for name in entries}
+    assert seen == {"person", "person#2"}  # never a third: at most two at once
+    assert [p for p, e in enumerate(collect.entries) if "person#2" in e][0] == found_on
+
+
+def _live_when_ready(pipe, url, regions, **options):
+    """``pipe.live`` once the server just started accepts."""
+    from garvideo.errors import VideoError
+
+    def attempt():
+        try:
+            return pipe.live(url, regions, **options)
+        except VideoError:
+            return None
+
+    session = wait_until(attempt, 20, every=0.2)
+    assert session is not None, f"{url} never opened"
+    return session
+
+
+@pytest.mark.slow
+def test_a_slow_tracker_drops_old_frames_and_says_how_far_behind(streams, sam2_64, object_clip, monkeypatch):
+    from garvideo.live import Behind
+    from garvideo.tracking.live import LiveTracker
+
+    step = LiveTracker.step
+
+    def slow_step(self, frame):  # about 4 frames a second: a third of the stream's 12
+        time.sleep(0.25)
+        return step(self, frame)
+
+    monkeypatch.setattr(LiveTracker, "step", slow_step)
+    url, _ = streams.udp(object_clip.path, loop=True)
+    collect, held = Collect(), []
+
+    class Watch(LiveOutput):
+        def on_frame(self, frame, regions):
+            held.append((session.reader.pending(), session.tracker.held()[2], session.stats.history_bytes))
+
+    session = _live_when_ready(
+        sam2_64[0], url, [_box(object_clip, 0, 0, "a")], describe=False, report_every=1000, outputs=[collect, Watch()]
+    )
+    assert wait_until(lambda: len(collect.frames) >= 16, 60)
+    session.close()
+    stats = session.stats
+    assert stats.frames_dropped > 0 and stats.frames_tracked + stats.frames_dropped <= stats.frames_decoded
+    behind = collect.of(Behind)
+    assert behind and sum(b.dropped for b in behind) > 0 and all(b.seconds >= 0 for b in behind)
+    reports = collect.of(FrameReport)
+    assert all(r.behind is not None for r in reports) and reports[-1].dropped > 0
+    times = [f.time for f in collect.frames]
+    assert times == sorted(times) and times[-1] - times[0] > (len(times) - 1) / 12  # frames were left out
+    assert max(p for p, _, _ in held) <= 1  # never a queue: one frame waits at most
+    assert len({state for _, state, _ in held[8:]}) == 1  # SAM2's memory: flat once its windows are full
+
+
+@pytest.mark.slow
+def test_the_session_reconnects_and_keeps_its_regions_and_ids(streams, sam2_64, object_clip):
+    from garvideo.live import Gap
+
+    url, server = streams.http(object_clip.path, loop=True)
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    collect = Collect()
+    regions = [_box(object_clip, 0, 0, "ellipse"), _box(object_clip, 1, 0, "square")]
+    session = _live_when_ready(
+        sam2_64[0], url, regions, describe=False, reconnect_s=0.2, report_every=1000, outputs=[collect]
+    )
+    assert wait_until(lambda: len(collect.frames) >= 6, 60)
+    streams.stop(server)
+    assert wait_until(lambda: any(not g.resumed for g in collect.of(Gap)), 30)
+    before = len(collect.frames)
+    streams.http(object_clip.path, port=port, loop=True)
+    assert wait_until(lambda: any(g.resumed for g in collect.of(Gap)), 30)
+    assert wait_until(lambda: len(collect.frames) >= before + 6, 30)
+    session.close()
+    after = [r for r in collect.of(FrameReport) if r.index >= collect.frames[before].index]
+    assert after and all(
+        {n: r.obj_id for n, r in report.regions.items()} == {"ellipse": 1, "square": 2} for report in after
+    )
+    assert [e.region for e in collect.of(Appeared)] == ["ellipse", "square"]  # no region was made again
+    times = [f.time for f in collect.frames]
+    assert times == sorted(times) and collect.frames[before].index > collect.frames[before - 1].index
