@@ -68,8 +68,10 @@ class ControlChannel:
     def __init__(self, session: LiveSession, where: str) -> None:
         self.session = session
         self.where = where
+        self._closed = threading.Event()
         if where.startswith("unix:"):
-            self._socket = _listen(Path(where.removeprefix("unix:")))
+            self._path = Path(where.removeprefix("unix:"))
+            self._socket = _listen(self._path)
             target = self._serve
         else:
             self._socket = None
@@ -97,7 +99,7 @@ class ControlChannel:
         fd = os.open(path, os.O_RDONLY | (os.O_NONBLOCK if fifo else 0))
         with os.fdopen(fd, "rb", buffering=0) as stream:
             pending = b""
-            while not self.session.stopped.is_set():
+            while not self.session.stopped.is_set() and not self._closed.is_set():
                 chunk = _read(stream)
                 if not chunk:
                     time.sleep(_POLL_S)
@@ -111,11 +113,15 @@ class ControlChannel:
         assert self._socket is not None
         self._socket.settimeout(_POLL_S)
         try:
-            while not self.session.stopped.is_set():
+            while not self.session.stopped.is_set() and not self._closed.is_set():
                 try:
                     connection, _ = self._socket.accept()
                 except TimeoutError:
                     continue
+                except OSError:
+                    if self._closed.is_set():
+                        return  # closed meanwhile
+                    raise
                 threading.Thread(target=self._converse, args=(connection,), daemon=True).start()
         finally:
             self.close()
@@ -127,11 +133,14 @@ class ControlChannel:
                 stream.write((json.dumps(reply) + "\n").encode())
 
     def close(self) -> None:
+        """Stop listening (a socket is removed); idempotent."""
+        if self._closed.is_set():
+            return
+        self._closed.set()
         if self._socket is not None:
-            path = self._socket.getsockname()
             self._socket.close()
             with contextlib.suppress(OSError):
-                os.unlink(path)
+                self._path.unlink()
 
 
 def _read(stream: Any) -> bytes:

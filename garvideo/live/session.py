@@ -217,7 +217,7 @@ class LiveSession:
         """Stop: the source is closed, the frames taken are tracked, the last window described, the outputs
         finished. Returns once the session has stopped (or after ``timeout`` seconds); idempotent."""
         self._stopping.set()
-        self.reader.close()
+        self.reader.close(wait_s=0)  # a pipe's blocked read cannot be interrupted: the frames taken are enough
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout)
         if self.failure is not None and self.stopped.is_set():
