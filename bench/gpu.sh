@@ -52,6 +52,9 @@ if [ -n "${QUICK:-}" ]; then
     step long $PY bench/long.py --device "$DEVICE" --minutes 0.05 --objects 1 2 --new-tokens 4 \
         --results "$OUT/long" --clips "$OUT/clips"
     step long-report $PY bench/long.py --results "$OUT/long" --report
+    # the live step below, small: tiny models, a 6 s stream, 2 s windows
+    step live $PY bench/live.py --device "$DEVICE" --seconds 6 --objects 1 2 --window 2 --new-tokens 4 \
+        --clips "$OUT/clips"
 else
     # decode ms/token at GAR-1B shapes: generate vs the static loop eager vs compiled (CUDA graphs)
     step model-decode $PY bench/model.py --decode --full-size --device "$DEVICE" --frames 16 --new-tokens 128 \
@@ -75,6 +78,10 @@ else
         --objects 1 4 --track-only --results "$OUT/long" --clips "$OUT/clips"
     # the Long videos block again, now with the tracking-only rows (it is built from every run in --results)
     step long-report $PY bench/long.py --results "$OUT/long" --write
+    # live video: SAM2.1-tiny and GAR-1B shapes on a 720p 30 fps stream, 1 and 4 regions (goal on an H100: at
+    # least 30 fps tracked, each 10 s window described within 2 s of its end)
+    step live-720p $PY bench/live.py --full-size --device "$DEVICE" --size 1280x720 --fps 30 --seconds 30 \
+        --objects 1 4 --window 10 --new-tokens 64 --clips "$OUT/clips" --write
     step model-full $PY bench/model.py --full-size --device "$DEVICE" --frames 16
     step pipeline-tiny $PY bench/pipeline.py --device "$DEVICE" --write
 fi

@@ -36,15 +36,22 @@ The same regions as JSON (result files, batch manifests): see
 
 
 class PositiveSeconds(click.ParamType):
-    """A length of time in seconds: a finite number above zero (nan, inf and 0 are refused here, before any work)."""
+    """A length of time in seconds (``10``, ``10s``, ``1:30``): a finite number above zero (nan, inf and 0 are
+    refused here, before any work)."""
 
     name = "seconds"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        from garvideo.errors import InvalidInputError
+        from garvideo.timecode import parse_seconds
+
         try:
             seconds = float(value)
         except (TypeError, ValueError):
-            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+            try:
+                seconds = parse_seconds(str(value))  # 10s, 1:30
+            except InvalidInputError:
+                self.fail(f"{value!r} is not a number of seconds", param, ctx)
         if not math.isfinite(seconds) or seconds <= 0:
             self.fail(f"{value!r} is not a positive, finite number of seconds", param, ctx)
         return seconds

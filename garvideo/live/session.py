@@ -405,6 +405,9 @@ class LiveSession:
         redetected = self._search(frame)
         entries = self.tracker.step(frame)
         self._publish_names()
+        window = self.settings.window
+        # first of all: whatever a caller does on this frame's events (a question) sees this frame
+        self._history.add(frame, entries, protect_from=(self._window or 0) * window)
         obj_ids = {name: self.tracker.obj_id(name) for name in entries}
         for name in entries:
             facts = self._announce.pop(name, None)
@@ -412,9 +415,7 @@ class LiveSession:
                 self._emit(Appeared(time=frame.time, arrival=frame.arrival, region=name, obj_id=obj_ids[name], **facts))
         for event in self._visibility.update(entries, obj_ids, frame.arrival, redetected):
             self._emit(event)
-        window = self.settings.window
-        self._history.add(frame, entries, protect_from=(self._window or 0) * window)
-        self._report(frame, entries, obj_ids)  # a question asked on this report sees this frame
+        self._report(frame, entries, obj_ids)
         self._advance_windows(int(frame.time // window))
         for output in self._outputs:
             output.on_frame(frame, entries)

@@ -91,3 +91,50 @@ def test_ctrl_c_on_a_piped_stream_leaves_complete_files(tiny_models, object_clip
     for segment in segments:
         with open_video(segment["path"]) as video:
             assert video.num_frames == segment["frames"]
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def _live_section() -> str:
+    return README.read_text().split("## Live video", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_readme_commands_are_what_the_command_takes():
+    import shlex
+
+    from garvideo_cli.live import live_command
+
+    block = _live_section().split("```bash", 1)[1].split("```", 1)[0]
+    commands = [line.split("garvideo live", 1)[1] for line in block.splitlines() if "garvideo live" in line]
+    parsed = [live_command.make_context("live", shlex.split(command)).params for command in commands]
+    assert [(p["source"], p["window"]) for p in parsed] == [
+        ("rtsp://cam.local/stream", 10.0),
+        ("/dev/video0", 5.0),
+        ("-", 5.0),
+    ]
+    assert parsed[0]["texts"] == ("person=a person",) and parsed[0]["events"] == "events.jsonl"
+    assert parsed[1]["boxes"] == ("cup=120,80,260,240",) and parsed[2]["boxes"] == ("dog=10,20,200,220",)
+
+
+@pytest.mark.slow
+def test_the_readme_python_example_runs(tiny_models, selftest_material, object_clip, monkeypatch):
+    """On a file read live (in place of the camera) with the tiny models; the question asked when the cup
+    appears is answered."""
+    from garvideo.live import start
+    from garvideo.pipeline import Pipeline
+
+    code = _live_section().split("```python", 1)[1].split("```", 1)[0]
+    assert "rtsp://cam.local/stream" in code and "Pipeline.from_pretrained()" in code
+    models = (
+        f"{str(tiny_models / 'gar')!r}, {str(tiny_models / 'sam2')!r}, detector={str(selftest_material.detector)!r}"
+    )
+    code = code.replace("rtsp://cam.local/stream", str(object_clip.path)).replace(
+        "Pipeline.from_pretrained()", f"Pipeline.from_pretrained({models}, progress=False)"
+    )
+    monkeypatch.setitem(start.open_session.__kwdefaults__, "max_new_tokens", 3)  # a random model rambles
+    monkeypatch.setitem(start.open_session.__kwdefaults__, "keep_all", True)  # every frame of the file
+    namespace: dict = {"Pipeline": Pipeline}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert namespace["session"].stopped.is_set()
+    assert namespace["answer"].result(timeout=60).regions == ("cup",)
