@@ -27,7 +27,7 @@ from typing import Any
 from .. import defaults
 from ..devices import stage_threads, torch_threads
 from ..errors import InvalidInputError
-from ..grounding import GroundingDetector, distinct
+from ..grounding import GroundingDetector, distinct, match_detections
 from ..names import resolve_references
 from ..pipeline import RegionPrompt, TextSearch
 from ..pipeline.grounding import instance_names
@@ -49,7 +49,7 @@ from .events import (
 )
 from .history import FrameHistory
 from .outputs import LiveOutput
-from .regions import Phrase, Phrases, Visibility, match_detections
+from .regions import Phrase, Phrases, Visibility
 
 #: How long the tracking thread waits for a frame before it looks at its commands again.
 _POLL_S = 0.1

@@ -50,6 +50,7 @@ def _thing(clip):
     return RegionPrompt.from_box("thing", (x1, y1, x2 + 1, y2 + 1), 0)
 
 
+@pytest.mark.slow
 def test_event_log_subtitles_and_segments_are_complete_when_the_session_ends(gar_pipe, object_clip, tmp_path):
     events = Events()
     outputs = [

@@ -8,11 +8,11 @@ import json
 import numpy as np
 import pytest
 
-from garvideo.grounding import Detection
+from garvideo.grounding import Detection, match_detections
 from garvideo.live import EVENT_KINDS, Found, FrameReport, Lost, RegionReport, Stopped
 from garvideo.live.describer import WindowJob, merge_windows
 from garvideo.live.history import FrameHistory, HistoryEntry
-from garvideo.live.regions import Phrase, Visibility, match_detections
+from garvideo.live.regions import Phrase, Visibility
 from garvideo.pipeline import RegionPrompt
 from garvideo.tracking import TrackFrame
 from garvideo.video.live_source import LiveFrame

@@ -164,16 +164,24 @@ def test_windows_and_answers_are_describe_and_ask_on_the_same_tracks(gar_pipe, o
     assert answer.error is None and answer.regions == ("thing",)
 
 
-def test_gar_falling_behind_merges_windows_then_skips_them(gar_pipe, object_clip, monkeypatch):
+@pytest.fixture
+def held_gar(monkeypatch):
+    """GAR's window descriptions held back until the test lets them go (the texts stay GAR's own): ``(started,
+    gate)``, set when the first description is asked for, and to be set to let it (and the next ones) run."""
     started, gate = threading.Event(), threading.Event()
     describe_prompts = Pipeline._describe_prompts
 
-    def slow_gar(self, *args, **kwargs):  # GAR held back until the test lets it go (the texts stay GAR's own)
+    def slow_gar(self, *args, **kwargs):
         started.set()
         assert gate.wait(60)
         return describe_prompts(self, *args, **kwargs)
 
     monkeypatch.setattr(Pipeline, "_describe_prompts", slow_gar)
+    return started, gate
+
+
+def test_gar_falling_behind_merges_windows_then_skips_them(gar_pipe, object_clip, held_gar):
+    started, gate = held_gar
 
     def drive(event):
         if isinstance(event, FrameReport) and event.index == 7:  # window 0 went to GAR with frame 6
@@ -200,16 +208,8 @@ def test_gar_falling_behind_merges_windows_then_skips_them(gar_pipe, object_clip
     assert (stopped.windows_described, stopped.windows_skipped, stopped.windows_merged) == (2, 6, 0)
 
 
-def test_gar_a_little_behind_merges_windows(gar_pipe, object_clip, monkeypatch):
-    started, gate = threading.Event(), threading.Event()
-    describe_prompts = Pipeline._describe_prompts
-
-    def slow_gar(self, *args, **kwargs):
-        started.set()
-        assert gate.wait(60)
-        return describe_prompts(self, *args, **kwargs)
-
-    monkeypatch.setattr(Pipeline, "_describe_prompts", slow_gar)
+def test_gar_a_little_behind_merges_windows(gar_pipe, object_clip, held_gar):
+    started, gate = held_gar
 
     def drive(event):
         if isinstance(event, FrameReport) and event.index == 13:
