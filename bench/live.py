@@ -251,7 +251,7 @@ def main() -> None:
     print(text)
     if args.write:
         block = f"### {kind}, {'GPU' if rows[0]['device'].startswith('cuda') else 'CPU'}"
-        write_section(SECTION, f"{block}\n\n{text}", block=block)
+        write_section(SECTION, text, block=block)
 
 
 if __name__ == "__main__":
