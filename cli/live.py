@@ -9,7 +9,6 @@ import click
 from garvideo import defaults
 
 from .common import (
-    DEFAULT_DETECTOR,
     PositiveSeconds,
     check_outputs,
     clock,
@@ -47,6 +46,7 @@ _source_options = option_group(
     click.option(
         "--track-fps",
         type=PositiveSeconds(),
+        default=defaults.LIVE_TRACK_FPS,
         metavar="FPS",
         help="Frames taken per second of stream time [default: as many as tracking keeps up with, newest first].",
     ),
@@ -73,7 +73,7 @@ _source_options = option_group(
 
 _text_options = option_group(
     click.option(
-        "--detector", default=DEFAULT_DETECTOR, show_default=True, metavar="ID|FOLDER", help="Detector for --text."
+        "--detector", default=defaults.DETECTOR, show_default=True, metavar="ID|FOLDER", help="Detector for --text."
     ),
     click.option(
         "--box-threshold",

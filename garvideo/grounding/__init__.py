@@ -10,6 +10,7 @@ A leaf package: it knows nothing of videos, tracking or GAR (the pipeline turns 
 into box prompts for SAM2). Importing it does not import torch; the detector module loads on use.
 """
 
+from .. import defaults
 from .._lazy import lazy_attributes
 from .detections import (
     DEFAULT_BOX_THRESHOLD,
@@ -23,7 +24,7 @@ from .detections import (
 from .matching import Match, match_detections
 
 #: The detector used when none is named.
-DEFAULT_DETECTOR = "IDEA-Research/grounding-dino-tiny"
+DEFAULT_DETECTOR = defaults.DETECTOR
 
 __getattr__ = lazy_attributes(__name__, {"GroundingDetector": ".grounding_dino"})
 

@@ -32,6 +32,7 @@ from .events import (
     SegmentWritten,
     Started,
     Stopped,
+    TextSoFar,
     WindowDescribed,
 )
 from .outputs import EventLog, LiveOutput, RollingSubtitles, SegmentRecorder
@@ -63,6 +64,7 @@ __all__ = [
     "SegmentWritten",
     "Started",
     "Stopped",
+    "TextSoFar",
     "WindowDescribed",
     "open_session",
 ]

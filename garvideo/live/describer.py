@@ -20,13 +20,12 @@ from dataclasses import dataclass, field
 
 from ..devices import stage_threads, torch_threads
 from ..errors import GarvideoError
-from ..model import GenerationSettings, VideoPromptTemplate
 from ..pipeline import Pipeline, PipelineError, Track
-
-# The pipeline's own planning of describe's windows and of ask's frames, reused as it is (not public API yet).
-from ..pipeline.pipeline import _DescriptionPlan, _frames_seen, _plan_descriptions, _visible_mask
+from ..pipeline.events import PipelineEvent, TextGenerated
+from ..pipeline.planning import DescriptionPlan, plan_answer, plan_description
+from ..pipeline.prompting import Prompting, Question
 from ..video import Span, spread
-from .events import Answered, LiveEvent, Problem, WindowDescribed
+from .events import Answered, LiveEvent, Problem, TextSoFar, WindowDescribed
 from .history import HistoryEntry
 
 #: Added to a question's span end so that its last frame is inside ``[start, end)``.
@@ -35,16 +34,14 @@ _SPAN_END = 1e-6
 
 @dataclass(frozen=True)
 class DescribeSettings:
-    """How GAR is asked: frames per window (and per answer), tiling, wording and decoding."""
+    """How GAR is asked (``prompting``: tiling, wording, decoding, batch size), with how many frames per window
+    and per answer, how many windows may merge, and whether texts are reported as they are generated."""
 
+    prompting: Prompting
     frames_per_window: int
     frames: int
-    tiling: str
-    instruction: str
-    template: VideoPromptTemplate | None
-    generation: GenerationSettings
-    batch_size: int | None
     max_merged: int
+    stream_text: bool = False
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,7 +75,7 @@ def plan_window(
     by_index = {entry.frame.index: entry for entry in entries}
     chosen: dict[str, tuple[HistoryEntry, ...]] = {}
     if seen:
-        plan = _plan_descriptions(seen, Span(0, 0, start, end), [(start, end)], frames_per_window, frames_per_window)
+        plan = plan_description(seen, Span(0, 0, start, end), [(start, end)], frames_per_window, frames_per_window)
         chosen = {track.name: tuple(by_index[i] for i in plan.frames[track.name, 0]) for track in seen}
     unseen = tuple(name for name in names if name not in chosen)
     return WindowJob((number,), start, end, chosen, unseen, dict(obj_ids), entries[-1].frame.arrival)
@@ -108,8 +105,7 @@ def merge_windows(first: WindowJob, then: WindowJob, frames_per_window: int) -> 
 class AskJob:
     """A question about ``names`` over the frames of the last ``last`` seconds (taken when it was asked)."""
 
-    question: str
-    options: tuple[str, ...] | None
+    question: Question
     last: float
     names: tuple[str, ...]
     entries: tuple[HistoryEntry, ...]
@@ -132,7 +128,9 @@ class Describer:
         threads: int | None = None,
     ) -> None:
         self.pipeline = pipeline
-        self.gar = pipeline._require_gar()
+        if pipeline.gar is None:
+            raise PipelineError("this pipeline has no GAR model to describe with")
+        self.gar = pipeline.gar
         self.settings = settings
         self._emit = emit
         self._threads = threads
@@ -206,16 +204,16 @@ class Describer:
                 self._emit(Problem(time=None, arrival=None, message=f"GAR failed on {what}: {message}"))
 
     def _describe(self, job: WindowJob) -> None:
-        s = self.settings
         tracks = [_track(name, job.obj_ids[name], entries) for name, entries in job.chosen.items()]
-        decoded = {e.frame.index: e.frame for entries in job.chosen.values() for e in entries}
-        plan = _DescriptionPlan(
-            frames={(name, 0): [e.frame.index for e in entries] for name, entries in job.chosen.items()},
+        frames = {e.frame.index: e.frame for entries in job.chosen.values() for e in entries}
+        plan = DescriptionPlan(
+            bounds=((job.start, job.end),),
+            frames={(name, 0): tuple(e.frame.index for e in entries) for name, entries in job.chosen.items()},
             visible_spans={},
             untracked=frozenset(),
         )
-        texts, _ = self.pipeline._describe_prompts(
-            self.gar, plan, tracks, decoded, s.instruction, s.tiling, s.template, s.generation, s.batch_size, False
+        texts, _ = self.pipeline.describe_frames(
+            frames, plan, tracks, self.settings.prompting, on_event=self._streamed(job.end, job.arrival, job.windows)
         )
         self.described += len(job.windows)
         self.merged += len(job.windows) - 1
@@ -237,32 +235,39 @@ class Describer:
                 )
             )
 
+    def _streamed(
+        self, at: float, arrival: float, windows: tuple[int, ...] | None
+    ) -> Callable[[PipelineEvent], None] | None:
+        """GAR's texts so far as ``text`` events (when asked for): a window's (``windows``) or an answer's (None)."""
+        if not self.settings.stream_text:
+            return None
+
+        def forward(event: PipelineEvent) -> None:
+            if isinstance(event, TextGenerated) and not event.done:
+                self._emit(TextSoFar(time=at, arrival=arrival, region=event.region, windows=windows, text=event.text))
+
+        return forward
+
     def _answer(self, job: AskJob) -> None:
-        s = self.settings
         latest = job.entries[-1].frame
         start, end = max(0.0, latest.time - job.last), latest.time
         tracks = [_track(name, job.obj_ids[name], job.entries) for name in job.names]
+        asked = job.question
         answer = functools.partial(
-            Answered, time=end, arrival=latest.arrival, question=job.question, last=job.last, options=job.options
+            Answered, time=end, arrival=latest.arrival, question=asked.text, last=job.last, options=asked.options
         )
         answer = functools.partial(answer, regions=job.names, start=start, end=end)
         try:
-            chosen = spread(_frames_seen(tracks, Span(0, 0, start, end + _SPAN_END)), s.frames)
+            chosen = plan_answer(tracks, Span(0, 0, start, end + _SPAN_END), self.settings.frames)
         except PipelineError as exc:  # a region asked about was not seen in those seconds: an answer that says so
             event = answer(text=None, letter=None, frames=(), times=(), error=str(exc))
             job.future.set_result(event)
             self._emit(event)
             return
         frames = {e.frame.index: e.frame for e in job.entries}
-        result = self.gar.ask_video(
-            [frames[i].image for i in chosen],
-            {track.name: [_visible_mask(track, i) for i in chosen] for track in tracks},
-            job.question,
-            options=job.options,
-            times=[frames[i].time for i in chosen],
-            tiling=s.tiling,
-            template=s.template,
-            generation=s.generation,
+        on_event = self._streamed(end, latest.arrival, None)
+        result, _ = self.pipeline.answer_frames(
+            frames, tracks, chosen, asked, self.settings.prompting, on_event=on_event
         )
         event = answer(
             text=result.text.strip(),

@@ -103,6 +103,17 @@ class WindowDescribed(LiveEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class TextSoFar(LiveEvent):
+    """GAR's text so far, while it writes a description (``region``, ``windows``) or an answer (both None); only
+    when the session was asked for them (``stream_text``). The finished text is the ``window``/``answer`` event's."""
+
+    kind: ClassVar[str] = "text"
+    region: str | None
+    windows: tuple[int, ...] | None
+    text: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class Answered(LiveEvent):
     """The answer to ``question`` about the stream's last ``last`` seconds (``[start, end]``); ``error`` says why
     there is none (the regions asked about were not seen then)."""
@@ -227,6 +238,7 @@ EVENT_KINDS = {
         Started,
         FrameReport,
         WindowDescribed,
+        TextSoFar,
         Answered,
         Appeared,
         Lost,

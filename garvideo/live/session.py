@@ -28,9 +28,9 @@ from .. import defaults
 from ..devices import stage_threads, torch_threads
 from ..errors import InvalidInputError
 from ..grounding import GroundingDetector, distinct, match_detections
-from ..names import resolve_references
 from ..pipeline import RegionPrompt, TextSearch
 from ..pipeline.grounding import instance_names
+from ..pipeline.prompting import Question
 from ..tracking import TrackFrame
 from ..tracking.live import LiveTracker
 from ..video.live_source import LiveFrame, LiveReader, SourceEnded, SourceGap, SourceResumed
@@ -177,37 +177,21 @@ class LiveSession:
         self._commands.put(("remove", name))
 
     def ask(self, question: str, last: float = 30.0, options: Sequence[str] | None = None) -> Future:
-        """Ask about the regions over the last ``last`` seconds of the stream; a Future of the
-        :class:`~garvideo.live.events.Answered` event (also emitted). Bad questions raise now."""
+        """Ask about the regions over the last ``last`` seconds of the stream, as ``Pipeline.ask`` asks (the regions
+        it names as ``<name>``, or all of them); a Future of the :class:`~garvideo.live.events.Answered` event (also
+        emitted). Bad questions raise :class:`InvalidInputError` now."""
         if self._describer is None:
             raise InvalidInputError("this session has no GAR model (describe=False): it cannot answer questions")
-        if not isinstance(question, str) or not question.strip():
-            raise InvalidInputError(
-                "the question is empty: ask something about the regions, e.g. 'What is <dog> doing?'"
-            )
+        asked = Question.of(question, options, self._describer.gar.max_regions)
         if isinstance(last, bool) or not isinstance(last, (int, float)) or not 0 < last <= self._history.keep_s:
             raise InvalidInputError(f"last must be a number of seconds in (0, {self._history.keep_s:g}], got {last!r}")
-        options = tuple(str(o) for o in options) if options is not None else None
-        names = self._question_regions(" ".join([question, *(options or ())]))
+        names = tuple(asked.regions_among(self.regions))
         latest = self._history.latest
         if latest is None:
             raise InvalidInputError("nothing has been tracked yet: ask again once frames have come")
         entries = tuple(self._history.between(latest.time - last, math.inf))
         obj_ids = {name: self.tracker.obj_id(name) for name in names}
-        return self._describer.submit_ask(AskJob(question.strip(), options, float(last), names, entries, obj_ids))
-
-    def _question_regions(self, asked: str) -> tuple[str, ...]:
-        given = self.regions
-        if not given:
-            raise InvalidInputError("no region is tracked yet: a question is about one to five of them")
-        _, named = resolve_references(asked, given)
-        names = tuple(n for n in given if n in named) or given
-        limit = self._describer.gar.max_regions if self._describer is not None else 5
-        if len(names) > limit:
-            raise InvalidInputError(
-                f"the question is about {len(names)} regions but GAR takes at most {limit}: name them"
-            )
-        return names
+        return self._describer.submit_ask(AskJob(asked, float(last), names, entries, obj_ids))
 
     def problem(self, message: str) -> None:
         """Report something this session's driver could not do (an ``error`` event); the session goes on."""

@@ -10,6 +10,7 @@ from .. import defaults
 from ..errors import InvalidInputError
 from ..model import CAPTION_INSTRUCTION, GenerationSettings, VideoPromptTemplate
 from ..pipeline import PipelineError, RegionPrompt, TextSearch
+from ..pipeline.prompting import Prompting, generation_settings
 from ..tracking.live import LiveTracker
 from ..video.live_source import LiveReader
 from .describer import Describer, DescribeSettings
@@ -47,6 +48,7 @@ def open_session(
     generation: GenerationSettings | None = None,
     batch_size: int | None = None,
     history_s: float = defaults.LIVE_HISTORY_S,
+    stream_text: bool = False,
     keep_all: bool = False,
     input_format: str | None = None,
     input_options: Mapping[str, str] | None = None,
@@ -63,7 +65,8 @@ def open_session(
     without a frame before the session ends, text regions searched again every ``search_every`` seconds (up
     to ``max_instances`` instances each; a detection overlapping a lost instance's last box by ``match_iou``
     finds it again), a region unseen for ``lost_after_s`` reported lost, ``describe``
-    False for tracking alone (no GAR needed), ``history_s`` how far back :meth:`LiveSession.ask` may look,
+    False for tracking alone (no GAR needed), ``history_s`` how far back :meth:`LiveSession.ask` may look, ``stream_text`` GAR's texts
+    reported as they are generated (``text`` events),
     ``keep_all`` never to drop a frame (pipes and files: the reader waits for tracking). ``input_format`` and
     ``input_options`` go to FFmpeg (a demuxer such as ``v4l2``; options such as ``rtsp_transport=tcp``).
     ``outputs`` (:mod:`garvideo.live.outputs`) and ``on_event`` receive every event.
@@ -84,9 +87,14 @@ def open_session(
     )
     describer = None
     if describe:
-        pipeline._require_gar()
-        options = (frames_per_window, frames, tiling, instruction, template, generation, batch_size, max_new_tokens)
-        describer = _describer(pipeline, *options)
+        if pipeline.gar is None:
+            raise PipelineError(
+                "this pipeline was built without a GAR model (model=None): pass describe=False to track only, or "
+                "load one with Pipeline.from_pretrained(model=...)"
+            )
+        wording = generation_settings(max_new_tokens, generation)
+        prompting = Prompting(tiling, template, wording, instruction, batch_size)
+        describer = _describer(pipeline, prompting, frames_per_window, frames, stream_text)
     regions = list(regions)
     if any(isinstance(r, RegionPrompt) and r.kind == "text" for r in regions):
         pipeline.detector  # noqa: B018 - loads it now: a missing detector is an error before the source opens
@@ -118,28 +126,13 @@ def open_session(
 
 def _describer(
     pipeline: Pipeline,
+    prompting: Prompting,
     frames_per_window: int,
     frames: int,
-    tiling: str,
-    instruction: str,
-    template: VideoPromptTemplate | None,
-    generation: GenerationSettings | None,
-    batch_size: int | None,
-    max_new_tokens: int,
+    stream_text: bool,
 ) -> Callable[[Callable[[LiveEvent], None]], Describer]:
-    from ..pipeline.pipeline import _generation_settings  # the pipeline's own rule for max_new_tokens
-
     for name, value in (("frames_per_window", frames_per_window), ("frames", frames)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InvalidInputError(f"{name} must be a whole number >= 1, got {value!r}")
-    settings = DescribeSettings(
-        frames_per_window=frames_per_window,
-        frames=frames,
-        tiling=tiling,
-        instruction=instruction,
-        template=template,
-        generation=_generation_settings(max_new_tokens, generation),
-        batch_size=batch_size,
-        max_merged=defaults.LIVE_MAX_MERGED_WINDOWS,
-    )
+    settings = DescribeSettings(prompting, frames_per_window, frames, defaults.LIVE_MAX_MERGED_WINDOWS, stream_text)
     return lambda emit: Describer(pipeline, settings, emit, threads=pipeline.threads)

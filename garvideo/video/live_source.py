@@ -41,8 +41,8 @@ import numpy as np
 
 from .. import defaults
 from ..errors import InvalidInputError, VideoError
-from .probe import rotation_clockwise
-from .pyav_backend import to_display
+from .probe import display_rotation, rotation_clockwise, video_stream
+from .pyav_backend import OddAngleRotation, to_display
 
 #: Frames ``keep_all`` lets wait before the reader waits for the consumer.
 KEEP_ALL_FRAMES = 4
@@ -280,7 +280,10 @@ class LiveReader:
         if first is None:
             container.close()
             raise VideoError(f"the live source {self._target.url} gave no video frame")
-        image = _rgb(first)
+        # turned as ffmpeg turns it, by the display matrix of the first frame (a stream keeps its orientation)
+        self._rotation = rotation_clockwise(display_rotation(first))
+        self._odd_rotation = OddAngleRotation(self._rotation) if self._rotation % 90 else None
+        image = self._rgb(first)
         self._size = (image.shape[0], image.shape[1])
         rate = stream.average_rate or stream.guessed_rate
         info = LiveSourceInfo(
@@ -471,9 +474,14 @@ class LiveReader:
             self.ended = True
             self._ready.notify_all()
 
+    def _rgb(self, frame: Any) -> np.ndarray:
+        if self._odd_rotation is not None:
+            return self._odd_rotation(frame)
+        return to_display(frame.to_ndarray(format="rgb24"), self._rotation)
+
     def _image(self, frame: Any) -> np.ndarray:
         """RGB at the first frame's size (a source that changes size mid-run is scaled back to it)."""
-        image = _rgb(frame)
+        image = self._rgb(frame)
         if image.shape[:2] != self._size:
             import cv2
 
@@ -488,9 +496,7 @@ def _check_seconds(value: Any, name: str) -> None:
 
 
 def _video_stream(container: Any, url: str) -> Any:
-    if not container.streams.video:
-        raise VideoError(f"the live source {url} has no video stream")
-    stream = container.streams.video[0]
+    stream = video_stream(container, f"the live source {url}")  # cover art is not the video
     stream.thread_type = "AUTO"
     return stream
 
@@ -515,11 +521,6 @@ def _frames(container: Any, stream: Any, stop: threading.Event):
         pass
     if error is not None:
         raise error
-
-
-def _rgb(frame: Any) -> np.ndarray:
-    image = frame.to_ndarray(format="rgb24")
-    return to_display(image, rotation_clockwise(getattr(frame, "rotation", 0)))
 
 
 def open_live(source: str, **options: Any) -> LiveReader:

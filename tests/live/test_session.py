@@ -169,14 +169,14 @@ def held_gar(monkeypatch):
     """GAR's window descriptions held back until the test lets them go (the texts stay GAR's own): ``(started,
     gate)``, set when the first description is asked for, and to be set to let it (and the next ones) run."""
     started, gate = threading.Event(), threading.Event()
-    describe_prompts = Pipeline._describe_prompts
+    describe_frames = Pipeline.describe_frames
 
     def slow_gar(self, *args, **kwargs):
         started.set()
         assert gate.wait(60)
-        return describe_prompts(self, *args, **kwargs)
+        return describe_frames(self, *args, **kwargs)
 
-    monkeypatch.setattr(Pipeline, "_describe_prompts", slow_gar)
+    monkeypatch.setattr(Pipeline, "describe_frames", slow_gar)
     return started, gate
 
 
