@@ -211,7 +211,34 @@ text_options = option_group(
         metavar="SECONDS",
         help="A --text without @WHEN is looked for on one frame every SECONDS until found.",
     ),
+    click.option(
+        "--new-instances",
+        is_flag=True,
+        default=defaults.NEW_INSTANCES,
+        expose_value=False,  # read by text_search, so the commands need no new parameter
+        callback=lambda ctx, _param, value: _remember(ctx, NEW_INSTANCES_KEY, value),
+        help="Once found, look for a --text without @WHEN again every --search-every seconds: what comes into view "
+        "later becomes NAME#2, ... (up to --max-instances in all); a lost one found again keeps its name.",
+    ),
+    click.option(
+        "--match-iou",
+        type=float,
+        default=defaults.MATCH_IOU,
+        show_default=True,
+        expose_value=False,
+        callback=lambda ctx, _param, value: _remember(ctx, MATCH_IOU_KEY, value),
+        help="With --new-instances: a box overlapping an instance's by at least this IoU is that instance.",
+    ),
 )
+# Where --new-instances and --match-iou leave their values (click's context meta) for text_search.
+NEW_INSTANCES_KEY = "garvideo.new_instances"
+MATCH_IOU_KEY = "garvideo.match_iou"
+
+
+def _remember(ctx: click.Context, key: str, value: Any) -> Any:
+    """An option's value kept in the context for a helper that reads it later (the option's own value too)."""
+    ctx.meta[key] = value
+    return value
 
 
 def text_search(box_threshold: float, text_threshold: float, max_instances: int, search_every: float):
@@ -219,8 +246,14 @@ def text_search(box_threshold: float, text_threshold: float, max_instances: int,
     line); the command hands it on as it is (``search=``)."""
     from garvideo.pipeline.grounding import TextSearch
 
+    meta = getattr(click.get_current_context(silent=True), "meta", {})
     return TextSearch(
-        box_threshold=box_threshold, text_threshold=text_threshold, max_instances=max_instances, every=search_every
+        box_threshold=box_threshold,
+        text_threshold=text_threshold,
+        max_instances=max_instances,
+        every=search_every,
+        new_instances=bool(meta.get(NEW_INSTANCES_KEY, defaults.NEW_INSTANCES)),
+        match_iou=meta.get(MATCH_IOU_KEY, defaults.MATCH_IOU),
     )
 
 

@@ -106,6 +106,13 @@ _text_options = option_group(
         help="Look for the --text phrases again every SECONDS (new instances, lost ones found again).",
     ),
     click.option(
+        "--match-iou",
+        default=defaults.MATCH_IOU,
+        show_default=True,
+        type=float,
+        help="A detection overlapping an instance's box (or a lost one's last box) by this IoU is that instance.",
+    ),
+    click.option(
         "--lost-after-s",
         default=defaults.LIVE_LOST_AFTER_S,
         show_default=True,
@@ -182,7 +189,9 @@ def live_command(source, boxes, points, masks, texts, **options):
     o = click.get_current_context().params
     prompts = parse_regions(*(_on_first_frame(v) for v in (boxes, points, masks)), texts)
     input_options = _key_values(o["input_options"])
-    text_search(o["box_threshold"], o["text_threshold"], o["max_instances"], o["search_every"])
+    text_search(o["box_threshold"], o["text_threshold"], o["max_instances"], o["search_every"])  # checked now
+    if not 0 < o["match_iou"] <= 1:
+        raise click.BadParameter("must be above 0 and at most 1", param_hint="--match-iou")
     check_outputs(events=o["events"], subtitles=o["srt"])
     outputs = _outputs(o)
     gar = None if o["no_describe"] else o["model"]
@@ -204,6 +213,7 @@ def live_command(source, boxes, points, masks, texts, **options):
         max_instances=o["max_instances"],
         search_every=o["search_every"],
         lost_after_s=o["lost_after_s"],
+        match_iou=o["match_iou"],
         describe=not o["no_describe"],
         tiling=o["tiling"],
         max_new_tokens=o["max_new_tokens"],

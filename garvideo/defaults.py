@@ -41,6 +41,11 @@ TEXT_THRESHOLD = 0.25
 MAX_INSTANCES = 1
 #: Text regions without a moment: seconds between searched frames.
 SEARCH_EVERY = 1.0
+#: Text regions: keep searching through the whole range once found, for instances that come into view later.
+NEW_INSTANCES = False
+#: Text regions searched again (live, or with new_instances): a detection overlapping a region's box by at least
+#: this IoU is that region (seen, or found again when lost), not a new instance.
+MATCH_IOU = 0.3
 
 #: ``garvideo batch --describe``: ``auto`` describes the lines without a question, ``always`` every line.
 BATCH_DESCRIBE = "auto"
@@ -78,8 +83,6 @@ LIVE_SEARCH_EVERY = 2.0
 LIVE_MAX_INSTANCES = 4
 #: Seconds of stream time a region must stay unseen before it is reported lost.
 LIVE_LOST_AFTER_S = 1.0
-#: A detection overlapping a region's last box by at least this IoU is that region (found again, not new).
-LIVE_MATCH_IOU = 0.3
 #: Length of each recorded overlay segment, in seconds of stream time.
 LIVE_SEGMENT_S = 60.0
 #: How far back ``ask(last=...)`` may look, in seconds of stream time.

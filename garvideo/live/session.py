@@ -64,7 +64,6 @@ class LiveSettings:
     window: float = defaults.LIVE_WINDOW
     report_every: float = defaults.LIVE_REPORT_EVERY
     lost_after: float = defaults.LIVE_LOST_AFTER_S
-    match_iou: float = defaults.LIVE_MATCH_IOU
     history_s: float = defaults.LIVE_HISTORY_S
     history_bytes: int = defaults.LIVE_HISTORY_BYTES
     behind_s: float = defaults.LIVE_BEHIND_S
@@ -76,8 +75,6 @@ class LiveSettings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
                 raise InvalidInputError(f"{name} must be a positive number, got {value!r}")
-        if not 0 < self.match_iou <= 1:
-            raise InvalidInputError(f"match_iou must be in (0, 1], got {self.match_iou!r}")
         for name in ("history_bytes", "event_buffer"):
             if (
                 isinstance(getattr(self, name), bool)
@@ -417,7 +414,7 @@ class LiveSession:
             current, lost = self._instance_boxes(phrase)
             free = phrase.free_names(search.max_instances)
             detections = distinct(result.detections, search.max_instances)
-            for match in match_detections(detections, current, lost, free, self.settings.match_iou):
+            for match in match_detections(detections, current, lost, free, search.match_iou):
                 prompt = RegionPrompt.from_box(match.region, match.detection.box, frame.index)
                 if match.how == "new":
                     with self._lock:

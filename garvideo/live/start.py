@@ -39,7 +39,7 @@ def open_session(
     max_instances: int = defaults.LIVE_MAX_INSTANCES,
     search_every: float = defaults.LIVE_SEARCH_EVERY,
     lost_after_s: float = defaults.LIVE_LOST_AFTER_S,
-    match_iou: float = defaults.LIVE_MATCH_IOU,
+    match_iou: float = defaults.MATCH_IOU,
     describe: bool = True,
     tiling: str = defaults.TILING,
     max_new_tokens: int = defaults.MAX_NEW_TOKENS,
@@ -76,12 +76,11 @@ def open_session(
     """
     if pipeline.tracker is None:
         raise PipelineError("this pipeline was built without a SAM2 tracker (sam2=None): live video needs one")
-    search = TextSearch(box_threshold, text_threshold, max_instances, search_every)
+    search = TextSearch(box_threshold, text_threshold, max_instances, search_every, match_iou=match_iou)
     settings = LiveSettings(
         window=window,
         report_every=report_every,
         lost_after=lost_after_s,
-        match_iou=match_iou,
         history_s=history_s,
         search=search,
     )

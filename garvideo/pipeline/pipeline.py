@@ -37,6 +37,7 @@ from ..video import Frame, Span, VideoReader, reading, time_span, window_bounds,
 from .errors import PipelineError
 from .events import EventListener, StageProgress, answer_text, description_texts
 from .grounding import TextSearch, check_search, find_text_regions, with_grounding
+from .instances import search_again
 from .planning import DescriptionPlan, PromptKey, plan_answer, plan_description, timelines
 from .prompting import Prompting, Question, generation_settings, visible_masks
 from .regions import RegionInput, RegionTracks, only
@@ -238,7 +239,37 @@ class Pipeline:
         if select is not None:
             prompts = only(prompts, select(RegionInput.of(prompts).names))
         made, timings = self._track(reader, prompts, span, stride, progress, on_event)
+        if search.new_instances and inputs.has_text:
+            made, found, more = self._search_again(reader, inputs, prompts, found, made, search, span, stride)
+            made = only(made, select([t.name for t in made])) if select is not None else made
+            timings += more
         return RegionTracks(tuple(made), found, timings + find_timings, tracked=True)
+
+    def _search_again(
+        self,
+        reader: VideoReader,
+        inputs: RegionInput,
+        prompts: list[RegionPrompt],
+        found: tuple[FoundRegion, ...],
+        made: list[Track],
+        search: TextSearch,
+        span: Span,
+        stride: int,
+    ) -> tuple[list[Track], tuple[FoundRegion, ...], StageTimings]:
+        """Instances that come into view later (``search.new_instances``): :mod:`garvideo.pipeline.instances`."""
+        spent = StageTimings()
+
+        def retrack(marks: list[RegionPrompt]) -> list[Track]:
+            nonlocal spent
+            tracks, timings = self._track(reader, marks, span, stride, False, None)
+            spent += timings
+            return tracks
+
+        regions = inputs.prompts or ()
+        again = search_again(
+            reader, self.detector, search, (span.start, span.end), regions, prompts, found, made, retrack
+        )
+        return again.tracks, tuple(again.found), spent + StageTimings(decode=again.decode_s, detect=again.detect_s)
 
     def _find(
         self,
