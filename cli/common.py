@@ -172,8 +172,8 @@ def model_options(gar: bool = True, sam2: bool = True) -> Callable:
     return wrap
 
 
-# How --text regions are found (the detector loads only when one is given).
-text_options = option_group(
+# The detector and its thresholds (the detector loads only when a --text region is given).
+detector_options = option_group(
     click.option(
         "--detector",
         default=defaults.DETECTOR,
@@ -195,6 +195,10 @@ text_options = option_group(
         type=float,
         help="...and some word of the phrase scores above this.",
     ),
+)
+# How --text regions are found.
+text_options = option_group(
+    detector_options,
     click.option(
         "--max-instances",
         default=defaults.MAX_INSTANCES,

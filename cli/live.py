@@ -12,6 +12,7 @@ from .common import (
     PositiveSeconds,
     check_outputs,
     clock,
+    detector_options,
     generation_options,
     load_pipeline,
     model_options,
@@ -72,23 +73,7 @@ _source_options = option_group(
 )
 
 _text_options = option_group(
-    click.option(
-        "--detector", default=defaults.DETECTOR, show_default=True, metavar="ID|FOLDER", help="Detector for --text."
-    ),
-    click.option(
-        "--box-threshold",
-        default=defaults.BOX_THRESHOLD,
-        show_default=True,
-        type=float,
-        help="Detector box score threshold.",
-    ),
-    click.option(
-        "--text-threshold",
-        default=defaults.TEXT_THRESHOLD,
-        show_default=True,
-        type=float,
-        help="Detector word score threshold.",
-    ),
+    detector_options,
     click.option(
         "--max-instances",
         default=defaults.LIVE_MAX_INSTANCES,

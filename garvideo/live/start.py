@@ -63,13 +63,13 @@ def open_session(
     second (None: as many as tracking keeps up with, the newest winning), ``report_every`` frame events per
     second at most, ``reconnect_s`` before the first reconnection of a dropped source, ``give_up_after_s``
     without a frame before the session ends, text regions searched again every ``search_every`` seconds (up
-    to ``max_instances`` instances each; a detection overlapping a lost instance's last box by ``match_iou``
-    finds it again), a region unseen for ``lost_after_s`` reported lost, ``describe``
-    False for tracking alone (no GAR needed), ``history_s`` how far back :meth:`LiveSession.ask` may look, ``stream_text`` GAR's texts
-    reported as they are generated (``text`` events),
-    ``keep_all`` never to drop a frame (pipes and files: the reader waits for tracking). ``input_format`` and
-    ``input_options`` go to FFmpeg (a demuxer such as ``v4l2``; options such as ``rtsp_transport=tcp``).
-    ``outputs`` (:mod:`garvideo.live.outputs`) and ``on_event`` receive every event.
+    to ``max_instances`` instances each; a detection overlapping an instance's box by ``match_iou`` is that
+    instance), a region unseen for ``lost_after_s`` reported lost, ``describe`` False for tracking alone (no
+    GAR needed), ``history_s`` how far back :meth:`LiveSession.ask` may look, ``stream_text`` GAR's texts
+    reported as they are generated (``text`` events), ``keep_all`` never to drop a frame (pipes and files: the
+    reader waits for tracking). ``input_format`` and ``input_options`` go to FFmpeg (a demuxer such as
+    ``v4l2``; options such as ``rtsp_transport=tcp``). ``outputs`` (:mod:`garvideo.live.outputs`) and
+    ``on_event`` receive every event.
 
     Raises :class:`~garvideo.errors.InvalidInputError` for bad settings or regions and
     :class:`~garvideo.errors.VideoError` for a source that cannot be opened, before anything runs.
@@ -77,39 +77,20 @@ def open_session(
     if pipeline.tracker is None:
         raise PipelineError("this pipeline was built without a SAM2 tracker (sam2=None): live video needs one")
     search = TextSearch(box_threshold, text_threshold, max_instances, search_every, match_iou=match_iou)
-    settings = LiveSettings(
-        window=window,
-        report_every=report_every,
-        lost_after=lost_after_s,
-        history_s=history_s,
-        search=search,
-    )
-    describer = None
-    if describe:
-        if pipeline.gar is None:
-            raise PipelineError(
-                "this pipeline was built without a GAR model (model=None): pass describe=False to track only, or "
-                "load one with Pipeline.from_pretrained(model=...)"
-            )
-        wording = generation_settings(max_new_tokens, generation)
-        prompting = Prompting(tiling, template, wording, instruction, batch_size)
-        describer = _describer(pipeline, prompting, frames_per_window, frames, stream_text)
+    settings = LiveSettings(window, report_every, lost_after_s, history_s, search=search)
+    prompting = Prompting(tiling, template, generation_settings(max_new_tokens, generation), instruction, batch_size)
+    describer = _describer(pipeline, prompting, frames_per_window, frames, stream_text) if describe else None
     regions = list(regions)
     if any(isinstance(r, RegionPrompt) and r.kind == "text" for r in regions):
         pipeline.detector  # noqa: B018 - loads it now: a missing detector is an error before the source opens
-    reader = LiveReader(
-        os.fspath(source),
-        keep_all=keep_all,
-        track_fps=track_fps,
-        reconnect_s=reconnect_s,
-        give_up_after_s=give_up_after_s,
-        input_format=input_format,
-        options=input_options,
-    )
+    options = {"keep_all": keep_all, "track_fps": track_fps, "reconnect_s": reconnect_s}
+    options |= {"give_up_after_s": give_up_after_s, "input_format": input_format, "options": input_options}
+    reader = LiveReader(os.fspath(source), **options)
     try:
+        tracker = LiveTracker(pipeline.tracker, size=(reader.height, reader.width))
         return LiveSession(
             reader,
-            LiveTracker(pipeline.tracker, size=(reader.height, reader.width)),
+            tracker,
             regions,
             settings=settings,
             describer=describer,
@@ -130,6 +111,11 @@ def _describer(
     frames: int,
     stream_text: bool,
 ) -> Callable[[Callable[[LiveEvent], None]], Describer]:
+    if pipeline.gar is None:
+        raise PipelineError(
+            "this pipeline was built without a GAR model (model=None): pass describe=False to track only, or "
+            "load one with Pipeline.from_pretrained(model=...)"
+        )
     for name, value in (("frames_per_window", frames_per_window), ("frames", frames)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InvalidInputError(f"{name} must be a whole number >= 1, got {value!r}")
