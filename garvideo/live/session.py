@@ -275,9 +275,10 @@ class LiveSession:
         (with a warning)."""
         if not isinstance(region, RegionPrompt):
             raise InvalidInputError(f"regions must be RegionPrompt objects, got {type(region).__name__}")
-        with self._lock:
+        with self._lock:  # what the tracking thread changes is read under the lock
             phrases = self._phrases.names()
             taken = set(self._names) | set(self._announce) | phrases
+            an_instance = self._phrases.owner(region.name) is not None
         if region.kind == "text":
             if self._detector is None:
                 raise InvalidInputError(
@@ -290,7 +291,7 @@ class LiveSession:
                     f"the text region a name of its own"
                 )
             return region
-        if region.name in phrases and self._phrases.owner(region.name) is None:
+        if region.name in phrases and not an_instance:
             raise InvalidInputError(
                 f"{region.name!r} is a text region's name: correct its instances by their names ({region.name}#2, ...)"
             )
@@ -305,8 +306,11 @@ class LiveSession:
         if prompt.box is not None and how == "detected":
             prompt = dataclasses.replace(prompt, box=_inside(prompt.box, self.info.width, self.info.height))
         self.tracker.mark(prompt)
+        if how == "marked" and prompt.box is not None:
+            facts = {"box": prompt.box, **facts}
         if prompt.name not in {o.name for o in self.tracker.objects}:
-            self._announce.setdefault(prompt.name, {"how": how, **facts})
+            with self._lock:
+                self._announce.setdefault(prompt.name, {"how": how, **facts})
 
     def _apply_commands(self) -> None:
         while True:
@@ -329,7 +333,8 @@ class LiveSession:
         for region in gone:
             if region in self.tracker:
                 self.tracker.remove(region)
-            self._announce.pop(region, None)
+            with self._lock:
+                self._announce.pop(region, None)
             self._visibility.forget(region)
             self._emit(Removed(time=None, arrival=None, region=region))
         self._publish_names()
@@ -391,7 +396,8 @@ class LiveSession:
         self._history.add(frame, entries, protect_from=(self._window or 0) * window)
         obj_ids = {name: self.tracker.obj_id(name) for name in entries}
         for name in entries:
-            facts = self._announce.pop(name, None)
+            with self._lock:
+                facts = self._announce.pop(name, None)
             if facts is not None:
                 self._emit(Appeared(time=frame.time, arrival=frame.arrival, region=name, obj_id=obj_ids[name], **facts))
         for event in self._visibility.update(entries, obj_ids, frame.arrival, redetected):

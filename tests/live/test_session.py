@@ -118,6 +118,7 @@ def test_masks_equal_transformers_streaming_session_with_regions_added_and_remov
             assert entry.score == pytest.approx(reference[name][position].score, abs=1e-5)
     appeared = {e.region: (e.time, e.obj_id, e.how) for e in collect.of(Appeared)}
     assert appeared == {"ellipse": (0.0, 1, "marked"), "square": (object_clip.times[11], 2, "marked")}
+    assert [e.box for e in collect.of(Appeared)] == [prompts[0].box, square.box]
     assert [e.region for e in collect.of(Removed)] == ["ellipse"]
     assert isinstance(collect.events[0], Started) and isinstance(collect.events[-1], Stopped)
     assert collect.events[-1].frames_tracked == 48 and collect.events[-1].reason == "the end of the input"

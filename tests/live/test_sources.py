@@ -11,6 +11,7 @@ import os
 import subprocess
 import time
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -239,3 +240,22 @@ def test_stream_times_run_on_through_new_connections_and_wrapped_clocks():
     assert clock.time_of(3005 - 20 * 90000 - 3000, tb, base + 2.2) == pytest.approx(wrapped, abs=1e-5)  # never back
     assert clock.time_of(None, None, base + 3.0) == pytest.approx(3.0)  # no timestamps: arrival
     assert clock.time_of(None, None, base + 3.0) > 3.0  # never twice the same time
+
+
+@pytest.mark.slow
+def test_the_projects_sample_over_udp_gives_its_own_frames(streams):
+    """``samples/cat.mp4`` served as UDP MPEG-TS: each frame taken is one of the file's frames, pixel for pixel, in
+    order, at the file's own time steps."""
+    sample = Path(__file__).resolve().parents[2] / "samples" / "cat.mp4"
+    with open_video(sample) as video:
+        frames = video.read(range(video.num_frames))
+    by_bytes = {frame.image.tobytes(): frame for frame in frames}
+    url, _ = streams.udp(sample, loop=True)
+    with open_when_ready(url, keep_all=True) as reader:
+        taken, _ = _take(reader, 20)
+    assert len(taken) == 20
+    matched = [by_bytes.get(frame.image.tobytes()) for frame in taken]
+    assert all(m is not None for m in matched)
+    for (a, ma), (b, mb) in zip(zip(taken, matched), zip(taken[1:], matched[1:])):
+        steps = (mb.index - ma.index) % len(frames)
+        assert steps >= 1 and b.time - a.time == pytest.approx(steps * frames[1].time, abs=1e-3)
