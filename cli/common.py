@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from garvideo.defaults import MAX_NEW_TOKENS_LIMIT
 from garvideo.grounding import DEFAULT_BOX_THRESHOLD, DEFAULT_DETECTOR, DEFAULT_TEXT_THRESHOLD  # torch-free
 from garvideo.tracking import DEFAULT_SAM2_MODEL as DEFAULT_SAM2  # torch-free import
 
@@ -211,14 +212,28 @@ text_options = option_group(
 )
 
 
-def text_search(box_threshold: float, text_threshold: float, max_instances: int, search_every: float):
-    """The pipeline's TextSearch from the options (checked here, before any model loads: a bad value is one error
-    line)."""
-    from garvideo.pipeline.grounding import TextSearch
+def text_search(box_threshold: float, text_threshold: float, max_instances: int, search_every: float, prompts=()):
+    """The pipeline's TextSearch from the options, and the names text regions would take checked against the
+    others (before any model loads: a bad value is one error line)."""
+    from garvideo.pipeline import TextSearch, check_text_regions
 
-    return TextSearch(
+    search = TextSearch(
         box_threshold=box_threshold, text_threshold=text_threshold, max_instances=max_instances, every=search_every
     )
+    check_text_regions(list(prompts), search)
+    return search
+
+
+def open_checked_video(video: str, prompts=(), tracks=None, **checks):
+    """The video, opened once for the whole command (closed with it), with the regions or tracks and the span
+    checked against it before any model loads (``checks``: the keywords of ``garvideo.pipeline.check_inputs``)."""
+    from garvideo.pipeline import check_inputs
+    from garvideo.video import open_video
+
+    reader = open_video(video)
+    click.get_current_context().call_on_close(reader.close)
+    check_inputs(reader, prompts, tracks, **checks)
+    return reader
 
 
 def report_found(found, prompts=(), max_instances: int = 1) -> None:
@@ -298,7 +313,7 @@ generation_options = option_group(
         "--max-new-tokens",
         default=512,
         show_default=True,
-        type=click.IntRange(min=1),
+        type=click.IntRange(min=1, max=MAX_NEW_TOKENS_LIMIT),
         help="Longest description or answer, in tokens.",
     ),
 )
@@ -374,18 +389,23 @@ def parse_regions(boxes, points, masks, texts=()) -> list:
     return parse_region_prompts(boxes=boxes, points=points, masks=masks, texts=texts)
 
 
-def document_prompts(prompts, found) -> list:
-    """The prompts a result document lists: as given, plus the box each text region became."""
-    return [*prompts, *(region.prompt for region in found)]
+def check_outputs(outputs: dict[str, tuple[str, str | None]], inputs: dict[str, str | None] | None = None) -> None:
+    """Refuse, before any model is loaded, an output that is an input or another output, and unwritable output
+    paths. ``outputs``: ``{option: (what it is, path)}``; ``inputs``: ``{what it is: path}``. None and '-' (standard
+    output) are skipped."""
+    from garvideo.files import check_distinct, check_writable
 
-
-def check_outputs(**paths: str | None) -> None:
-    """Refuse unwritable output paths before any model is loaded (``name=path``; None and '-' are skipped)."""
-    from garvideo.files import check_writable
-
-    for what, path in paths.items():
+    check_distinct({option: path for option, (_, path) in outputs.items()}, inputs)
+    for what, path in outputs.values():
         if path and path != "-":
-            check_writable(path, what.replace("_", " "))
+            check_writable(path, what)
+
+
+def input_files(video: str | None = None, tracks_file: str | None = None, masks=()) -> dict[str, str | None]:
+    """The files a command reads, by what they are (for :func:`check_outputs`)."""
+    from .regions import mask_files
+
+    return {"the video": video, "the --tracks file": tracks_file, **{f"--mask {m}": m for m in mask_files(masks)}}
 
 
 def emit_json(document: Any) -> None:

@@ -4,13 +4,15 @@ See :class:`Pipeline` for the API; results are :class:`DescribeResult`
 (per region a :class:`RegionTimeline` of :class:`TimelineWindow`),
 :class:`Answer` and :class:`TrackingResult`, each with its :class:`Provenance`.
 Text regions (``RegionPrompt.from_text``) are found with :class:`TextSearch`'s
-settings; each found one is a :class:`FoundRegion`.
+settings; each found one is a :class:`FoundRegion`. Checks that need no model, for front-ends to run before
+loading one: :func:`check_inputs` (regions or tracks against the video), :func:`check_text_regions` (names text
+regions would take), :func:`region_names` (every name the regions may go by, e.g. for a question).
 """
 
 from ..model import CAPTION_INSTRUCTION, GenerationSettings, VideoPromptTemplate
 from ..tracking import RegionPrompt, Track
-from .grounding import TextSearch
-from .pipeline import Pipeline, PipelineError
+from .grounding import TextSearch, check_text_regions, instance_names, region_names
+from .pipeline import Pipeline, PipelineError, check_inputs
 from .results import (
     Answer,
     DescribeResult,
@@ -41,4 +43,8 @@ __all__ = [
     "Track",
     "TrackingResult",
     "VideoPromptTemplate",
+    "check_inputs",
+    "check_text_regions",
+    "instance_names",
+    "region_names",
 ]

@@ -79,6 +79,16 @@ def instance_names(name: str, count: int) -> list[str]:
     return [name] + [f"{name}#{k}" for k in range(2, count + 1)]
 
 
+def region_names(regions: Sequence[RegionPrompt], max_instances: int = 1) -> list[str]:
+    """Every name the regions may go by once text regions are found (``car``, ``car#2``, ... ``car#K``), in order."""
+    names: list[str] = []
+    for prompt in regions:
+        for name in instance_names(prompt.name, max_instances) if prompt.kind == "text" else [prompt.name]:
+            if name not in names:
+                names.append(name)
+    return names
+
+
 def has_text(regions: Sequence[RegionPrompt] | None) -> bool:
     return any(isinstance(p, RegionPrompt) and p.kind == "text" for p in regions or ())
 

@@ -25,6 +25,7 @@ import contextlib
 import dataclasses
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,12 +33,13 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
+from ..checkpoints import checkpoint_id
 from ..devices import stage_threads, torch_threads
 from ..errors import GarvideoError, InvalidInputError
 from ..grounding import DEFAULT_BOX_THRESHOLD, DEFAULT_DETECTOR, DEFAULT_TEXT_THRESHOLD, GroundingDetector
 from ..model import CAPTION_INSTRUCTION, DEFAULT_MODEL_ID, GAR, GARResult, GenerationSettings, VideoPromptTemplate
 from ..model.errors import TooManyRegionsError
-from ..names import resolve_references
+from ..names import check_question, resolve_references
 from ..tracking import DEFAULT_SAM2_MODEL, RegionPrompt, Sam2Tracker, Track
 from ..video import (
     DEFAULT_AHEAD,
@@ -186,6 +188,21 @@ class Pipeline:
                 self._detector, device=device, revision=self._detector_revision
             )
         return self._detector
+
+    @property
+    def models(self) -> dict[str, str | None]:
+        """Which GAR, SAM2 and detector this pipeline uses (ids or folders, as provenance names them), without
+        loading the detector."""
+        detector = self._detector
+        if detector is not None and not isinstance(detector, GroundingDetector):
+            detector = checkpoint_id(detector)
+        elif detector is not None:
+            detector = detector.model_id
+        return {
+            "gar": self.gar.info.model_id if self.gar is not None else None,
+            "sam2": self.tracker.model_id if self.tracker is not None else None,
+            "detector": detector,
+        }
 
     @classmethod
     def from_pretrained(
@@ -556,10 +573,7 @@ class Pipeline:
         for :meth:`describe`.
         """
         gar = self._require_gar()
-        if not isinstance(question, str) or not question.strip():
-            raise InvalidInputError(
-                "the question is empty: ask something about the regions, e.g. 'What is <dog> doing?'"
-            )
+        check_question(question, options)  # before any work: empty, or too many options
         settings = _generation_settings(max_new_tokens, generation)
         search = TextSearch(box_threshold, text_threshold, max_instances, search_every)
         progress = self._shows_progress(progress)
@@ -817,6 +831,41 @@ def _decode(reader: VideoReader, indices: Sequence[int]) -> tuple[dict[int, Fram
     if missing:
         raise PipelineError(f"frames {missing[:5]} of {reader.path} could not be decoded (is the file damaged?)")
     return decoded, time.perf_counter() - began
+
+
+def check_inputs(
+    reader: VideoReader,
+    regions: Sequence[RegionPrompt] | None = None,
+    tracks: Sequence[Track] | None = None,
+    *,
+    start: TimeLike = None,
+    end: TimeLike = None,
+    stride: int = 1,
+    window: float | None = None,
+    describing: bool = False,
+) -> None:
+    """Check a call's inputs against the video without a model, as :meth:`Pipeline.track`, ``describe`` and ``ask``
+    will: the span, the window length (``describing``), a moment beyond the video's end, a box or clicks outside
+    the frame, a mask of another size, tracks that do not fit the video. Front-ends call it before loading the
+    models."""
+    span = time_span(reader.timeline, start, end)
+    if describing:
+        window_length(reader.timeline, span, window, stride)
+    if tracks is not None:
+        _check_tracks(list(tracks), reader)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a box clipped to the frame is reported once, when it is tracked
+        for prompt in regions or ():
+            if prompt.kind == "text" and prompt.when is None:
+                continue  # searched for over the range
+            placed = _on_frame(reader, prompt)
+            if placed.frame >= reader.num_frames:  # type: ignore[operator]
+                raise InvalidInputError(
+                    f"the region {placed.name!r} is marked on frame {placed.frame}, beyond the video's last frame "
+                    f"{reader.num_frames - 1}"
+                )
+            if placed.kind != "text":
+                placed.fit_to_frame(reader.width, reader.height)
 
 
 def _check_tracks(tracks: Sequence[Track], reader: VideoReader) -> None:
