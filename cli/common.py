@@ -393,8 +393,12 @@ def check_outputs(outputs: dict[str, tuple[str, str | None]], inputs: dict[str, 
     """Refuse, before any model is loaded, an output that is an input or another output, and unwritable output
     paths. ``outputs``: ``{option: (what it is, path)}``; ``inputs``: ``{what it is: path}``. None and '-' (standard
     output) are skipped."""
+    from garvideo.errors import InvalidInputError
     from garvideo.files import check_distinct, check_writable
 
+    for option, (what, path) in outputs.items():
+        if path == "-" and option != "--out":  # only the result document goes to standard output
+            raise InvalidInputError(f"{option} - would write the {what} to a file named '-': give a file name")
     check_distinct({option: path for option, (_, path) in outputs.items()}, inputs)
     for what, path in outputs.values():
         if path and path != "-":

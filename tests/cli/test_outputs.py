@@ -74,6 +74,9 @@ def test_two_outputs_on_one_file_are_refused(material, clip, tmp_path, no_loadin
     _refused(["describe", clip, *box, "--out", "x.json", "--save-tracks", dotted], "--out and --save-tracks both")
     _refused(["ask", clip, "Is <thing> red?", *box, "--out", same, "--save-tracks", same], "both name")
     assert not same.exists()
+    # only the result document goes to standard output; '-' elsewhere would be a file of that name
+    _refused(["describe", clip, *box, "--out", "-", "--save-tracks", "-"], "--save-tracks - would write the tracks")
+    assert not (tmp_path / "-").exists()
 
 
 def test_outputs_are_regular_files_only(material, clip, tmp_path, no_loading):
