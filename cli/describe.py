@@ -14,7 +14,7 @@ from .common import (
     input_files,
     load_pipeline,
     model_options,
-    open_checked_video,
+    open_video_first,
     option_group,
     parse_regions,
     quiet_option,
@@ -64,14 +64,14 @@ def _checked(video, regions, tracks_file, search, outputs, question=None, **chec
     """Every mistake found before a model loads: the regions or tracks file (``regions``: the --box, --points,
     --mask and --text values), the text search (``search``: its four options), the question and its options
     (``(question, options)``), the outputs (see check_outputs) and, once the video is open, the regions against it
-    (``checks``). Returns the prompts, the tracks file read (or None) and the open video."""
+    (``checks``). Returns the prompts, the tracks file read (or None), the TextSearch and the open video."""
     prompts, recorded = _inputs(*regions, tracks_file)
-    text_search(*search, prompts)
+    text = text_search(*search, prompts)
     if question is not None:
         _check_question(*question, prompts, recorded, max_instances=search[2])
     check_outputs(outputs, input_files(video, tracks_file, regions[2]))
-    reader = open_checked_video(video, prompts, recorded.tracks if recorded else None, **checks)
-    return prompts, recorded, reader
+    reader = open_video_first(video, prompts, recorded.tracks if recorded else None, **checks)
+    return prompts, recorded, text, reader
 
 
 def _save_tracks(outputs, path, run, prompts):
@@ -160,7 +160,7 @@ def describe_command(
         "--vtt": ("WebVTT subtitles", vtt),
         "--overlay": ("overlay", overlay),
     }
-    prompts, recorded, reader = _checked(
+    prompts, recorded, search, reader = _checked(
         video, (boxes, points, masks, texts), tracks_file, (box_threshold, text_threshold, max_instances, search_every),
         outputs, start=start, end=end, stride=stride, window=window, describing=True,
     )  # fmt: skip
@@ -182,10 +182,7 @@ def describe_command(
         frames=frames,
         tiling=tiling,
         max_new_tokens=max_new_tokens,
-        box_threshold=box_threshold,
-        text_threshold=text_threshold,
-        max_instances=max_instances,
-        search_every=search_every,
+        search=search,
     )
     report_found(result.found, prompts, max_instances)
     outputs, document = _result_outputs("describe", result, prompts, recorded, out, save_tracks, description=result)
@@ -304,7 +301,7 @@ def ask_command(
     letter is printed with the chosen text. --start/--end restrict the frames
     the model sees to that span.
     """
-    prompts, recorded, reader = _checked(
+    prompts, recorded, search, reader = _checked(
         video, (boxes, points, masks, texts), tracks_file, (box_threshold, text_threshold, max_instances, search_every),
         {"--out": ("result", out), "--save-tracks": ("tracks", save_tracks)}, (question, options),
         start=start, end=end, stride=stride,
@@ -325,10 +322,7 @@ def ask_command(
         frames=frames,
         tiling=tiling,
         max_new_tokens=max_new_tokens,
-        box_threshold=box_threshold,
-        text_threshold=text_threshold,
-        max_instances=max_instances,
-        search_every=search_every,
+        search=search,
     )
     report_found(answer.found, prompts, max_instances)
     outputs, document = _result_outputs("ask", answer, prompts, recorded, out, save_tracks, answers=[answer])

@@ -13,7 +13,7 @@ from .common import (
     input_files,
     load_pipeline,
     model_options,
-    open_checked_video,
+    open_video_first,
     parse_regions,
     quiet_option,
     range_options,
@@ -66,9 +66,9 @@ def track_command(
     prompts = parse_regions(boxes, points, masks, texts)
     if not prompts:
         raise click.UsageError("mark at least one region with --box, --points, --mask or --text")
-    text_search(box_threshold, text_threshold, max_instances, search_every, prompts)
+    search = text_search(box_threshold, text_threshold, max_instances, search_every, prompts)
     check_outputs({"--out": ("tracks", out)}, input_files(video, masks=masks))
-    reader = open_checked_video(video, prompts, start=start, end=end, stride=stride)
+    reader = open_video_first(video, prompts, start=start, end=end, stride=stride)
     from garvideo.outputs import save_tracks_file, track_sentence, tracks_document
 
     pipeline = load_pipeline(None, sam2, device, dtype, quiet, detector=detector if texts else None)
@@ -78,10 +78,7 @@ def track_command(
         start=start,
         end=end,
         stride=stride,
-        box_threshold=box_threshold,
-        text_threshold=text_threshold,
-        max_instances=max_instances,
-        search_every=search_every,
+        search=search,
     )
     report_found(result.found, prompts, max_instances)
     outputs = Outputs()

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import GarvideoError, InvalidInputError
+from .inputs import file_kind
 
 
 class OutputNotWrittenError(GarvideoError):
@@ -112,16 +113,6 @@ def _temporary_name(target: Path) -> dict[str, Any]:
     return {"prefix": f".{name}{owner}", "suffix": suffix, "dir": target.parent}
 
 
-def _kind(mode: int) -> str:
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO (named pipe)"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "not a regular file"
-
-
 def output_target(path: str | os.PathLike[str]) -> Path:
     """The file an output written to ``path`` replaces: ``path`` itself, or the file a symbolic link names.
 
@@ -134,7 +125,7 @@ def output_target(path: str | os.PathLike[str]) -> Path:
     except (FileNotFoundError, NotADirectoryError):
         info = None
     if info is not None and not stat.S_ISREG(info.st_mode) and not stat.S_ISDIR(info.st_mode):
-        raise OutputNotRegularError(errno.EPERM, f"{target} is {_kind(info.st_mode)}, not a regular file")
+        raise OutputNotRegularError(errno.EPERM, f"{target} is {file_kind(info.st_mode)}, not a regular file")
     return Path(os.path.realpath(target)) if target.is_symlink() else target
 
 
