@@ -88,7 +88,7 @@ def _selftest(folder: Path) -> None:
     def check_batch(result):
         assert result.exit_code == 1, f"expected exit code 1 (one corrupt video), got {result.exit_code}"
         results = sorted((out / "batch").glob("*.json"))
-        docs = [json.loads(p.read_text()) for p in results if p.name != "summary.json"]
+        docs = [json.loads(p.read_text()) for p in results if p.name not in ("summary.json", "run.json")]
         assert len(docs) == 2, [p.name for p in results]
         for doc in docs:
             validate_result_document(doc)

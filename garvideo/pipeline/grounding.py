@@ -82,6 +82,16 @@ def instance_names(name: str, count: int) -> list[str]:
     return [name] + [f"{name}#{k}" for k in range(2, count + 1)]
 
 
+def region_names(regions: Sequence[RegionPrompt], max_instances: int = 1) -> list[str]:
+    """Every name the regions may go by once text regions are found (``car``, ``car#2``, ... ``car#K``), in order."""
+    names: list[str] = []
+    for prompt in regions:
+        for name in instance_names(prompt.name, max_instances) if prompt.kind == "text" else [prompt.name]:
+            if name not in names:
+                names.append(name)
+    return names
+
+
 def check_search(search: TextSearch) -> TextSearch:
     """``search=`` as a pipeline call takes it: a :class:`TextSearch` (four loose numbers are the CLI's way)."""
     if not isinstance(search, TextSearch):

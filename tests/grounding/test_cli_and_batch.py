@@ -138,7 +138,7 @@ def test_batch_finds_text_regions(material, tmp_path):
         *_text_args(material),
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    (doc,) = [json.loads(p.read_text()) for p in out.glob("*.json") if p.name != "summary.json"]
+    (doc,) = [json.loads(p.read_text()) for p in out.glob("*.json") if p.name not in ("summary.json", "run.json")]
     validate_result_document(doc)
     (region,) = doc["regions"]
     assert region["name"] == "thing" and [bool(p.get("text")) for p in region["prompts"]] == [True, False]
