@@ -61,6 +61,11 @@ class TextSearch:
                 f"max instances must be at least 1, got {self.max_instances}: it is how many matches of a phrase "
                 f"become regions"
             )
+        if self.max_instances > defaults.MAX_INSTANCES_LIMIT:
+            raise InvalidInputError(
+                f"max instances must be at most {defaults.MAX_INSTANCES_LIMIT}, got {self.max_instances}: it is how "
+                f"many matches of a phrase become regions, each tracked on its own"
+            )
         set_(self, "max_instances", int(self.max_instances))
         if isinstance(self.every, bool) or not isinstance(self.every, numbers.Real) or not math.isfinite(self.every):
             raise InvalidInputError(f"the search interval must be a number of seconds, got {self.every!r}")

@@ -86,6 +86,7 @@ def test_describe_and_ask_with_text_regions(material, tmp_path):
     ("args", "message"),
     [
         (["--text", "thing=a moving thing", "--max-instances", "0"], "max instances must be at least 1, got 0"),
+        (["--text", "thing=a moving thing", "--max-instances", "1000000000"], "max instances must be at most 100"),
         (["--text", "thing="], "the phrase is empty"),
         (["--text", "thing=" + " ".join(["red"] * 40)], "tokens long but the detector"),
         (["--text", "thing=a moving thing", "--box-threshold", "1"], "'a moving thing' (region 'thing') was not found"),
