@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -14,6 +15,7 @@ from .common import (
     clock,
     detector_options,
     generation_options,
+    input_files,
     load_pipeline,
     model_options,
     option_group,
@@ -177,7 +179,8 @@ def live_command(source, boxes, points, masks, texts, **options):
     text_search(o["box_threshold"], o["text_threshold"], o["max_instances"], o["search_every"])  # checked now
     if not 0 < o["match_iou"] <= 1:
         raise click.BadParameter("must be above 0 and at most 1", param_hint="--match-iou")
-    check_outputs(events=o["events"], subtitles=o["srt"])
+    files = {"--events": ("event log", o["events"]), "--srt": ("subtitles", o["srt"])}
+    check_outputs(files, input_files(source if os.path.isfile(source) else None, masks=masks))
     outputs = _outputs(o)
     gar = None if o["no_describe"] else o["model"]
     pipeline = load_pipeline(

@@ -23,7 +23,7 @@ def _run(*args):
     return CliRunner().invoke(app, ["live", *map(str, args)], catch_exceptions=False)
 
 
-def test_mistakes_are_one_line_and_exit_2(tiny_models, tmp_path):
+def test_mistakes_are_one_line_and_exit_2(tiny_models, tmp_path, object_clip):
     sam2 = ["--sam2", tiny_models / "sam2", "--no-describe", "-q"]
     missing = _run(tmp_path / "nothing.ts", "--box", "a=1,1,20,20", *sam2)
     assert missing.exit_code == 2 and missing.output.strip().splitlines() == [
@@ -37,6 +37,9 @@ def test_mistakes_are_one_line_and_exit_2(tiny_models, tmp_path):
     assert bad_option.exit_code == 2 and "KEY=VALUE" in bad_option.output
     bad_box = _run("-", "--box", "a=1,1,20", *sam2)
     assert bad_box.exit_code == 2 and bad_box.output.startswith("garvideo: error: --box")
+    clobber = _run(object_clip.path, "--events", object_clip.path, *sam2)  # never written over its own source
+    assert clobber.exit_code == 2 and clobber.output.startswith("garvideo: error:")
+    assert object_clip.path.stat().st_size > 1000
 
 
 def test_json_lines_on_standard_output(tiny_models, object_clip):
