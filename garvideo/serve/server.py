@@ -1,0 +1,95 @@
+"""Start the service: the job store, the engine and its executor, the HTTP API on uvicorn."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import defaults
+from ..errors import InvalidInputError
+from .auth import Keys
+from .engine import Engine, EngineSettings
+from .store import JobStore
+from .videos import VideoSources
+
+#: Addresses that only this machine can reach.
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Everything ``garvideo serve`` is told, but the models."""
+
+    state: Path
+    root: Path | None = None
+    keys: Keys | None = None
+    allowed_urls: tuple[str, ...] = ()
+    max_upload_mb: float = defaults.SERVE_MAX_UPLOAD_MB
+    host: str = defaults.SERVE_HOST
+    port: int = defaults.SERVE_PORT
+    settings: EngineSettings = field(default_factory=EngineSettings)
+
+    def sources(self) -> VideoSources:
+        return VideoSources(self.root, self.allowed_urls, int(self.max_upload_mb * (1 << 20)))
+
+
+def open_warning(config: ServeConfig) -> str | None:
+    """What to tell an operator who opens the service beyond this machine without keys."""
+    if config.host in LOCAL_HOSTS or config.keys is not None:
+        return None
+    return f"--host {config.host} without --keys: anyone who can reach this machine may use the service"
+
+
+@contextlib.contextmanager
+def running_engine(config: ServeConfig, executor: Any) -> Iterator[Engine]:
+    """The engine on the state folder, started (the jobs a stopped server left are queued again), then stopped."""
+    store = JobStore(config.state)
+    try:
+        engine = Engine(store, executor, config.sources(), config.settings)
+        engine.start()
+        try:
+            yield engine
+        finally:
+            engine.stop()
+    finally:
+        store.close()
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket (port 0: a free one); refused with one line when the address is taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise InvalidInputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(config: ServeConfig, executor: Any, on_ready: Callable[[str], None] | None = None) -> None:
+    """Run the service until stopped (Ctrl+C or SIGTERM); ``on_ready`` gets its address once it listens."""
+    import uvicorn
+
+    from .http import create_app
+
+    sock = bind(config.host, config.port)
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    with running_engine(config, executor) as engine:
+        app = create_app(engine, config.keys)
+        server = uvicorn.Server(
+            uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5, access_log=False, lifespan="off")
+        )
+        if on_ready is not None:
+            on_ready(f"http://{shown}:{port}/")
+        logging.getLogger("garvideo.serve").setLevel(logging.INFO)
+        server.run(sockets=[sock])
