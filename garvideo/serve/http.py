@@ -114,7 +114,9 @@ async def read_json_body(request: Request, limit: int) -> Any:
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            raise UploadTooLargeError(f"the request body is larger than this server's limit of {limit >> 20} MB")
+            raise UploadTooLargeError(
+                f"the request body is larger than this server's limit of {limit / (1 << 20):.3g} MB"
+            )
     return parse_json(bytes(body))
 
 
@@ -405,14 +407,15 @@ async def _event_stream(api: Api, job: Job, index: int):
             if watched.since(before)[1] == before and not watched.closed:
                 yield ": still working\n\n"
     job = await run_in_threadpool(api.engine.store.get, job.id) or job
-    for name, data in _finished_events(api, job):
+    for name, data in _finished_events(api, job, windows=watched is None):
         yield sse(name, data)
 
 
-def _finished_events(api: Api, job: Job) -> list[tuple[str, dict[str, Any]]]:
-    """What a finished job tells a late watcher: its timeline windows (from its result) and its end."""
+def _finished_events(api: Api, job: Job, windows: bool) -> list[tuple[str, dict[str, Any]]]:
+    """What a finished job tells a watcher at its end: its end, after its timeline windows (from its result)
+    for a watcher who came too late to hear them."""
     events: list[tuple[str, dict[str, Any]]] = []
-    result = api.engine.store.result(job.id) if job.kind == "describe" else None
+    result = api.engine.store.result(job.id) if job.kind == "describe" and windows else None
     if result is not None:
         for region in json.loads(result)["regions"]:
             for number, window in enumerate(region.get("timeline", [])):

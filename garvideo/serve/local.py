@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -12,23 +11,17 @@ from .requests import JobRequest
 from .work import JobOutput, run_job
 
 
-def takes_events(pipeline: Any) -> bool:
-    """Whether this pipeline reports events (``on_event=``) to stream progress and text."""
-    return "on_event" in inspect.signature(pipeline.describe).parameters
-
-
 class LocalExecutor:
     """``slots`` jobs at once on one pipeline: one job's tracking overlaps another's describing."""
 
     def __init__(self, pipeline: Any, slots: int = defaults.SERVE_JOBS) -> None:
         self.pipeline = share_models(pipeline)
         self.slots = slots
-        self._events = takes_events(pipeline)
 
     def run(
         self, slot: int, request: JobRequest, video: str, shown: str, folder: Any, on_event: Callable[[Any], None]
     ) -> JobOutput:
-        return run_job(self.pipeline, request, video, shown, folder, on_event if self._events else None)
+        return run_job(self.pipeline, request, video, shown, folder, on_event)
 
     def ready(self) -> bool:
         return True

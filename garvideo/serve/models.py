@@ -16,6 +16,7 @@ that forward everything else to the real models.
 from __future__ import annotations
 
 import collections
+import copy
 import queue
 import threading
 from collections.abc import Callable, Sequence
@@ -96,10 +97,11 @@ class SharedGAR(_Forwarding):
 
     def ask_video(self, frames: Sequence, regions: Any, question: str, options: Any = None, **kwargs: Any) -> Any:
         generation = kwargs.pop("generation", None)
-        on_text = kwargs.pop("on_text", None)
+        on_text = kwargs.pop("on_text", None)  # (text, done): the answer of the one prompt
         kwargs.pop("progress", None)
         prompt = self._model.prepare_video(frames, regions, question, options, **kwargs)
-        return self.answer(prompt, generation, on_text=on_text)[0]
+        stream = (lambda _, text, done: on_text(text, done)) if on_text is not None else None
+        return self.answer(prompt, generation, on_text=stream)[0]
 
     def close(self) -> None:
         self._calls.put(None)
@@ -164,16 +166,18 @@ def _shared_on_text(owners: list[tuple[_Call, int]]) -> Callable[[int, str, bool
 
 
 def share_models(pipeline: Any) -> Any:
-    """The pipeline, its models now shared safely by concurrent calls (see the module docstring)."""
-    if pipeline.tracker is not None and not isinstance(pipeline.tracker, SharedTracker):
-        pipeline.tracker = SharedTracker(pipeline.tracker, pipeline.threads)
-    if pipeline.gar is not None and not isinstance(pipeline.gar, SharedGAR):
-        pipeline.gar = SharedGAR(pipeline.gar, pipeline.threads)
-    return pipeline
+    """A copy of the pipeline whose models concurrent calls share safely (see the module docstring); the
+    pipeline given is left as it was."""
+    shared = copy.copy(pipeline)
+    if pipeline.tracker is not None:
+        shared.tracker = SharedTracker(pipeline.tracker, pipeline.threads)
+    if pipeline.gar is not None:
+        shared.gar = SharedGAR(pipeline.gar, pipeline.threads)
+    return shared
 
 
 def release_models(pipeline: Any) -> None:
-    """Stop the model threads of :func:`share_models`."""
+    """Stop the model threads of a pipeline made by :func:`share_models`."""
     for model in (pipeline.gar, pipeline.tracker):
         if isinstance(model, (SharedGAR, SharedTracker)):
             model.close()

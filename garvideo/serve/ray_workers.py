@@ -88,11 +88,8 @@ class ServeWorker:
                 raise JobCancelled
             remote.events.extend(pipeline_event(event))
 
-        from .local import takes_events
-
         try:
-            listener = on_event if takes_events(self._pipeline) else None
-            return "ok", run_job(self._pipeline, request, video, shown, Path(folder), listener)
+            return "ok", run_job(self._pipeline, request, video, shown, Path(folder), on_event)
         except JobCancelled:
             return "cancelled", None
         except Exception as exc:  # noqa: BLE001 - the ingress records it as the one-machine server does

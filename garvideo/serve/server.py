@@ -35,7 +35,7 @@ class ServeConfig:
     settings: EngineSettings = field(default_factory=EngineSettings)
 
     def sources(self) -> VideoSources:
-        return VideoSources(self.root, self.allowed_urls, int(self.max_upload_mb * (1 << 20)))
+        return VideoSources(self.root, self.allowed_urls, self.max_upload_mb)
 
 
 def open_warning(config: ServeConfig) -> str | None:

@@ -51,7 +51,11 @@ class VideoSources:
 
     root: Path | None
     allowed_urls: tuple[str, ...] = ()
-    max_upload_bytes: int = 2048 << 20
+    max_upload_mb: float = 2048.0
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * (1 << 20))
 
     def from_text(self, text: str, store: JobStore) -> tuple[dict[str, Any], str]:
         """The store's record of a request's ``"video"`` (a path, a URL or a data URL), and a fingerprint of it."""
@@ -124,14 +128,14 @@ class VideoSources:
             raise
 
     def too_large(self) -> str:
-        return f"the upload is larger than this server's limit of {self.max_upload_bytes / (1 << 20):g} MB"
+        return f"the upload is larger than this server's limit of {self.max_upload_mb:g} MB"
 
     def _fetched(self, url: str, folder: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         done = [p for p in folder.iterdir() if not p.name.startswith(".")]
         if done:
             return done[0]  # fetched by an earlier run of the job
-        return fetch_url(url, self.allowed_urls, folder, self.max_upload_bytes)
+        return fetch_url(url, self.allowed_urls, folder, self.max_upload_bytes, self.too_large())
 
 
 def _upload_record(upload_id: str, file_name: str, shown: str) -> dict[str, Any]:
@@ -168,7 +172,9 @@ def _under(url: str, prefix: str) -> bool:
     return prefix.endswith("/") or rest == "" or rest[0] in "/?#"
 
 
-def fetch_url(url: str, allowed: tuple[str, ...], folder: Path, max_bytes: int, max_redirects: int = 5) -> Path:
+def fetch_url(
+    url: str, allowed: tuple[str, ...], folder: Path, max_bytes: int, too_large: str, max_redirects: int = 5
+) -> Path:
     """Download ``url`` into ``folder`` (atomically, at most ``max_bytes``), following redirects that stay allowed."""
     import httpx
 

@@ -55,14 +55,15 @@ def run_job(
     prompts = request.prompts()
     tracks = request.given_tracks()
     options = request.pipeline_options()
-    events = {"on_event": on_event} if on_event is not None else {}
     if request.kind == "track":
-        result = pipeline.track(str(video), prompts, progress=False, **options, **events)
+        result = pipeline.track(str(video), prompts, progress=False, **options, on_event=on_event)
         return JobOutput(_tracks_document(result, prompts, shown_name), (), result.provenance.timings.to_dict())
     from ..outputs.document import result_document
 
     if request.kind == "describe":
-        result = pipeline.describe(str(video), prompts or None, tracks=tracks, progress=False, **options, **events)
+        result = pipeline.describe(
+            str(video), prompts or None, tracks=tracks, progress=False, **options, on_event=on_event
+        )
         document = result_document("describe", result.video, result.tracks, _listed(prompts, result), result)
     else:
         result = pipeline.ask(
@@ -73,7 +74,7 @@ def run_job(
             options=list(request.choices) if request.choices is not None else None,
             progress=False,
             **options,
-            **events,
+            on_event=on_event,
         )
         document = result_document("ask", result.video, result.tracks, _listed(prompts, result), None, [result])
     document["video"]["path"] = shown_name
