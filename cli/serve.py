@@ -150,10 +150,9 @@ def serve_command(model, sam2, device, dtype, detector, host, port, keys_file, r
     if warning:
         click.echo(f"garvideo: warning: {warning}", err=True)
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="garvideo serve: %(message)s")
-    executor = _executor(model, sam2, device, dtype, detector, jobs, ray, quiet)
     serve(
         config,
-        executor,
+        lambda: _executor(model, sam2, device, dtype, detector, jobs, ray, quiet),
         on_ready=lambda url: click.echo(f"garvideo serve: listening on {url} (API page: {url}docs; Ctrl+C stops it)"),
     )
 

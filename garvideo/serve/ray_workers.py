@@ -89,6 +89,9 @@ class ServeWorker:
             remote.events.extend(pipeline_event(event))
 
         try:
+            error = self.load()  # a replacement actor may still be loading: its first job waits for it
+            if error is not None:
+                return "error", error
             return "ok", run_job(self._pipeline, request, video, shown, Path(folder), on_event)
         except JobCancelled:
             return "cancelled", None

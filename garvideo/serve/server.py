@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -46,9 +45,10 @@ def open_warning(config: ServeConfig) -> str | None:
 
 
 @contextlib.contextmanager
-def running_engine(config: ServeConfig, executor: Any) -> Iterator[Engine]:
-    """The engine on the state folder, started (the jobs a stopped server left are queued again), then stopped."""
-    store = JobStore(config.state)
+def running_engine(config: ServeConfig, executor: Any, store: JobStore | None = None) -> Iterator[Engine]:
+    """The engine on the state folder (``store``: already open), started (the jobs a stopped server left are
+    queued again), then stopped; the store is closed after it."""
+    store = store or JobStore(config.state)
     try:
         engine = Engine(store, executor, config.sources(), config.settings)
         engine.start()
@@ -75,8 +75,12 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(config: ServeConfig, executor: Any, on_ready: Callable[[str], None] | None = None) -> None:
-    """Run the service until stopped (Ctrl+C or SIGTERM); ``on_ready`` gets its address once it listens."""
+def serve(config: ServeConfig, make_executor: Callable[[], Any], on_ready: Callable[[str], None] | None = None) -> None:
+    """Run the service until stopped (Ctrl+C or SIGTERM); ``on_ready`` gets its address once it listens.
+
+    The address and the state folder are taken first, so a port in use or a state folder another server
+    holds is refused before ``make_executor`` loads the models.
+    """
     import uvicorn
 
     from .http import create_app
@@ -84,12 +88,22 @@ def serve(config: ServeConfig, executor: Any, on_ready: Callable[[str], None] | 
     sock = bind(config.host, config.port)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
-    with running_engine(config, executor) as engine:
+    try:
+        store = JobStore(config.state)
+    except BaseException:
+        sock.close()
+        raise
+    try:
+        executor = make_executor()
+    except BaseException:
+        store.close()
+        sock.close()
+        raise
+    with running_engine(config, executor, store) as engine:
         app = create_app(engine, config.keys)
         server = uvicorn.Server(
             uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5, access_log=False, lifespan="off")
         )
         if on_ready is not None:
             on_ready(f"http://{shown}:{port}/")
-        logging.getLogger("garvideo.serve").setLevel(logging.INFO)
         server.run(sockets=[sock])

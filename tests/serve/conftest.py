@@ -212,9 +212,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(material: Material, state: Path, *extra: str, launcher: str | None = None) -> subprocess.Popen:
-    """`garvideo serve` in its own process (through ``launcher``, a Python program, when given)."""
-    command = [sys.executable, "-c", launcher] if launcher else [sys.executable, "-m", "garvideo_cli.main"]
+def launch(
+    material: Material, state: Path, *extra: str, launcher: str | None = None, launcher_args: tuple[str, ...] = ()
+) -> subprocess.Popen:
+    """`garvideo serve` in its own process (through ``launcher``, a Python program given ``launcher_args``
+    before the command's own)."""
+    if launcher:
+        command = [sys.executable, "-c", launcher, *launcher_args]
+    else:
+        command = [sys.executable, "-m", "garvideo_cli.main"]
     command += ["serve", "--model", str(material.gar), "--sam2", str(material.sam2), "--port", "0", "-q"]
     command += ["--root", str(material.root), "--state", str(state), *extra]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}

@@ -10,7 +10,7 @@ import pytest
 
 from garvideo.masks import encode_rle
 
-from .conftest import KEYS, QUICK_ASK
+from .conftest import KEYS
 
 pytestmark = pytest.mark.slow  # model work on the tiny models
 
