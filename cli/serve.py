@@ -131,6 +131,7 @@ def serve_command(model, sam2, device, dtype, detector, host, port, keys_file, r
     """
     import logging
 
+    _check_installed()
     from garvideo.serve.auth import Keys
     from garvideo.serve.engine import EngineSettings
     from garvideo.serve.server import ServeConfig, open_warning, serve
@@ -155,6 +156,18 @@ def serve_command(model, sam2, device, dtype, detector, host, port, keys_file, r
         lambda: _executor(model, sam2, device, dtype, detector, jobs, ray, quiet),
         on_ready=lambda url: click.echo(f"garvideo serve: listening on {url} (API page: {url}docs; Ctrl+C stops it)"),
     )
+
+
+def _check_installed() -> None:
+    import importlib.util
+
+    from garvideo.errors import InvalidInputError
+
+    missing = [name for name in ("fastapi", "uvicorn", "python_multipart") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise InvalidInputError(
+            f"garvideo serve needs {', '.join(missing)}, not installed here: pip install 'garvideo[serve]'"
+        )
 
 
 def _executor(model, sam2, device, dtype, detector, jobs, ray, quiet):
