@@ -22,7 +22,7 @@ from .. import defaults
 from ..errors import GarvideoError, InvalidInputError
 from .events import EventLog, pipeline_event
 from .requests import JobRequest, parse_request
-from .store import Job, JobStore
+from .store import Job, JobStore, QueueFull
 from .videos import VideoSources
 from .work import JobOutput
 
@@ -135,29 +135,26 @@ class Engine:
 
     def submit(self, owner: str, request: JobRequest, video: dict[str, Any], idempotency_key: str | None, digest: str):
         """Accept a job (or find the one this idempotency key made): (job, created)."""
-        if idempotency_key is None or self.store.by_key(owner, idempotency_key) is None:
-            self._check_limits(owner)
-        job, created = self.store.add(owner, request.kind, request.to_json(), video, idempotency_key, digest)
+        limits = (self.settings.max_queued_per_key, self.settings.max_queued)
+        try:
+            job, created = self.store.add(
+                owner, request.kind, request.to_json(), video, idempotency_key, digest, max_waiting=limits
+            )
+        except QueueFull as full:
+            if full.scope == "all":
+                message = f"the server has {full.waiting} jobs waiting, its limit: try again later"
+                raise LimitExceeded(message, self.retry_after(), 503) from None
+            message = (
+                f"you have {full.waiting} jobs waiting, the most this server queues for one client: wait for some to "
+                "finish (or cancel some) and try again"
+            )
+            raise LimitExceeded(message, self.retry_after()) from None
         if created:
             with self._wakeup:
                 self._wakeup.notify()
         return job, created
 
-    def _check_limits(self, owner: str) -> None:
-        queued = self.store.counts()["queued"]
-        if queued >= self.settings.max_queued:
-            raise LimitExceeded(
-                f"the server has {queued} jobs waiting, its limit: try again later", self.retry_after(queued), 503
-            )
-        mine = self.store.counts(owner)["queued"]
-        if mine >= self.settings.max_queued_per_key:
-            raise LimitExceeded(
-                f"you have {mine} jobs waiting, the most this server queues for one client: wait for some to finish "
-                "(or cancel some) and try again",
-                self.retry_after(mine),
-            )
-
-    def retry_after(self, waiting: int) -> int:
+    def retry_after(self) -> int:
         """Seconds until about one waiting job has started: the mean run time per runner, at least 1."""
         mean = self.stats.run_seconds / self.stats.runs if self.stats.runs else 5.0
         return max(1, round(mean / max(1, self.executor.slots)))
@@ -218,7 +215,8 @@ class Engine:
             self._running[job.id] = running
         running.log.append("state", {"state": "running", "attempt": job.attempts})
         began = time.time()
-        self.stats.wait_seconds += max(0.0, began - job.created)
+        with self._lock:
+            self.stats.wait_seconds += max(0.0, began - job.created)
         state, output, error, kind = self._outcome(slot, job, running)
         try:
             state, error = self._record(job, state, output, error, kind)
@@ -232,7 +230,8 @@ class Engine:
         if state == "release":
             return ("queued" if self.store.release(job.id, job.attempts) else "lost"), None
         if state == "requeue":
-            self.stats.requeued += 1
+            with self._lock:
+                self.stats.requeued += 1
             new = self.store.requeue(job.id, job.attempts, self.settings.max_attempts, error or "its worker died")
             if new == "failed":
                 return new, self.store.get(job.id).error
@@ -289,17 +288,21 @@ class Engine:
         return on_event
 
     def _done(self, job: Job, running: _Running, state: str, error: str | None, seconds: float) -> None:
-        if state in ("done", "failed", "cancelled"):
-            self.stats.finished[state] = self.stats.finished.get(state, 0) + 1
-        self.stats.run_seconds += seconds
-        self.stats.runs += 1
         with self._lock:
+            if state in ("done", "failed", "cancelled"):
+                self.stats.finished[state] = self.stats.finished.get(state, 0) + 1
+            self.stats.run_seconds += seconds
+            self.stats.runs += 1
             self._running.pop(job.id, None)
         running.log.append("state", {"state": state if state != "lost" else "queued", "error": error})
         running.log.close()
 
     def _count_stages(self, output: JobOutput) -> None:
-        for stage, seconds in output.timings.items():
+        with self._lock:
+            self._add_stages(output.timings)
+
+    def _add_stages(self, timings: dict[str, float]) -> None:
+        for stage, seconds in timings.items():
             self.stats.stage_seconds[stage] = self.stats.stage_seconds.get(stage, 0.0) + float(seconds)
             self.stats.stage_count[stage] = self.stats.stage_count.get(stage, 0) + 1
 

@@ -8,6 +8,7 @@ whose message is the CLI's one line for the same mistake. The OpenAI-compatible 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as _dt
 import json
 import logging
@@ -180,6 +181,10 @@ async def accept(
             video, fingerprint = await run_in_threadpool(sources.from_text, job_request.video, store)
         if video["source"] != "url":
             await run_in_threadpool(_probe, sources.local_path(video, store))
+        if (
+            video["source"] == "upload" and job_request.video
+        ):  # a data: URL: its bytes are the upload's, not the store's
+            job_request = dataclasses.replace(job_request, video=f"data: URL, saved as {video['file']}")
         digest = job_request.digest(fingerprint.encode())
         job, created = await run_in_threadpool(engine.submit, client, job_request, video, idempotency_key, digest)
     except BaseException:

@@ -70,6 +70,14 @@ class StateFolderBusyError(GarvideoError):
     """Another server holds the state folder."""
 
 
+class QueueFull(GarvideoError):
+    """As many jobs wait as allowed: ``scope`` is "owner" (one client's) or "all"; ``waiting`` how many."""
+
+    def __init__(self, scope: str, waiting: int) -> None:
+        super().__init__(f"{waiting} jobs waiting ({scope})")
+        self.scope, self.waiting = scope, waiting
+
+
 @dataclass(frozen=True)
 class Job:
     """One job as stored (its result document is read on its own: :meth:`JobStore.result`)."""
@@ -224,8 +232,13 @@ class JobStore:
         video: dict[str, Any],
         idempotency_key: str | None = None,
         request_hash: str | None = None,
+        max_waiting: tuple[int | None, int | None] = (None, None),
     ) -> tuple[Job, bool]:
-        """Accept a job (queued); with an idempotency key already used by ``owner``: that job, and False."""
+        """Accept a job (queued); with an idempotency key already used by ``owner``: that job, and False.
+
+        ``max_waiting``: the most jobs that may wait for ``owner`` and for everyone (None: no limit); a new job
+        beyond either raises :class:`QueueFull`, checked in the same transaction as the job's insertion.
+        """
         job_id = secrets.token_hex(10)
         with self._transaction() as db:
             if idempotency_key is not None:
@@ -240,6 +253,7 @@ class JobStore:
                             "use a new key for a new request"
                         )
                     return self._get_in(db, row[0]), False  # the retried request's job stands
+            self._check_waiting(db, owner, *max_waiting)
             db.execute(
                 "INSERT INTO jobs (id, owner, kind, request, video, state, idempotency_key, request_hash, created) "
                 "VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
@@ -256,6 +270,13 @@ class JobStore:
             )
             self._note(db, job_id, "queued", 0)
             return self._get_in(db, job_id), True
+
+    def _check_waiting(self, db: sqlite3.Connection, owner: str, most_owner: int | None, most_all: int | None) -> None:
+        for scope, most, clause, args in (("all", most_all, "", ()), ("owner", most_owner, "AND owner = ?", (owner,))):
+            if most is not None:
+                (waiting,) = db.execute(f"SELECT COUNT(*) FROM jobs WHERE state = 'queued' {clause}", args).fetchone()
+                if waiting >= most:
+                    raise QueueFull(scope, waiting)
 
     def _get_in(self, db: sqlite3.Connection, job_id: str) -> Job:
         return Job._from_row(db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone())

@@ -127,6 +127,8 @@ def test_uploads_data_urls_and_allowed_urls(server, material, web):
     assert jobs[0]["video"] == "my clip.mp4" and jobs[0]["result"]["video"]["path"] == "my clip.mp4"
     assert jobs[2]["result"]["video"]["path"] == f"{web}/allowed/moving.mp4"
     assert jobs[3]["state"] == "failed" and "this server fetches only URLs under" in jobs[3]["error"]
+    stored = server.engine.store.get(jobs[1]["id"]).request["video"]
+    assert stored == "data: URL, saved as video.mp4"  # the bytes live in the upload folder, not in the store
     texts = {json.dumps(normalized(json.dumps(j["result"]))["regions"]) for j in jobs[:3]}
     assert len(texts) == 1  # the same video, however it came
 
