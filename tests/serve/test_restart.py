@@ -13,10 +13,12 @@ import signal
 import httpx
 import pytest
 
+from garvideo.serve.local import LocalExecutor
+from garvideo.serve.server import ServeConfig
 from garvideo.serve.store import JobStore
 from garvideo.testing.waiting import wait_until
 
-from .conftest import address_of, launch, stop
+from .conftest import address_of, launch, running_server, stop
 
 pytestmark = pytest.mark.slow  # servers in subprocesses
 
@@ -44,7 +46,7 @@ main(sys.argv[3:])
 """
 
 
-def test_kill_9_with_jobs_queued_and_running_then_restart_runs_each_once(material, tmp_path):
+def test_kill_9_with_jobs_queued_and_running_then_restart_runs_each_once(material, pipeline, tmp_path):
     state = tmp_path / "state"
     marker = tmp_path / "held"
     server = launch(material, state, "--jobs", "1", launcher=HELD_LAUNCHER, launcher_args=("1", str(marker)))
@@ -61,18 +63,15 @@ def test_kill_9_with_jobs_queued_and_running_then_restart_runs_each_once(materia
         client.close()
     finally:
         stop(server)
-    restarted = launch(material, state, "--jobs", "2")
-    try:
-        client = httpx.Client(base_url=address_of(restarted), timeout=60)
+    # The restarted server: the same engine and store, in this process this time (its start is not under test).
+    with running_server(ServeConfig(state=state, root=material.root.resolve()), LocalExecutor(pipeline)) as restarted:
+        client = restarted.client(None)
         done = wait_until(lambda: all(client.get(f"/v1/jobs/{i}").json()["state"] == "done" for i in ids), 300, 0.1)
         assert done, [client.get(f"/v1/jobs/{i}").json() for i in ids]
         jobs = [client.get(f"/v1/jobs/{i}").json() for i in ids]
         assert [job["attempts"] for job in jobs] == [1, 2, 1, 1]
         assert [job["result"]["provenance"]["settings"]["describe"]["frames"] for job in jobs] == [1, 2, 3, 4]
         assert len(client.get("/v1/jobs").json()["jobs"]) == 4
-        client.close()
-    finally:
-        stop(restarted)
     store = JobStore(state)  # the servers are gone: the store's audit trail can be read
     trail = {i: [s for _, s, _ in store.transitions(i)] for i in ids}
     assert trail[ids[0]] == ["queued", "running", "done"]
