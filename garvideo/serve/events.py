@@ -10,7 +10,6 @@ past :data:`KEPT_EVENTS`); the server's async handlers wait on it without holdin
 from __future__ import annotations
 
 import asyncio
-import collections
 import json
 import threading
 from collections.abc import Mapping
@@ -61,19 +60,32 @@ def sse(name: str, data: Any, event_id: int | None = None) -> str:
 
 
 class EventLog:
-    """The events of one job, appended from worker threads and followed by async handlers."""
+    """The events of one job, appended from worker threads and followed by async handlers.
+
+    Events are numbered from 0; reading the ones after a number costs only what is read (a watcher woken
+    after every token of a long text must not re-read the whole log each time).
+    """
 
     def __init__(self, kept: int = KEPT_EVENTS) -> None:
-        self._events: collections.deque[tuple[int, str, dict[str, Any]]] = collections.deque(maxlen=kept)
-        self._count = 0
+        self._kept = kept
+        self._events: list[tuple[int, str, dict[str, Any]]] = []
+        self._first = 0  # the number of self._events[0]
         self.closed = False
         self._lock = threading.Lock()
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
 
+    @property
+    def count(self) -> int:
+        """How many events were ever appended (the next one's number)."""
+        with self._lock:
+            return self._first + len(self._events)
+
     def append(self, name: str, data: dict[str, Any]) -> None:
         with self._lock:
-            self._events.append((self._count, name, data))
-            self._count += 1
+            self._events.append((self._first + len(self._events), name, data))
+            if len(self._events) >= 2 * self._kept:  # drop the oldest half at once: appends stay cheap
+                self._first += len(self._events) - self._kept
+                self._events = self._events[-self._kept :]
             self._wake()
 
     def close(self) -> None:
@@ -87,15 +99,15 @@ class EventLog:
         self._waiters.clear()
 
     def since(self, index: int) -> tuple[list[tuple[int, str, dict[str, Any]]], int, bool]:
-        """Events numbered ``index`` on, the next number, and whether the log is closed."""
+        """Events numbered ``index`` on (those still kept), the next number, and whether the log is closed."""
         with self._lock:
-            return [e for e in self._events if e[0] >= index], self._count, self.closed
+            return self._events[max(0, index - self._first) :], self._first + len(self._events), self.closed
 
     async def wait(self, index: int, timeout: float) -> None:
         """Until there is an event numbered ``index`` or later, the log closes, or ``timeout`` seconds pass."""
         event = asyncio.Event()
         with self._lock:
-            if self._count > index or self.closed:
+            if self._first + len(self._events) > index or self.closed:
                 return
             self._waiters.append((asyncio.get_running_loop(), event))
         try:

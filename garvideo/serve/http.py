@@ -265,8 +265,7 @@ async def wait_finished(engine: Engine, job_id: str, seconds: float) -> Job | No
         if watched is None:
             continue
         while not watched.closed and loop.time() < deadline:
-            _, count, _ = watched.since(1 << 62)
-            await watched.wait(count, max(0.0, min(5.0, deadline - loop.time())))
+            await watched.wait(watched.count, max(0.0, min(5.0, deadline - loop.time())))
 
 
 def create_app(engine: Engine, keys: Keys | None) -> FastAPI:
@@ -407,10 +406,9 @@ async def _event_stream(api: Api, job: Job, index: int):
                 yield sse(name, data, number)
             if closed:
                 break
-            before = index
             await watched.wait(index, 15.0)
-            if watched.since(before)[1] == before and not watched.closed:
-                yield ": still working\n\n"
+            if watched.count == index and not watched.closed:
+                yield ": still working\n\n"  # a comment line: keeps proxies from closing a quiet stream
     job = await run_in_threadpool(api.engine.store.get, job.id) or job
     for name, data in _finished_events(api, job, windows=watched is None):
         yield sse(name, data)

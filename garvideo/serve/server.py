@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 import socket
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,4 +108,21 @@ def serve(config: ServeConfig, make_executor: Callable[[], Any], on_ready: Calla
         )
         if on_ready is not None:
             on_ready(f"http://{shown}:{port}/")
-        server.run(sockets=[sock])
+        with _stopped_by_signals():
+            server.run(sockets=[sock])
+
+
+@contextlib.contextmanager
+def _stopped_by_signals() -> Iterator[None]:
+    """Ctrl+C and SIGTERM stop uvicorn gracefully, which then raises the signal again for the handler it found:
+    let that be a no-op, so the engine after it still releases its running jobs and the process ends with 0."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    handled = (signal.SIGINT, signal.SIGTERM)
+    before = {sig: signal.signal(sig, lambda *_: None) for sig in handled}
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)

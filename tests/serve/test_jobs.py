@@ -248,15 +248,14 @@ def test_cancel_a_queued_and_a_running_job(gated, material):
         alice.delete(f"/v1/jobs/{queued}")
 
 
-def test_fifty_concurrent_clients_lose_nothing_and_share_gar(server, material, pipeline):
+def test_fifty_concurrent_clients_lose_nothing_and_duplicate_nothing(server, material, pipeline):
     """50 clients at once, each polling its own job a bounded number of times: 50 jobs, each done once, each
-    with its own answer, and that answer the one the Python API gives alone (prompts shared batches)."""
+    with its own answer, and that answer the one the Python API gives alone (whatever runs it shared)."""
     alice = server.client("alice")
     tracks = wait_done(
         alice, alice.post("/v1/jobs", json={**material.describe(), "kind": "track", "options": {}}).json()["id"]
     )
     tracks_doc = json.loads(alice.get(tracks["result_url"]).content)
-    shared_before = _metric(alice, "garvideo_gar_shared_calls_total")
     results: dict[int, dict] = {}
 
     def client(number: int) -> None:
@@ -283,20 +282,12 @@ def test_fifty_concurrent_clients_lose_nothing_and_share_gar(server, material, p
         assert job["result"]["answers"][0]["question"] == f"Is <thing> number {10 + number} here?"
         done = [s for _, s, _ in server.engine.store.transitions(job["id"]) if s == "done"]
         assert done == ["done"]
-    assert _metric(alice, "garvideo_gar_shared_calls_total") > shared_before  # concurrent jobs shared generate runs
     from garvideo.tracking import tracks_from_json
 
     for number in (0, 17, 49):  # the answer alone, through the Python API
         alone = pipeline.ask(material.root / "clips" / "moving.mp4", f"Is <thing> number {10 + number} here?",
                              tracks=tracks_from_json(tracks_doc), progress=False, **QUICK_ASK)  # fmt: skip
         assert results[number]["result"]["answers"][0]["answer"] == alone.text
-
-
-def _metric(client, name: str) -> float:
-    for line in client.get("/metrics").text.splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
-            return float(line.split()[-1])
-    raise AssertionError(f"no metric {name}")
 
 
 def test_metrics_and_readiness(server):

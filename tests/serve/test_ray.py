@@ -1,62 +1,76 @@
-"""`garvideo serve --ray`: the same API and store, jobs on Ray actors; a job whose actor dies is run again.
+"""`garvideo serve --ray`: the same API and store, the jobs on Ray actors; a job whose actor dies runs again.
 
-One local Ray runtime (2 CPUs) serves the module. The actor is killed (SIGKILL) when its job's first event
-reaches the ingress: the job is then certainly running on it.
+The server is the CLI in its own process (it starts a local Ray runtime of 2 CPUs and one worker). The
+actor is killed (SIGKILL) once its job is seen running on it (the job's progress has reached the API from
+the actor), on a clip long enough that the job is still running then; after the server stops, no Ray
+process it started may be left.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import threading
+from pathlib import Path
 
+import httpx
 import pytest
 
-from garvideo.batch.ray_runner import PipelineSpec, RayOptions
+from garvideo.files import process_alive
+from garvideo.testing.clips import moving_object_clip
+from garvideo.testing.waiting import wait_until
 
-from .conftest import running_server, serve_config, wait_done
+from .conftest import address_of, launch, stop, wait_done
 
-pytestmark = pytest.mark.slow  # a Ray runtime and its worker processes
+pytestmark = pytest.mark.slow  # a server process, a Ray runtime and its workers
 
-ray = pytest.importorskip("ray")
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("RAY_USAGE_STATS_ENABLED", "0")
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=80 << 20)
-        try:
-            yield
-        finally:
-            ray.shutdown()
+pytest.importorskip("ray")
 
 
-def test_jobs_run_on_ray_and_a_dead_workers_job_runs_again(local_ray, material, tmp_path):
-    from garvideo.serve.ray_workers import RayExecutor
+def descendants(root: int) -> dict[int, str]:
+    """Processes below ``root`` (pid -> command line), read from /proc."""
+    parents, commands = {}, {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                commands[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = {}, [root]
+    while frontier:
+        parent = frontier.pop()
+        for pid, ppid in parents.items():
+            if ppid == parent and pid not in found:
+                found[pid] = commands.get(pid, "")
+                frontier.append(pid)
+    return found
 
-    killed = threading.Event()
 
-    class KillOnFirstEvent(RayExecutor):
-        def run(self, slot, request, video, shown, folder, on_event):
-            def first(event):
-                if not killed.is_set():
-                    killed.set()
-                    os.kill(self.actor_pids()[0], signal.SIGKILL)
-                on_event(event)
-
-            return super().run(slot, request, video, shown, folder, first)
-
-    spec = PipelineSpec(str(material.gar), str(material.sam2), "cpu", detector=None)
-    executor = KillOnFirstEvent(spec, RayOptions(workers=1), jobs_per_worker=1)
-    with running_server(serve_config(material, tmp_path / "state"), executor) as server:
-        alice = server.client("alice")
-        assert alice.get("/readyz").json()["models"]["gar"]["model"] == str(material.gar)
-        job = wait_done(alice, alice.post("/v1/jobs", json=material.describe()).json()["id"], timeout=600)
-        assert killed.is_set()
-        assert job["state"] == "done" and job["attempts"] == 2
-        states = [state for _, state, _ in server.engine.store.transitions(job["id"])]
-        assert states == ["queued", "running", "queued", "running", "done"]
-        second = wait_done(alice, alice.post("/v1/jobs", json=material.describe()).json()["id"], timeout=600)
-        assert second["attempts"] == 1
-        assert second["result"]["regions"] == job["result"]["regions"]  # the same work, on the new actor
+def test_jobs_run_on_ray_and_a_dead_workers_job_runs_again(material, tmp_path, monkeypatch):
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    long_clip = moving_object_clip(material.root / "clips" / "long.mp4", num_frames=120, fps=12, seed=3)
+    x1, y1, x2, y2 = long_clip.boxes[0]
+    body = {"kind": "describe", "video": "clips/long.mp4", "options": {"frames": 2, "max_new_tokens": 3}}
+    body["regions"] = [{"name": "thing", "when": {"frame": 0}, "box": [x1, y1, x2 + 1, y2 + 1]}]
+    server = launch(material, tmp_path / "state", "--ray", "--workers", "1", "--jobs", "1")
+    try:
+        client = httpx.Client(base_url=address_of(server, timeout=300), timeout=60)
+        assert client.get("/readyz").json()["models"]["gar"]["model"] == str(material.gar)
+        job_id = client.post("/v1/jobs", json=body).json()["id"]
+        seen = wait_until(lambda: client.get(f"/v1/jobs/{job_id}").json()["progress"], timeout=300, every=0.02)
+        assert seen, "the job never reported progress"
+        (actor,) = [pid for pid, line in descendants(server.pid).items() if "ServeWorker" in line]
+        os.kill(actor, signal.SIGKILL)
+        job = wait_done(client, job_id, timeout=600)
+        assert job["state"] == "done" and job["attempts"] == 2, job
+        again = wait_done(client, client.post("/v1/jobs", json=body).json()["id"], timeout=600)
+        assert again["attempts"] == 1 and again["result"]["regions"] == job["result"]["regions"]
+        client.close()
+        started = descendants(server.pid)  # Ray's processes (they would outlive a careless server)
+    finally:
+        stop(server)
+    assert server.returncode == 0
+    assert wait_until(lambda: not [pid for pid in started if process_alive(pid)], timeout=60), [
+        started[pid] for pid in started if process_alive(pid)
+    ]
