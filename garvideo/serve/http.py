@@ -37,8 +37,8 @@ log = logging.getLogger("garvideo.serve")
 API_VERSION = "v1"
 #: The longest ``?wait=`` a synchronous call may ask for.
 MAX_WAIT_S = 600.0
-#: JSON bodies (a data: URL video is inside) may be this much larger than the largest upload.
-JSON_OVERHEAD = 1.4
+#: The largest JSON body: a data: URL video travels in it as base64 (a third larger); bigger videos go as uploads.
+MAX_JSON_MB = 96
 
 
 class ApiError(Exception):
@@ -116,7 +116,8 @@ async def read_json_body(request: Request, limit: int) -> Any:
         body += chunk
         if len(body) > limit:
             raise UploadTooLargeError(
-                f"the request body is larger than this server's limit of {limit / (1 << 20):.3g} MB"
+                f"the JSON body is larger than this server's limit of {limit / (1 << 20):.3g} MB: send a large video"
+                " as a multipart upload"
             )
     return parse_json(bytes(body))
 
@@ -154,7 +155,8 @@ async def submit(api: Api, request: Request, client: str, kind: str | None = Non
 
 
 def json_limit(engine: Engine) -> int:
-    return int(engine.sources.max_upload_bytes * JSON_OVERHEAD) + (1 << 20)
+    """Bytes a JSON body may have: room for the largest upload as a data: URL, at most :data:`MAX_JSON_MB`."""
+    return min(int(engine.sources.max_upload_bytes * 4 / 3) + (1 << 20), MAX_JSON_MB << 20)
 
 
 async def accept(
