@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .. import defaults
 from ..checkpoints import resolve_checkpoint
 from ..devices import resolve_device, resolve_dtype
 from ..errors import InvalidInputError
@@ -49,7 +50,7 @@ from .prompts import (
     restore_region_names,
 )
 
-DEFAULT_MODEL_ID = "HaochenWang/GAR-1B"
+DEFAULT_MODEL_ID = defaults.MODEL  # the one table of defaults holds it
 
 Regions = Mapping[str, MaskLike] | Sequence[tuple[str, MaskLike]]
 VideoRegions = Mapping[str, Sequence[MaskLike | None]] | Sequence[tuple[str, Sequence[MaskLike | None]]]

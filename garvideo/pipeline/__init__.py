@@ -7,13 +7,18 @@ Text regions (``RegionPrompt.from_text``) are found with :class:`TextSearch`'s
 settings; each found one is a :class:`FoundRegion`. While a call works, its ``on_event``
 hears :class:`StageProgress`, :class:`FrameTracked` and :class:`TextGenerated` events
 (:mod:`garvideo.pipeline.events`).
+
+Every call starts from :meth:`Pipeline.tracks_for` (a :class:`RegionInput` of regions or tracks in,
+:class:`RegionTracks` out); :mod:`garvideo.pipeline.planning` plans which frames each prompt shows.
 """
 
 from ..model import CAPTION_INSTRUCTION, GenerationSettings, VideoPromptTemplate
 from ..tracking import RegionPrompt, Track
+from .errors import PipelineError
 from .events import EventListener, FrameTracked, PipelineEvent, StageProgress, TextGenerated
 from .grounding import TextSearch
-from .pipeline import Pipeline, PipelineError
+from .pipeline import Pipeline
+from .regions import RegionInput, RegionTracks
 from .results import (
     Answer,
     DescribeResult,
@@ -39,8 +44,10 @@ __all__ = [
     "PipelineError",
     "PipelineEvent",
     "Provenance",
+    "RegionInput",
     "RegionPrompt",
     "RegionTimeline",
+    "RegionTracks",
     "StageProgress",
     "StageTimings",
     "TextGenerated",

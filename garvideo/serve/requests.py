@@ -4,7 +4,7 @@ A request names its kind (``describe``, ``ask``, ``track``), the video, the regi
 "Regions as JSON", :meth:`RegionPrompt.from_dict`) or tracks (a ``garvideo.tracks`` document, as
 ``--tracks``), the question and multiple-choice ``choices`` of an ``ask`` (the CLI's ``--option``), the
 ``options`` (the keywords of :meth:`Pipeline.describe` / ``ask`` / ``track`` under the same names, with the
-same defaults, :mod:`garvideo.defaults`) and the ``files`` to make beside the result. The pydantic models
+same defaults, :mod:`garvideo.defaults`; ``search`` and ``generation`` are objects of their settings' fields) and the ``files`` to make beside the result. The pydantic models
 document it (the OpenAPI page) and check its shape; :func:`parse_request` turns every mistake into one
 :class:`InvalidInputError` line in the CLI's words.
 """
@@ -47,6 +47,16 @@ class Generation(BaseModel):
     seed: int | None = None
 
 
+class Search(BaseModel):
+    """How text regions are found (:class:`garvideo.pipeline.TextSearch`; the CLI's text options)."""
+
+    model_config = _STRICT
+    box_threshold: float = defaults.BOX_THRESHOLD
+    text_threshold: float = defaults.TEXT_THRESHOLD
+    max_instances: int = Field(defaults.MAX_INSTANCES, ge=1)
+    every: float = Field(defaults.SEARCH_EVERY, gt=0, description="seconds between searched frames")
+
+
 class TrackOptions(BaseModel):
     """The keywords of ``Pipeline.track`` (``garvideo track``'s options)."""
 
@@ -54,10 +64,7 @@ class TrackOptions(BaseModel):
     start: Time = None
     end: Time = None
     stride: int = Field(defaults.STRIDE, ge=1)
-    box_threshold: float = defaults.BOX_THRESHOLD
-    text_threshold: float = defaults.TEXT_THRESHOLD
-    max_instances: int = Field(defaults.MAX_INSTANCES, ge=1)
-    search_every: float = Field(defaults.SEARCH_EVERY, gt=0)
+    search: Search | None = None
 
 
 class AskOptions(TrackOptions):
@@ -151,7 +158,8 @@ class JobRequest:
         return tracks_from_json(self.tracks) if self.tracks is not None else None
 
     def pipeline_options(self) -> dict[str, Any]:
-        """The keywords of the pipeline call (``generation`` as :class:`GenerationSettings`)."""
+        """The keywords of the pipeline call (``generation`` as :class:`GenerationSettings`, ``search`` as
+        :class:`TextSearch`)."""
         options = {key: value for key, value in self.options.items() if value is not None or key in ("start", "end")}
         generation = options.pop("generation", None)
         if generation is not None:
@@ -159,6 +167,10 @@ class JobRequest:
 
             length = options.get("max_new_tokens", defaults.MAX_NEW_TOKENS)
             options["generation"] = GenerationSettings(**generation, max_new_tokens=length)
+        if "search" in options:
+            from ..pipeline import TextSearch
+
+            options["search"] = TextSearch(**options["search"])
         return options
 
 
@@ -222,7 +234,7 @@ def _check_question(request: JobRequest, prompts: Sequence[RegionPrompt], tracks
     if tracks is not None:
         names = [track.name for track in tracks]
     else:
-        most = request.options.get("max_instances", defaults.MAX_INSTANCES)
+        most = (request.options.get("search") or {}).get("max_instances", defaults.MAX_INSTANCES)
         names = []
         for prompt in prompts:
             for name in instance_names(prompt.name, most) if prompt.kind == "text" else [prompt.name]:

@@ -25,6 +25,7 @@ from typing import Any
 
 from ..errors import InvalidInputError
 from ..files import atomic_path
+from ..inputs import regular_file_problem
 from ..paths import resolve_under_root, safe_file_name
 from .store import JobStore
 
@@ -71,8 +72,9 @@ class VideoSources:
                 f"this server reads no paths ({text!r}): upload the video, or start the server with --root FOLDER"
             )
         path = resolve_under_root(self.root, text, WHERE)
-        if not path.is_file():
-            raise InvalidInputError(f"{text!r} under {WHERE} is not a file")
+        problem = regular_file_problem(path)
+        if problem is not None:  # a folder of frames too: its files could lead anywhere
+            raise InvalidInputError(f"{text!r} under {WHERE} cannot be read as a video: {problem}")
         return {"source": "root", "name": text.strip(), "path": str(path)}, text.strip()
 
     def local_path(self, video: dict[str, Any], store: JobStore) -> Path:

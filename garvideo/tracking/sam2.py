@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from .. import defaults
 from ..checkpoints import loading, resolve_checkpoint
 from ..devices import resolve_device, resolve_dtype
 from ..errors import InvalidInputError, VideoError
@@ -56,7 +57,7 @@ from .track import FrameTracked, Track, TrackFrame
 if TYPE_CHECKING:
     import torch
 
-DEFAULT_SAM2_MODEL = "facebook/sam2.1-hiera-tiny"
+DEFAULT_SAM2_MODEL = defaults.SAM2  # the one table of defaults holds it
 
 #: Short names accepted wherever a SAM2 model id is.
 SAM2_ALIASES = {

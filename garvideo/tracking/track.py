@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import InvalidInputError
 from ..files import atomic_path
+from ..inputs import regular_file_problem
 from ..masks import decode_rle, encode_rle, mask_bbox
 from ..names import check_region_name
 
@@ -348,6 +349,8 @@ def save_tracks(path: str | os.PathLike[str], tracks: Iterable[Track], meta: Map
 def load_tracks(path: str | os.PathLike[str]) -> list[Track]:
     """Read a file written by :func:`save_tracks`; every problem is an :class:`InvalidInputError` naming the file."""
     name = os.fspath(path)
+    if os.path.exists(path) and not os.path.isdir(path) and (problem := regular_file_problem(path)):
+        raise InvalidInputError(f"cannot read the tracks file {name}: {problem}")  # a FIFO would block
     try:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()

@@ -61,3 +61,25 @@ def test_mistakes_are_one_line(tmp_path, args, message):
     keys.write_text("alice\n")
     args = tuple(str(keys) if a == "KEYS" else a for a in args)
     assert message in error_line(run("--state", str(tmp_path / "state"), "--port", "0", *args))
+
+
+def test_the_service_options_default_to_the_table():
+    from garvideo_cli.serve import serve_command
+
+    from garvideo import defaults
+
+    options = {p.name: p.default for p in serve_command.params}
+    table = {
+        "host": defaults.SERVE_HOST,
+        "port": defaults.SERVE_PORT,
+        "state": defaults.SERVE_STATE,
+        "max_upload_mb": defaults.SERVE_MAX_UPLOAD_MB,
+        "keep_hours": defaults.SERVE_KEEP_HOURS,
+        "jobs": defaults.SERVE_JOBS,
+        "max_running_per_key": defaults.SERVE_MAX_RUNNING_PER_KEY,
+        "max_queued_per_key": defaults.SERVE_MAX_QUEUED_PER_KEY,
+        "max_queued": defaults.SERVE_MAX_QUEUED,
+        "model": defaults.MODEL,
+        "detector": defaults.DETECTOR,
+    }
+    assert {name: options[name] for name in table} == table

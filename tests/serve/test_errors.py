@@ -50,7 +50,7 @@ def test_keys_none_wrong_and_another_clients_job(server, material):
         ("link_dir/secret.mp4", "'link_dir/secret.mp4' leads outside the server's --root folder"),
         ("clips/../../outside/secret.mp4", "leaves the server's --root folder"),
         ("missing.mp4", "there is no 'missing.mp4' under the server's --root folder"),
-        ("clips", "'clips' under the server's --root folder is not a file"),
+        ("clips", "'clips' under the server's --root folder cannot be read as a video: it is a folder, not a file"),
         ("notes.txt", "notes.txt"),  # not a video: the CLI's message for it
         ("clips/corrupt.mp4", "corrupt.mp4"),
         ("file:///etc/passwd", "only http and https URLs are fetched, not file:"),

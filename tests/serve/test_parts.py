@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from garvideo.errors import InvalidInputError
+from garvideo.pipeline import TextSearch
 from garvideo.serve.auth import Keys, bearer_key, key_hash
 from garvideo.serve.openai import chat_to_request, settled_text
 from garvideo.serve.requests import parse_request
@@ -32,6 +33,8 @@ def describe(**extra) -> dict:
         (describe(options={"frames": "3"}), "options.frames: input should be a valid integer"),
         (describe(options={"window": 0}), "options.window: input should be greater than 0"),
         (describe(options={"generation": {"temp": 1}}), "unknown field 'options.generation.temp'"),
+        (describe(options={"box_threshold": 0.3}), "unknown field 'options.box_threshold'"),  # it is in "search"
+        (describe(options={"search": {"every": 0}}), "options.search.every: input should be greater than 0"),
         (
             describe(regions=[{"name": "cat", "frame": 3, "box": [1, 2, 3, 4]}]),
             "regions[0]: region 'cat': the moment goes in \"when\"",
@@ -54,12 +57,14 @@ def test_a_bad_request_is_one_line_saying_what_to_write(body, message):
 
 
 def test_a_request_keeps_only_the_options_given_and_the_pipeline_keywords_follow():
-    request = parse_request(describe(options={"frames": 4, "generation": {"do_sample": True, "seed": 3}}))
-    assert request.options == {"frames": 4, "generation": {"do_sample": True, "seed": 3}}
+    given = {"frames": 4, "generation": {"do_sample": True, "seed": 3}, "search": {"box_threshold": 0.3}}
+    request = parse_request(describe(options=given))
+    assert request.options == given
     assert request.files == ("srt", "vtt", "tracks")
     keywords = request.pipeline_options()
     assert keywords["frames"] == 4 and keywords["generation"].seed == 3 and keywords["generation"].do_sample
     assert keywords["generation"].max_new_tokens == 512  # the length is max_new_tokens, whose default it took
+    assert keywords["search"] == TextSearch(box_threshold=0.3)
     assert parse_request(request.to_json()) == request  # a stored request reads back equal
     assert request.digest(b"x") == parse_request(request.to_json()).digest(b"x") != request.digest(b"y")
 
