@@ -165,8 +165,12 @@ class _server:
         self._server = uvicorn.Server(uvicorn.Config(create_app(engine, None), log_level="warning", lifespan="off"))
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
         self._thread.start()
-        while not self._server.started:
+        for _ in range(6000):  # a minute at most
+            if self._server.started:
+                break
             time.sleep(0.01)
+        else:
+            raise SystemExit("the service did not start")
         return f"http://127.0.0.1:{sock.getsockname()[1]}", self.executor
 
     def __exit__(self, *exc) -> None:

@@ -2,8 +2,11 @@
 
 The ingress (this process: FastAPI, the SQLite store, the runners) is unchanged; only the executor differs.
 Each actor loads the models once (:class:`~garvideo.batch.ray_runner.PipelineSpec`, as the batch-on-Ray
-workers do; one actor per GPU by default, :func:`~garvideo.batch.ray_runner.worker_resources`) and runs up to
-``jobs_per_worker`` jobs at once on them, shared as in a one-machine server (:mod:`garvideo.serve.models`).
+workers do; one actor per GPU by default, :func:`~garvideo.batch.ray_runner.worker_resources`; the runtime
+from :func:`~garvideo.batch.ray_runner.ray_runtime`) and runs up to ``jobs_per_worker`` jobs at once on them,
+shared as in a one-machine server (:mod:`garvideo.serve.models`). Its job is :func:`~garvideo.serve.work.run_job`,
+not batch's ``LineWorker.process``: a batch line makes a batch document from a manifest line, while a job makes
+the CLI's document, streams its events to the ingress and stops when cancelled.
 A runner of the ingress hands its job to an actor and polls it for the job's events (and passes a cancel
 on); a job whose actor dies (killed, out of memory, its node lost) raises :class:`WorkerLost`, and the
 engine puts it back in the queue, up to ``max_attempts`` runs, while a new actor replaces the dead one.
