@@ -180,6 +180,15 @@ def fetch_url(
     """Download ``url`` into ``folder`` (atomically, at most ``max_bytes``), following redirects that stay allowed."""
     import httpx
 
+    try:
+        return _fetch(httpx, url, allowed, folder, max_bytes, too_large, max_redirects)
+    except httpx.HTTPError as exc:
+        raise InvalidInputError(f"cannot fetch {url}: {exc or type(exc).__name__}") from None
+
+
+def _fetch(
+    httpx: Any, url: str, allowed: tuple[str, ...], folder: Path, max_bytes: int, too_large: str, max_redirects: int
+) -> Path:
     with httpx.Client(follow_redirects=False, timeout=60) as client:
         for _ in range(max_redirects + 1):
             with client.stream("GET", url) as response:

@@ -235,3 +235,11 @@ def test_chat_requests_map_onto_ask_jobs():
         with pytest.raises(Exception, match=text):
             chat_to_request(wrong, ["gar"])
     assert json.dumps(data)  # JSON all through
+
+
+def test_an_unreachable_url_is_one_line(tmp_path):
+    from garvideo.serve.videos import fetch_url
+
+    with pytest.raises(InvalidInputError, match=r"^cannot fetch http://127.0.0.1:1/ok/a.mp4: .*refused"):
+        fetch_url("http://127.0.0.1:1/ok/a.mp4", ("http://127.0.0.1:1/ok/",), tmp_path, 1 << 20, "too large")
+    assert list(tmp_path.iterdir()) == []
