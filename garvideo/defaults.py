@@ -39,6 +39,8 @@ BOX_THRESHOLD = 0.35
 TEXT_THRESHOLD = 0.25
 #: Text regions: how many distinct matches of a phrase become regions (car, car#2, ...).
 MAX_INSTANCES = 1
+#: The most instances one phrase may become (Grounding DINO proposes 900 boxes; names are made for each).
+MAX_INSTANCES_LIMIT = 100
 #: Text regions without a moment: seconds between searched frames.
 SEARCH_EVERY = 1.0
 
