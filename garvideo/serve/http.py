@@ -27,7 +27,7 @@ from . import metrics
 from .auth import ANONYMOUS, Keys, bearer_key
 from .engine import Engine, LimitExceeded, one_line
 from .events import sse
-from .requests import JOB_BODY, parse_request
+from .requests import JOB_BODY, JobRequest, parse_request
 from .store import IdempotencyConflict, Job
 from .videos import Upload, UploadTooLargeError
 from .work import FILE_NAMES, MEDIA_TYPES
@@ -181,8 +181,8 @@ async def accept(
         job_request = parse_request(data, upload=upload is not None)
         if video is None:
             video, fingerprint = await run_in_threadpool(sources.from_text, job_request.video, store)
-        if video["source"] != "url":
-            await run_in_threadpool(_probe, sources.local_path(video, store))
+        if video["source"] != "url":  # a URL is fetched when its job runs: it is checked then
+            await run_in_threadpool(_check_against_video, job_request, sources.local_path(video, store))
         if (
             video["source"] == "upload" and job_request.video
         ):  # a data: URL: its bytes are the upload's, not the store's
@@ -247,11 +247,17 @@ def _drop(engine: Engine, video: dict[str, Any] | None) -> None:
         shutil.rmtree(engine.store.uploads_root / video["upload"], ignore_errors=True)
 
 
-def _probe(path: Any) -> None:
-    """A video that cannot be opened is refused now, with the CLI's message."""
-    from ..video import video_info
+def _check_against_video(request: JobRequest, path: Any) -> None:
+    """What the CLI checks once the video is open, before any model: the video opens, the span and window fit it,
+    and the regions (or tracks) lie on its frames; a mistake is refused now, with the CLI's message."""
+    from ..pipeline import check_inputs
+    from ..video import open_video
 
-    video_info(path)
+    options = {key: request.options[key] for key in ("start", "end", "stride", "window") if key in request.options}
+    with open_video(path) as reader:
+        check_inputs(
+            reader, request.prompts(), request.given_tracks(), describing=request.kind == "describe", **options
+        )
 
 
 async def wait_finished(engine: Engine, job_id: str, seconds: float) -> Job | None:

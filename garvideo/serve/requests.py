@@ -21,7 +21,6 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from .. import defaults
 from ..errors import InvalidInputError
-from ..names import resolve_references
 from ..tracking import RegionPrompt, Track, tracks_from_json
 
 KINDS = ("describe", "ask", "track")
@@ -157,6 +156,19 @@ class JobRequest:
     def given_tracks(self) -> list[Track] | None:
         return tracks_from_json(self.tracks) if self.tracks is not None else None
 
+    def recorded_prompts(self) -> list[RegionPrompt]:
+        """The marks the given tracks were made from, as their document's ``meta.prompts`` records them."""
+        recorded = ((self.tracks or {}).get("meta") or {}).get("prompts") or []
+        if not isinstance(recorded, list):
+            raise InvalidInputError("tracks.meta.prompts must be a list of regions, or left out")
+        prompts = []
+        for number, data in enumerate(recorded):
+            try:
+                prompts.append(RegionPrompt.from_dict(data))
+            except InvalidInputError as exc:
+                raise InvalidInputError(f"tracks.meta.prompts[{number}]: {exc}") from None
+        return prompts
+
     def pipeline_options(self) -> dict[str, Any]:
         """The keywords of the pipeline call (``generation`` as :class:`GenerationSettings`, ``search`` as
         :class:`TextSearch`)."""
@@ -220,27 +232,19 @@ def _check_regions(request: JobRequest) -> None:
         except InvalidInputError as exc:
             raise InvalidInputError(f"regions[{number}]: {exc}") from None
     tracks = request.given_tracks()
+    request.recorded_prompts()
     if request.kind == "ask":
         _check_question(request, prompts, tracks)
 
 
 def _check_question(request: JobRequest, prompts: Sequence[RegionPrompt], tracks: Sequence[Track] | None) -> None:
-    from ..pipeline.grounding import instance_names
+    """The question, its choices and the regions they name, as the CLI checks ``ask``'s before any work."""
+    from ..names import check_question
+    from ..pipeline import region_names
 
-    if not request.question.strip():
-        raise InvalidInputError("the question is empty: ask something about the regions, e.g. 'What is <dog> doing?'")
-    if request.choices is not None and len(request.choices) < 2:
-        raise InvalidInputError("a multiple-choice question needs at least two choices")
-    if tracks is not None:
-        names = [track.name for track in tracks]
-    else:
-        most = (request.options.get("search") or {}).get("max_instances", defaults.MAX_INSTANCES)
-        names = []
-        for prompt in prompts:
-            for name in instance_names(prompt.name, most) if prompt.kind == "text" else [prompt.name]:
-                if name not in names:
-                    names.append(name)
-    resolve_references(" ".join([request.question, *(request.choices or ())]), names)
+    most = (request.options.get("search") or {}).get("max_instances", defaults.MAX_INSTANCES)
+    names = [track.name for track in tracks] if tracks is not None else region_names(prompts, most)
+    check_question(request.question, list(request.choices) if request.choices is not None else None, names)
 
 
 def _check_files(request: JobRequest) -> None:

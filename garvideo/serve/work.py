@@ -9,7 +9,7 @@ result has all its files.
 
 from __future__ import annotations
 
-import io
+import dataclasses
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,58 +57,49 @@ def run_job(
     options = request.pipeline_options()
     if request.kind == "track":
         result = pipeline.track(str(video), prompts, progress=False, **options, on_event=on_event)
-        return JobOutput(_tracks_document(result, prompts, shown_name), (), result.provenance.timings.to_dict())
-    from ..outputs.document import result_document
-
-    if request.kind == "describe":
+    elif request.kind == "describe":
         result = pipeline.describe(
             str(video), prompts or None, tracks=tracks, progress=False, **options, on_event=on_event
         )
-        document = result_document("describe", result.video, result.tracks, _listed(prompts, result), result)
     else:
+        choices = list(request.choices) if request.choices is not None else None
         result = pipeline.ask(
-            str(video),
-            request.question,
-            prompts or None,
-            tracks=tracks,
-            options=list(request.choices) if request.choices is not None else None,
-            progress=False,
-            **options,
+            str(video), request.question, prompts or None, tracks=tracks, options=choices, progress=False, **options,
             on_event=on_event,
-        )
-        document = result_document("ask", result.video, result.tracks, _listed(prompts, result), None, [result])
-    document["video"]["path"] = shown_name
-    made = _write_files(request, result, video, shown_name, folder)
-    return JobOutput(json_text(document).encode(), made, result.provenance.timings.to_dict())
+        )  # fmt: skip
+    # The documents name the video as the client did, as the CLI's name the path typed.
+    run = dataclasses.replace(result, video=dataclasses.replace(result.video, path=shown_name))
+    marks = prompts or request.recorded_prompts()  # the regions given, or those the given tracks record
+    timings = result.provenance.timings.to_dict()
+    if request.kind == "track":
+        return JobOutput(_tracks_file(folder, run, marks).read_bytes(), ("tracks",), timings)
+    from ..outputs import result_document, result_prompts
+
+    listed = result_prompts(marks, run.found)
+    if request.kind == "describe":
+        document = result_document("describe", run.video, run.tracks, listed, run)
+    else:
+        document = result_document("ask", run.video, run.tracks, listed, None, [run])
+    made = _write_files(request, run, video, marks, folder)
+    return JobOutput(json_text(document).encode(), made, timings)
 
 
-def _listed(prompts: list, result: Any) -> list:
-    """The prompts a result document lists: as given, plus the box each text region became (as the CLI)."""
-    return [*prompts, *(region.prompt for region in result.found)]
+def _tracks_file(folder: Path, run: Any, marks: list) -> Path:
+    """The tracks file of a run, as ``garvideo track --out`` and ``--save-tracks`` write it."""
+    from ..outputs import save_tracks_file
+
+    target = folder / FILE_NAMES["tracks"]
+    save_tracks_file(target, run, marks)
+    return target
 
 
-def _tracks_document(result: Any, prompts: list, shown_name: str) -> bytes:
-    """What ``garvideo track --out`` writes."""
-    from ..tracking.track import write_tracks_json
-
-    video = {**result.video.to_dict(), "path": shown_name}
-    meta = {
-        "video": video,
-        "prompts": [p.to_dict() for p in _listed(prompts, result)],
-        "provenance": result.provenance.to_dict(),
-    }
-    stream = io.StringIO()
-    write_tracks_json(stream, result.tracks, meta)
-    return stream.getvalue().encode()
-
-
-def _write_files(request: JobRequest, result: Any, video: str | Path, shown_name: str, folder: Path) -> tuple[str, ...]:
+def _write_files(request: JobRequest, run: Any, video: str | Path, marks: list, folder: Path) -> tuple[str, ...]:
     """The files the request asked for, each written atomically into ``folder``."""
     cues = None
     if request.kind == "describe":
-        from ..outputs.document import timeline_cues
+        from ..outputs import timeline_cues
 
-        cues = timeline_cues(result)
+        cues = timeline_cues(run)
     made = []
     for name in request.files:
         target = folder / FILE_NAMES[name]
@@ -117,12 +108,10 @@ def _write_files(request: JobRequest, result: Any, video: str | Path, shown_name
 
             atomic_write_text(target, (to_srt if name == "srt" else to_vtt)(cues))
         elif name == "tracks":
-            from ..tracking import save_tracks
-
-            save_tracks(target, result.tracks, {"video": {**result.video.to_dict(), "path": shown_name}})
+            _tracks_file(folder, run, marks)
         elif name == "overlay":
-            from ..outputs.overlay import render_overlay
+            from ..outputs import render_overlay
 
-            render_overlay(str(video), target, result.tracks, cues or (), progress=False)  # written atomically
+            render_overlay(str(video), target, run.tracks, cues or (), progress=False)  # written atomically
         made.append(name)
     return tuple(made)

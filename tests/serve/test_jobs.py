@@ -53,8 +53,9 @@ def test_describe_gives_the_clis_document_and_files_byte_for_byte(server, materi
     # Byte for byte but the two fields that differ between any two runs (the same for two CLI runs).
     assert normalized(raw.content) == normalized(written)
     assert raw.content.decode().count("\n") == written.decode().count("\n")  # the same layout (indent 2)
-    for name, path in (("srt", "r.srt"), ("vtt", "r.vtt"), ("tracks", "t.json")):
+    for name, path in (("srt", "r.srt"), ("vtt", "r.vtt")):
         assert alice.get(job["files"][name]).content == (tmp_path / path).read_bytes(), name
+    assert normalized(alice.get(job["files"]["tracks"]).content) == normalized((tmp_path / "t.json").read_bytes())
     overlay = alice.get(job["files"]["overlay"])
     assert overlay.headers["content-type"] == "video/mp4" and overlay.content[4:8] == b"ftyp"
 
@@ -158,16 +159,20 @@ def test_an_idempotent_retry_returns_the_same_job(server, material):
         wait_done(server.client("alice" if response is not bobs else "bob"), response.json()["id"])
 
 
-def test_a_job_that_fails_says_why_in_the_clis_words(server, material):
+def test_mistakes_found_with_the_video_are_refused_and_a_failing_job_says_why(server, material, web):
     alice = server.client("alice")
     outside = {**material.region(), "box": [500, 500, 600, 600]}  # beyond the 160x120 frame
-    failed = alice.post("/v1/describe", params={"wait": 60}, json={"video": "clips/moving.mp4", "regions": [outside]})
+    refused = alice.post("/v1/describe", json={"video": "clips/moving.mp4", "regions": [outside]})
+    assert refused.status_code == 400 and refused.json()["error"]["message"] == (
+        "the box of 'thing' 500,500,600,600 lies outside the 160x120 frame (zero area once clipped): boxes are "
+        "x1,y1,x2,y2 in pixels of the displayed frame"
+    )  # the CLI's line, before any job exists
+    late = {**material.region(), "when": {"frame": 400}}
+    assert "beyond the video's last frame 23" in alice.post("/v1/jobs", json=material.describe(regions=[late])).text
+    failed = alice.post("/v1/describe", json={**material.describe(), "video": f"{web}/allowed/jump"})
     assert failed.status_code == 400
-    message = failed.json()["error"]["message"]
-    assert message.startswith("job ") and message.endswith(
-        "failed: the box of 'thing' 500,500,600,600 lies outside the 160x120 frame (zero area once clipped): boxes "
-        "are x1,y1,x2,y2 in pixels of the displayed frame"
-    )
+    message = failed.json()["error"]["message"]  # the URL is fetched when the job runs: the job fails
+    assert message.startswith("job ") and "failed: this server fetches only URLs under" in message
 
 
 def test_delete_removes_a_finished_job_and_expiry_removes_old_ones(server, material):

@@ -100,7 +100,7 @@ def _first(track, count):
     return Track(track.name, 1, track.frames[:count])
 
 
-def test_openai_errors_are_openai_errors(client, model, material):
+def test_openai_errors_are_openai_errors(client, model, material, web):
     with pytest.raises(openai.NotFoundError) as missing:
         client.chat.completions.create(model="gpt-4o", messages=[message(material)])
     assert "does not exist here" in missing.value.message
@@ -111,7 +111,10 @@ def test_openai_errors_are_openai_errors(client, model, material):
         client.chat.completions.create(model=model, messages=[message(material, video="../outside/secret.mp4")])
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(base_url=client.base_url, api_key="wrong-key", max_retries=0).models.list()
-    failing = message(material, regions=[{**material.region(), "box": [500, 500, 600, 600]}])
-    with pytest.raises(openai.APIError, match="lies outside the 160x120 frame"):  # an error inside the stream
+    outside = message(material, regions=[{**material.region(), "box": [500, 500, 600, 600]}])
+    with pytest.raises(openai.BadRequestError, match="lies outside the 160x120 frame"):  # refused before it streams
+        client.chat.completions.create(model=model, messages=[outside], stream=True)
+    failing = message(material, video=f"{web}/allowed/jump")  # fetched when its job runs: fails in the stream
+    with pytest.raises(openai.APIError, match="this server fetches only URLs under"):
         list(client.chat.completions.create(model=model, messages=[failing], stream=True))
     assert json.dumps(message(material))  # plain JSON: any client can send it
