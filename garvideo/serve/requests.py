@@ -158,16 +158,9 @@ class JobRequest:
 
     def recorded_prompts(self) -> list[RegionPrompt]:
         """The marks the given tracks were made from, as their document's ``meta.prompts`` records them."""
-        recorded = ((self.tracks or {}).get("meta") or {}).get("prompts") or []
-        if not isinstance(recorded, list):
-            raise InvalidInputError("tracks.meta.prompts must be a list of regions, or left out")
-        prompts = []
-        for number, data in enumerate(recorded):
-            try:
-                prompts.append(RegionPrompt.from_dict(data))
-            except InvalidInputError as exc:
-                raise InvalidInputError(f"tracks.meta.prompts[{number}]: {exc}") from None
-        return prompts
+        from ..outputs import recorded_prompts
+
+        return recorded_prompts((self.tracks or {}).get("meta") or {}, "tracks.meta")
 
     def pipeline_options(self) -> dict[str, Any]:
         """The keywords of the pipeline call (``generation`` as :class:`GenerationSettings`, ``search`` as

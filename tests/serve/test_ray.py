@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import os
 import signal
-from pathlib import Path
 
 import httpx
 import pytest
 
 from garvideo.files import process_alive
 from garvideo.testing.clips import moving_object_clip
+from garvideo.testing.processes import descendants
 from garvideo.testing.waiting import wait_until
 
 from .conftest import address_of, launch, stop, wait_done
@@ -24,27 +24,6 @@ from .conftest import address_of, launch, stop, wait_done
 pytestmark = pytest.mark.slow  # a server process, a Ray runtime and its workers
 
 pytest.importorskip("ray")
-
-
-def descendants(root: int) -> dict[int, str]:
-    """Processes below ``root`` (pid -> command line), read from /proc."""
-    parents, commands = {}, {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-                commands[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    found, frontier = {}, [root]
-    while frontier:
-        parent = frontier.pop()
-        for pid, ppid in parents.items():
-            if ppid == parent and pid not in found:
-                found[pid] = commands.get(pid, "")
-                frontier.append(pid)
-    return found
 
 
 def test_jobs_run_on_ray_and_a_dead_workers_job_runs_again(material, tmp_path, monkeypatch):
