@@ -228,6 +228,14 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help=f"update {SECTION!r} in bench/RESULTS.md")
     parser.add_argument("--shared", action="store_true", help="say that other jobs shared the machine")
     args = parser.parse_args()
+    import importlib.util
+
+    missing = [
+        name for name in ("fastapi", "uvicorn", "python_multipart", "httpx") if not importlib.util.find_spec(name)
+    ]
+    if missing:
+        raise SystemExit(f"bench/serve.py needs {', '.join(missing)}: pip install 'garvideo[serve]' httpx (on the GPU "
+                         "machine, carry their wheels: see bench/gpu.sh's header)")  # fmt: skip
     args.options = {"frames": 4, "frames_per_window": 2, "max_new_tokens": args.new_tokens}
     from pipeline import full_size_pipeline, tiny_pipeline  # bench/pipeline.py
 
