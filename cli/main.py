@@ -94,6 +94,7 @@ from .describe import ask_command, describe_command  # noqa: E402
 from .info import info_command  # noqa: E402
 from .live import live_command  # noqa: E402
 from .selftest import selftest_command  # noqa: E402
+from .serve import serve_command  # noqa: E402
 from .track import track_command  # noqa: E402
 
 for _command in (
@@ -104,6 +105,7 @@ for _command in (
     info_command,
     app_command,
     live_command,
+    serve_command,
     selftest_command,
 ):
     app.add_command(_command)
