@@ -54,6 +54,9 @@ if [ -n "${QUICK:-}" ]; then
     step long $PY bench/long.py --device "$DEVICE" --minutes 0.05 --objects 1 2 --new-tokens 4 \
         --results "$OUT/long" --clips "$OUT/clips"
     step long-report $PY bench/long.py --results "$OUT/long" --report
+    # the live step below, small: tiny models, a 6 s stream, 2 s windows
+    step live $PY bench/live.py --device "$DEVICE" --seconds 6 --objects 1 2 --window 2 --new-tokens 4 \
+        --clips "$OUT/clips"
     # the service: 3 describe jobs through the API vs through garvideo serve, one and two at a time
     step serve $PY bench/serve.py --device "$DEVICE" --jobs 3 --frames 12 --slots 1 2 --repeats 1
 else
@@ -79,6 +82,10 @@ else
         --objects 1 4 --track-only --results "$OUT/long" --clips "$OUT/clips"
     # the Long videos block again, now with the tracking-only rows (it is built from every run in --results)
     step long-report $PY bench/long.py --results "$OUT/long" --write
+    # live video: SAM2.1-tiny and GAR-1B shapes on a 720p 30 fps stream, 1 and 4 regions (goal on an H100: at
+    # least 30 fps tracked, each 10 s window described within 2 s of its end)
+    step live-720p $PY bench/live.py --full-size --device "$DEVICE" --size 1280x720 --fps 30 --seconds 30 \
+        --objects 1 4 --window 10 --new-tokens 64 --clips "$OUT/clips" --write
     # the service with GAR-1B shapes: 8 describe jobs through the Python API, then through garvideo serve from 8
     # clients at once, 1, 2 and 4 jobs at a time (tracking of one overlapping describing of another)
     step serve-full $PY bench/serve.py --full-size --device "$DEVICE" --jobs 8 --frames 48 --size 640x360 \

@@ -32,15 +32,22 @@ The same regions as JSON (result files, batch manifests): see
 
 
 class PositiveSeconds(click.ParamType):
-    """A length of time in seconds: a finite number above zero (nan, inf and 0 are refused here, before any work)."""
+    """A length of time in seconds (``10``, ``10s``, ``1:30``): a finite number above zero (nan, inf and 0 are
+    refused here, before any work)."""
 
     name = "seconds"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        from garvideo.errors import InvalidInputError
+        from garvideo.timecode import parse_seconds
+
         try:
             seconds = float(value)
         except (TypeError, ValueError):
-            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+            try:
+                seconds = parse_seconds(str(value))  # 10s, 1:30
+            except InvalidInputError:
+                self.fail(f"{value!r} is not a number of seconds", param, ctx)
         if not math.isfinite(seconds) or seconds <= 0:
             self.fail(f"{value!r} is not a positive, finite number of seconds", param, ctx)
         return seconds
@@ -165,8 +172,8 @@ def model_options(gar: bool = True, sam2: bool = True) -> Callable:
     return wrap
 
 
-# How --text regions are found (the detector loads only when one is given).
-text_options = option_group(
+# The detector and its thresholds (the detector loads only when a --text region is given).
+detector_options = option_group(
     click.option(
         "--detector",
         default=defaults.DETECTOR,
@@ -188,6 +195,10 @@ text_options = option_group(
         type=float,
         help="...and some word of the phrase scores above this.",
     ),
+)
+# How --text regions are found.
+text_options = option_group(
+    detector_options,
     click.option(
         "--max-instances",
         default=defaults.MAX_INSTANCES,
@@ -204,7 +215,34 @@ text_options = option_group(
         metavar="SECONDS",
         help="A --text without @WHEN is looked for on one frame every SECONDS until found.",
     ),
+    click.option(
+        "--new-instances",
+        is_flag=True,
+        default=defaults.NEW_INSTANCES,
+        expose_value=False,  # read by text_search, so the commands need no new parameter
+        callback=lambda ctx, _param, value: _remember(ctx, NEW_INSTANCES_KEY, value),
+        help="Once found, look for a --text without @WHEN again every --search-every seconds: what comes into view "
+        "later becomes NAME#2, ... (up to --max-instances in all); a lost one found again keeps its name.",
+    ),
+    click.option(
+        "--match-iou",
+        type=float,
+        default=defaults.MATCH_IOU,
+        show_default=True,
+        expose_value=False,
+        callback=lambda ctx, _param, value: _remember(ctx, MATCH_IOU_KEY, value),
+        help="With --new-instances: a box overlapping an instance's by at least this IoU is that instance.",
+    ),
 )
+# Where --new-instances and --match-iou leave their values (click's context meta) for text_search.
+NEW_INSTANCES_KEY = "garvideo.new_instances"
+MATCH_IOU_KEY = "garvideo.match_iou"
+
+
+def _remember(ctx: click.Context, key: str, value: Any) -> Any:
+    """An option's value kept in the context for a helper that reads it later (the option's own value too)."""
+    ctx.meta[key] = value
+    return value
 
 
 def text_search(box_threshold: float, text_threshold: float, max_instances: int, search_every: float, prompts=()):
@@ -212,8 +250,14 @@ def text_search(box_threshold: float, text_threshold: float, max_instances: int,
     model loads: a bad value is one error line); the command hands it on as it is (``search=``)."""
     from garvideo.pipeline import TextSearch, check_text_regions
 
+    meta = getattr(click.get_current_context(silent=True), "meta", {})
     search = TextSearch(
-        box_threshold=box_threshold, text_threshold=text_threshold, max_instances=max_instances, every=search_every
+        box_threshold=box_threshold,
+        text_threshold=text_threshold,
+        max_instances=max_instances,
+        every=search_every,
+        new_instances=bool(meta.get(NEW_INSTANCES_KEY, defaults.NEW_INSTANCES)),
+        match_iou=meta.get(MATCH_IOU_KEY, defaults.MATCH_IOU),
     )
     check_text_regions(list(prompts), search)
     return search

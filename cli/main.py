@@ -92,6 +92,7 @@ from .app import app_command  # noqa: E402
 from .batch import batch_command  # noqa: E402
 from .describe import ask_command, describe_command  # noqa: E402
 from .info import info_command  # noqa: E402
+from .live import live_command  # noqa: E402
 from .selftest import selftest_command  # noqa: E402
 from .serve import serve_command  # noqa: E402
 from .track import track_command  # noqa: E402
@@ -103,6 +104,7 @@ for _command in (
     batch_command,
     info_command,
     app_command,
+    live_command,
     serve_command,
     selftest_command,
 ):

@@ -43,6 +43,11 @@ MAX_INSTANCES = 1
 MAX_INSTANCES_LIMIT = 100
 #: Text regions without a moment: seconds between searched frames.
 SEARCH_EVERY = 1.0
+#: Text regions: keep searching through the whole range once found, for instances that come into view later.
+NEW_INSTANCES = False
+#: Text regions searched again (live, or with new_instances): a detection overlapping a region's box by at least
+#: this IoU is that region (seen, or found again when lost), not a new instance.
+MATCH_IOU = 0.3
 
 #: ``garvideo batch --describe``: ``auto`` describes the lines without a question, ``always`` every line.
 BATCH_DESCRIBE = "auto"
@@ -53,6 +58,47 @@ APP_HOST = "127.0.0.1"
 APP_PORT = 7860
 APP_MAX_UPLOAD_MB = 2048.0
 APP_SESSION_HOURS = 1.0
+
+# -- live video (garvideo live, Pipeline.live) ---------------------------------------------------------------
+
+#: Seconds of stream time each description covers.
+LIVE_WINDOW = 10.0
+#: Frames taken per second of stream time; None: as many as tracking keeps up with (the newest wins).
+LIVE_TRACK_FPS: float | None = None
+#: ``frame`` events per second, at most.
+LIVE_REPORT_EVERY = 1.0
+#: Seconds before the first reconnection of a dropped source (doubling up to LIVE_RECONNECT_MAX_S).
+LIVE_RECONNECT_S = 1.0
+#: The longest wait between two reconnection attempts.
+LIVE_RECONNECT_MAX_S = 10.0
+#: Seconds without a frame after which the session ends as if stopped.
+LIVE_GIVE_UP_AFTER_S = 30.0
+#: Seconds allowed to open a source.
+LIVE_OPEN_TIMEOUT_S = 10.0
+#: Seconds a source may stay silent before it counts as dropped (and is reconnected).
+LIVE_STALL_S = 5.0
+#: A file changed this recently is still being written: it is followed until it stops growing this long.
+LIVE_GROWING_FILE_S = 2.0
+#: Text regions: seconds of stream time between searches for new (and lost) instances.
+LIVE_SEARCH_EVERY = 2.0
+#: Text regions: how many instances of one phrase may be tracked at once (car, car#2, ...).
+LIVE_MAX_INSTANCES = 4
+#: Seconds of stream time a region must stay unseen before it is reported lost.
+LIVE_LOST_AFTER_S = 1.0
+#: Length of each recorded overlay segment, in seconds of stream time.
+LIVE_SEGMENT_S = 60.0
+#: How far back ``ask(last=...)`` may look, in seconds of stream time.
+LIVE_HISTORY_S = 60.0
+#: Decoded frames kept for descriptions and questions, in bytes; beyond it older frames are thinned out.
+LIVE_HISTORY_BYTES = 512 * 1024 * 1024
+#: Windows GAR may merge into one description when it falls behind; beyond that the oldest are skipped.
+LIVE_MAX_MERGED_WINDOWS = 3
+#: Marks (prompted frames) each tracked object remembers: its first and its latest ones.
+LIVE_MAX_MARKS = 8
+#: Tracking more than this many seconds behind capture (or dropping frames) is reported as ``behind``.
+LIVE_BEHIND_S = 1.0
+#: Events a session keeps for a reader that iterates or polls them (the oldest go first beyond it).
+LIVE_EVENT_BUFFER = 1000
 
 # garvideo serve (the service)
 #: Address the service listens on (this machine only).

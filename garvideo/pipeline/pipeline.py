@@ -33,11 +33,12 @@ from ..devices import stage_threads, torch_threads
 from ..errors import InvalidInputError
 from ..grounding import GroundingDetector
 from ..model import CAPTION_INSTRUCTION, GAR, GARResult, GenerationSettings, VideoPromptTemplate
-from ..tracking import FrameTracked, RegionPrompt, Sam2Tracker, Track
+from ..tracking import FrameLike, FrameTracked, RegionPrompt, Sam2Tracker, Track
 from ..video import Frame, Span, VideoReader, reading, time_span, window_bounds, window_length
 from .errors import PipelineError
 from .events import EventListener, StageProgress, answer_text, description_texts
 from .grounding import TextSearch, check_search, find_text_regions, with_grounding
+from .instances import search_again
 from .planning import DescriptionPlan, PromptKey, plan_answer, plan_description, timelines
 from .prompting import Prompting, Question, generation_settings, visible_masks
 from .regions import RegionInput, RegionTracks, only
@@ -254,7 +255,37 @@ class Pipeline:
         if select is not None:
             prompts = only(prompts, select(RegionInput.of(prompts).names))
         made, timings = self._track(reader, prompts, span, stride, progress, on_event)
+        if search.new_instances and inputs.has_text:
+            made, found, more = self._search_again(reader, inputs, prompts, found, made, search, span, stride)
+            made = only(made, select([t.name for t in made])) if select is not None else made
+            timings += more
         return RegionTracks(tuple(made), found, timings + find_timings, tracked=True)
+
+    def _search_again(
+        self,
+        reader: VideoReader,
+        inputs: RegionInput,
+        prompts: list[RegionPrompt],
+        found: tuple[FoundRegion, ...],
+        made: list[Track],
+        search: TextSearch,
+        span: Span,
+        stride: int,
+    ) -> tuple[list[Track], tuple[FoundRegion, ...], StageTimings]:
+        """Instances that come into view later (``search.new_instances``): :mod:`garvideo.pipeline.instances`."""
+        spent = StageTimings()
+
+        def retrack(marks: list[RegionPrompt]) -> list[Track]:
+            nonlocal spent
+            tracks, timings = self._track(reader, marks, span, stride, False, None)
+            spent += timings
+            return tracks
+
+        regions = inputs.prompts or ()
+        again = search_again(
+            reader, self.detector, search, (span.start, span.end), regions, prompts, found, made, retrack
+        )
+        return again.tracks, tuple(again.found), spent + StageTimings(decode=again.decode_s, detect=again.detect_s)
 
     def _find(
         self,
@@ -423,23 +454,39 @@ class Pipeline:
         """GAR's text for every planned prompt that has frames (streamed to ``on_event`` as it comes), the time
         of every frame shown, and the time spent decoding and in GAR."""
         decoded, decode_s = _decode(reader, plan.frame_indices())
+        texts, timings = self.describe_frames(decoded, plan, tracks, prompting, progress=progress, on_event=on_event)
+        return texts, {i: frame.time for i, frame in decoded.items()}, StageTimings(decode=decode_s) + timings
+
+    def describe_frames(
+        self,
+        frames: Mapping[int, FrameLike],
+        plan: DescriptionPlan,
+        tracks: Sequence[Track],
+        prompting: Prompting,
+        *,
+        progress: bool = False,
+        on_event: EventListener | None = None,
+    ) -> tuple[dict[PromptKey, str], StageTimings]:
+        """GAR's text for every prompt of ``plan`` that has frames, as :meth:`describe` asks for it, from frames the
+        caller already holds (``frames[i]``: frame ``i``, with its ``image`` and ``time``; a live session's).
+        ``on_event`` hears the texts as they are generated. Returns the texts by prompt and the time in GAR."""
+        gar = self._require_gar()
         by_name = {t.name: t for t in tracks}
         work = plan.prompts()
         inputs = [
             gar.prepare_video(
-                [decoded[i].image for i in frames],
-                {name: [by_name[name].mask_at(i) for i in frames]},
+                [frames[i].image for i in chosen],
+                {name: [by_name[name].mask_at(i) for i in chosen]},
                 prompting.instruction,
-                times=[decoded[i].time for i in frames],
+                times=[frames[i].time for i in chosen],
                 tiling=prompting.tiling,
                 template=prompting.template,
             )
-            for (name, _), frames in work
+            for (name, _), chosen in work
         ]
         on_text = description_texts(on_event, [key for key, _ in work], plan.bounds)
         outputs, timings = self._generate(inputs, prompting.generation, prompting.batch_size, progress, on_text)
-        texts = {key: out.text.strip() for (key, _), out in zip(work, outputs)}
-        return texts, {i: frame.time for i, frame in decoded.items()}, StageTimings(decode=decode_s) + timings
+        return {key: out.text.strip() for (key, _), out in zip(work, outputs)}, timings
 
     # ------------------------------------------------------------------ ask
 
@@ -507,19 +554,48 @@ class Pipeline:
     ) -> tuple[GARResult, StageTimings]:
         """GAR's answer from the ``chosen`` frames, each with the mask of every region seen on it."""
         decoded, decode_s = _decode(reader, chosen)
+        result, timings = self.answer_frames(decoded, tracks, chosen, asked, prompting, on_event=on_event)
+        return result, StageTimings(decode=decode_s) + timings
+
+    def answer_frames(
+        self,
+        frames: Mapping[int, FrameLike],
+        tracks: Sequence[Track],
+        chosen: Sequence[int],
+        asked: Question,
+        prompting: Prompting,
+        *,
+        on_event: EventListener | None = None,
+    ) -> tuple[GARResult, StageTimings]:
+        """GAR's answer to ``asked`` from the ``chosen`` frames (each with the mask of every region seen on it), as
+        :meth:`ask` asks it, from frames the caller already holds (``frames[i]``: frame ``i``, with its ``image``
+        and ``time``; a live session's). ``on_event`` hears the text as it is generated."""
+        gar = self._require_gar()
         with self._gar_threads():
             result = gar.ask_video(
-                [decoded[i].image for i in chosen],
+                [frames[i].image for i in chosen],
                 visible_masks(tracks, chosen),
                 asked.text,
                 options=asked.options,
-                times=[decoded[i].time for i in chosen],
+                times=[frames[i].time for i in chosen],
                 tiling=prompting.tiling,
                 template=prompting.template,
                 generation=prompting.generation,
                 on_text=answer_text(on_event),
             )
-        return result, StageTimings(decode=decode_s, encode=result.timings.encode_s, generate=result.timings.generate_s)
+        return result, StageTimings(encode=result.timings.encode_s, generate=result.timings.generate_s)
+
+    # ------------------------------------------------------------------ live
+
+    def live(self, source: str | os.PathLike[str], regions: Sequence[RegionPrompt] = (), **options: Any) -> Any:
+        """A running live session on ``source`` (a URL, a device, ``-`` for standard input, a file being written)
+        with these models: ``with pipe.live(source, regions, window=10) as session: for event in session: ...``.
+
+        ``options`` are ``garvideo live``'s, as keywords (see :func:`garvideo.live.open_session`).
+        """
+        from ..live import open_session  # the live package builds on this one: imported when used
+
+        return open_session(self, source, regions, **options)
 
     # ------------------------------------------------------------------ helpers
 
