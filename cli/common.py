@@ -369,7 +369,7 @@ def check_sam2_name(name: str) -> None:
 
 
 def parse_regions(boxes, points, masks, texts=()) -> list:
-    from .regions import parse_region_prompts
+    from garvideo.tracking.marks import parse_region_prompts
 
     return parse_region_prompts(boxes=boxes, points=points, masks=masks, texts=texts)
 
