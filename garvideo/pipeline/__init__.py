@@ -4,11 +4,14 @@ See :class:`Pipeline` for the API; results are :class:`DescribeResult`
 (per region a :class:`RegionTimeline` of :class:`TimelineWindow`),
 :class:`Answer` and :class:`TrackingResult`, each with its :class:`Provenance`.
 Text regions (``RegionPrompt.from_text``) are found with :class:`TextSearch`'s
-settings; each found one is a :class:`FoundRegion`.
+settings; each found one is a :class:`FoundRegion`. While a call works, its ``on_event``
+hears :class:`StageProgress`, :class:`FrameTracked` and :class:`TextGenerated` events
+(:mod:`garvideo.pipeline.events`).
 """
 
 from ..model import CAPTION_INSTRUCTION, GenerationSettings, VideoPromptTemplate
 from ..tracking import RegionPrompt, Track
+from .events import EventListener, FrameTracked, PipelineEvent, StageProgress, TextGenerated
 from .grounding import TextSearch
 from .pipeline import Pipeline, PipelineError
 from .results import (
@@ -27,15 +30,20 @@ __all__ = [
     "CAPTION_INSTRUCTION",
     "Answer",
     "DescribeResult",
+    "EventListener",
+    "FrameTracked",
     "FoundRegion",
     "GenerationSettings",
     "ModelRef",
     "Pipeline",
     "PipelineError",
+    "PipelineEvent",
     "Provenance",
     "RegionPrompt",
     "RegionTimeline",
+    "StageProgress",
     "StageTimings",
+    "TextGenerated",
     "TextSearch",
     "TimelineWindow",
     "Track",

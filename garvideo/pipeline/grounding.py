@@ -14,7 +14,7 @@ import dataclasses
 import math
 import numbers
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -107,12 +107,13 @@ def find_text_regions(
     search: TextSearch,
     span: tuple[float, float],
     progress: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> tuple[list[RegionPrompt], list[FoundRegion], float, float]:
     """``regions`` with every text region replaced by the box prompts of what the detector found.
 
     ``span`` is the ``(start, end)`` in seconds searched for regions without a
     moment. Returns the prompts, the found regions, and the seconds spent
-    decoding and detecting. Raises :class:`InvalidInputError` (one line naming
+    decoding and detecting. ``on_progress(done, total)`` hears each candidate frame passed. Raises :class:`InvalidInputError` (one line naming
     the phrase, the frames searched and the best score) when a phrase is not found.
     """
     check_text_regions(regions, search)
@@ -128,7 +129,9 @@ def find_text_regions(
     decode_s = detect_s = 0.0
     frames = sorted({index for state in searches.values() for index in state.candidates})
     bar = tqdm(frames, desc="finding text regions", unit="frame", disable=not progress, leave=False)
-    for index in bar:
+    for done, index in enumerate(bar, start=1):
+        if on_progress is not None:
+            on_progress(done, len(frames))
         pending = [p for p in texts if searches[id(p)].wants(index)]
         if not pending:
             continue

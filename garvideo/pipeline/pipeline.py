@@ -38,7 +38,7 @@ from ..grounding import DEFAULT_BOX_THRESHOLD, DEFAULT_DETECTOR, DEFAULT_TEXT_TH
 from ..model import CAPTION_INSTRUCTION, DEFAULT_MODEL_ID, GAR, GARResult, GenerationSettings, VideoPromptTemplate
 from ..model.errors import TooManyRegionsError
 from ..names import resolve_references
-from ..tracking import DEFAULT_SAM2_MODEL, RegionPrompt, Sam2Tracker, Track
+from ..tracking import DEFAULT_SAM2_MODEL, FrameTracked, RegionPrompt, Sam2Tracker, Track
 from ..video import (
     DEFAULT_AHEAD,
     Frame,
@@ -51,6 +51,7 @@ from ..video import (
     window_bounds,
     window_length,
 )
+from .events import EventListener, StageProgress, TextGenerated
 from .grounding import TextSearch, find_text_regions, has_text
 from .results import (
     Answer,
@@ -251,6 +252,7 @@ class Pipeline:
         max_instances: int = 1,
         search_every: float = 1.0,
         progress: bool | None = None,
+        on_event: EventListener | None = None,
     ) -> tuple[list[RegionPrompt], tuple[FoundRegion, ...]]:
         """Turn the text regions among ``regions`` into box prompts, without tracking anything.
 
@@ -260,12 +262,13 @@ class Pipeline:
         for in ``[start, end)`` (default: the whole video), on one frame every
         ``search_every`` seconds until found; a box counts when its score is above ``box_threshold`` and
         some word of the phrase scores above ``text_threshold``; the ``max_instances`` most confident
-        distinct boxes become regions ``car``, ``car#2``, ...
+        distinct boxes become regions ``car``, ``car#2``, ... ``on_event`` hears the search's progress
+        (:mod:`garvideo.pipeline.events`).
         """
         search = TextSearch(box_threshold, text_threshold, max_instances, search_every)
         with reading(video) as reader:
             span = time_span(reader.timeline, start, end)
-            prompts, found, _ = self._find(reader, regions, search, span, self._shows_progress(progress))
+            prompts, found, _ = self._find(reader, regions, search, span, self._shows_progress(progress), on_event)
             return prompts, found
 
     def _find(
@@ -275,6 +278,7 @@ class Pipeline:
         search: TextSearch,
         span: Span,
         progress: bool,
+        on_event: EventListener | None = None,
     ) -> tuple[list[RegionPrompt], tuple[FoundRegion, ...], StageTimings]:
         regions = list(regions or ())
         for prompt in regions:
@@ -282,8 +286,11 @@ class Pipeline:
                 raise InvalidInputError(f"regions must be RegionPrompt objects, got {type(prompt).__name__}")
         if not has_text(regions):
             return regions, (), StageTimings()
+        on_progress = None
+        if on_event is not None:
+            on_progress = lambda done, total: on_event(StageProgress("find", done, total))  # noqa: E731
         prompts, found, decode_s, detect_s = find_text_regions(
-            reader, regions, self.detector, search, (span.start, span.end), progress
+            reader, regions, self.detector, search, (span.start, span.end), progress, on_progress
         )
         return prompts, tuple(found), StageTimings(decode=decode_s, detect=detect_s)
 
@@ -302,18 +309,20 @@ class Pipeline:
         max_instances: int = 1,
         search_every: float = 1.0,
         progress: bool | None = None,
+        on_event: EventListener | None = None,
     ) -> TrackingResult:
         """Track the regions through ``[start, end)`` (default: the whole video), both ways from each prompt,
         on every ``stride``-th frame.
 
-        Text regions are found first (``box_threshold`` ... ``search_every``: see :meth:`find`).
+        Text regions are found first (``box_threshold`` ... ``search_every``: see :meth:`find`). ``on_event``
+        hears the progress and every tracked frame's masks as they come (:mod:`garvideo.pipeline.events`).
         """
         search = TextSearch(box_threshold, text_threshold, max_instances, search_every)
         progress = self._shows_progress(progress)
         with reading(video) as reader:
             span = time_span(reader.timeline, start, end)
-            prompts, found, find_timings = self._find(reader, regions, search, span, progress)
-            tracks, timings = self._track(reader, prompts, span, stride, progress)
+            prompts, found, find_timings = self._find(reader, regions, search, span, progress, on_event)
+            tracks, timings = self._track(reader, prompts, span, stride, progress, on_event)
             frames = sorted({f.index for t in tracks for f in t.frames})
             settings = {
                 "start": span.start,
@@ -327,7 +336,13 @@ class Pipeline:
             return TrackingResult(video=reader.info, tracks=tuple(tracks), provenance=provenance, found=found)
 
     def _track(
-        self, reader: VideoReader, regions: Sequence[RegionPrompt], span: Span, stride: int, progress: bool
+        self,
+        reader: VideoReader,
+        regions: Sequence[RegionPrompt],
+        span: Span,
+        stride: int,
+        progress: bool,
+        on_event: EventListener | None = None,
     ) -> tuple[list[Track], StageTimings]:
         if self.tracker is None:
             raise PipelineError(
@@ -347,8 +362,17 @@ class Pipeline:
         on_cpu = self.tracker.device.type == "cpu"
         source = _TimedSource(reader, prepare=None if on_cpu else self.tracker.prepare)
         began = time.perf_counter()
+        on_frame = None
+        if on_event is not None:
+
+            def on_frame(event: FrameTracked) -> None:
+                on_event(event)
+                on_event(StageProgress("track", event.done, event.total))
+
         with torch_threads(stage_threads("track", self.tracker.device, self.threads)):
-            tracks = self.tracker.track(source, prompts, start=first, stop=stop, stride=stride, progress=progress)
+            tracks = self.tracker.track(
+                source, prompts, start=first, stop=stop, stride=stride, progress=progress, on_frame=on_frame
+            )
         elapsed = time.perf_counter() - began
         return tracks, StageTimings(decode=source.seconds, track=max(0.0, elapsed - source.seconds))
 
@@ -361,6 +385,7 @@ class Pipeline:
         stride: int,
         progress: bool,
         names: Sequence[str] | None = None,
+        on_event: EventListener | None = None,
     ) -> tuple[list[Track], StageTimings]:
         """The caller's tracks (checked), or tracks made from the prompts (text regions already found);
         only ``names`` if given."""
@@ -375,7 +400,7 @@ class Pipeline:
         regions = list(regions or ())
         if names is not None:
             regions = [p for p in regions if p.name in names]
-        return self._track(reader, regions, span, stride, progress)
+        return self._track(reader, regions, span, stride, progress, on_event)
 
     # ------------------------------------------------------------------ describe
 
@@ -402,6 +427,7 @@ class Pipeline:
         generation: GenerationSettings | None = None,
         batch_size: int | None = None,
         progress: bool | None = None,
+        on_event: EventListener | None = None,
     ) -> DescribeResult:
         """Describe each region over ``[start, end)``: once overall and window by window.
 
@@ -422,6 +448,9 @@ class Pipeline:
         whose own ``max_new_tokens`` is refused unless left at its default or equal to ``max_new_tokens``
         (the length has one name); at most ``batch_size`` prompts of similar length share one
         generate call (default: chosen per device).
+
+        ``on_event`` hears the progress, every tracked frame's masks and each description's text as GAR
+        generates it (:mod:`garvideo.pipeline.events`); an exception it raises stops the call.
         """
         gar = self._require_gar()
         settings = _generation_settings(max_new_tokens, generation)
@@ -432,12 +461,22 @@ class Pipeline:
             length = window_length(reader.timeline, span, window, stride)
             bounds = window_bounds(span.start, span.end, length)
             track_list, found, timings = self._regions_to_tracks(
-                reader, regions, tracks, search, span, stride, progress
+                reader, regions, tracks, search, span, stride, progress, on_event
             )
             plan = _plan_descriptions(track_list, span, bounds, frames, frames_per_window)
             decoded, decode_s = _decode(reader, plan.frame_indices())
             texts, gar_timings = self._describe_prompts(
-                gar, plan, track_list, decoded, instruction, tiling, template, settings, batch_size, progress
+                gar,
+                plan,
+                track_list,
+                decoded,
+                instruction,
+                tiling,
+                template,
+                settings,
+                batch_size,
+                progress,
+                _text_events(on_event, bounds),
             )
             timings += StageTimings(decode=decode_s) + gar_timings
             timelines = _timelines(track_list, bounds, plan, texts, decoded)
@@ -480,13 +519,14 @@ class Pipeline:
         span: Span,
         stride: int,
         progress: bool,
+        on_event: EventListener | None = None,
     ) -> tuple[list[Track], tuple[FoundRegion, ...], StageTimings]:
         """The caller's tracks, or the regions' (text regions found first), with what was found and the time spent."""
         found: tuple[FoundRegion, ...] = ()
         find_timings = StageTimings()
         if tracks is None and regions is not None:
-            regions, found, find_timings = self._find(reader, regions, search, span, progress)
-        track_list, timings = self._tracks_for(reader, regions, tracks, span, stride, progress)
+            regions, found, find_timings = self._find(reader, regions, search, span, progress, on_event)
+        track_list, timings = self._tracks_for(reader, regions, tracks, span, stride, progress, on_event=on_event)
         return track_list, found, timings + find_timings
 
     def _describe_prompts(
@@ -501,8 +541,11 @@ class Pipeline:
         settings: GenerationSettings,
         batch_size: int | None,
         progress: bool,
+        on_text: Callable[[Sequence[tuple[str, int | None]]], Callable[[int, str, bool], None]] | None = None,
     ) -> tuple[dict[tuple[str, int | None], str], StageTimings]:
-        """GAR's text for every planned prompt that has frames (a window where the region is unseen has none)."""
+        """GAR's text for every planned prompt that has frames (a window where the region is unseen has none).
+
+        ``on_text(keys)`` makes the streaming callback for the prompts ``keys`` (region, window number)."""
         by_name = {t.name: t for t in track_list}
         work = [(key, idx) for key, idx in plan.frames.items() if idx]
         inputs = [
@@ -516,7 +559,8 @@ class Pipeline:
             )
             for (name, _), idx in work
         ]
-        outputs, timings = self._generate(inputs, settings, batch_size, progress)
+        stream = on_text([key for key, _ in work]) if on_text is not None else None
+        outputs, timings = self._generate(inputs, settings, batch_size, progress, stream)
         return {key: out.text.strip() for (key, _), out in zip(work, outputs)}, timings
 
     # ------------------------------------------------------------------ ask
@@ -542,6 +586,7 @@ class Pipeline:
         template: VideoPromptTemplate | None = None,
         generation: GenerationSettings | None = None,
         progress: bool | None = None,
+        on_event: EventListener | None = None,
     ) -> Answer:
         """Answer a question about named regions; the question names them as ``<name>``.
 
@@ -552,7 +597,7 @@ class Pipeline:
         ``frames`` frames are spread over the frames where any of them is seen.
         Text regions are found first (``box_threshold`` ... ``search_every``: see
         :meth:`find`): a phrase found ``K`` times gives regions ``<car>``,
-        ``<car#2>``, ... the question may name. ``template``, ``generation``: as
+        ``<car#2>``, ... the question may name. ``template``, ``generation``, ``on_event``: as
         for :meth:`describe`.
         """
         gar = self._require_gar()
@@ -573,9 +618,9 @@ class Pipeline:
             found: tuple[FoundRegion, ...] = ()
             find_timings = StageTimings()
             if finding:
-                regions, found, find_timings = self._find(reader, regions, search, span, progress)
+                regions, found, find_timings = self._find(reader, regions, search, span, progress, on_event)
                 names = _question_regions(asked, _prompt_names(regions), gar.max_regions)
-            track_list, timings = self._tracks_for(reader, regions, tracks, span, stride, progress, names)
+            track_list, timings = self._tracks_for(reader, regions, tracks, span, stride, progress, names, on_event)
             timings += find_timings
             by_name = {t.name: t for t in track_list}
             ordered = [by_name[name] for name in names]
@@ -593,6 +638,7 @@ class Pipeline:
                     tiling=tiling,
                     template=template,
                     generation=settings,
+                    on_text=_answer_events(on_event),
                 )
             timings += StageTimings(encode=result.timings.encode_s, generate=result.timings.generate_s)
             settings_used = {
@@ -642,11 +688,16 @@ class Pipeline:
         return torch_threads(stage_threads("gar", self.gar.model.device, self.threads))
 
     def _generate(
-        self, inputs: list, settings: GenerationSettings, batch_size: int | None, progress: bool
+        self,
+        inputs: list,
+        settings: GenerationSettings,
+        batch_size: int | None,
+        progress: bool,
+        on_text: Callable[[int, str, bool], None] | None = None,
     ) -> tuple[list[GARResult], StageTimings]:
         assert self.gar is not None
         with self._gar_threads():
-            results = self.gar.answer(inputs, settings, batch_size=batch_size, progress=progress)
+            results = self.gar.answer(inputs, settings, batch_size=batch_size, progress=progress, on_text=on_text)
         # Each result carries its share of its batch's time: the shares add up to the run's.
         encode = sum(r.timings.encode_s for r in results)
         generate = sum(r.timings.generate_s for r in results)
@@ -890,6 +941,44 @@ def _with_grounding(settings: dict[str, Any], search: TextSearch, found: Sequenc
         "found": [f.to_dict() for f in found],
     }
     return {**settings, "grounding": grounding}
+
+
+def _text_events(
+    on_event: EventListener | None, bounds: Sequence[tuple[float, float]]
+) -> Callable[[Sequence[tuple[str, int | None]]], Callable[[int, str, bool], None]] | None:
+    """For describe: GAR's streamed texts of the prompts ``keys`` (region, window) as :class:`TextGenerated`
+    events, with a :class:`StageProgress` each time a prompt is done."""
+    if on_event is None:
+        return None
+
+    def for_prompts(keys: Sequence[tuple[str, int | None]]) -> Callable[[int, str, bool], None]:
+        finished = 0
+
+        def on_text(index: int, text: str, done: bool) -> None:
+            nonlocal finished
+            region, window = keys[index]
+            start, end = bounds[window] if window is not None else (None, None)
+            on_event(TextGenerated(region, window, start, end, text.strip() if done else text, done))
+            if done:
+                finished += 1
+                on_event(StageProgress("describe", finished, len(keys)))
+
+        return on_text
+
+    return for_prompts
+
+
+def _answer_events(on_event: EventListener | None) -> Callable[[str, bool], None] | None:
+    """For ask: the streamed answer as :class:`TextGenerated` events, then the stage done."""
+    if on_event is None:
+        return None
+
+    def on_text(text: str, done: bool) -> None:
+        on_event(TextGenerated(None, None, None, None, text.strip() if done else text, done))
+        if done:
+            on_event(StageProgress("answer", 1, 1))
+
+    return on_text
 
 
 def _template_dict(template: VideoPromptTemplate | None) -> dict[str, str] | None:

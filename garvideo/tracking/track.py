@@ -130,6 +130,23 @@ class TrackFrame:
             raise InvalidInputError(f"malformed track frame {_short(data)}: {problem}") from exc
 
 
+@dataclass(frozen=True)
+class FrameTracked:
+    """SAM2 has tracked a frame: each region tracked on it (by name) with its mask, box, score and visibility.
+
+    Sent while a track runs (``Sam2Tracker.track(on_frame=...)``, ``Pipeline.track(on_event=...)``), in the
+    order frames are tracked: every prompted frame first, then forward, then backward, so not in index order.
+    ``done`` of ``total`` frames tracked so far (a frame tracked in both directions counts twice; ``total``
+    grows once the backward pass is known).
+    """
+
+    index: int
+    time: float
+    regions: Mapping[str, TrackFrame]
+    done: int
+    total: int
+
+
 def _is_count(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 0
 

@@ -18,7 +18,7 @@ REGION_INPUTS = {"boxes", "points", "masks", "texts", "tracks_file"}
 # Options that choose the models: keywords of Pipeline.from_pretrained.
 MODEL_LOADING = {"model", "sam2", "compile", "compile_sam2", "device", "dtype", "threads", "detector"}
 # Keywords the API has beyond the CLI (documented in the methods' docstrings and the README).
-API_ONLY = {"regions", "tracks", "instruction", "template", "generation", "batch_size", "progress"}
+API_ONLY = {"regions", "tracks", "instruction", "template", "generation", "batch_size", "progress", "on_event"}
 
 
 def _commands():
