@@ -81,6 +81,11 @@ class Mark:
         """How the page and the API name this mark: ``cat@12``."""
         return f"{self.name}@{self.frame}"
 
+    @property
+    def key(self) -> tuple[str, int, str, str]:
+        """What makes two marks the same mark (the mask SAM2 gives one is the other's)."""
+        return (self.name, self.frame, self.kind.key, self.body)
+
     def cli_args(self) -> list[str]:
         return [self.kind.option, mark_text(self.name, self.body, self.frame)]
 

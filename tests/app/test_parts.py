@@ -225,7 +225,7 @@ def test_the_pages_frames_tint_regions_as_the_overlay_video_does():
     half a stride either way, as the overlay does."""
     import numpy as np
 
-    from garvideo.app.drawing import FILL_OPACITY, draw_frame
+    from garvideo.app.drawing import FILL_OPACITY, draw_frame, track_masks
     from garvideo.outputs import drawing as overlay_drawing
     from garvideo.tracking import Track
 
@@ -244,8 +244,8 @@ def test_the_pages_frames_tint_regions_as_the_overlay_video_does():
         overlay_drawing.FrameStyle.for_frame(160, 120, FILL_OPACITY),
     )
     for index in (0, 2, 6):
-        page = draw_frame(image, index, ["cup"], tracks=[track])
+        page = draw_frame(image, index, ["cup"], masks=track_masks([track], index))
         np.testing.assert_array_equal(page[inner], video[inner])
         assert not np.array_equal(page[inner], image[inner])
     for index in (7, 9):  # more than half a stride beyond the last tracked frame
-        np.testing.assert_array_equal(draw_frame(image, index, ["cup"], tracks=[track]), image)
+        np.testing.assert_array_equal(draw_frame(image, index, ["cup"], masks=track_masks([track], index)), image)
