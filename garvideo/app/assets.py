@@ -55,20 +55,34 @@ window.addEventListener('mouseup', (e) => {
 });
 """
 
+# The strip of tracked frames: a click on one goes to its frame.
+STRIP_JS = """
+element.addEventListener('click', (e) => {
+  const figure = e.target.closest && e.target.closest('figure.gv-thumb');
+  if (figure) trigger('pick', {frame: Number(figure.dataset.frame)});
+});
+"""
+
 # A timeline window or a thumbnail was clicked: bring the frame into view (on a narrow window the columns stack).
 SCROLL_TO_FRAME = "() => { document.querySelector('#gv-frame')?.scrollIntoView({block: 'nearest'}); }"
 
 CSS = """
+.gradio-container { overflow: clip !important; }  /* 'hidden' would keep the frame's column from sticking */
 #gv-columns { align-items: flex-start; }
 #gv-left { position: sticky; top: 0; align-self: flex-start; }
 #gv-frame .gv-stage { position: relative; display: block; width: 100%; line-height: 0; }
-#gv-frame img.gv-img { display: block; width: 100%; height: auto; max-height: max(200px, calc(100vh - 360px));
+#gv-frame img.gv-img { display: block; width: 100%; height: auto; max-height: max(200px, calc(100vh - 420px));
   object-fit: contain; margin: 0; padding: 0; border: 0; cursor: crosshair; user-select: none;
   -webkit-user-drag: none; background: #111; }
 #gv-frame .gv-band { position: absolute; display: none; border: 2px dashed #fff; outline: 1px solid #000;
   pointer-events: none; box-sizing: border-box; }
 #gv-frame .gv-empty { padding: 3em 1em; text-align: center; color: #888; border: 1px dashed #aaa;
   border-radius: 6px; line-height: 1.4; }
+.gv-strip { display: flex; gap: 4px; overflow-x: auto; padding: 4px 0; }
+.gv-thumb { margin: 0; flex: 1 1 0; min-width: 0; max-width: 140px; cursor: pointer; text-align: center;
+  font-size: 0.7em; line-height: 1.2; }
+.gv-thumb img { display: block; width: 100%; height: auto; border-radius: 3px; }
+.gv-thumb:hover img { outline: 2px solid #0b5394; }
 .gv-swatch { display: inline-block; width: 0.9em; height: 0.9em; border-radius: 2px; margin-right: 0.4em;
   vertical-align: -0.1em; border: 1px solid rgba(0, 0, 0, 0.4); }
 .gv-table { width: 100%; border-collapse: collapse; font-size: 0.9em; }

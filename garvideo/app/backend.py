@@ -37,10 +37,10 @@ from ..timecode import format_clock
 from ..tracking import RegionClippedWarning, TrackFrame, tracks_to_json
 from ..video import VideoReader, open_video, spread
 from . import commands
-from .drawing import THUMB_WIDTH, draw_frame, frame_masks, jpeg_bytes
+from .drawing import THUMB_WIDTH, data_url, draw_frame, frame_masks
 from .paths import is_inside, list_root_videos, resolve_under_root, safe_file_name
 from .regions import Mark, default_name, found_mark, make_mark, text_prompt
-from .session import AppError, OpenVideo, Session, Settings, Turn
+from .session import AppError, OpenVideo, Session, Settings, Thumbnail, Turn
 
 __all__ = ["AppConfig", "AppError", "Backend", "FrameView", "Upload"]
 
@@ -366,7 +366,8 @@ class Backend:
                 )
             (entry,) = [f for f in result.tracks[0].frames if f.index == frame]
             with session.lock:
-                session.previews[mark.key] = entry
+                if session.video is video:  # not another video opened meanwhile
+                    session.previews[mark.key] = entry
             return entry
 
         return preview
@@ -586,7 +587,7 @@ class Backend:
         """A strip of frames spread over the tracked span, each with the masks drawn."""
         video = session.require_video()
         tracking = session.tracking
-        session._drop_thumbnails()
+        session.thumbnails = []
         if tracking is None:
             return
         tracked = sorted({f.index for t in tracking.tracks for f in t.frames})
@@ -595,16 +596,10 @@ class Backend:
         for frame in video.reader.read(spread(tracked, THUMBNAILS)):
             session.thumbnails.append(self.thumbnail(session, frame.index, frame.image, frame.time, live=False))
 
-    def thumbnail(
-        self, session: Session, index: int, image: np.ndarray, time_s: float, live: bool
-    ) -> tuple[Path, str, int]:
-        """A small picture of frame ``index`` with its masks, written in the session's folder."""
-        folder = session.folder / "thumbnails"
-        folder.mkdir(exist_ok=True)
+    def thumbnail(self, session: Session, index: int, image: np.ndarray, time_s: float, live: bool) -> Thumbnail:
+        """A small picture of frame ``index`` with its masks (while a job runs, ``live``: the masks it made)."""
         small = draw_frame(image, index, session.names, (), frame_masks(session, index, live), width=THUMB_WIDTH)
-        path = folder / f"{secrets.token_hex(3)}-{index:06d}.jpg"  # new names: the page must not show an older one
-        path.write_bytes(jpeg_bytes(small))
-        return path, f"{index} · {format_clock(time_s)}", index
+        return Thumbnail(index, f"{index} · {format_clock(time_s)}", data_url(small))
 
 
 def _prompts(marks: Sequence[Mark], tracking: TrackingResult | None) -> list:

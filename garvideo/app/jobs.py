@@ -65,7 +65,8 @@ def waiting_text(ahead: int) -> str:
 def stream(
     work: Callable[[EventListener], T], cancelled: threading.Event | None = None
 ) -> Generator[list[PipelineEvent], None, T]:
-    """Run ``work(on_event)`` in a thread; yield the events it sent, a batch every :data:`REFRESH_S` at most.
+    """Run ``work(on_event)`` in a thread; yield the events it sent: the first of each kind alone, then a batch
+    every :data:`REFRESH_S` at most.
 
     Returns what ``work`` returned (``result = yield from stream(...)``) or raises what it raised. Closed
     early, the generator sets ``cancelled`` (the work's next event raises :class:`JobCancelled`) and waits
@@ -91,12 +92,16 @@ def stream(
 
     thread = threading.Thread(target=run, name="garvideo-app-job", daemon=True)
     thread.start()
+    kinds: set[type] = set()
     try:
         done = False
         while not done:
             batch = [events.get()]
-            if batch[0] is not finished:
+            # The first event of each kind (the first mask, the first words) is shown at once, however fast the
+            # rest comes; then at most one batch every REFRESH_S.
+            if batch[0] is not finished and type(batch[0]) in kinds:
                 batch += _drain(events, REFRESH_S, finished)
+            kinds.add(type(batch[0]))
             done = batch[-1] is finished
             news = [e for e in batch if e is not finished]
             if news:

@@ -67,6 +67,15 @@ class Turn:
 
 
 @dataclass(frozen=True)
+class Thumbnail:
+    """A small picture of a frame with its masks, as the page shows it in the strip."""
+
+    frame: int
+    caption: str
+    url: str  # a data URL (JPEG)
+
+
+@dataclass(frozen=True)
 class Notice:
     """What the page says under an action's button: ``kind`` is ``error``, ``warning``, ``busy`` or ``done``."""
 
@@ -85,7 +94,7 @@ class LiveRun:
     frames: dict[int, dict[str, TrackFrame]] = field(default_factory=dict)  # tracked frame -> region -> mask
     last_frame: int | None = None  # the frame tracked last
     texts: dict[tuple[str | None, int | None], TextGenerated] = field(default_factory=dict)
-    strip: dict[int, tuple[int, str, str]] = field(default_factory=dict)  # slot -> (frame, thumbnail file, caption)
+    strip: dict[int, Thumbnail] = field(default_factory=dict)  # an eighth of the video -> its frame tracked last
     changed: bool = False
 
     def hear(self, event: PipelineEvent) -> None:
@@ -115,7 +124,7 @@ class Session:
     draft: Mark | None = None  # a mark drawn but not added yet
     files: dict[str, Path] = field(default_factory=dict)
     commands: dict[str, str] = field(default_factory=dict)
-    thumbnails: list[tuple[Path, str, int]] = field(default_factory=list)  # (file, caption, frame)
+    thumbnails: list[Thumbnail] = field(default_factory=list)  # the strip of tracked frames
     notices: dict[str, Notice] = field(default_factory=dict)  # by the page's status line they show in
     live: LiveRun | None = None
     running: str | None = None  # the model job this session runs now
@@ -153,12 +162,6 @@ class Session:
                 self.files.pop(name).unlink()
         for key in ("track", "describe"):
             self.commands.pop(key, None)
-        self._drop_thumbnails()
-
-    def _drop_thumbnails(self) -> None:
-        for path, _, _ in self.thumbnails:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
         self.thumbnails = []
 
     def close_video(self) -> None:

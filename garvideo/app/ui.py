@@ -29,7 +29,7 @@ from ..pipeline import TextSearch
 from ..pipeline.events import EventListener, StageProgress
 from . import fields, jobs
 from . import view as show
-from .assets import FRAME_JS, SCROLL_TO_FRAME
+from .assets import FRAME_JS, SCROLL_TO_FRAME, STRIP_JS
 from .backend import OVERLAY_FILE, THUMBNAILS, Backend
 from .regions import REGION_KINDS, TEXT
 from .session import LiveRun, Notice, Session
@@ -50,6 +50,8 @@ STATE = (
     "name", "mark", "track_text", "descriptions", "timeline", "overlay", "answer", "letter", "conversation",
     "conversation_text", "downloads", "command", "open_status", "region_status", "run_status", "ask_status",
 )  # fmt: skip
+#: What a mark's preview changes (the rest of the page may be in use meanwhile: a name typed, a video opened).
+PREVIEWED = ("details", "view", "region_status")
 #: The status line each action reports in (by the widget's name).
 STATUSES = ("open_status", "region_status", "run_status", "ask_status")
 #: The buttons of model work: disabled while a job of the tab runs.
@@ -110,22 +112,14 @@ class Page:
         w.view = gr.HTML(show.EMPTY_FRAME, js_on_load=FRAME_JS, elem_id="gv-frame")
         w.frame = gr.Slider(0, 1, value=0, step=1, label="frame", interactive=False, elem_id="gv-slider")
         w.frame_label = gr.HTML("", elem_id="gv-frame-label")
-        w.strip = gr.Gallery(
-            label="tracked frames (click one to go there)",
-            columns=THUMBNAILS,
-            height="auto",
-            object_fit="contain",
-            allow_preview=False,
-            interactive=False,
-            elem_id="gv-strip",
-        )
+        w.strip = gr.HTML("", js_on_load=STRIP_JS, elem_id="gv-strip")
 
     def _open_group(self) -> None:
         w, root = self.w, self.backend.config.root
         with gr.Group():
             with gr.Row():
                 w.upload = gr.File(
-                    label="upload a video", type="filepath", file_count="single", height=100, elem_id="gv-upload"
+                    label="upload a video", type="filepath", file_count="single", height=130, elem_id="gv-upload"
                 )
                 with gr.Column(visible=root is not None):
                     w.root_pick = gr.Dropdown(
@@ -251,8 +245,8 @@ class Page:
 
     # ================================================================ what the widgets show
 
-    def state(self, session: Session, index: Any) -> dict[Any, Any]:
-        """Every widget that shows session state, as it should be now."""
+    def state(self, session: Session, index: Any, only: tuple[str, ...] = STATE) -> dict[Any, Any]:
+        """Every widget that shows session state (or ``only`` those), as it should be now."""
         video = session.video
         n = video.info.num_frames if video else 1
         index = min(max(int(index or 0), 0), n - 1)
@@ -262,7 +256,7 @@ class Page:
             "frame": gr.Slider(minimum=0, maximum=max(n - 1, 1), value=index, step=1, interactive=video is not None),
             "view": self._frame(session, index),
             "frame_label": show.frame_label(session, index),
-            "strip": [(str(p), caption) for p, caption, _ in session.thumbnails],
+            "strip": show.strip(session.thumbnails),
             "upload": None,
             "root_pick": gr.Dropdown(choices=self.backend.root_videos(), value=_picked(session)),
             "regions": show.regions(session),
@@ -281,7 +275,7 @@ class Page:
             "command": "\n".join(session.commands[k] for k in ("track", "describe", "ask") if k in session.commands),
             **{name: show.status(session.notices.get(name)) for name in STATUSES},
         }
-        return {self.w[name]: values[name] for name in STATE}
+        return {self.w[name]: values[name] for name in only}
 
     def _frame(self, session: Session, index: int, live: bool = False) -> str:
         if session.video is None:
@@ -415,16 +409,20 @@ class Page:
         with self._acting(request, "run_status") as session:
             result = session.described
             if result is None or session.video is None:
-                return gr.Slider()
+                return {}
             windows = [win for t in result.regions for win in t.windows]
             row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
-            return gr.Slider(value=session.video.reader.time_to_index(windows[int(row)].start))
+            start = windows[fields.whole(row, "the window", 0, len(windows) - 1)].start
+            return {self.w.frame: gr.Slider(value=session.video.reader.time_to_index(start))}
 
-    def go_to_thumbnail(self, request: gr.Request, evt: gr.SelectData):
+    def go_to_thumbnail(self, request: gr.Request, evt: gr.EventData):
         with self._acting(request, "run_status") as session:
-            if not session.thumbnails:
-                return gr.Slider()
-            return gr.Slider(value=session.thumbnails[int(evt.index)][2])
+            if session.video is None:
+                return {}
+            index = fields.whole(
+                getattr(evt, "frame", None), "the thumbnail's frame", 0, session.video.info.num_frames - 1
+            )
+            return {self.w.frame: gr.Slider(value=index)}
 
     def close_session(self, request: gr.Request):
         self.backend.end_session(self._key(request))
@@ -455,7 +453,7 @@ class Page:
                 None if draft is None or draft.key in session.previews else self.backend.prepare_preview(session, draft)
             )
 
-        yield from self._job(request, "region_status", "preview", prepare, index)
+        yield from self._job(request, "region_status", "preview", prepare, index, only=PREVIEWED)
 
     def find_region(
         self, request: gr.Request, name, phrase, on_frame, box_threshold, text_threshold, max_instances, start, end,
@@ -516,6 +514,7 @@ class Page:
         prepare: Callable[[Session], Callable[[EventListener], Any] | None],
         index: Any,
         go_to_found: bool = False,
+        only: tuple[str, ...] = STATE,
     ):
         """A model job: checked at once, then queued (saying how many jobs are ahead), then run while the page
         shows what its events bring, and finally the whole page. (No lock is held across a ``yield``: Gradio
@@ -526,7 +525,7 @@ class Page:
             if uses_marks:
                 self.backend.check_idle(session, f"start a {action}")
             work = prepare(session)
-            nothing = None if work is not None else self.state(session, index)
+            nothing = None if work is not None else self.state(session, index, only)
             if work is not None:
                 session.busy += 1
                 if uses_marks:
@@ -539,9 +538,9 @@ class Page:
             yield from self._wait_turn(session, ticket, status)
             result = yield from self._run(session, action, work, status, index)
             with session.lock:
-                session.notices[status] = Notice("done", _done_text(action, result))
+                session.notices[status] = _finished(session, action, result, session.notices.get(status))
                 _forget_live(session)
-                final = self.state(session, result.frame if go_to_found else index)
+                final = self.state(session, result.frame if go_to_found else index, only)
             yield final
         except Exception as exc:
             raise self._failure(request, status, exc) from exc
@@ -594,19 +593,16 @@ class Page:
             out[self.w.conversation] = show.conversation(session)
         return out
 
-    def _live_strip(self, session: Session, run: LiveRun) -> list[tuple[str, str]]:
+    def _live_strip(self, session: Session, run: LiveRun) -> str:
         """The strip while tracking: per eighth of the video, the frame tracked last in it, with its masks."""
         video = session.require_video()
         n = video.info.num_frames
         for index in sorted(run.frames):
             slot = index * THUMBNAILS // n
-            if run.strip.get(slot, (None,))[0] != index:
-                if slot in run.strip:
-                    Path(run.strip[slot][1]).unlink(missing_ok=True)
+            if slot not in run.strip or run.strip[slot].frame != index:
                 frame = video.reader.frame(index)
-                path, caption, _ = self.backend.thumbnail(session, index, frame.image, frame.time, live=True)
-                run.strip[slot] = (index, str(path), caption)
-        return [(path, caption) for _, (_, path, caption) in sorted(run.strip.items())]
+                run.strip[slot] = self.backend.thumbnail(session, index, frame.image, frame.time, live=True)
+        return show.strip([run.strip[slot] for slot in sorted(run.strip)])
 
     # ================================================================ wiring
 
@@ -619,14 +615,16 @@ class Page:
         self._wire_jobs()
         demo.unload(self.end_session)
 
-    def _action(self, triggers, fn, inputs, outputs, status: str | None, api_name: str | None = None, **options):
+    def _action(
+        self, triggers, fn, inputs, outputs, status: str | None, api_name: str | None = None, clear=(), **options
+    ):
         """One action: an API endpoint (when named) and the page's events for it; returns the page's last event."""
         common = {"show_progress": "hidden", "concurrency_limit": None, "preprocess": False}
         buttons = self.w.all(MODEL_BUTTONS)
         if api_name is not None:
             self.api_only.click(fn, inputs, [o for o in outputs if o not in buttons], api_name=api_name, **common,
                                 **options)  # fmt: skip
-        page = _forgiving(self, fn, status, buttons=any(o in buttons for o in outputs))
+        page = _forgiving(self, fn, status, buttons=any(o in buttons for o in outputs), clear=tuple(clear))
         dep = None
         for trigger in triggers:
             dep = trigger(page, inputs, outputs, api_visibility="private", **common, **options)
@@ -634,7 +632,9 @@ class Page:
 
     def _wire_quick(self) -> None:
         w, everything = self.w, self.w.all(STATE)
-        self._action([w.upload.upload], self.open_upload, [w.upload], everything, "open_status", "open_upload")
+        self._action(
+            [w.upload.upload], self.open_upload, [w.upload], everything, "open_status", "open_upload", clear=[w.upload]
+        )
         self._action([w.open.click], self.open_path, [w.root_pick], everything, "open_status", "open_path")
         self._action([w.root_pick.focus], self.refresh_videos, None, [w.root_pick], None)
         self._action(
@@ -643,11 +643,11 @@ class Page:
         )  # fmt: skip
         self._action([w.close.click], self.close_session, None, everything, None, "close_session")
         self._action([], self.summary, None, [w.details], None, "summary")
-        for select, fn in ((w.timeline.select, self.go_to_window), (w.strip.select, self.go_to_thumbnail)):
+        for select, fn in ((w.timeline.select, self.go_to_window), (w.strip.pick, self.go_to_thumbnail)):
             self._action([select], fn, None, [w.frame, w.run_status], "run_status").then(None, js=SCROLL_TO_FRAME)
 
     def _wire_marks(self) -> None:
-        w, everything = self.w, self.w.all(STATE)
+        w, everything, previewed = self.w, self.w.all(STATE), self.w.all(PREVIEWED)
         drafted = [w.kind, w.mark, w.view, w.region_status]
         mark = [w.name, w.kind, w.mark, w.frame]
         for trigger, fn, inputs in (
@@ -658,9 +658,9 @@ class Page:
         ):
             dep = self._action([trigger], fn, inputs, drafted, "region_status")
             # then SAM2's mask of it (a model job: queued, and the latest drawing wins)
-            dep.success(_forgiving(self, self.preview, "region_status"), mark, everything, api_visibility="private",
+            dep.success(_forgiving(self, self.preview, "region_status"), mark, previewed, api_visibility="private",
                         show_progress="hidden", concurrency_limit=None, preprocess=False, trigger_mode="always_last")  # fmt: skip
-        self._action([], self.preview, mark, everything, "region_status", "preview")
+        self._action([], self.preview, mark, previewed, "region_status", "preview")
         self._action([w.add.click], self.add_region, mark, everything, "region_status", "add_region")
         remove = [w.remove_pick, w.frame]
         self._action([w.remove.click], self.remove_region, remove, everything, "region_status", "remove_region")
@@ -682,16 +682,17 @@ class Page:
         self._action([w.ask.click, w.question.submit], self.ask, ask, outputs, "ask_status", "ask")
 
 
-def _forgiving(page: Page, fn: Callable, status: str | None, buttons: bool = False) -> Callable:
+def _forgiving(page: Page, fn: Callable, status: str | None, buttons: bool = False, clear: tuple = ()) -> Callable:
     """``fn`` as the page calls it: a failure shows in the action's status line (Gradio would mark every output
-    "Error" and toast the message as HTML). ``buttons``: the model buttons are off while it runs."""
+    "Error" and toast the message as HTML), and empties the ``clear`` widgets. ``buttons``: the model buttons are
+    off while it runs."""
 
     def failed(request: gr.Request) -> dict[Any, Any]:
         if status is None:
             return {}
         session = page.backend.session(page._key(request))
         with session.lock:
-            return {page.w[status]: show.status(session.notices.get(status))}
+            return {page.w[status]: show.status(session.notices.get(status))} | {c: None for c in clear}
 
     if inspect.isgeneratorfunction(fn):
 
@@ -738,10 +739,20 @@ def _progress_notice(action: str, progress: StageProgress | None) -> Notice:
 
 
 def _forget_live(session: Session) -> None:
-    """The job is over: its live picture goes, and the thumbnails drawn while it ran."""
-    run, session.live = session.live, None
-    for _, path, _ in run.strip.values() if run is not None else ():
-        Path(path).unlink(missing_ok=True)
+    """The job is over: what it drew while it ran goes."""
+    session.live = None
+
+
+def _finished(session: Session, action: str, result: Any, shown: Notice | None) -> Notice | None:
+    """What a finished job's status line says. A preview keeps its mark's warning, and says nothing once its
+    mark was added or redrawn meanwhile (the line then says what that did)."""
+    if action != "preview":
+        return Notice("done", _done_text(action, result))
+    draft = session.draft
+    if draft is None or session.previews.get(draft.key) is not result:
+        return shown if shown is None or shown.kind != "busy" else None
+    done = _done_text(action, result)
+    return Notice("warning", f"{done} · garvideo: warning: {draft.warning}") if draft.warning else Notice("done", done)
 
 
 def _done_text(action: str, result: Any) -> str:

@@ -13,7 +13,7 @@ from ..outputs.document import track_summary
 from ..timecode import format_clock
 from .backend import FrameView
 from .drawing import colour_of, data_url
-from .session import LiveRun, Notice, Session, Turn
+from .session import LiveRun, Notice, Session, Thumbnail, Turn
 
 EMPTY_FRAME = "<div class='gv-empty'>Open a video (upload one, or pick one under --root) to see its frames here.</div>"
 
@@ -51,6 +51,18 @@ def frame_html(view: FrameView | None, live: bool = False) -> str:
         f"<img class='gv-img' alt='frame {view.index}' draggable='false' src='{data_url(view.image)}'>"
         "<div class='gv-band'></div></div>"
     )
+
+
+def strip(thumbnails: list[Thumbnail]) -> str:
+    """The tracked frames in a row, each keeping the video's shape; a click goes to that frame."""
+    if not thumbnails:
+        return ""
+    figures = "".join(
+        f"<figure class='gv-thumb' data-frame='{t.frame}' title='go to frame {t.frame}'>"
+        f"<img src='{t.url}' alt='frame {t.frame}'><figcaption>{esc(t.caption)}</figcaption></figure>"
+        for t in thumbnails
+    )
+    return f"<div class='gv-strip'>{figures}</div>"
 
 
 def frame_label(session: Session, index: int) -> str:

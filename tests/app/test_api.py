@@ -106,7 +106,7 @@ def test_track_describe_ask_and_the_shown_commands_reproduce_them(client, tmp_pa
     (summary,) = tracked["details"]["tracks"]
     assert summary["name"] == "cat" and summary["frames_tracked"] == 72
     assert "<b>cat</b>: 72 frames tracked" in tracked["track_text"]
-    assert len(tracked["strip"]) == 8 and tracked["strip"][0]["caption"].startswith("0 · ")
+    assert tracked["strip"].count("<figure") == 8 and "<figcaption>0 · 00:00:00.000</figcaption>" in tracked["strip"]
     assert "data-frame='12'" in tracked["view"]
 
     described = page(
@@ -397,15 +397,22 @@ def test_a_phrase_found_nowhere_is_the_clis_error(client, launched_app):
     assert [(r["name"], r["kind"]) for r in after["details"]["regions"]] == [("cat", "box"), ("cup", "box")]
 
 
+def previewed(result) -> dict:
+    """/preview's fields by name: it changes only these (garvideo.app.ui.PREVIEWED)."""
+    from garvideo.app.ui import PREVIEWED
+
+    return dict(zip(PREVIEWED, result, strict=True))
+
+
 def test_a_mark_shows_sam2s_mask_on_its_frame_before_it_is_added(client):
     open_cat(client)
-    previewed = page(client.predict("cat", "box", CAT_BOX, 12, api_name="/preview"))
-    preview = previewed["details"]["preview"]
+    shown = previewed(client.predict("cat", "box", CAT_BOX, 12, api_name="/preview"))
+    preview = shown["details"]["preview"]
     assert (preview["name"], preview["mark"], preview["frame"], preview["index"]) == ("cat", CAT_BOX, 12, 12)
-    assert previewed["details"]["regions"] == [] and previewed["details"]["tracks"] is None  # not added, not tracked
-    assert previewed["region_status"].count("SAM2&#x27;s mask on frame 12") == 1
+    assert shown["details"]["regions"] == [] and shown["details"]["tracks"] is None  # not added, not tracked
+    assert shown["region_status"].count("SAM2&#x27;s mask on frame 12") == 1 and "data-frame='12'" in shown["view"]
     # Nothing to preview without a mark; a mark that cannot be read is the CLI's line.
-    assert page(client.predict("cat", "box", "", 12, api_name="/preview"))["details"]["preview"] is None
+    assert previewed(client.predict("cat", "box", "", 12, api_name="/preview"))["details"]["preview"] is None
     assert error_of(lambda: client.predict("cat", "box", "1,2,3", 12, api_name="/preview")) == (
         "garvideo: error: --box 'cat=1,2,3@12': expected 4 comma-separated numbers, got '1,2,3'"
     )

@@ -120,14 +120,15 @@ def test_a_job_streams_its_events_and_returns_or_raises_what_the_work_did():
         return "tracked"
 
     runner = jobs.stream(work)
-    seen = []
+    batches = []
     while True:
         try:
-            seen += next(runner)
+            batches.append(next(runner))
         except StopIteration as done:
             assert done.value == "tracked"
             break
-    assert [e.done for e in seen] == [1, 2, 3]
+    assert [e.done for batch in batches for e in batch] == [1, 2, 3]
+    assert [e.done for e in batches[0]] == [1]  # the first of its kind is shown at once, alone
 
     def failing(hear):
         raise InvalidInputError("no such region")
