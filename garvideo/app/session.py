@@ -95,7 +95,6 @@ class LiveRun:
     last_frame: int | None = None  # the frame tracked last
     texts: dict[tuple[str | None, int | None], TextGenerated] = field(default_factory=dict)
     strip: dict[int, Thumbnail] = field(default_factory=dict)  # an eighth of the video -> its frame tracked last
-    changed: bool = False
 
     def hear(self, event: PipelineEvent) -> None:
         """Take one pipeline event in (called in the job's thread, under the session's lock)."""
@@ -106,7 +105,6 @@ class LiveRun:
             self.last_frame = event.index
         elif isinstance(event, TextGenerated):
             self.texts[(event.region, event.window)] = event
-        self.changed = True
 
 
 @dataclass

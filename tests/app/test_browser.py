@@ -314,6 +314,10 @@ def test_a_person_marks_tracks_describes_asks_and_downloads(page, launched_app, 
     page.type_into("#gv-max-new", "48")
     page.js(WATCH_JS, ["#gv-run-status", "#gv-frame-label", "#gv-descriptions"])
     page.click("#gv-describe")
+    # a picture of the text coming (the first words show alone, then a batch every 0.3 s at most)
+    writes = lambda: "…" in page.text("#gv-descriptions") or "described" in page.text("#gv-run-status")  # noqa: E731
+    wait_until(writes, WAIT_S, every=0.05)
+    page.driver.save_screenshot(str(shots / "03-describing.png"))
     page.shows("#gv-run-status", "described 1 region(s)")
     writing = [t for t in page.js("return window.gvSeen")["#gv-descriptions"] if "…" in t]
     assert writing, "no text was shown before GAR had finished"
@@ -339,7 +343,7 @@ def test_a_person_marks_tracks_describes_asks_and_downloads(page, launched_app, 
     assert "What is <cat> doing?" in conversation and "Where does <cat> go?" in conversation
     assert conversation.count("--out answer-") == 2
     page.click("#gv-settings .label-wrap")  # settings folded away again
-    page.driver.set_window_size(1400, 2300)  # the whole workflow in one picture (docs/app.png)
+    page.driver.set_window_size(1400, 2900)  # the whole workflow in one picture (docs/app.png)
     page.js("window.scrollTo(0, 0);")
     page.driver.save_screenshot(str(shots / "asked.png"))
     page.driver.set_window_size(1400, 1000)
