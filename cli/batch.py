@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from garvideo import defaults
+
 from .common import (
     COMPILE_KEY,
     THREADS_KEY,
@@ -19,6 +21,7 @@ from .common import (
     range_options,
     reports_warnings,
     text_options,
+    text_search,
     timeline_options,
 )
 
@@ -119,7 +122,7 @@ def ray_settings(address, workers, cpus_per_worker, gpus_per_worker, shard):
     "--describe",
     "describe_mode",
     type=click.Choice(["auto", "always"]),
-    default="auto",
+    default=defaults.BATCH_DESCRIBE,
     show_default=True,
     help="auto: describe lines without a question; always: every line.",
 )
@@ -172,13 +175,16 @@ def batch_command(
     stopped. A failing line (missing video, bad region, corrupt file) is
     recorded with its reason and the batch goes on.
     """
-    from garvideo.batch import BatchOptions, parse_shard, read_manifest, run_batch, shard_from_environment
+    from garvideo.batch import BatchOptions, parse_shard, run_batch, shard_from_environment
+    from garvideo.batch.jobs import check_run_settings
+    from garvideo.batch.ray_runner import PipelineSpec
+    from garvideo.batch.runner import batch_settings, read_and_check_manifest
     from garvideo.timecode import parse_seconds
 
-    # Usage errors (a missing or empty manifest, an unwritable output folder, an unknown SAM2 alias) come before
-    # loading models or starting Ray (run_batch_on_ray checks the model names' form before it starts Ray).
-    read_manifest(regions_file)
-    check_outputs(results_folder=str(Path(out_dir) / "summary.json"))
+    # Usage errors (a manifest without a line that can run, an unwritable output folder or one holding results of
+    # other settings, an unknown SAM2 alias, a bad shard) come before loading models or starting Ray.
+    read_and_check_manifest(Path(folder), Path(regions_file))
+    check_outputs({"--out": ("results folder", str(Path(out_dir) / "summary.json"))}, {"--regions": regions_file})
     check_sam2_name(sam2)
     ray = ray_settings(ray_address, workers, cpus_per_worker, gpus_per_worker, shard)
     part = parse_shard(shard) if shard else (None if ray else shard_from_environment()) or (0, 1)
@@ -191,22 +197,25 @@ def batch_command(
         stride=stride,
         tiling=tiling,
         max_new_tokens=max_new_tokens,
-        box_threshold=box_threshold,
-        text_threshold=text_threshold,
-        max_instances=max_instances,
-        search_every=search_every,
+        search=text_search(box_threshold, text_threshold, max_instances, search_every),
         describe=describe_mode,
         srt=srt,
     )
+    meta = click.get_current_context().meta
+    models = PipelineSpec(model, sam2, device, dtype, detector, meta.get(COMPILE_KEY), meta.get(THREADS_KEY))
+    check_run_settings(Path(out_dir), batch_settings(options, models.models), record=False)
     if ray:
-        from garvideo.batch.ray_runner import PipelineSpec, run_batch_on_ray
+        from garvideo.batch.ray_runner import run_batch_on_ray
 
-        meta = click.get_current_context().meta
-        models = PipelineSpec(model, sam2, device, dtype, detector, meta.get(COMPILE_KEY), meta.get(THREADS_KEY))
         summary = run_batch_on_ray(models, folder, regions_file, out_dir, options, ray, progress=not quiet)
     else:
         pipeline = load_pipeline(model, sam2, device, dtype, quiet, detector=detector)
         summary = run_batch(pipeline, folder, regions_file, out_dir, options, shard=part, progress=not quiet)
+    _report(summary, part, out_dir)
+
+
+def _report(summary, part: tuple[int, int], out_dir: str) -> None:
+    """What the batch did, on standard output; failures and files saved elsewhere on stderr (exit 1 for either)."""
     shard_note = f" (shard {part[0]} of {part[1]})" if part[1] > 1 else ""
     elsewhere = f"{summary.done_elsewhere} done by another run, " if summary.done_elsewhere else ""
     click.echo(
@@ -215,6 +224,9 @@ def batch_command(
     )
     for failure in summary.failed:
         click.echo(f"  failed {failure.key}: {failure.reason}", err=True)
+    for problem in summary.problems:
+        click.echo(f"garvideo: warning: {problem}", err=True)
     if summary.failed:
         click.echo(f"see {out_dir}/failures{'' if part[1] == 1 else f'.shard-{part[0]}-of-{part[1]}'}.jsonl", err=True)
+    if not summary.ok:
         raise SystemExit(1)

@@ -17,9 +17,16 @@ from garvideo import GarvideoError, __version__
 NoArgsIsHelpError = getattr(click.exceptions, "NoArgsIsHelpError", ())
 
 
+#: The longest error line printed: a message echoing something huge a user typed is cut in the middle.
+LONGEST_ERROR = 2000
+
+
 def one_line(message: str) -> str:
     """The message on one line: a name or a decoder's text may hold newlines."""
-    return re.sub(r"\s*\n\s*", " ", str(message)).strip()
+    line = re.sub(r"\s*\n\s*", " ", str(message)).strip()
+    if len(line) > LONGEST_ERROR:
+        line = f"{line[: LONGEST_ERROR // 2]} ... {line[-LONGEST_ERROR // 4 :]}"
+    return line
 
 
 def print_error(message: str) -> None:

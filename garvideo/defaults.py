@@ -39,5 +39,17 @@ BOX_THRESHOLD = 0.35
 TEXT_THRESHOLD = 0.25
 #: Text regions: how many distinct matches of a phrase become regions (car, car#2, ...).
 MAX_INSTANCES = 1
+#: The most instances one phrase may become (Grounding DINO proposes 900 boxes; names are made for each).
+MAX_INSTANCES_LIMIT = 100
 #: Text regions without a moment: seconds between searched frames.
 SEARCH_EVERY = 1.0
+
+#: ``garvideo batch --describe``: ``auto`` describes the lines without a question, ``always`` every line.
+BATCH_DESCRIBE = "auto"
+
+#: The web app (``garvideo app``): the address it listens on (this machine only), its port, the largest
+#: upload it takes, and how long an idle session keeps its files.
+APP_HOST = "127.0.0.1"
+APP_PORT = 7860
+APP_MAX_UPLOAD_MB = 2048.0
+APP_SESSION_HOURS = 1.0

@@ -25,16 +25,16 @@ from typing import Any
 
 import numpy as np
 
+from .. import defaults
 from ..errors import GarvideoError, InvalidInputError
 from ..files import atomic_write_json, atomic_write_text
 from ..names import resolve_references
-from ..outputs import to_srt, to_vtt
-from ..outputs.document import result_document, timeline_cues
+from ..outputs import result_document, result_prompts, timeline_cues, to_srt, to_vtt, tracks_document
 from ..outputs.overlay import render_overlay
 from ..pipeline import Answer, DescribeResult, Pipeline, TextSearch, TrackingResult
 from ..pipeline.events import EventListener
 from ..timecode import format_clock
-from ..tracking import RegionClippedWarning, TrackFrame, tracks_to_json
+from ..tracking import RegionClippedWarning, TrackFrame
 from ..video import VideoReader, open_video, spread
 from . import commands
 from .drawing import THUMB_WIDTH, data_url, draw_frame, frame_masks
@@ -66,8 +66,8 @@ class AppConfig:
     temp_root: Path  # everything the app writes lives here (also Gradio's upload cache)
     root: Path | None = None  # resolved --root, or None
     root_arg: str | None = None  # --root as typed (for the commands shown)
-    max_upload_mb: float = 2048.0
-    session_ttl_s: float = 3600.0
+    max_upload_mb: float = defaults.APP_MAX_UPLOAD_MB
+    session_ttl_s: float = defaults.APP_SESSION_HOURS * 3600
     text_search: TextSearch = TextSearch()  # the page's text-region fields start here (and `every` is used as is)
 
     @property
@@ -316,7 +316,7 @@ class Backend:
                     end=span.end,
                     on_event=on_event,
                     progress=False,
-                    **_search_keywords(search),
+                    search=search,
                 )
             mark = found_mark(prompt, found, search)
             with session.lock:
@@ -376,7 +376,7 @@ class Backend:
         video = session.require_video()
         if not session.marks:
             raise AppError("mark at least one region: drag a box or click on the frame, then add it")
-        marks, search = list(session.marks), session.text_search
+        marks, search = list(session.marks), session.text_search  # None without text regions: nothing to find
 
         def track(on_event: EventListener) -> TrackingResult:
             with self._model_lock:
@@ -389,7 +389,7 @@ class Backend:
                     stride=settings.stride,
                     on_event=on_event,
                     progress=False,
-                    **_search_keywords(search),
+                    search=search or self.config.text_search,
                 )
             with session.lock:
                 self._tracked_files(session, video, marks, settings, result)
@@ -403,12 +403,8 @@ class Backend:
         session.forget_results()
         session.tracking, session.tracked_with = result, settings
         # What `garvideo track --out tracks.json` writes (text regions listed with the box each became).
-        meta = {
-            "video": result.video.to_dict(),
-            "prompts": [p.to_dict() for p in _prompts(marks, result)],
-            "provenance": result.provenance.to_dict(),
-        }
-        self._write(session, TRACKS_FILE, lambda p: atomic_write_json(p, tracks_to_json(result.tracks, meta)))
+        document = tracks_document(result, [m.prompt for m in marks])
+        self._write(session, TRACKS_FILE, lambda p: atomic_write_json(p, document))
         search = session.text_search
         session.commands["track"] = commands.shell_line(
             commands.track_command(
@@ -603,9 +599,8 @@ class Backend:
 
 
 def _prompts(marks: Sequence[Mark], tracking: TrackingResult | None) -> list:
-    """The prompts the tracks came from: the marks, and the box each text region was found as."""
-    found = tracking.found if tracking is not None else ()
-    return [*(m.prompt for m in marks), *(f.prompt for f in found)]
+    """The prompts a result lists: the marks the tracks came from, text regions with the box each was found as."""
+    return result_prompts([m.prompt for m in marks], tracking.found if tracking is not None else ())
 
 
 def _check_frame(video: OpenVideo, frame: int) -> None:
@@ -624,18 +619,6 @@ def _open_as(path: Path, shown: str) -> VideoReader:
         except Exception:  # an error class that takes more than its message
             renamed = AppError(message)
         raise renamed from None
-
-
-def _search_keywords(search: TextSearch | None) -> dict[str, Any]:
-    """The pipeline's text-search keywords (its defaults when the session has no text region)."""
-    if search is None:
-        return {}
-    return {
-        "box_threshold": search.box_threshold,
-        "text_threshold": search.text_threshold,
-        "max_instances": search.max_instances,
-        "search_every": search.every,
-    }
 
 
 def _found_with(search: TextSearch) -> tuple[float, float, int]:

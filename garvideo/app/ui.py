@@ -177,7 +177,7 @@ class Page:
                 w.end = gr.Textbox("", label="end", placeholder="video end")
                 w.stride = gr.Number(defaults.STRIDE, label="track every N-th frame", precision=0, minimum=1)
             with gr.Row():
-                w.window = gr.Number(0, label="timeline window (s; 0 = adaptive)", minimum=0)
+                w.window = gr.Number(defaults.WINDOW or 0, label="timeline window (s; 0 = adaptive)", minimum=0)
                 w.frames_per_window = gr.Number(
                     defaults.FRAMES_PER_WINDOW, label="frames per window", precision=0, minimum=1
                 )

@@ -5,48 +5,52 @@ each manifest line gives one result document ``OUT/<key>.json`` (see
 :mod:`garvideo.outputs.document`), written atomically, plus ``<key>.srt`` when
 subtitles are asked for. A line with a ``question`` is answered; a line
 without one is described (``describe="always"`` describes both kinds).
-Failures go to ``OUT/failures.jsonl``, a summary to ``OUT/summary.json``.
+Failures go to ``OUT/failures.jsonl``, a summary to ``OUT/summary.json``;
+``OUT/run.json`` records the options and models (:func:`batch_settings`), and a
+run with others on a folder holding results is refused.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from ..files import atomic_write_text
-from ..grounding import DEFAULT_BOX_THRESHOLD, DEFAULT_TEXT_THRESHOLD
+from .. import defaults
 from ..outputs.document import result_document, timeline_cues
 from ..outputs.subtitles import to_srt
+from ..outputs.tracks import result_prompts
 from ..pipeline import GenerationSettings, Pipeline, TextSearch
-from .jobs import BatchJob, BatchSummary
-from .manifest import ManifestLine, read_manifest
+from ..pipeline.grounding import check_search
+from ..video import open_video
+from .jobs import BatchJob, BatchSummary, ItemOutput, check_run_settings
+from .manifest import ManifestLine, check_lines, read_manifest
 
 
 @dataclass(frozen=True)
 class BatchOptions:
     """The per-item settings of a batch: the options of ``garvideo describe`` / ``ask`` under the same names
-    (the keywords of :meth:`Pipeline.describe` / :meth:`Pipeline.ask`), plus what a batch writes."""
+    (the keywords of :meth:`Pipeline.describe` / :meth:`Pipeline.ask`: ``search`` carries the text options),
+    plus what a batch writes."""
 
-    frames: int = 8
-    frames_per_window: int = 4
-    window: float | None = None
+    frames: int = defaults.FRAMES
+    frames_per_window: int = defaults.FRAMES_PER_WINDOW
+    window: float | None = defaults.WINDOW
     start: float | None = None
     end: float | None = None
-    stride: int = 1
-    tiling: str = "vanilla"
-    max_new_tokens: int = 512
-    box_threshold: float = DEFAULT_BOX_THRESHOLD
-    text_threshold: float = DEFAULT_TEXT_THRESHOLD
-    max_instances: int = 1
-    search_every: float = 1.0
-    describe: Literal["auto", "always"] = "auto"
+    stride: int = defaults.STRIDE
+    tiling: str = defaults.TILING
+    max_new_tokens: int = defaults.MAX_NEW_TOKENS
+    search: TextSearch = TextSearch()
+    describe: Literal["auto", "always"] = defaults.BATCH_DESCRIBE
     srt: bool = False
 
     def __post_init__(self) -> None:
         # A bad value is refused once, here, rather than failing every line of the batch.
         GenerationSettings(max_new_tokens=self.max_new_tokens)
-        TextSearch(self.box_threshold, self.text_threshold, self.max_instances, self.search_every)
+        check_search(self.search)
 
     def pipeline_options(self) -> dict[str, Any]:
         """The keywords describe and ask share (both take ``start``/``end``, stride, frames, ...)."""
@@ -57,19 +61,15 @@ class BatchOptions:
             "frames": self.frames,
             "tiling": self.tiling,
             "max_new_tokens": self.max_new_tokens,
-            "box_threshold": self.box_threshold,
-            "text_threshold": self.text_threshold,
-            "max_instances": self.max_instances,
-            "search_every": self.search_every,
+            "search": self.search,
         }
 
 
-@dataclass(frozen=True)
-class LineOutput:
-    """What one manifest line gives: its result document and, when asked for, its subtitles."""
-
-    document: dict[str, Any]
-    srt: str | None = None
+def batch_settings(options: BatchOptions, models: Mapping[str, str | None]) -> dict[str, Any]:
+    """What a batch's results depend on, as ``OUT/run.json`` records it: every option of
+    :class:`BatchOptions` and the models (:attr:`Pipeline.models`). ``--device`` and ``--dtype`` are left out:
+    shards of one batch may run on different machines."""
+    return {"options": dataclasses.asdict(options), "models": dict(models)}
 
 
 def process_line(
@@ -79,49 +79,51 @@ def process_line(
     manifest_dir: Path,
     options: BatchOptions,
     progress: bool | None = None,
-) -> LineOutput:
+) -> ItemOutput:
     """Describe or answer one manifest line (raises for a bad line or video; the job records why).
 
+    The video is opened once for the line (its masks are compared with its frame before they are decoded).
     ``progress``: the pipeline's own bars for this line (None: the pipeline's default).
     """
-    request = line.parse(folder, manifest_dir)
-    description = None
-    answers = []
-    shared = options.pipeline_options()
-    if request.question is None or options.describe == "always":
-        description = pipeline.describe(
-            request.video,
-            list(request.regions),
-            window=options.window,
-            frames_per_window=options.frames_per_window,
-            progress=progress,
-            **shared,
-        )
-    if request.question is not None:
-        answers.append(
-            pipeline.ask(
-                request.video,
-                request.question,
-                None if description else list(request.regions),
-                tracks=description.tracks if description else None,
-                options=request.options,
+    with open_video(line.video(folder, manifest_dir)) as reader:
+        request = line.parse(folder, manifest_dir, frame_size=(reader.height, reader.width))
+        description = None
+        answers = []
+        shared = options.pipeline_options()
+        if request.question is None or options.describe == "always":
+            description = pipeline.describe(
+                reader,
+                list(request.regions),
+                window=options.window,
+                frames_per_window=options.frames_per_window,
                 progress=progress,
                 **shared,
             )
-        )
+        if request.question is not None:
+            answers.append(
+                pipeline.ask(
+                    reader,
+                    request.question,
+                    None if description else list(request.regions),
+                    tracks=description.tracks if description else None,
+                    options=request.options,
+                    progress=progress,
+                    **shared,
+                )
+            )
     first = description or answers[0]
-    # Text regions are listed with the boxes they became.
-    prompts = [*request.regions, *(region.prompt for region in first.found)]
+    prompts = result_prompts(request.regions, first.found)
     document = result_document("batch", first.video, first.tracks, prompts, description, answers)
     document["item"] = {"line": line.number, "key": line.key, "video": str(request.video)}
     srt = to_srt(timeline_cues(description)) if options.srt and description is not None else None
-    return LineOutput(document, srt)
+    return ItemOutput(document, ((".srt", srt),) if srt is not None else ())
 
 
-def write_side_files(out_dir: Path, key: str, output: LineOutput) -> None:
-    """Files beside the result document; written first, so a result on disk means its line is complete."""
-    if output.srt is not None:
-        atomic_write_text(out_dir / f"{key}.srt", output.srt)
+def read_and_check_manifest(folder: Path, regions_file: Path) -> list[ManifestLine]:
+    """The manifest's lines, every one read as the batch will (none that can run: one error), before any work."""
+    lines = read_manifest(regions_file)
+    check_lines(lines, folder, regions_file.parent, regions_file)
+    return lines
 
 
 def run_batch(
@@ -134,12 +136,11 @@ def run_batch(
     progress: bool = True,
 ) -> BatchSummary:
     folder, regions_file, out_dir = Path(folder), Path(regions_file), Path(out_dir)
-    lines = read_manifest(regions_file)
+    lines = read_and_check_manifest(folder, regions_file)
+    check_run_settings(out_dir, batch_settings(options, pipeline.models))
 
-    def process(line: ManifestLine) -> dict[str, Any]:
+    def process(line: ManifestLine) -> ItemOutput:
         # One bar for the batch, not one per stage of every line.
-        output = process_line(pipeline, line, folder, regions_file.parent, options, progress=False)
-        write_side_files(out_dir, line.key, output)
-        return output.document
+        return process_line(pipeline, line, folder, regions_file.parent, options, progress=False)
 
     return BatchJob(lines, out_dir, process, shard=shard, progress=progress).run()

@@ -428,8 +428,14 @@ class GARModel(nn.Module):
         direct = device.type != "cpu" and importlib.util.find_spec("accelerate") is not None
         if direct:
             kwargs["device_map"] = {"": device}
+        from safetensors import SafetensorError
+
         try:
             mllm, info = _perception_lm_class().from_pretrained(str(folder), **kwargs)
+        except SafetensorError as exc:  # damaged past what garvideo.checkpoints.check_weight_files reads
+            raise CheckpointError(
+                f"cannot load the GAR weights in {str(folder)!r}: a weights file is damaged ({exc})"
+            ) from exc
         except ImportError as exc:  # e.g. flash_attention_2 without the flash-attn package
             raise InvalidInputError(
                 f"attn_implementation={attn_implementation!r} cannot be used here ({exc}): use 'sdpa' (the default)"

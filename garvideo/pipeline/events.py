@@ -14,7 +14,7 @@ sends them as server-sent events, a progress bar reads :class:`StageProgress`. A
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..tracking import FrameTracked
@@ -51,5 +51,40 @@ class TextGenerated:
 
 PipelineEvent = StageProgress | FrameTracked | TextGenerated
 EventListener = Callable[[PipelineEvent], None]
+
+
+def description_texts(
+    on_event: EventListener | None, keys: Sequence[tuple[str, int | None]], bounds: Sequence[tuple[float, float]]
+) -> Callable[[int, str, bool], None] | None:
+    """GAR's streamed texts of a description's prompts ``keys`` (region, window number) as :class:`TextGenerated`
+    events, with a :class:`StageProgress` each time a prompt is done; None without a listener."""
+    if on_event is None:
+        return None
+    finished = 0
+
+    def on_text(index: int, text: str, done: bool) -> None:
+        nonlocal finished
+        region, window = keys[index]
+        start, end = bounds[window] if window is not None else (None, None)
+        on_event(TextGenerated(region, window, start, end, text.strip() if done else text, done))
+        if done:
+            finished += 1
+            on_event(StageProgress("describe", finished, len(keys)))
+
+    return on_text
+
+
+def answer_text(on_event: EventListener | None) -> Callable[[str, bool], None] | None:
+    """An answer's streamed text as :class:`TextGenerated` events, then the stage done; None without a listener."""
+    if on_event is None:
+        return None
+
+    def on_text(text: str, done: bool) -> None:
+        on_event(TextGenerated(None, None, None, None, text.strip() if done else text, done))
+        if done:
+            on_event(StageProgress("answer", 1, 1))
+
+    return on_text
+
 
 __all__ = ["EventListener", "FrameTracked", "PipelineEvent", "StageProgress", "TextGenerated"]

@@ -48,29 +48,36 @@ def free_names(taken: Collection[str], prefix: str = DEFAULT_PREFIX) -> Iterator
             yield f"{prefix}{number}"
 
 
+def _quoted(text: str, limit: int = 100) -> str:
+    """A value as typed, quoted for a message; a very long one is cut in the middle."""
+    return repr(text) if len(text) <= limit else f"{text[: limit // 2]!r}...{text[-limit // 4 :]!r}"
+
+
 def _cli_name(name: str, option: str, text: str) -> str:
     """Check a NAME given before '=': say what the command line cannot carry in it."""
     stripped = name.strip()
     if not stripped:
-        raise InvalidInputError(f"{option} {text!r}: the name before '=' is empty (use NAME=... or leave both out)")
+        raise InvalidInputError(
+            f"{option} {_quoted(text)}: the name before '=' is empty (use NAME=... or leave both out)"
+        )
     try:
         return check_command_line_name(stripped)
     except InvalidInputError as error:
-        raise InvalidInputError(f"{option} {text!r}: {error}") from None
+        raise InvalidInputError(f"{option} {_quoted(text)}: {error}") from None
 
 
 def _when(text: str, option: str, spec: str, hint: str = "") -> When:
     try:
         return parse_when(text)
     except InvalidInputError as exc:
-        raise InvalidInputError(f"{option} {spec!r}: {exc}{hint}") from exc
+        raise InvalidInputError(f"{option} {_quoted(spec)}: {exc}{hint}") from exc
 
 
 def _split_spec(text: str, option: str, example: str) -> tuple[str | None, str, When]:
     """``[NAME=]BODY@WHEN`` -> (name or None, body, when)."""
     if "@" not in text:
         raise InvalidInputError(
-            f"{option} {text!r}: say on which frame or at which time the region is drawn with @WHEN, e.g. {example}"
+            f"{option} {_quoted(text)}: say on which frame or at which time the region is drawn with @WHEN, e.g. {example}"
         )
     head, when_text = text.rsplit("@", 1)
     when = _when(when_text, option, text)
@@ -86,7 +93,7 @@ def _split_spec(text: str, option: str, example: str) -> tuple[str | None, str, 
         name = _cli_name(before, option, text)
     head = head.strip()
     if not head:
-        raise InvalidInputError(f"{option} {text!r}: nothing between the name and @WHEN, e.g. {example}")
+        raise InvalidInputError(f"{option} {_quoted(text)}: nothing between the name and @WHEN, e.g. {example}")
     return name, head, when
 
 
@@ -97,7 +104,9 @@ def _numbers(text: str, option: str, spec: str, count: int) -> tuple[float, ...]
     except ValueError:
         values = ()
     if len(values) != count or not all(math.isfinite(v) for v in values):
-        raise InvalidInputError(f"{option} {spec!r}: expected {count} comma-separated numbers, got {text!r}")
+        raise InvalidInputError(
+            f"{option} {_quoted(spec)}: expected {count} comma-separated numbers, got {_quoted(text)}"
+        )
     return values
 
 
@@ -118,21 +127,23 @@ def _points_body(body: str, spec: str) -> dict[str, Any]:
         points.append(_numbers(chunk, "--points", spec, 2))
         labels.append(label)
     if not points:
-        raise InvalidInputError(f"--points {spec!r}: no clicks given, e.g. {POINTS_EXAMPLE}")
+        raise InvalidInputError(f"--points {_quoted(spec)}: no clicks given, e.g. {POINTS_EXAMPLE}")
     return {"points": tuple(points), "labels": tuple(labels)}
 
 
 def _mask_body(body: str, spec: str) -> dict[str, Any]:
     mask = read_mask_image(body)
     if not mask.any():
-        raise InvalidInputError(f"--mask {spec!r}: the mask image {body} has no non-zero pixel")
+        raise InvalidInputError(f"--mask {_quoted(spec)}: the mask image {body} has no non-zero pixel")
     return {"mask": mask}
 
 
 def _phrase(phrase: str, spec: str) -> dict[str, Any]:
     phrase = phrase.strip().strip("\"'").strip()
     if not phrase:
-        raise InvalidInputError(f"--text {spec!r}: the phrase is empty: name the object in words, e.g. {TEXT_EXAMPLE}")
+        raise InvalidInputError(
+            f"--text {_quoted(spec)}: the phrase is empty: name the object in words, e.g. {TEXT_EXAMPLE}"
+        )
     return {"text": phrase}
 
 
@@ -152,6 +163,11 @@ def _drawn_parts(option: str, text: str) -> tuple[str | None, When | None, dict[
     return name, when, body_of(body, text)
 
 
+def mask_files(masks: Iterable[str]) -> list[str]:
+    """The image files ``--mask`` values name (the values are checked by :func:`parse_region_prompts`)."""
+    return [_split_spec(text, "--mask", MASK_EXAMPLE)[1] for text in masks]
+
+
 def _text_parts(text: str) -> tuple[str | None, When | None, dict[str, Any]]:
     """``[NAME=]PHRASE[@WHEN]``: unlike the other kinds, @WHEN may be left out (then the video is searched)."""
     when = None
@@ -164,7 +180,9 @@ def _text_parts(text: str) -> tuple[str | None, When | None, dict[str, Any]]:
     if match:
         name, head = _cli_name(match.group(1), "--text", text), match.group(2)
     elif head.lstrip().startswith("="):
-        raise InvalidInputError(f"--text {text!r}: the name before '=' is empty (use NAME=... or leave both out)")
+        raise InvalidInputError(
+            f"--text {_quoted(text)}: the name before '=' is empty (use NAME=... or leave both out)"
+        )
     return name, when, _phrase(head, text)
 
 
@@ -192,9 +210,11 @@ def mark_prompt(kind: str, name: str, body: str, frame: int | None) -> RegionPro
     if option == "--text":
         return RegionPrompt(name=name, when=None if frame is None else When(frame=int(frame)), **_phrase(body, spec))
     if frame is None:
-        raise InvalidInputError(f"{option} {spec!r}: say on which frame the region is drawn")
+        raise InvalidInputError(f"{option} {_quoted(spec)}: say on which frame the region is drawn")
     if not body.strip():
-        raise InvalidInputError(f"{option} {spec!r}: nothing between the name and @WHEN, e.g. {_DRAWN[option][0]}")
+        raise InvalidInputError(
+            f"{option} {_quoted(spec)}: nothing between the name and @WHEN, e.g. {_DRAWN[option][0]}"
+        )
     return RegionPrompt(name=name, when=When(frame=int(frame)), **_DRAWN[option][1](body.strip(), spec))
 
 

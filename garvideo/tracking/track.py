@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import InvalidInputError
 from ..files import atomic_path
+from ..inputs import regular_file_problem
 from ..masks import decode_rle, encode_rle, mask_bbox
 from ..names import check_region_name
 
@@ -347,7 +348,14 @@ def save_tracks(path: str | os.PathLike[str], tracks: Iterable[Track], meta: Map
 
 def load_tracks(path: str | os.PathLike[str]) -> list[Track]:
     """Read a file written by :func:`save_tracks`; every problem is an :class:`InvalidInputError` naming the file."""
+    return load_tracks_document(path)[0]
+
+
+def load_tracks_document(path: str | os.PathLike[str]) -> tuple[list[Track], dict[str, Any]]:
+    """The tracks of a file written by :func:`save_tracks`, and its ``meta`` (``{}`` when it has none)."""
     name = os.fspath(path)
+    if os.path.exists(path) and not os.path.isdir(path) and (problem := regular_file_problem(path)):
+        raise InvalidInputError(f"cannot read the tracks file {name}: {problem}")  # a FIFO would block
     try:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
@@ -360,6 +368,12 @@ def load_tracks(path: str | os.PathLike[str]) -> list[Track]:
     except OSError as exc:
         raise InvalidInputError(f"cannot read the tracks file {name}: {exc.strerror or exc}") from exc
     try:
-        return tracks_from_json(text)
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"{name}: tracks JSON is not valid JSON: {exc}") from exc
+    try:
+        tracks = tracks_from_json(doc)
     except InvalidInputError as exc:
         raise InvalidInputError(f"{name}: {exc}") from exc
+    meta = doc.get("meta")
+    return tracks, dict(meta) if isinstance(meta, Mapping) else {}

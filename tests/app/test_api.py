@@ -164,6 +164,10 @@ def test_track_describe_ask_and_the_shown_commands_reproduce_them(client, tmp_pa
     assert app_meta["meta"]["prompts"] == cli_meta["meta"]["prompts"]
     for name in ("result.json", "answer-1.json"):
         assert _comparable(json.loads(files[name].read_text())) == _comparable(json.loads((work / name).read_text()))
+        # the marks are known: the results list them, as the tracks file records them (issue 23)
+        assert [p for r in json.loads(files[name].read_text())["regions"] for p in r["prompts"]] == app_meta["meta"][
+            "prompts"
+        ]
     for name in ("result.srt", "result.vtt"):
         assert files[name].read_text() == (work / name).read_text()
     cli_overlay = video_info(work / "overlay.mp4")
@@ -171,14 +175,9 @@ def test_track_describe_ask_and_the_shown_commands_reproduce_them(client, tmp_pa
 
 
 def _comparable(document: dict) -> dict:
-    """A result document without what differs between two runs of the same thing (time, paths, durations).
-
-    ``regions[].prompts`` too: `describe --tracks` on the command line lists them from the tracks file only
-    once the shared document builder reads them there (the app's are checked against the marks above)."""
+    """A result document without what differs between two runs of the same thing (time, paths, durations)."""
     document = json.loads(json.dumps(document))
     document.pop("created")
-    for region in document["regions"]:
-        region.pop("prompts")
     document["video"].pop("path")
     document["provenance"].pop("timings")
     for model in ("gar", "sam2"):
@@ -341,7 +340,7 @@ def find(client, phrase: str, index: int = 30, **fields) -> dict:
 def test_a_region_named_in_words_is_found_tracked_and_the_command_reproduces_it(
     client, launched_app, tmp_path, monkeypatch
 ):
-    from garvideo.pipeline import Pipeline, RegionPrompt
+    from garvideo.pipeline import Pipeline, RegionPrompt, TextSearch
 
     open_cat(client)
     found_page = find(client, "a cat", max_instances=2)
@@ -349,7 +348,9 @@ def test_a_region_named_in_words_is_found_tracked_and_the_command_reproduces_it(
     # What the pipeline finds with the same detector and settings, outside the app.
     truth = Pipeline(None, None, progress=False, detector=launched_app.detector)
     _, expected = truth.find(
-        SAMPLES / "cat.mp4", [RegionPrompt.from_text("cat", "a cat")], box_threshold=0.0, max_instances=2
+        SAMPLES / "cat.mp4",
+        [RegionPrompt.from_text("cat", "a cat")],
+        search=TextSearch(box_threshold=0.0, max_instances=2),
     )
     assert region["found"] == [f.to_dict() for f in expected] and expected
     frame = expected[0].frame

@@ -101,7 +101,11 @@ def _models(material) -> PipelineSpec:
 
 
 def _results(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.glob("*.json") if p.name != "summary.json" and not p.name.startswith("."))
+    return sorted(
+        p.name
+        for p in folder.glob("*.json")
+        if p.name not in ("summary.json", "run.json") and not p.name.startswith(".")
+    )
 
 
 def _outputs(folder: Path) -> dict[str, object]:
@@ -114,7 +118,7 @@ def _outputs(folder: Path) -> dict[str, object]:
                 document.pop("seconds")
                 for failure in document["failures"]:
                     failure.pop("traceback", None)
-            else:
+            elif path.name != "run.json":  # the settings: the same for both
                 document.pop("created")
                 document["provenance"].pop("timings")
             out[path.name] = document
@@ -215,7 +219,9 @@ def test_a_killed_worker_s_line_is_retried_and_nothing_is_lost_or_doubled(
     assert sorted(key for key, status in statuses if status == "done") == sorted(keys)  # each line once
     assert _results(out) == sorted(f"{key}.json" for key in keys)
     srt = [f"{key}.srt" for key in keys]
-    assert sorted(os.listdir(out)) == sorted(_results(out) + srt + ["summary.json"])  # no temporary file left
+    assert sorted(os.listdir(out)) == sorted(
+        _results(out) + srt + ["summary.json", "run.json"]
+    )  # no temporary file left
     assert not failures_path(out).exists()
 
 
@@ -268,7 +274,7 @@ def test_the_driver_killed_midway_and_run_again_finishes_the_job(ray_address, ma
     assert len(redone) == len(set(redone)) == 8 - len(before) and not set(redone) & before
     after = _results(out)
     assert len(after) == 8 and sorted(os.listdir(out)) == sorted(
-        after + [f"{n[:-5]}.srt" for n in after] + ["summary.json"]
+        after + [f"{n[:-5]}.srt" for n in after] + ["summary.json", "run.json"]
     )
     for name in after:
         validate_result_document(json.loads((out / name).read_text()))
