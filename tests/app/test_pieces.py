@@ -153,3 +153,25 @@ def test_closing_a_job_stops_its_work_at_the_next_event():
     next(runner)
     runner.close()  # cancels, then waits for the work to end
     assert stopped.is_set()
+
+
+def test_object_and_background_clicks_look_different_and_regions_keep_their_colour():
+    import numpy as np
+
+    from garvideo.app.drawing import BACKGROUND_CLICK, colour_of, draw_frame
+    from garvideo.outputs.drawing import region_colour
+
+    image = np.zeros((100, 100, 3), np.uint8)
+    clicks = make_mark("cat", "points", "20,20;!70,70", 0, 100, 100)
+    drawn = draw_frame(image, 0, ["cat"], [clicks])
+    assert tuple(drawn[20, 20]) == region_colour(0)  # on the object: a dot of the region's colour
+    assert tuple(drawn[70, 70]) == BACKGROUND_CLICK  # background: a red cross, whatever the region's colour
+    # a region's colour is its place among the regions, as in the overlay video; a new name gets the next one
+    session = Session(key="k", folder=Path("/nonexistent"))
+    session.marks = [make_mark(name, "box", "1,1,9,9", 0, 20, 20) for name in ("cat", "cup")]
+    for k, name in enumerate(session.names):
+        r, g, b = region_colour(k)
+        assert f"<tr data-name='{name}'><td><span class='gv-swatch' style='background: rgb({r}, {g}, {b})'>" in (
+            view.regions(session)
+        )
+    assert colour_of("dog", session.names) == region_colour(2)
