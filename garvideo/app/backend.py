@@ -124,6 +124,11 @@ class Backend:
             session.last_used = time.monotonic()
             return session
 
+    def existing(self, key: str) -> Session | None:
+        """The session of ``key`` if it is open (None once it ended: nothing is made for it)."""
+        with self._sessions_lock:
+            return self._sessions.get(key)
+
     def end_session(self, key: str) -> bool:
         with self._sessions_lock:
             session = self._sessions.pop(key, None)

@@ -48,16 +48,16 @@ def track_masks(tracks: Sequence[Track], index: int) -> dict[str, np.ndarray]:
 def frame_masks(session: Session, index: int, live: bool) -> dict[str, np.ndarray]:
     """The masks to draw on frame ``index``, by region name.
 
-    While a job runs (``live``), the frames it has tracked so far; else the session's tracks; without
-    tracks, SAM2's mask of each mark on this frame and of the mark not added yet (its preview).
+    While a job runs (``live``), the frames it has tracked so far; else the session's tracks, or without
+    tracks SAM2's mask of each mark on this frame; and on top, SAM2's mask of the mark not added yet (its
+    preview: a correction shows its own mask in place of the track's).
     """
     run = session.live
     if live and run is not None and run.frames:
         return {name: e.mask() for name, e in run.frames.get(index, {}).items() if e.visible}
-    if session.tracking is not None:
-        return track_masks(session.tracking.tracks, index)
-    out = {}
-    for mark in (*session.marks, session.draft):
+    marks = [] if session.tracking is not None else list(session.marks)
+    out = track_masks(session.tracking.tracks, index) if session.tracking is not None else {}
+    for mark in (*marks, session.draft):
         entry = session.previews.get(mark.key) if mark is not None and mark.frame == index else None
         if entry is not None and entry.visible:
             out[mark.name] = entry.mask()

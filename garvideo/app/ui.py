@@ -307,9 +307,10 @@ class Page:
             log.error("garvideo app: unexpected error\n%s", traceback.format_exc())
             line = f"garvideo: internal error: {type(exc).__name__}: {exc}"
         line = " ".join(line.split())  # one line, whatever the message held
-        session = self.backend.session(self._key(request))
-        with session.lock:
-            session.notices[status] = Notice("error", line)
+        session = self.backend.existing(self._key(request))  # a tab closed meanwhile gets no new session
+        if session is not None:
+            with session.lock:
+                session.notices[status] = Notice("error", line)
         return gr.Error(line, title="garvideo", print_exception=False, visible=False)
 
     # ================================================================ quick actions
@@ -688,9 +689,9 @@ def _forgiving(page: Page, fn: Callable, status: str | None, buttons: bool = Fal
     off while it runs."""
 
     def failed(request: gr.Request) -> dict[Any, Any]:
-        if status is None:
+        session = page.backend.existing(page._key(request))
+        if status is None or session is None:
             return {}
-        session = page.backend.session(page._key(request))
         with session.lock:
             return {page.w[status]: show.status(session.notices.get(status))} | {c: None for c in clear}
 

@@ -175,3 +175,24 @@ def test_object_and_background_clicks_look_different_and_regions_keep_their_colo
             view.regions(session)
         )
     assert colour_of("dog", session.names) == region_colour(2)
+
+
+def test_a_marks_own_mask_shows_over_the_tracks_until_it_is_added():
+    """After tracking, a correction drawn on a frame shows SAM2's mask of it there, not the old track's."""
+    import types
+
+    import numpy as np
+
+    from garvideo.app.drawing import frame_masks
+    from garvideo.tracking import Track
+
+    old, new = np.zeros((20, 20), bool), np.zeros((20, 20), bool)
+    old[2:6, 2:6], new[10:18, 10:18] = True, True
+    session = Session(key="k", folder=Path("/nonexistent"))
+    session.marks = [make_mark("cat", "box", "2,2,6,6", 0, 20, 20)]
+    session.tracking = types.SimpleNamespace(tracks=(Track.from_masks("cat", {0: old, 1: old}, fps=1),))
+    assert np.array_equal(frame_masks(session, 1, live=False)["cat"], old)
+    session.draft = make_mark("cat", "box", "10,10,18,18", 1, 20, 20)
+    session.previews[session.draft.key] = Track.from_masks("cat", {1: new}, fps=1).frames[0]
+    assert np.array_equal(frame_masks(session, 1, live=False)["cat"], new)
+    assert np.array_equal(frame_masks(session, 0, live=False)["cat"], old)  # other frames keep the track's
