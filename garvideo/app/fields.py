@@ -26,7 +26,6 @@ MAX_QUESTION = 4000
 #: The most frames GAR may be asked to look at in one prompt, and the longest stride.
 MAX_FRAMES = 256
 MAX_STRIDE = 10_000
-MAX_INSTANCES = 100
 #: The longest timeline window asked for (seconds; a day).
 MAX_WINDOW_S = 86_400.0
 

@@ -464,7 +464,7 @@ class Page:
             search = TextSearch(
                 box_threshold=fields.number(box_threshold, "the box threshold", 0.0, 1.0),
                 text_threshold=fields.number(text_threshold, "the text threshold", 0.0, 1.0),
-                max_instances=fields.whole(max_instances, "max instances", 1, fields.MAX_INSTANCES),
+                max_instances=fields.whole(max_instances, "max instances", 1, defaults.MAX_INSTANCES_LIMIT),
                 every=self.backend.config.text_search.every,
             )
             span = fields.settings(start, end, 1).span
