@@ -93,6 +93,7 @@ from .batch import batch_command  # noqa: E402
 from .describe import ask_command, describe_command  # noqa: E402
 from .info import info_command  # noqa: E402
 from .selftest import selftest_command  # noqa: E402
+from .serve import serve_command  # noqa: E402
 from .track import track_command  # noqa: E402
 
 for _command in (
@@ -102,6 +103,7 @@ for _command in (
     batch_command,
     info_command,
     app_command,
+    serve_command,
     selftest_command,
 ):
     app.add_command(_command)

@@ -142,8 +142,13 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "
     atomic_write_bytes(path, text.encode(encoding))
 
 
+def json_text(obj: Any, indent: int | None = 2) -> str:
+    """The text :func:`atomic_write_json` writes for ``obj`` (a service answers with the same bytes)."""
+    return json.dumps(obj, indent=indent, ensure_ascii=False) + "\n"
+
+
 def atomic_write_json(path: str | os.PathLike[str], obj: Any, indent: int | None = 2) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
+    atomic_write_text(path, json_text(obj, indent))
 
 
 def is_temporary(path: str | os.PathLike[str]) -> bool:

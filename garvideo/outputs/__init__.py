@@ -24,6 +24,7 @@ _LAZY = {
     "track_summary": ".document",
     "TracksFile": ".tracks",
     "read_tracks_file": ".tracks",
+    "recorded_prompts": ".tracks",
     "result_prompts": ".tracks",
     "save_tracks_file": ".tracks",
     "tracks_document": ".tracks",

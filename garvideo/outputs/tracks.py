@@ -67,13 +67,18 @@ class TracksFile:
 def read_tracks_file(path: str | os.PathLike[str]) -> TracksFile:
     """Read a tracks file; marks recorded in its ``meta`` come back as prompts (a malformed one is an error)."""
     tracks, meta = load_tracks_document(path)
-    recorded = meta.get("prompts") or []
+    return TracksFile(tuple(tracks), tuple(recorded_prompts(meta, f"{os.fspath(path)}: meta")))
+
+
+def recorded_prompts(meta: Any, where: str = "meta") -> list[RegionPrompt]:
+    """The marks a tracks document's ``meta`` records (``where`` names it in the errors)."""
+    recorded = (meta.get("prompts") if isinstance(meta, dict) else None) or []
     if not isinstance(recorded, list):
-        raise InvalidInputError(f"{os.fspath(path)}: meta.prompts must be a list of regions, or left out")
+        raise InvalidInputError(f"{where}.prompts must be a list of regions, or left out")
     prompts = []
     for number, data in enumerate(recorded):
         try:
             prompts.append(RegionPrompt.from_dict(data))
         except InvalidInputError as exc:
-            raise InvalidInputError(f"{os.fspath(path)}: meta.prompts[{number}]: {exc}") from None
-    return TracksFile(tuple(tracks), tuple(prompts))
+            raise InvalidInputError(f"{where}.prompts[{number}]: {exc}") from None
+    return prompts

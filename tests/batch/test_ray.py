@@ -25,31 +25,10 @@ from garvideo.batch.manifest import read_manifest
 from garvideo.batch.ray_runner import PipelineSpec, RayOptions, run_batch_on_ray, worker_resources
 from garvideo.batch.runner import BatchOptions
 from garvideo.outputs.document import validate_result_document
+from garvideo.testing.processes import descendants as _descendants
 from garvideo.testing.waiting import wait_until
 
 TINY = BatchOptions(frames=2, frames_per_window=1, max_new_tokens=3, srt=True)
-
-
-def _descendants(root: int) -> dict[int, str]:
-    """Processes below ``root`` (pid -> command line), read from /proc."""
-    parents, commands = {}, {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            commands[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
-        except OSError:
-            continue
-        parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    found, frontier = {}, [root]
-    while frontier:
-        parent = frontier.pop()
-        for pid, ppid in parents.items():
-            if ppid == parent and pid not in found:
-                found[pid] = commands.get(pid, "")
-                frontier.append(pid)
-    return found
 
 
 @pytest.fixture(scope="module")
