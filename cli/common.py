@@ -412,7 +412,7 @@ def check_sam2_name(name: str) -> None:
 
 
 def parse_regions(boxes, points, masks, texts=()) -> list:
-    from .regions import parse_region_prompts
+    from garvideo.tracking.marks import parse_region_prompts
 
     return parse_region_prompts(boxes=boxes, points=points, masks=masks, texts=texts)
 
@@ -449,7 +449,7 @@ def check_outputs(outputs: dict[str, tuple[str, str | None]], inputs: dict[str, 
 
 def input_files(video: str | None = None, tracks_file: str | None = None, masks=()) -> dict[str, str | None]:
     """The files a command reads, by what they are (for :func:`check_outputs`)."""
-    from .regions import mask_files
+    from garvideo.tracking.marks import mask_files
 
     return {"the video": video, "the --tracks file": tracks_file, **{f"--mask {m}": m for m in mask_files(masks)}}
 

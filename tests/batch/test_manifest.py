@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from garvideo_cli.main import app
-from garvideo_cli.regions import parse_region_prompts
 from PIL import Image
 
 from garvideo import InvalidInputError
@@ -13,6 +12,7 @@ from garvideo.masks import encode_rle
 from garvideo.testing.selftest import prepare_selftest
 from garvideo.timecode import When
 from garvideo.tracking import RegionPrompt
+from garvideo.tracking.marks import parse_region_prompts
 
 
 def _write(path, lines):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from garvideo_cli.regions import parse_box_prompt, parse_region_prompts, parse_text_prompt
 
 from garvideo import InvalidInputError, ModelNotFoundError
 from garvideo.grounding import DUPLICATE_IOU, box_iou
 from garvideo.pipeline import FoundRegion, Pipeline, RegionPrompt, TextSearch
 from garvideo.tracking import Sam2Tracker
+from garvideo.tracking.marks import parse_box_prompt, parse_region_prompts, parse_text_prompt
 
 PHRASE = "a red car"
 SEARCHED = [0, 4, 8, 12, 16]  # one frame per second of the 4 fps clip
