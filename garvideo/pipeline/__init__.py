@@ -10,7 +10,7 @@ settings; each found one is a :class:`FoundRegion`.
 from ..model import CAPTION_INSTRUCTION, GenerationSettings, VideoPromptTemplate
 from ..tracking import RegionPrompt, Track
 from .grounding import TextSearch
-from .pipeline import Pipeline, PipelineError
+from .pipeline import Pipeline, PipelineError, VideoPrompt
 from .results import (
     Answer,
     DescribeResult,
@@ -40,5 +40,6 @@ __all__ = [
     "TimelineWindow",
     "Track",
     "TrackingResult",
+    "VideoPrompt",
     "VideoPromptTemplate",
 ]

@@ -35,7 +35,15 @@ from .. import __version__
 from ..devices import stage_threads, torch_threads
 from ..errors import GarvideoError, InvalidInputError
 from ..grounding import DEFAULT_BOX_THRESHOLD, DEFAULT_DETECTOR, DEFAULT_TEXT_THRESHOLD, GroundingDetector
-from ..model import CAPTION_INSTRUCTION, DEFAULT_MODEL_ID, GAR, GARResult, GenerationSettings, VideoPromptTemplate
+from ..model import (
+    CAPTION_INSTRUCTION,
+    DEFAULT_MODEL_ID,
+    GAR,
+    GARResult,
+    GenerationSettings,
+    NamedPrompt,
+    VideoPromptTemplate,
+)
 from ..model.errors import TooManyRegionsError
 from ..names import resolve_references
 from ..tracking import DEFAULT_SAM2_MODEL, RegionPrompt, Sam2Tracker, Track
@@ -204,6 +212,7 @@ class Pipeline:
         detector_revision: str | None = None,
         box_mode: str = "reference",
         progress: bool = True,
+        adapter: str | os.PathLike[str] | None = None,
     ) -> Pipeline:
         """Load GAR (``model``, ``HaochenWang/GAR-1B`` by default) and SAM2 (``facebook/sam2.1-hiera-tiny``).
 
@@ -218,12 +227,18 @@ class Pipeline:
         the CLI's ``--model``, ``--sam2``, ``--compile``, ``--compile-sam2``, ``--device``, ``--dtype``, ``--threads`` and ``--detector``.
         ``*_revision``: the hub revision of each model. ``box_mode`` is GAR's RoI box: ``reference`` (what
         the released weights were trained with) or ``aligned``. ``progress``: the default of every call's
-        ``progress=``.
+        ``progress=``. ``adapter``: a LoRA adapter folder from ``garvideo train`` (``--adapter``), attached to GAR.
         """
         stage_threads("track", "cpu", threads)  # refused before the models load
         gar = (
             GAR.from_pretrained(
-                model, device=device, dtype=dtype, revision=model_revision, box_mode=box_mode, compile=compile
+                model,
+                device=device,
+                dtype=dtype,
+                revision=model_revision,
+                box_mode=box_mode,
+                compile=compile,
+                adapter=adapter,
             )
             if model is not None
             else None
@@ -506,15 +521,7 @@ class Pipeline:
         by_name = {t.name: t for t in track_list}
         work = [(key, idx) for key, idx in plan.frames.items() if idx]
         inputs = [
-            gar.prepare_video(
-                [decoded[i].image for i in idx],
-                {name: [by_name[name].mask_at(i) for i in idx]},
-                instruction,
-                times=[decoded[i].time for i in idx],
-                tiling=tiling,
-                template=template,
-            )
-            for (name, _), idx in work
+            _region_prompt(gar, decoded, by_name[name], idx, instruction, tiling, template) for (name, _), idx in work
         ]
         outputs, timings = self._generate(inputs, settings, batch_size, progress)
         return {key: out.text.strip() for (key, _), out in zip(work, outputs)}, timings
@@ -582,18 +589,9 @@ class Pipeline:
             chosen = spread(_frames_seen(ordered, span), frames)
             decoded, decode_s = _decode(reader, chosen)
             timings += StageTimings(decode=decode_s)
-            masks = {track.name: [_visible_mask(track, i) for i in chosen] for track in ordered}
+            prompt = _question_prompt(gar, decoded, ordered, chosen, question, options, tiling, template)
             with self._gar_threads():
-                result = gar.ask_video(
-                    [decoded[i].image for i in chosen],
-                    masks,
-                    question,
-                    options=options,
-                    times=[decoded[i].time for i in chosen],
-                    tiling=tiling,
-                    template=template,
-                    generation=settings,
-                )
+                (result,) = gar.answer(prompt, settings)
             timings += StageTimings(encode=result.timings.encode_s, generate=result.timings.generate_s)
             settings_used = {
                 "start": span.start,
@@ -626,6 +624,47 @@ class Pipeline:
                 provenance=provenance,
                 found=found,
             )
+
+    # ------------------------------------------------------------------ prompts
+
+    def video_prompt(
+        self,
+        video: VideoLike,
+        tracks: Sequence[Track],
+        question: str | None = None,
+        *,
+        options: Sequence[str] | None = None,
+        start: TimeLike = None,
+        end: TimeLike = None,
+        frames: int = 8,
+        tiling: str = "vanilla",
+        instruction: str = CAPTION_INSTRUCTION,
+        template: VideoPromptTemplate | None = None,
+    ) -> VideoPrompt:
+        """The GAR prompt :meth:`describe` (``question`` None: the overall description of the one track) or
+        :meth:`ask` (a question about the tracks, with ``options``) sends for these tracks, without generating.
+
+        The frames are planned, read and prompted by the very code those calls run (fine-tuning builds its
+        training inputs here, so they equal the inference prompts).
+        """
+        gar = self._require_gar()
+        with reading(video) as reader:
+            span = time_span(reader.timeline, start, end)
+            track_list, _ = self._tracks_for(reader, None, tracks, span, 1, False)
+            if question is None:
+                if len(track_list) != 1:
+                    raise InvalidInputError(f"a description is of one region, {len(track_list)} tracks were given")
+                chosen = _plan_descriptions(track_list, span, (), frames, 1).frames[track_list[0].name, None]
+                decoded, _ = _decode(reader, chosen)
+                prompt = _region_prompt(gar, decoded, track_list[0], chosen, instruction, tiling, template)
+            else:
+                asked = " ".join([question, *(str(o) for o in options or ())])
+                names = _question_regions(asked, [t.name for t in track_list], gar.max_regions)
+                ordered = [next(t for t in track_list if t.name == name) for name in names]
+                chosen = spread(_frames_seen(ordered, span), frames)
+                decoded, _ = _decode(reader, chosen)
+                prompt = _question_prompt(gar, decoded, ordered, chosen, question, options, tiling, template)
+            return VideoPrompt(prompt, tuple(chosen), tuple(decoded[i].time for i in chosen))
 
     # ------------------------------------------------------------------ helpers
 
@@ -664,7 +703,8 @@ class Pipeline:
         gar_ref = None
         if uses_gar and self.gar is not None:
             info = self.gar.info
-            gar_ref = ModelRef(info.model_id, info.revision, info.device, info.dtype)
+            adapter = info.adapter.to_dict() if info.adapter is not None else None
+            gar_ref = ModelRef(info.model_id, info.revision, info.device, info.dtype, adapter)
             settings = {**settings, "box_mode": info.box_mode, "double_bos": info.double_bos, "compiled": info.compiled}
         sam2_ref = None
         if uses_sam2 and self.tracker is not None:
@@ -793,6 +833,58 @@ def _timelines(
             )
         )
     return timelines
+
+
+@dataclass(frozen=True)
+class VideoPrompt:
+    """A prompt as :meth:`Pipeline.describe` or :meth:`Pipeline.ask` sends it: the prepared prompt, and the frames
+    (indices and times) it shows."""
+
+    prompt: NamedPrompt
+    frames: tuple[int, ...]
+    times: tuple[float, ...]
+
+
+def _region_prompt(
+    gar: GAR,
+    decoded: Mapping[int, Frame],
+    track: Track,
+    idx: Sequence[int],
+    instruction: str,
+    tiling: str,
+    template: VideoPromptTemplate | None,
+) -> NamedPrompt:
+    """One region's description prompt over the frames ``idx`` (describe's overall and window prompts)."""
+    return gar.prepare_video(
+        [decoded[i].image for i in idx],
+        {track.name: [track.mask_at(i) for i in idx]},
+        instruction,
+        times=[decoded[i].time for i in idx],
+        tiling=tiling,
+        template=template,
+    )
+
+
+def _question_prompt(
+    gar: GAR,
+    decoded: Mapping[int, Frame],
+    ordered: Sequence[Track],
+    chosen: Sequence[int],
+    question: str,
+    options: Sequence[str] | None,
+    tiling: str,
+    template: VideoPromptTemplate | None,
+) -> NamedPrompt:
+    """ask's prompt: the question about the ordered tracks over the frames ``chosen`` (None where one is unseen)."""
+    return gar.prepare_video(
+        [decoded[i].image for i in chosen],
+        {track.name: [_visible_mask(track, i) for i in chosen] for track in ordered},
+        question,
+        options=options,
+        times=[decoded[i].time for i in chosen],
+        tiling=tiling,
+        template=template,
+    )
 
 
 def _frames_seen(tracks: Sequence[Track], span: Span) -> list[int]:
