@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from .common import (
+    ADAPTER_KEY,
     COMPILE_KEY,
     THREADS_KEY,
     check_outputs,
@@ -202,7 +203,9 @@ def batch_command(
         from garvideo.batch.ray_runner import PipelineSpec, run_batch_on_ray
 
         meta = click.get_current_context().meta
-        models = PipelineSpec(model, sam2, device, dtype, detector, meta.get(COMPILE_KEY), meta.get(THREADS_KEY))
+        models = PipelineSpec(
+            model, sam2, device, dtype, detector, meta.get(COMPILE_KEY), meta.get(THREADS_KEY), meta.get(ADAPTER_KEY)
+        )
         summary = run_batch_on_ray(models, folder, regions_file, out_dir, options, ray, progress=not quiet)
     else:
         pipeline = load_pipeline(model, sam2, device, dtype, quiet, detector=detector)

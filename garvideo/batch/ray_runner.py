@@ -66,6 +66,7 @@ class PipelineSpec:
     detector: str | None = DEFAULT_DETECTOR  # for text regions; loaded only when a line has one
     compile: bool | None = None  # GAR's compiled decoding (None: on for CUDA)
     threads: int | None = None  # torch CPU threads (None: chosen per stage)
+    adapter: str | None = None  # GAR's fine-tuned LoRA adapter folder (garvideo train), on the shared file system
 
     def check(self) -> None:
         """Refuse a model named by a missing folder or a malformed id here, before Ray starts and every
@@ -76,6 +77,10 @@ class PipelineSpec:
         for name in (self.model, SAM2_ALIASES.get(self.sam2, self.sam2) if self.sam2 else None):
             if name:
                 check_checkpoint_name(name)
+        if self.adapter is not None:
+            from ..model.adapters import check_adapter_folder
+
+            check_adapter_folder(self.adapter)
 
     def load(self):
         from ..pipeline import Pipeline
@@ -89,6 +94,7 @@ class PipelineSpec:
             detector=self.detector,
             compile=self.compile,
             threads=self.threads,
+            adapter=self.adapter,
         )
 
 
