@@ -22,7 +22,7 @@ _LAZY = {
     "train": ".trainer",
     "DatasetReport": ".check",
     "check_dataset": ".check",
-    "merge": ".merge",
+    "merge": ".merging",
 }
 __getattr__ = lazy_attributes(__name__, _LAZY)
 

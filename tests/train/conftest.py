@@ -34,11 +34,6 @@ class Material:
     clips: tuple  # MovingObjectTruth of the two clips
 
 
-def _box(truth, frame: int) -> list[int]:
-    x1, y1, x2, y2 = truth.boxes[frame]
-    return [x1, y1, x2 + 1, y2 + 1]
-
-
 def write_lines(path: Path, lines) -> Path:
     path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
     return path
@@ -46,7 +41,10 @@ def write_lines(path: Path, lines) -> Path:
 
 @pytest.fixture(scope="session")
 def material(tmp_path_factory) -> Material:
-    folder = tmp_path_factory.mktemp("train-data")
+    return build_material(tmp_path_factory.mktemp("train-data"))
+
+
+def build_material(folder: Path) -> Material:
     rng = np.random.default_rng(5)
     lines: list[dict] = []
     for k in range(4):
