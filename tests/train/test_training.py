@@ -15,6 +15,11 @@ from garvideo.model import GAR, GenerationSettings
 from garvideo.pipeline import Pipeline, RegionPrompt
 from garvideo.tracking import load_tracks
 from garvideo.train import TrainConfig, train
+from garvideo.train.data import parse_line
+from garvideo.train.examples import ExampleBuilder
+from garvideo.train.steps import batch_loss
+
+from .conftest import write_lines
 
 pytestmark = pytest.mark.slow
 
@@ -35,12 +40,32 @@ OVERFIT = dict(
 )
 
 
+# Held out: two multiple-choice questions (scored) and a caption (loss only).
+HELD_OUT = (
+    {
+        "image": "image0.png",
+        "regions": [{"name": "thing", "mask": "image0_mask.png"}],
+        "question": "Which is <thing>?",
+        "options": ["a dog", "a ball"],
+        "answer": "A",
+    },
+    {
+        "video": "clip0.mp4",
+        "tracks": "clip0_object.json",
+        "question": "Where does <object> go?",
+        "options": ["left", "right"],
+        "answer": "right",
+    },
+    {"image": "image2.png", "regions": [{"name": "thing", "mask": "image2_mask.png"}], "caption": "The car."},
+)
+
+
 @pytest.fixture(scope="module")
 def overfit(material, models, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "overfit"
-    config = TrainConfig(model=str(models / "gar"), sam2=str(models / "sam2"), **OVERFIT)
-    summary = train(material.train, out, config, progress=False)
-    return summary
+    config = TrainConfig(model=str(models / "gar"), sam2=str(models / "sam2"), eval_every=30, **OVERFIT)
+    held_out = write_lines(material.folder / "held_out.jsonl", HELD_OUT)
+    return train(material.train, out, config, eval_data=held_out, progress=False)
 
 
 def metrics(run) -> list[dict]:
@@ -48,7 +73,7 @@ def metrics(run) -> list[dict]:
 
 
 def test_overfitting_drives_the_loss_down_and_writes_the_run(overfit):
-    lines = metrics(overfit.out)
+    lines = [line for line in metrics(overfit.out) if "loss" in line]
     assert [line["step"] for line in lines] == list(range(1, 61))
     assert {"step", "epoch", "loss", "lr"} <= set(lines[0])
     assert lines[-1]["loss"] <= 0.1 * lines[0]["loss"], (lines[0]["loss"], lines[-1]["loss"])
@@ -124,3 +149,38 @@ def test_describe_on_the_command_line_takes_the_adapter(overfit, material, model
     assert missing.exit_code == 2 and "does not exist" in missing.output
     not_one = CliRunner().invoke(app, [*args, "--adapter", str(tmp_path)])
     assert not_one.exit_code == 2 and not_one.output.count("\n") == 1 and "not an adapter folder" in not_one.output
+
+
+def test_held_out_loss_and_accuracy_are_those_of_the_trained_adapter(overfit, material, models):
+    """eval.json and the metrics' eval lines hold the loss and multiple-choice accuracy of the adapter as loaded
+    for inference, recomputed here: the loss through the training loss, the answers through GAR.ask's prompt."""
+    evaluated = [line for line in metrics(overfit.out) if "eval_loss" in line]
+    assert [line["step"] for line in evaluated] == [30, 60]
+    final = json.loads((overfit.out / "eval.json").read_text())
+    assert final == {k: v for k, v in evaluated[-1].items() if k != "epoch"} == overfit.evaluation.to_dict()
+    pipe = Pipeline.from_pretrained(models / "gar", None, adapter=overfit.out, progress=False, detector=None)
+    builder = ExampleBuilder(pipe, frames=3, tiling="vanilla")
+    examples = [parse_line(json.dumps(line), "held out", material.folder) for line in HELD_OUT]
+    with torch.no_grad():
+        loss, tokens = batch_loss(pipe.gar, [builder.training_input(e) for e in examples])
+    assert final["eval_tokens"] == tokens
+    assert final["eval_loss"] == pytest.approx(float(loss) / tokens, rel=1e-4)
+    image = pipe.gar.ask(
+        material.folder / "image0.png",
+        {"thing": material.folder / "image0_mask.png"},
+        "Which is <thing>?",
+        options=["a dog", "a ball"],
+        generation=GenerationSettings(max_new_tokens=16),
+    )
+    video = pipe.ask(
+        material.folder / "clip0.mp4",
+        "Where does <object> go?",
+        tracks=load_tracks(material.folder / "clip0_object.json"),
+        options=["left", "right"],
+        frames=3,
+        max_new_tokens=16,
+    )
+    right = {"image": image.choice == "A", "video": video.letter == "B"}
+    score = final["eval_score"]
+    assert {kind: score["per_type"][kind]["correct"] for kind in right} == {k: int(v) for k, v in right.items()}
+    assert final["eval_accuracy"] == round(sum(right.values()) / 2 * 100, 1)
