@@ -257,6 +257,7 @@ def train_command(data, out, check, eval_data, data_format, root, resume, as_jso
     from garvideo.train.data import DatasetError
 
     config = TrainConfig(**settings)  # a bad value is one error line before anything loads
+    _no_loading_bars()
     if check:
         _check(data, eval_data, data_format, root, config, as_json, quiet)
         return
@@ -334,6 +335,14 @@ def merge_command(adapter, out, model, dtype, quiet) -> None:
     """
     from garvideo.train import merge
 
+    _no_loading_bars()
     if not quiet:
         click.echo(f"merging {adapter} ...", err=True)
     click.echo(f"wrote {merge(adapter, out, model=model, dtype=dtype)}")
+
+
+def _no_loading_bars() -> None:
+    """transformers' "Loading weights" bars (hub downloads keep theirs), as load_pipeline turns them off."""
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
