@@ -280,6 +280,8 @@ def train_command(data, out, check, eval_data, data_format, root, resume, as_jso
     except DatasetError as exc:
         print_error_lines(exc.problems)
         raise SystemExit(2) from None
+    if summary.rank != 0:
+        return  # under torchrun every process trains; the first one reports
     if as_json:
         click.echo(json.dumps(summary.to_dict()))
         return

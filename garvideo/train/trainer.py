@@ -50,6 +50,7 @@ class TrainSummary:
     last_loss: float | None
     evaluation: Evaluation | None  # the held-out results at the end
     resumed_from: int | None  # the checkpoint's step a resumed run continued from
+    rank: int = 0  # this process's rank among the run's (only rank 0 has the evaluation)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -231,6 +232,7 @@ class Trainer:
             last_loss=loop.last_loss,
             evaluation=evaluation,
             resumed_from=resumed,
+            rank=self.ranks.rank,
         )
 
     def step(self, micro_batches: Sequence[Sequence], indices: Sequence[Sequence[int]], step: int, total: int):

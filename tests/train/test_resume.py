@@ -93,3 +93,33 @@ def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(material, m
     assert [line["step"] for line in lines] == [1, 2, 3, 4, 5, 6]  # step 5 logged once, not twice
     whole_lines = [json.loads(line) for line in (whole.out / "metrics.jsonl").read_text().splitlines()]
     assert [round(x["loss"], 4) for x in lines] == [round(x["loss"], 4) for x in whole_lines]
+
+
+def test_two_processes_under_torchrun_train_what_one_does_with_the_same_global_batch(material, models, tmp_path):
+    """One process per device (here two CPU processes, gloo): each takes its share of every step's micro-batches,
+    and the summed gradients make the update one process makes accumulating the same micro-batches."""
+    data = write_lines(material.folder / "two.jsonl", material.lines[:6])
+    settings = dict(rank=4, alpha=8, lora_dropout=0.0, lr=1e-3, batch_size=2, epochs=2, frames=2, log_every=1)
+    common = ["train", str(data), "--model", str(models / "gar"), *options(settings), "--json", "-q"]
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    two = subprocess.run(
+        [*launcher, "-m", "garvideo_cli.main", *common, "--out", str(tmp_path / "two")], capture_output=True, text=True
+    )
+    assert two.returncode == 0, two.stderr
+    assert len(two.stdout.splitlines()) == 1  # the first process reports
+    one = subprocess.run(
+        [sys.executable, "-m", "garvideo_cli.main", *common, "--grad-accum", "2", "--out", str(tmp_path / "one")],
+        capture_output=True,
+        text=True,
+    )
+    assert one.returncode == 0, one.stderr
+    assert json.loads(two.stdout)["total_steps"] == json.loads(one.stdout)["total_steps"] == 4
+    a = load_file(str(tmp_path / "one" / "adapter_model.safetensors"))
+    b = load_file(str(tmp_path / "two" / "adapter_model.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        assert (a[key] - b[key]).abs().max() <= 1e-5, key
+    losses = [
+        [json.loads(line)["loss"] for line in (tmp_path / run / "metrics.jsonl").open()] for run in ("one", "two")
+    ]
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5) and len(losses[0]) == 4
