@@ -16,7 +16,7 @@ PRESENTATION = {"out", "as_json", "save_tracks", "srt", "vtt", "overlay", "quiet
 # How regions are given: the API takes RegionPrompt objects (``regions``) or Track objects (``tracks``).
 REGION_INPUTS = {"boxes", "points", "masks", "texts", "tracks_file"}
 # Options that choose the models: keywords of Pipeline.from_pretrained.
-MODEL_LOADING = {"model", "sam2", "compile", "compile_sam2", "device", "dtype", "threads", "detector"}
+MODEL_LOADING = {"model", "sam2", "compile", "compile_sam2", "device", "dtype", "threads", "detector", "adapter"}
 # Keywords the API has beyond the CLI (documented in the methods' docstrings and the README).
 API_ONLY = {"regions", "tracks", "instruction", "template", "generation", "batch_size", "progress"}
 
