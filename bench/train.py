@@ -108,7 +108,10 @@ def measure(gar, checkpointing: bool, batch_size: int, frames: int, repeats: int
         except torch.OutOfMemoryError:
             return {"checkpointing": checkpointing, "batch": batch_size, "tokens": tokens, "oom": True}
         finally:
+            trainer.optimizer.zero_grad(set_to_none=True)
             trainer.peft_model.unload()  # the base model again, for the next configuration
+            if device.type == "cuda":
+                torch.cuda.empty_cache()  # what an out-of-memory step held goes back before the next one
         seconds = statistics.median(times)
         return {
             "checkpointing": checkpointing,
