@@ -184,3 +184,26 @@ def test_held_out_loss_and_accuracy_are_those_of_the_trained_adapter(overfit, ma
     score = final["eval_score"]
     assert {kind: score["per_type"][kind]["correct"] for kind in right} == {k: int(v) for k, v in right.items()}
     assert final["eval_accuracy"] == round(sum(right.values()) / 2 * 100, 1)
+
+
+def test_readme_python_example_runs(material, models, tmp_path):
+    """README's fine-tuning example, with the tiny GAR and the material's images and tracked clips."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    code = readme.split("## Fine-tuning", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    data = write_lines(material.folder / "readme.jsonl", material.lines[:6])  # no SAM2 here: nothing to track
+    for text, replacement in (
+        ("data/train.jsonl", str(data)),
+        ("data/val.jsonl", str(data)),
+        ("runs/shop-v1", str(tmp_path / "run")),
+        ('model="HaochenWang/GAR-1B"', f"model={str(models / 'gar')!r}, frames=3, batch_size=6"),
+    ):
+        assert text in code
+        code = code.replace(text, replacement)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    summary = namespace["summary"]
+    assert summary.steps == 3 and summary.evaluation.step == 3
+    held_out = [line["eval_loss"] for line in metrics(summary.out) if "eval_loss" in line]
+    assert len(held_out) == 3 and held_out[0] > held_out[1] > held_out[2]  # once per epoch, learning
