@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,23 +131,32 @@ def read_jsonl(path: str | Path, root: str | Path | None = None) -> Dataset:
     """The examples of a JSON-lines file; every bad line is one problem of the :class:`DatasetError` raised."""
     path = Path(path)
     folder = Path(root) if root is not None else path.parent
+    entries = [
+        (f"line {number}", raw)
+        for number, raw in enumerate(_lines(path), 1)
+        if raw.strip() and not raw.lstrip().startswith("#")
+    ]
+    return read_entries(path, "garvideo", entries, lambda raw, where: [parse_line(raw, where, folder)])
+
+
+def read_entries(
+    path: Path, format: str, entries: Sequence[tuple[str, Any]], convert: Callable[[Any, str], list[TrainExample]]
+) -> Dataset:
+    """The examples ``convert(entry, where)`` makes of every ``(label, entry)`` of a data file: every entry that
+    cannot be converted is one problem (``"FILE LABEL: why"``) of the :class:`DatasetError` raised."""
     examples: list[TrainExample] = []
     problems: list[str] = []
-    total = 0
-    for number, raw in enumerate(_lines(path), 1):
-        if not raw.strip() or raw.lstrip().startswith("#"):
-            continue
-        total += 1
-        where = f"{path.name} line {number}"
+    for label, entry in entries:
+        where = f"{path.name} {label}"
         try:
-            examples.append(parse_line(raw, where, folder))
+            examples.extend(convert(entry, where))
         except InvalidInputError as exc:
             problems.append(f"{where}: {exc}")
     if problems:
-        raise DatasetError(str(path), problems, total)
+        raise DatasetError(str(path), problems, len(entries))
     if not examples:
-        raise InvalidInputError(f"{path} holds no examples: one JSON object per line, see README's 'Fine-tuning'")
-    return Dataset(path, "garvideo", tuple(examples))
+        raise InvalidInputError(f"{path} holds no examples: see README's 'Fine-tuning' for the formats")
+    return Dataset(path, format, tuple(examples))
 
 
 def _lines(path: Path) -> list[str]:

@@ -56,6 +56,24 @@ def total(values: list[float], ranks: Ranks, device: torch.device) -> list[float
     return tensor.tolist()
 
 
+def gathered_list(mine: list, ranks: Ranks) -> list:
+    """Every process's list, concatenated in rank order."""
+    if ranks.world == 1:
+        return mine
+    parts: list[list] = [[] for _ in range(ranks.world)]
+    dist.all_gather_object(parts, mine)
+    return [item for part in parts for item in part]
+
+
+def gathered_dict(mine: dict, ranks: Ranks) -> dict:
+    """The union of every process's dictionary."""
+    if ranks.world == 1:
+        return mine
+    parts: list[dict] = [{} for _ in range(ranks.world)]
+    dist.all_gather_object(parts, mine)
+    return {k: v for part in parts for k, v in part.items()}
+
+
 def sum_gradients(params: list[torch.nn.Parameter], ranks: Ranks) -> None:
     """Every trained weight's gradient summed over the processes, in one flat all-reduce."""
     if ranks.world == 1:

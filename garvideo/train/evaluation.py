@@ -15,6 +15,7 @@ import torch
 
 from ..eval.scoring import ScoreReport
 from ..model import GenerationSettings
+from . import distributed
 from .data import TrainExample
 from .examples import ExampleBuilder
 from .steps import batch_loss, computing
@@ -40,31 +41,46 @@ class Evaluation:
         return out
 
 
-def evaluate(builder: ExampleBuilder, examples: Sequence[TrainExample], step: int, batch_size: int) -> Evaluation:
-    """The held-out loss and multiple-choice accuracy of the model as it is now (dropout off while evaluating)."""
+def evaluate(
+    builder: ExampleBuilder,
+    examples: Sequence[TrainExample],
+    step: int,
+    batch_size: int,
+    ranks: distributed.Ranks | None = None,
+) -> Evaluation:
+    """The held-out loss and multiple-choice accuracy of the model as it is now (dropout off while evaluating).
+
+    With several processes each evaluates its share of the examples and the sums are combined, so every
+    process returns the same result (and none waits idle on another's long evaluation)."""
+    ranks = ranks or distributed.Ranks()
     gar = builder.pipeline.gar
     assert gar is not None
+    mine = examples[ranks.rank :: ranks.world]
     was_training = gar.model.training
     gar.model.eval()
     try:
         loss_sum, tokens = 0.0, 0
         with torch.no_grad(), computing(gar):
-            for start in range(0, len(examples), batch_size):
-                items = [builder.training_input(e) for e in examples[start : start + batch_size]]
+            for start in range(0, len(mine), batch_size):
+                items = [builder.training_input(e) for e in mine[start : start + batch_size]]
                 loss, count = batch_loss(gar, items)
                 loss_sum += float(loss)
                 tokens += count
-        accuracy = _accuracy(builder, [e for e in examples if e.task == "choice"])
+        outcomes = _outcomes(builder, [e for e in mine if e.task == "choice"])
     finally:
         gar.model.train(was_training)
-    return Evaluation(step, loss_sum / max(1, tokens), tokens, accuracy)
+    loss_sum, tokens = distributed.total([loss_sum, tokens], ranks, gar.model.device)
+    outcomes = distributed.gathered_list(outcomes, ranks)
+    accuracy = ScoreReport.from_outcomes(outcomes) if outcomes else None
+    return Evaluation(step, loss_sum / max(1, tokens), int(tokens), accuracy)
 
 
-def _accuracy(builder: ExampleBuilder, examples: Sequence[TrainExample]) -> ScoreReport | None:
+def _outcomes(builder: ExampleBuilder, examples: Sequence[TrainExample]) -> list[tuple[str, bool]]:
+    """(kind, answered right) of multiple-choice examples, answered as ``garvideo ask`` answers."""
     if not examples:
-        return None
+        return []
     gar = builder.pipeline.gar
     prompts = [builder.prompt(example) for example in examples]
     with computing(gar):
         results = gar.answer(prompts, GenerationSettings(max_new_tokens=CHOICE_TOKENS))
-    return ScoreReport.from_outcomes((e.kind, r.choice == e.target) for e, r in zip(examples, results))
+    return [(e.kind, r.choice == e.target) for e, r in zip(examples, results)]

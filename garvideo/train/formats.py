@@ -16,13 +16,13 @@ Every bad entry is one problem of the :class:`~garvideo.train.data.DatasetError`
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInputError
 from ..masks import polygon_rle
-from .data import Dataset, DatasetError, TrainExample, check_texts, read_jsonl
+from .data import Dataset, TrainExample, check_texts, read_entries, read_jsonl
 
 FORMATS = ("auto", "garvideo", "coco", "videorefer")
 #: The name of the one region of a COCO region caption.
@@ -42,11 +42,12 @@ def read_dataset(path: str | Path, format: str = "auto", root: str | Path | None
     data = _load_json(path)
     folder = Path(root) if root is not None else path.parent
     if format == "coco" or (format == "auto" and isinstance(data, dict) and "annotations" in data):
-        return _read(path, "coco", _coco_entries(data), folder, _coco_example)
+        return read_entries(path, "coco", _coco_entries(data), lambda entry, where: _coco_example(entry, where, folder))
     if format == "videorefer" or (format == "auto" and isinstance(data, list)):
         if not isinstance(data, list):
             raise InvalidInputError(f"{path} is not a VideoRefer annotation file (a JSON list of items)")
-        return _read(path, "videorefer", [(f"item {k}", item) for k, item in enumerate(data)], folder, _videorefer)
+        items = [(f"item {k}", item) for k, item in enumerate(data)]
+        return read_entries(path, "videorefer", items, lambda item, where: _videorefer(item, where, folder))
     raise InvalidInputError(
         f"{path}: not a format garvideo reads (JSON lines, COCO region captions or VideoRefer-700K); see README's"
         " 'Fine-tuning'"
@@ -63,21 +64,6 @@ def _load_json(path: Path) -> Any:
     except json.JSONDecodeError:
         # Not one JSON document: JSON lines under another extension.
         return None
-
-
-def _read(path: Path, format: str, entries, folder: Path, convert: Callable) -> Dataset:
-    examples, problems = [], []
-    for label, entry in entries:
-        where = f"{path.name} {label}"
-        try:
-            examples.extend(convert(entry, where, folder))
-        except InvalidInputError as exc:
-            problems.append(f"{where}: {exc}")
-    if problems:
-        raise DatasetError(str(path), problems, len(entries))
-    if not examples:
-        raise InvalidInputError(f"{path} holds no usable examples")
-    return Dataset(path, format, tuple(examples))
 
 
 # ---------------------------------------------------------------------- COCO region captions

@@ -50,7 +50,7 @@ class TrainSummary:
     last_loss: float | None
     evaluation: Evaluation | None  # the held-out results at the end
     resumed_from: int | None  # the checkpoint's step a resumed run continued from
-    rank: int = 0  # this process's rank among the run's (only rank 0 has the evaluation)
+    rank: int = 0  # this process's rank among the run's (every process returns one; rank 0 reports it)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -172,7 +172,7 @@ class Trainer:
                 found[index] = (item.prompt_tokens, item.answer_tokens)
             except InvalidInputError as exc:
                 problems[index] = f"{example.where}: {exc}"
-        found, problems = _gathered(found, self.ranks), _gathered(problems, self.ranks)
+        found, problems = distributed.gathered_dict(found, self.ranks), distributed.gathered_dict(problems, self.ranks)
         if problems:
             raise DatasetError(str(dataset.source), [problems[i] for i in sorted(problems)], len(dataset))
         lengths = [found[i] for i in range(len(dataset))]
@@ -372,18 +372,15 @@ class _Loop:
             self._saved_at = self.position.step
 
     def evaluate(self) -> Evaluation | None:
-        """The held-out results at this step (evaluated once per step; on rank 0, None elsewhere)."""
+        """The held-out results at this step (evaluated once per step, by every process on its share)."""
         trainer = self.trainer
         if self.held_out is None:
             return None
         if self._evaluation is not None and self._evaluation.step == self.position.step:
             return self._evaluation
-        if trainer.ranks.main:
-            self._evaluation = evaluate(
-                trainer.builder, self.held_out.examples, self.position.step, trainer.config.batch_size
-            )
-            trainer.log({**self._evaluation.to_dict(), "epoch": round(self.position.step / self.per_epoch, 4)})
-        distributed.barrier(trainer.ranks)
+        examples, batch_size = self.held_out.examples, trainer.config.batch_size
+        self._evaluation = evaluate(trainer.builder, examples, self.position.step, batch_size, trainer.ranks)
+        trainer.log({**self._evaluation.to_dict(), "epoch": round(self.position.step / self.per_epoch, 4)})
         return self._evaluation
 
 
@@ -425,15 +422,6 @@ def _bar(items, show: bool, desc: str, unit: str, **options):
     from tqdm.auto import tqdm
 
     return tqdm(items, desc=desc, unit=unit, disable=not show, dynamic_ncols=True, **options)
-
-
-def _gathered(mine: dict, ranks: distributed.Ranks) -> dict:
-    """The union of every process's dictionary."""
-    if ranks.world == 1:
-        return mine
-    parts: list[dict] = [{} for _ in range(ranks.world)]
-    torch.distributed.all_gather_object(parts, mine)
-    return {k: v for part in parts for k, v in part.items()}
 
 
 def _read_json(path: Path) -> dict:

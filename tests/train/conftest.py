@@ -26,6 +26,26 @@ CAPTIONS = (
 )
 
 
+# Held out: two multiple-choice questions (scored) and a caption (loss only).
+HELD_OUT = (
+    {
+        "image": "image0.png",
+        "regions": [{"name": "thing", "mask": "image0_mask.png"}],
+        "question": "Which is <thing>?",
+        "options": ["a dog", "a ball"],
+        "answer": "A",
+    },
+    {
+        "video": "clip0.mp4",
+        "tracks": "clip0_object.json",
+        "question": "Where does <object> go?",
+        "options": ["left", "right"],
+        "answer": "right",
+    },
+    {"image": "image2.png", "regions": [{"name": "thing", "mask": "image2_mask.png"}], "caption": "The car."},
+)
+
+
 @dataclass(frozen=True)
 class Material:
     folder: Path

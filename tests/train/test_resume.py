@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 from garvideo.testing.waiting import wait_until
 from garvideo.train import TrainConfig, train
 
-from .conftest import write_lines
+from .conftest import HELD_OUT, write_lines
 
 pytestmark = pytest.mark.slow
 
@@ -99,8 +99,10 @@ def test_two_processes_under_torchrun_train_what_one_does_with_the_same_global_b
     """One process per device (here two CPU processes, gloo): each takes its share of every step's micro-batches,
     and the summed gradients make the update one process makes accumulating the same micro-batches."""
     data = write_lines(material.folder / "two.jsonl", material.lines[:6])
+    held_out = write_lines(material.folder / "two_held_out.jsonl", HELD_OUT)
     settings = dict(rank=4, alpha=8, lora_dropout=0.0, lr=1e-3, batch_size=2, epochs=2, frames=2, log_every=1)
-    common = ["train", str(data), "--model", str(models / "gar"), *options(settings), "--json", "-q"]
+    common = ["train", str(data), "--eval", str(held_out), "--model", str(models / "gar"), *options(settings)]
+    common += ["--json", "-q"]
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
     two = subprocess.run(
         [*launcher, "-m", "garvideo_cli.main", *common, "--out", str(tmp_path / "two")], capture_output=True, text=True
@@ -119,7 +121,12 @@ def test_two_processes_under_torchrun_train_what_one_does_with_the_same_global_b
     assert a.keys() == b.keys()
     for key in a:
         assert (a[key] - b[key]).abs().max() <= 1e-5, key
-    losses = [
-        [json.loads(line)["loss"] for line in (tmp_path / run / "metrics.jsonl").open()] for run in ("one", "two")
-    ]
+    runs = [[json.loads(line) for line in (tmp_path / run / "metrics.jsonl").open()] for run in ("one", "two")]
+    losses = [[line["loss"] for line in run if "loss" in line] for run in runs]
     assert losses[0] == pytest.approx(losses[1], rel=1e-5) and len(losses[0]) == 4
+    # the held-out set is split between the processes; the sums give one process's result
+    held = [[line for line in run if "eval_loss" in line] for run in runs]
+    assert [line["step"] for line in held[0]] == [line["step"] for line in held[1]] == [2, 4]
+    for a, b in zip(*held):
+        assert a["eval_tokens"] == b["eval_tokens"] and a["eval_loss"] == pytest.approx(b["eval_loss"], rel=1e-5)
+        assert a["eval_accuracy"] == b["eval_accuracy"] and a["eval_score"]["overall"]["total"] == 2

@@ -19,7 +19,7 @@ from garvideo.train.data import parse_line
 from garvideo.train.examples import ExampleBuilder
 from garvideo.train.steps import batch_loss
 
-from .conftest import write_lines
+from .conftest import HELD_OUT, write_lines
 
 pytestmark = pytest.mark.slow
 
@@ -37,26 +37,6 @@ OVERFIT = dict(
     log_every=1,
     save_every=1000,
     max_grad_norm=0.0,
-)
-
-
-# Held out: two multiple-choice questions (scored) and a caption (loss only).
-HELD_OUT = (
-    {
-        "image": "image0.png",
-        "regions": [{"name": "thing", "mask": "image0_mask.png"}],
-        "question": "Which is <thing>?",
-        "options": ["a dog", "a ball"],
-        "answer": "A",
-    },
-    {
-        "video": "clip0.mp4",
-        "tracks": "clip0_object.json",
-        "question": "Where does <object> go?",
-        "options": ["left", "right"],
-        "answer": "right",
-    },
-    {"image": "image2.png", "regions": [{"name": "thing", "mask": "image2_mask.png"}], "caption": "The car."},
 )
 
 
