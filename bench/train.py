@@ -166,17 +166,17 @@ def main() -> None:
     shapes = "GAR-1B shapes" if args.full_size else "tiny GAR (64 wide, 2 layers; 448-pixel tiles)"
     machine = describe_machine(gar.model.device)
     trained = next((row["trained"] for row in rows if "trained" in row), 0)
+    heading = f"### {shapes}, {gar.model.device.type}, {str(gar.model.dtype).removeprefix('torch.')}"
     body = (
-        f"### {shapes}, {gar.model.device.type}, {str(gar.model.dtype).removeprefix('torch.')}\n\n"
         f"`python bench/train.py{' --full-size' if args.full_size else ''} --device {args.device} --frames {args.frames}"
         f" --batch-sizes {' '.join(map(str, args.batch_sizes))} --repeats {args.repeats}` on {machine}. One optimizer"
         f" step of `garvideo train` (LoRA rank 16 on every linear layer of the language model, the mask embedding"
         f" trained: {trained:,} trained weights) over a batch of video examples of {args.frames} frames each"
         f" (describe's prompt, a 24-token caption); medians of {args.repeats} steps after a warm-up.\n\n{table(rows)}"
     )
-    print(body)
+    print(f"{heading}\n\n{body}")
     if args.write:
-        write_section(SECTION, body, block=body.splitlines()[0])
+        write_section(SECTION, body, block=heading)
 
 
 if __name__ == "__main__":
