@@ -62,7 +62,7 @@ def build_tracker(full_size: bool, device: str, folder: Path):
 
 def track_once(tracker, path: Path, ahead: int, prepare: bool) -> dict:
     from garvideo.devices import stage_threads, torch_threads
-    from garvideo.pipeline.pipeline import _TimedSource  # what Pipeline.track streams the tracker through
+    from garvideo.pipeline.timed_source import TimedSource  # what Pipeline.track streams the tracker through
     from garvideo.tracking import RegionPrompt
     from garvideo.video import open_video
 
@@ -70,7 +70,7 @@ def track_once(tracker, path: Path, ahead: int, prepare: bool) -> dict:
         middle = video.num_frames // 2
         width, height = video.width, video.height
         prompt = RegionPrompt.from_box("scenery", (width // 3, height // 3, 2 * width // 3, 2 * height // 3), middle)
-        source = _TimedSource(video, ahead=ahead, prepare=tracker.prepare if prepare else None)
+        source = TimedSource(video, ahead=ahead, prepare=tracker.prepare if prepare else None)
         with torch_threads(stage_threads("track", tracker.device, None)):
             began = time.perf_counter()
             (track,) = tracker.track(source, [prompt], progress=False)

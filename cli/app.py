@@ -6,14 +6,20 @@ from pathlib import Path
 
 import click
 
+from garvideo import defaults
+
 from .common import ADAPTER_KEY, load_pipeline, model_options, quiet_option, text_options, text_search
 
 
 @click.command("app")
 @model_options()
 @text_options
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every network).")
-@click.option("--port", default=7860, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
+@click.option(
+    "--host", default=defaults.APP_HOST, show_default=True, help="Address to listen on (0.0.0.0: every network)."
+)
+@click.option(
+    "--port", default=defaults.APP_PORT, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on."
+)
 @click.option(
     "--root",
     type=click.Path(exists=True, file_okay=False, path_type=str),
@@ -22,14 +28,14 @@ from .common import ADAPTER_KEY, load_pipeline, model_options, quiet_option, tex
 )
 @click.option(
     "--max-upload-mb",
-    default=2048.0,
+    default=defaults.APP_MAX_UPLOAD_MB,
     show_default=True,
     type=click.FloatRange(min=0, min_open=True),
     help="Largest video the page accepts as an upload.",
 )
 @click.option(
     "--session-hours",
-    default=1.0,
+    default=defaults.APP_SESSION_HOURS,
     show_default=True,
     type=click.FloatRange(min=0, min_open=True),
     help="A session idle this long ends and its files are deleted (a closed tab ends at once).",

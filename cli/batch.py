@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from garvideo import defaults
+
 from .common import (
     ADAPTER_KEY,
     COMPILE_KEY,
@@ -20,6 +22,7 @@ from .common import (
     range_options,
     reports_warnings,
     text_options,
+    text_search,
     timeline_options,
 )
 
@@ -120,7 +123,7 @@ def ray_settings(address, workers, cpus_per_worker, gpus_per_worker, shard):
     "--describe",
     "describe_mode",
     type=click.Choice(["auto", "always"]),
-    default="auto",
+    default=defaults.BATCH_DESCRIBE,
     show_default=True,
     help="auto: describe lines without a question; always: every line.",
 )
@@ -192,10 +195,7 @@ def batch_command(
         stride=stride,
         tiling=tiling,
         max_new_tokens=max_new_tokens,
-        box_threshold=box_threshold,
-        text_threshold=text_threshold,
-        max_instances=max_instances,
-        search_every=search_every,
+        search=text_search(box_threshold, text_threshold, max_instances, search_every),
         describe=describe_mode,
         srt=srt,
     )

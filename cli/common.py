@@ -10,12 +10,8 @@ from typing import Any
 
 import click
 
-from garvideo.grounding import DEFAULT_BOX_THRESHOLD, DEFAULT_DETECTOR, DEFAULT_TEXT_THRESHOLD  # torch-free
-from garvideo.tracking import DEFAULT_SAM2_MODEL as DEFAULT_SAM2  # torch-free import
+from garvideo import defaults  # torch-free: --help reads every default from the one table
 
-# garvideo.model loads torch on import, which --help must not wait for; a test keeps this equal to
-# garvideo.model.DEFAULT_MODEL_ID.
-DEFAULT_GAR = "HaochenWang/GAR-1B"
 # Where --compile/--no-compile leaves its value (click's context meta) for load_pipeline.
 COMPILE_KEY = "garvideo.compile"
 # Where --compile-sam2/--no-compile-sam2 leaves its value, likewise.
@@ -106,7 +102,7 @@ def model_options(gar: bool = True, sam2: bool = True) -> Callable:
                 click.option(
                     "--model",
                     "model",
-                    default=DEFAULT_GAR,
+                    default=defaults.MODEL,
                     show_default=True,
                     metavar="ID|FOLDER",
                     help="GAR weights: a hub id or a local folder.",
@@ -117,7 +113,7 @@ def model_options(gar: bool = True, sam2: bool = True) -> Callable:
                 click.option(
                     "--sam2",
                     "sam2",
-                    default=DEFAULT_SAM2,
+                    default=defaults.SAM2,
                     show_default=True,
                     metavar="ID|FOLDER",
                     help="SAM2 weights: facebook/sam2.1-hiera-{tiny,small,base-plus,large}, "
@@ -157,13 +153,13 @@ def model_options(gar: bool = True, sam2: bool = True) -> Callable:
         options += [
             click.option(
                 "--device",
-                default="auto",
+                default=defaults.DEVICE,
                 show_default=True,
                 help="auto (CUDA when available, else CPU), cpu, cuda or cuda:N.",
             ),
             click.option(
                 "--dtype",
-                default="auto",
+                default=defaults.DTYPE,
                 show_default=True,
                 help="auto (bfloat16 on CUDA, SAM2 float32 under bfloat16 autocast; float32 on CPU), float32, "
                 "bfloat16 or float16.",
@@ -186,28 +182,28 @@ def model_options(gar: bool = True, sam2: bool = True) -> Callable:
 text_options = option_group(
     click.option(
         "--detector",
-        default=DEFAULT_DETECTOR,
+        default=defaults.DETECTOR,
         show_default=True,
         metavar="ID|FOLDER",
         help="Open-vocabulary detector for --text: a Grounding DINO hub id or a local folder.",
     ),
     click.option(
         "--box-threshold",
-        default=DEFAULT_BOX_THRESHOLD,
+        default=defaults.BOX_THRESHOLD,
         show_default=True,
         type=float,
         help="A detected box counts when its score is above this.",
     ),
     click.option(
         "--text-threshold",
-        default=DEFAULT_TEXT_THRESHOLD,
+        default=defaults.TEXT_THRESHOLD,
         show_default=True,
         type=float,
         help="...and some word of the phrase scores above this.",
     ),
     click.option(
         "--max-instances",
-        default=1,
+        default=defaults.MAX_INSTANCES,
         show_default=True,
         type=int,
         metavar="K",
@@ -215,7 +211,7 @@ text_options = option_group(
     ),
     click.option(
         "--search-every",
-        default=1.0,
+        default=defaults.SEARCH_EVERY,
         show_default=True,
         type=float,
         metavar="SECONDS",
@@ -225,8 +221,8 @@ text_options = option_group(
 
 
 def text_search(box_threshold: float, text_threshold: float, max_instances: int, search_every: float):
-    """The pipeline's TextSearch from the options (checked here, before any model loads: a bad value is one error
-    line)."""
+    """The one TextSearch the text options make, checked here, before any model loads (a bad value is one error
+    line); the command hands it on as it is (``search=``)."""
     from garvideo.pipeline.grounding import TextSearch
 
     return TextSearch(
@@ -234,7 +230,7 @@ def text_search(box_threshold: float, text_threshold: float, max_instances: int,
     )
 
 
-def report_found(found, prompts=(), max_instances: int = 1) -> None:
+def report_found(found, prompts=(), max_instances: int = defaults.MAX_INSTANCES) -> None:
     """Say where each text region was found, and the --box that marks it again without the detector
     (and when a phrase gave fewer matches than --max-instances allowed)."""
     for region in found:
@@ -266,7 +262,7 @@ def range_options(func: Callable | None = None, *, scope: str = "") -> Callable:
         click.option("--end", metavar="TIME", help=f"Only look until this time{scope}."),
         click.option(
             "--stride",
-            default=1,
+            default=defaults.STRIDE,
             show_default=True,
             type=click.IntRange(min=1),
             help="Track every N-th frame (faster on long videos).",
@@ -278,13 +274,14 @@ def range_options(func: Callable | None = None, *, scope: str = "") -> Callable:
 timeline_options = option_group(
     click.option(
         "--window",
+        default=defaults.WINDOW,
         type=PositiveSeconds(),
         metavar="SECONDS",
         help="Timeline window length (default: adaptive, at most 8 windows).",
     ),
     click.option(
         "--frames-per-window",
-        default=4,
+        default=defaults.FRAMES_PER_WINDOW,
         show_default=True,
         type=click.IntRange(min=1),
         help="Frames shown to GAR for each window.",
@@ -295,7 +292,7 @@ timeline_options = option_group(
 generation_options = option_group(
     click.option(
         "--frames",
-        default=8,
+        default=defaults.FRAMES,
         show_default=True,
         type=click.IntRange(min=1),
         help="Frames shown to GAR for an overall description or an answer.",
@@ -303,13 +300,13 @@ generation_options = option_group(
     click.option(
         "--tiling",
         type=click.Choice(["vanilla", "thumb+tile"]),
-        default="vanilla",
+        default=defaults.TILING,
         show_default=True,
         help="Per frame: one 448 tile (vanilla) or a thumbnail plus tiles.",
     ),
     click.option(
         "--max-new-tokens",
-        default=512,
+        default=defaults.MAX_NEW_TOKENS,
         show_default=True,
         type=click.IntRange(min=1),
         help="Longest description or answer, in tokens.",
@@ -330,7 +327,7 @@ def load_pipeline(
     *,
     progress: bool | None = None,
     box_mode: str = "reference",
-    detector: str | None = DEFAULT_DETECTOR,
+    detector: str | None = defaults.DETECTOR,
 ):
     """The pipeline with the models a command needs (None leaves a model out).
 
@@ -349,9 +346,8 @@ def load_pipeline(
     adapter = context.meta.get(ADAPTER_KEY) if context is not None and model else None
     transformers_logging.disable_progress_bar()  # "Loading weights" bars; hub downloads keep theirs
     if not quiet:
-        names = " and ".join(
-            m for m in (model + (f" + adapter {adapter}" if adapter else "") if model else None, sam2) if m
-        )
+        gar_name = f"{model} + adapter {adapter}" if model and adapter else model
+        names = " and ".join(m for m in (gar_name, sam2) if m)
         if detector:
             names += f" (and {detector} when a text region needs it)"
         click.echo(f"loading {names} ...", err=True)
@@ -380,7 +376,7 @@ def check_sam2_name(name: str) -> None:
     if name in SAM2_ALIASES or "/" in name or os.sep in name or os.path.exists(os.path.expanduser(name)):
         return
     raise ModelNotFoundError(
-        f"unknown SAM2 alias {name!r}: use one of {', '.join(SAM2_ALIASES)}, a hub id such as {DEFAULT_SAM2} "
+        f"unknown SAM2 alias {name!r}: use one of {', '.join(SAM2_ALIASES)}, a hub id such as {defaults.SAM2} "
         f"or the path of a local folder"
     )
 
@@ -389,6 +385,16 @@ def parse_regions(boxes, points, masks, texts=()) -> list:
     from .regions import parse_region_prompts
 
     return parse_region_prompts(boxes=boxes, points=points, masks=masks, texts=texts)
+
+
+def open_video_first(video: str):
+    """The video, opened before any model loads: a file that cannot be read as a video (a FIFO, a frame folder
+    holding a link loop or a huge image) is reported before the wait. Closed when the command ends."""
+    from garvideo.video import open_video
+
+    reader = open_video(video)
+    click.get_current_context().call_on_close(reader.close)
+    return reader
 
 
 def document_prompts(prompts, found) -> list:

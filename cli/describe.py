@@ -14,6 +14,7 @@ from .common import (
     generation_options,
     load_pipeline,
     model_options,
+    open_video_first,
     option_group,
     parse_regions,
     quiet_option,
@@ -83,12 +84,12 @@ def _check_question(question, options, prompts, tracks, max_instances):
     resolve_references(" ".join([question, *options]), names)
 
 
-def _check_window(video, window, stride):
+def _check_window(reader, window, stride):
     """A window shorter than a (tracked) frame interval is refused before the models load (the pipeline checks again)."""
-    from garvideo.video import check_window_length, video_info
+    from garvideo.video import check_window_length
 
-    info = video_info(video)
-    check_window_length(window, info.duration / max(1, info.num_frames), stride=stride, source=video)
+    info = reader.info
+    check_window_length(window, info.duration / max(1, info.num_frames), stride=stride, source=reader.path)
 
 
 @click.command("describe", epilog=REGION_HELP)
@@ -151,27 +152,24 @@ def describe_command(
     """
     # Mistakes first, before anything imports torch or loads a model.
     prompts, tracks = _inputs(boxes, points, masks, texts, tracks_file)
-    text_search(box_threshold, text_threshold, max_instances, search_every)  # checked before the models load
-    if window is not None:
-        _check_window(video, window, stride)
+    search = text_search(box_threshold, text_threshold, max_instances, search_every)  # before the models load
     if overlay:
         from garvideo.outputs.overlay import check_overlay_target
 
         check_overlay_target(overlay, video)
     check_outputs(result=out, tracks=save_tracks, subtitles=srt, WebVTT_subtitles=vtt, overlay=overlay)
+    # One reader for the checks, describing and drawing: opening an hour's video reads all its packets (seconds).
+    reader = open_video_first(video)
+    if window is not None:
+        _check_window(reader, window, stride)
     from garvideo.outputs.document import result_document, timeline_cues
     from garvideo.outputs.subtitles import to_srt, to_vtt
 
     pipeline = load_pipeline(
         model, None if tracks else sam2, device, dtype, quiet, detector=detector if texts else None
     )
-    if overlay:  # one reader for describing and drawing: opening an hour's video reads all its packets (seconds)
-        from garvideo.video import open_video
-
-        video = open_video(video)
-        click.get_current_context().call_on_close(video.close)
     result = pipeline.describe(
-        video,
+        reader,
         prompts or None,
         tracks=tracks,
         start=start,
@@ -182,10 +180,7 @@ def describe_command(
         frames=frames,
         tiling=tiling,
         max_new_tokens=max_new_tokens,
-        box_threshold=box_threshold,
-        text_threshold=text_threshold,
-        max_instances=max_instances,
-        search_every=search_every,
+        search=search,
     )
     report_found(result.found, prompts, max_instances)
     document = result_document("describe", result.video, result.tracks, document_prompts(prompts, result.found), result)
@@ -201,7 +196,7 @@ def describe_command(
         from garvideo.outputs.overlay import render_overlay
 
         outputs.write(
-            overlay, lambda target: render_overlay(video, target, result.tracks, cues, progress=not quiet), "overlay"
+            overlay, lambda target: render_overlay(reader, target, result.tracks, cues, progress=not quiet), "overlay"
         )
     if as_json:
         emit_json(document)
@@ -283,18 +278,19 @@ def ask_command(
     the model sees to that span.
     """
     prompts, tracks = _inputs(boxes, points, masks, texts, tracks_file)
-    text_search(box_threshold, text_threshold, max_instances, search_every)  # checked before the models load
+    search = text_search(box_threshold, text_threshold, max_instances, search_every)  # before the models load
     if len(options) == 1:
         raise click.UsageError("a multiple-choice question needs at least two --option choices")
     _check_question(question, options, prompts, tracks, max_instances)
     check_outputs(result=out, tracks=save_tracks)
+    reader = open_video_first(video)
     from garvideo.outputs.document import result_document
 
     pipeline = load_pipeline(
         model, None if tracks else sam2, device, dtype, quiet, detector=detector if texts else None
     )
     answer = pipeline.ask(
-        video,
+        reader,
         question,
         prompts or None,
         tracks=tracks,
@@ -305,10 +301,7 @@ def ask_command(
         frames=frames,
         tiling=tiling,
         max_new_tokens=max_new_tokens,
-        box_threshold=box_threshold,
-        text_threshold=text_threshold,
-        max_instances=max_instances,
-        search_every=search_every,
+        search=search,
     )
     report_found(answer.found, prompts, max_instances)
     document = result_document(

@@ -14,6 +14,7 @@ from .common import (
     document_prompts,
     load_pipeline,
     model_options,
+    open_video_first,
     parse_regions,
     quiet_option,
     range_options,
@@ -68,19 +69,17 @@ def track_command(
     prompts = parse_regions(boxes, points, masks, texts)
     if not prompts:
         raise click.UsageError("mark at least one region with --box, --points, --mask or --text")
-    text_search(box_threshold, text_threshold, max_instances, search_every)  # checked before the model loads
+    search = text_search(box_threshold, text_threshold, max_instances, search_every)  # before the model loads
     check_outputs(tracks=out)
+    reader = open_video_first(video)
     pipeline = load_pipeline(None, sam2, device, dtype, quiet, detector=detector if texts else None)
     result = pipeline.track(
-        video,
+        reader,
         prompts,
         start=start,
         end=end,
         stride=stride,
-        box_threshold=box_threshold,
-        text_threshold=text_threshold,
-        max_instances=max_instances,
-        search_every=search_every,
+        search=search,
     )
     report_found(result.found, prompts, max_instances)
     meta = {

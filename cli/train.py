@@ -126,6 +126,14 @@ _optimizer_options = option_group(
 
 _run_options = option_group(
     click.option(
+        "--length-group",
+        default=defaults.TRAIN_LENGTH_GROUP,
+        show_default=True,
+        type=click.IntRange(min=1),
+        metavar="N",
+        help="Batches hold examples of similar length: sorted within windows of N batches (1: no sorting).",
+    ),
+    click.option(
         "--save-every",
         default=defaults.TRAIN_SAVE_EVERY,
         show_default=True,

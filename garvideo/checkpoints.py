@@ -7,13 +7,16 @@ folder's absolute path.
 
 from __future__ import annotations
 
+import json
 import os
+import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InvalidInputError, ModelNotFoundError
+from .inputs import open_regular_file
 
 # What a transformers checkpoint (GAR, SAM2) needs; nothing else is fetched (SAM2 repos also hold .pt files).
 _ALLOW_PATTERNS = ["*.json", "*.safetensors", "*.jinja", "*.txt", "*.model"]
@@ -77,6 +80,7 @@ def resolve_checkpoint(
         if revision is not None:
             raise InvalidInputError(f"revision={revision!r} applies to hub ids, not to the local folder {text!r}")
         folder = local.resolve()
+        check_weight_files(folder, str(folder))
         return ResolvedCheckpoint(folder=folder, model_id=str(folder), revision=None)
 
     from huggingface_hub import constants, snapshot_download
@@ -109,9 +113,49 @@ def resolve_checkpoint(
     except OSError as exc:  # network failures and everything else huggingface_hub raises for I/O
         raise ModelNotFoundError(f"model {text!r}{at} could not be fetched ({exc}): {advice}") from exc
     folder = Path(folder)
+    check_weight_files(folder, text)
     # Hub snapshots live in .../snapshots/<commit hash>/.
     commit = folder.name if folder.parent.name == "snapshots" else revision
     return ResolvedCheckpoint(folder=folder, model_id=text, revision=commit)
+
+
+#: A safetensors header larger than this is damage, not a header (a 70B model's is a few MB).
+_MAX_HEADER_BYTES = 100_000_000
+
+
+def check_weight_files(folder: Path, model_id: str) -> None:
+    """Refuse, in one line naming the file, a ``*.safetensors`` file of ``folder`` that is not whole: cut short
+    (an interrupted download or copy) or damaged. Reads only the headers, before any weight is loaded."""
+    for file in sorted(folder.glob("*.safetensors")):
+        with open_regular_file(file, f"the weights of {model_id!r},", ModelNotFoundError) as handle:
+            problem = _safetensors_problem(handle, os.fstat(handle.fileno()).st_size)
+        if problem is not None:
+            raise ModelNotFoundError(
+                f"cannot load {model_id!r}: its weights file {file} {problem}; download or copy it again"
+            )
+
+
+def _safetensors_problem(handle, size: int) -> str | None:
+    """Why a safetensors file (an 8-byte header length, a JSON header, then the tensors' bytes) is not whole."""
+    head = handle.read(8)
+    if head == b"version ":
+        return "is a Git LFS pointer, not the weights (run `git lfs pull` where it was cloned)"
+    if len(head) < 8:
+        return f"is truncated: {size} bytes, too short for the safetensors format"
+    (length,) = struct.unpack("<Q", head)
+    if length > min(size - 8, _MAX_HEADER_BYTES):
+        return f"is truncated or damaged: {size} bytes, where its header alone claims {length + 8:,}"
+    try:
+        header = json.loads(handle.read(length))
+        ends = [int(entry["data_offsets"][1]) for key, entry in header.items() if key != "__metadata__"]
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+        return "is damaged: its header is not the JSON a safetensors file starts with"
+    needed = 8 + length + max(ends, default=0)
+    if size != needed:
+        return (
+            f"is {'truncated' if size < needed else 'damaged'}: {size:,} bytes, where its header describes {needed:,}"
+        )
+    return None
 
 
 @contextmanager
@@ -122,8 +166,15 @@ def loading(checkpoint: ResolvedCheckpoint, what: str, family: str, kind: str, a
     must hold ("SAM2"), ``kind`` the model a config must describe ("SAM2 video"), ``advice`` what to
     pass instead.
     """
+    from safetensors import SafetensorError
+
     try:
         yield
+    except SafetensorError as exc:  # a weights file damaged past what check_weight_files reads
+        raise ModelNotFoundError(
+            f"cannot load {what} {checkpoint.model_id!r}: a weights file in {checkpoint.folder} is damaged ({exc})."
+            f" {advice}"
+        ) from exc
     except OSError as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelNotFoundError(

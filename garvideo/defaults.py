@@ -42,6 +42,16 @@ MAX_INSTANCES = 1
 #: Text regions without a moment: seconds between searched frames.
 SEARCH_EVERY = 1.0
 
+#: ``garvideo batch --describe``: ``auto`` describes the lines without a question, ``always`` every line.
+BATCH_DESCRIBE = "auto"
+
+#: The web app (``garvideo app``): the address it listens on (this machine only), its port, the largest
+#: upload it takes, and how long an idle session keeps its files.
+APP_HOST = "127.0.0.1"
+APP_PORT = 7860
+APP_MAX_UPLOAD_MB = 2048.0
+APP_SESSION_HOURS = 1.0
+
 # ---- garvideo train (fine-tuning; README, "Fine-tuning")
 #: LoRA rank of the language model's adapter.
 TRAIN_RANK = 16

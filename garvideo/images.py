@@ -8,10 +8,22 @@ an image. Only PIL and numpy: the video reader imports it without torch.
 
 from __future__ import annotations
 
-import numpy as np
-from PIL import Image
+import os
+import struct
+from collections.abc import Callable
+from typing import BinaryIO, TypeVar
 
-from .errors import InvalidInputError
+import numpy as np
+from PIL import Image, ImageFile, UnidentifiedImageError
+
+from .errors import GarvideoError, InvalidInputError
+from .inputs import open_regular_file
+
+#: The most pixels an image file garvideo reads (a mask, a frame of a folder, an image for GAR) may have:
+#: 16384 x 8192, a 16K panorama (384 MiB as RGB). Checked from the file's header, before any pixel is decoded.
+MAX_IMAGE_PIXELS = 16384 * 8192
+
+T = TypeVar("T")
 
 #: PIL modes of 16-bit grey images (PNG), scaled to 8 bits.
 SIXTEEN_BIT_GREY = ("I;16", "I;16L", "I;16B", "I;16N")
@@ -50,3 +62,60 @@ def pil_to_rgb(image: Image.Image, what: str = "image") -> np.ndarray:
     # np.array copies once into memory the caller owns; np.asarray would give a read-only view, which torch
     # (SAM2's and GAR's processors) warns about on every frame.
     return np.array(image, dtype=np.uint8)
+
+
+def read_image(
+    path: str | os.PathLike[str],
+    use: Callable[[Image.Image], T],
+    what: str = "image",
+    error: type[GarvideoError] = InvalidInputError,
+) -> T:
+    """``use(image)`` on the image file at ``path``, opened lazily: ``use`` decides what is decoded.
+
+    Refused with ``error`` naming ``what`` and the file, before any pixel is decoded: what is not a
+    readable regular file (a FIFO, a folder, a link loop: :func:`garvideo.inputs.open_regular_file`),
+    what is not an image, and an image of more than :data:`MAX_IMAGE_PIXELS` pixels (its header's size).
+    A file that fails while ``use`` decodes it (truncated, damaged) is refused the same way.
+    """
+    with open_regular_file(path, what, error) as handle:
+        try:
+            image = _identify(handle, os.fspath(path))
+        except UnidentifiedImageError:
+            raise error(f"cannot read {what} {os.fspath(path)}: not a readable image (unknown format)") from None
+        except OSError as exc:
+            raise error(f"cannot read {what} {os.fspath(path)}: not a readable image ({exc})") from None
+        with image:
+            width, height = image.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise error(
+                    f"cannot read {what} {os.fspath(path)}: it is {width}x{height} pixels, more than the "
+                    f"{MAX_IMAGE_PIXELS:,} (16384x8192) garvideo reads; scale it down first"
+                )
+            try:
+                return use(image)
+            except InvalidInputError:
+                raise
+            except (OSError, ValueError, SyntaxError) as exc:  # PIL's errors for damaged or truncated data
+                raise error(f"cannot read {what} {os.fspath(path)}: not a readable image ({exc})") from None
+
+
+def _identify(handle: BinaryIO, name: str) -> ImageFile.ImageFile:
+    """The image in ``handle``, its header read and no pixel decoded, found as ``Image.open`` finds it (the
+    plugins' own recognisers, the common formats first) but without its decompression-bomb check, which
+    raises before it tells the size: :func:`read_image` bounds the size itself."""
+    prefix = handle.read(16)
+    tried: set[str] = set()
+    for load_plugins in (Image.preinit, Image.init):
+        load_plugins()
+        for format_id in [format_id for format_id in Image.ID if format_id not in tried]:
+            tried.add(format_id)
+            factory, accept = Image.OPEN[format_id]
+            accepted = accept(prefix) if accept else True
+            if not accepted or isinstance(accepted, str):
+                continue
+            handle.seek(0)
+            try:
+                return factory(handle, name)
+            except (SyntaxError, IndexError, TypeError, struct.error):
+                continue
+    raise UnidentifiedImageError(f"cannot identify image file {name!r}")

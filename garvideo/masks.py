@@ -164,16 +164,8 @@ def mask_from_image(image: Any) -> np.ndarray:
 
 
 def read_mask_image(path: Any) -> np.ndarray:
-    """Read a mask image file (see :func:`mask_from_image`); a clear error if it is missing or unreadable."""
-    from pathlib import Path
+    """Read a mask image file (see :func:`mask_from_image`); a clear error if it is missing, not a regular
+    file (a FIFO is refused, never waited on), not an image, or too large (:func:`garvideo.images.read_image`)."""
+    from .images import read_image
 
-    from PIL import Image, UnidentifiedImageError
-
-    path = Path(path)
-    try:
-        with Image.open(path) as image:
-            return mask_from_image(image)
-    except FileNotFoundError as exc:
-        raise InvalidInputError(f"mask image not found: {path}") from exc
-    except (UnidentifiedImageError, OSError) as exc:
-        raise InvalidInputError(f"cannot read the mask image {path}: {exc}") from exc
+    return read_image(path, mask_from_image, "the mask image")

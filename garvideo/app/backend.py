@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import defaults
 from ..errors import InvalidInputError
 from ..files import atomic_write_json, atomic_write_text
 from ..outputs import to_srt, to_vtt
@@ -60,8 +61,8 @@ class AppConfig:
     temp_root: Path  # everything the app writes lives here (also Gradio's upload cache)
     root: Path | None = None  # resolved --root, or None
     root_arg: str | None = None  # --root as typed (for the commands shown)
-    max_upload_mb: float = 2048.0
-    session_ttl_s: float = 3600.0
+    max_upload_mb: float = defaults.APP_MAX_UPLOAD_MB
+    session_ttl_s: float = defaults.APP_SESSION_HOURS * 3600
     text_search: TextSearch = TextSearch()  # the page's text-region fields start here (and `every` is used as is)
 
     @property
@@ -341,9 +342,7 @@ class Backend:
             )
         progress(0.0, f"finding {prompt.text!r}")
         with self._model_lock:
-            _, found = self.pipeline.find(
-                video.path, [prompt], start=span.start, end=span.end, **_search_keywords(search)
-            )
+            _, found = self.pipeline.find(video.path, [prompt], start=span.start, end=span.end, search=search)
         mark = found_mark(prompt, found, search)
         session.marks.append(mark)
         session.forget_results()
@@ -371,7 +370,7 @@ class Backend:
         if not session.marks:
             raise AppError("mark at least one region: drag a box or click on the frame, then add it")
         progress(0.0, "tracking")
-        search = session.text_search
+        search = session.text_search  # None without text regions: nothing to find
         with self._model_lock:
             # Text regions are found again on the frame they were found on (the same box), as the command does.
             result = self.pipeline.track(
@@ -380,7 +379,7 @@ class Backend:
                 start=settings.span.start,
                 end=settings.span.end,
                 stride=settings.stride,
-                **_search_keywords(search),
+                search=search or self.config.text_search,
             )
         session.forget_results()
         session.tracking, session.tracked_with = result, settings
@@ -528,18 +527,6 @@ class Backend:
             path = folder / f"{run}-{frame.index:06d}.jpg"
             path.write_bytes(jpeg_bytes(image))
             session.thumbnails.append((path, f"{frame.index} · {format_clock(frame.time)}", frame.index))
-
-
-def _search_keywords(search: TextSearch | None) -> dict[str, Any]:
-    """The pipeline's text-search keywords (its defaults when the session has no text region)."""
-    if search is None:
-        return {}
-    return {
-        "box_threshold": search.box_threshold,
-        "text_threshold": search.text_threshold,
-        "max_instances": search.max_instances,
-        "search_every": search.every,
-    }
 
 
 def _found_with(search: TextSearch) -> tuple[float, float, int]:

@@ -6,7 +6,7 @@ import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..grounding import DEFAULT_BOX_THRESHOLD, DEFAULT_DETECTOR, DEFAULT_TEXT_THRESHOLD
+from .. import defaults
 from ..pipeline import TextSearch
 from .regions import Mark
 
@@ -17,9 +17,9 @@ class Models:
 
     gar: str
     sam2: str
-    device: str = "auto"
-    dtype: str = "auto"
-    detector: str = DEFAULT_DETECTOR
+    device: str = defaults.DEVICE
+    dtype: str = defaults.DTYPE
+    detector: str = defaults.DETECTOR
     adapter: str | None = None  # GAR's fine-tuned LoRA adapter folder (--adapter)
 
     def args(self, gar: bool, sam2: bool, detector: bool = False) -> list[str]:
@@ -30,11 +30,11 @@ class Models:
                 out += ["--adapter", self.adapter]
         if sam2:
             out += ["--sam2", self.sam2]
-        if detector and self.detector != DEFAULT_DETECTOR:
+        if detector and self.detector != defaults.DETECTOR:
             out += ["--detector", self.detector]
-        if self.device != "auto":
+        if self.device != defaults.DEVICE:
             out += ["--device", self.device]
-        if self.dtype != "auto":
+        if self.dtype != defaults.DTYPE:
             out += ["--dtype", self.dtype]
         return out
 
@@ -57,9 +57,9 @@ class Span:
 
 @dataclass(frozen=True)
 class Generation:
-    frames: int = 8
-    tiling: str = "vanilla"
-    max_new_tokens: int = 512
+    frames: int = defaults.FRAMES
+    tiling: str = defaults.TILING
+    max_new_tokens: int = defaults.MAX_NEW_TOKENS
 
     def args(self) -> list[str]:
         return ["--frames", str(self.frames), "--tiling", self.tiling, "--max-new-tokens", str(self.max_new_tokens)]
@@ -68,11 +68,11 @@ class Generation:
 def search_args(search: TextSearch) -> list[str]:
     """The text-search options that differ from the CLI's defaults (marks are placed on a frame: no --search-every)."""
     out: list[str] = []
-    if search.box_threshold != DEFAULT_BOX_THRESHOLD:
+    if search.box_threshold != defaults.BOX_THRESHOLD:
         out += ["--box-threshold", repr(search.box_threshold)]
-    if search.text_threshold != DEFAULT_TEXT_THRESHOLD:
+    if search.text_threshold != defaults.TEXT_THRESHOLD:
         out += ["--text-threshold", repr(search.text_threshold)]
-    if search.max_instances != 1:
+    if search.max_instances != defaults.MAX_INSTANCES:
         out += ["--max-instances", str(search.max_instances)]
     return out
 
@@ -93,7 +93,7 @@ def track_command(
     if search is not None:
         args += search_args(search)
     args += span.args()
-    if stride != 1:
+    if stride != defaults.STRIDE:
         args += ["--stride", str(stride)]
     return [*args, *models.args(gar=False, sam2=True, detector=search is not None), "--out", out]
 

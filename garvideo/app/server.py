@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from .. import defaults
 from ..errors import GarvideoError
 from ..pipeline import Pipeline
 from .backend import AppConfig, Backend
@@ -62,8 +63,8 @@ def build(config: AppConfig, pipeline: Pipeline):
 def serve(
     config: AppConfig,
     pipeline: Pipeline,
-    host: str = "127.0.0.1",
-    port: int = 7860,
+    host: str = defaults.APP_HOST,
+    port: int = defaults.APP_PORT,
     on_ready: Callable[[str], None] | None = None,
     stop: threading.Event | None = None,
 ) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 
 import gradio as gr
 
+from .. import defaults
 from ..errors import GarvideoError
 from ..outputs.document import track_summary
 from ..pipeline import TextSearch
@@ -331,17 +332,17 @@ class Page:
                                 elem_id="gv-mark",
                             )
                         w["add"] = gr.Button("Add region on this frame", elem_id="gv-add")
-                        defaults = backend.config.text_search
+                        search = backend.config.text_search  # the page starts from `garvideo app`'s text options
                         with gr.Row(visible=False, elem_id="gv-text-options") as w["text_options"]:
                             w["on_frame"] = gr.Checkbox(
                                 False, label="look only on this frame (else the video is searched)", scale=2
                             )
                             w["box_threshold"] = gr.Number(
-                                defaults.box_threshold, label="box threshold", minimum=0, elem_id="gv-box-threshold"
+                                search.box_threshold, label="box threshold", minimum=0, elem_id="gv-box-threshold"
                             )
-                            w["text_threshold"] = gr.Number(defaults.text_threshold, label="text threshold", minimum=0)
+                            w["text_threshold"] = gr.Number(search.text_threshold, label="text threshold", minimum=0)
                             w["max_instances"] = gr.Number(
-                                defaults.max_instances, label="max instances", precision=0, minimum=1
+                                search.max_instances, label="max instances", precision=0, minimum=1
                             )
                         w["find"] = gr.Button("Find and add", visible=False, elem_id="gv-find")
                     w["regions"] = gr.Dataframe(
@@ -359,15 +360,27 @@ class Page:
                         with gr.Row():
                             w["start"] = gr.Textbox("", label="start (4.5 or 1:02.5)", placeholder="video start")
                             w["end"] = gr.Textbox("", label="end", placeholder="video end")
-                            w["stride"] = gr.Number(1, label="track every N-th frame", precision=0, minimum=1)
+                            w["stride"] = gr.Number(
+                                defaults.STRIDE, label="track every N-th frame", precision=0, minimum=1
+                            )
                         with gr.Row():
-                            w["window"] = gr.Number(0, label="timeline window (s; 0 = adaptive)", minimum=0)
-                            w["frames_per_window"] = gr.Number(4, label="frames per window", precision=0, minimum=1)
-                            w["frames"] = gr.Number(8, label="frames (overall, answers)", precision=0, minimum=1)
+                            w["window"] = gr.Number(
+                                defaults.WINDOW or 0, label="timeline window (s; 0 = adaptive)", minimum=0
+                            )
+                            w["frames_per_window"] = gr.Number(
+                                defaults.FRAMES_PER_WINDOW, label="frames per window", precision=0, minimum=1
+                            )
+                            w["frames"] = gr.Number(
+                                defaults.FRAMES, label="frames (overall, answers)", precision=0, minimum=1
+                            )
                         with gr.Row():
-                            w["tiling"] = gr.Radio(["vanilla", "thumb+tile"], value="vanilla", label="tiling")
+                            w["tiling"] = gr.Radio(["vanilla", "thumb+tile"], value=defaults.TILING, label="tiling")
                             w["max_new_tokens"] = gr.Number(
-                                512, label="max new tokens", precision=0, minimum=1, elem_id="gv-max-new"
+                                defaults.MAX_NEW_TOKENS,
+                                label="max new tokens",
+                                precision=0,
+                                minimum=1,
+                                elem_id="gv-max-new",
                             )
                             w["overlay_on"] = gr.Checkbox(True, label="draw the overlay video")
                     with gr.Row():
@@ -642,9 +655,12 @@ def _time_text(value: Any, what: str) -> str | None:
 
 def _settings(start: Any, end: Any, stride: Any) -> Settings:
     return Settings(
-        commands.Span(_time_text(start, "start"), _time_text(end, "end")), _count(stride or 1, "the stride")
+        commands.Span(_time_text(start, "start"), _time_text(end, "end")),
+        _count(stride or defaults.STRIDE, "the stride"),
     )
 
 
 def _generation(frames: Any, tiling: Any, max_new: Any) -> commands.Generation:
-    return commands.Generation(_count(frames, "frames"), str(tiling or "vanilla"), _count(max_new, "max new tokens"))
+    return commands.Generation(
+        _count(frames, "frames"), str(tiling or defaults.TILING), _count(max_new, "max new tokens")
+    )

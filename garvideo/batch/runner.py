@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from .. import defaults
 from ..files import atomic_write_text
-from ..grounding import DEFAULT_BOX_THRESHOLD, DEFAULT_TEXT_THRESHOLD
 from ..outputs.document import result_document, timeline_cues
 from ..outputs.subtitles import to_srt
 from ..pipeline import GenerationSettings, Pipeline, TextSearch
+from ..pipeline.grounding import check_search
 from .jobs import BatchJob, BatchSummary
 from .manifest import ManifestLine, read_manifest
 
@@ -26,27 +27,25 @@ from .manifest import ManifestLine, read_manifest
 @dataclass(frozen=True)
 class BatchOptions:
     """The per-item settings of a batch: the options of ``garvideo describe`` / ``ask`` under the same names
-    (the keywords of :meth:`Pipeline.describe` / :meth:`Pipeline.ask`), plus what a batch writes."""
+    (the keywords of :meth:`Pipeline.describe` / :meth:`Pipeline.ask`: ``search`` carries the text options),
+    plus what a batch writes."""
 
-    frames: int = 8
-    frames_per_window: int = 4
-    window: float | None = None
+    frames: int = defaults.FRAMES
+    frames_per_window: int = defaults.FRAMES_PER_WINDOW
+    window: float | None = defaults.WINDOW
     start: float | None = None
     end: float | None = None
-    stride: int = 1
-    tiling: str = "vanilla"
-    max_new_tokens: int = 512
-    box_threshold: float = DEFAULT_BOX_THRESHOLD
-    text_threshold: float = DEFAULT_TEXT_THRESHOLD
-    max_instances: int = 1
-    search_every: float = 1.0
-    describe: Literal["auto", "always"] = "auto"
+    stride: int = defaults.STRIDE
+    tiling: str = defaults.TILING
+    max_new_tokens: int = defaults.MAX_NEW_TOKENS
+    search: TextSearch = TextSearch()
+    describe: Literal["auto", "always"] = defaults.BATCH_DESCRIBE
     srt: bool = False
 
     def __post_init__(self) -> None:
         # A bad value is refused once, here, rather than failing every line of the batch.
         GenerationSettings(max_new_tokens=self.max_new_tokens)
-        TextSearch(self.box_threshold, self.text_threshold, self.max_instances, self.search_every)
+        check_search(self.search)
 
     def pipeline_options(self) -> dict[str, Any]:
         """The keywords describe and ask share (both take ``start``/``end``, stride, frames, ...)."""
@@ -57,10 +56,7 @@ class BatchOptions:
             "frames": self.frames,
             "tiling": self.tiling,
             "max_new_tokens": self.max_new_tokens,
-            "box_threshold": self.box_threshold,
-            "text_threshold": self.text_threshold,
-            "max_instances": self.max_instances,
-            "search_every": self.search_every,
+            "search": self.search,
         }
 
 

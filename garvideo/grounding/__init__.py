@@ -9,6 +9,7 @@ A leaf package: it knows nothing of videos, tracking or GAR (the pipeline turns 
 into box prompts for SAM2). Importing it does not import torch; the detector module loads on use.
 """
 
+from .. import defaults
 from .._lazy import lazy_attributes
 from .detections import (
     DEFAULT_BOX_THRESHOLD,
@@ -21,7 +22,7 @@ from .detections import (
 )
 
 #: The detector used when none is named.
-DEFAULT_DETECTOR = "IDEA-Research/grounding-dino-tiny"
+DEFAULT_DETECTOR = defaults.DETECTOR
 
 __getattr__ = lazy_attributes(__name__, {"GroundingDetector": ".grounding_dino"})
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .. import defaults
 from ..errors import InvalidInputError
 
 #: Grounding DINO's usual thresholds (its demo's defaults): a box counts when its best token
 #: score is above ``box_threshold``; words of the phrase scoring above ``text_threshold`` label it.
-DEFAULT_BOX_THRESHOLD = 0.35
-DEFAULT_TEXT_THRESHOLD = 0.25
+DEFAULT_BOX_THRESHOLD = defaults.BOX_THRESHOLD
+DEFAULT_TEXT_THRESHOLD = defaults.TEXT_THRESHOLD
 
 Box = tuple[float, float, float, float]
 

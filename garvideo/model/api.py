@@ -20,13 +20,14 @@ import math
 import numbers
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .. import defaults
 from ..checkpoints import resolve_checkpoint
 from ..devices import resolve_device, resolve_dtype
 from ..errors import InvalidInputError
@@ -50,7 +51,7 @@ from .prompts import (
     restore_region_names,
 )
 
-DEFAULT_MODEL_ID = "HaochenWang/GAR-1B"
+DEFAULT_MODEL_ID = defaults.MODEL  # the one table of defaults holds it
 
 Regions = Mapping[str, MaskLike] | Sequence[tuple[str, MaskLike]]
 VideoRegions = Mapping[str, Sequence[MaskLike | None]] | Sequence[tuple[str, Sequence[MaskLike | None]]]
@@ -393,18 +394,36 @@ class GAR:
         generation: GenerationSettings | None = None,
         batch_size: int | None = None,
         progress: bool = False,
+        on_text: Callable[[int, str, bool], None] | None = None,
     ) -> list[GARResult]:
-        """Generate for prepared named prompts (batched as :meth:`generate` does) and write region names back."""
+        """Generate for prepared named prompts (batched as :meth:`generate` does) and write region names back.
+
+        ``on_text(index, text, done)`` streams each prompt's text (names written back) as it is generated:
+        after every new token with ``done=False``, then once with the final text and ``done=True`` when the
+        prompt's batch ends. An exception it raises stops generation.
+        """
         items = [prompts] if isinstance(prompts, NamedPrompt) else list(prompts)
         # Only the given regions' tokens are kept (to become names); any other special token is dropped.
         keep = [p.inputs.prompt_indices for p in items]
-        results = self._generate([p.inputs for p in items], keep, generation, batch_size=batch_size, progress=progress)
-        out = []
-        for prompt, result in zip(items, results):
+
+        def named(index: int, result: GARResult) -> GARResult:
+            prompt = items[index]
             choice = parse_option_letter(result.text, prompt.options) if prompt.options is not None else None
             text = restore_region_names(result.text, prompt.names, prompt.inputs.prompt_indices)
-            out.append(replace(result, text=text, choice=choice))
-        return out
+            return replace(result, text=text, choice=choice)
+
+        streams = None
+        if on_text is not None:
+
+            def partial(index: int, ids: Sequence[int]) -> None:
+                text = self.processor.decode(list(ids), keep_regions=keep[index])
+                on_text(index, restore_region_names(text, items[index].names, keep[index]), False)
+
+            streams = _Streams(partial, lambda index, result: on_text(index, named(index, result).text, True))
+        results = self._generate(
+            [p.inputs for p in items], keep, generation, batch_size=batch_size, progress=progress, streams=streams
+        )
+        return [named(index, result) for index, result in enumerate(results)]
 
     # ------------------------------------------------------------------ videos
 
@@ -437,6 +456,7 @@ class GAR:
         template: VideoPromptTemplate | None = None,
         generation: GenerationSettings | None = None,
         progress: bool = False,
+        on_text: Callable[[str, bool], None] | None = None,
     ) -> GARResult:
         """Answer a question about up to five named regions over several frames, in one generate call.
 
@@ -445,9 +465,11 @@ class GAR:
         Every frame is one tile (``tiling="vanilla"``) or thumbnail + tiles (``"thumb+tile"``)
         with its own mask embedding; every region visible on a frame gets its own RoI replay
         from that frame. Wording: :class:`VideoPromptTemplate` (override with ``template``).
+        ``on_text(text, done)`` streams the answer as it is generated (see :meth:`answer`).
         """
         prompt = self.prepare_video(frames, regions, question, options, times, tiling, template)
-        return self.answer(prompt, generation, progress=progress)[0]
+        stream = (lambda _, text, done: on_text(text, done)) if on_text is not None else None
+        return self.answer(prompt, generation, progress=progress, on_text=stream)[0]
 
     def describe_video(
         self,
@@ -509,9 +531,10 @@ class GAR:
         progress: bool = False,
         max_padding: float | None = None,
         share_images: bool = True,
+        streams: _Streams | None = None,
     ) -> list[GARResult]:
         """:meth:`generate`, with each text decoded once, keeping the region tokens ``<Promptk>`` of
-        ``keep_regions[i]`` in item ``i``'s text."""
+        ``keep_regions[i]`` in item ``i``'s text; ``streams`` hears each item's tokens and result as they come."""
         if not items:
             return []
         settings = settings or GenerationSettings()
@@ -540,7 +563,10 @@ class GAR:
                 encoded = time.perf_counter()
                 with _seeded(settings.seed, device):
                     decoder = self.decoder if settings.decoder == "static" else None
-                    sequences, logits = model.generate_from_embeddings(prompts, config, processor.pad_token_id, decoder)
+                    on_tokens = streams.for_batch(batch, processor.eos_token_id) if streams is not None else None
+                    sequences, logits = model.generate_from_embeddings(
+                        prompts, config, processor.pad_token_id, decoder, on_tokens=on_tokens
+                    )
                 _sync(device)
                 finished_at = time.perf_counter()
             share = len(chunk)
@@ -561,6 +587,8 @@ class GAR:
                     finished=done,
                     step_logits=step_logits,
                 )
+                if streams is not None:
+                    streams.on_result(index, results[index])
         return results
 
     # ------------------------------------------------------------------ helpers
@@ -571,6 +599,32 @@ class GAR:
         if options is not None:
             text = multiple_choice_question(text, label_options(_options(options)))
         return _substitute_names(text, names)
+
+
+@dataclass(frozen=True)
+class _Streams:
+    """Where generated tokens go while a batch decodes: ``on_tokens(item index, new token ids so far)`` after
+    every step that gave the item a token, ``on_result(item index, result)`` once its batch has ended."""
+
+    on_tokens: Callable[[int, Sequence[int]], None]
+    on_result: Callable[[int, GARResult], None]
+
+    def for_batch(self, batch: Sequence[int], eos_token_id: int) -> Callable[[torch.Tensor], None]:
+        """The decoder's per-step callback for one batch (rows are the items ``batch``), stopping at EOS."""
+        ids: list[list[int]] = [[] for _ in batch]
+        ended = [False] * len(batch)
+
+        def step(tokens: torch.Tensor) -> None:
+            for row, token in enumerate(tokens.tolist()):
+                if ended[row]:
+                    continue
+                if token == eos_token_id:
+                    ended[row] = True
+                    continue
+                ids[row].append(int(token))
+                self.on_tokens(batch[row], ids[row])
+
+        return step
 
 
 @contextlib.contextmanager

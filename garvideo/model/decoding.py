@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import inspect
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -180,12 +180,17 @@ class StaticDecoder:
 
     @torch.inference_mode()
     def decode(
-        self, embeds: torch.Tensor, attention: torch.Tensor, options: DecodeOptions
+        self,
+        embeds: torch.Tensor,
+        attention: torch.Tensor,
+        options: DecodeOptions,
+        on_tokens: Callable[[torch.Tensor], None] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Decode from ``embeds`` ``(B, L, hidden)`` with ``attention`` ``(B, L)`` (0 on left padding).
 
         Returns ``(tokens (B, steps), raw logits (B, steps, vocab) or None)``; rows that ended with EOS
-        are continued with the pad token, as ``generate`` does.
+        are continued with the pad token, as ``generate`` does. ``on_tokens`` receives each step's tokens
+        ``(B,)`` as they are chosen (as a streamer receives them from ``generate``).
         """
         device = embeds.device
         batch, prompt_length = int(embeds.shape[0]), int(embeds.shape[1])
@@ -219,6 +224,8 @@ class StaticDecoder:
                 token = torch.argmax(scores, dim=-1)
             token = torch.where(unfinished, token, torch.full_like(token, options.pad_token_id))
             tokens.append(token)
+            if on_tokens is not None:
+                on_tokens(token)
             unfinished &= token != options.eos_token_id
             if index + 1 == options.max_new_tokens or not bool(unfinished.any()):
                 break

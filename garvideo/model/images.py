@@ -7,13 +7,12 @@ the image or region, never a traceback from PIL or numpy.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from ..errors import InvalidInputError
-from ..images import pil_to_rgb
+from ..images import pil_to_rgb, read_image
 from ..masks import mask_from_image
 
 ImageLike = str | os.PathLike | Image.Image | np.ndarray
@@ -21,14 +20,12 @@ MaskLike = str | os.PathLike | Image.Image | np.ndarray
 
 
 def _open(path: str | os.PathLike, what: str) -> Image.Image:
-    try:
-        with Image.open(Path(path)) as img:
-            img.load()
-            return img.copy()
-    except FileNotFoundError as exc:
-        raise InvalidInputError(f"cannot read {what} {str(path)!r}: no such file") from exc
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise InvalidInputError(f"cannot read {what} {str(path)!r}: not a readable image ({exc})") from exc
+    return read_image(path, _loaded_copy, what)
+
+
+def _loaded_copy(image: Image.Image) -> Image.Image:
+    image.load()
+    return image.copy()
 
 
 def load_rgb(image: ImageLike, what: str = "image") -> np.ndarray:

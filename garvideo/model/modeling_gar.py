@@ -35,7 +35,7 @@ import functools
 import importlib.util
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -364,6 +364,7 @@ class GARModel(nn.Module):
         generation_config,
         pad_token_id: int,
         decoder: StaticDecoder | None = None,
+        on_tokens: Callable[[torch.Tensor], None] | None = None,
     ):
         """Decode from one or more ``(L_i, hidden)`` prompts, left-padded into one batch.
 
@@ -372,6 +373,7 @@ class GARModel(nn.Module):
         makes one). With a ``decoder`` (:class:`~garvideo.model.decoding.StaticDecoder`) that supports the
         config, its lean static-cache loop decodes; otherwise transformers' ``generate`` does. Returns
         ``(sequences (B, new_tokens), logits (B, steps, vocab) if the config's ``output_logits`` else None)``.
+        ``on_tokens`` receives each step's new tokens ``(B,)`` as they are chosen, on either path.
         """
         if not generation_config.return_dict_in_generate:
             raise InvalidInputError("the generation config must set return_dict_in_generate=True")
@@ -384,8 +386,12 @@ class GARModel(nn.Module):
             batch[i, longest - prompt.shape[0] :] = prompt
             attention[i, longest - prompt.shape[0] :] = 1
         if decoder is not None and decoding.supports(generation_config):
-            return decoder.decode(batch, attention, decoding.DecodeOptions.from_generation_config(generation_config))
-        out = self.mllm.generate(inputs_embeds=batch, attention_mask=attention, generation_config=generation_config)
+            options = decoding.DecodeOptions.from_generation_config(generation_config)
+            return decoder.decode(batch, attention, options, on_tokens=on_tokens)
+        streamer = _TokenStreamer(on_tokens) if on_tokens is not None else None
+        out = self.mllm.generate(
+            inputs_embeds=batch, attention_mask=attention, generation_config=generation_config, streamer=streamer
+        )
         logits = torch.stack(out.logits, dim=1) if generation_config.output_logits and out.logits else None
         return out.sequences, logits
 
@@ -422,8 +428,14 @@ class GARModel(nn.Module):
         direct = device.type != "cpu" and importlib.util.find_spec("accelerate") is not None
         if direct:
             kwargs["device_map"] = {"": device}
+        from safetensors import SafetensorError
+
         try:
             mllm, info = _perception_lm_class().from_pretrained(str(folder), **kwargs)
+        except SafetensorError as exc:  # damaged past what garvideo.checkpoints.check_weight_files reads
+            raise CheckpointError(
+                f"cannot load the GAR weights in {str(folder)!r}: a weights file is damaged ({exc})"
+            ) from exc
         except ImportError as exc:  # e.g. flash_attention_2 without the flash-attn package
             raise InvalidInputError(
                 f"attn_implementation={attn_implementation!r} cannot be used here ({exc}): use 'sdpa' (the default)"
@@ -520,3 +532,21 @@ def _listing(keys, prefix: str = "", limit: int = 5) -> str:
     keys = sorted(keys)
     shown = ", ".join(prefix + k if not k.startswith(prefix) and k != MASK_EMBEDDING_KEY else k for k in keys[:limit])
     return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+
+
+class _TokenStreamer:
+    """transformers' streamer interface (``put``/``end``) passing each step's new tokens to a callback.
+
+    ``generate`` first puts the prompt's ids (``(B, L)``; empty here, the prompt is embeddings), then each
+    step's tokens ``(B,)``: only the latter are new tokens.
+    """
+
+    def __init__(self, on_tokens: Callable[[torch.Tensor], None]) -> None:
+        self.on_tokens = on_tokens
+
+    def put(self, value: torch.Tensor) -> None:
+        if value.ndim == 1:
+            self.on_tokens(value)
+
+    def end(self) -> None:
+        pass

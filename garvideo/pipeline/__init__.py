@@ -4,13 +4,21 @@ See :class:`Pipeline` for the API; results are :class:`DescribeResult`
 (per region a :class:`RegionTimeline` of :class:`TimelineWindow`),
 :class:`Answer` and :class:`TrackingResult`, each with its :class:`Provenance`.
 Text regions (``RegionPrompt.from_text``) are found with :class:`TextSearch`'s
-settings; each found one is a :class:`FoundRegion`.
+settings; each found one is a :class:`FoundRegion`. While a call works, its ``on_event``
+hears :class:`StageProgress`, :class:`FrameTracked` and :class:`TextGenerated` events
+(:mod:`garvideo.pipeline.events`).
+
+Every call starts from :meth:`Pipeline.tracks_for` (a :class:`RegionInput` of regions or tracks in,
+:class:`RegionTracks` out); :mod:`garvideo.pipeline.planning` plans which frames each prompt shows.
 """
 
 from ..model import CAPTION_INSTRUCTION, GenerationSettings, VideoPromptTemplate
 from ..tracking import RegionPrompt, Track
+from .errors import PipelineError
+from .events import EventListener, FrameTracked, PipelineEvent, StageProgress, TextGenerated
 from .grounding import TextSearch
-from .pipeline import Pipeline, PipelineError, VideoPrompt
+from .pipeline import Pipeline, VideoPrompt
+from .regions import RegionInput, RegionTracks
 from .results import (
     Answer,
     DescribeResult,
@@ -27,15 +35,22 @@ __all__ = [
     "CAPTION_INSTRUCTION",
     "Answer",
     "DescribeResult",
+    "EventListener",
+    "FrameTracked",
     "FoundRegion",
     "GenerationSettings",
     "ModelRef",
     "Pipeline",
     "PipelineError",
+    "PipelineEvent",
     "Provenance",
+    "RegionInput",
     "RegionPrompt",
     "RegionTimeline",
+    "RegionTracks",
+    "StageProgress",
     "StageTimings",
+    "TextGenerated",
     "TextSearch",
     "TimelineWindow",
     "Track",

@@ -14,14 +14,15 @@ import dataclasses
 import math
 import numbers
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
 
+from .. import defaults
 from ..errors import InvalidInputError
-from ..grounding import DEFAULT_BOX_THRESHOLD, DEFAULT_TEXT_THRESHOLD, FrameDetections, distinct
+from ..grounding import FrameDetections, distinct
 from ..grounding.detections import check_threshold
 from ..tracking import RegionPrompt
 from ..video import VideoReader
@@ -39,13 +40,15 @@ class TextSearch:
     (a box counts when its score is above the first and some word of the
     phrase scores above the second). ``max_instances``: how many of the most
     confident distinct boxes become regions (``car``, ``car#2``, ...).
-    ``every``: seconds between the frames searched when a region has no moment.
+    ``every``: seconds between the frames searched when a region has no moment. These are the CLI's
+    ``--box-threshold``, ``--text-threshold``, ``--max-instances`` and ``--search-every``, with their defaults;
+    one object carries them from the command line, a batch or the web app to the detector, checked once, here.
     """
 
-    box_threshold: float = DEFAULT_BOX_THRESHOLD
-    text_threshold: float = DEFAULT_TEXT_THRESHOLD
-    max_instances: int = 1
-    every: float = 1.0
+    box_threshold: float = defaults.BOX_THRESHOLD
+    text_threshold: float = defaults.TEXT_THRESHOLD
+    max_instances: int = defaults.MAX_INSTANCES
+    every: float = defaults.SEARCH_EVERY
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -79,14 +82,27 @@ def instance_names(name: str, count: int) -> list[str]:
     return [name] + [f"{name}#{k}" for k in range(2, count + 1)]
 
 
-def has_text(regions: Sequence[RegionPrompt] | None) -> bool:
-    return any(isinstance(p, RegionPrompt) and p.kind == "text" for p in regions or ())
+def check_search(search: TextSearch) -> TextSearch:
+    """``search=`` as a pipeline call takes it: a :class:`TextSearch` (four loose numbers are the CLI's way)."""
+    if not isinstance(search, TextSearch):
+        raise InvalidInputError(
+            f"search must be a TextSearch, got {type(search).__name__}: e.g. search=TextSearch(box_threshold=0.3)"
+        )
+    return search
+
+
+def with_grounding(settings: dict[str, Any], search: TextSearch, found: Sequence[FoundRegion]) -> dict[str, Any]:
+    """The settings, with how the text regions were found (detector, revision, frame, score, box) when there were any."""
+    if not found:
+        return settings
+    grounding = {"detector": found[0].detector.to_dict(), **search.to_dict(), "found": [f.to_dict() for f in found]}
+    return {**settings, "grounding": grounding}
 
 
 def check_text_regions(regions: Sequence[RegionPrompt], search: TextSearch) -> None:
     """Refuse names that clash before anything is loaded: a text region's name (and its instances') is its own."""
-    others = [p.name for p in regions if isinstance(p, RegionPrompt) and p.kind != "text"]
-    texts = [p for p in regions if isinstance(p, RegionPrompt) and p.kind == "text"]
+    others = [p.name for p in regions if p.kind != "text"]
+    texts = [p for p in regions if p.kind == "text"]
     seen: dict[str, str] = {}
     for prompt in texts:
         for name in instance_names(prompt.name, search.max_instances):
@@ -107,13 +123,14 @@ def find_text_regions(
     search: TextSearch,
     span: tuple[float, float],
     progress: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> tuple[list[RegionPrompt], list[FoundRegion], float, float]:
     """``regions`` with every text region replaced by the box prompts of what the detector found.
 
-    ``span`` is the ``(start, end)`` in seconds searched for regions without a
-    moment. Returns the prompts, the found regions, and the seconds spent
-    decoding and detecting. Raises :class:`InvalidInputError` (one line naming
-    the phrase, the frames searched and the best score) when a phrase is not found.
+    ``span`` is the ``(start, end)`` in seconds searched for regions without a moment. Returns the prompts,
+    the found regions, and the seconds spent decoding and detecting. ``on_progress(done, total)`` hears each
+    candidate frame passed. Raises :class:`InvalidInputError` (one line naming the phrase, the frames searched
+    and the best score) when a phrase is not found.
     """
     check_text_regions(regions, search)
     texts = [p for p in regions if p.kind == "text"]
@@ -122,30 +139,8 @@ def find_text_regions(
     ref = ModelRef(
         detector.model_id, detector.revision, str(detector.device), str(detector.dtype).removeprefix("torch.")
     )
-    # Every phrase looks at its own frames in order and stops at its first hit; a frame several phrases
-    # look at is decoded once for all of them.
-    searches = {id(p): _Search(_frames_to_search(reader, p, span, search.every)) for p in texts}
-    decode_s = detect_s = 0.0
-    frames = sorted({index for state in searches.values() for index in state.candidates})
-    bar = tqdm(frames, desc="finding text regions", unit="frame", disable=not progress, leave=False)
-    for index in bar:
-        pending = [p for p in texts if searches[id(p)].wants(index)]
-        if not pending:
-            continue
-        began = time.perf_counter()
-        decoded = reader.read([index])
-        decode_s += time.perf_counter() - began
-        if not decoded:  # undecodable (the reader warned): look at the next one
-            continue
-        for prompt in pending:
-            began = time.perf_counter()
-            result = detector.detect(decoded[0].image, prompt.text, search.box_threshold, search.text_threshold)
-            detect_s += time.perf_counter() - began
-            searches[id(prompt)].saw(index, decoded[0].time, result)
-        if all(state.hit is not None for state in searches.values()):
-            break
-    bar.close()
-
+    searches = {id(p): _Search(p, _frames_to_search(reader, p, span, search.every)) for p in texts}
+    decode_s, detect_s = _look(reader, detector, search, list(searches.values()), progress, on_progress)
     out: list[RegionPrompt] = []
     found: list[FoundRegion] = []
     for prompt in regions:
@@ -155,38 +150,58 @@ def find_text_regions(
         state = searches[id(prompt)]
         if state.hit is None:
             raise InvalidInputError(_not_found(prompt, state.searched, state.best, search, reader, span))
-        index, seconds, result = state.hit
-        chosen = distinct(result.detections, search.max_instances)
-        for number, (name, detection) in enumerate(zip(instance_names(prompt.name, search.max_instances), chosen)):
-            # in the frame (a box may stick out by a little), to 0.01 px: the box tracked is the box recorded
-            x1, y1, x2, y2 = detection.box
-            width, height = reader.width, reader.height
-            box = tuple(round(min(max(v, 0.0), side), 2) for v, side in zip((x1, y1, x2, y2), (width, height) * 2))
-            region = FoundRegion(
-                name=name,
-                text=prompt.text,
-                frame=index,
-                time=seconds,
-                box=box,  # type: ignore[arg-type]  # four numbers
-                score=detection.score,
-                label=detection.label,
-                searched=tuple(state.searched),
-                detector=ref,
-            )
-            found.append(region)
-            # a chosen object id goes to the first instance; the tracker numbers the others
-            out.append(
-                region.prompt
-                if number or prompt.obj_id is None
-                else dataclasses.replace(region.prompt, obj_id=prompt.obj_id)
-            )
+        regions_found = state.found(search.max_instances, (reader.width, reader.height), ref)
+        instances = [region.prompt for region in regions_found]
+        if prompt.obj_id is not None:  # a chosen object id goes to the first instance; the tracker numbers the others
+            instances[0] = dataclasses.replace(instances[0], obj_id=prompt.obj_id)
+        found += regions_found
+        out += instances
     return out, found, decode_s, detect_s
+
+
+def _look(
+    reader: VideoReader,
+    detector: GroundingDetector,
+    search: TextSearch,
+    searches: Sequence[_Search],
+    progress: bool,
+    on_progress: Callable[[int, int], None] | None,
+) -> tuple[float, float]:
+    """Run every phrase's search; the seconds spent decoding and detecting.
+
+    Every phrase looks at its own frames in order and stops at its first hit; a frame several phrases look at
+    is decoded once for all of them.
+    """
+    decode_s = detect_s = 0.0
+    frames = sorted({index for state in searches for index in state.candidates})
+    bar = tqdm(frames, desc="finding text regions", unit="frame", disable=not progress, leave=False)
+    for done, index in enumerate(bar, start=1):
+        if on_progress is not None:
+            on_progress(done, len(frames))
+        pending = [state for state in searches if state.wants(index)]
+        if not pending:
+            continue
+        began = time.perf_counter()
+        decoded = reader.read([index])
+        decode_s += time.perf_counter() - began
+        if not decoded:  # undecodable (the reader warned): look at the next one
+            continue
+        for state in pending:
+            began = time.perf_counter()
+            result = detector.detect(decoded[0].image, state.prompt.text, search.box_threshold, search.text_threshold)
+            detect_s += time.perf_counter() - began
+            state.saw(index, decoded[0].time, result)
+        if all(state.hit is not None for state in searches):
+            break
+    bar.close()
+    return decode_s, detect_s
 
 
 @dataclass
 class _Search:
     """One phrase's search: the frames it may look at, those it looked at, its best score and its hit."""
 
+    prompt: RegionPrompt
     candidates: list[int]
     searched: list[int] = field(default_factory=list)
     best: tuple[float, int] | None = None
@@ -201,6 +216,30 @@ class _Search:
             self.best = (result.best_score, index)
         if result.found:
             self.hit = (index, seconds, result)
+
+    def found(self, max_instances: int, size: tuple[int, int], detector: ModelRef) -> list[FoundRegion]:
+        """The hit's ``max_instances`` most confident distinct boxes as regions ``name``, ``name#2``, ..."""
+        assert self.hit is not None
+        index, seconds, result = self.hit
+        names = instance_names(self.prompt.name, max_instances)
+        regions = []
+        for name, detection in zip(names, distinct(result.detections, max_instances)):
+            # in the frame (a box may stick out by a little), to 0.01 px: the box tracked is the box recorded
+            box = tuple(round(min(max(v, 0.0), side), 2) for v, side in zip(detection.box, size * 2))
+            regions.append(
+                FoundRegion(
+                    name=name,
+                    text=self.prompt.text,
+                    frame=index,
+                    time=seconds,
+                    box=box,  # type: ignore[arg-type]  # four numbers
+                    score=detection.score,
+                    label=detection.label,
+                    searched=tuple(self.searched),
+                    detector=detector,
+                )
+            )
+        return regions
 
 
 def _frames_to_search(reader: VideoReader, prompt: RegionPrompt, span: tuple[float, float], every: float) -> list[int]:

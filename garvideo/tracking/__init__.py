@@ -3,6 +3,7 @@
 - :class:`RegionPrompt` and its JSON form (:meth:`RegionPrompt.to_dict` / :meth:`RegionPrompt.from_dict`)
 - :class:`Sam2Tracker`: the masks of SAM2's own video session, streamed in bounded memory
 - :class:`Track` / :class:`TrackFrame` and their JSON (:func:`tracks_to_json`, :func:`save_tracks`)
+- :class:`FrameTracked`: what a running track reports on each frame it has tracked
 - :class:`FrameSource` / :class:`FrameLike`: what the tracker reads (a video reader satisfies them)
 
 This package imports neither ``garvideo.video`` nor ``garvideo.model``.
@@ -14,6 +15,7 @@ from .source import FrameLike, FrameSource
 from .track import (
     TRACKS_FORMAT,
     TRACKS_VERSION,
+    FrameTracked,
     Track,
     TrackFrame,
     load_tracks,
@@ -29,6 +31,7 @@ __all__ = [
     "TRACKS_FORMAT",
     "TRACKS_VERSION",
     "FrameLike",
+    "FrameTracked",
     "FrameSource",
     "RegionClippedWarning",
     "RegionPrompt",

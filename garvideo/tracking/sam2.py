@@ -46,17 +46,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from .. import defaults
 from ..checkpoints import loading, resolve_checkpoint
 from ..devices import resolve_device, resolve_dtype
 from ..errors import InvalidInputError, VideoError
 from .prompts import RegionPrompt
 from .source import FrameLike, FrameSource, stream_frames
-from .track import Track, TrackFrame
+from .track import FrameTracked, Track, TrackFrame
 
 if TYPE_CHECKING:
     import torch
 
-DEFAULT_SAM2_MODEL = "facebook/sam2.1-hiera-tiny"
+DEFAULT_SAM2_MODEL = defaults.SAM2  # the one table of defaults holds it
 
 #: Short names accepted wherever a SAM2 model id is.
 SAM2_ALIASES = {
@@ -244,6 +245,7 @@ class Sam2Tracker:
         stop: int | None = None,
         stride: int = 1,
         progress: bool = True,
+        on_frame: Callable[[FrameTracked], None] | None = None,
     ) -> list[Track]:
         """Track every prompted object over frames ``start, start + stride, ... < stop``.
 
@@ -262,7 +264,8 @@ class Sam2Tracker:
 
         Prompts must be on frames (resolve times first) inside ``[start,
         stop)``; bad regions and ranges raise :class:`InvalidInputError`
-        before any frame is decoded. ``progress`` shows a tqdm bar.
+        before any frame is decoded. ``progress`` shows a tqdm bar. ``on_frame`` receives a
+        :class:`FrameTracked` after every tracked frame (an exception it raises stops the track).
         """
         import torch
 
@@ -278,6 +281,16 @@ class Sam2Tracker:
 
         prompted = sorted({position for run in runs for position in run.prompts})
         bar = tqdm(total=len(order) + len(prompted), desc="tracking", unit="frame", disable=not progress)
+        done = 0
+
+        def tracked(frame: FrameLike, active: Sequence[_ObjectRun]) -> None:
+            nonlocal done
+            done += 1
+            bar.update(1)
+            if on_frame is not None and active:
+                regions = {run.name: run.frames[-1] for run in active}
+                on_frame(FrameTracked(frame.index, frame.time, regions, done, int(bar.total)))
+
         with torch.inference_mode(), self._autocast(), bar:
             # 1. every prompt first, as SAM2's predictor takes them: each prompted frame is a conditioning
             #    memory of its object for every frame tracked afterwards, in either direction
@@ -291,8 +304,7 @@ class Sam2Tracker:
                 starting = [run for run in runs if position in run.prompts]
                 for run in starting:
                     self._add_prompt(run, position, height, width)
-                self._step(starting, position, frame, False, runs, meter, memory.conditioning)
-                bar.update(1)
+                tracked(frame, self._step(starting, position, frame, False, runs, meter, memory.conditioning))
             for position in unread:
                 unused += _drop_unread_prompt(runs, order, position)
 
@@ -304,8 +316,8 @@ class Sam2Tracker:
             for frame in stream_frames(source, [order[p] for p in forward]):
                 position = position_of[frame.index]
                 meter.frames_read += 1
-                self._step(_tracked_at(runs, position), position, frame, False, runs, meter, memory.forward)
-                bar.update(1)
+                active = _tracked_at(runs, position)
+                tracked(frame, self._step(active, position, frame, False, runs, meter, memory.forward))
 
             # what the backward pass reads of the forward one: the memories just after the earliest prompt
             for run in runs:
@@ -317,8 +329,7 @@ class Sam2Tracker:
                 position = position_of[frame.index]
                 meter.frames_read += 1
                 active = [run for run in runs if run.anchor > position]
-                self._step(active, position, frame, True, runs, meter, memory.backward)
-                bar.update(1)
+                tracked(frame, self._step(active, position, frame, True, runs, meter, memory.backward))
 
         for run, position in unused:
             warnings.warn(
@@ -480,13 +491,14 @@ class Sam2Tracker:
         runs: Sequence[_ObjectRun],
         meter: _Meter,
         kept: Callable[[_ObjectRun, int], tuple[Collection[int], Collection[int]]],
-    ) -> None:
+    ) -> Sequence[_ObjectRun]:
         """Run the ``active`` objects on one frame (the image encoder at most once), record them, then prune
-        each to what ``kept(run, position)`` says later steps read: ``(mask memories, object pointers)``."""
+        each to what ``kept(run, position)`` says later steps read: ``(mask memories, object pointers)``.
+        Returns the objects it recorded (``active``)."""
         from . import sam2_session
 
         if not active:
-            return
+            return active
         height, width = int(frame.image.shape[0]), int(frame.image.shape[1])
         if isinstance(frame, PreparedFrame) and frame.prepared_by is self:
             pixels = frame.pixels
@@ -512,6 +524,7 @@ class Sam2Tracker:
         meter.observe(runs)
         for run in active:
             sam2_session.prune(run.session, position, *kept(run, position))
+        return active
 
     def _record(self, run: _ObjectRun, output: Any, frame: FrameLike, height: int, width: int) -> None:
         import torch

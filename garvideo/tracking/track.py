@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import InvalidInputError
 from ..files import atomic_path
+from ..inputs import regular_file_problem
 from ..masks import decode_rle, encode_rle, mask_bbox
 from ..names import check_region_name
 
@@ -128,6 +129,23 @@ class TrackFrame:
         except (KeyError, TypeError, ValueError, InvalidInputError) as exc:
             problem = f"no {exc}" if isinstance(exc, KeyError) else str(exc)
             raise InvalidInputError(f"malformed track frame {_short(data)}: {problem}") from exc
+
+
+@dataclass(frozen=True)
+class FrameTracked:
+    """SAM2 has tracked a frame: each region tracked on it (by name) with its mask, box, score and visibility.
+
+    Sent while a track runs (``Sam2Tracker.track(on_frame=...)``, ``Pipeline.track(on_event=...)``), in the
+    order frames are tracked: every prompted frame first, then forward, then backward, so not in index order.
+    ``done`` of ``total`` frames tracked so far (a frame tracked in both directions counts twice; ``total``
+    grows once the backward pass is known).
+    """
+
+    index: int
+    time: float
+    regions: Mapping[str, TrackFrame]
+    done: int
+    total: int
 
 
 def _is_count(value: Any) -> bool:
@@ -331,6 +349,8 @@ def save_tracks(path: str | os.PathLike[str], tracks: Iterable[Track], meta: Map
 def load_tracks(path: str | os.PathLike[str]) -> list[Track]:
     """Read a file written by :func:`save_tracks`; every problem is an :class:`InvalidInputError` naming the file."""
     name = os.fspath(path)
+    if os.path.exists(path) and not os.path.isdir(path) and (problem := regular_file_problem(path)):
+        raise InvalidInputError(f"cannot read the tracks file {name}: {problem}")  # a FIFO would block
     try:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()

@@ -9,7 +9,10 @@ packets. Some real files break that model:
   B frame, the next a tiny placeholder (an N-VOP) that gives no picture of its own,
   and placeholders for dropped frames that the decoder skips;
 - streams with B-frames whose container timestamps are decode-order ones (AVI has no
-  presentation times; some muxers write MP4s with pts equal to dts).
+  presentation times; some muxers write MP4s with pts equal to dts);
+- timestamps that repeat or go backwards (frames re-timed with duplicate times, recordings
+  joined end to end, a clock reset in a transport stream): sorting by them would merge or
+  reorder frames that FFmpeg outputs one after the other.
 
 For those the probe decodes the file once (no colour conversion) and records which
 frames come out, in which order, from which packet, at which best-effort
@@ -91,16 +94,50 @@ class BestEffortClock:
         return dts
 
 
-def needs_decoding(codec: str, reorders: bool, container_format: str, pts_equal_dts: bool, small_packets: int) -> bool:
+@dataclass(frozen=True)
+class PacketOrder:
+    """What the probe's pass over the packets saw of their timestamps (see :func:`needs_decoding`)."""
+
+    codec: str
+    #: The decoder holds frames back to reorder them (B-frames): its output order is not the packets'.
+    codec_reorders: bool
+    container_format: str
+    pts_equal_dts: bool
+    small_packets: int
+    #: Two packets share a presentation timestamp: sorting by it cannot tell their frames apart.
+    duplicate_pts: bool
+    #: A packet's pts is below the one before it in the file (without reordering, frames then leave the
+    #: decoder in an order that is not the pts order).
+    pts_backwards: bool
+    #: A packet's dts is below the one before it: timestamps restart (joined recordings, a reset clock).
+    dts_backwards: bool
+
+
+def needs_decoding(order: PacketOrder) -> bool:
     """Whether the packets alone cannot give FFmpeg's frames (see the module docstring)."""
-    if codec == "mpeg4" and small_packets:
+    if order.codec == "mpeg4" and order.small_packets:
         return True  # packed B-frames or dropped-frame placeholders
+    if order.duplicate_pts or order.dts_backwards:
+        return True
+    if not order.codec_reorders and order.pts_backwards:
+        return True  # frames leave the decoder in packet order, which the pts do not follow
     # Without presentation timestamps in the container, pts order is decode order.
-    return reorders and (pts_equal_dts or is_avi(container_format))
+    return order.codec_reorders and (order.pts_equal_dts or is_avi(order.container_format))
 
 
 def is_avi(container_format: str) -> bool:
     return "avi" in container_format.split(",")
+
+
+#: MPEG transport and program streams (broadcast recordings, camera and live-source output).
+MPEG_STREAM_FORMATS = ("mpegts", "mpeg")
+
+
+def is_mpeg_stream(container_format: str) -> bool:
+    """Whether the demuxer is one of :data:`MPEG_STREAM_FORMATS`. Their seeks go by decode timestamps and may
+    land on any packet, not only keyframes; and a packet they flag damaged has lost data around it (a skipped
+    continuity counter: packets lost in transit, files joined end to end) but is still decoded by FFmpeg."""
+    return bool(set(container_format.split(",")) & set(MPEG_STREAM_FORMATS))
 
 
 def scan(name: str, container: Any, stream: Any) -> tuple[Timeline, DecodedIndex, str | None]:
@@ -110,6 +147,7 @@ def scan(name: str, container: Any, stream: Any) -> tuple[Timeline, DecodedIndex
     # AVI stores no presentation times; FFmpeg versions differ in the ones they guess, so
     # stamp frames by decode times alone, as FFmpeg's own AVI reading long did.
     has_presentation_times = not is_avi(container.format.name)
+    gaps_decoded = is_mpeg_stream(container.format.name)
     clock = BestEffortClock()
     stamps: list[int | None] = []
     origins: dict[PacketKey, list[int]] = {}
@@ -137,7 +175,7 @@ def scan(name: str, container: Any, stream: Any) -> tuple[Timeline, DecodedIndex
             break
         if packet.size == 0:
             continue  # end-of-stream marker or an empty (dropped-frame) index entry
-        if packet.is_corrupt:
+        if packet.is_corrupt and not gaps_decoded:
             damage = f"a damaged packet at byte {packet.pos} of {container.size}"
             break
         if packet.is_discard:

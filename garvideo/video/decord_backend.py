@@ -5,7 +5,8 @@ frames as the PyAV probe, and times always come from the probe so both
 backends give the same frames for the same indices. Rotated videos are refused
 (decord 0.6 mishandles their display matrix), and so are files whose frames are
 not one per packet in timestamp order (packed B-frames, B-frames without
-presentation timestamps: decord numbers frames by packets): PyAV reads them.
+presentation timestamps, repeated or backward timestamps: decord numbers frames by packets) and
+MPEG transport and program streams (decord seeks them to the wrong frames): PyAV reads them.
 """
 
 from __future__ import annotations
@@ -45,14 +46,11 @@ class DecordDecoder:
         batch_size: int,
         threads: int = 0,
         *,
-        packet_order: bool = True,
+        not_exact: str | None = None,
     ) -> None:
-        if not packet_order:
-            # decord numbers frames by packet timestamps; FFmpeg's frames differ in such files.
-            raise VideoError(
-                f"decord cannot read {path} frame-exactly (its frames are not one per packet in timestamp order: "
-                "packed B-frames or B-frames without presentation timestamps); use backend='pyav'"
-            )
+        if not_exact:
+            # decord numbers frames by packet timestamps and seeks by them: FFmpeg's frames differ in such files.
+            raise VideoError(f"decord cannot read {path} frame-exactly ({not_exact}); use backend='pyav'")
         try:
             import decord
         except ImportError:

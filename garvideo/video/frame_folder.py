@@ -22,10 +22,11 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from ..errors import InvalidInputError, VideoError
-from ..images import check_rgb_mode, pil_to_rgb
+from ..images import check_rgb_mode, pil_to_rgb, read_image
+from ..inputs import regular_file_problem
 from .facts import DecodeStats, Frame, VideoDecodeWarning, VideoInfo
 from .timeline import Timeline
 
@@ -63,9 +64,26 @@ def frame_files(folder: str | os.PathLike[str]) -> list[Path]:
     names = [
         entry.name
         for entry in entries
-        if not entry.name.startswith(".") and entry.name.lower().endswith(IMAGE_SUFFIXES) and entry.is_file()
+        if not entry.name.startswith(".") and entry.name.lower().endswith(IMAGE_SUFFIXES) and _is_frame(entry, folder)
     ]
     return [folder / name for name in sorted(names, key=_natural_key)]
+
+
+def _is_frame(entry: os.DirEntry, folder: Path) -> bool:
+    """Whether an image-named entry is a frame: a regular file (or a link to one). A folder is not; anything
+    else (a FIFO, a link loop, a link to nothing, a device) is refused, never opened or followed forever."""
+    if entry.is_file(follow_symlinks=False):
+        return True  # (known from the folder listing on most systems: no system call)
+    if os.path.isdir(entry.path):
+        return False
+    problem = regular_file_problem(entry.path)
+    if problem is not None:
+        raise VideoError(f"cannot read the frame folder {folder}: {entry.name}: {problem}")
+    return True
+
+
+def _size_and_mode(image: Image.Image) -> tuple[int, int, str]:
+    return image.width, image.height, image.mode
 
 
 def _check_fps(fps: float | None) -> float:
@@ -81,8 +99,7 @@ def _check_fps(fps: float | None) -> float:
 
 
 def _read_rgb(path: Path) -> np.ndarray:
-    with Image.open(path) as image:
-        return pil_to_rgb(image, path.name)
+    return read_image(path, lambda image: pil_to_rgb(image, path.name), "the frame")
 
 
 class FrameFolderDecoder:
@@ -107,9 +124,9 @@ class FrameFolderDecoder:
             path = self._files[int(index)]
             try:
                 image = _read_rgb(path)
-            except (OSError, UnidentifiedImageError, ValueError, InvalidInputError) as exc:
+            except InvalidInputError as exc:
                 warnings.warn(
-                    f"{self._timeline.name}: frame {index} ({path.name}) cannot be read ({exc}); it was skipped",
+                    f"{self._timeline.name}: frame {index} ({path.name}) cannot be read, so it was skipped: {exc}",
                     VideoDecodeWarning,
                     stacklevel=2,
                 )
@@ -138,12 +155,7 @@ def probe_frame_folder(
         raise VideoError(
             f"{name} is a folder with no image files ({', '.join(IMAGE_SUFFIXES)}): it cannot be read as a video"
         )
-    try:
-        with Image.open(files[0]) as first:
-            width, height = first.size
-            mode = first.mode
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
-        raise VideoError(f"the first frame of {name}, {files[0].name}, is not a readable image ({exc})") from None
+    width, height, mode = read_image(files[0], _size_and_mode, "the first frame", VideoError)
     try:
         check_rgb_mode(mode, f"the first frame of {name}, {files[0].name},")
     except InvalidInputError as exc:

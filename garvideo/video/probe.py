@@ -10,9 +10,11 @@ instead, see :mod:`garvideo.video.decoded_index`.
 
 from __future__ import annotations
 
+import math
 import os
+import struct
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ import av
 import av.error
 
 from ..errors import VideoError
+from ..inputs import regular_file_problem
 from . import decoded_index
 from .decoded_index import DecodedIndex
 from .facts import VideoDecodeWarning, VideoInfo
@@ -35,6 +38,59 @@ class Probe:
     decoded: DecodedIndex | None = None
     #: Codec headers a decoder must read before it starts after a seek (see :func:`stream_headers`).
     stream_headers: bytes | None = None
+    #: Per timeline keyframe, the timestamp to seek to where it is not the keyframe's pts (None: start over
+    #: from the beginning); None when pts seeks work (see :func:`~garvideo.video.decoded_index.is_mpeg_stream`).
+    seek_targets: tuple[int | None, ...] | None = None
+
+
+@dataclass
+class _Packets:
+    """What one pass over a stream's packets tells, without decoding."""
+
+    pts: list[int] = field(default_factory=list)
+    keyframe_pts: list[int] = field(default_factory=list)
+    keyframe_dts: dict[int, int | None] = field(default_factory=dict)
+    durations: dict[int, int] = field(default_factory=dict)
+    count: int = 0
+    missing_pts: int = 0
+    small: int = 0
+    pts_equal_dts: bool = True  # as in AVI (no presentation times) and some broken MP4 muxers
+    reordered: bool = False  # B-frames: packet durations then follow decode order, not display order
+    pts_backwards: bool = False
+    dts_backwards: bool = False
+    headers: bytes | None = None
+    damage: str | None = None
+    #: Packets flagged damaged but decoded, as FFmpeg does in MPEG streams: how many, and where the first is.
+    gaps: int = 0
+    first_gap: int | None = None
+    _last_pts: int | None = None
+    _last_dts: int | None = None
+
+    def add(self, packet: Any, stream: Any) -> None:
+        pts, dts, size = packet.pts, packet.dts, packet.size  # (each a property call: read once, per packet)
+        if self.count == 0:
+            self.headers = stream_headers(stream.codec_context, bytes(packet))
+        self.count += 1
+        if size <= decoded_index.PLACEHOLDER_MAX_BYTES:
+            self.small += 1
+        if dts is not None:
+            if self._last_dts is not None and dts < self._last_dts:
+                self.dts_backwards = True
+            self._last_dts = dts
+        if pts is None:
+            self.missing_pts += 1
+            return
+        self.pts.append(pts)
+        if self._last_pts is not None and pts < self._last_pts:
+            self.pts_backwards = True
+        self._last_pts = pts
+        if dts is not None and dts != pts:
+            self.reordered = True
+            self.pts_equal_dts = False
+        self.durations[pts] = packet.duration or 0
+        if packet.is_keyframe:
+            self.keyframe_pts.append(pts)
+            self.keyframe_dts.setdefault(pts, dts)
 
 
 def open_container(path: str | os.PathLike[str]) -> Any:
@@ -43,8 +99,11 @@ def open_container(path: str | os.PathLike[str]) -> Any:
     Folders never get here: the readers open them as frame folders.
     """
     file = Path(path)
-    if not file.exists():
+    problem = regular_file_problem(file)  # a FIFO would block FFmpeg until a writer comes, a link loop fail late
+    if problem == "no such file":
         raise VideoError(f"no such video file: {file}")
+    if problem is not None:
+        raise VideoError(f"cannot read the video {file}: {problem}")
     if file.stat().st_size == 0:
         raise VideoError(f"{file} is empty (0 bytes)")
     try:
@@ -69,11 +128,36 @@ def video_stream(container: Any, name: str) -> Any:
     raise VideoError(f"{name} has no video stream{held}")
 
 
-def rotation_clockwise(display_rotation: float | int | None) -> int:
-    """FFmpeg's counter-clockwise display-matrix angle as clockwise degrees in {0, 90, 180, 270}."""
-    if not display_rotation:
+def display_rotation(frame: Any) -> float | None:
+    """The counter-clockwise angle (degrees) of a frame's display matrix, as FFmpeg's
+    ``av_display_rotation_get`` computes it; None without a matrix (or with a degenerate one)."""
+    try:
+        data = frame.side_data.get("DISPLAYMATRIX")
+    except (KeyError, TypeError, ValueError, AttributeError):  # a PyAV without this lookup: its own angle
+        return float(getattr(frame, "rotation", 0) or 0) or None
+    raw = bytes(data) if data is not None else b""
+    if len(raw) < 36:
+        return None
+    matrix = struct.unpack("=9i", raw[:36])
+    scale_x, scale_y = math.hypot(matrix[0], matrix[3]), math.hypot(matrix[1], matrix[4])
+    if scale_x == 0 or scale_y == 0:
+        return None
+    return -math.degrees(math.atan2(matrix[1] / scale_y, matrix[0] / scale_x))
+
+
+def rotation_clockwise(counter_clockwise: float | None) -> int:
+    """How many degrees clockwise ``ffmpeg`` turns frames with this display-matrix angle (0-359).
+
+    As FFmpeg's autorotation: the angle rounded to a whole degree; 90, 180 and 270 turn the
+    picture losslessly, any other angle over 1 degree goes through its ``rotate`` filter (same
+    frame size, black corners), and smaller ones are ignored.
+    """
+    if counter_clockwise is None or not math.isfinite(counter_clockwise):
         return 0
-    return int(round(-float(display_rotation) / 90.0)) * 90 % 360
+    rounded = math.floor(abs(counter_clockwise) + 0.5)  # C's round(): halves away from zero
+    theta = -math.copysign(rounded, counter_clockwise)
+    theta -= 360 * math.floor(theta / 360 + 0.9 / 360)
+    return int(theta) if theta > 1 else 0
 
 
 def _declared_duration(container: Any, stream: Any) -> float | None:
@@ -96,99 +180,102 @@ def probe(path: str | os.PathLike[str]) -> Probe:
         container.close()
 
 
-def _probe_stream(name: str, container: Any, stream: Any) -> Probe:
-    time_base: Fraction = stream.time_base
-    pts: list[int] = []
-    keyframe_pts: list[int] = []
-    durations: dict[int, int] = {}
-    missing_pts = 0
-    pts_equal_dts = True  # as in AVI (no presentation times) and some broken MP4 muxers
-    small_packets = 0
-    headers: bytes | None = None
-    reordered = False  # B-frames: packet durations then follow decode order, not display order
-    damage: str | None = None
-    packets = 0
+def _read_packets(container: Any, stream: Any) -> _Packets:
+    packets = _Packets()
+    gaps_decoded = decoded_index.is_mpeg_stream(container.format.name)
     try:
         for packet in container.demux(stream):
             if packet.size == 0:
                 continue  # the demuxer's end-of-stream marker
             if packet.is_corrupt:
-                damage = f"a damaged packet at byte {packet.pos} of {container.size}"
-                break
+                if not gaps_decoded:
+                    packets.damage = f"a damaged packet at byte {packet.pos} of {container.size}"
+                    break
+                packets.gaps += 1
+                packets.first_gap = packet.pos if packets.first_gap is None else packets.first_gap
             if packet.is_discard:
                 continue  # dropped by the container's edit list: never shown
-            if packets == 0:
-                headers = stream_headers(stream.codec_context, bytes(packet))
-            packets += 1
-            small_packets += packet.size <= decoded_index.PLACEHOLDER_MAX_BYTES
-            if packet.pts is None:
-                missing_pts += 1
-                continue
-            pts.append(packet.pts)
-            reordered = reordered or (packet.dts is not None and packet.dts != packet.pts)
-            pts_equal_dts = pts_equal_dts and packet.dts in (None, packet.pts)
-            durations[packet.pts] = packet.duration or 0
-            if packet.is_keyframe:
-                keyframe_pts.append(packet.pts)
+            packets.add(packet, stream)
     except av.error.FFmpegError as exc:
-        damage = f"a read error after {packets} packets ({exc.strerror})"
+        packets.damage = f"a read error after {packets.count} packets ({exc.strerror})"
+    return packets
 
-    if packets == 0:
+
+def _packet_timeline(name: str, packets: _Packets, stream: Any) -> Timeline:
+    if packets.missing_pts == 0 and packets.pts:
+        last_duration = None if packets.reordered else packets.durations.get(max(packets.pts))
+        return build_timeline(name, packets.pts, packets.keyframe_pts, stream.time_base, last_duration)
+    # Raw elementary streams carry no timestamps: only an estimate is possible.
+    return estimated_timeline(name, packets.count, float(_average_rate(stream) or 25))
+
+
+def _average_rate(stream: Any) -> Fraction | None:
+    return stream.average_rate or stream.guessed_rate or stream.base_rate
+
+
+def _seek_targets(container: Any, timeline: Timeline, packets: _Packets) -> tuple[int | None, ...] | None:
+    """Where MPEG streams seek to for each keyframe (None: start over from the beginning); None elsewhere.
+
+    A transport stream seeks by decode timestamps, so to the keyframe's own dts. A program stream (.mpg,
+    .vob) splits pictures over packets whose missing timestamps libavformat fills in differently after a
+    seek, so reading there starts over instead (exact; slower only for going back in long files).
+    """
+    if timeline.pts is None or not decoded_index.is_mpeg_stream(container.format.name):
+        return None
+    if "mpegts" not in container.format.name.split(","):
+        return (None,) * len(timeline.keyframes)
+    targets: list[int | None] = [None]
+    for index in timeline.keyframes[1:]:
+        pts = int(timeline.pts[index])
+        dts = packets.keyframe_dts.get(pts)
+        targets.append(pts if dts is None else dts)
+    return tuple(targets)
+
+
+def _probe_stream(name: str, container: Any, stream: Any) -> Probe:
+    packets = _read_packets(container, stream)
+    if packets.count == 0:
         raise VideoError(f"{name} has a video stream but no frames in it")
-
-    average_rate = stream.average_rate or stream.guessed_rate or stream.base_rate
     codec_context = stream.codec_context
-    if missing_pts == 0 and pts:
-        last_duration = None if reordered else durations.get(max(pts))
-        timeline = build_timeline(name, pts, keyframe_pts, time_base, last_duration)
-    else:
-        # Raw elementary streams carry no timestamps: only an estimate is possible.
-        timeline = estimated_timeline(name, packets, float(average_rate or 25))
+    timeline = _packet_timeline(name, packets, stream)
+    damage = packets.damage
     decoded: DecodedIndex | None = None
-    if packets > missing_pts and decoded_index.needs_decoding(
-        codec_context.name,
-        bool(getattr(codec_context, "has_b_frames", False)),
-        container.format.name,
-        pts_equal_dts,
-        small_packets,
-    ):
+    order = decoded_index.PacketOrder(
+        codec=codec_context.name,
+        codec_reorders=bool(getattr(codec_context, "has_b_frames", False)),
+        container_format=container.format.name,
+        pts_equal_dts=packets.pts_equal_dts,
+        small_packets=packets.small,
+        duplicate_pts=timeline.pts is not None and len(timeline) < len(packets.pts),
+        pts_backwards=packets.pts_backwards,
+        dts_backwards=packets.dts_backwards,
+    )
+    if packets.count > packets.missing_pts and decoded_index.needs_decoding(order):
         with open_container(name) as fresh:
             scanned_timeline, scanned, scan_damage = decoded_index.scan(name, fresh, fresh.streams[stream.index])
         if not scanned.follows_packets:  # else the packets' timeline above is FFmpeg's too
             timeline, decoded, damage = scanned_timeline, scanned, scan_damage
 
-    display_rotation, coded_width, coded_height, frame_format = _first_frame(name, stream.index)
-    rotation = rotation_clockwise(display_rotation)
+    counter_clockwise, coded_width, coded_height, frame_format = _first_frame(name, stream.index)
+    rotation = rotation_clockwise(counter_clockwise)
     width, height = (coded_height, coded_width) if rotation in (90, 270) else (coded_width, coded_height)
-
-    declared_frames = stream.frames or 0
-    declared_duration = _declared_duration(container, stream)
-    readable = len(timeline)
-    # A header's frame count also counts empty index entries (AVI's dropped frames) and placeholders
-    # that give no picture: it shows truncation only when the header gives no duration to compare.
-    if damage is None and declared_duration is None and decoded is None and declared_frames > readable:
-        damage = f"the end of the data, though the header promises {declared_frames} frames"
-    elif damage is None and declared_duration is not None and readable > 1:
-        frame_span = timeline.duration / readable
-        if declared_duration - timeline.duration > max(2 * frame_span, 0.02 * declared_duration):
-            damage = f"the end of the data, though the header promises {declared_duration:.3f} s"
-    if damage is not None:
+    _warn_if_damaged(name, container, stream, timeline, damage, decoded is not None)
+    if packets.gaps:
         warnings.warn(
-            f"{name} is truncated or corrupt: reading stopped at {damage}; "
-            f"only frames 0-{readable - 1} ({timeline.duration:.3f} s) can be read",
+            f"{name}: {packets.gaps} packet(s) are flagged damaged by a gap in the stream (the first at byte "
+            f"{packets.first_gap}: data lost in transmission, or files joined end to end); they are decoded as "
+            "FFmpeg decodes them, so frames near a gap may show damage",
             VideoDecodeWarning,
             stacklevel=3,
         )
-
     duration = timeline.duration
-    fps = readable / duration if duration > 0 else float(average_rate or 0)
     info = VideoInfo(
         path=name,
         width=width,
         height=height,
         rotation=rotation,
-        fps=fps,
-        num_frames=readable,
+        fps=len(timeline) / duration if duration > 0 else float(_average_rate(stream) or 0),
+        num_frames=len(timeline),
         num_frames_exact=timeline.exact,
         duration=duration,
         codec=codec_context.name,
@@ -201,7 +288,31 @@ def _probe_stream(name: str, container: Any, stream: Any) -> Probe:
         coded_width=coded_width,
         coded_height=coded_height,
     )
-    return Probe(info=info, timeline=timeline, decoded=decoded, stream_headers=headers)
+    targets = None if decoded is not None else _seek_targets(container, timeline, packets)
+    return Probe(info=info, timeline=timeline, decoded=decoded, stream_headers=packets.headers, seek_targets=targets)
+
+
+def _warn_if_damaged(
+    name: str, container: Any, stream: Any, timeline: Timeline, damage: str | None, decoded: bool
+) -> None:
+    declared_frames = stream.frames or 0
+    declared_duration = _declared_duration(container, stream)
+    readable = len(timeline)
+    # A header's frame count also counts empty index entries (AVI's dropped frames) and placeholders
+    # that give no picture: it shows truncation only when the header gives no duration to compare.
+    if damage is None and declared_duration is None and not decoded and declared_frames > readable:
+        damage = f"the end of the data, though the header promises {declared_frames} frames"
+    elif damage is None and declared_duration is not None and readable > 1:
+        frame_span = timeline.duration / readable
+        if declared_duration - timeline.duration > max(2 * frame_span, 0.02 * declared_duration):
+            damage = f"the end of the data, though the header promises {declared_duration:.3f} s"
+    if damage is not None:
+        warnings.warn(
+            f"{name} is truncated or corrupt: reading stopped at {damage}; "
+            f"only frames 0-{readable - 1} ({timeline.duration:.3f} s) can be read",
+            VideoDecodeWarning,
+            stacklevel=4,
+        )
 
 
 def stream_headers(codec_context: Any, first_packet: bytes) -> bytes | None:
@@ -220,13 +331,13 @@ def stream_headers(codec_context: Any, first_packet: bytes) -> bytes | None:
     return bytes(codec_context.extradata or b"") + first_packet[:start]
 
 
-def _first_frame(name: str, stream_index: int) -> tuple[int, int, int, str]:
+def _first_frame(name: str, stream_index: int) -> tuple[float | None, int, int, str]:
     """Decode from the start (a fresh container: rewinding is not reliable everywhere) until a frame comes out."""
     with open_container(name) as container:
         stream = container.streams[stream_index]
         try:
             for frame in container.decode(stream):
-                return frame.rotation, frame.width, frame.height, frame.format.name
+                return display_rotation(frame), frame.width, frame.height, frame.format.name
         except av.error.FFmpegError as exc:
             raise VideoError(f"{name}: the first frame cannot be decoded ({exc.strerror})") from None
     raise VideoError(f"{name} has a video stream but none of its frames can be decoded")

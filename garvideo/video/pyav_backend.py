@@ -5,12 +5,14 @@ from __future__ import annotations
 import collections
 import warnings
 from collections.abc import Iterable, Iterator
+from fractions import Fraction
 from typing import Any
 
 import av.error
+import av.filter
 import numpy as np
 
-from .decoded_index import DecodedIndex, packet_key
+from .decoded_index import DecodedIndex, is_mpeg_stream, packet_key
 from .facts import DecodeStats, Frame, VideoDecodeWarning
 from .probe import open_container
 from .timeline import Timeline
@@ -21,10 +23,36 @@ SEEK_COST_FRAMES = 4
 
 
 def to_display(image: np.ndarray, rotation: int) -> np.ndarray:
-    """Turn a stored picture ``rotation`` degrees clockwise, as a player shows it."""
+    """Turn a stored picture ``rotation`` degrees clockwise (a multiple of 90), as a player shows it."""
     if rotation == 0:
         return image
     return np.ascontiguousarray(np.rot90(image, k=-(rotation // 90)))
+
+
+class OddAngleRotation:
+    """FFmpeg's own ``rotate`` filter, which ``ffmpeg`` applies to display matrices that are not a multiple of
+    90 degrees: the picture turned ``degrees`` clockwise inside a frame of the same size, corners black."""
+
+    def __init__(self, degrees: int) -> None:
+        self._angle = f"{float(degrees):f}*PI/180"  # the expression ffmpeg gives the filter
+        self._graph: Any = None
+        self._shape: tuple[int, int, str] | None = None
+
+    def __call__(self, frame: Any) -> np.ndarray:
+        shape = (frame.width, frame.height, frame.format.name)
+        if shape != self._shape:  # a stream may change size or pixel format midway
+            self._graph = av.filter.Graph()
+            source = self._graph.add_buffer(
+                width=frame.width, height=frame.height, format=frame.format.name, time_base=Fraction(1, 1)
+            )
+            rotate = self._graph.add("rotate", self._angle)
+            sink = self._graph.add("buffersink")
+            source.link_to(rotate)
+            rotate.link_to(sink)
+            self._graph.configure()
+            self._shape = shape
+        self._graph.push(frame)
+        return self._graph.pull().to_ndarray(format="rgb24")
 
 
 class PyAVDecoder:
@@ -46,6 +74,7 @@ class PyAVDecoder:
         threads: int = 0,
         decoded: DecodedIndex | None = None,
         stream_headers: bytes | None = None,
+        seek_targets: tuple[int | None, ...] | None = None,
     ) -> None:
         self._path = path
         self._stream_index = stream_index
@@ -54,6 +83,10 @@ class PyAVDecoder:
         self._rotation = rotation
         self._decoded = decoded
         self._stream_headers = stream_headers
+        # Where to seek for each keyframe when not to its pts (None: start over); the decoded index knows its own.
+        self._seek_targets = decoded.seek_targets if decoded is not None else seek_targets
+        self._odd_rotation = OddAngleRotation(rotation) if rotation % 90 else None
+        self._keyframe_indices = frozenset(int(k) for k in timeline.keyframes)
         self._can_seek = timeline.exact and (decoded.seekable if decoded is not None else timeline.pts is not None)
         self._frames_decoded = 0
         self._seeks = 0
@@ -62,6 +95,7 @@ class PyAVDecoder:
     def _open(self) -> None:
         self._container = open_container(self._path)
         self._stream = self._container.streams[self._stream_index]
+        self._gaps_decoded = is_mpeg_stream(self._container.format.name)  # as FFmpeg, and as the probe counted
         self._stream.thread_type = "AUTO"  # frame and slice threads
         self._stream.thread_count = self._threads
         if self._stream_headers:
@@ -91,13 +125,16 @@ class PyAVDecoder:
         self._next_index = next_index  # display index the decoder is expected to give next
         self._counted = next_index - 1  # last index given out when counting (no timestamps)
         self._taken: dict[Any, int] = {}  # frames seen per packet since the last seek (decoded index)
+        # After a seek, packets before the first keyframe are left out: some demuxers (MPEG-TS) land on
+        # any packet, and a decoder given a P-frame first may output it drawn over a grey picture.
+        self._await_keyframe = False
 
     def _seek_to_keyframe(self, keyframe_position: int) -> None:
         # Demuxers (MP4 and Matroska included) seek by presentation time; one that
         # lands elsewhere is caught by _position_for.
         keyframe = int(self._timeline.keyframes[keyframe_position])
-        if self._decoded is not None:
-            seek_target = self._decoded.seek_targets[keyframe_position]
+        if self._seek_targets is not None:
+            seek_target = self._seek_targets[keyframe_position]
             if seek_target is None:
                 self._rewind()  # frame 0: from the very start, as FFmpeg decodes it
                 return
@@ -108,6 +145,7 @@ class PyAVDecoder:
         self._container.seek(target, stream=self._stream, backward=True, any_frame=False)
         self._seeks += 1
         self._reset_position(next_index=keyframe)
+        self._await_keyframe = True
 
     def _should_seek(self, wanted: int) -> bool:
         keyframe = int(self._timeline.keyframes[self._timeline.keyframe_at_or_before(wanted)])
@@ -117,24 +155,44 @@ class PyAVDecoder:
 
     # -- decoding ------------------------------------------------------------
 
+    def _next_packet(self) -> Any | None:
+        """The next packet to give the decoder; None at the end of the data (then the decoder is drained)."""
+        while True:
+            try:
+                packet = next(self._packets)
+            except StopIteration:
+                return None
+            except av.error.FFmpegError:
+                return None  # unreadable rest of the file: drain what the decoder holds
+            if packet.size == 0 or packet.is_discard or (packet.is_corrupt and not self._gaps_decoded):
+                continue
+            if self._await_keyframe:
+                if not packet.is_keyframe:
+                    continue
+                self._await_keyframe = False
+                if not self._known_keyframe(packet):
+                    self._rewind()  # a seek that lands where the timestamps are not the probe's: start over
+                    continue
+            if self._decoded is not None:
+                packet.opaque = packet_key(packet)
+            return packet
+
+    def _known_keyframe(self, packet: Any) -> bool:
+        """Whether a keyframe packet reached after a seek carries a keyframe's timestamp as the probe read it
+        (a demuxer that interpolates timestamps may number packets differently after a seek)."""
+        if self._decoded is not None:
+            return True  # frames are known by their packets, whatever the timestamps say
+        index = self._timeline.index_of_pts(packet.pts)
+        return index is not None and index in self._keyframe_indices
+
     def _next_decoded(self) -> tuple[Any, int | None] | None:
         """The next frame out of the decoder and its display index (None: not a frame of the
         timeline), or None at the end of the stream."""
         while not self._pending:
             if self._at_end:
                 return None
-            try:
-                packet = next(self._packets)
-            except StopIteration:
-                packet = None
-            except av.error.FFmpegError:
-                packet = None  # unreadable rest of the file: drain what the decoder holds
-            if packet is None:
-                self._at_end = True
-            elif packet.size == 0 or packet.is_corrupt or packet.is_discard:
-                continue
-            elif self._decoded is not None:
-                packet.opaque = packet_key(packet)
+            packet = self._next_packet()
+            self._at_end = packet is None
             try:
                 decoded = self._stream.decode(packet)
             except av.error.EOFError:
@@ -158,7 +216,10 @@ class PyAVDecoder:
         return self._counted
 
     def _to_frame(self, decoded: Any, index: int) -> Frame:
-        image = to_display(decoded.to_ndarray(format="rgb24"), self._rotation)
+        if self._odd_rotation is not None:
+            image = self._odd_rotation(decoded)
+        else:
+            image = to_display(decoded.to_ndarray(format="rgb24"), self._rotation)
         return Frame(index=index, time=float(self._timeline.times[index]), image=image)
 
     def _position_for(self, wanted: int) -> None:
@@ -176,9 +237,9 @@ class PyAVDecoder:
             if decoded is not None and index is None and self._decoded is not None:
                 self._rewind()  # landed on packets the scan does not know: start over, exact
                 return
-            if position == 0 or index is None or index <= wanted:
+            if position == 0 or (decoded is not None and (index is None or index <= wanted)):
                 return
-            position -= 1
+            position -= 1  # landed later, or nothing decodes from there: try the keyframe before
 
     def decode(self, indices: Iterable[int]) -> Iterator[Frame]:
         """Yield the frames at ``indices`` (ascending, distinct, in range) in order, one at a time.

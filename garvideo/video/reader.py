@@ -11,10 +11,11 @@ from typing import Literal, Protocol
 
 from ..errors import InvalidInputError, VideoError
 from . import sampling
+from .decoded_index import is_mpeg_stream
 from .decord_backend import DecordDecoder, decord_available
 from .facts import DecodeStats, Frame, FrameSelection, VideoDecodeWarning, VideoInfo, Window
 from .frame_folder import FrameFolderDecoder, is_frame_folder, probe_frame_folder
-from .probe import open_container, probe, video_stream
+from .probe import Probe, open_container, probe, video_stream
 from .pyav_backend import PyAVDecoder
 from .timeline import Timeline
 
@@ -252,8 +253,9 @@ def open_video(
     """Open a video file, or a folder of frames, for reading.
 
     ``backend``: ``"pyav"`` (the default), ``"decord"`` (optional extra, an error
-    when absent, and for files decord cannot read frame-exactly: rotated ones, and
-    those indexed by decoding, see :mod:`garvideo.video.decoded_index`) or
+    when absent, and for files decord cannot read frame-exactly: rotated ones, MPEG
+    transport and program streams, and those indexed by decoding, see
+    :mod:`garvideo.video.decoded_index`) or
     ``"auto"`` (decord when installed and able to read this file, else PyAV). PyAV is the default because it handles rotated and damaged files,
     which decord 0.6 does not, and was not slower in ``bench/decode.py``.
     ``max_buffered_frames``: most decoded frames held at once when iterating
@@ -293,7 +295,7 @@ def open_video(
     if backend == "decord" or (backend == "auto" and decord_available()):
         try:
             decoder: _Decoder = DecordDecoder(
-                name, timeline, info.rotation, max_buffered_frames, threads, packet_order=facts.decoded is None
+                name, timeline, info.rotation, max_buffered_frames, threads, not_exact=_not_for_decord(facts)
             )
             return VideoReader(info, timeline, decoder, "decord", max_buffered_frames)
         except VideoError:
@@ -302,9 +304,28 @@ def open_video(
     with open_container(name) as container:
         stream_index = video_stream(container, name).index
     decoder = PyAVDecoder(
-        name, stream_index, timeline, info.rotation, threads, decoded=facts.decoded, stream_headers=facts.stream_headers
+        name,
+        stream_index,
+        timeline,
+        info.rotation,
+        threads,
+        decoded=facts.decoded,
+        stream_headers=facts.stream_headers,
+        seek_targets=facts.seek_targets,
     )
     return VideoReader(info, timeline, decoder, "pyav", max_buffered_frames)
+
+
+def _not_for_decord(facts: Probe) -> str | None:
+    """Why decord would give other frames than FFmpeg's for this file; None if it gives the same."""
+    if facts.decoded is not None:
+        return (
+            "its frames are not one per packet in timestamp order: packed B-frames, B-frames without "
+            "presentation timestamps, or repeated or backward timestamps"
+        )
+    if is_mpeg_stream(facts.info.container):
+        return "an MPEG transport or program stream, which decord seeks to the wrong frames"
+    return None
 
 
 @contextlib.contextmanager

@@ -317,7 +317,7 @@ def find(client, phrase: str, index: int = 30, **fields) -> dict:
 def test_a_region_named_in_words_is_found_tracked_and_the_command_reproduces_it(
     client, launched_app, tmp_path, monkeypatch
 ):
-    from garvideo.pipeline import Pipeline, RegionPrompt
+    from garvideo.pipeline import Pipeline, RegionPrompt, TextSearch
 
     open_cat(client)
     found_page = find(client, "a cat", max_instances=2)
@@ -325,7 +325,9 @@ def test_a_region_named_in_words_is_found_tracked_and_the_command_reproduces_it(
     # What the pipeline finds with the same detector and settings, outside the app.
     truth = Pipeline(None, None, progress=False, detector=launched_app.detector)
     _, expected = truth.find(
-        SAMPLES / "cat.mp4", [RegionPrompt.from_text("cat", "a cat")], box_threshold=0.0, max_instances=2
+        SAMPLES / "cat.mp4",
+        [RegionPrompt.from_text("cat", "a cat")],
+        search=TextSearch(box_threshold=0.0, max_instances=2),
     )
     assert region["found"] == [f.to_dict() for f in expected] and expected
     frame = expected[0].frame

@@ -1,15 +1,18 @@
 """The Python API mirrors the command line: every option of ``garvideo track|describe|ask`` is a keyword of the
 same name and default on the Pipeline method (and the model options on ``Pipeline.from_pretrained``), so a command
-line translates to a call word for word."""
+line translates to a call word for word. The one exception is deliberate: the text-search options are the fields
+of one ``search=TextSearch(...)`` (``--box-threshold 0.3`` is ``search=TextSearch(box_threshold=0.3)``), the object
+that carries them, checked once, from the command line, a batch or the web app down to the detector."""
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 
 import click
 import pytest
 
-from garvideo.pipeline import Pipeline
+from garvideo.pipeline import Pipeline, TextSearch
 
 # Options that say where results go or how they are shown: the API returns the result instead.
 PRESENTATION = {"out", "as_json", "save_tracks", "srt", "vtt", "overlay", "quiet", "help"}
@@ -17,8 +20,15 @@ PRESENTATION = {"out", "as_json", "save_tracks", "srt", "vtt", "overlay", "quiet
 REGION_INPUTS = {"boxes", "points", "masks", "texts", "tracks_file"}
 # Options that choose the models: keywords of Pipeline.from_pretrained.
 MODEL_LOADING = {"model", "sam2", "compile", "compile_sam2", "device", "dtype", "threads", "detector", "adapter"}
+# Options that say how text regions are found: fields of the methods' ``search=TextSearch(...)``.
+TEXT_SEARCH = {
+    "box_threshold": "box_threshold",
+    "text_threshold": "text_threshold",
+    "max_instances": "max_instances",
+    "search_every": "every",
+}
 # Keywords the API has beyond the CLI (documented in the methods' docstrings and the README).
-API_ONLY = {"regions", "tracks", "instruction", "template", "generation", "batch_size", "progress"}
+API_ONLY = {"regions", "tracks", "instruction", "template", "generation", "batch_size", "progress", "on_event"}
 
 
 def _commands():
@@ -48,7 +58,8 @@ def test_every_option_is_a_keyword_of_the_same_name_and_default(command, method)
     # What the command receives when no option is given (the arguments are only placeholders).
     arguments = [__file__, "What is <a>?"][: sum(isinstance(p, click.Argument) for p in command.params)]
     context = command.make_context(command.name, arguments, resilient_parsing=True)
-    mirrored = set()
+    search_fields = {f.name: f for f in dataclasses.fields(TextSearch)}
+    mirrored, searched = set(), set()
     for option in _options(command):
         if option.expose_value:
             default = context.params[option.name]
@@ -58,6 +69,13 @@ def test_every_option_is_a_keyword_of_the_same_name_and_default(command, method)
             default = None  # nothing repeated: the API's None
         name = _python_name(option)
         assert option.name == name, f"{option.opts[0]} reaches the command as {option.name!r}, not {name!r}"
+        if name in TEXT_SEARCH:
+            field = search_fields[TEXT_SEARCH[name]]
+            assert field.default == default, (
+                f"{option.opts[0]} defaults to {default!r}, TextSearch to {field.default!r}"
+            )
+            searched.add(field.name)
+            continue
         target = loading if name in MODEL_LOADING else keywords
         where = "Pipeline.from_pretrained" if name in MODEL_LOADING else f"Pipeline.{method.__name__}"
         assert name in target, f"{option.opts[0]} of `garvideo {command.name}` is no keyword of {where}"
@@ -65,6 +83,11 @@ def test_every_option_is_a_keyword_of_the_same_name_and_default(command, method)
             f"{option.opts[0]} defaults to {default!r} but {where}'s {name} to {target[name].default!r}"
         )
         mirrored.add(name)
+    # search= stands for all four text options, or the command has none of them
+    assert searched in (set(), set(search_fields)), f"`garvideo {command.name}` lacks {set(search_fields) - searched}"
+    if searched:
+        assert keywords["search"].default == TextSearch(), f"Pipeline.{method.__name__}'s search= is not TextSearch()"
+        mirrored.add("search")
     positional = {p.name for p in command.params if isinstance(p, click.Argument)}
     extra = set(keywords) - {"self"} - positional - mirrored - API_ONLY
     assert not extra, f"Pipeline.{method.__name__} has keywords no CLI option gives: {sorted(extra)}"

@@ -11,15 +11,6 @@ from garvideo.outputs.document import validate_result_document
 from garvideo.tracking import load_tracks
 
 
-def test_cli_defaults_are_the_library_defaults():
-    from garvideo_cli.common import DEFAULT_GAR, DEFAULT_SAM2
-
-    from garvideo.model import DEFAULT_MODEL_ID
-    from garvideo.tracking import DEFAULT_SAM2_MODEL
-
-    assert (DEFAULT_GAR, DEFAULT_SAM2) == (DEFAULT_MODEL_ID, DEFAULT_SAM2_MODEL)
-
-
 def test_help_lists_every_command(run):
     result = run("--help")
     assert result.exit_code == 0

@@ -86,7 +86,7 @@ def test_parse_mask_reads_greyscale_palette_and_colour_pngs(tmp_path):
 
 
 def test_parse_mask_errors(tmp_path):
-    with pytest.raises(InvalidInputError, match="not found"):
+    with pytest.raises(InvalidInputError, match="missing.png: no such file"):
         parse_mask_prompt(f"dog={tmp_path / 'missing.png'}@3")
     empty = tmp_path / "empty.png"
     Image.fromarray(np.zeros((4, 4), np.uint8)).save(empty)

@@ -28,7 +28,9 @@ def _masks(result):
 @pytest.mark.slow
 def test_a_text_at_a_moment_is_found_there_and_tracked_exactly_as_if_boxed(pipeline, detector, clip, frames):
     search = TextSearch(box_threshold=0.5)
-    result = pipeline.track(clip.path, [RegionPrompt.from_text("car", PHRASE, "2s")], box_threshold=0.5)
+    result = pipeline.track(
+        clip.path, [RegionPrompt.from_text("car", PHRASE, "2s")], search=TextSearch(box_threshold=0.5)
+    )
     (found,) = result.found
     reference = detector.detect(frames[8].image, PHRASE, search.box_threshold, search.text_threshold)
     best = reference.detections[0]
@@ -72,7 +74,10 @@ def test_without_a_moment_the_search_stops_at_the_first_frame_where_the_phrase_i
     i, k = _first_found(scores)
     threshold = (max(scores[i:k]) + scores[k]) / 2
     prompts, found = pipeline.find(
-        clip.path, [RegionPrompt.from_text("car", PHRASE)], box_threshold=threshold, start=frames[SEARCHED[i]].time
+        clip.path,
+        [RegionPrompt.from_text("car", PHRASE)],
+        search=TextSearch(box_threshold=threshold),
+        start=frames[SEARCHED[i]].time,
     )
     (region,) = found
     assert region.frame == SEARCHED[k] and region.searched == tuple(SEARCHED[i : k + 1])
@@ -81,7 +86,7 @@ def test_without_a_moment_the_search_stops_at_the_first_frame_where_the_phrase_i
 
     # Restricted to a range, the search starts at its start.
     _, (late,) = pipeline.find(
-        clip.path, [RegionPrompt.from_text("car", PHRASE)], box_threshold=0.0, start=2.0, end=4.0
+        clip.path, [RegionPrompt.from_text("car", PHRASE)], search=TextSearch(box_threshold=0.0), start=2.0, end=4.0
     )
     assert late.frame == 8 and late.searched == (8,)
 
@@ -89,18 +94,20 @@ def test_without_a_moment_the_search_stops_at_the_first_frame_where_the_phrase_i
 def test_nothing_found_is_one_line_naming_the_phrase_the_frames_and_the_best_score(pipeline, detector, clip, frames):
     best = max(detector.detect(frames[i].image, PHRASE, 1.0).best_score for i in SEARCHED)
     with pytest.raises(InvalidInputError) as error:
-        pipeline.track(clip.path, [RegionPrompt.from_text("car", PHRASE)], box_threshold=1.0)
+        pipeline.track(clip.path, [RegionPrompt.from_text("car", PHRASE)], search=TextSearch(box_threshold=1.0))
     message = str(error.value)
     assert "\n" not in message
     assert f"{PHRASE!r} (region 'car') was not found" in message
     assert "searched 5 frames (0, 4, 8, 12, ... 16: one every 1 s from 0.00 s to 5.00 s)" in message
     assert f"best score {best:.3f}" in message and "--box-threshold" in message
     with pytest.raises(InvalidInputError, match=r"searched frame 8 \(2.00 s\)"):
-        pipeline.find(clip.path, [RegionPrompt.from_text("car", PHRASE, 8)], box_threshold=1.0)
+        pipeline.find(clip.path, [RegionPrompt.from_text("car", PHRASE, 8)], search=TextSearch(box_threshold=1.0))
 
 
 def test_max_instances_gives_the_most_confident_distinct_boxes_their_own_tracks(pipeline, detector, clip, frames):
-    result = pipeline.track(clip.path, [RegionPrompt.from_text("car", PHRASE, 4)], box_threshold=0.0, max_instances=3)
+    result = pipeline.track(
+        clip.path, [RegionPrompt.from_text("car", PHRASE, 4)], search=TextSearch(box_threshold=0.0, max_instances=3)
+    )
     names = [f.name for f in result.found]
     assert names == ["car", "car#2", "car#3"] == [t.name for t in result.tracks]
     assert len({t.obj_id for t in result.tracks}) == 3
@@ -127,15 +134,15 @@ def test_text_region_mistakes(pipeline, clip):
         TextSearch(max_instances=0)
     with pytest.raises(InvalidInputError, match="box threshold"):
         TextSearch(box_threshold=1.2)
-    with pytest.raises(InvalidInputError, match="box threshold"):  # the pipeline's keywords are checked the same way
-        pipeline.find(clip.path, [RegionPrompt.from_text("car", PHRASE)], box_threshold=1.2)
+    with pytest.raises(InvalidInputError, match="search must be a TextSearch"):  # not loose numbers
+        pipeline.find(clip.path, [RegionPrompt.from_text("car", PHRASE)], search={"box_threshold": 0.5})
     with pytest.raises(InvalidInputError, match="is 3[3-9] tokens long"):
         pipeline.find(clip.path, [RegionPrompt.from_text("car", " ".join(["red"] * 35))])
     with pytest.raises(InvalidInputError, match="would make a region 'car#2', but another region has that name"):
         pipeline.find(
             clip.path,
             [RegionPrompt.from_text("car", PHRASE), RegionPrompt.from_box("car#2", (1, 1, 9, 9), 0)],
-            max_instances=2,
+            search=TextSearch(max_instances=2),
         )
     with pytest.raises(InvalidInputError, match="has 20 frames"):
         pipeline.find(clip.path, [RegionPrompt.from_text("car", PHRASE, 25)])
@@ -174,12 +181,16 @@ def test_the_command_line_syntax_of_text_regions():
 
 def test_the_search_interval_and_the_reproducing_box(pipeline, clip):
     with pytest.raises(InvalidInputError, match=r"searched 3 frames \(0, 8, 16: one every 2 s"):
-        pipeline.find(clip.path, [RegionPrompt.from_text("car", PHRASE)], box_threshold=1.0, search_every=2.0)
+        pipeline.find(
+            clip.path, [RegionPrompt.from_text("car", PHRASE)], search=TextSearch(box_threshold=1.0, every=2.0)
+        )
     with pytest.raises(InvalidInputError, match="search interval must be positive"):
         TextSearch(every=0)
     # an object id chosen for a text region goes to its first instance
     prompts, _ = pipeline.find(
-        clip.path, [RegionPrompt.from_text("car", PHRASE, 0, obj_id=7)], box_threshold=0.0, max_instances=2
+        clip.path,
+        [RegionPrompt.from_text("car", PHRASE, 0, obj_id=7)],
+        search=TextSearch(box_threshold=0.0, max_instances=2),
     )
     assert [p.obj_id for p in prompts] == [7, None]
     # the --box of a found region keeps every digit of its (rounded) box, however wide the frame
@@ -203,7 +214,7 @@ def test_several_phrases_decode_each_searched_frame_once(pipeline, clip, monkeyp
     _, found = pipeline.find(
         clip.path,
         [RegionPrompt.from_text("car", PHRASE), RegionPrompt.from_text("cup", "a cup")],
-        box_threshold=0.0,
+        search=TextSearch(box_threshold=0.0),
     )
     assert [(f.name, f.frame) for f in found] == [("car", SEARCHED[0]), ("cup", SEARCHED[0])]
     assert reads == [SEARCHED[0]]

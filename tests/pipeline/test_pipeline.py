@@ -107,7 +107,7 @@ def test_track_only_pipeline(models_dir, leaving_clip):
 
 
 def test_tracking_decodes_ahead_in_a_thread_and_tracks_as_decoding_in_place(models_dir, leaving_clip, monkeypatch):
-    from garvideo.pipeline.pipeline import _TimedSource
+    from garvideo.pipeline.timed_source import TimedSource
     from garvideo.video import VideoReader
 
     decoding_threads = set()
@@ -138,7 +138,7 @@ def test_tracking_decodes_ahead_in_a_thread_and_tracks_as_decoding_in_place(mode
 
     decoding_threads.clear()
     with open_video(leaving_clip.path) as video:
-        in_place = tracker_only.tracker.track(_TimedSource(video, ahead=0), [prompt], progress=False)
+        in_place = tracker_only.tracker.track(TimedSource(video, ahead=0), [prompt], progress=False)
     assert decoding_threads == {main}
     (track,), (expected,) = result.tracks, in_place
     assert track.indices == expected.indices == tuple(range(leaving_clip.num_frames))
@@ -149,14 +149,14 @@ def test_tracking_decodes_ahead_in_a_thread_and_tracks_as_decoding_in_place(mode
     # with the tracker's preprocessing in the decode thread (the pipeline's choice on a GPU): the same tracks
     preparing_threads.clear()
     with open_video(leaving_clip.path) as video:
-        source = _TimedSource(video, prepare=tracker_only.tracker.prepare)
+        source = TimedSource(video, prepare=tracker_only.tracker.prepare)
         (prepared,) = tracker_only.tracker.track(source, [prompt], progress=False)
     assert preparing_threads == {"garvideo-decode-ahead"}
     assert [(f.index, f.rle, f.score) for f in prepared.frames] == [(f.index, f.rle, f.score) for f in track.frames]
 
 
 def test_tracking_streams_decode_a_few_frames_ahead_forward_and_a_chunk_ahead_backward(leaving_clip, monkeypatch):
-    from garvideo.pipeline.pipeline import _TimedSource
+    from garvideo.pipeline.timed_source import TimedSource
     from garvideo.video import VideoReader
 
     decoded: list[int] = []
@@ -169,7 +169,7 @@ def test_tracking_streams_decode_a_few_frames_ahead_forward_and_a_chunk_ahead_ba
 
     monkeypatch.setattr(VideoReader, "iter_frames", recording)
     with open_video(leaving_clip.path, max_buffered_frames=5) as video:
-        source = _TimedSource(video, ahead=2)
+        source = TimedSource(video, ahead=2)
         forward = source.iter_frames(0, 20, 1)
         next(forward)
         assert when_filled(decoded, 3) == [0, 1, 2]  # the frame taken and two ahead

@@ -268,3 +268,17 @@ def test_image_masks_of_another_size_are_refused_when_built(material, pipeline):
     (example,) = read_dataset(path).examples
     with pytest.raises(InvalidInputError, match="10x10"):
         ExampleBuilder(pipeline, 3, "vanilla").training_input(example)
+
+
+def test_the_command_line_and_the_api_train_with_the_same_defaults():
+    """``garvideo train``'s options default to TrainConfig's fields (both read garvideo/defaults.py)."""
+    import dataclasses
+
+    from garvideo_cli.train import train_command
+
+    fields = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    given = train_command.make_context("train", ["data.jsonl"], resilient_parsing=True).params  # nothing given
+    options = {name: value for name, value in given.items() if name in fields}
+    assert set(options) == set(fields)  # every setting is an option
+    options["target_modules"] = tuple(options["target_modules"].split(","))
+    assert options == fields

@@ -14,6 +14,13 @@ reports as each frame's best-effort timestamp.
   dts (a muxer that dropped the composition offsets).
 - :func:`dropped_entries_avi`: an AVI whose index holds many empty (dropped-frame) entries.
 - :func:`bframes_avi`: H.264 with B-frames in AVI (no presentation times in the container).
+- :func:`h264_bframes_ts`, :func:`mpeg2_ts`, :func:`remuxed_ts`, :func:`mpeg2_program_stream`: MPEG
+  transport and program streams (broadcast, cameras, live sources; .ts, .mpg, .vob), whose demuxers
+  seek by decode timestamps to any packet.
+- :func:`duplicate_pts_mp4`: frames re-timed so that some share a timestamp (issue 21's ``setpts``).
+- :func:`joined_ts`: two recordings whose clocks both start at 0, spliced end to end: timestamps
+  repeat and go back at the join.
+- :func:`rotated_45_mp4`: a display matrix of 45 degrees (not a multiple of 90).
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from garvideo.testing import clips
 from garvideo.testing.clips import index_image
 
 FFMPEG = shutil.which("ffmpeg")
@@ -175,6 +183,105 @@ def dropped_entries_avi(path: Path, num_frames: int = 68, size: tuple[int, int] 
     return _write(path, "mpeg4", size, slots, tag="XVID")
 
 
+# -- MPEG streams, repeated and backward timestamps (issue 21) -----------------
+
+#: The MPEG stream and timestamp clips: 2 s at 12 fps, 160x120, a keyframe every 8 frames.
+_CLIP = {"num_frames": 24, "fps": 12, "size": (160, 120)}
+
+
+def _ffmpeg(*arguments: str | Path) -> None:
+    assert FFMPEG, NO_FFMPEG
+    subprocess.run([FFMPEG, "-v", "error", "-y", *map(str, arguments)], check=True, capture_output=True)
+
+
+def _indexed_mp4(path: Path, bframes: int = 2) -> Path:
+    return clips.constant_rate_clip(path, gop=8, bframes=bframes, **_CLIP).path
+
+
+def h264_bframes_ts(path: Path) -> Path:
+    """H.264 with B-frames written straight into a transport stream."""
+    return clips.constant_rate_clip(path.with_suffix(".ts"), gop=8, bframes=3, **_CLIP).path
+
+
+def mpeg2_ts(path: Path) -> Path:
+    """MPEG-2 with B-frames (open GOPs) in a transport stream, encoded by the ffmpeg binary."""
+    source = _indexed_mp4(path.with_suffix(".source.mp4"))
+    _ffmpeg("-i", source, "-c:v", "mpeg2video", "-bf", "2", "-g", "8", "-q:v", "2", "-f", "mpegts", path)
+    return path
+
+
+def mpeg2_program_stream(path: Path) -> Path:
+    """MPEG-2 with B-frames in a program stream (.mpg, as DVD's .vob): pictures span several packets."""
+    source = _indexed_mp4(path.with_suffix(".source.mp4"))
+    _ffmpeg("-i", source, "-c:v", "mpeg2video", "-bf", "2", "-g", "8", "-q:v", "2", "-f", "mpeg", path)
+    return path
+
+
+def remuxed_ts(path: Path) -> Path:
+    """An MP4 with B-frames copied into a transport stream (``-c copy``)."""
+    _ffmpeg("-i", _indexed_mp4(path.with_suffix(".source.mp4"), bframes=3), "-c", "copy", "-f", "mpegts", path)
+    return path
+
+
+def duplicate_pts_mp4(path: Path) -> Path:
+    """Issue 21's file: frames 0-11 re-timed 0.05 s apart in a 1/12 s clock, so some share a timestamp."""
+    source = _indexed_mp4(path.with_suffix(".source.mp4"))
+    retime = "setpts='if(lt(N,12),N*0.05/TB,(N*0.2)/TB)'"
+    _ffmpeg("-i", source, "-vf", retime, "-fps_mode", "passthrough", "-c:v", "libx264", "-crf", "18", path)
+    return path
+
+
+def joined_ts(path: Path, half: int = 12, splice: bool = True) -> Path:
+    """Two recordings of ``half`` frames, each with its clock starting at 0, spliced into one transport
+    stream (continuity counters carried on: no gap for the demuxer to flag), as a clock reset gives.
+    ``splice=False`` joins the files byte for byte (``cat a.ts b.ts``): the counters then jump at the join."""
+    times = [Fraction(i, 12) for i in range(half)]
+    parts = []
+    for number in range(2):
+        images = (index_image(i, *_CLIP["size"]) for i in range(number * half, (number + 1) * half))
+        part = clips.write_frames(path.with_suffix(f".part{number}.ts"), images, times, gop=8, bframes=3)
+        parts.append(part.path.read_bytes())
+    path.write_bytes(splice_transport_streams(*parts) if splice else b"".join(parts))
+    return path
+
+
+def splice_transport_streams(first: bytes, second: bytes) -> bytes:
+    """``second`` after ``first``, its continuity counters carried on from ``first``'s (no packet seems lost)."""
+    counters: dict[int, int] = {}
+
+    def carried_on(data: bytes, rewrite: bool) -> bytes:
+        out = bytearray(data)
+        for at in range(0, len(out), 188):
+            pid = ((out[at + 1] & 0x1F) << 8) | out[at + 2]
+            if not out[at + 3] & 0x10:
+                continue  # no payload: the counter does not advance
+            if rewrite and pid in counters:
+                out[at + 3] = (out[at + 3] & 0xF0) | ((counters[pid] + 1) % 16)
+            counters[pid] = out[at + 3] & 0x0F
+        return bytes(out)
+
+    carried_on(first, rewrite=False)
+    return first + carried_on(second, rewrite=True)
+
+
+def rotated_45_mp4(path: Path, num_frames: int = 12, size: tuple[int, int] = (160, 120)) -> Path:
+    """H.264 whose display matrix turns it 45 degrees counter-clockwise (``ffmpeg`` turns such frames
+    with its ``rotate`` filter)."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=12)
+        stream.width, stream.height = size
+        stream.pix_fmt = "yuv420p"
+        stream.set_display_rotation(45)
+        for index in range(num_frames):
+            frame = av.VideoFrame.from_ndarray(index_image(index, *size), format="rgb24")
+            frame.pts = index
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
 # -- FFmpeg's frames: the reference ------------------------------------------
 
 
@@ -188,7 +295,8 @@ def ffmpeg_frames(path: Path) -> np.ndarray:
         capture_output=True,
         text=True,
     ).stdout
-    width, height = (int(v) for v in size.strip().split(",")[:2])
+    # (a transport stream lists its streams under each program too: the first line is enough)
+    width, height = (int(v) for v in size.split()[0].split(",")[:2])
     raw = subprocess.run(
         [FFMPEG, "-v", "error", "-i", str(path), "-map", "0:v:0", "-fps_mode", "passthrough"]
         + ["-f", "rawvideo", "-pix_fmt", "rgb24", "-"],

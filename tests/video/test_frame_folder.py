@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import warnings
 
@@ -12,6 +13,7 @@ from garvideo_cli.main import app
 from PIL import Image
 
 from garvideo.errors import GarvideoError, InvalidInputError, VideoError
+from garvideo.testing import hostile
 from garvideo.testing.clips import index_image, read_index
 from garvideo.video import DEFAULT_FOLDER_FPS, VideoDecodeWarning, frame_files, open_video, video_info
 
@@ -128,7 +130,7 @@ def test_unusable_folders_and_options_give_one_clear_error(tmp_path, folder):
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "00000.jpg").write_bytes(b"garbage")
-    with pytest.raises(VideoError, match="first frame .* is not a readable image"):
+    with pytest.raises(VideoError, match="cannot read the first frame .*00000.jpg: not a readable image"):
         open_video(broken)
     for fps in (0, -5, float("nan"), "fast"):
         with pytest.raises(InvalidInputError, match="frame rate of a frame folder"):
@@ -183,3 +185,39 @@ def test_frames_whose_range_is_unknown_are_refused(tmp_path):
     with pytest.raises(VideoError, match="floating-point pixels") as caught:
         open_video(folder)
     assert "00000.tif" in str(caught.value) and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("kind", ["link loop", "fifo", "link to nothing"])
+def test_an_entry_that_is_not_a_file_is_one_line_error_never_a_hang(tmp_path, kind):
+    # Issue 21: a symbolic link loop named like a frame was a traceback (ELOOP) in info, track and describe;
+    # a FIFO would block the read forever. Both are refused from the listing, naming the entry.
+    frames = write_folder(tmp_path / "frames", 3)
+    with contextlib.ExitStack() as stack:
+        if kind == "link loop":
+            hostile.symlink_loop(frames / "00003.png")
+        elif kind == "fifo":
+            stack.enter_context(hostile.unblocking_fifo(frames / "00003.png"))
+        else:
+            (frames / "00003.png").symlink_to("gone.png")
+        expected = {"link loop": "symbolic link loop", "fifo": "FIFO", "link to nothing": "does not exist"}[kind]
+        with pytest.raises(VideoError, match=rf"frame folder .*frames: 00003.png: .*{expected}") as caught:
+            open_video(frames)
+        assert "\n" not in str(caught.value)
+        result = CliRunner().invoke(app, ["info", str(frames)])
+    assert result.exit_code == 2 and result.output.startswith("garvideo: error: cannot read the frame folder")
+    assert "Traceback" not in result.output and result.output.count("\n") == 1
+
+
+def test_a_huge_image_in_a_folder_is_refused_from_its_header(tmp_path):
+    # Issue 21: a 20000x20000 PNG in a frame folder was PIL's DecompressionBombError. Its header is read, its
+    # pixels never: as the first frame the folder is refused, later it is a frame skipped with a warning.
+    first = tmp_path / "first"
+    first.mkdir()
+    hostile.huge_png(first / "00000.png")
+    with pytest.raises(VideoError, match=r"00000.png: it is 20000x20000 pixels, more than .* garvideo reads"):
+        open_video(first)
+    later = write_folder(tmp_path / "later", 3)
+    hostile.huge_png(later / "00001.png")
+    with open_video(later) as video, pytest.warns(VideoDecodeWarning, match=r"frame 1 .*20000x20000 pixels"):
+        frames = list(video.iter_frames())
+    assert [f.index for f in frames] == [0, 2]

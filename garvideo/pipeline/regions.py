@@ -1,0 +1,105 @@
+"""Regions or tracks in, tracks out: what every pipeline call starts from.
+
+A call names its regions either as prompts (a box, clicks, a mask or a phrase on a frame or at a
+time: text regions are found, then SAM2 tracks them) or as tracks the caller already has (ground
+truth, an earlier run's tracks file). :class:`RegionInput` holds exactly one of the two, checked
+once; :meth:`Pipeline.tracks_for <garvideo.pipeline.Pipeline.tracks_for>` turns it into
+:class:`RegionTracks`. ``track``, ``describe`` and ``ask`` go through it, and so can a live
+session or a training data loader.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..errors import InvalidInputError
+from ..tracking import RegionPrompt, Track
+from ..video import VideoReader
+from .results import FoundRegion, StageTimings
+
+
+@dataclass(frozen=True)
+class RegionInput:
+    """Exactly one of ``prompts`` (to track) or ``tracks`` (already tracked), each element of its type.
+
+    Build it with :meth:`of` from what a caller passed; a mistake is one :class:`InvalidInputError`.
+    """
+
+    prompts: tuple[RegionPrompt, ...] | None = None
+    tracks: tuple[Track, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.prompts is None and self.tracks is None:
+            raise InvalidInputError("no regions were given: give either regions (prompts to track) or tracks")
+        if self.prompts is not None and self.tracks is not None:
+            raise InvalidInputError("give either regions (prompts to track) or tracks (already tracked), not both")
+        for prompt in self.prompts or ():
+            if not isinstance(prompt, RegionPrompt):
+                raise InvalidInputError(f"regions must be RegionPrompt objects, got {type(prompt).__name__}")
+        if self.tracks is not None:
+            _check_tracks(self.tracks)
+
+    @classmethod
+    def of(cls, regions: Sequence[RegionPrompt] | None = None, tracks: Sequence[Track] | None = None) -> RegionInput:
+        return cls(
+            prompts=tuple(regions) if regions is not None else None,
+            tracks=tuple(tracks) if tracks is not None else None,
+        )
+
+    @property
+    def names(self) -> list[str]:
+        """The region names, each once, in the order first given (text regions: the name given, before finding)."""
+        if self.tracks is not None:
+            return [t.name for t in self.tracks]
+        return list(dict.fromkeys(p.name for p in self.prompts or ()))
+
+    @property
+    def has_text(self) -> bool:
+        """Whether some prompt is a phrase the detector must find first."""
+        return any(p.kind == "text" for p in self.prompts or ())
+
+    def check_against(self, reader: VideoReader) -> None:
+        """Given tracks must fit the video: its frame size and its frame count."""
+        for track in self.tracks or ():
+            if track.frames[0].size != (reader.height, reader.width):
+                h, w = track.frames[0].size
+                raise InvalidInputError(
+                    f"track {track.name!r} has {w}x{h} masks but the video is {reader.width}x{reader.height}"
+                )
+            if track.frames[-1].index >= reader.num_frames:
+                raise InvalidInputError(
+                    f"track {track.name!r} has a mask on frame {track.frames[-1].index}, beyond the video's "
+                    f"{reader.num_frames} frames"
+                )
+
+
+@dataclass(frozen=True)
+class RegionTracks:
+    """The tracks a call works on, with the text regions found on the way and the time spent.
+
+    ``tracked``: SAM2 made the tracks (False: the caller gave them, and provenance names no SAM2).
+    """
+
+    tracks: tuple[Track, ...]
+    found: tuple[FoundRegion, ...] = ()
+    timings: StageTimings = StageTimings()
+    tracked: bool = False
+
+
+def _check_tracks(tracks: Sequence[Track]) -> None:
+    if not tracks:
+        raise InvalidInputError("no tracks were given")
+    for track in tracks:
+        if not isinstance(track, Track):
+            raise InvalidInputError(f"tracks must be Track objects, got {type(track).__name__}")
+        if not track.frames:
+            raise InvalidInputError(f"track {track.name!r} has no frames")
+    names = [t.name for t in tracks]
+    if len(set(names)) != len(names):
+        raise InvalidInputError(f"track names must be distinct, got {names}")
+
+
+def only(items: Sequence, names: Sequence[str]) -> list:
+    """The prompts or tracks of the regions ``names``, in their own order."""
+    return [item for item in items if item.name in names]

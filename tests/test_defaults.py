@@ -1,0 +1,157 @@
+"""Every default a user can change is written once, in ``garvideo/defaults.py``: each front-end's copy is held to it
+(the command line's options, the pipeline's signatures, ``BatchOptions``, the web app's commands and page, and the
+library constants of the model, tracking and grounding layers)."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+
+import click
+import pytest
+from garvideo_cli.main import app as cli_app
+
+from garvideo import defaults
+from garvideo.app import AppConfig, Models
+from garvideo.app import server as app_server
+from garvideo.app.commands import Generation
+from garvideo.batch import BatchOptions
+from garvideo.pipeline import Pipeline, TextSearch
+
+# A keyword or option (its Python name) -> its entry in the table.
+ENTRIES = {
+    "model": "MODEL",
+    "sam2": "SAM2",
+    "detector": "DETECTOR",
+    "device": "DEVICE",
+    "dtype": "DTYPE",
+    "stride": "STRIDE",
+    "frames": "FRAMES",
+    "frames_per_window": "FRAMES_PER_WINDOW",
+    "window": "WINDOW",
+    "tiling": "TILING",
+    "max_new_tokens": "MAX_NEW_TOKENS",
+    "box_threshold": "BOX_THRESHOLD",
+    "text_threshold": "TEXT_THRESHOLD",
+    "max_instances": "MAX_INSTANCES",
+    "search_every": "SEARCH_EVERY",
+    "describe_mode": "BATCH_DESCRIBE",  # garvideo batch --describe
+}
+# `garvideo app`'s own options.
+APP_ENTRIES = {
+    "host": "APP_HOST",
+    "port": "APP_PORT",
+    "max_upload_mb": "APP_MAX_UPLOAD_MB",
+    "session_hours": "APP_SESSION_HOURS",
+}
+# The benchmarks run their protocols' settings (garvideo.eval, cli/eval.py), not the front-ends' defaults.
+BENCHMARK_SETTINGS = {"frames", "max_new_tokens"}
+# TextSearch's fields under the names of the options they stand for.
+SEARCH_FIELDS = {
+    "box_threshold": "box_threshold",
+    "text_threshold": "text_threshold",
+    "max_instances": "max_instances",
+    "search_every": "every",
+}
+
+
+def _table(name: str):
+    return getattr(defaults, ENTRIES.get(name) or APP_ENTRIES[name])
+
+
+def _commands(command: click.Command, path: str = ""):
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            yield from _commands(sub, f"{path} {name}".strip())
+    else:
+        yield path, command
+
+
+def _differences(found: dict[str, object], where: str) -> list[str]:
+    return [
+        f"{where}: {name}={value!r}, the table {_table(name)!r}"
+        for name, value in found.items()
+        if value != _table(name)
+    ]
+
+
+def test_every_command_line_option_defaults_to_the_table():
+    checked, wrong = set(), []
+    for path, command in _commands(cli_app):
+        names = ENTRIES | (APP_ENTRIES if path == "app" else {})
+        options = {p.name: p.default for p in command.params if isinstance(p, click.Option) and p.name in names}
+        if path.startswith("eval "):
+            options = {name: value for name, value in options.items() if name not in BENCHMARK_SETTINGS}
+        wrong += _differences(options, f"garvideo {path}")
+        checked |= set(options)
+    assert not wrong, "\n".join(wrong)
+    assert checked == set(ENTRIES) | set(APP_ENTRIES)  # every entry is some option's default
+
+
+@pytest.mark.parametrize("method", ["from_pretrained", "__init__", "find", "tracks_for", "track", "describe", "ask"])
+def test_the_pipelines_signatures_default_to_the_table(method):
+    parameters = inspect.signature(getattr(Pipeline, method)).parameters
+    found = {name: p.default for name, p in parameters.items() if name in ENTRIES}
+    assert not _differences(found, f"Pipeline.{method}")
+    if "search" in parameters:
+        search = parameters["search"].default
+        fields = {option: getattr(search, field) for option, field in SEARCH_FIELDS.items()}
+        assert not _differences(fields, f"Pipeline.{method}(search=...)")
+
+
+def test_text_search_and_batch_options_default_to_the_table():
+    fields = {option: getattr(TextSearch(), field) for option, field in SEARCH_FIELDS.items()}
+    assert not _differences(fields, "TextSearch")
+    batch = {f.name: f.default for f in dataclasses.fields(BatchOptions) if f.name in ENTRIES}
+    assert set(batch) == {"stride", "frames", "frames_per_window", "window", "tiling", "max_new_tokens"}
+    batch["describe_mode"] = BatchOptions().describe
+    assert not _differences(batch, "BatchOptions")
+    assert BatchOptions().search == TextSearch()
+
+
+def test_the_apps_commands_and_settings_default_to_the_table():
+    # adapter: None, no fine-tuned adapter unless --adapter names one (no setting of the table)
+    models = {
+        f.name: f.default
+        for f in dataclasses.fields(Models)
+        if f.default is not dataclasses.MISSING and f.name != "adapter"
+    }
+    generation = {f.name: f.default for f in dataclasses.fields(Generation)}
+    assert not _differences(models, "app Models") and set(models) == {"device", "dtype", "detector"}
+    assert not _differences(generation, "app Generation") and set(generation) == {"frames", "tiling", "max_new_tokens"}
+    config = {f.name: f.default for f in dataclasses.fields(AppConfig)}
+    assert config["max_upload_mb"] == defaults.APP_MAX_UPLOAD_MB
+    assert config["session_ttl_s"] == defaults.APP_SESSION_HOURS * 3600
+    assert config["text_search"] == TextSearch()
+    serve = inspect.signature(app_server.serve).parameters
+    assert (serve["host"].default, serve["port"].default) == (defaults.APP_HOST, defaults.APP_PORT)
+
+
+def test_the_layers_constants_are_the_tables():
+    from garvideo.grounding import DEFAULT_BOX_THRESHOLD, DEFAULT_DETECTOR, DEFAULT_TEXT_THRESHOLD
+    from garvideo.model import DEFAULT_MODEL_ID
+    from garvideo.tracking import DEFAULT_SAM2_MODEL
+
+    assert (DEFAULT_MODEL_ID, DEFAULT_SAM2_MODEL, DEFAULT_DETECTOR) == (
+        defaults.MODEL,
+        defaults.SAM2,
+        defaults.DETECTOR,
+    )
+    assert (DEFAULT_BOX_THRESHOLD, DEFAULT_TEXT_THRESHOLD) == (defaults.BOX_THRESHOLD, defaults.TEXT_THRESHOLD)
+
+
+@pytest.mark.slow  # imports Gradio (several seconds) to build the page
+def test_the_apps_page_starts_from_the_table(tmp_path, monkeypatch):
+    pytest.importorskip("gradio")
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))
+    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+    from garvideo.app import Backend
+    from garvideo.app.ui import Page
+
+    page = Page(Backend(AppConfig(models=Models("gar", "sam2"), temp_root=tmp_path), pipeline=None))
+    page.build()
+    shown = ["stride", "frames_per_window", "frames", "tiling", "max_new_tokens"]
+    shown += ["box_threshold", "text_threshold", "max_instances"]  # `garvideo app`'s text options start them
+    widgets = {name: page.w[name].value for name in shown}
+    assert not _differences(widgets, "the app's page")
+    assert page.w["window"].value == 0 and defaults.WINDOW is None  # 0 on the page: adaptive, the table's None
