@@ -123,7 +123,7 @@ class ExampleBuilder:
         cached = self.tracks_dir / f"{example.key()}.json" if self.tracks_dir is not None else None
         if cached is not None and cached.is_file():
             return load_tracks(cached)
-        tracks = list(self.pipeline.track(reader, example.prompts(), progress=False).tracks)
+        tracks = list(self.pipeline.tracks_for(reader, example.prompts(), progress=False).tracks)
         if cached is not None:
             save_tracks(cached, tracks, {"example": example.where})
         return tracks
