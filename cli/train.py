@@ -8,6 +8,7 @@ import click
 
 from garvideo import defaults  # torch-free
 
+from .batch import ray_settings
 from .common import check_outputs, option_group, quiet_option
 
 DATA_HELP = """\b
@@ -19,7 +20,8 @@ DATA is JSON lines, one example per line (paths relative to the file):
   {"image"|"video": ..., "regions": [...], "question": "What is <dog> doing?", "answer": "...",
    "options": ["...", "..."]}               (options optional; the answer is one of them or its letter)
 or COCO region captions (images + RLE/polygon masks + "caption") or VideoRefer-700K's annotation JSON.
-Several GPUs: torchrun --nproc-per-node 8 -m garvideo_cli.main train ... (or accelerate launch).
+Several GPUs: torchrun --nproc-per-node 8 -m garvideo_cli.main train ... (or accelerate launch), or on a
+Ray cluster --ray [ADDRESS] (one Ray Train worker per GPU; paths shared by every node).
 An adapter is used with --adapter RUN on describe, ask, batch, eval and app; `garvideo train merge RUN
 --out DIR` writes a standalone checkpoint (`garvideo train merge --help`)."""
 
@@ -208,6 +210,31 @@ _data_options = option_group(
     ),
 )
 
+# Ray Train (checked by batch's ray_settings, the Ray runtime joined or started as `garvideo batch --ray` does).
+_ray_options = option_group(
+    click.option(
+        "--ray",
+        "ray_address",
+        is_flag=False,
+        flag_value="local",
+        metavar="[ADDRESS]",
+        help="Train with Ray Train's workers, one per GPU: no ADDRESS starts a local Ray, 'auto' joins the cluster"
+        " `ray start` set up here, else a Ray address. DATA, --out and the models must be at the same paths on"
+        " every node. Needs garvideo[ray].",
+    ),
+    click.option(
+        "--workers",
+        type=click.IntRange(min=1),
+        help="With --ray: training processes [default: one per GPU of the cluster; 1 without GPUs].",
+    ),
+    click.option("--cpus-per-worker", type=click.FloatRange(min=0, min_open=True), help="With --ray [default: 1]."),
+    click.option(
+        "--gpus-per-worker",
+        type=click.FloatRange(min=0),
+        help="With --ray [default: 1 on a cluster with GPUs, else 0].",
+    ),
+)
+
 _model_options = option_group(
     click.option(
         "--model",
@@ -249,6 +276,7 @@ _model_options = option_group(
 @_lora_options
 @_optimizer_options
 @_run_options
+@_ray_options
 @click.option("--json", "as_json", is_flag=True, help="Print the summary (or --check's report) as JSON.")
 @quiet_option
 def train_command(data, out, check, eval_data, data_format, root, resume, as_json, quiet, **settings):
@@ -264,6 +292,9 @@ def train_command(data, out, check, eval_data, data_format, root, resume, as_jso
     from garvideo.train import TrainConfig
     from garvideo.train.data import DatasetError
 
+    ray = ray_settings(
+        *(settings.pop(k) for k in ("ray_address", "workers", "cpus_per_worker", "gpus_per_worker")), None
+    )
     config = TrainConfig(**settings)  # a bad value is one error line before anything loads
     _no_loading_bars()
     if check:
@@ -274,17 +305,14 @@ def train_command(data, out, check, eval_data, data_format, root, resume, as_jso
     check_outputs(run_folder=f"{out}/run.json")
     from garvideo.train import train
 
+    given = dict(eval_data=eval_data, resume=resume, data_format=data_format, root=root)
     try:
-        summary = train(
-            data,
-            out,
-            config,
-            eval_data=eval_data,
-            resume=resume,
-            progress=not quiet,
-            data_format=data_format,
-            root=root,
-        )
+        if ray is not None:
+            from garvideo.train.on_ray import train_on_ray
+
+            summary = train_on_ray(data, out, config, ray, **given)
+        else:
+            summary = train(data, out, config, progress=not quiet, **given)
     except DatasetError as exc:
         print_error_lines(exc.problems)
         raise SystemExit(2) from None

@@ -10,6 +10,7 @@
       prepared.json               every example's prompt and answer lengths (measured once per run)
       checkpoints/step-00000200/  an adapter (usable with --adapter) + the optimizer and the run's position
       adapter_config.json, adapter_model.safetensors, garvideo_adapter.json    the final adapter
+      eval.json, summary.json     the held-out results at the end, what the run did (``TrainSummary``)
 
 A checkpoint is written into a temporary folder and renamed into place, so it is complete or absent; the
 last ``keep`` are kept. The final adapter's files are written the same way, then moved in.
@@ -62,6 +63,7 @@ class RunFolder:
         self.prepared = self.path / "prepared.json"
         self.checkpoints = self.path / "checkpoints"
         self.eval_file = self.path / "eval.json"
+        self.summary_file = self.path / "summary.json"
 
     # ------------------------------------------------------------------ the run's identity
 

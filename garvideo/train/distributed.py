@@ -1,4 +1,4 @@
-"""Several processes, one per GPU, as ``torchrun`` / ``accelerate launch`` (or Ray Train) start them.
+"""Several processes, one per GPU, as ``torchrun`` / ``accelerate launch`` (or Ray Train, :mod:`.on_ray`) start them.
 
 Every process holds the whole model and trains on its share of each step's micro-batches; after the
 backward passes the trained weights' gradients are summed over the processes (one all-reduce per step),
@@ -22,6 +22,7 @@ class Ranks:
 
     rank: int = 0
     world: int = 1
+    owned: bool = False  # this run set the process group up (a launcher's own, e.g. Ray Train's, is left to it)
 
     @property
     def main(self) -> bool:
@@ -39,11 +40,11 @@ def start(device: torch.device) -> Ranks:
     if device.type == "cuda":
         torch.cuda.set_device(device)
     dist.init_process_group(backend)
-    return Ranks(dist.get_rank(), dist.get_world_size())
+    return Ranks(dist.get_rank(), dist.get_world_size(), owned=True)
 
 
 def stop(ranks: Ranks) -> None:
-    if ranks.world > 1 and dist.is_initialized():
+    if ranks.owned and dist.is_initialized():
         dist.destroy_process_group()
 
 

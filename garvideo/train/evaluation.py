@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from ..eval.scoring import ScoreReport
+from ..eval.scoring import ScoreReport, Tally
 from ..model import GenerationSettings
 from . import distributed
 from .data import TrainExample
@@ -32,6 +32,16 @@ class Evaluation:
     loss: float
     tokens: int
     accuracy: ScoreReport | None  # over the multiple-choice examples, None when there are none
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Evaluation:
+        """The evaluation :meth:`to_dict` wrote (the loss rounded as written)."""
+        score = data.get("eval_score")
+        accuracy = None
+        if score is not None:
+            per_type = {kind: Tally(t["correct"], t["total"]) for kind, t in score["per_type"].items()}
+            accuracy = ScoreReport(Tally(score["overall"]["correct"], score["overall"]["total"]), per_type)
+        return cls(data["step"], data["eval_loss"], data["eval_tokens"], accuracy)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"step": self.step, "eval_loss": round(self.loss, 6), "eval_tokens": self.tokens}

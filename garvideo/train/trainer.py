@@ -52,6 +52,12 @@ class TrainSummary:
     resumed_from: int | None  # the checkpoint's step a resumed run continued from
     rank: int = 0  # this process's rank among the run's (every process returns one; rank 0 reports it)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainSummary:
+        """The summary :meth:`to_dict` wrote (as Ray Train's workers send it back)."""
+        evaluation = Evaluation.from_dict(data["evaluation"]) if data.get("evaluation") else None
+        return cls(**{**data, "out": Path(data["out"]), "evaluation": evaluation})
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "out": str(self.out),
@@ -62,6 +68,7 @@ class TrainSummary:
             "last_loss": self.last_loss,
             "evaluation": self.evaluation.to_dict() if self.evaluation else None,
             "resumed_from": self.resumed_from,
+            "rank": self.rank,
         }
 
 
@@ -180,6 +187,7 @@ class Trainer:
             from ..files import atomic_write_json
 
             atomic_write_json(cache, {**(_read_json(cache) if cache.is_file() else {}), key: lengths}, indent=None)
+        distributed.barrier(self.ranks)  # every process then reads the same cache (a held-out set may be this set)
         return lengths
 
     def setup(self) -> None:
@@ -223,7 +231,7 @@ class Trainer:
         distributed.barrier(self.ranks)
         if self._writer is not None:
             self._writer.close()
-        return TrainSummary(
+        summary = TrainSummary(
             out=self.run_folder.path,
             steps=loop.position.step,
             total_steps=total,
@@ -234,6 +242,12 @@ class Trainer:
             resumed_from=resumed,
             rank=self.ranks.rank,
         )
+        if self.ranks.main:
+            from ..files import atomic_write_json
+
+            atomic_write_json(self.run_folder.summary_file, summary.to_dict())
+        distributed.barrier(self.ranks)
+        return summary
 
     def step(self, micro_batches: Sequence[Sequence], indices: Sequence[Sequence[int]], step: int, total: int):
         """One optimizer step over this process's micro-batches (their training inputs, and example indices).

@@ -95,9 +95,10 @@ def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(material, m
     assert [round(x["loss"], 4) for x in lines] == [round(x["loss"], 4) for x in whole_lines]
 
 
-def test_two_processes_under_torchrun_train_what_one_does_with_the_same_global_batch(material, models, tmp_path):
-    """One process per device (here two CPU processes, gloo): each takes its share of every step's micro-batches,
-    and the summed gradients make the update one process makes accumulating the same micro-batches."""
+def test_two_processes_under_torchrun_or_ray_train_what_one_does_with_the_same_global_batch(material, models, tmp_path):
+    """One process per device (here two CPU processes, gloo), started by torchrun or as Ray Train's workers: each
+    takes its share of every step's micro-batches, and the summed gradients make the update one process makes
+    accumulating the same micro-batches."""
     data = write_lines(material.folder / "two.jsonl", material.lines[:6])
     held_out = write_lines(material.folder / "two_held_out.jsonl", HELD_OUT)
     settings = dict(rank=4, alpha=8, lora_dropout=0.0, lr=1e-3, batch_size=2, epochs=2, frames=2, log_every=1)
@@ -116,11 +117,20 @@ def test_two_processes_under_torchrun_train_what_one_does_with_the_same_global_b
     )
     assert one.returncode == 0, one.stderr
     assert json.loads(two.stdout)["total_steps"] == json.loads(one.stdout)["total_steps"] == 4
+    # the same two processes as Ray Train's workers (a local Ray runtime)
+    on_ray = subprocess.run(
+        [sys.executable, "-m", "garvideo_cli.main", *common, "--ray", "--workers", "2", "--out", str(tmp_path / "ray")],
+        capture_output=True,
+        text=True,
+    )
+    assert on_ray.returncode == 0, on_ray.stderr
+    assert json.loads(on_ray.stdout)["steps"] == 4
     a = load_file(str(tmp_path / "one" / "adapter_model.safetensors"))
-    b = load_file(str(tmp_path / "two" / "adapter_model.safetensors"))
-    assert a.keys() == b.keys()
-    for key in a:
-        assert (a[key] - b[key]).abs().max() <= 1e-5, key
+    for run in ("two", "ray"):
+        b = load_file(str(tmp_path / run / "adapter_model.safetensors"))
+        assert a.keys() == b.keys()
+        for key in a:
+            assert (a[key] - b[key]).abs().max() <= 1e-5, (run, key)
     runs = [[json.loads(line) for line in (tmp_path / run / "metrics.jsonl").open()] for run in ("one", "two")]
     losses = [[line["loss"] for line in run if "loss" in line] for run in runs]
     assert losses[0] == pytest.approx(losses[1], rel=1e-5) and len(losses[0]) == 4
