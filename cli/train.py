@@ -8,7 +8,7 @@ import click
 
 from garvideo import defaults  # torch-free
 
-from .batch import ray_settings
+from .batch import ray_cluster_options, ray_settings
 from .common import check_outputs, option_group, quiet_option
 
 DATA_HELP = """\b
@@ -211,28 +211,9 @@ _data_options = option_group(
 )
 
 # Ray Train (checked by batch's ray_settings, the Ray runtime joined or started as `garvideo batch --ray` does).
-_ray_options = option_group(
-    click.option(
-        "--ray",
-        "ray_address",
-        is_flag=False,
-        flag_value="local",
-        metavar="[ADDRESS]",
-        help="Train with Ray Train's workers, one per GPU: no ADDRESS starts a local Ray, 'auto' joins the cluster"
-        " `ray start` set up here, else a Ray address. DATA, --out and the models must be at the same paths on"
-        " every node. Needs garvideo[ray].",
-    ),
-    click.option(
-        "--workers",
-        type=click.IntRange(min=1),
-        help="With --ray: training processes [default: one per GPU of the cluster; 1 without GPUs].",
-    ),
-    click.option("--cpus-per-worker", type=click.FloatRange(min=0, min_open=True), help="With --ray [default: 1]."),
-    click.option(
-        "--gpus-per-worker",
-        type=click.FloatRange(min=0),
-        help="With --ray [default: 1 on a cluster with GPUs, else 0].",
-    ),
+_ray_options = ray_cluster_options(
+    "Train with Ray Train's workers, one per GPU (DATA, --out and the models at the same paths on every node)",
+    "training processes (default: one per GPU of the cluster; 1 without GPUs)",
 )
 
 _model_options = option_group(
