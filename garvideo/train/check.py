@@ -12,7 +12,7 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InvalidInputError
@@ -65,7 +65,6 @@ class DatasetReport:
     answer_tokens: Stats | None  # the answer's tokens, EOS included: what carries the loss
     prompt_tokens: Stats | None  # for the examples whose prompts were built
     untracked: int  # video examples whose prompts need SAM2's tracks first
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         def stats(value: Stats | None) -> dict[str, Any] | None:

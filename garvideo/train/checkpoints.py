@@ -72,8 +72,9 @@ class RunFolder:
         if self.path.exists() and not self.path.is_dir():
             raise InvalidInputError(f"--out {self.path} is a file: give a folder for the run")
         if not self.run_file.is_file():
-            if resume and self.path.is_dir() and any(self.path.iterdir()):
-                raise InvalidInputError(f"{self.path} holds no garvideo run (no run.json) to resume")
+            if self.path.is_dir() and any(self.path.iterdir()):
+                what = "to resume" if resume else "and is not empty: give a new folder for the run"
+                raise InvalidInputError(f"{self.path} holds no garvideo run (no run.json) {what}")
             self.path.mkdir(parents=True, exist_ok=True)
             atomic_write_json(self.run_file, {"format": RUN_FORMAT, "garvideo": __version__, **record})
             return

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -169,7 +169,7 @@ def _lines(path: Path) -> list[str]:
 
 
 def parse_line(raw: str, where: str, folder: Path) -> TrainExample:
-    """One line as an example, checked without opening its picture or video."""
+    """One line as an example, checked without decoding its picture or video (its masks and tracks are read)."""
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
@@ -199,12 +199,6 @@ def parse_line(raw: str, where: str, folder: Path) -> TrainExample:
     )
     names = _names(example)
     check_texts(example, names)
-    return _with_names(example, names)
-
-
-def _with_names(example: TrainExample, names: Sequence[str]) -> TrainExample:
-    from dataclasses import replace
-
     return replace(example, names=tuple(names))
 
 

@@ -243,6 +243,8 @@ def test_an_existing_run_is_resumed_only_when_asked(material, models, tmp_path):
     (tmp_path / "other" / "file").write_text("x")
     with pytest.raises(InvalidInputError, match="holds no garvideo run"):
         RunFolder(tmp_path / "other").claim(record, TrainConfig(), resume=True)
+    with pytest.raises(InvalidInputError, match="is not empty: give a new folder"):
+        RunFolder(tmp_path / "other").claim(record, TrainConfig(), resume=False)  # nothing of the user's mixed in
 
 
 def test_the_data_order_and_schedule_are_functions_of_the_settings():
