@@ -489,13 +489,10 @@ class Pipeline:
     ) -> tuple[GARResult, StageTimings]:
         """GAR's answer from the ``chosen`` frames, each with the mask of every region seen on it."""
         decoded, decode_s = _decode(reader, chosen)
-        prompt = _question_prompt(gar, decoded, tracks, chosen, asked, prompting)
-        on_text = answer_text(on_event)
+        images, masks, asking = _question_arguments(decoded, tracks, chosen, asked, prompting)
         with self._gar_threads():
-            (result,) = gar.answer(
-                prompt,
-                prompting.generation,
-                on_text=(lambda _, text, done: on_text(text, done)) if on_text is not None else None,
+            result = gar.ask_video(
+                images, masks, **asking, generation=prompting.generation, on_text=answer_text(on_event)
             )
         return result, StageTimings(decode=decode_s, encode=result.timings.encode_s, generate=result.timings.generate_s)
 
@@ -538,7 +535,8 @@ class Pipeline:
                 got = self.tracks_for(reader, tracks=tracks, span=span, select=asked.regions_among, progress=False)
                 chosen = plan_answer(got.tracks, span, frames)
                 decoded, _ = _decode(reader, chosen)
-                prompt = _question_prompt(gar, decoded, got.tracks, chosen, asked, prompting)
+                images, masks, asking = _question_arguments(decoded, got.tracks, chosen, asked, prompting)
+                prompt = gar.prepare_video(images, masks, **asking)
             return VideoPrompt(prompt, tuple(chosen), tuple(decoded[i].time for i in chosen))
 
     # ------------------------------------------------------------------ helpers
@@ -635,24 +633,23 @@ def _region_prompt(
     )
 
 
-def _question_prompt(
-    gar: GAR,
+def _question_arguments(
     decoded: Mapping[int, Frame],
     tracks: Sequence[Track],
     chosen: Sequence[int],
     asked: Question,
     prompting: Prompting,
-) -> NamedPrompt:
-    """ask's prompt: the question about the tracks over the ``chosen`` frames, each region's mask where it is seen."""
-    return gar.prepare_video(
-        [decoded[i].image for i in chosen],
-        visible_masks(tracks, chosen),
-        asked.text,
-        options=asked.options,
-        times=[decoded[i].time for i in chosen],
-        tiling=prompting.tiling,
-        template=prompting.template,
-    )
+) -> tuple[list, dict[str, list], dict[str, Any]]:
+    """ask's prompt for GAR (``ask_video``, ``prepare_video``): the ``chosen`` frames, each region's mask where it
+    is seen, and the question with its options, times and wording."""
+    asking = {
+        "question": asked.text,
+        "options": asked.options,
+        "times": [decoded[i].time for i in chosen],
+        "tiling": prompting.tiling,
+        "template": prompting.template,
+    }
+    return [decoded[i].image for i in chosen], visible_masks(tracks, chosen), asking
 
 
 def _decode(reader: VideoReader, indices: Sequence[int]) -> tuple[dict[int, Frame], float]:

@@ -52,7 +52,7 @@ def train_on_ray(
             _worker,
             train_loop_config=arguments,
             scaling_config=ScalingConfig(num_workers=workers, use_gpu=gpus_each > 0, resources_per_worker=resources),
-            run_config=RunConfig(name="garvideo-train", storage_path=str(Path(arguments["out"]) / "ray")),
+            run_config=RunConfig(name=f"garvideo-train-{Path(arguments['out']).name}"),
         )
         trainer.fit()
     return TrainSummary.from_dict(json.loads((Path(arguments["out"]) / "summary.json").read_text(encoding="utf-8")))

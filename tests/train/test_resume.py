@@ -8,6 +8,7 @@ run must redo it. Where the kill lands never depends on timing.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -117,11 +118,12 @@ def test_two_processes_under_torchrun_or_ray_train_what_one_does_with_the_same_g
     )
     assert one.returncode == 0, one.stderr
     assert json.loads(two.stdout)["total_steps"] == json.loads(one.stdout)["total_steps"] == 4
-    # the same two processes as Ray Train's workers (a local Ray runtime)
+    # the same two processes as Ray Train's workers (a local Ray runtime; its own records in ~/ray_results: here)
     on_ray = subprocess.run(
         [sys.executable, "-m", "garvideo_cli.main", *common, "--ray", "--workers", "2", "--out", str(tmp_path / "ray")],
         capture_output=True,
         text=True,
+        env={**os.environ, "HOME": str(tmp_path / "home")},
     )
     assert on_ray.returncode == 0, on_ray.stderr
     assert json.loads(on_ray.stdout)["steps"] == 4
