@@ -5,6 +5,8 @@
 #   echo /.whl/ >> .git/info/exclude
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #       --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .whl av
+# and, for the service step, the serve extra with its dependencies (the same line without --no-deps):
+#   ... -d .whl fastapi uvicorn python-multipart httpx
 # then run, with `.whl` carried:  bash bench/gpu.sh
 # Results: bench/RESULTS.md gains the GPU blocks (card named); logs and a copy go to $OUT when set.
 # DEVICE=cpu QUICK=1 bash bench/gpu.sh runs the same steps small on a CPU, to check the script.
@@ -52,6 +54,8 @@ if [ -n "${QUICK:-}" ]; then
     step long $PY bench/long.py --device "$DEVICE" --minutes 0.05 --objects 1 2 --new-tokens 4 \
         --results "$OUT/long" --clips "$OUT/clips"
     step long-report $PY bench/long.py --results "$OUT/long" --report
+    # the service: 3 describe jobs through the API vs through garvideo serve, one and two at a time
+    step serve $PY bench/serve.py --device "$DEVICE" --jobs 3 --frames 12 --slots 1 2 --repeats 1
     # the fine-tuning step below, small: tiny GAR, 2 frames per example, one batch size
     step train $PY bench/train.py --device "$DEVICE" --frames 2 --batch-sizes 1 --repeats 1
 else
@@ -80,6 +84,10 @@ else
         --objects 1 4 --track-only --results "$OUT/long" --clips "$OUT/clips"
     # the Long videos block again, now with the tracking-only rows (it is built from every run in --results)
     step long-report $PY bench/long.py --results "$OUT/long" --write
+    # the service with GAR-1B shapes: 8 describe jobs through the Python API, then through garvideo serve from 8
+    # clients at once, 1, 2 and 4 jobs at a time (tracking of one overlapping describing of another)
+    step serve-full $PY bench/serve.py --full-size --device "$DEVICE" --jobs 8 --frames 48 --size 640x360 \
+        --new-tokens 64 --slots 1 2 4 --repeats 1 --write
     step model-full $PY bench/model.py --full-size --device "$DEVICE" --frames 16
     step pipeline-tiny $PY bench/pipeline.py --device "$DEVICE" --write
 fi

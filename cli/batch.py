@@ -183,13 +183,16 @@ def batch_command(
     stopped. A failing line (missing video, bad region, corrupt file) is
     recorded with its reason and the batch goes on.
     """
-    from garvideo.batch import BatchOptions, parse_shard, read_manifest, run_batch, shard_from_environment
+    from garvideo.batch import BatchOptions, parse_shard, run_batch, shard_from_environment
+    from garvideo.batch.jobs import check_run_settings
+    from garvideo.batch.ray_runner import PipelineSpec
+    from garvideo.batch.runner import batch_settings, read_and_check_manifest
     from garvideo.timecode import parse_seconds
 
-    # Usage errors (a missing or empty manifest, an unwritable output folder, an unknown SAM2 alias) come before
-    # loading models or starting Ray (run_batch_on_ray checks the model names' form before it starts Ray).
-    read_manifest(regions_file)
-    check_outputs(results_folder=str(Path(out_dir) / "summary.json"))
+    # Usage errors (a manifest without a line that can run, an unwritable output folder or one holding results of
+    # other settings, an unknown SAM2 alias, a bad shard) come before loading models or starting Ray.
+    read_and_check_manifest(Path(folder), Path(regions_file))
+    check_outputs({"--out": ("results folder", str(Path(out_dir) / "summary.json"))}, {"--regions": regions_file})
     check_sam2_name(sam2)
     ray = ray_settings(ray_address, workers, cpus_per_worker, gpus_per_worker, shard)
     part = parse_shard(shard) if shard else (None if ray else shard_from_environment()) or (0, 1)
@@ -206,17 +209,23 @@ def batch_command(
         describe=describe_mode,
         srt=srt,
     )
+    meta = click.get_current_context().meta
+    models = PipelineSpec(
+        model, sam2, device, dtype, detector, meta.get(COMPILE_KEY), meta.get(THREADS_KEY), meta.get(ADAPTER_KEY)
+    )
+    check_run_settings(Path(out_dir), batch_settings(options, models.models), record=False)
     if ray:
-        from garvideo.batch.ray_runner import PipelineSpec, run_batch_on_ray
+        from garvideo.batch.ray_runner import run_batch_on_ray
 
-        meta = click.get_current_context().meta
-        models = PipelineSpec(
-            model, sam2, device, dtype, detector, meta.get(COMPILE_KEY), meta.get(THREADS_KEY), meta.get(ADAPTER_KEY)
-        )
         summary = run_batch_on_ray(models, folder, regions_file, out_dir, options, ray, progress=not quiet)
     else:
         pipeline = load_pipeline(model, sam2, device, dtype, quiet, detector=detector)
         summary = run_batch(pipeline, folder, regions_file, out_dir, options, shard=part, progress=not quiet)
+    _report(summary, part, out_dir)
+
+
+def _report(summary, part: tuple[int, int], out_dir: str) -> None:
+    """What the batch did, on standard output; failures and files saved elsewhere on stderr (exit 1 for either)."""
     shard_note = f" (shard {part[0]} of {part[1]})" if part[1] > 1 else ""
     elsewhere = f"{summary.done_elsewhere} done by another run, " if summary.done_elsewhere else ""
     click.echo(
@@ -225,6 +234,9 @@ def batch_command(
     )
     for failure in summary.failed:
         click.echo(f"  failed {failure.key}: {failure.reason}", err=True)
+    for problem in summary.problems:
+        click.echo(f"garvideo: warning: {problem}", err=True)
     if summary.failed:
         click.echo(f"see {out_dir}/failures{'' if part[1] == 1 else f'.shard-{part[0]}-of-{part[1]}'}.jsonl", err=True)
+    if not summary.ok:
         raise SystemExit(1)

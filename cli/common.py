@@ -220,14 +220,16 @@ text_options = option_group(
 )
 
 
-def text_search(box_threshold: float, text_threshold: float, max_instances: int, search_every: float):
-    """The one TextSearch the text options make, checked here, before any model loads (a bad value is one error
-    line); the command hands it on as it is (``search=``)."""
-    from garvideo.pipeline.grounding import TextSearch
+def text_search(box_threshold: float, text_threshold: float, max_instances: int, search_every: float, prompts=()):
+    """The one TextSearch the text options make, checked here with the names text regions would take (before any
+    model loads: a bad value is one error line); the command hands it on as it is (``search=``)."""
+    from garvideo.pipeline import TextSearch, check_text_regions
 
-    return TextSearch(
+    search = TextSearch(
         box_threshold=box_threshold, text_threshold=text_threshold, max_instances=max_instances, every=search_every
     )
+    check_text_regions(list(prompts), search)
+    return search
 
 
 def report_found(found, prompts=(), max_instances: int = defaults.MAX_INSTANCES) -> None:
@@ -308,7 +310,7 @@ generation_options = option_group(
         "--max-new-tokens",
         default=defaults.MAX_NEW_TOKENS,
         show_default=True,
-        type=click.IntRange(min=1),
+        type=click.IntRange(min=1, max=defaults.MAX_NEW_TOKENS_LIMIT),
         help="Longest description or answer, in tokens.",
     ),
 )
@@ -387,28 +389,41 @@ def parse_regions(boxes, points, masks, texts=()) -> list:
     return parse_region_prompts(boxes=boxes, points=points, masks=masks, texts=texts)
 
 
-def open_video_first(video: str):
-    """The video, opened before any model loads: a file that cannot be read as a video (a FIFO, a frame folder
-    holding a link loop or a huge image) is reported before the wait. Closed when the command ends."""
+def open_video_first(video: str, prompts=(), tracks=None, **checks):
+    """The video, opened before any model loads, once for the checks and the work (closed when the command ends):
+    a file that cannot be read as a video (a FIFO, a frame folder holding a link loop or a huge image) is reported
+    before the wait, and so are regions or tracks that do not fit it (``checks``: the span and window keywords of
+    ``garvideo.pipeline.check_inputs``)."""
+    from garvideo.pipeline import check_inputs
     from garvideo.video import open_video
 
     reader = open_video(video)
     click.get_current_context().call_on_close(reader.close)
+    check_inputs(reader, prompts, tracks, **checks)
     return reader
 
 
-def document_prompts(prompts, found) -> list:
-    """The prompts a result document lists: as given, plus the box each text region became."""
-    return [*prompts, *(region.prompt for region in found)]
+def check_outputs(outputs: dict[str, tuple[str, str | None]], inputs: dict[str, str | None] | None = None) -> None:
+    """Refuse, before any model is loaded, an output that is an input or another output, and unwritable output
+    paths. ``outputs``: ``{option: (what it is, path)}``; ``inputs``: ``{what it is: path}``. None and '-' (standard
+    output) are skipped."""
+    from garvideo.errors import InvalidInputError
+    from garvideo.files import check_distinct, check_writable
 
-
-def check_outputs(**paths: str | None) -> None:
-    """Refuse unwritable output paths before any model is loaded (``name=path``; None and '-' are skipped)."""
-    from garvideo.files import check_writable
-
-    for what, path in paths.items():
+    for option, (what, path) in outputs.items():
+        if path == "-" and option != "--out":  # only the result document goes to standard output
+            raise InvalidInputError(f"{option} - would write the {what} to a file named '-': give a file name")
+    check_distinct({option: path for option, (_, path) in outputs.items()}, inputs)
+    for what, path in outputs.values():
         if path and path != "-":
-            check_writable(path, what.replace("_", " "))
+            check_writable(path, what)
+
+
+def input_files(video: str | None = None, tracks_file: str | None = None, masks=()) -> dict[str, str | None]:
+    """The files a command reads, by what they are (for :func:`check_outputs`)."""
+    from .regions import mask_files
+
+    return {"the video": video, "the --tracks file": tracks_file, **{f"--mask {m}": m for m in mask_files(masks)}}
 
 
 def emit_json(document: Any) -> None:

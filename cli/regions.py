@@ -36,28 +36,35 @@ _NAMED_TEXT = re.compile(r"^\s*([\w\-#]+)\s*=(.*)$", re.DOTALL)
 _NEGATIVE_MARKS = ("!", "~")
 
 
+def _quoted(text: str, limit: int = 100) -> str:
+    """A value as typed, quoted for a message; a very long one is cut in the middle."""
+    return repr(text) if len(text) <= limit else f"{text[: limit // 2]!r}...{text[-limit // 4 :]!r}"
+
+
 def _cli_name(name: str, option: str, text: str) -> str:
     """Check a NAME given before '=': say what the command line cannot carry in it."""
     stripped = name.strip()
     if not stripped:
-        raise InvalidInputError(f"{option} {text!r}: the name before '=' is empty (use NAME=... or leave both out)")
+        raise InvalidInputError(
+            f"{option} {_quoted(text)}: the name before '=' is empty (use NAME=... or leave both out)"
+        )
     try:
         return check_command_line_name(stripped)
     except InvalidInputError as error:
-        raise InvalidInputError(f"{option} {text!r}: {error}") from None
+        raise InvalidInputError(f"{option} {_quoted(text)}: {error}") from None
 
 
 def _split_spec(text: str, option: str, example: str) -> tuple[str | None, str, When]:
     """``[NAME=]BODY@WHEN`` -> (name or None, body, when)."""
     if "@" not in text:
         raise InvalidInputError(
-            f"{option} {text!r}: say on which frame or at which time the region is drawn with @WHEN, e.g. {example}"
+            f"{option} {_quoted(text)}: say on which frame or at which time the region is drawn with @WHEN, e.g. {example}"
         )
     head, when_text = text.rsplit("@", 1)
     try:
         when = parse_when(when_text)
     except InvalidInputError as exc:
-        raise InvalidInputError(f"{option} {text!r}: {exc}") from exc
+        raise InvalidInputError(f"{option} {_quoted(text)}: {exc}") from exc
     name = None
     if option == "--mask":
         match = _NAMED_MASK.match(head)
@@ -70,7 +77,7 @@ def _split_spec(text: str, option: str, example: str) -> tuple[str | None, str, 
         name = _cli_name(before, option, text)
     head = head.strip()
     if not head:
-        raise InvalidInputError(f"{option} {text!r}: nothing between the name and @WHEN, e.g. {example}")
+        raise InvalidInputError(f"{option} {_quoted(text)}: nothing between the name and @WHEN, e.g. {example}")
     return name, head, when
 
 
@@ -81,7 +88,9 @@ def _numbers(text: str, option: str, spec: str, count: int) -> tuple[float, ...]
     except ValueError:
         values = ()
     if len(values) != count or not all(math.isfinite(v) for v in values):
-        raise InvalidInputError(f"{option} {spec!r}: expected {count} comma-separated numbers, got {text!r}")
+        raise InvalidInputError(
+            f"{option} {_quoted(spec)}: expected {count} comma-separated numbers, got {_quoted(text)}"
+        )
     return values
 
 
@@ -104,7 +113,7 @@ def _points_parts(text: str) -> tuple[str | None, When, dict[str, Any]]:
         points.append(_numbers(chunk, "--points", text, 2))
         labels.append(label)
     if not points:
-        raise InvalidInputError(f"--points {text!r}: no clicks given, e.g. {_POINTS_EXAMPLE}")
+        raise InvalidInputError(f"--points {_quoted(text)}: no clicks given, e.g. {_POINTS_EXAMPLE}")
     return name, when, {"points": tuple(points), "labels": tuple(labels)}
 
 
@@ -112,8 +121,13 @@ def _mask_parts(text: str) -> tuple[str | None, When, dict[str, Any]]:
     name, body, when = _split_spec(text, "--mask", _MASK_EXAMPLE)
     mask = read_mask_image(body)
     if not mask.any():
-        raise InvalidInputError(f"--mask {text!r}: the mask image {body} has no non-zero pixel")
+        raise InvalidInputError(f"--mask {_quoted(text)}: the mask image {body} has no non-zero pixel")
     return name, when, {"mask": mask}
+
+
+def mask_files(masks: Iterable[str]) -> list[str]:
+    """The image files ``--mask`` values name (the values are checked by :func:`parse_region_prompts`)."""
+    return [_split_spec(text, "--mask", _MASK_EXAMPLE)[1] for text in masks]
 
 
 def _text_parts(text: str) -> tuple[str | None, When | None, dict[str, Any]]:
@@ -125,16 +139,22 @@ def _text_parts(text: str) -> tuple[str | None, When | None, dict[str, Any]]:
         try:
             when = parse_when(when_text)
         except InvalidInputError as exc:
-            raise InvalidInputError(f"--text {text!r}: {exc} (leave @WHEN out to search the whole video)") from exc
+            raise InvalidInputError(
+                f"--text {_quoted(text)}: {exc} (leave @WHEN out to search the whole video)"
+            ) from exc
     name = None
     match = _NAMED_TEXT.match(head)
     if match:
         name, head = _cli_name(match.group(1), "--text", text), match.group(2)
     elif head.lstrip().startswith("="):
-        raise InvalidInputError(f"--text {text!r}: the name before '=' is empty (use NAME=... or leave both out)")
+        raise InvalidInputError(
+            f"--text {_quoted(text)}: the name before '=' is empty (use NAME=... or leave both out)"
+        )
     phrase = head.strip().strip("\"'").strip()
     if not phrase:
-        raise InvalidInputError(f"--text {text!r}: the phrase is empty: name the object in words, e.g. {_TEXT_EXAMPLE}")
+        raise InvalidInputError(
+            f"--text {_quoted(text)}: the phrase is empty: name the object in words, e.g. {_TEXT_EXAMPLE}"
+        )
     return name, when, {"text": phrase}
 
 

@@ -283,7 +283,7 @@ def train_command(data, out, check, eval_data, data_format, root, resume, as_jso
         return
     if not out:
         raise click.UsageError("give the run folder with --out DIR (or --check to only check DATA)")
-    check_outputs(run_folder=f"{out}/run.json")
+    check_outputs({"--out": ("run folder", f"{out}/run.json")}, {"the data": data, "the --eval data": eval_data})
     from garvideo.train import train
 
     given = dict(eval_data=eval_data, resume=resume, data_format=data_format, root=root)

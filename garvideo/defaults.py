@@ -39,6 +39,8 @@ BOX_THRESHOLD = 0.35
 TEXT_THRESHOLD = 0.25
 #: Text regions: how many distinct matches of a phrase become regions (car, car#2, ...).
 MAX_INSTANCES = 1
+#: The most instances one phrase may become (Grounding DINO proposes 900 boxes; names are made for each).
+MAX_INSTANCES_LIMIT = 100
 #: Text regions without a moment: seconds between searched frames.
 SEARCH_EVERY = 1.0
 
@@ -51,6 +53,26 @@ APP_HOST = "127.0.0.1"
 APP_PORT = 7860
 APP_MAX_UPLOAD_MB = 2048.0
 APP_SESSION_HOURS = 1.0
+
+# garvideo serve (the service)
+#: Address the service listens on (this machine only).
+SERVE_HOST = "127.0.0.1"
+#: Port the service listens on.
+SERVE_PORT = 8000
+#: Folder of the job store (SQLite), uploads and results.
+SERVE_STATE = "garvideo-state"
+#: Largest upload (or fetched URL), in MB.
+SERVE_MAX_UPLOAD_MB = 2048.0
+#: Finished jobs are deleted this many hours after they end.
+SERVE_KEEP_HOURS = 168.0
+#: Jobs run at once per device (or per Ray worker): one tracks while another describes.
+SERVE_JOBS = 2
+#: Jobs of one client run at once; its others wait their turn.
+SERVE_MAX_RUNNING_PER_KEY = 2
+#: Jobs of one client waiting; a submission beyond gets 429 with Retry-After.
+SERVE_MAX_QUEUED_PER_KEY = 100
+#: Jobs waiting in all; a submission beyond gets 503 with Retry-After.
+SERVE_MAX_QUEUED = 10000
 
 # ---- garvideo train (fine-tuning; README, "Fine-tuning")
 #: LoRA rank of the language model's adapter.

@@ -25,12 +25,10 @@ import numpy as np
 from .. import defaults
 from ..errors import InvalidInputError
 from ..files import atomic_write_json, atomic_write_text
-from ..outputs import to_srt, to_vtt
-from ..outputs.document import result_document, timeline_cues
+from ..outputs import result_document, result_prompts, timeline_cues, to_srt, to_vtt, tracks_document
 from ..outputs.overlay import render_overlay
 from ..pipeline import Answer, DescribeResult, Pipeline, TextSearch, TrackingResult
 from ..timecode import format_clock
-from ..tracking import tracks_to_json
 from ..video import VideoInfo, VideoReader, open_video, spread
 from . import commands
 from .drawing import THUMB_WIDTH, draw_frame, jpeg_bytes
@@ -384,12 +382,8 @@ class Backend:
         session.forget_results()
         session.tracking, session.tracked_with = result, settings
         # What `garvideo track --out tracks.json` writes (text regions listed with the box each became).
-        meta = {
-            "video": result.video.to_dict(),
-            "prompts": [m.prompt.to_dict() for m in session.marks] + [f.prompt.to_dict() for f in result.found],
-            "provenance": result.provenance.to_dict(),
-        }
-        self._write(session, TRACKS_FILE, lambda p: atomic_write_json(p, tracks_to_json(result.tracks, meta)))
+        document = tracks_document(result, [m.prompt for m in session.marks])
+        self._write(session, TRACKS_FILE, lambda p: atomic_write_json(p, document))
         session.commands["track"] = commands.shell_line(
             commands.track_command(
                 video.shown, session.marks, settings.span, settings.stride, self.config.models, TRACKS_FILE, search
@@ -432,8 +426,8 @@ class Backend:
                 max_new_tokens=generation.max_new_tokens,
             )
         session.described = result
-        # The document of `garvideo describe --tracks tracks.json`: regions come from the tracks file.
-        document = result_document("describe", result.video, result.tracks, [], result)
+        # The document of `garvideo describe --tracks tracks.json`, whose marks the tracks file records.
+        document = result_document("describe", result.video, result.tracks, _marks(session), result)
         self._write(session, RESULT_FILE, lambda p: atomic_write_json(p, document))
         cues = timeline_cues(result)
         self._write(session, SRT_FILE, lambda p: atomic_write_text(p, to_srt(cues)))
@@ -491,7 +485,7 @@ class Backend:
                 max_new_tokens=generation.max_new_tokens,
             )
         session.answer = answer
-        document = result_document("ask", answer.video, answer.tracks, [], None, [answer])
+        document = result_document("ask", answer.video, answer.tracks, _marks(session), None, [answer])
         self._write(session, ANSWER_FILE, lambda p: atomic_write_json(p, document))
         session.commands["ask"] = commands.shell_line(
             commands.ask_command(
@@ -527,6 +521,12 @@ class Backend:
             path = folder / f"{run}-{frame.index:06d}.jpg"
             path.write_bytes(jpeg_bytes(image))
             session.thumbnails.append((path, f"{frame.index} · {format_clock(frame.time)}", frame.index))
+
+
+def _marks(session: Session) -> list:
+    """The prompts a result lists: the session's marks, text regions with the box each was found as."""
+    found = session.tracking.found if session.tracking is not None else ()
+    return result_prompts([m.prompt for m in session.marks], found)
 
 
 def _found_with(search: TextSearch) -> tuple[float, float, int]:

@@ -29,6 +29,7 @@ import torch
 
 from .. import defaults
 from ..checkpoints import resolve_checkpoint
+from ..defaults import MAX_NEW_TOKENS_LIMIT
 from ..devices import resolve_device, resolve_dtype
 from ..errors import InvalidInputError
 from ..names import check_region_name, resolve_references
@@ -87,8 +88,10 @@ class GenerationSettings:
                 raise InvalidInputError(f"{name} must be a number, got {value!r}")
         if self.seed is not None and (not isinstance(self.seed, numbers.Integral) or isinstance(self.seed, bool)):
             raise InvalidInputError(f"seed must be a whole number or None, got {self.seed!r}")
-        if self.max_new_tokens < 1:
-            raise InvalidInputError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
+        if not 1 <= self.max_new_tokens <= MAX_NEW_TOKENS_LIMIT:
+            raise InvalidInputError(
+                f"max_new_tokens must be between 1 and {MAX_NEW_TOKENS_LIMIT}, got {self.max_new_tokens}"
+            )
         if not 0 <= self.min_new_tokens <= self.max_new_tokens:
             raise InvalidInputError(f"min_new_tokens must be in 0..max_new_tokens, got {self.min_new_tokens}")
         if self.temperature <= 0:

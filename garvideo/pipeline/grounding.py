@@ -61,6 +61,11 @@ class TextSearch:
                 f"max instances must be at least 1, got {self.max_instances}: it is how many matches of a phrase "
                 f"become regions"
             )
+        if self.max_instances > defaults.MAX_INSTANCES_LIMIT:
+            raise InvalidInputError(
+                f"max instances must be at most {defaults.MAX_INSTANCES_LIMIT}, got {self.max_instances}: it is how "
+                f"many matches of a phrase become regions, each tracked on its own"
+            )
         set_(self, "max_instances", int(self.max_instances))
         if isinstance(self.every, bool) or not isinstance(self.every, numbers.Real) or not math.isfinite(self.every):
             raise InvalidInputError(f"the search interval must be a number of seconds, got {self.every!r}")
@@ -80,6 +85,16 @@ class TextSearch:
 def instance_names(name: str, count: int) -> list[str]:
     """``name``, ``name#2``, ... ``name#count``: the regions one phrase may become."""
     return [name] + [f"{name}#{k}" for k in range(2, count + 1)]
+
+
+def region_names(regions: Sequence[RegionPrompt], max_instances: int = 1) -> list[str]:
+    """Every name the regions may go by once text regions are found (``car``, ``car#2``, ... ``car#K``), in order."""
+    names: list[str] = []
+    for prompt in regions:
+        for name in instance_names(prompt.name, max_instances) if prompt.kind == "text" else [prompt.name]:
+            if name not in names:
+                names.append(name)
+    return names
 
 
 def check_search(search: TextSearch) -> TextSearch:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import __version__, defaults
+from ..checkpoints import checkpoint_id
 from ..devices import stage_threads, torch_threads
 from ..errors import InvalidInputError
 from ..grounding import GroundingDetector
@@ -112,6 +113,24 @@ class Pipeline:
                 self._detector, device=device, revision=self._detector_revision
             )
         return self._detector
+
+    @property
+    def models(self) -> dict[str, str | None]:
+        """Which GAR (and its fine-tuned adapter, if any), SAM2 and detector this pipeline uses (ids or folders, as
+        provenance names them), without loading the detector."""
+        detector = self._detector
+        if detector is not None and not isinstance(detector, GroundingDetector):
+            detector = checkpoint_id(detector)
+        elif detector is not None:
+            detector = detector.model_id
+        models = {
+            "gar": self.gar.info.model_id if self.gar is not None else None,
+            "sam2": self.tracker.model_id if self.tracker is not None else None,
+            "detector": detector,
+        }
+        if self.gar is not None and self.gar.adapter is not None:  # only then: records made without one still match
+            models["adapter"] = self.gar.adapter.path
+        return models
 
     @classmethod
     def from_pretrained(
@@ -607,6 +626,27 @@ class Pipeline:
 
 
 # ---------------------------------------------------------------------- module helpers
+
+
+def check_inputs(
+    reader: VideoReader,
+    regions: Sequence[RegionPrompt] | None = None,
+    tracks: Sequence[Track] | None = None,
+    *,
+    start: TimeLike = None,
+    end: TimeLike = None,
+    stride: int = defaults.STRIDE,
+    window: float | None = defaults.WINDOW,
+    describing: bool = False,
+) -> None:
+    """Check a call's inputs against the video without a model, as :meth:`Pipeline.track`, ``describe`` and ``ask``
+    will: the span, the window length (``describing``), the regions or tracks (:meth:`RegionInput.check_against`:
+    a moment beyond the video's end, a box or clicks outside the frame, a mask or tracks of another size). Front-ends
+    call it before loading the models."""
+    span = time_span(reader.timeline, start, end)
+    if describing:
+        window_length(reader.timeline, span, window, stride)
+    RegionInput.of(regions or None, tracks).check_against(reader)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import InvalidInputError
 from ..model import GARResult, GenerationSettings, VideoPromptTemplate
 from ..model.errors import TooManyRegionsError
-from ..names import resolve_references
+from ..names import check_question, resolve_references
 from ..tracking import Track
 from ..video import VideoInfo
 from .regions import RegionTracks
@@ -79,10 +79,7 @@ class Question:
 
     @classmethod
     def of(cls, question: str, options: Sequence[str] | None, limit: int) -> Question:
-        if not isinstance(question, str) or not question.strip():
-            raise InvalidInputError(
-                "the question is empty: ask something about the regions, e.g. 'What is <dog> doing?'"
-            )
+        check_question(question, options)  # empty, or more options than letters: before any work
         return cls(question, tuple(str(o) for o in options) if options is not None else None, limit)
 
     def regions_among(self, given: Sequence[str]) -> list[str]:

@@ -148,6 +148,10 @@ def test_track_describe_ask_and_the_shown_commands_reproduce_them(client, tmp_pa
     assert app_meta["meta"]["prompts"] == cli_meta["meta"]["prompts"]
     for name in ("result.json", "answer.json"):
         assert _comparable(json.loads(files[name].read_text())) == _comparable(json.loads((work / name).read_text()))
+        # the marks are known: the results list them, as the tracks file records them (issue 23)
+        assert [p for r in json.loads(files[name].read_text())["regions"] for p in r["prompts"]] == app_meta["meta"][
+            "prompts"
+        ]
     for name in ("result.srt", "result.vtt"):
         assert files[name].read_text() == (work / name).read_text()
     cli_overlay = video_info(work / "overlay.mp4")

@@ -132,6 +132,8 @@ def test_text_region_mistakes(pipeline, clip):
         RegionPrompt.from_text("car", "  ")
     with pytest.raises(InvalidInputError, match="max instances must be at least 1"):
         TextSearch(max_instances=0)
+    with pytest.raises(InvalidInputError, match="max instances must be at most 100"):
+        TextSearch(max_instances=10**9)  # would otherwise make a billion region names
     with pytest.raises(InvalidInputError, match="box threshold"):
         TextSearch(box_threshold=1.2)
     with pytest.raises(InvalidInputError, match="search must be a TextSearch"):  # not loose numbers

@@ -92,6 +92,8 @@ def test_batch_and_eval_record_the_adapter(vision_run, material, models, tmp_pat
     assert result.exit_code == 0, result.output
     (document,) = [json.loads(p.read_text()) for p in out.glob("clip1-*.json")]
     assert document["provenance"]["gar"]["adapter"]["path"] == str(vision_run.out.resolve())
+    plain = CliRunner().invoke(app, args)  # the same folder without the adapter: its results would be mixed
+    assert plain.exit_code == 2 and "holds results made with other settings" in plain.output, plain.output
     settings = model_settings(GAR.from_pretrained(models / "gar", adapter=vision_run.out).info)
     assert settings["adapter"]["path"] == str(vision_run.out.resolve())  # an eval run with another adapter differs
     assert "adapter" not in model_settings(GAR.from_pretrained(models / "gar").info)
