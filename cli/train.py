@@ -22,7 +22,7 @@ DATA is JSON lines, one example per line (paths relative to the file):
 or COCO region captions (images + RLE/polygon masks + "caption") or VideoRefer-700K's annotation JSON.
 Several GPUs: torchrun --nproc-per-node 8 -m garvideo_cli.main train ... (or accelerate launch), or on a
 Ray cluster --ray [ADDRESS] (one Ray Train worker per GPU; paths shared by every node).
-An adapter is used with --adapter RUN on describe, ask, batch, eval and app; `garvideo train merge RUN
+An adapter is used with --adapter RUN on describe, ask, batch, serve, eval and app; `garvideo train merge RUN
 --out DIR` writes a standalone checkpoint (`garvideo train merge --help`)."""
 
 
