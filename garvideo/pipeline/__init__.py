@@ -19,7 +19,7 @@ from ..tracking import RegionPrompt, Track
 from .errors import PipelineError
 from .events import EventListener, FrameTracked, PipelineEvent, StageProgress, TextGenerated
 from .grounding import TextSearch, check_text_regions, instance_names, region_names
-from .pipeline import Pipeline, check_inputs
+from .pipeline import Pipeline, VideoPrompt, check_inputs
 from .regions import RegionInput, RegionTracks
 from .results import (
     Answer,
@@ -57,6 +57,7 @@ __all__ = [
     "TimelineWindow",
     "Track",
     "TrackingResult",
+    "VideoPrompt",
     "VideoPromptTemplate",
     "check_inputs",
     "check_text_regions",

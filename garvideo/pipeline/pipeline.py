@@ -25,6 +25,7 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from .. import __version__, defaults
@@ -32,7 +33,7 @@ from ..checkpoints import checkpoint_id
 from ..devices import stage_threads, torch_threads
 from ..errors import InvalidInputError
 from ..grounding import GroundingDetector
-from ..model import CAPTION_INSTRUCTION, GAR, GARResult, GenerationSettings, VideoPromptTemplate
+from ..model import CAPTION_INSTRUCTION, GAR, GARResult, GenerationSettings, NamedPrompt, VideoPromptTemplate
 from ..tracking import FrameLike, FrameTracked, RegionPrompt, Sam2Tracker, Track
 from ..video import Frame, Span, VideoReader, reading, time_span, window_bounds, window_length
 from .errors import PipelineError
@@ -116,18 +117,21 @@ class Pipeline:
 
     @property
     def models(self) -> dict[str, str | None]:
-        """Which GAR, SAM2 and detector this pipeline uses (ids or folders, as provenance names them), without
-        loading the detector."""
+        """Which GAR (and its fine-tuned adapter, if any), SAM2 and detector this pipeline uses (ids or folders, as
+        provenance names them), without loading the detector."""
         detector = self._detector
         if detector is not None and not isinstance(detector, GroundingDetector):
             detector = checkpoint_id(detector)
         elif detector is not None:
             detector = detector.model_id
-        return {
+        models = {
             "gar": self.gar.info.model_id if self.gar is not None else None,
             "sam2": self.tracker.model_id if self.tracker is not None else None,
             "detector": detector,
         }
+        if self.gar is not None and self.gar.adapter is not None:  # only then: records made without one still match
+            models["adapter"] = self.gar.adapter.path
+        return models
 
     @classmethod
     def from_pretrained(
@@ -146,6 +150,7 @@ class Pipeline:
         detector_revision: str | None = None,
         box_mode: str = "reference",
         progress: bool = True,
+        adapter: str | os.PathLike[str] | None = None,
     ) -> Pipeline:
         """Load GAR (``model``, ``HaochenWang/GAR-1B`` by default) and SAM2 (``facebook/sam2.1-hiera-tiny``).
 
@@ -160,12 +165,18 @@ class Pipeline:
         the CLI's ``--model``, ``--sam2``, ``--compile``, ``--compile-sam2``, ``--device``, ``--dtype``, ``--threads`` and ``--detector``.
         ``*_revision``: the hub revision of each model. ``box_mode`` is GAR's RoI box: ``reference`` (what
         the released weights were trained with) or ``aligned``. ``progress``: the default of every call's
-        ``progress=``.
+        ``progress=``. ``adapter``: a LoRA adapter folder from ``garvideo train`` (``--adapter``), attached to GAR.
         """
         stage_threads("track", "cpu", threads)  # refused before the models load
         gar = (
             GAR.from_pretrained(
-                model, device=device, dtype=dtype, revision=model_revision, box_mode=box_mode, compile=compile
+                model,
+                device=device,
+                dtype=dtype,
+                revision=model_revision,
+                box_mode=box_mode,
+                compile=compile,
+                adapter=adapter,
             )
             if model is not None
             else None
@@ -473,17 +484,7 @@ class Pipeline:
         gar = self._require_gar()
         by_name = {t.name: t for t in tracks}
         work = plan.prompts()
-        inputs = [
-            gar.prepare_video(
-                [frames[i].image for i in chosen],
-                {name: [by_name[name].mask_at(i) for i in chosen]},
-                prompting.instruction,
-                times=[frames[i].time for i in chosen],
-                tiling=prompting.tiling,
-                template=prompting.template,
-            )
-            for (name, _), chosen in work
-        ]
+        inputs = [_region_prompt(gar, frames, by_name[name], chosen, prompting) for (name, _), chosen in work]
         on_text = description_texts(on_event, [key for key, _ in work], plan.bounds)
         outputs, timings = self._generate(inputs, prompting.generation, prompting.batch_size, progress, on_text)
         return {key: out.text.strip() for (key, _), out in zip(work, outputs)}, timings
@@ -571,17 +572,10 @@ class Pipeline:
         :meth:`ask` asks it, from frames the caller already holds (``frames[i]``: frame ``i``, with its ``image``
         and ``time``; a live session's). ``on_event`` hears the text as it is generated."""
         gar = self._require_gar()
+        images, masks, asking = _question_arguments(frames, tracks, chosen, asked, prompting)
         with self._gar_threads():
             result = gar.ask_video(
-                [frames[i].image for i in chosen],
-                visible_masks(tracks, chosen),
-                asked.text,
-                options=asked.options,
-                times=[frames[i].time for i in chosen],
-                tiling=prompting.tiling,
-                template=prompting.template,
-                generation=prompting.generation,
-                on_text=answer_text(on_event),
+                images, masks, **asking, generation=prompting.generation, on_text=answer_text(on_event)
             )
         return result, StageTimings(encode=result.timings.encode_s, generate=result.timings.generate_s)
 
@@ -596,6 +590,49 @@ class Pipeline:
         from ..live import open_session  # the live package builds on this one: imported when used
 
         return open_session(self, source, regions, **options)
+
+    # ------------------------------------------------------------------ prompts
+
+    def video_prompt(
+        self,
+        video: VideoLike,
+        tracks: Sequence[Track],
+        question: str | None = None,
+        *,
+        options: Sequence[str] | None = None,
+        start: TimeLike = None,
+        end: TimeLike = None,
+        frames: int = defaults.FRAMES,
+        tiling: str = defaults.TILING,
+        instruction: str = CAPTION_INSTRUCTION,
+        template: VideoPromptTemplate | None = None,
+    ) -> VideoPrompt:
+        """The GAR prompt :meth:`describe` (``question`` None: the overall description of the one track) or
+        :meth:`ask` (a question about the tracks, with ``options``) sends for these tracks, without generating.
+
+        The frames are planned (:mod:`garvideo.pipeline.planning`), read and prompted by the very code those
+        calls run; fine-tuning builds its training inputs here, so they equal the inference prompts.
+        """
+        gar = self._require_gar()
+        prompting = Prompting(tiling, template, GenerationSettings(), instruction)
+        with reading(video) as reader:
+            span = time_span(reader.timeline, start, end)
+            if question is None:
+                got = self.tracks_for(reader, tracks=tracks, span=span, progress=False)
+                if len(got.tracks) != 1:
+                    raise InvalidInputError(f"a description is of one region, {len(got.tracks)} tracks were given")
+                (track,) = got.tracks
+                chosen = list(plan_description(got.tracks, span, (), frames, 1).frames[track.name, None])
+                decoded, _ = _decode(reader, chosen)
+                prompt = _region_prompt(gar, decoded, track, chosen, prompting)
+            else:
+                asked = Question.of(question, options, gar.max_regions)
+                got = self.tracks_for(reader, tracks=tracks, span=span, select=asked.regions_among, progress=False)
+                chosen = plan_answer(got.tracks, span, frames)
+                decoded, _ = _decode(reader, chosen)
+                images, masks, asking = _question_arguments(decoded, got.tracks, chosen, asked, prompting)
+                prompt = gar.prepare_video(images, masks, **asking)
+            return VideoPrompt(prompt, tuple(chosen), tuple(decoded[i].time for i in chosen))
 
     # ------------------------------------------------------------------ helpers
 
@@ -645,7 +682,8 @@ class Pipeline:
         gar_ref = None
         if uses_gar and self.gar is not None:
             info = self.gar.info
-            gar_ref = ModelRef(info.model_id, info.revision, info.device, info.dtype)
+            adapter = info.adapter.to_dict() if info.adapter is not None else None
+            gar_ref = ModelRef(info.model_id, info.revision, info.device, info.dtype, adapter)
             settings = {**settings, "box_mode": info.box_mode, "double_bos": info.double_bos, "compiled": info.compiled}
         sam2_ref = None
         if got.tracked and self.tracker is not None:
@@ -685,6 +723,49 @@ def check_inputs(
     if describing:
         window_length(reader.timeline, span, window, stride)
     RegionInput.of(regions or None, tracks).check_against(reader)
+
+
+@dataclass(frozen=True)
+class VideoPrompt:
+    """A prompt as :meth:`Pipeline.describe` or :meth:`Pipeline.ask` sends it: the prepared prompt, and the frames
+    (indices and times) it shows."""
+
+    prompt: NamedPrompt
+    frames: tuple[int, ...]
+    times: tuple[float, ...]
+
+
+def _region_prompt(
+    gar: GAR, decoded: Mapping[int, FrameLike], track: Track, frames: Sequence[int], prompting: Prompting
+) -> NamedPrompt:
+    """One region's description prompt over ``frames`` (describe's overall and window prompts)."""
+    return gar.prepare_video(
+        [decoded[i].image for i in frames],
+        {track.name: [track.mask_at(i) for i in frames]},
+        prompting.instruction,
+        times=[decoded[i].time for i in frames],
+        tiling=prompting.tiling,
+        template=prompting.template,
+    )
+
+
+def _question_arguments(
+    decoded: Mapping[int, FrameLike],
+    tracks: Sequence[Track],
+    chosen: Sequence[int],
+    asked: Question,
+    prompting: Prompting,
+) -> tuple[list, dict[str, list], dict[str, Any]]:
+    """ask's prompt for GAR (``ask_video``, ``prepare_video``): the ``chosen`` frames, each region's mask where it
+    is seen, and the question with its options, times and wording."""
+    asking = {
+        "question": asked.text,
+        "options": asked.options,
+        "times": [decoded[i].time for i in chosen],
+        "tiling": prompting.tiling,
+        "template": prompting.template,
+    }
+    return [decoded[i].image for i in chosen], visible_masks(tracks, chosen), asking
 
 
 def _decode(reader: VideoReader, indices: Sequence[int]) -> tuple[dict[int, Frame], float]:
