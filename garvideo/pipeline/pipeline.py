@@ -25,25 +25,33 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from .. import __version__, defaults
+from .. import defaults
 from ..checkpoints import checkpoint_id
 from ..devices import stage_threads, torch_threads
 from ..errors import InvalidInputError
 from ..grounding import GroundingDetector
-from ..model import CAPTION_INSTRUCTION, GAR, GARResult, GenerationSettings, NamedPrompt, VideoPromptTemplate
+from ..model import CAPTION_INSTRUCTION, GAR, GARResult, GenerationSettings, VideoPromptTemplate
 from ..tracking import FrameLike, FrameTracked, RegionPrompt, Sam2Tracker, Track
-from ..video import Frame, Span, VideoReader, reading, time_span, window_bounds, window_length
+from ..video import Span, VideoReader, reading, time_span, window_bounds, window_length
 from .errors import PipelineError
 from .events import EventListener, StageProgress, answer_text, description_texts
-from .grounding import TextSearch, check_search, find_text_regions, with_grounding
+from .grounding import TextSearch, check_search, find_text_regions
 from .instances import search_again
 from .planning import DescriptionPlan, PromptKey, plan_answer, plan_description, timelines
-from .prompting import Prompting, Question, generation_settings, visible_masks
+from .prompting import (
+    Prompting,
+    Question,
+    VideoPrompt,
+    generation_settings,
+    question_arguments,
+    read_frames,
+    region_prompt,
+)
+from .provenance import provenance
 from .regions import RegionInput, RegionTracks, only
-from .results import Answer, DescribeResult, FoundRegion, ModelRef, Provenance, StageTimings, TrackingResult
+from .results import Answer, DescribeResult, FoundRegion, Provenance, StageTimings, TrackingResult
 from .timed_source import TimedSource
 
 VideoLike = "str | os.PathLike[str] | VideoReader"
@@ -464,7 +472,7 @@ class Pipeline:
     ) -> tuple[dict[PromptKey, str], dict[int, float], StageTimings]:
         """GAR's text for every planned prompt that has frames (streamed to ``on_event`` as it comes), the time
         of every frame shown, and the time spent decoding and in GAR."""
-        decoded, decode_s = _decode(reader, plan.frame_indices())
+        decoded, decode_s = read_frames(reader, plan.frame_indices())
         texts, timings = self.describe_frames(decoded, plan, tracks, prompting, progress=progress, on_event=on_event)
         return texts, {i: frame.time for i, frame in decoded.items()}, StageTimings(decode=decode_s) + timings
 
@@ -484,7 +492,7 @@ class Pipeline:
         gar = self._require_gar()
         by_name = {t.name: t for t in tracks}
         work = plan.prompts()
-        inputs = [_region_prompt(gar, frames, by_name[name], chosen, prompting) for (name, _), chosen in work]
+        inputs = [region_prompt(gar, frames, by_name[name], chosen, prompting) for (name, _), chosen in work]
         on_text = description_texts(on_event, [key for key, _ in work], plan.bounds)
         outputs, timings = self._generate(inputs, prompting.generation, prompting.batch_size, progress, on_text)
         return {key: out.text.strip() for (key, _), out in zip(work, outputs)}, timings
@@ -554,7 +562,7 @@ class Pipeline:
         on_event: EventListener | None,
     ) -> tuple[GARResult, StageTimings]:
         """GAR's answer from the ``chosen`` frames, each with the mask of every region seen on it."""
-        decoded, decode_s = _decode(reader, chosen)
+        decoded, decode_s = read_frames(reader, chosen)
         result, timings = self.answer_frames(decoded, tracks, chosen, asked, prompting, on_event=on_event)
         return result, StageTimings(decode=decode_s) + timings
 
@@ -572,7 +580,7 @@ class Pipeline:
         :meth:`ask` asks it, from frames the caller already holds (``frames[i]``: frame ``i``, with its ``image``
         and ``time``; a live session's). ``on_event`` hears the text as it is generated."""
         gar = self._require_gar()
-        images, masks, asking = _question_arguments(frames, tracks, chosen, asked, prompting)
+        images, masks, asking = question_arguments(frames, tracks, chosen, asked, prompting)
         with self._gar_threads():
             result = gar.ask_video(
                 images, masks, **asking, generation=prompting.generation, on_text=answer_text(on_event)
@@ -623,14 +631,14 @@ class Pipeline:
                     raise InvalidInputError(f"a description is of one region, {len(got.tracks)} tracks were given")
                 (track,) = got.tracks
                 chosen = list(plan_description(got.tracks, span, (), frames, 1).frames[track.name, None])
-                decoded, _ = _decode(reader, chosen)
-                prompt = _region_prompt(gar, decoded, track, chosen, prompting)
+                decoded, _ = read_frames(reader, chosen)
+                prompt = region_prompt(gar, decoded, track, chosen, prompting)
             else:
                 asked = Question.of(question, options, gar.max_regions)
                 got = self.tracks_for(reader, tracks=tracks, span=span, select=asked.regions_among, progress=False)
                 chosen = plan_answer(got.tracks, span, frames)
-                decoded, _ = _decode(reader, chosen)
-                images, masks, asking = _question_arguments(decoded, got.tracks, chosen, asked, prompting)
+                decoded, _ = read_frames(reader, chosen)
+                images, masks, asking = question_arguments(decoded, got.tracks, chosen, asked, prompting)
                 prompt = gar.prepare_video(images, masks, **asking)
             return VideoPrompt(prompt, tuple(chosen), tuple(decoded[i].time for i in chosen))
 
@@ -675,104 +683,5 @@ class Pipeline:
         timings: StageTimings,
         uses_gar: bool = True,
     ) -> Provenance:
-        """What a call ran on: the models, its settings (the range first; how text regions were found last), the
-        frames GAR saw (or that were tracked) and the time per stage, finding and tracking included."""
-        settings = with_grounding({"start": span.start, "end": span.end, **settings}, search, got.found)
-        timings = got.timings + timings
-        gar_ref = None
-        if uses_gar and self.gar is not None:
-            info = self.gar.info
-            adapter = info.adapter.to_dict() if info.adapter is not None else None
-            gar_ref = ModelRef(info.model_id, info.revision, info.device, info.dtype, adapter)
-            settings = {**settings, "box_mode": info.box_mode, "double_bos": info.double_bos, "compiled": info.compiled}
-        sam2_ref = None
-        if got.tracked and self.tracker is not None:
-            t = self.tracker
-            sam2_ref = ModelRef(t.model_id, t.revision, str(t.device), t.precision)  # e.g. float32+autocast:bfloat16
-        frames = sorted(set(int(i) for i in frames))
-        return Provenance(
-            gar=gar_ref,
-            sam2=sam2_ref,
-            settings=dict(settings),
-            frames=tuple(frames),
-            times=tuple(reader.index_to_time(i) for i in frames),
-            timings=timings,
-            garvideo_version=__version__,
-        )
-
-
-# ---------------------------------------------------------------------- module helpers
-
-
-def check_inputs(
-    reader: VideoReader,
-    regions: Sequence[RegionPrompt] | None = None,
-    tracks: Sequence[Track] | None = None,
-    *,
-    start: TimeLike = None,
-    end: TimeLike = None,
-    stride: int = defaults.STRIDE,
-    window: float | None = defaults.WINDOW,
-    describing: bool = False,
-) -> None:
-    """Check a call's inputs against the video without a model, as :meth:`Pipeline.track`, ``describe`` and ``ask``
-    will: the span, the window length (``describing``), the regions or tracks (:meth:`RegionInput.check_against`:
-    a moment beyond the video's end, a box or clicks outside the frame, a mask or tracks of another size). Front-ends
-    call it before loading the models."""
-    span = time_span(reader.timeline, start, end)
-    if describing:
-        window_length(reader.timeline, span, window, stride)
-    RegionInput.of(regions or None, tracks).check_against(reader)
-
-
-@dataclass(frozen=True)
-class VideoPrompt:
-    """A prompt as :meth:`Pipeline.describe` or :meth:`Pipeline.ask` sends it: the prepared prompt, and the frames
-    (indices and times) it shows."""
-
-    prompt: NamedPrompt
-    frames: tuple[int, ...]
-    times: tuple[float, ...]
-
-
-def _region_prompt(
-    gar: GAR, decoded: Mapping[int, FrameLike], track: Track, frames: Sequence[int], prompting: Prompting
-) -> NamedPrompt:
-    """One region's description prompt over ``frames`` (describe's overall and window prompts)."""
-    return gar.prepare_video(
-        [decoded[i].image for i in frames],
-        {track.name: [track.mask_at(i) for i in frames]},
-        prompting.instruction,
-        times=[decoded[i].time for i in frames],
-        tiling=prompting.tiling,
-        template=prompting.template,
-    )
-
-
-def _question_arguments(
-    decoded: Mapping[int, FrameLike],
-    tracks: Sequence[Track],
-    chosen: Sequence[int],
-    asked: Question,
-    prompting: Prompting,
-) -> tuple[list, dict[str, list], dict[str, Any]]:
-    """ask's prompt for GAR (``ask_video``, ``prepare_video``): the ``chosen`` frames, each region's mask where it
-    is seen, and the question with its options, times and wording."""
-    asking = {
-        "question": asked.text,
-        "options": asked.options,
-        "times": [decoded[i].time for i in chosen],
-        "tiling": prompting.tiling,
-        "template": prompting.template,
-    }
-    return [decoded[i].image for i in chosen], visible_masks(tracks, chosen), asking
-
-
-def _decode(reader: VideoReader, indices: Sequence[int]) -> tuple[dict[int, Frame], float]:
-    began = time.perf_counter()
-    frames = reader.read(sorted(set(indices)))
-    decoded = {f.index: f for f in frames}
-    missing = sorted(set(indices) - set(decoded))
-    if missing:
-        raise PipelineError(f"frames {missing[:5]} of {reader.path} could not be decoded (is the file damaged?)")
-    return decoded, time.perf_counter() - began
+        gar = self.gar if uses_gar else None
+        return provenance(gar, self.tracker, reader, span, got, search, settings, frames, timings)
