@@ -71,7 +71,7 @@ def measure(folder: Path, gar: Path, sam2: Path, manifest: Path, name: str, extr
     wall = time.monotonic() - start
     if any(codes):
         raise SystemExit(f"{name}: exit codes {codes}")
-    stamps = sorted(p.stat().st_mtime for p in out.glob("*.json") if not p.name.startswith("summary"))
+    stamps = sorted(p.stat().st_mtime for p in out.glob("*.json") if not p.name.startswith(("summary", "run.json")))
     lines = len(stamps)
     return {
         "name": name,

@@ -5,6 +5,8 @@
 #   echo /.whl/ >> .git/info/exclude
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #       --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .whl av
+# and, for the service step, the serve extra with its dependencies (the same line without --no-deps):
+#   ... -d .whl fastapi uvicorn python-multipart httpx
 # then run, with `.whl` carried:  bash bench/gpu.sh
 # Results: bench/RESULTS.md gains the GPU blocks (card named); logs and a copy go to $OUT when set.
 # DEVICE=cpu QUICK=1 bash bench/gpu.sh runs the same steps small on a CPU, to check the script.
@@ -54,6 +56,13 @@ if [ -n "${QUICK:-}" ]; then
     step long $PY bench/long.py --device "$DEVICE" --minutes 0.05 --objects 1 2 --new-tokens 4 \
         --results "$OUT/long" --clips "$OUT/clips"
     step long-report $PY bench/long.py --results "$OUT/long" --report
+    # the live step below, small: tiny models, a 6 s stream, 2 s windows
+    step live $PY bench/live.py --device "$DEVICE" --seconds 6 --objects 1 2 --window 2 --new-tokens 4 \
+        --clips "$OUT/clips"
+    # the service: 3 describe jobs through the API vs through garvideo serve, one and two at a time
+    step serve $PY bench/serve.py --device "$DEVICE" --jobs 3 --frames 12 --slots 1 2 --repeats 1
+    # the fine-tuning step below, small: tiny GAR, 2 frames per example, one batch size
+    step train $PY bench/train.py --device "$DEVICE" --frames 2 --batch-sizes 1 --repeats 1
 else
     # issue 27 first. GAR-1B shapes: the first call and decode ms/token of eager, compiled cold and warm (each in its
     # own process, the warm one reading the cold one's compile cache) and CUDA graphs without inductor, the payback
@@ -75,12 +84,23 @@ else
         --cache "$OUT/clips" --write
     step pipeline-full $PY bench/pipeline.py --full-size --device "$DEVICE" --frames 64 --gar-frames 16 \
         --new-tokens 128 --repeats 3 --warmup 1 --write
+    # fine-tuning GAR-1B shapes (LoRA, bfloat16 + float32 trained weights): step time, tokens/s, peak memory for
+    # batches of 1, 4 and 8 video examples of 16 frames, with and without gradient checkpointing
+    step train-1b $PY bench/train.py --full-size --device "$DEVICE" --frames 16 --batch-sizes 1 4 8 --repeats 3 --write
     step track $PY bench/track.py --device "$DEVICE" --models tiny hiera-tiny --lengths 100 1000 --write
     # SAM2.1-tiny shapes at 720p, 1 and 4 objects (15 s clips, tracking only)
     step track-720p $PY bench/long.py --full-size --device "$DEVICE" --minutes 0.25 --fps 30 --size 1280x720 \
         --objects 1 4 --track-only --results "$OUT/long" --clips "$OUT/clips"
     # the Long videos block again, now with the tracking-only rows (it is built from every run in --results)
     step long-report $PY bench/long.py --results "$OUT/long" --write
+    # live video: SAM2.1-tiny and GAR-1B shapes on a 720p 30 fps stream, 1 and 4 regions (goal on an H100: at
+    # least 30 fps tracked, each 10 s window described within 2 s of its end)
+    step live-720p $PY bench/live.py --full-size --device "$DEVICE" --size 1280x720 --fps 30 --seconds 30 \
+        --objects 1 4 --window 10 --new-tokens 64 --clips "$OUT/clips" --write
+    # the service with GAR-1B shapes: 8 describe jobs through the Python API, then through garvideo serve from 8
+    # clients at once, 1, 2 and 4 jobs at a time (tracking of one overlapping describing of another)
+    step serve-full $PY bench/serve.py --full-size --device "$DEVICE" --jobs 8 --frames 48 --size 640x360 \
+        --new-tokens 64 --slots 1 2 4 --repeats 1 --write
     step model-full $PY bench/model.py --full-size --device "$DEVICE" --frames 16
     step pipeline-tiny $PY bench/pipeline.py --device "$DEVICE" --write
 fi

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -9,6 +10,7 @@ import click
 from garvideo import defaults
 
 from .common import (
+    ADAPTER_KEY,
     COMPILE_KEY,
     THREADS_KEY,
     check_outputs,
@@ -43,27 +45,33 @@ OUT/<video>-<hash>.json; a re-run skips finished lines. Exit code 0 when every
 line succeeded, 1 when some failed (see OUT/failures.jsonl), 2 for a usage error."""
 
 
-ray_options = option_group(
-    click.option(
-        "--ray",
-        "ray_address",
-        is_flag=False,
-        flag_value="local",
-        metavar="[ADDRESS]",
-        help="Share the lines among the workers of a Ray cluster: no ADDRESS starts a local Ray, "
-        "'auto' joins the cluster `ray start` set up here, else a Ray address. Needs garvideo[ray].",
-    ),
-    click.option(
-        "--workers",
-        type=click.IntRange(min=1),
-        help="Ray workers, each with its own models (default: the cluster's GPUs, or CPUs / --cpus-per-worker).",
-    ),
-    click.option("--cpus-per-worker", type=click.FloatRange(min=0, min_open=True), help="With --ray (default 1)."),
-    click.option(
-        "--gpus-per-worker",
-        type=click.FloatRange(min=0),
-        help="With --ray (default: 1 on a cluster with GPUs, else 0; fractions share a GPU).",
-    ),
+def ray_cluster_options(purpose: str, workers: str, gpus: str = "") -> Callable:
+    """--ray [ADDRESS], --workers, --cpus-per-worker and --gpus-per-worker; ``purpose`` says what the workers do
+    (help of --ray), ``workers`` their default number, ``gpus`` more on --gpus-per-worker."""
+    return option_group(
+        click.option(
+            "--ray",
+            "ray_address",
+            is_flag=False,
+            flag_value="local",
+            metavar="[ADDRESS]",
+            help=f"{purpose}: no ADDRESS starts a local Ray, 'auto' joins the cluster `ray start` set up here, else a"
+            " Ray address. Needs garvideo[ray].",
+        ),
+        click.option("--workers", type=click.IntRange(min=1), help=f"With --ray: {workers}."),
+        click.option("--cpus-per-worker", type=click.FloatRange(min=0, min_open=True), help="With --ray (default 1)."),
+        click.option(
+            "--gpus-per-worker",
+            type=click.FloatRange(min=0),
+            help=f"With --ray (default: 1 on a cluster with GPUs, else 0{gpus}).",
+        ),
+    )
+
+
+ray_options = ray_cluster_options(
+    "Share the lines among the workers of a Ray cluster",
+    "Ray workers, each with its own models (default: the cluster's GPUs, or CPUs / --cpus-per-worker)",
+    "; fractions share a GPU",
 )
 
 
@@ -175,13 +183,16 @@ def batch_command(
     stopped. A failing line (missing video, bad region, corrupt file) is
     recorded with its reason and the batch goes on.
     """
-    from garvideo.batch import BatchOptions, parse_shard, read_manifest, run_batch, shard_from_environment
+    from garvideo.batch import BatchOptions, parse_shard, run_batch, shard_from_environment
+    from garvideo.batch.jobs import check_run_settings
+    from garvideo.batch.ray_runner import PipelineSpec
+    from garvideo.batch.runner import batch_settings, read_and_check_manifest
     from garvideo.timecode import parse_seconds
 
-    # Usage errors (a missing or empty manifest, an unwritable output folder, an unknown SAM2 alias) come before
-    # loading models or starting Ray (run_batch_on_ray checks the model names' form before it starts Ray).
-    read_manifest(regions_file)
-    check_outputs(results_folder=str(Path(out_dir) / "summary.json"))
+    # Usage errors (a manifest without a line that can run, an unwritable output folder or one holding results of
+    # other settings, an unknown SAM2 alias, a bad shard) come before loading models or starting Ray.
+    read_and_check_manifest(Path(folder), Path(regions_file))
+    check_outputs({"--out": ("results folder", str(Path(out_dir) / "summary.json"))}, {"--regions": regions_file})
     check_sam2_name(sam2)
     ray = ray_settings(ray_address, workers, cpus_per_worker, gpus_per_worker, shard)
     part = parse_shard(shard) if shard else (None if ray else shard_from_environment()) or (0, 1)
@@ -198,15 +209,23 @@ def batch_command(
         describe=describe_mode,
         srt=srt,
     )
+    meta = click.get_current_context().meta
+    models = PipelineSpec(
+        model, sam2, device, dtype, detector, meta.get(COMPILE_KEY), meta.get(THREADS_KEY), meta.get(ADAPTER_KEY)
+    )
+    check_run_settings(Path(out_dir), batch_settings(options, models.models), record=False)
     if ray:
-        from garvideo.batch.ray_runner import PipelineSpec, run_batch_on_ray
+        from garvideo.batch.ray_runner import run_batch_on_ray
 
-        meta = click.get_current_context().meta
-        models = PipelineSpec(model, sam2, device, dtype, detector, meta.get(COMPILE_KEY), meta.get(THREADS_KEY))
         summary = run_batch_on_ray(models, folder, regions_file, out_dir, options, ray, progress=not quiet)
     else:
         pipeline = load_pipeline(model, sam2, device, dtype, quiet, detector=detector, long_running=True)
         summary = run_batch(pipeline, folder, regions_file, out_dir, options, shard=part, progress=not quiet)
+    _report(summary, part, out_dir)
+
+
+def _report(summary, part: tuple[int, int], out_dir: str) -> None:
+    """What the batch did, on standard output; failures and files saved elsewhere on stderr (exit 1 for either)."""
     shard_note = f" (shard {part[0]} of {part[1]})" if part[1] > 1 else ""
     elsewhere = f"{summary.done_elsewhere} done by another run, " if summary.done_elsewhere else ""
     click.echo(
@@ -215,6 +234,9 @@ def batch_command(
     )
     for failure in summary.failed:
         click.echo(f"  failed {failure.key}: {failure.reason}", err=True)
+    for problem in summary.problems:
+        click.echo(f"garvideo: warning: {problem}", err=True)
     if summary.failed:
         click.echo(f"see {out_dir}/failures{'' if part[1] == 1 else f'.shard-{part[0]}-of-{part[1]}'}.jsonl", err=True)
+    if not summary.ok:
         raise SystemExit(1)

@@ -16,6 +16,8 @@ from garvideo import defaults  # torch-free: --help reads every default from the
 COMPILE_KEY = "garvideo.compile"
 # Where --compile-sam2/--no-compile-sam2 leaves its value, likewise.
 SAM2_COMPILE_KEY = "garvideo.compile_sam2"
+# Where --adapter leaves its value, likewise.
+ADAPTER_KEY = "garvideo.adapter"
 
 REGION_HELP = """\b
 Regions (repeat the options for several regions or corrections):
@@ -32,15 +34,22 @@ The same regions as JSON (result files, batch manifests): see
 
 
 class PositiveSeconds(click.ParamType):
-    """A length of time in seconds: a finite number above zero (nan, inf and 0 are refused here, before any work)."""
+    """A length of time in seconds (``10``, ``10s``, ``1:30``): a finite number above zero (nan, inf and 0 are
+    refused here, before any work)."""
 
     name = "seconds"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        from garvideo.errors import InvalidInputError
+        from garvideo.timecode import parse_seconds
+
         try:
             seconds = float(value)
         except (TypeError, ValueError):
-            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+            try:
+                seconds = parse_seconds(str(value))  # 10s, 1:30
+            except InvalidInputError:
+                self.fail(f"{value!r} is not a number of seconds", param, ctx)
         if not math.isfinite(seconds) or seconds <= 0:
             self.fail(f"{value!r} is not a positive, finite number of seconds", param, ctx)
         return seconds
@@ -146,6 +155,17 @@ def model_options(gar: bool = True, sam2: bool = True) -> Callable:
         if gar:
             options.append(
                 click.option(
+                    "--adapter",
+                    metavar="DIR",
+                    type=click.Path(exists=True, file_okay=False, path_type=str),
+                    expose_value=False,  # read by load_pipeline, as --compile is
+                    callback=lambda ctx, param, value: ctx.meta.__setitem__(ADAPTER_KEY, value),
+                    help="A fine-tuned LoRA adapter for GAR: a run folder of `garvideo train` (or one of its "
+                    "checkpoints).",
+                )
+            )
+            options.append(
+                click.option(
                     "--compile/--no-compile",
                     default=None,
                     expose_value=False,  # read by load_pipeline, so commands need no new parameter
@@ -181,8 +201,8 @@ def model_options(gar: bool = True, sam2: bool = True) -> Callable:
     return wrap
 
 
-# How --text regions are found (the detector loads only when one is given).
-text_options = option_group(
+# The detector and its thresholds (the detector loads only when a --text region is given).
+detector_options = option_group(
     click.option(
         "--detector",
         default=defaults.DETECTOR,
@@ -204,6 +224,10 @@ text_options = option_group(
         type=float,
         help="...and some word of the phrase scores above this.",
     ),
+)
+# How --text regions are found.
+text_options = option_group(
+    detector_options,
     click.option(
         "--max-instances",
         default=defaults.MAX_INSTANCES,
@@ -220,17 +244,52 @@ text_options = option_group(
         metavar="SECONDS",
         help="A --text without @WHEN is looked for on one frame every SECONDS until found.",
     ),
+    click.option(
+        "--new-instances",
+        is_flag=True,
+        default=defaults.NEW_INSTANCES,
+        expose_value=False,  # read by text_search, so the commands need no new parameter
+        callback=lambda ctx, _param, value: _remember(ctx, NEW_INSTANCES_KEY, value),
+        help="Once found, look for a --text without @WHEN again every --search-every seconds: what comes into view "
+        "later becomes NAME#2, ... (up to --max-instances in all); a lost one found again keeps its name.",
+    ),
+    click.option(
+        "--match-iou",
+        type=float,
+        default=defaults.MATCH_IOU,
+        show_default=True,
+        expose_value=False,
+        callback=lambda ctx, _param, value: _remember(ctx, MATCH_IOU_KEY, value),
+        help="With --new-instances: a box overlapping an instance's by at least this IoU is that instance.",
+    ),
 )
+# Where --new-instances and --match-iou leave their values (click's context meta) for text_search.
+NEW_INSTANCES_KEY = "garvideo.new_instances"
+MATCH_IOU_KEY = "garvideo.match_iou"
 
 
-def text_search(box_threshold: float, text_threshold: float, max_instances: int, search_every: float):
-    """The one TextSearch the text options make, checked here, before any model loads (a bad value is one error
-    line); the command hands it on as it is (``search=``)."""
-    from garvideo.pipeline.grounding import TextSearch
+def _remember(ctx: click.Context, key: str, value: Any) -> Any:
+    """An option's value kept in the context for a helper that reads it later (the option's own value too)."""
+    ctx.meta[key] = value
+    return value
 
-    return TextSearch(
-        box_threshold=box_threshold, text_threshold=text_threshold, max_instances=max_instances, every=search_every
+
+def text_search(box_threshold: float, text_threshold: float, max_instances: int, search_every: float, prompts=()):
+    """The one TextSearch the text options make, checked here with the names text regions would take (before any
+    model loads: a bad value is one error line); the command hands it on as it is (``search=``)."""
+    from garvideo.pipeline import TextSearch, check_text_regions
+
+    meta = getattr(click.get_current_context(silent=True), "meta", {})
+    search = TextSearch(
+        box_threshold=box_threshold,
+        text_threshold=text_threshold,
+        max_instances=max_instances,
+        every=search_every,
+        new_instances=bool(meta.get(NEW_INSTANCES_KEY, defaults.NEW_INSTANCES)),
+        match_iou=meta.get(MATCH_IOU_KEY, defaults.MATCH_IOU),
     )
+    check_text_regions(list(prompts), search)
+    return search
 
 
 def report_found(found, prompts=(), max_instances: int = defaults.MAX_INSTANCES) -> None:
@@ -311,7 +370,7 @@ generation_options = option_group(
         "--max-new-tokens",
         default=defaults.MAX_NEW_TOKENS,
         show_default=True,
-        type=click.IntRange(min=1),
+        type=click.IntRange(min=1, max=defaults.MAX_NEW_TOKENS_LIMIT),
         help="Longest description or answer, in tokens.",
     ),
 )
@@ -348,9 +407,11 @@ def load_pipeline(
     context = click.get_current_context(silent=True)
     compile = context.meta.get(COMPILE_KEY, defaults.COMPILE) if context is not None else defaults.COMPILE
     compile_sam2 = context.meta.get(SAM2_COMPILE_KEY) if context is not None else None
+    adapter = context.meta.get(ADAPTER_KEY) if context is not None and model else None
     transformers_logging.disable_progress_bar()  # "Loading weights" bars; hub downloads keep theirs
     if not quiet:
-        names = " and ".join(m for m in (model, sam2) if m)
+        gar_name = f"{model} + adapter {adapter}" if model and adapter else model
+        names = " and ".join(m for m in (gar_name, sam2) if m)
         if detector:
             names += f" (and {detector} when a text region needs it)"
         click.echo(f"loading {names} ...", err=True)
@@ -366,6 +427,7 @@ def load_pipeline(
         compile_sam2=compile_sam2,
         threads=click.get_current_context().meta.get(THREADS_KEY),
         long_running=long_running,
+        adapter=adapter,
     )
 
 
@@ -385,33 +447,46 @@ def check_sam2_name(name: str) -> None:
 
 
 def parse_regions(boxes, points, masks, texts=()) -> list:
-    from .regions import parse_region_prompts
+    from garvideo.tracking.marks import parse_region_prompts
 
     return parse_region_prompts(boxes=boxes, points=points, masks=masks, texts=texts)
 
 
-def open_video_first(video: str):
-    """The video, opened before any model loads: a file that cannot be read as a video (a FIFO, a frame folder
-    holding a link loop or a huge image) is reported before the wait. Closed when the command ends."""
+def open_video_first(video: str, prompts=(), tracks=None, **checks):
+    """The video, opened before any model loads, once for the checks and the work (closed when the command ends):
+    a file that cannot be read as a video (a FIFO, a frame folder holding a link loop or a huge image) is reported
+    before the wait, and so are regions or tracks that do not fit it (``checks``: the span and window keywords of
+    ``garvideo.pipeline.check_inputs``)."""
+    from garvideo.pipeline import check_inputs
     from garvideo.video import open_video
 
     reader = open_video(video)
     click.get_current_context().call_on_close(reader.close)
+    check_inputs(reader, prompts, tracks, **checks)
     return reader
 
 
-def document_prompts(prompts, found) -> list:
-    """The prompts a result document lists: as given, plus the box each text region became."""
-    return [*prompts, *(region.prompt for region in found)]
+def check_outputs(outputs: dict[str, tuple[str, str | None]], inputs: dict[str, str | None] | None = None) -> None:
+    """Refuse, before any model is loaded, an output that is an input or another output, and unwritable output
+    paths. ``outputs``: ``{option: (what it is, path)}``; ``inputs``: ``{what it is: path}``. None and '-' (standard
+    output) are skipped."""
+    from garvideo.errors import InvalidInputError
+    from garvideo.files import check_distinct, check_writable
 
-
-def check_outputs(**paths: str | None) -> None:
-    """Refuse unwritable output paths before any model is loaded (``name=path``; None and '-' are skipped)."""
-    from garvideo.files import check_writable
-
-    for what, path in paths.items():
+    for option, (what, path) in outputs.items():
+        if path == "-" and option != "--out":  # only the result document goes to standard output
+            raise InvalidInputError(f"{option} - would write the {what} to a file named '-': give a file name")
+    check_distinct({option: path for option, (_, path) in outputs.items()}, inputs)
+    for what, path in outputs.values():
         if path and path != "-":
-            check_writable(path, what.replace("_", " "))
+            check_writable(path, what)
+
+
+def input_files(video: str | None = None, tracks_file: str | None = None, masks=()) -> dict[str, str | None]:
+    """The files a command reads, by what they are (for :func:`check_outputs`)."""
+    from garvideo.tracking.marks import mask_files
+
+    return {"the video": video, "the --tracks file": tracks_file, **{f"--mask {m}": m for m in mask_files(masks)}}
 
 
 def emit_json(document: Any) -> None:

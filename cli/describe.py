@@ -9,9 +9,9 @@ from .common import (
     Outputs,
     check_outputs,
     clock,
-    document_prompts,
     emit_json,
     generation_options,
+    input_files,
     load_pipeline,
     model_options,
     open_video_first,
@@ -46,50 +46,49 @@ _outputs = option_group(
 
 
 def _inputs(boxes, points, masks, texts, tracks_file):
-    """Prompts from the options, or tracks from a file (exactly one of them)."""
+    """Prompts from the options, or a tracks file read (exactly one of them)."""
     prompts = parse_regions(boxes, points, masks, texts)
     if tracks_file and prompts:
         raise click.UsageError("give regions (--box/--points/--mask/--text) or --tracks, not both")
     if not tracks_file and not prompts:
         raise click.UsageError("mark at least one region with --box, --points, --mask or --text (or give --tracks)")
-    tracks = None
+    recorded = None
     if tracks_file:
-        from garvideo.tracking import load_tracks
+        from garvideo.outputs import read_tracks_file
 
-        tracks = load_tracks(tracks_file)
-    return prompts, tracks
+        recorded = read_tracks_file(tracks_file)
+    return prompts, recorded
 
 
-def _save_tracks(outputs, path, tracks, video_info):
+def _checked(video, regions, tracks_file, search, outputs, question=None, **checks):
+    """Every mistake found before a model loads: the regions or tracks file (``regions``: the --box, --points,
+    --mask and --text values), the text search (``search``: its four options), the question and its options
+    (``(question, options)``), the outputs (see check_outputs) and, once the video is open, the regions against it
+    (``checks``). Returns the prompts, the tracks file read (or None), the TextSearch and the open video."""
+    prompts, recorded = _inputs(*regions, tracks_file)
+    text = text_search(*search, prompts)
+    if question is not None:
+        _check_question(*question, prompts, recorded, max_instances=search[2])
+    check_outputs(outputs, input_files(video, tracks_file, regions[2]))
+    reader = open_video_first(video, prompts, recorded.tracks if recorded else None, **checks)
+    return prompts, recorded, text, reader
+
+
+def _save_tracks(outputs, path, run, prompts):
     if path:
-        from garvideo.tracking import save_tracks
+        from garvideo.outputs import save_tracks_file
 
-        outputs.write(path, lambda target: save_tracks(target, tracks, {"video": video_info.to_dict()}), "tracks")
+        outputs.write(path, lambda target: save_tracks_file(target, run, prompts), "tracks")
 
 
-def _check_question(question, options, prompts, tracks, max_instances):
-    """The regions the question and its options name must be given (checked again by the pipeline, but only
+def _check_question(question, options, prompts, recorded, max_instances):
+    """The question, its options and the regions they name, checked now (the pipeline checks again, but only
     after the models load); a --text region may become NAME, NAME#2, ... NAME#K (--max-instances K)."""
-    from garvideo.names import resolve_references
-    from garvideo.pipeline.grounding import instance_names
+    from garvideo.names import check_question
+    from garvideo.pipeline import region_names
 
-    if tracks is not None:
-        names = [track.name for track in tracks]
-    else:
-        names = []
-        for prompt in prompts:
-            for name in instance_names(prompt.name, max_instances) if prompt.kind == "text" else [prompt.name]:
-                if name not in names:
-                    names.append(name)
-    resolve_references(" ".join([question, *options]), names)
-
-
-def _check_window(reader, window, stride):
-    """A window shorter than a (tracked) frame interval is refused before the models load (the pipeline checks again)."""
-    from garvideo.video import check_window_length
-
-    info = reader.info
-    check_window_length(window, info.duration / max(1, info.num_frames), stride=stride, source=reader.path)
+    names = [track.name for track in recorded.tracks] if recorded else region_names(prompts, max_instances)
+    check_question(question, list(options) or None, names)
 
 
 @click.command("describe", epilog=REGION_HELP)
@@ -150,20 +149,23 @@ def describe_command(
     the whole span and once per timeline window. Windows where a region is not
     seen are reported as not visible.
     """
-    # Mistakes first, before anything imports torch or loads a model.
-    prompts, tracks = _inputs(boxes, points, masks, texts, tracks_file)
-    search = text_search(box_threshold, text_threshold, max_instances, search_every)  # before the models load
     if overlay:
         from garvideo.outputs.overlay import check_overlay_target
 
         check_overlay_target(overlay, video)
-    check_outputs(result=out, tracks=save_tracks, subtitles=srt, WebVTT_subtitles=vtt, overlay=overlay)
-    # One reader for the checks, describing and drawing: opening an hour's video reads all its packets (seconds).
-    reader = open_video_first(video)
-    if window is not None:
-        _check_window(reader, window, stride)
-    from garvideo.outputs.document import result_document, timeline_cues
-    from garvideo.outputs.subtitles import to_srt, to_vtt
+    outputs = {
+        "--out": ("result", out),
+        "--save-tracks": ("tracks", save_tracks),
+        "--srt": ("subtitles", srt),
+        "--vtt": ("WebVTT subtitles", vtt),
+        "--overlay": ("overlay", overlay),
+    }
+    prompts, recorded, search, reader = _checked(
+        video, (boxes, points, masks, texts), tracks_file, (box_threshold, text_threshold, max_instances, search_every),
+        outputs, start=start, end=end, stride=stride, window=window, describing=True,
+    )  # fmt: skip
+    tracks = recorded.tracks if recorded else None
+    from garvideo.outputs import timeline_cues, to_srt, to_vtt
 
     pipeline = load_pipeline(
         model, None if tracks else sam2, device, dtype, quiet, detector=detector if texts else None
@@ -183,11 +185,7 @@ def describe_command(
         search=search,
     )
     report_found(result.found, prompts, max_instances)
-    document = result_document("describe", result.video, result.tracks, document_prompts(prompts, result.found), result)
-    outputs = Outputs()
-    if out:
-        outputs.json(out, document)
-    _save_tracks(outputs, save_tracks, result.tracks, result.video)
+    outputs, document = _result_outputs("describe", result, prompts, recorded, out, save_tracks, description=result)
     cues = timeline_cues(result)
     for path, render, what in ((srt, to_srt, "subtitles"), (vtt, to_vtt, "WebVTT subtitles")):
         if path:
@@ -198,22 +196,48 @@ def describe_command(
         outputs.write(
             overlay, lambda target: render_overlay(reader, target, result.tracks, cues, progress=not quiet), "overlay"
         )
+    _show(document, out, as_json, lambda: _print_timelines(result))
+    outputs.finish()
+
+
+def _result_outputs(command, run, prompts, recorded, out, save_tracks, description=None, answers=()):
+    """The result document of a run and its Outputs, with --out and --save-tracks written: the marks listed are
+    the regions given, or those the --tracks file records."""
+    from garvideo.outputs import result_document, result_prompts
+
+    marks = prompts or (recorded.prompts if recorded else ())
+    listed = result_prompts(marks, run.found)
+    document = result_document(command, run.video, run.tracks, listed, description, answers)
+    outputs = Outputs()
+    if out:
+        outputs.json(out, document)  # '-' prints it
+    _save_tracks(outputs, save_tracks, run, marks)
+    return outputs, document
+
+
+def _show(document, out, as_json, print_text) -> None:
+    """Print the document (--json) or the text, unless --out - has printed the document already."""
+    if out == "-":
+        return
     if as_json:
         emit_json(document)
-    elif out != "-":
-        for timeline in result.regions:
-            first, last = timeline.visible_span
-            click.echo(f"{timeline.name} (seen {clock(first)} to {clock(last)}): {timeline.description}")
-            for window in timeline.windows:
-                text = (
-                    window.description
-                    if window.visible
-                    else "(no tracked frame in this window)"
-                    if window.visible is None
-                    else "(not visible)"
-                )
-                click.echo(f"  [{clock(window.start)} - {clock(window.end)}] {text}")
-    outputs.finish()
+    else:
+        print_text()
+
+
+def _print_timelines(result) -> None:
+    for timeline in result.regions:
+        first, last = timeline.visible_span
+        click.echo(f"{timeline.name} (seen {clock(first)} to {clock(last)}): {timeline.description}")
+        for window in timeline.windows:
+            text = (
+                window.description
+                if window.visible
+                else "(no tracked frame in this window)"
+                if window.visible is None
+                else "(not visible)"
+            )
+            click.echo(f"  [{clock(window.start)} - {clock(window.end)}] {text}")
 
 
 @click.command("ask", epilog=REGION_HELP)
@@ -277,15 +301,12 @@ def ask_command(
     letter is printed with the chosen text. --start/--end restrict the frames
     the model sees to that span.
     """
-    prompts, tracks = _inputs(boxes, points, masks, texts, tracks_file)
-    search = text_search(box_threshold, text_threshold, max_instances, search_every)  # before the models load
-    if len(options) == 1:
-        raise click.UsageError("a multiple-choice question needs at least two --option choices")
-    _check_question(question, options, prompts, tracks, max_instances)
-    check_outputs(result=out, tracks=save_tracks)
-    reader = open_video_first(video)
-    from garvideo.outputs.document import result_document
-
+    prompts, recorded, search, reader = _checked(
+        video, (boxes, points, masks, texts), tracks_file, (box_threshold, text_threshold, max_instances, search_every),
+        {"--out": ("result", out), "--save-tracks": ("tracks", save_tracks)}, (question, options),
+        start=start, end=end, stride=stride,
+    )  # fmt: skip
+    tracks = recorded.tracks if recorded else None
     pipeline = load_pipeline(
         model, None if tracks else sam2, device, dtype, quiet, detector=detector if texts else None
     )
@@ -304,21 +325,14 @@ def ask_command(
         search=search,
     )
     report_found(answer.found, prompts, max_instances)
-    document = result_document(
-        "ask", answer.video, answer.tracks, document_prompts(prompts, answer.found), None, [answer]
-    )
-    outputs = Outputs()
-    if out:
-        outputs.json(out, document)
-    _save_tracks(outputs, save_tracks, answer.tracks, answer.video)
-    if as_json:
-        emit_json(document)
-    elif out != "-":
-        if options:
-            if answer.letter is not None:
-                click.echo(f"{answer.letter}. {answer.choice}")
-            else:
-                click.echo(f"(no option letter recognised) {answer.text}")
-        else:
-            click.echo(answer.text)
+    outputs, document = _result_outputs("ask", answer, prompts, recorded, out, save_tracks, answers=[answer])
+    _show(document, out, as_json, lambda: click.echo(_answer_text(answer)))
     outputs.finish()
+
+
+def _answer_text(answer) -> str:
+    if answer.options is None:
+        return answer.text
+    if answer.letter is not None:
+        return f"{answer.letter}. {answer.choice}"
+    return f"(no option letter recognised) {answer.text}"

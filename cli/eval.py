@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from garvideo.defaults import MAX_NEW_TOKENS_LIMIT
 from garvideo.eval import (  # garvideo.eval and its videorefer module import no torch
     BENCHMARKS,
     format_score,
@@ -26,7 +27,7 @@ _shared_options = option_group(
         "--max-new-tokens",
         default=1024,
         show_default=True,
-        type=click.IntRange(min=1),
+        type=click.IntRange(min=1, max=MAX_NEW_TOKENS_LIMIT),
         help="Longest answer in tokens (the reference's 1024; decoding is greedy).",
     ),
     click.option(
@@ -164,64 +165,47 @@ _videorefer_options = option_group(
 )
 
 
-def _run_videorefer(
-    spec,
-    data,
-    out,
-    model,
-    sam2,
-    device,
-    dtype,
-    track,
-    frames,
-    single_frame,
-    fps,
-    video_root,
-    max_new_tokens,
-    limit,
-    quiet,
-    as_json,
-) -> None:
-    from garvideo.eval import plan_videorefer, run_videorefer_plan
-    from garvideo.model import GenerationSettings
+def _videorefer_command(spec, name: str, summary: str, records: str):
+    """The ``eval`` command running VideoRefer-Bench ``spec``: -Q and -D differ only in it (and its texts)."""
+    others = [f"{folder}/" for folder in spec.video_folders if folder != "."]
+    elsewhere = f" (there or in {', '.join(others)})" if others else ""
 
-    plan = plan_videorefer(  # user mistakes before the models are loaded
-        spec,
-        data,
-        out,
-        track=track,
-        frames=frames,
-        single_frame=single_frame,
-        fps=fps,
-        video_root=video_root,
-        limit=limit,
+    @eval_group.command(name, help=summary)
+    @click.option(
+        "--data",
+        required=True,
+        type=click.Path(path_type=Path),
+        metavar="DIR",
+        help=f"Folder holding {spec.annotation_file} and the videos or frame folders it names{elsewhere}.",
     )
-    # one progress bar over the items: the pipeline's own bars (tracking) would repeat per item
-    pipeline = load_pipeline(model, sam2 if track else None, device, dtype, quiet, progress=False, long_running=True)
-    summary = run_videorefer_plan(
-        plan, pipeline, generation=GenerationSettings(max_new_tokens=max_new_tokens), progress=not quiet
+    @click.option(
+        "--out",
+        required=True,
+        type=click.Path(path_type=Path),
+        metavar="PREDICTIONS.jsonl",
+        help=f"Predictions to write: JSON lines {records}.",
     )
-    _report(summary, as_json)
+    @_videorefer_options
+    @_shared_options
+    def command(data, out, model, sam2, device, dtype, max_new_tokens, quiet, as_json, **choices):
+        """``choices``: --track, --frames, --single-frame, --fps, --video-root and --limit, as plan_videorefer's."""
+        from garvideo.eval import plan_videorefer, run_videorefer_plan
+        from garvideo.model import GenerationSettings
+
+        plan = plan_videorefer(spec, data, out, **choices)  # user mistakes before the models are loaded
+        # one progress bar over the items: the pipeline's own bars (tracking) would repeat per item
+        pipeline = load_pipeline(
+            model, sam2 if choices["track"] else None, device, dtype, quiet, progress=False, long_running=True
+        )
+        generation = GenerationSettings(max_new_tokens=max_new_tokens)
+        _report(run_videorefer_plan(plan, pipeline, generation=generation, progress=not quiet), as_json)
+
+    return command
 
 
-@eval_group.command("videorefer-q")
-@click.option(
-    "--data",
-    required=True,
-    type=click.Path(path_type=Path),
-    metavar="DIR",
-    help="Folder holding VideoRefer-Bench-Q.json and the frame folders/videos it names (DAVIS/, MeViS/).",
-)
-@click.option(
-    "--out",
-    required=True,
-    type=click.Path(path_type=Path),
-    metavar="PREDICTIONS.jsonl",
-    help="Predictions to write: JSON lines {video, Answer, pred, type, ...} as the benchmark's scorer reads.",
-)
-@_videorefer_options
-@_shared_options
-def videorefer_q_command(**options) -> None:
+videorefer_q_command = _videorefer_command(
+    BENCHMARK_Q,
+    "videorefer-q",
     """Answer VideoRefer-Bench-Q through the pipeline and score it per question type.
 
     Each question's <objectN><region> markers become named regions, its
@@ -229,36 +213,21 @@ def videorefer_q_command(**options) -> None:
     masks are the tracks (no SAM2), as the paper evaluated GAR zero-shot
     (its number is GAR-8B's: --model HaochenWang/GAR-8B).
     The answer letter is parsed the way the benchmark's scorer parses it.
-    """
-    _run_videorefer(BENCHMARK_Q, **options)
-
-
-@eval_group.command("videorefer-d")
-@click.option(
-    "--data",
-    required=True,
-    type=click.Path(path_type=Path),
-    metavar="DIR",
-    help="Folder holding VideoRefer-Bench-D.json and its videos (there or in Panda-70M-part/).",
+    """,
+    "{video, Answer, pred, type, ...} as the benchmark's scorer reads",
 )
-@click.option(
-    "--out",
-    required=True,
-    type=click.Path(path_type=Path),
-    metavar="PREDICTIONS.jsonl",
-    help="Descriptions to write: JSON lines {video, caption, pred, ...}.",
-)
-@_videorefer_options
-@_shared_options
-def videorefer_d_command(**options) -> None:
+videorefer_d_command = _videorefer_command(
+    BENCHMARK_D,
+    "videorefer-d",
     """Describe every VideoRefer-Bench-D object, in the format its judge scripts read.
 
     Writes JSON lines with the video, the ground-truth caption and GAR's
     description (pred). Scoring them needs an external LLM judge (GPT-4o,
     VideoRefer's videorefer_bench_d scripts): that is out of garvideo's
     scope, so no score is printed.
-    """
-    _run_videorefer(BENCHMARK_D, **options)
+    """,
+    "{video, caption, pred, ...}",
+)
 
 
 @eval_group.command("score")

@@ -17,9 +17,16 @@ from garvideo import GarvideoError, __version__
 NoArgsIsHelpError = getattr(click.exceptions, "NoArgsIsHelpError", ())
 
 
+#: The longest error line printed: a message echoing something huge a user typed is cut in the middle.
+LONGEST_ERROR = 2000
+
+
 def one_line(message: str) -> str:
     """The message on one line: a name or a decoder's text may hold newlines."""
-    return re.sub(r"\s*\n\s*", " ", str(message)).strip()
+    line = re.sub(r"\s*\n\s*", " ", str(message)).strip()
+    if len(line) > LONGEST_ERROR:
+        line = f"{line[: LONGEST_ERROR // 2]} ... {line[-LONGEST_ERROR // 4 :]}"
+    return line
 
 
 def print_error(message: str) -> None:
@@ -85,7 +92,9 @@ from .app import app_command  # noqa: E402
 from .batch import batch_command  # noqa: E402
 from .describe import ask_command, describe_command  # noqa: E402
 from .info import info_command  # noqa: E402
+from .live import live_command  # noqa: E402
 from .selftest import selftest_command  # noqa: E402
+from .serve import serve_command  # noqa: E402
 from .track import track_command  # noqa: E402
 
 for _command in (
@@ -95,13 +104,17 @@ for _command in (
     batch_command,
     info_command,
     app_command,
+    live_command,
+    serve_command,
     selftest_command,
 ):
     app.add_command(_command)
 
 from .eval import eval_group  # noqa: E402
+from .train import train_command  # noqa: E402
 
 app.add_command(eval_group)
+app.add_command(train_command)
 
 
 def main(argv: list[str] | None = None) -> None:

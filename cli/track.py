@@ -10,8 +10,7 @@ from .common import (
     REGION_HELP,
     Outputs,
     check_outputs,
-    clock,
-    document_prompts,
+    input_files,
     load_pipeline,
     model_options,
     open_video_first,
@@ -64,14 +63,14 @@ def track_command(
     (COCO compressed RLE, readable by pycocotools), tight box (x_min, y_min,
     x_max, y_max, max inclusive), score and whether it is visible.
     """
-    from garvideo.tracking import save_tracks, tracks_to_json
-
     prompts = parse_regions(boxes, points, masks, texts)
     if not prompts:
         raise click.UsageError("mark at least one region with --box, --points, --mask or --text")
-    search = text_search(box_threshold, text_threshold, max_instances, search_every)  # before the model loads
-    check_outputs(tracks=out)
-    reader = open_video_first(video)
+    search = text_search(box_threshold, text_threshold, max_instances, search_every, prompts)
+    check_outputs({"--out": ("tracks", out)}, input_files(video, masks=masks))
+    reader = open_video_first(video, prompts, start=start, end=end, stride=stride)
+    from garvideo.outputs import save_tracks_file, track_sentence, tracks_document
+
     pipeline = load_pipeline(None, sam2, device, dtype, quiet, detector=detector if texts else None)
     result = pipeline.track(
         reader,
@@ -82,23 +81,11 @@ def track_command(
         search=search,
     )
     report_found(result.found, prompts, max_instances)
-    meta = {
-        "video": result.video.to_dict(),
-        "prompts": [p.to_dict() for p in document_prompts(prompts, result.found)],
-        "provenance": result.provenance.to_dict(),
-    }
     outputs = Outputs()
     if out == "-":
-        click.echo(json.dumps(tracks_to_json(result.tracks, meta)))
+        click.echo(json.dumps(tracks_document(result, prompts)))
     else:
-        outputs.write(out, lambda target: save_tracks(target, result.tracks, meta), "tracks")  # streamed
+        outputs.write(out, lambda target: save_tracks_file(target, result, prompts), "tracks")  # streamed
     for track in result.tracks:
-        span = track.visible_span()
-        seen = len(track.visible_frames())
-        where = (
-            f"visible {clock(track.frame(span[0]).time)} to {clock(track.frame(span[1]).time)}"
-            if span
-            else "never visible"
-        )
-        click.echo(f"{track.name}: {len(track.frames)} frames tracked, {seen} visible, {where}", err=out == "-")
+        click.echo(f"{track.name}: {track_sentence(track)}", err=out == "-")
     outputs.finish()

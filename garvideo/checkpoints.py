@@ -62,6 +62,14 @@ def check_checkpoint_name(path_or_id: str | os.PathLike) -> None:
         raise ModelNotFoundError(f"{text!r} is neither an existing folder nor a valid hub model id") from exc
 
 
+def checkpoint_id(path_or_id: str | os.PathLike) -> str:
+    """How a checkpoint is named once resolved (``ResolvedCheckpoint.model_id``), known without loading it: a local
+    folder by its absolute path, a hub id as written."""
+    text = os.fspath(path_or_id)
+    local = Path(text).expanduser()
+    return str(local.resolve()) if local.exists() else text
+
+
 def resolve_checkpoint(
     path_or_id: str | os.PathLike, revision: str | None = None, local_files_only: bool | None = None
 ) -> ResolvedCheckpoint:
@@ -81,7 +89,7 @@ def resolve_checkpoint(
             raise InvalidInputError(f"revision={revision!r} applies to hub ids, not to the local folder {text!r}")
         folder = local.resolve()
         check_weight_files(folder, str(folder))
-        return ResolvedCheckpoint(folder=folder, model_id=str(folder), revision=None)
+        return ResolvedCheckpoint(folder=folder, model_id=checkpoint_id(text), revision=None)
 
     from huggingface_hub import constants, snapshot_download
     from huggingface_hub.errors import (

@@ -62,6 +62,8 @@ def config_hash(config: Mapping[str, Any]) -> str:
                 for k, v in value.items()
                 if not str(k).startswith("_") and str(k) != "transformers_version"
             }
+        if isinstance(value, (set, frozenset)):  # in a stable order: a set's order changes from process to process
+            return sorted(str(v) for v in value)
         return value
 
     return hashlib.sha256(json.dumps(kept(config), sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -39,8 +39,15 @@ BOX_THRESHOLD = 0.35
 TEXT_THRESHOLD = 0.25
 #: Text regions: how many distinct matches of a phrase become regions (car, car#2, ...).
 MAX_INSTANCES = 1
+#: The most instances one phrase may become (Grounding DINO proposes 900 boxes; names are made for each).
+MAX_INSTANCES_LIMIT = 100
 #: Text regions without a moment: seconds between searched frames.
 SEARCH_EVERY = 1.0
+#: Text regions: keep searching through the whole range once found, for instances that come into view later.
+NEW_INSTANCES = False
+#: Text regions searched again (live, or with new_instances): a detection overlapping a region's box by at least
+#: this IoU is that region (seen, or found again when lost), not a new instance.
+MATCH_IOU = 0.3
 
 #: ``garvideo batch --describe``: ``auto`` describes the lines without a question, ``always`` every line.
 BATCH_DESCRIBE = "auto"
@@ -51,6 +58,103 @@ APP_HOST = "127.0.0.1"
 APP_PORT = 7860
 APP_MAX_UPLOAD_MB = 2048.0
 APP_SESSION_HOURS = 1.0
+
+# -- live video (garvideo live, Pipeline.live) ---------------------------------------------------------------
+
+#: Seconds of stream time each description covers.
+LIVE_WINDOW = 10.0
+#: Frames taken per second of stream time; None: as many as tracking keeps up with (the newest wins).
+LIVE_TRACK_FPS: float | None = None
+#: ``frame`` events per second, at most.
+LIVE_REPORT_EVERY = 1.0
+#: Seconds before the first reconnection of a dropped source (doubling up to LIVE_RECONNECT_MAX_S).
+LIVE_RECONNECT_S = 1.0
+#: The longest wait between two reconnection attempts.
+LIVE_RECONNECT_MAX_S = 10.0
+#: Seconds without a frame after which the session ends as if stopped.
+LIVE_GIVE_UP_AFTER_S = 30.0
+#: Seconds allowed to open a source.
+LIVE_OPEN_TIMEOUT_S = 10.0
+#: Seconds a source may stay silent before it counts as dropped (and is reconnected).
+LIVE_STALL_S = 5.0
+#: A file changed this recently is still being written: it is followed until it stops growing this long.
+LIVE_GROWING_FILE_S = 2.0
+#: Text regions: seconds of stream time between searches for new (and lost) instances.
+LIVE_SEARCH_EVERY = 2.0
+#: Text regions: how many instances of one phrase may be tracked at once (car, car#2, ...).
+LIVE_MAX_INSTANCES = 4
+#: Seconds of stream time a region must stay unseen before it is reported lost.
+LIVE_LOST_AFTER_S = 1.0
+#: Length of each recorded overlay segment, in seconds of stream time.
+LIVE_SEGMENT_S = 60.0
+#: How far back ``ask(last=...)`` may look, in seconds of stream time.
+LIVE_HISTORY_S = 60.0
+#: Decoded frames kept for descriptions and questions, in bytes; beyond it older frames are thinned out.
+LIVE_HISTORY_BYTES = 512 * 1024 * 1024
+#: Windows GAR may merge into one description when it falls behind; beyond that the oldest are skipped.
+LIVE_MAX_MERGED_WINDOWS = 3
+#: Marks (prompted frames) each tracked object remembers: its first and its latest ones.
+LIVE_MAX_MARKS = 8
+#: Tracking more than this many seconds behind capture (or dropping frames) is reported as ``behind``.
+LIVE_BEHIND_S = 1.0
+#: Events a session keeps for a reader that iterates or polls them (the oldest go first beyond it).
+LIVE_EVENT_BUFFER = 1000
+
+# garvideo serve (the service)
+#: Address the service listens on (this machine only).
+SERVE_HOST = "127.0.0.1"
+#: Port the service listens on.
+SERVE_PORT = 8000
+#: Folder of the job store (SQLite), uploads and results.
+SERVE_STATE = "garvideo-state"
+#: Largest upload (or fetched URL), in MB.
+SERVE_MAX_UPLOAD_MB = 2048.0
+#: Finished jobs are deleted this many hours after they end.
+SERVE_KEEP_HOURS = 168.0
+#: Jobs run at once per device (or per Ray worker): one tracks while another describes.
+SERVE_JOBS = 2
+#: Jobs of one client run at once; its others wait their turn.
+SERVE_MAX_RUNNING_PER_KEY = 2
+#: Jobs of one client waiting; a submission beyond gets 429 with Retry-After.
+SERVE_MAX_QUEUED_PER_KEY = 100
+#: Jobs waiting in all; a submission beyond gets 503 with Retry-After.
+SERVE_MAX_QUEUED = 10000
+
+# ---- garvideo train (fine-tuning; README, "Fine-tuning")
+#: LoRA rank of the language model's adapter.
+TRAIN_RANK = 16
+#: LoRA alpha (the adapter's update is scaled by alpha / rank).
+TRAIN_ALPHA = 32
+#: Dropout on the LoRA branch.
+TRAIN_LORA_DROPOUT = 0.05
+#: The language model's linear layers that get LoRA (comma-separated names).
+TRAIN_TARGET_MODULES = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
+#: Peak learning rate (AdamW).
+TRAIN_LR = 1e-4
+#: AdamW weight decay.
+TRAIN_WEIGHT_DECAY = 0.0
+#: Passes over the training data.
+TRAIN_EPOCHS = 3
+#: Examples per micro-batch (per GPU).
+TRAIN_BATCH_SIZE = 4
+#: Micro-batches whose gradients make one optimizer step.
+TRAIN_GRAD_ACCUM = 1
+#: Share of the optimizer steps spent warming the learning rate up (linear), before the cosine decay.
+TRAIN_WARMUP = 0.03
+#: Gradients are clipped to this norm (0: no clipping).
+TRAIN_MAX_GRAD_NORM = 1.0
+#: A checkpoint every N optimizer steps (and at the end of every epoch).
+TRAIN_SAVE_EVERY = 200
+#: The last K checkpoints are kept.
+TRAIN_KEEP = 3
+#: A line in metrics.jsonl (and TensorBoard) every N optimizer steps.
+TRAIN_LOG_EVERY = 10
+#: Held-out evaluation every N optimizer steps (None: at the end of every epoch).
+TRAIN_EVAL_EVERY: int | None = None
+#: Seed of the adapter's initialisation, the data order and dropout.
+TRAIN_SEED = 0
+#: Examples are grouped into batches of similar length from windows of this many batches.
+TRAIN_LENGTH_GROUP = 50
 
 #: GAR's decode steps compiled: ``auto`` (only where the warm-up is paid back: see COMPILE_PAYBACK_STEPS),
 #: ``on``, ``off``, or a kind of COMPILE_KIND's (the API also takes True and False).

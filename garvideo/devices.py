@@ -74,6 +74,15 @@ def cpu_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+#: ``threads`` allowed per core: enough to try oversubscription, far below what exhausts the system's threads.
+THREADS_PER_CORE = 8
+
+
+def max_threads() -> int:
+    """The most torch CPU threads a caller may ask for here."""
+    return THREADS_PER_CORE * cpu_cores()
+
+
 def stage_threads(stage: str, device: torch.device | str, threads: int | None = None) -> int | None:
     """Torch CPU threads for one pipeline stage, or None to leave torch's setting alone.
 
@@ -92,6 +101,11 @@ def stage_threads(stage: str, device: torch.device | str, threads: int | None = 
     if threads is not None:
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
             raise InvalidInputError(f"threads must be a whole number of at least 1, got {threads!r}")
+        if threads > max_threads():
+            raise InvalidInputError(
+                f"threads must be at most {max_threads()} ({THREADS_PER_CORE} per CPU core this process may use; "
+                f"more only contend, and the system may refuse to start them), got {threads}"
+            )
         return threads
     if str(getattr(device, "type", device)).split(":")[0] != "cpu" or os.environ.get("OMP_NUM_THREADS"):
         return None

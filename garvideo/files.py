@@ -10,19 +10,22 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import hashlib
 import json
 import os
 import re
 import socket
+import stat
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from .errors import GarvideoError, InvalidInputError
+from .inputs import file_kind
 
 
 class OutputNotWrittenError(GarvideoError):
@@ -70,12 +73,12 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     atomic on POSIX and Windows. On an exception the temporary file is removed
     and ``path`` is left as it was. Its name carries this machine's tag and
     process id, so a cleaner can tell an abandoned one from one being written
-    (:func:`is_abandoned_temporary`).
+    (:func:`is_abandoned_temporary`). A symbolic link is written through: its
+    target is replaced, atomically, and the link stays (:func:`output_target`).
     """
-    target = Path(path)
+    target = output_target(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    prefix = f".{target.name}.{host_tag()}-{os.getpid()}."
-    fd, tmp_name = tempfile.mkstemp(prefix=prefix, suffix=".tmp" + target.suffix, dir=target.parent)
+    fd, tmp_name = tempfile.mkstemp(**_temporary_name(target))
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -91,6 +94,45 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         raise
 
 
+#: The longest file name most file systems take (bytes); temporary names are cut to fit.
+_NAME_MAX = 255
+#: A suffix longer than this is no file type: temporaries then carry none.
+_SUFFIX_MAX = 16
+
+
+def _temporary_name(target: Path) -> dict[str, Any]:
+    """``mkstemp``'s arguments for a temporary of ``target``: ``.<name>.<host>-<pid>.<random>.tmp<suffix>``.
+
+    The name part is shortened so the whole fits in :data:`_NAME_MAX` bytes whenever ``target``'s own name does
+    (the suffix is kept: encoders choose the container by it).
+    """
+    suffix = ".tmp" + (target.suffix if len(target.suffix.encode()) <= _SUFFIX_MAX else "")
+    owner = f".{host_tag()}-{os.getpid()}."
+    room = _NAME_MAX - len(suffix) - len(owner) - 1 - 8  # the leading dot, mkstemp's 8 random characters
+    name = target.name.encode()[: max(room, 1)].decode(errors="ignore") or "x"
+    return {"prefix": f".{name}{owner}", "suffix": suffix, "dir": target.parent}
+
+
+def output_target(path: str | os.PathLike[str]) -> Path:
+    """The file an output written to ``path`` replaces: ``path`` itself, or the file a symbolic link names.
+
+    Outputs are regular files only: an existing device, FIFO or socket (``/dev/null``, ``/proc/self/fd/1``)
+    raises :class:`OutputNotRegularError` (an ``OSError``), so nothing ever replaces one.
+    """
+    target = Path(path)
+    try:
+        info = os.stat(target)  # follows links: what a write would reach
+    except (FileNotFoundError, NotADirectoryError):
+        info = None
+    if info is not None and not stat.S_ISREG(info.st_mode) and not stat.S_ISDIR(info.st_mode):
+        raise OutputNotRegularError(errno.EPERM, f"{target} is {file_kind(info.st_mode)}, not a regular file")
+    return Path(os.path.realpath(target)) if target.is_symlink() else target
+
+
+class OutputNotRegularError(OSError):
+    """An output path names a device, FIFO or socket, which garvideo never replaces."""
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
@@ -100,8 +142,13 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "
     atomic_write_bytes(path, text.encode(encoding))
 
 
+def json_text(obj: Any, indent: int | None = 2) -> str:
+    """The text :func:`atomic_write_json` writes for ``obj`` (a service answers with the same bytes)."""
+    return json.dumps(obj, indent=indent, ensure_ascii=False) + "\n"
+
+
 def atomic_write_json(path: str | os.PathLike[str], obj: Any, indent: int | None = 2) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
+    atomic_write_text(path, json_text(obj, indent))
 
 
 def is_temporary(path: str | os.PathLike[str]) -> bool:
@@ -137,35 +184,94 @@ def is_abandoned_temporary(path: str | os.PathLike[str]) -> bool:
 def check_writable(path: str | os.PathLike[str], what: str = "output") -> Path:
     """Prove, before any long work, that a file can be written at ``path``.
 
-    The path must not be a folder; a temporary file is created (with any
-    missing folders) and removed again in its folder, so permissions, read-only
-    and special file systems (``/proc``) are all found out now. Raises
-    :class:`InvalidInputError` with the reason.
+    The path must not be a folder nor a device, FIFO or socket (a symbolic link is checked where it points:
+    that is what is written); a temporary file is created (with any missing folders) and removed again in its
+    folder, so permissions, read-only and special file systems (``/proc``), names too long are all found out
+    now. Raises :class:`InvalidInputError` with the reason.
     """
-    target = Path(path)
-    if target.is_dir():
-        raise InvalidInputError(f"the {what} path {target} is a folder: give a file name")
+    given = Path(path)
+    try:
+        target = output_target(given)
+        if target.is_dir():
+            raise InvalidInputError(f"the {what} path {given} is a folder: give a file name")
+        _probe_folder(target, what, given)
+    except OSError as exc:
+        raise InvalidInputError(f"cannot write the {what} {_shown(given)}: {_reason(exc)}") from None
+    return given
+
+
+def _probe_folder(target: Path, what: str, given: Path) -> None:
+    """Create ``target``'s missing folders and a temporary file there, then remove them all again."""
     folder = target.parent
     existing = folder
     while not existing.exists():
         existing = existing.parent
     if not existing.is_dir():
-        raise InvalidInputError(f"cannot write the {what} {target}: {existing} is a file, not a folder")
+        raise InvalidInputError(f"cannot write the {what} {given}: {existing} is a file, not a folder")
     created: list[Path] = []
     try:
         for missing in reversed([folder, *folder.parents][: len(folder.relative_to(existing).parts)]):
             missing.mkdir()
             created.append(missing)
-        fd, probe = tempfile.mkstemp(prefix=f".{target.name}.{host_tag()}-{os.getpid()}.", suffix=".tmp", dir=folder)
+        fd, probe = tempfile.mkstemp(**_temporary_name(target))
         os.close(fd)
         os.unlink(probe)
-    except OSError as exc:
-        raise InvalidInputError(f"cannot write the {what} {target}: {exc.strerror or exc}") from None
     finally:
         for made in reversed(created):
             with contextlib.suppress(OSError):
                 made.rmdir()
-    return target
+
+
+def _reason(exc: OSError) -> str:
+    if exc.errno == errno.ENAMETOOLONG:
+        return f"the name is too long for the file system (at most {_NAME_MAX} bytes a name)"
+    return exc.strerror or str(exc)
+
+
+def _shown(path: Path, limit: int = 120) -> str:
+    """A path for a one-line message: a very long one is cut in the middle."""
+    text = str(path)
+    return text if len(text) <= limit else f"{text[: limit // 2]}...{text[-limit // 2 :]}"
+
+
+def _identity(path: str | os.PathLike[str]) -> tuple[Any, ...]:
+    """What makes two paths one file: device and inode when it exists (hard links, ``..``, symbolic links),
+    else the fully resolved path."""
+    try:
+        info = os.stat(path)
+        return ("file", info.st_dev, info.st_ino)
+    except (OSError, ValueError):
+        return ("path", os.path.realpath(path))
+
+
+def check_distinct(
+    outputs: Mapping[str, str | os.PathLike[str] | None],
+    inputs: Mapping[str, str | os.PathLike[str] | None] | None = None,
+) -> None:
+    """Refuse an output that is an input or another output (``{label: path}``; None and ``'-'`` are skipped).
+
+    Paths are compared as files: a symbolic link, a hard link or a ``..`` that reaches the same file counts.
+    Raises :class:`InvalidInputError` naming both, before any work.
+    """
+    seen: dict[tuple[Any, ...], str] = {}
+    inputs = inputs or {}
+    for label, path in inputs.items():
+        if path is not None and path != "-":
+            seen.setdefault(_identity(path), label)
+    for label, path in outputs.items():
+        if path is None or path == "-":
+            continue
+        key = _identity(path)
+        if key in seen:
+            other = seen[key]
+            if other in inputs:
+                raise InvalidInputError(
+                    f"{label} {_shown(Path(path))} is {other} itself: write the output somewhere else"
+                )
+            raise InvalidInputError(
+                f"{other} and {label} both name {_shown(Path(path))}: give each output a file of its own"
+            )
+        seen[key] = label
 
 
 def _is_write_failure(exc: BaseException) -> bool:

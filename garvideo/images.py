@@ -110,11 +110,11 @@ def _identify(handle: BinaryIO, name: str) -> ImageFile.ImageFile:
         for format_id in [format_id for format_id in Image.ID if format_id not in tried]:
             tried.add(format_id)
             factory, accept = Image.OPEN[format_id]
-            accepted = accept(prefix) if accept else True
-            if not accepted or isinstance(accepted, str):
-                continue
-            handle.seek(0)
-            try:
+            try:  # a recogniser may fail on a short prefix (BMP's on an empty file), as Image.open allows
+                accepted = accept(prefix) if accept else True
+                if not accepted or isinstance(accepted, str):
+                    continue
+                handle.seek(0)
                 return factory(handle, name)
             except (SyntaxError, IndexError, TypeError, struct.error):
                 continue

@@ -18,20 +18,29 @@ from typing import BinaryIO
 
 from .errors import GarvideoError, InvalidInputError
 
-#: What a path that is not a regular file is, by its ``stat`` mode.
+#: What a path that is not a regular file is, by its ``stat`` mode (and why reading it is a problem).
 _KINDS = (
-    (stat.S_ISDIR, "it is a folder, not a file"),
-    (stat.S_ISFIFO, "it is a FIFO (named pipe), not a file: reading it would wait for a writer"),
-    (stat.S_ISSOCK, "it is a socket, not a file"),
-    (stat.S_ISCHR, "it is a device, not a file"),
-    (stat.S_ISBLK, "it is a device, not a file"),
+    (stat.S_ISDIR, "a folder", ""),
+    (stat.S_ISFIFO, "a FIFO (named pipe)", ": reading it would wait for a writer"),
+    (stat.S_ISSOCK, "a socket", ""),
+    (stat.S_ISCHR, "a device", ""),
+    (stat.S_ISBLK, "a device", ""),
 )
 
 
-def _kind_problem(mode: int) -> str | None:
-    for test, problem in _KINDS:
+def file_kind(mode: int) -> str | None:
+    """What a ``stat`` mode that is not a regular file's names (``"a FIFO (named pipe)"``), None for a regular file;
+    inputs are refused so, and outputs (:func:`garvideo.files.output_target`) too."""
+    for test, kind, _ in _KINDS:
         if test(mode):
-            return problem
+            return kind
+    return None if stat.S_ISREG(mode) else "not a regular file"
+
+
+def _kind_problem(mode: int) -> str | None:
+    for test, kind, why in _KINDS:
+        if test(mode):
+            return f"it is {kind}, not a file{why}"
     return None if stat.S_ISREG(mode) else "it is not a regular file"
 
 

@@ -1,4 +1,4 @@
-"""Region names: what a name may hold, and the ``<name>`` references of a question.
+"""Region names: what a name may hold, the ``<name>`` references of a question, and questions checked before work.
 
 A question refers to a region as ``<name>``, so a name cannot hold ``<``,
 ``>``, a line break or another control character. Names are checked once,
@@ -21,6 +21,9 @@ _REFERENCE = re.compile(r"<(?!\|)([^<>\n]+)>")
 # because the instances a text region finds are named car, car#2, ... and --box reproduces them. The web app
 # keeps to it too, as it prints the commands that reproduce a run.
 _COMMAND_LINE_NAME = re.compile(r"[\w\-#]+")
+
+#: A multiple-choice question's options are lettered A, B, ... Z.
+MAX_OPTIONS = 26
 
 
 def describe_character(char: str) -> str:
@@ -99,3 +102,24 @@ def resolve_references(
             f"the question names {refs}, which {verb} not among the given regions ({', '.join(names) or 'none'})"
         )
     return replaced, named
+
+
+def check_option_count(count: int) -> None:
+    """A multiple-choice question has 2 to :data:`MAX_OPTIONS` options (one letter each)."""
+    if count < 2:
+        raise InvalidInputError(f"a multiple-choice question needs at least two options, got {count}")
+    if count > MAX_OPTIONS:
+        raise InvalidInputError(f"at most {MAX_OPTIONS} options (A..Z) are supported, got {count}")
+
+
+def check_question(question: object, options: Sequence[str] | None = None, names: Sequence[str] | None = None) -> str:
+    """What can be known of a question without a model or a video, checked: it is not empty, its options (None:
+    free-form) number 2 to 26, and, when ``names`` are given, every ``<name>`` it and its options hold is one of
+    them. Returns the question without surrounding blanks."""
+    if not isinstance(question, str) or not question.strip():
+        raise InvalidInputError("the question is empty: ask something about the regions, e.g. 'What is <dog> doing?'")
+    if options is not None:
+        check_option_count(len(options))
+    if names is not None:
+        resolve_references(" ".join([question, *map(str, options or ())]), names)
+    return question.strip()

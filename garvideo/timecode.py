@@ -16,6 +16,8 @@ _CLOCK = re.compile(r"^(?:(\d+):)?(\d+):(\d+(?:\.\d*)?)$")
 _SECONDS = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)s$")
 _NUMBER = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)$")
 _INTEGER = re.compile(r"^\d+$")
+#: No frame index or time a user means is longer (``1:02:03.123456`` is 14): longer text is refused unread.
+_LONGEST = 32
 
 
 @dataclass(frozen=True)
@@ -49,9 +51,18 @@ def _clock_seconds(text: str) -> float | None:
     return int(hours or 0) * 3600 + int(minutes) * 60 + float(seconds)
 
 
+def _short_enough(text: str, what: str) -> str:
+    text = text.strip()
+    if len(text) > _LONGEST:
+        raise InvalidInputError(
+            f"cannot read {text[:20]!r}... ({len(text)} characters) as {what}: it is too long for one"
+        )
+    return text
+
+
 def parse_when(text: str) -> When:
     """Parse a frame index (``120``) or a time (``4.5s``, ``1:02.5``, ``1:02:03``)."""
-    text = text.strip()
+    text = _short_enough(text, "a frame or a time")
     if _INTEGER.match(text):
         return When(frame=int(text))
     match = _SECONDS.match(text)
@@ -67,7 +78,7 @@ def parse_when(text: str) -> When:
 
 def parse_seconds(text: str) -> float:
     """Parse a time given in seconds: ``4.5``, ``4.5s``, ``1:02.5`` or ``1:02:03``."""
-    text = text.strip()
+    text = _short_enough(text, "a time")
     match = _NUMBER.match(text) or _SECONDS.match(text)
     if match:
         return float(match.group(1))

@@ -35,6 +35,8 @@ ENTRIES = {
     "text_threshold": "TEXT_THRESHOLD",
     "max_instances": "MAX_INSTANCES",
     "search_every": "SEARCH_EVERY",
+    "new_instances": "NEW_INSTANCES",
+    "match_iou": "MATCH_IOU",
     "describe_mode": "BATCH_DESCRIBE",  # garvideo batch --describe
 }
 # `garvideo app`'s own options.
@@ -44,6 +46,19 @@ APP_ENTRIES = {
     "max_upload_mb": "APP_MAX_UPLOAD_MB",
     "session_hours": "APP_SESSION_HOURS",
 }
+# `garvideo live`'s own options, and the live session's settings that differ from the files' (a live text region
+# is searched again and again, so more instances and a wider interval; windows fit a stream, not a clip).
+LIVE_ENTRIES = {
+    "window": "LIVE_WINDOW",
+    "max_instances": "LIVE_MAX_INSTANCES",
+    "search_every": "LIVE_SEARCH_EVERY",
+    "track_fps": "LIVE_TRACK_FPS",
+    "report_every": "LIVE_REPORT_EVERY",
+    "reconnect_s": "LIVE_RECONNECT_S",
+    "give_up_after_s": "LIVE_GIVE_UP_AFTER_S",
+    "lost_after_s": "LIVE_LOST_AFTER_S",
+    "segment_s": "LIVE_SEGMENT_S",
+}
 # The benchmarks run their protocols' settings (garvideo.eval, cli/eval.py), not the front-ends' defaults.
 BENCHMARK_SETTINGS = {"frames", "max_new_tokens"}
 # TextSearch's fields under the names of the options they stand for.
@@ -52,11 +67,13 @@ SEARCH_FIELDS = {
     "text_threshold": "text_threshold",
     "max_instances": "max_instances",
     "search_every": "every",
+    "new_instances": "new_instances",
+    "match_iou": "match_iou",
 }
 
 
-def _table(name: str):
-    return getattr(defaults, ENTRIES.get(name) or APP_ENTRIES[name])
+def _table(name: str, entries: dict[str, str] = ENTRIES):
+    return getattr(defaults, entries.get(name) or APP_ENTRIES[name])
 
 
 def _commands(command: click.Command, path: str = ""):
@@ -67,25 +84,38 @@ def _commands(command: click.Command, path: str = ""):
         yield path, command
 
 
-def _differences(found: dict[str, object], where: str) -> list[str]:
+def _differences(found: dict[str, object], where: str, entries: dict[str, str] = ENTRIES) -> list[str]:
     return [
-        f"{where}: {name}={value!r}, the table {_table(name)!r}"
+        f"{where}: {name}={value!r}, the table {_table(name, entries)!r}"
         for name, value in found.items()
-        if value != _table(name)
+        if value != _table(name, entries)
     ]
 
 
 def test_every_command_line_option_defaults_to_the_table():
     checked, wrong = set(), []
     for path, command in _commands(cli_app):
-        names = ENTRIES | (APP_ENTRIES if path == "app" else {})
+        entries = ENTRIES | LIVE_ENTRIES if path == "live" else ENTRIES
+        names = entries | (APP_ENTRIES if path == "app" else {})
         options = {p.name: p.default for p in command.params if isinstance(p, click.Option) and p.name in names}
         if path.startswith("eval "):
             options = {name: value for name, value in options.items() if name not in BENCHMARK_SETTINGS}
-        wrong += _differences(options, f"garvideo {path}")
-        checked |= set(options)
+        wrong += _differences(options, f"garvideo {path}", entries)
+        checked |= set(options) - (set(LIVE_ENTRIES) - set(ENTRIES) if path == "live" else set())
     assert not wrong, "\n".join(wrong)
     assert checked == set(ENTRIES) | set(APP_ENTRIES)  # every entry is some option's default
+
+
+def test_the_live_sessions_signature_defaults_to_the_table():
+    from garvideo.live import open_session
+
+    parameters = inspect.signature(open_session).parameters
+    entries = ENTRIES | LIVE_ENTRIES
+    found = {name: p.default for name, p in parameters.items() if name in entries}
+    # the models and their devices are the pipeline's; a live text region is always searched again
+    shared = {"model", "sam2", "detector", "device", "dtype", "stride", "describe_mode", "segment_s", "new_instances"}
+    assert set(found) == set(entries) - shared
+    assert not _differences(found, "open_session", entries)
 
 
 @pytest.mark.parametrize("method", ["from_pretrained", "__init__", "find", "tracks_for", "track", "describe", "ask"])
@@ -110,7 +140,12 @@ def test_text_search_and_batch_options_default_to_the_table():
 
 
 def test_the_apps_commands_and_settings_default_to_the_table():
-    models = {f.name: f.default for f in dataclasses.fields(Models) if f.default is not dataclasses.MISSING}
+    # adapter: None, no fine-tuned adapter unless --adapter names one (no setting of the table)
+    models = {
+        f.name: f.default
+        for f in dataclasses.fields(Models)
+        if f.default is not dataclasses.MISSING and f.name != "adapter"
+    }
     generation = {f.name: f.default for f in dataclasses.fields(Generation)}
     assert not _differences(models, "app Models") and set(models) == {"device", "dtype", "detector"}
     assert not _differences(generation, "app Generation") and set(generation) == {"frames", "tiling", "max_new_tokens"}

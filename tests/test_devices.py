@@ -48,6 +48,12 @@ def test_stage_threads_one_for_tracking_every_core_for_gar(monkeypatch):
     for bad in (0, -1, 1.5, True, "2"):
         with pytest.raises(InvalidInputError, match="threads must be a whole number"):
             stage_threads("gar", "cpu", threads=bad)
+    # more than the system could start is refused with its own message, not a thread error deep in decoding
+    from garvideo.devices import max_threads
+
+    assert stage_threads("gar", "cpu", threads=max_threads()) == max_threads() >= 8
+    with pytest.raises(InvalidInputError, match=f"threads must be at most {max_threads()}"):
+        stage_threads("gar", "cpu", threads=100_000)
 
 
 def test_torch_threads_sets_and_restores():

@@ -51,3 +51,64 @@ def test_only_abandoned_temporaries_are_taken_for_leftovers(tmp_path):
     os.utime(foreign, (0, 0))
     assert is_abandoned_temporary(foreign)
     assert not is_abandoned_temporary(tmp_path / "r.json")
+
+
+def test_outputs_never_replace_special_files_and_write_through_links(tmp_path):
+    from garvideo import InvalidInputError
+    from garvideo.files import OutputNotRegularError, check_writable, write_or_rescue
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for special in ("/dev/null", fifo):
+        with pytest.raises(InvalidInputError, match="not a regular file"):
+            check_writable(special)
+        with pytest.raises(OutputNotRegularError):
+            atomic_write_text(special, "x")
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode) and stat.S_ISFIFO(os.stat(fifo).st_mode)
+    # a write that meets one after the up-front check is saved elsewhere, as any refused write
+    problem = write_or_rescue(fifo, lambda target: atomic_write_text(target, "x"))
+    assert "is a FIFO (named pipe), not a regular file" in problem and "saved it as" in problem
+    target = tmp_path / "real.json"
+    target.write_text("old")
+    link = tmp_path / "link.json"
+    link.symlink_to(target)
+    atomic_write_text(link, "new")
+    assert link.is_symlink() and target.read_text() == "new"
+    dangling = tmp_path / "dangling.json"
+    dangling.symlink_to(tmp_path / "made" / "by-link.json")
+    check_writable(dangling)
+    atomic_write_text(dangling, "made")
+    assert (tmp_path / "made" / "by-link.json").read_text() == "made"
+
+
+def test_long_names_fit_or_are_one_clear_error(tmp_path):
+    from garvideo import InvalidInputError
+    from garvideo.files import atomic_path, check_writable
+
+    longest = tmp_path / ("n" * 250 + ".json")  # fits; its temporary's name is shortened to fit too
+    check_writable(longest)
+    atomic_write_text(longest, "x")
+    assert longest.read_text() == "x" and os.listdir(tmp_path) == [longest.name]
+    with atomic_path(tmp_path / ("v" * 240 + ".mp4")) as tmp:
+        assert tmp.suffix == ".mp4" and len(tmp.name) <= 255
+        tmp.write_bytes(b"1")
+    with pytest.raises(InvalidInputError, match="the name is too long for the file system") as caught:
+        check_writable(tmp_path / ("n" * 300 + ".json"), "result")
+    assert len(str(caught.value)) < 300
+
+
+def test_outputs_are_compared_with_inputs_and_each_other_as_files(tmp_path):
+    from garvideo import InvalidInputError
+    from garvideo.files import check_distinct
+
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "alias.mp4").symlink_to(video)
+    os.link(video, tmp_path / "hard.mp4")
+    for same in (video, tmp_path / "sub" / ".." / "clip.mp4", tmp_path / "alias.mp4", tmp_path / "hard.mp4"):
+        with pytest.raises(InvalidInputError, match="is the video itself"):
+            check_distinct({"--out": same}, {"the video": video})
+    with pytest.raises(InvalidInputError, match="--out and --srt both name"):
+        check_distinct({"--out": tmp_path / "r", "--srt": tmp_path / "sub" / ".." / "r"})
+    check_distinct({"--out": tmp_path / "r.json", "--srt": tmp_path / "r.srt", "--json": "-"}, {"the video": video})

@@ -97,6 +97,10 @@ def test_an_image_is_bounded_in_pixels_from_its_header(tmp_path):
     broken.write_bytes(huge.read_bytes()[:40])
     with pytest.raises(InvalidInputError, match="broken.png: not a readable image"):
         read_mask_image(broken)
+    # an empty file made BMP's recogniser raise struct.error, a traceback (found by tests/batch/test_fuzz_inputs.py)
+    (tmp_path / "empty.png").write_bytes(b"")
+    with pytest.raises(InvalidInputError, match="empty.png: not a readable image"):
+        read_mask_image(tmp_path / "empty.png")
 
 
 @pytest.fixture(scope="module")

@@ -71,3 +71,12 @@ def test_check_writable_refuses_before_any_work(tmp_path):
     (tmp_path / "afile").write_text("x")
     with pytest.raises(InvalidInputError, match="is a file, not a folder"):
         check_writable(tmp_path / "afile" / "r.json", "result")
+
+
+def test_numbers_longer_than_any_moment_are_refused_unread():
+    for text in ("9" * 5000, "1:" + "9" * 5000, "9" * 4000 + "s"):
+        with pytest.raises(InvalidInputError, match="too long for one"):
+            parse_when(text)
+        with pytest.raises(InvalidInputError, match="too long for one"):
+            parse_seconds(text)
+    assert parse_when("1:02:03.123456").time == pytest.approx(3723.123456)

@@ -5,11 +5,13 @@ endpoint usable from ``gradio_client``. The app calls only garvideo's public API
 :class:`~garvideo.pipeline.Pipeline`, :mod:`garvideo.outputs`, :mod:`garvideo.video`) and holds no
 model code; the models are loaded once per process.
 
-- :mod:`.regions`: the kinds of marks (box, clicks, words), written in the CLI's syntax
+- :mod:`.regions`: the kinds of marks (box, clicks, words), read with the one grammar for marks
 - :mod:`.paths`: what may be read (``--root``, never outside it) and written (the app's temporary folder)
-- :mod:`.backend`: sessions, their files, the pipeline calls
+- :mod:`.session`: what a tab holds; :mod:`.backend`: sessions, their files, the pipeline calls
+- :mod:`.jobs`: model work one job at a time (a queue that tells each waiter its place) and its events
+- :mod:`.fields`: every request field checked; :mod:`.view`: what the page shows, escaped
 - :mod:`.commands`: the ``garvideo`` commands that reproduce a run
-- :mod:`.ui`: the page and its API; :mod:`.server`: launching and cleaning up
+- :mod:`.ui`: the page and its API; :mod:`.assets`: its script and style; :mod:`.server`: launching and cleaning up
 
 Importing this package does not import Gradio; :mod:`.ui` and :func:`serve` do.
 """

@@ -1,10 +1,12 @@
 """What the app does, without the page: sessions, their files, and calls into the public pipeline API.
 
-One :class:`Backend` per process holds the models (loaded once) and the sessions. A session is one
-browser tab or one API client: its video, its marks, its last results and a private folder under the
-app's temporary folder, removed when the session ends (tab closed, ``close_session``, idle too long,
-or the app stops). Every user mistake is a :class:`~garvideo.errors.GarvideoError` whose message is
-the one the CLI prints.
+One :class:`Backend` per process holds the models (loaded once) and the sessions (:mod:`.session`). A
+session is one browser tab or one API client: its video, its marks, its results, its conversation and a
+private folder under the app's temporary folder, removed when the session ends (tab closed,
+``close_session``, idle too long, or the app stops). Every user mistake is a
+:class:`~garvideo.errors.GarvideoError` whose message is the one the CLI prints. The model calls take
+``on_event`` (the pipeline's events: progress, tracked frames, text as it is generated) for the page to
+draw while they run.
 """
 
 from __future__ import annotations
@@ -15,42 +17,45 @@ import secrets
 import shutil
 import threading
 import time
+import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .. import defaults
-from ..errors import InvalidInputError
+from ..errors import GarvideoError, InvalidInputError
 from ..files import atomic_write_json, atomic_write_text
-from ..outputs import to_srt, to_vtt
-from ..outputs.document import result_document, timeline_cues
+from ..names import resolve_references
+from ..outputs import result_document, result_prompts, timeline_cues, to_srt, to_vtt, tracks_document
 from ..outputs.overlay import render_overlay
 from ..pipeline import Answer, DescribeResult, Pipeline, TextSearch, TrackingResult
+from ..pipeline.events import EventListener
 from ..timecode import format_clock
-from ..tracking import tracks_to_json
-from ..video import VideoInfo, VideoReader, open_video, spread
+from ..tracking import RegionClippedWarning, TrackFrame
+from ..video import VideoReader, open_video, spread
 from . import commands
-from .drawing import THUMB_WIDTH, draw_frame, jpeg_bytes
+from .drawing import THUMB_WIDTH, data_url, draw_frame, frame_masks
 from .paths import is_inside, list_root_videos, resolve_under_root, safe_file_name
 from .regions import Mark, default_name, found_mark, make_mark, text_prompt
+from .session import AppError, OpenVideo, Session, Settings, Thumbnail, Turn
+
+__all__ = ["AppConfig", "AppError", "Backend", "FrameView", "Upload"]
 
 #: Files of a session, by what they are (the names the CLI commands shown use too).
 TRACKS_FILE = "tracks.json"
 RESULT_FILE = "result.json"
-ANSWER_FILE = "answer.json"
 SRT_FILE = "result.srt"
 VTT_FILE = "result.vtt"
 OVERLAY_FILE = "overlay.mp4"
 THUMBNAILS = 8
 
-Progress = Callable[[float, str], None]
 
-
-class AppError(InvalidInputError):
-    """A request the app cannot serve as asked (no video open yet, a file outside --root, too large)."""
+def answer_file(number: int) -> str:
+    """The result document of the conversation's ``number``-th answer."""
+    return f"answer-{number}.json"
 
 
 @dataclass(frozen=True)
@@ -70,84 +75,12 @@ class AppConfig:
         return int(self.max_upload_mb * 1024 * 1024)
 
 
-@dataclass
-class OpenVideo:
-    path: Path  # what is read
-    shown: str  # how the CLI commands name it: the uploaded file's name, or --root/relative path
-    info: VideoInfo
-    reader: VideoReader
-
-
 @dataclass(frozen=True)
-class Settings:
-    """The settings a run used, as typed (they go into the commands shown)."""
+class Upload:
+    """A file Gradio's upload route received: where it put it, and the file's name as the user gave it."""
 
-    span: commands.Span = commands.Span()
-    stride: int = 1
-
-
-@dataclass
-class Session:
-    key: str
-    folder: Path
-    video: OpenVideo | None = None
-    marks: list[Mark] = field(default_factory=list)
-    tracking: TrackingResult | None = None
-    tracked_with: Settings | None = None
-    described: DescribeResult | None = None
-    answer: Answer | None = None
-    files: dict[str, Path] = field(default_factory=dict)
-    commands: dict[str, str] = field(default_factory=dict)
-    thumbnails: list[tuple[Path, str, int]] = field(default_factory=list)  # (file, caption, frame)
-    lock: threading.RLock = field(default_factory=threading.RLock)
-    last_used: float = field(default_factory=time.monotonic)
-    busy: int = 0
-
-    @property
-    def names(self) -> list[str]:
-        """Region names in the order first marked (colours and tracks follow this order).
-
-        A text region is every instance it was found as (``car``, ``car#2``, ...)."""
-        return list(dict.fromkeys(n for m in self.marks for n in m.region_names))
-
-    @property
-    def text_search(self) -> TextSearch | None:
-        """How the session's text regions were found (one setting for all: the CLI takes one), None without any."""
-        return next((m.search for m in self.marks if m.search is not None), None)
-
-    def require_video(self) -> OpenVideo:
-        if self.video is None:
-            raise AppError("open a video first (upload one, or pick one under --root)")
-        return self.video
-
-    def forget_results(self) -> None:
-        """Marks changed: tracks and everything made from them are out of date."""
-        self.tracking = self.tracked_with = self.described = self.answer = None
-        for name in list(self.files):
-            with contextlib.suppress(FileNotFoundError):
-                self.files.pop(name).unlink()
-        self.commands.clear()
-        self._drop_thumbnails()
-
-    def _drop_thumbnails(self) -> None:
-        for path, _, _ in self.thumbnails:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-        self.thumbnails = []
-
-    def close_video(self) -> None:
-        self.forget_results()
-        self.marks = []
-        if self.video is not None:
-            self.video.reader.close()
-            if is_inside(self.video.path, self.folder):  # an upload (a --root file is only read)
-                shutil.rmtree(self.video.path.parent, ignore_errors=True)
-            self.video = None
-
-    def close(self) -> None:
-        with self.lock:
-            self.close_video()
-            shutil.rmtree(self.folder, ignore_errors=True)
+    path: str
+    name: str
 
 
 @dataclass(frozen=True)
@@ -160,16 +93,21 @@ class FrameView:
 
 
 class Backend:
-    """The models (loaded once per process) and the sessions."""
+    """The models (loaded once per process) and the sessions.
 
-    def __init__(self, config: AppConfig, pipeline: Pipeline) -> None:
+    ``uploaded(path)`` says whether Gradio's upload route received the file at ``path`` (the page passes
+    its record of uploads); without it no upload is opened.
+    """
+
+    def __init__(self, config: AppConfig, pipeline: Pipeline, uploaded: Callable[[Path], bool] | None = None) -> None:
         self.config = config
         self.pipeline = pipeline
+        self.uploaded = uploaded or (lambda path: False)
         self.sessions_folder = config.temp_root / "sessions"
         self.sessions_folder.mkdir(parents=True, exist_ok=True)
         self._sessions: dict[str, Session] = {}
         self._sessions_lock = threading.Lock()
-        # Gradio runs one model job at a time (concurrency 1); the lock keeps that true for any caller.
+        # The page queues model jobs one at a time (jobs.ModelQueue); the lock keeps that true for any caller.
         self._model_lock = threading.Lock()
 
     # ------------------------------------------------------------------ sessions
@@ -185,6 +123,11 @@ class Backend:
                 session = self._sessions[key] = Session(key=key, folder=folder)
             session.last_used = time.monotonic()
             return session
+
+    def existing(self, key: str) -> Session | None:
+        """The session of ``key`` if it is open (None once it ended: nothing is made for it)."""
+        with self._sessions_lock:
+            return self._sessions.get(key)
 
     def end_session(self, key: str) -> bool:
         with self._sessions_lock:
@@ -221,23 +164,32 @@ class Backend:
                 session.busy -= 1
                 session.last_used = time.monotonic()
 
+    @staticmethod
+    def check_idle(session: Session, what: str) -> None:
+        """Refuse a change of the video or the marks while the session's model job uses them."""
+        if session.running is not None:
+            raise AppError(f"wait for the running {session.running} to finish before you {what}")
+
     # ------------------------------------------------------------------ opening videos
 
     def root_videos(self) -> list[str]:
         return list_root_videos(self.config.root) if self.config.root is not None else []
 
-    def open_upload(self, session: Session, upload: str | os.PathLike[str], name: str | None = None) -> OpenVideo:
-        """Open an uploaded file (it must be in the app's temporary folder); it moves into the session's folder."""
-        source = Path(upload).resolve()
-        shown = safe_file_name(name or source.name)
+    def open_upload(self, session: Session, upload: Upload) -> OpenVideo:
+        """Open a file Gradio's upload route received; it moves into the session's folder.
+
+        Only a file the upload route put in a folder of its own at the top of the app's temporary folder
+        is taken: never a session's file (this one's or another's), nor anything else the folder holds.
+        """
+        self.check_idle(session, "open another video")
+        shown = safe_file_name(upload.name or Path(upload.path).name)
+        source = self._checked_upload(upload)
         try:
-            if not is_inside(source, self.config.temp_root.resolve()) or not source.is_file():
-                raise AppError("only files uploaded to this app can be opened this way")
             size = source.stat().st_size
             if size > self.config.max_upload_bytes:
                 raise AppError(
-                    f"the upload is {size / 2**20:.1f} MB; this app takes videos up to {self.config.max_upload_mb:g} MB "
-                    f"(start it with --max-upload-mb, or put the video under --root)"
+                    f"{shown} is {size / 2**20:.1f} MB; this app takes videos up to {self.config.max_upload_mb:g} "
+                    f"MB (start it with --max-upload-mb, or put the video under --root)"
                 )
             # A folder of its own per opened video: closing the previous one never touches this one.
             target = session.folder / "video" / secrets.token_hex(4) / shown
@@ -247,54 +199,80 @@ class Backend:
             _remove_upload(source, self.config.temp_root)
             remove_upload_leftovers(self.config.temp_root)
         try:
-            reader = open_video(target)  # a non-video file is refused here, with the CLI's message
+            reader = _open_as(target, shown)
         except BaseException:
             shutil.rmtree(target.parent, ignore_errors=True)
             raise
         return self._opened(session, target, shown, reader)
 
+    def _checked_upload(self, upload: Upload) -> Path:
+        temp_root = self.config.temp_root.resolve()
+        source = Path(upload.path).resolve()
+        if (
+            source.parent.parent != temp_root
+            or is_inside(source, self.sessions_folder.resolve())
+            or not source.is_file()
+            or not self.uploaded(source)
+        ):
+            raise AppError("only a video uploaded to this app can be opened this way: upload it again")
+        return source
+
     def open_root_file(self, session: Session, relative: str) -> OpenVideo:
         if self.config.root is None:
             raise AppError("this app was started without --root: upload a video instead")
+        self.check_idle(session, "open another video")
         path = resolve_under_root(self.config.root, relative)
         if path.is_dir():
             raise AppError(f"{relative.strip()!r} is a folder: choose a video file")
-        reader = open_video(path)
         shown = os.path.join(self.config.root_arg or str(self.config.root), relative.strip())
-        return self._opened(session, path, shown, reader)
+        return self._opened(session, path, shown, _open_as(path, shown), picked=relative.strip())
 
-    def _opened(self, session: Session, path: Path, shown: str, reader: VideoReader) -> OpenVideo:
+    def _opened(
+        self, session: Session, path: Path, shown: str, reader: VideoReader, picked: str | None = None
+    ) -> OpenVideo:
         session.close_video()
-        session.video = OpenVideo(path=path, shown=shown, info=reader.info, reader=reader)
+        session.video = OpenVideo(path=path, shown=shown, info=reader.info, reader=reader, picked=picked)
         return session.video
 
     # ------------------------------------------------------------------ frames and marks
 
-    def frame_view(self, session: Session, index: int, draft: Mark | None = None) -> FrameView:
+    def frame_view(self, session: Session, index: int, live: bool = False) -> FrameView:
+        """Frame ``index`` with what is known there: tracked masks (while tracking, the frames tracked so far),
+        else SAM2's masks of the marks on it, the marks, and the mark not added yet."""
         video = session.require_video()
         index = int(min(max(int(index), 0), video.info.num_frames - 1))
         frame = video.reader.frame(index)
-        tracks = session.tracking.tracks if session.tracking is not None else ()
-        image = draw_frame(frame.image, index, session.names, session.marks, tracks, draft)
+        masks = frame_masks(session, index, live)
+        image = draw_frame(frame.image, index, session.names, session.marks, masks, session.draft)
         return FrameView(index, frame.time, image, video.info.width, video.info.height)
 
-    def draft(self, session: Session, name: str, kind: str, body: str, frame: int) -> Mark | None:
-        """A mark not added yet, for the preview; None while it is incomplete or invalid."""
-        video = session.video
-        if video is None or not (body or "").strip():
+    def draft(self, session: Session, name: str, kind: str, body: str, frame: int, strict: bool = False) -> Mark | None:
+        """A mark not added yet (shown on the frame, and what a preview is of); None while incomplete or invalid.
+
+        ``strict``: a mark that cannot be read (or a name that cannot be used) raises the CLI's message."""
+        video = session.require_video() if strict else session.video
+        session.draft = None
+        if video is None or not body.strip():
             return None
-        for label in (name, "new"):  # the name typed so far may not be valid yet
+        if strict:
+            _check_frame(video, frame)
+            session.draft = make_mark(name, kind, body, frame, video.info.width, video.info.height)
+            return session.draft
+        for label in (name, default_name(session.marks)):  # the name typed so far may not be valid yet
             try:
-                return make_mark(label, kind, body, frame, video.info.width, video.info.height)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RegionClippedWarning)
+                    session.draft = make_mark(label, kind, body, frame, video.info.width, video.info.height)
+                return session.draft
             except InvalidInputError:
                 continue
         return None
 
     def add_mark(self, session: Session, name: str, kind: str, body: str, frame: int) -> Mark:
         video = session.require_video()
-        if not 0 <= int(frame) < video.info.num_frames:
-            raise AppError(f"frame {frame} is outside the video, which has {video.info.num_frames} frames")
-        mark = make_mark(name, kind, body, int(frame), video.info.width, video.info.height)
+        self.check_idle(session, "add a region")
+        _check_frame(video, frame)
+        mark = make_mark(name, kind, body, frame, video.info.width, video.info.height)
         texts = [m for m in session.marks if m.found and mark.name in m.region_names]
         if texts:
             raise AppError(
@@ -306,26 +284,19 @@ class Backend:
                 f"region {mark.name!r} is already marked on frame {mark.frame}: remove that mark first, or mark another frame"
             )
         session.marks.append(mark)
+        session.name, session.draft = mark.name, None
         session.forget_results()
         return mark
 
-    def find_mark(
-        self,
-        session: Session,
-        name: str,
-        phrase: str,
-        frame: int | None,
-        search: TextSearch,
-        span: commands.Span,
-        progress: Progress,
-    ) -> Mark:
-        """Find a region named in words (on ``frame``, or searched for in the span) and add it, placed where found.
-
-        The phrase not found anywhere is the CLI's error (the phrase, the frames searched, the best score).
-        """
+    def prepare_find(
+        self, session: Session, name: str, phrase: str, frame: int | None, search: TextSearch, span: commands.Span
+    ) -> Callable[[EventListener], Mark]:
+        """Check a region named in words; the returned call finds it (on ``frame``, or searched for in the span)
+        and adds it, placed where found. The phrase found nowhere is the CLI's error."""
         video = session.require_video()
-        if frame is not None and not 0 <= int(frame) < video.info.num_frames:
-            raise AppError(f"frame {frame} is outside the video, which has {video.info.num_frames} frames")
+        self.check_idle(session, "add a region")
+        if frame is not None:
+            _check_frame(video, frame)
         prompt = text_prompt(name, phrase, frame)
         if prompt.name in session.names:
             raise AppError(
@@ -340,17 +311,31 @@ class Backend:
                 f"use box {used.box_threshold:g}, text {used.text_threshold:g}, max instances {used.max_instances} "
                 f"again, or remove the other text regions first"
             )
-        progress(0.0, f"finding {prompt.text!r}")
-        with self._model_lock:
-            _, found = self.pipeline.find(video.path, [prompt], start=span.start, end=span.end, search=search)
-        mark = found_mark(prompt, found, search)
-        session.marks.append(mark)
-        session.forget_results()
-        return mark
+
+        def find(on_event: EventListener) -> Mark:
+            with self._model_lock:
+                _, found = self.pipeline.find(
+                    video.path,
+                    [prompt],
+                    start=span.start,
+                    end=span.end,
+                    on_event=on_event,
+                    progress=False,
+                    search=search,
+                )
+            mark = found_mark(prompt, found, search)
+            with session.lock:
+                session.marks.append(mark)
+                session.name = mark.name
+                session.forget_results()
+            return mark
+
+        return find
 
     def remove_mark(self, session: Session, label: str) -> int:
         """Remove ``name@frame`` (one mark) or ``name`` (every mark of that region); how many were removed."""
-        label = (label or "").strip()
+        self.check_idle(session, "remove a region")
+        label = label.strip()
         kept = [m for m in session.marks if label not in (m.name, m.label)]
         removed = len(session.marks) - len(kept)
         if not removed:
@@ -361,52 +346,85 @@ class Backend:
         return removed
 
     def next_name(self, session: Session) -> str:
-        return default_name(session.marks)
+        """The name field's text: the last name used, or the first free default name."""
+        return session.name or default_name(session.marks)
 
     # ------------------------------------------------------------------ model work
 
-    def track(self, session: Session, settings: Settings, progress: Progress) -> TrackingResult:
+    def prepare_preview(self, session: Session, mark: Mark) -> Callable[[EventListener], TrackFrame]:
+        """SAM2's mask of ``mark`` on its own frame: one image prediction (a track of that one frame), not a
+        track through the video. It is the mask a track starts from on that frame."""
+        video = session.require_video()
+        frame = mark.frame
+        end = video.reader.index_to_time(frame + 1) if frame + 1 < video.info.num_frames else None
+
+        def preview(on_event: EventListener) -> TrackFrame:
+            with self._model_lock, warnings.catch_warnings():
+                warnings.simplefilter("ignore", RegionClippedWarning)  # the mark carries the warning
+                result = self.pipeline.track(
+                    video.path,
+                    [mark.prompt],
+                    start=video.reader.index_to_time(frame),
+                    end=end,
+                    on_event=on_event,
+                    progress=False,
+                )
+            (entry,) = [f for f in result.tracks[0].frames if f.index == frame]
+            with session.lock:
+                if session.video is video:  # not another video opened meanwhile
+                    session.previews[mark.key] = entry
+            return entry
+
+        return preview
+
+    def prepare_track(self, session: Session, settings: Settings) -> Callable[[EventListener], TrackingResult]:
         video = session.require_video()
         if not session.marks:
             raise AppError("mark at least one region: drag a box or click on the frame, then add it")
-        progress(0.0, "tracking")
-        search = session.text_search  # None without text regions: nothing to find
-        with self._model_lock:
-            # Text regions are found again on the frame they were found on (the same box), as the command does.
-            result = self.pipeline.track(
-                video.path,
-                [m.prompt for m in session.marks],
-                start=settings.span.start,
-                end=settings.span.end,
-                stride=settings.stride,
-                search=search or self.config.text_search,
-            )
+        marks, search = list(session.marks), session.text_search  # None without text regions: nothing to find
+
+        def track(on_event: EventListener) -> TrackingResult:
+            with self._model_lock:
+                # Text regions are found again on the frame they were found on (the same box), as the command does.
+                result = self.pipeline.track(
+                    video.path,
+                    [m.prompt for m in marks],
+                    start=settings.span.start,
+                    end=settings.span.end,
+                    stride=settings.stride,
+                    on_event=on_event,
+                    progress=False,
+                    search=search or self.config.text_search,
+                )
+            with session.lock:
+                self._tracked_files(session, video, marks, settings, result)
+            return result
+
+        return track
+
+    def _tracked_files(
+        self, session: Session, video: OpenVideo, marks: list[Mark], settings: Settings, result: TrackingResult
+    ) -> None:
         session.forget_results()
         session.tracking, session.tracked_with = result, settings
         # What `garvideo track --out tracks.json` writes (text regions listed with the box each became).
-        meta = {
-            "video": result.video.to_dict(),
-            "prompts": [m.prompt.to_dict() for m in session.marks] + [f.prompt.to_dict() for f in result.found],
-            "provenance": result.provenance.to_dict(),
-        }
-        self._write(session, TRACKS_FILE, lambda p: atomic_write_json(p, tracks_to_json(result.tracks, meta)))
+        document = tracks_document(result, [m.prompt for m in marks])
+        self._write(session, TRACKS_FILE, lambda p: atomic_write_json(p, document))
+        search = session.text_search
         session.commands["track"] = commands.shell_line(
             commands.track_command(
-                video.shown, session.marks, settings.span, settings.stride, self.config.models, TRACKS_FILE, search
+                video.shown, marks, settings.span, settings.stride, self.config.models, TRACKS_FILE, search
             )
         )
-        progress(0.95, "thumbnails")
         self._thumbnails(session)
-        return result
 
-    def _tracked(self, session: Session, settings: Settings, progress: Progress) -> TrackingResult:
+    def _tracked(self, session: Session, settings: Settings, on_event: EventListener) -> TrackingResult:
         """The session's tracks for these settings, tracking first when there are none (or they are stale)."""
         if session.tracking is None or session.tracked_with != settings:
-            self.track(session, settings, progress)
-        assert session.tracking is not None
+            return self.prepare_track(session, settings)(on_event)
         return session.tracking
 
-    def describe(
+    def prepare_describe(
         self,
         session: Session,
         settings: Settings,
@@ -414,40 +432,56 @@ class Backend:
         frames_per_window: int,
         generation: commands.Generation,
         overlay: bool,
-        progress: Progress,
-    ) -> DescribeResult:
+    ) -> Callable[[EventListener], DescribeResult]:
         video = session.require_video()
-        tracking = self._tracked(session, settings, progress)
-        progress(0.3, "describing")
-        with self._model_lock:
-            result = self.pipeline.describe(
-                video.path,
-                tracks=tracking.tracks,
-                start=settings.span.start,
-                end=settings.span.end,
-                window=window,
-                frames_per_window=frames_per_window,
-                frames=generation.frames,
-                tiling=generation.tiling,
-                max_new_tokens=generation.max_new_tokens,
-            )
+        if session.tracking is None and not session.marks:
+            self.prepare_track(session, settings)  # says what to do first
+
+        def describe(on_event: EventListener) -> DescribeResult:
+            tracking = self._tracked(session, settings, on_event)
+            with self._model_lock:
+                result = self.pipeline.describe(
+                    video.path,
+                    tracks=tracking.tracks,
+                    start=settings.span.start,
+                    end=settings.span.end,
+                    window=window,
+                    frames_per_window=frames_per_window,
+                    frames=generation.frames,
+                    tiling=generation.tiling,
+                    max_new_tokens=generation.max_new_tokens,
+                    on_event=on_event,
+                    progress=False,
+                )
+            with session.lock:
+                self._described_files(session, video, settings, result, window, frames_per_window, generation)
+            if overlay:
+                self._overlay(session, video, result)
+            return result
+
+        return describe
+
+    def _described_files(
+        self,
+        session: Session,
+        video: OpenVideo,
+        settings: Settings,
+        result: DescribeResult,
+        window: float | None,
+        frames_per_window: int,
+        generation: commands.Generation,
+    ) -> None:
         session.described = result
-        # The document of `garvideo describe --tracks tracks.json`: regions come from the tracks file.
-        document = result_document("describe", result.video, result.tracks, [], result)
+        # The document of `garvideo describe --tracks tracks.json`, listing the marks the tracks were made from.
+        prompts = _prompts(session.marks, session.tracking)
+        document = result_document("describe", result.video, result.tracks, prompts, result)
         self._write(session, RESULT_FILE, lambda p: atomic_write_json(p, document))
         cues = timeline_cues(result)
         self._write(session, SRT_FILE, lambda p: atomic_write_text(p, to_srt(cues)))
         self._write(session, VTT_FILE, lambda p: atomic_write_text(p, to_vtt(cues)))
-        outputs = {"--out": RESULT_FILE, "--srt": SRT_FILE, "--vtt": VTT_FILE}
         stale = session.files.pop(OVERLAY_FILE, None)
         if stale is not None:
             stale.unlink(missing_ok=True)
-        if overlay:
-            progress(0.8, "drawing the overlay video")
-            self._write(
-                session, OVERLAY_FILE, lambda p: render_overlay(video.path, p, result.tracks, cues, progress=False)
-            )
-            outputs["--overlay"] = OVERLAY_FILE
         session.commands["describe"] = commands.shell_line(
             commands.describe_command(
                 video.shown,
@@ -457,48 +491,90 @@ class Backend:
                 frames_per_window,
                 generation,
                 self.config.models,
-                outputs,
+                {"--out": RESULT_FILE, "--srt": SRT_FILE, "--vtt": VTT_FILE},
             )
         )
-        return result
 
-    def ask(
+    def _overlay(self, session: Session, video: OpenVideo, result: DescribeResult) -> None:
+        cues = timeline_cues(result)
+        path = session.folder / OVERLAY_FILE
+        render_overlay(video.path, path, result.tracks, cues, progress=False)
+        with session.lock:
+            if session.described is result:  # still the session's description
+                session.files[OVERLAY_FILE] = path
+                session.commands["describe"] += " " + commands.shell_line(["--overlay", OVERLAY_FILE])
+
+    def prepare_ask(
         self,
         session: Session,
         settings: Settings,
         question: str,
         options: Sequence[str],
         generation: commands.Generation,
-        progress: Progress,
-    ) -> Answer:
+    ) -> Callable[[EventListener], Turn]:
         video = session.require_video()
         options = [o.strip() for o in options if o.strip()]
         if len(options) == 1:
             raise AppError("a multiple-choice question needs at least two options (one per line)")
-        tracking = self._tracked(session, settings, progress)
-        progress(0.5, "answering")
-        span = settings.span
-        with self._model_lock:
-            answer = self.pipeline.ask(
-                video.path,
-                question,
-                tracks=tracking.tracks,
-                options=options or None,
-                start=span.start,
-                end=span.end,
-                frames=generation.frames,
-                tiling=generation.tiling,
-                max_new_tokens=generation.max_new_tokens,
-            )
-        session.answer = answer
-        document = result_document("ask", answer.video, answer.tracks, [], None, [answer])
-        self._write(session, ANSWER_FILE, lambda p: atomic_write_json(p, document))
-        session.commands["ask"] = commands.shell_line(
+        if not question.strip():
+            raise AppError("type a question first, naming regions as <name>")
+        if session.tracking is None and not session.marks:
+            self.prepare_track(session, settings)  # says what to do first
+        # The regions named must be marked: said now, as the command line does, not after tracking.
+        resolve_references(" ".join([question, *options]), session.names)
+        number = len(session.conversation) + 1
+        with session.lock:
+            session.conversation.append(Turn(number, question, tuple(options)))
+
+        def ask(on_event: EventListener) -> Turn:
+            try:
+                tracking = self._tracked(session, settings, on_event)
+                with self._model_lock:
+                    answer = self.pipeline.ask(
+                        video.path,
+                        question,
+                        tracks=tracking.tracks,
+                        options=options or None,
+                        start=settings.span.start,
+                        end=settings.span.end,
+                        frames=generation.frames,
+                        tiling=generation.tiling,
+                        max_new_tokens=generation.max_new_tokens,
+                        on_event=on_event,
+                        progress=False,
+                    )
+            except BaseException:
+                with session.lock:  # an unanswered question leaves no turn behind
+                    session.conversation = [t for t in session.conversation if t.number != number]
+                raise
+            with session.lock:
+                return self._answered(session, video, settings, generation, number, answer)
+
+        return ask
+
+    def _answered(
+        self,
+        session: Session,
+        video: OpenVideo,
+        settings: Settings,
+        generation: commands.Generation,
+        number: int,
+        answer: Answer,
+    ) -> Turn:
+        name = answer_file(number)
+        prompts = _prompts(session.marks, session.tracking)
+        document = result_document("ask", answer.video, answer.tracks, prompts, None, [answer])
+        self._write(session, name, lambda p: atomic_write_json(p, document))
+        options = list(answer.options or ())
+        command = commands.shell_line(
             commands.ask_command(
-                video.shown, question, options, TRACKS_FILE, span, generation, self.config.models, ANSWER_FILE
+                video.shown, answer.question, options, TRACKS_FILE, settings.span, generation, self.config.models, name
             )
         )
-        return answer
+        session.commands["ask"] = command
+        turn = Turn(number, answer.question, tuple(options), answer, answer.text, command, name)
+        session.conversation = [turn if t.number == number else t for t in session.conversation]
+        return turn
 
     # ------------------------------------------------------------------ helpers
 
@@ -512,21 +588,42 @@ class Backend:
         """A strip of frames spread over the tracked span, each with the masks drawn."""
         video = session.require_video()
         tracking = session.tracking
-        session._drop_thumbnails()
+        session.thumbnails = []
         if tracking is None:
             return
         tracked = sorted({f.index for t in tracking.tracks for f in t.frames})
         if not tracked:
             return
-        indices = spread(tracked, THUMBNAILS)
-        folder = session.folder / "thumbnails"
-        folder.mkdir(exist_ok=True)
-        run = secrets.token_hex(3)  # new names each run: the page must not show a cached older strip
-        for frame in video.reader.read(indices):
-            image = draw_frame(frame.image, frame.index, session.names, (), tracking.tracks, width=THUMB_WIDTH)
-            path = folder / f"{run}-{frame.index:06d}.jpg"
-            path.write_bytes(jpeg_bytes(image))
-            session.thumbnails.append((path, f"{frame.index} · {format_clock(frame.time)}", frame.index))
+        for frame in video.reader.read(spread(tracked, THUMBNAILS)):
+            session.thumbnails.append(self.thumbnail(session, frame.index, frame.image, frame.time, live=False))
+
+    def thumbnail(self, session: Session, index: int, image: np.ndarray, time_s: float, live: bool) -> Thumbnail:
+        """A small picture of frame ``index`` with its masks (while a job runs, ``live``: the masks it made)."""
+        small = draw_frame(image, index, session.names, (), frame_masks(session, index, live), width=THUMB_WIDTH)
+        return Thumbnail(index, f"{index} · {format_clock(time_s)}", data_url(small))
+
+
+def _prompts(marks: Sequence[Mark], tracking: TrackingResult | None) -> list:
+    """The prompts a result lists: the marks the tracks came from, text regions with the box each was found as."""
+    return result_prompts([m.prompt for m in marks], tracking.found if tracking is not None else ())
+
+
+def _check_frame(video: OpenVideo, frame: int) -> None:
+    if not 0 <= frame < video.info.num_frames:
+        raise AppError(f"frame {frame} is outside the video, which has {video.info.num_frames} frames")
+
+
+def _open_as(path: Path, shown: str) -> VideoReader:
+    """Open a video; a message names it as the user gave it (not the app's own path for it)."""
+    try:
+        return open_video(path)
+    except GarvideoError as exc:
+        message = str(exc).replace(str(path), shown)
+        try:
+            renamed = type(exc)(message)
+        except Exception:  # an error class that takes more than its message
+            renamed = AppError(message)
+        raise renamed from None
 
 
 def _found_with(search: TextSearch) -> tuple[float, float, int]:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
-from ..errors import InvalidInputError
+from ..paths import is_inside, safe_file_name
+from ..paths import resolve_under_root as _resolve_under_root
+
+__all__ = ["is_inside", "list_root_videos", "resolve_under_root", "safe_file_name"]
 
 #: File suffixes listed in the ``--root`` picker (any file may still be opened by name).
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".wmv", ".flv", ".3gp")
@@ -13,31 +16,9 @@ VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpe
 MAX_LISTED = 2000
 
 
-def is_inside(path: Path, folder: Path) -> bool:
-    """Whether ``path`` is ``folder`` or below it (both already resolved)."""
-    return path == folder or folder in path.parents
-
-
 def resolve_under_root(root: Path, relative: str) -> Path:
-    """The real path of ``relative`` under ``root``; :class:`InvalidInputError` for anything that leaves it.
-
-    Refused: absolute paths, ``..`` anywhere, and paths that resolve outside ``root`` (a symlink
-    pointing out of it, at any depth). ``root`` must be resolved already.
-    """
-    text = (relative or "").strip()
-    if not text:
-        raise InvalidInputError("choose a video under the app's --root folder")
-    parts = PurePosixPath(text.replace("\\", "/"))
-    if parts.is_absolute() or os.path.isabs(text):
-        raise InvalidInputError(f"{text!r} is an absolute path: give a path relative to the app's --root folder")
-    if ".." in parts.parts:
-        raise InvalidInputError(f"{text!r} leaves the app's --root folder ('..' is not allowed)")
-    resolved = (root / Path(*parts.parts)).resolve()
-    if not is_inside(resolved, root):
-        raise InvalidInputError(f"{text!r} leads outside the app's --root folder (through a symbolic link)")
-    if not resolved.exists():
-        raise InvalidInputError(f"there is no {text!r} under the app's --root folder")
-    return resolved
+    """The real path of ``relative`` under ``root`` (see :func:`garvideo.paths.resolve_under_root`)."""
+    return _resolve_under_root(root, relative, "the app's --root folder")
 
 
 def list_root_videos(root: Path) -> list[str]:
@@ -55,10 +36,3 @@ def list_root_videos(root: Path) -> list[str]:
             if len(found) >= MAX_LISTED:
                 return sorted(found)
     return sorted(found)
-
-
-def safe_file_name(name: str, default: str = "video") -> str:
-    """A plain file name from an uploaded name: no folders, no leading dots, no odd characters."""
-    base = Path(name.replace("\\", "/")).name
-    cleaned = "".join(c if c.isalnum() or c in "._-" else "_" for c in base).lstrip(".")
-    return cleaned[:120] or default

@@ -1,23 +1,23 @@
-"""The regions a user marks in the app: each kind of mark, written as the command line writes it.
+"""The regions a user marks in the app: each kind of mark, read with the command line's own grammar.
 
-A mark typed in the app ("27,91,137,175" for a box, "120,80;!60,40" for clicks, "a red car" for a
-region named in words) is the body of the matching CLI option, so the command that reproduces a run
-is the marks written out (``--box cat=27,91,137,175@12``). The app reads a body into a
-:class:`RegionPrompt` itself (library code does not import the CLI); a test reads each mark's
-command back with the CLI's parser and checks it gives the same prompt. A region named in words is
-found by the pipeline's detector when it is added; its mark is then placed on the frame it was found
+A mark typed or drawn in the app ("27,91,137,175" for a box, "120,80;!60,40" for clicks, "a red car" for
+a region named in words) is the body of the matching CLI option, read by the one grammar for marks
+(:mod:`garvideo.tracking.marks`), so the command that reproduces a run is the marks written out
+(``--box cat=27,91,137,175@12``) and a mistake gets the command line's message. A region named in words
+is found by the pipeline's detector when it is added; its mark is then placed on the frame it was found
 on (``--text car="a red car"@12``), so the command finds the same box again whatever span it tracks.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
+import warnings
 from dataclasses import dataclass
 
 from ..errors import InvalidInputError
 from ..names import check_command_line_name
 from ..pipeline import FoundRegion, RegionPrompt, TextSearch
+from ..tracking import RegionClippedWarning
+from ..tracking.marks import OPTIONS, free_names, mark_prompt, mark_text
 
 
 @dataclass(frozen=True)
@@ -26,55 +26,17 @@ class RegionKind:
 
     key: str  # the value the API takes ("box", "points")
     label: str  # shown in the page
-    option: str  # the CLI option that takes the same text
     placeholder: str
-    parse: Callable[[str, str, int | None], RegionPrompt]  # (name, body, frame) -> RegionPrompt
+
+    @property
+    def option(self) -> str:
+        """The CLI option that takes the same text."""
+        return OPTIONS[self.key]
 
 
-def _numbers(body: str, count: int, what: str, example: str) -> tuple[float, ...]:
-    try:
-        values = tuple(float(part) for part in body.split(","))
-    except ValueError:
-        values = ()
-    if len(values) != count or not all(math.isfinite(v) for v in values):
-        raise InvalidInputError(f"{what} {body.strip()!r}: expected {count} comma-separated numbers, e.g. {example}")
-    return values
-
-
-def box_prompt(name: str, body: str, frame: int | None) -> RegionPrompt:
-    """A box typed or dragged as ``x1,y1,x2,y2`` (the body of ``--box``)."""
-    return RegionPrompt.from_box(name, _numbers(body, 4, "the box", "27,91,137,175"), frame)  # type: ignore[arg-type]
-
-
-def points_prompt(name: str, body: str, frame: int | None) -> RegionPrompt:
-    """Clicks ``x,y;!x,y`` (the body of ``--points``): ``!`` or ``~`` before a click marks background."""
-    points, labels = [], []
-    for chunk in (c.strip() for c in body.split(";")):
-        if chunk:
-            background = chunk[0] in "!~"
-            points.append(_numbers(chunk[1:] if background else chunk, 2, "the click", "80,120;!300,40"))
-            labels.append(0 if background else 1)
-    if not points:
-        raise InvalidInputError(f"no clicks in {body.strip()!r}: click on the frame, or type x,y;!x,y")
-    return RegionPrompt.from_points(name, points, frame, labels)  # type: ignore[arg-type]
-
-
-def _phrase_prompt(name: str, phrase: str, frame: int | None) -> RegionPrompt:
-    phrase = " ".join((phrase or "").split())
-    if not phrase:
-        raise InvalidInputError(f"the phrase of {name!r} is empty: name the object in words, e.g. a red car")
-    return RegionPrompt.from_text(name, phrase, frame)
-
-
-BOX = RegionKind("box", "box (drag on the frame)", "--box", "x1,y1,x2,y2", box_prompt)
-POINTS = RegionKind(
-    "points",
-    "clicks (click on the frame; shift-click or right-click = background)",
-    "--points",
-    "x,y;!x,y",
-    points_prompt,
-)
-TEXT = RegionKind("text", "words (the detector finds it)", "--text", "a red car", _phrase_prompt)
+BOX = RegionKind("box", "box (drag on the frame)", "x1,y1,x2,y2")
+POINTS = RegionKind("points", "clicks (click on the frame; shift-click or right-click = background)", "x,y;!x,y")
+TEXT = RegionKind("text", "words (the detector finds it)", "a red car")
 # The kinds the region panel offers, in order. Box and clicks are drawn on the frame; a text region is
 # found by the detector (Backend.find_mark), not typed onto a frame.
 REGION_KINDS: tuple[RegionKind, ...] = (BOX, POINTS, TEXT)
@@ -98,6 +60,7 @@ class Mark:
     # A text region: what the detector found (one entry per instance, name, name#2, ...) and with what settings.
     found: tuple[FoundRegion, ...] = ()
     search: TextSearch | None = None
+    warning: str | None = None  # the command line's warning for this mark (a box clipped to the frame)
 
     @property
     def name(self) -> str:
@@ -118,8 +81,13 @@ class Mark:
         """How the page and the API name this mark: ``cat@12``."""
         return f"{self.name}@{self.frame}"
 
+    @property
+    def key(self) -> tuple[str, int, str, str]:
+        """What makes two marks the same mark (the mask SAM2 gives one is the other's)."""
+        return (self.name, self.frame, self.kind.key, self.body)
+
     def cli_args(self) -> list[str]:
-        return [self.kind.option, f"{self.name}={self.body}@{self.frame}"]
+        return [self.kind.option, mark_text(self.name, self.body, self.frame)]
 
 
 def check_name(name: str) -> str:
@@ -128,7 +96,11 @@ def check_name(name: str) -> str:
 
 
 def make_mark(name: str, kind_key: str, body: str, frame: int, width: int, height: int) -> Mark:
-    """Read a mark as the CLI reads its option and check it against the frame; :class:`InvalidInputError` if it cannot be."""
+    """Read a mark as the CLI reads its option and check it against the frame; :class:`InvalidInputError` if it cannot be.
+
+    A box reaching outside the frame is kept as typed (the command line clips it the same way) and the
+    mark carries the command line's warning.
+    """
     kind = region_kind(kind_key)
     if kind not in DRAWN_KINDS:
         raise InvalidInputError(
@@ -142,15 +114,18 @@ def make_mark(name: str, kind_key: str, body: str, frame: int, width: int, heigh
             f"mark the region {name!r} first: {'drag a box' if kind is BOX else 'click'} on the frame, "
             f"or type {kind.placeholder}"
         )
-    prompt = kind.parse(name, body, int(frame))
+    prompt = mark_prompt(kind.key, name, body, int(frame))
     # The tracker would clip a box that sticks out and refuse one of zero area; say so now, on this frame.
-    prompt.fit_to_frame(width, height)
-    return Mark(kind=kind, body=body, prompt=prompt)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RegionClippedWarning)
+        prompt.fit_to_frame(width, height)
+    clipped = [str(w.message) for w in caught if issubclass(w.category, RegionClippedWarning)]
+    return Mark(kind=kind, body=body, prompt=prompt, warning=clipped[0] if clipped else None)
 
 
 def text_prompt(name: str, phrase: str, frame: int | None) -> RegionPrompt:
     """The text region the CLI reads from ``--text NAME=PHRASE[@FRAME]`` (None: search the video)."""
-    return _phrase_prompt(check_name(name), phrase, None if frame is None else int(frame))
+    return mark_prompt(TEXT.key, check_name(name), " ".join((phrase or "").split()), frame)
 
 
 def found_mark(prompt: RegionPrompt, found: tuple[FoundRegion, ...], search: TextSearch) -> Mark:
@@ -160,9 +135,5 @@ def found_mark(prompt: RegionPrompt, found: tuple[FoundRegion, ...], search: Tex
 
 
 def default_name(marks: list[Mark]) -> str:
-    """``region1``, ``region2``, ...: the first name no mark uses (as the CLI names unnamed regions)."""
-    taken = {m.name for m in marks}
-    number = 1
-    while f"region{number}" in taken:
-        number += 1
-    return f"region{number}"
+    """The first default name (``region1``, ``region2``, ...) no mark uses, as the command line names regions."""
+    return next(free_names({m.name for m in marks}))

@@ -49,15 +49,26 @@ def build(config: AppConfig, pipeline: Pipeline):
     """The backend and the Gradio Blocks (queue configured), not launched.
 
     ``config.temp_root`` becomes Gradio's upload and output cache (``GRADIO_TEMP_DIR``), so every file
-    the app receives or serves lives there and is gone when the app stops.
+    the app receives or serves lives there and is gone when the app stops. An upload is opened only if
+    Gradio's upload route received it (its record of uploads, ``upload_file_set``).
     """
     _before_gradio(config)
     from .ui import Page
 
-    backend = Backend(config, pipeline)
+    blocks = []
+    backend = Backend(config, pipeline, uploaded=lambda path: _was_uploaded(blocks, path))
     demo = Page(backend).build()
-    demo.queue(default_concurrency_limit=None)  # per event: page updates unlimited, model work one at a time
+    blocks.append(demo)
+    # Model work queues in the app (jobs.ModelQueue, which tells each waiter its place): Gradio runs every event.
+    demo.queue(default_concurrency_limit=None)
     return backend, demo
+
+
+def _was_uploaded(blocks: list, path: Path) -> bool:
+    if not blocks:
+        return False
+    uploads = getattr(blocks[0], "upload_file_set", ())
+    return any(Path(p).resolve() == path for p in list(uploads))
 
 
 def serve(
@@ -70,7 +81,7 @@ def serve(
 ) -> None:
     """Serve until ``stop`` is set, Ctrl+C or SIGTERM; then remove every file the app made."""
     _before_gradio(config)
-    from .ui import CSS
+    from .assets import CSS
 
     stop = stop or threading.Event()
     backend = demo = None
@@ -117,8 +128,14 @@ def serve(
 
 
 def _before_gradio(config: AppConfig) -> None:
-    """Settings Gradio reads when first imported (some folders are fixed then): set them before that."""
+    """Settings Gradio reads when first imported (some folders are fixed then): set them before that.
+
+    Every folder Gradio keeps files in, and serves, is inside the app's temporary folder: uploads and
+    outputs (``GRADIO_TEMP_DIR``) and the examples cache (``GRADIO_EXAMPLES_CACHE``, by default
+    ``.gradio/cached_examples`` under the working folder, whose files Gradio's file route serves).
+    """
     os.environ["GRADIO_TEMP_DIR"] = str(config.temp_root)
+    os.environ["GRADIO_EXAMPLES_CACHE"] = str(config.temp_root / "examples")
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # the app never calls out
 
 

@@ -12,23 +12,34 @@ of a cluster job array can share one output folder. Runs of the same items
 on one folder at the same time share the work: each item is locked while it
 is computed (:mod:`garvideo.batch.locks`), the other runs leave it and come
 back for it (its result, or the item itself if its run died) at the end.
+
+Every file a job writes goes through :func:`garvideo.files.write_or_rescue`: a result the folder refuses
+after the work (a full disk, a read-only remount) is saved elsewhere and its item recorded as failed with
+where it went; the failures file and the summary are always written, there or elsewhere
+(:attr:`BatchSummary.problems` says where). ``OUT/run.json`` records the settings the results were made
+with (:func:`check_run_settings`): a later run with other settings is refused rather than mixed in.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import json
 import os
 import time
 import traceback
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
 from ..errors import GarvideoError, InvalidInputError
-from ..files import atomic_write_json, atomic_write_text, is_abandoned_temporary
+from ..files import atomic_write_json, atomic_write_text, is_abandoned_temporary, is_temporary, write_or_rescue
 from .locks import ItemLock, lock_path, remove_stale_locks
+
+#: The settings a folder's results were made with (:func:`check_run_settings`).
+RUN_FILE = "run.json"
 
 
 class Keyed(Protocol):
@@ -57,10 +68,11 @@ class BatchSummary:
     seconds: float
     shard: tuple[int, int] = (0, 1)
     done_elsewhere: int = 0  # finished meanwhile by another run on the same folder
+    problems: tuple[str, ...] = ()  # the job's own files (failures, summary) not written where they belong
 
     @property
     def ok(self) -> bool:
-        return not self.failed
+        return not self.failed and not self.problems
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -72,7 +84,18 @@ class BatchSummary:
             "failures": [f.to_dict() for f in self.failed],
             "seconds": round(self.seconds, 3),
             "shard": {"index": self.shard[0], "count": self.shard[1]},
+            "problems": list(self.problems),
         }
+
+
+@dataclass(frozen=True)
+class ItemOutput:
+    """What ``process`` may return for an item: its result document and the text files to write beside it
+    (``(suffix, text)``: ``OUT/<key><suffix>``), written first so that a result on disk means a complete item.
+    A plain dict is a result document alone."""
+
+    document: dict[str, Any]
+    side_files: tuple[tuple[str, str], ...] = ()
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
@@ -81,23 +104,57 @@ def parse_shard(text: str | None) -> tuple[int, int]:
         return (0, 1)
     try:
         index_text, count_text = text.split("/")
-        index, count = int(index_text), int(count_text)
-    except ValueError as exc:
-        raise InvalidInputError(f"cannot read shard {text!r}: use K/N, e.g. 0/4 for the first of four workers") from exc
+        index, count = _whole(index_text), _whole(count_text)
+    except ValueError:
+        raise InvalidInputError(
+            f"cannot read shard {text!r}: use K/N, e.g. 0/4 for the first of four workers"
+        ) from None
+    return _checked_shard(index, count, f"shard {text!r}", "K/N needs 0 <= K < N")
+
+
+def _whole(text: str) -> int:
+    text = text.strip()
+    if not text.lstrip("-").isdigit() or len(text) > 12:
+        raise ValueError(text)
+    return int(text)
+
+
+def _checked_shard(index: int, count: int, given: str, rule: str) -> tuple[int, int]:
     if count < 1 or not 0 <= index < count:
-        raise InvalidInputError(f"shard {text!r} is out of range: K/N needs 0 <= K < N")
+        raise InvalidInputError(f"{given} is out of range: {rule}")
     return (index, count)
 
 
+def _environment_whole(name: str, default: int | None = None) -> int:
+    text = os.environ.get(name)
+    if text is None and default is not None:
+        return default
+    try:
+        return _whole(text or "")
+    except ValueError:
+        raise InvalidInputError(f"{name}={text!r} is not a whole number: cannot tell this worker's shard") from None
+
+
 def shard_from_environment() -> tuple[int, int] | None:
-    """The worker's place in a SLURM job array or a torchrun/MPI launch, when run under one."""
+    """The worker's place in a SLURM job array or a torchrun/MPI launch, when run under one.
+
+    Checked as ``--shard`` is: a SLURM task outside its array (``sbatch --array=0-6:2`` numbers tasks 0, 2, 4, 6:
+    the step is taken into account), a size of 0 or a value that is no number is an :class:`InvalidInputError`,
+    never a silently empty shard.
+    """
     env = os.environ
     if "SLURM_ARRAY_TASK_ID" in env and "SLURM_ARRAY_TASK_COUNT" in env:
-        offset = int(env.get("SLURM_ARRAY_TASK_MIN", "0"))
-        return (int(env["SLURM_ARRAY_TASK_ID"]) - offset, int(env["SLURM_ARRAY_TASK_COUNT"]))
+        task, count = _environment_whole("SLURM_ARRAY_TASK_ID"), _environment_whole("SLURM_ARRAY_TASK_COUNT")
+        first, step = _environment_whole("SLURM_ARRAY_TASK_MIN", 0), _environment_whole("SLURM_ARRAY_TASK_STEP", 1)
+        given = f"SLURM_ARRAY_TASK_ID={task} (array of {count} tasks from {first}, step {step})"
+        rule = "give each task its shard with --shard K/N (an array with gaps cannot be told apart)"
+        if step < 1 or (task - first) % step:
+            raise InvalidInputError(f"{given} is not one of the array's tasks: {rule}")
+        return _checked_shard((task - first) // step, count, given, rule)
     for rank, size in (("RANK", "WORLD_SIZE"), ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE")):
         if rank in env and size in env:
-            return (int(env[rank]), int(env[size]))
+            index, count = _environment_whole(rank), _environment_whole(size)
+            return _checked_shard(index, count, f"{rank}={index} with {size}={count}", f"{rank} must be below {size}")
     return None
 
 
@@ -151,28 +208,128 @@ def _read_failures(path: Path) -> list[dict[str, Any]]:
     return records
 
 
+def _failure_records(
+    out_dir: Path, path: Path, failures: Sequence[Failure], handled: Collection[str]
+) -> list[dict[str, Any]]:
+    """This run's failures after those another run on the folder recorded for items this run did not handle."""
+    handled = set(handled) | {failure.key for failure in failures}
+    others = [
+        record
+        for record in _read_failures(path)
+        if record["key"] not in handled and not is_done(out_dir, record["key"])
+    ]
+    return others + [f.to_dict() for f in failures]
+
+
+def _records_text(records: Sequence[dict[str, Any]]) -> str:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+
+
 def write_failures(out_dir: Path, path: Path, failures: Sequence[Failure], handled: Collection[str] = ()) -> None:
     """Record this run's failures, keeping those another run on the folder recorded for items it did not handle.
 
     Entries of items this run handled (``handled``, and every item in ``failures``) or that are done now
     are replaced; the file is rewritten under a short lock so two runs never lose each other's records.
+    Raises ``OSError`` when the folder refuses (see :func:`finish_job` for the rescue).
     """
-    handled = set(handled) | {failure.key for failure in failures}
     lock = ItemLock.wait(path.with_name(path.name + ".lock"))
     try:
-        others = [
-            record
-            for record in _read_failures(path)
-            if record["key"] not in handled and not is_done(out_dir, record["key"])
-        ]
-        records = others + [f.to_dict() for f in failures]
+        records = _failure_records(out_dir, path, failures, handled)
         if records:
-            atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+            atomic_write_text(path, _records_text(records))
         else:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
     finally:
         lock.release()
+
+
+def note_failures(out_dir: Path, path: Path, failures: Sequence[Failure], handled: Collection[str] = ()) -> None:
+    """:func:`write_failures` as the job goes (so a killed run leaves its failures): a folder that refuses now is
+    left to :func:`finish_job`, which rescues the file."""
+    with contextlib.suppress(OSError):
+        write_failures(out_dir, path, failures, handled)
+
+
+def write_item(out_dir: Path, key: str, output: dict[str, Any] | ItemOutput) -> list[str]:
+    """Write an item's side files, then its result document, each atomically; return what went wrong, one
+    sentence each (empty: all written where they belong).
+
+    Nothing is lost: a file the folder refuses is saved elsewhere (:func:`~garvideo.files.write_or_rescue`). A
+    result on disk means a complete item, so when a side file could not be written the document goes to
+    ``<key>.incomplete.json`` instead and a re-run does the item again.
+    """
+    if not isinstance(output, ItemOutput):
+        output = ItemOutput(output)
+    problems = []
+    for suffix, text in output.side_files:
+        write = functools.partial(_write_text, text=text)
+        problems.append(write_or_rescue(out_dir / f"{key}{suffix}", write, f"{suffix} file of {key}"))
+    problems = [problem for problem in problems if problem]
+    write_document = functools.partial(_write_json, document=output.document)
+    incomplete = out_dir / f"{key}.incomplete.json"
+    if problems:
+        problems.append(
+            write_or_rescue(incomplete, write_document, f"result of {key}")
+            or f"the result of {key} is in {incomplete}, as its other files are not all in {out_dir}"
+        )
+        return problems
+    problem = write_or_rescue(result_path(out_dir, key), write_document, "result")
+    if problem:
+        return [problem]
+    with contextlib.suppress(OSError):
+        incomplete.unlink()  # an earlier run's
+    return []
+
+
+def _write_text(target: Path, text: str) -> None:
+    atomic_write_text(target, text)
+
+
+def _write_json(target: Path, document: Any) -> None:
+    atomic_write_json(target, document)
+
+
+def _holds_results(folder: Path) -> bool:
+    """Whether ``folder`` holds item results (``<key>.json``, not the job's own files)."""
+    own = {RUN_FILE, "eval_summary.json"}
+    with contextlib.suppress(FileNotFoundError):
+        for path in folder.iterdir():
+            name = path.name
+            if name.endswith(".json") and name not in own and not name.startswith("summary") and not is_temporary(path):
+                return True
+    return False
+
+
+def _differences(before: Mapping[str, Any], now: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
+    """``(name, before, now)`` of each setting that differs; nested settings by their own name (``srt``)."""
+    changed = []
+    for key in sorted(set(before) | set(now)):
+        old, new = before.get(key), now.get(key)
+        if isinstance(old, Mapping) and isinstance(new, Mapping):
+            changed += _differences(old, new)
+        elif old != new:
+            changed.append((key, old, new))
+    return changed
+
+
+def check_run_settings(folder: Path, settings: Mapping[str, Any], *, record: bool = True) -> None:
+    """Refuse a folder whose results were made with other settings; else record these (``record``) in
+    ``folder/run.json``. A record without results beside it (a run stopped before its first) is replaced."""
+    path = folder / RUN_FILE
+    wanted = json.loads(json.dumps(dict(settings)))  # as it reads back from JSON
+    recorded = None
+    with contextlib.suppress(OSError, ValueError):
+        recorded = json.loads(path.read_text(encoding="utf-8"))
+    if isinstance(recorded, dict) and recorded != wanted and _holds_results(folder):
+        details = ", ".join(f"{k}: {old!r} before, {new!r} now" for k, old, new in _differences(recorded, wanted))
+        raise InvalidInputError(
+            f"{folder} holds results made with other settings ({details}): use another --out, "
+            f"or delete that folder to start over"
+        )
+    if record and recorded != wanted:
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(path, wanted)
 
 
 @dataclass
@@ -223,7 +380,13 @@ def finish_job(
     ``handled``: the items this run computed or tried (see :func:`write_failures`); ``done_elsewhere``:
     items another run on the same folder finished meanwhile.
     """
-    write_failures(out_dir, failures_path(out_dir, shard), failures, handled)
+    problems = []
+    fail_file = failures_path(out_dir, shard)
+    try:
+        write_failures(out_dir, fail_file, failures, handled)
+    except OSError:  # the folder refuses (full, read-only): the records are saved elsewhere
+        text = _records_text(_failure_records(out_dir, fail_file, failures, handled))
+        problems.append(write_or_rescue(fail_file, functools.partial(_write_text, text=text), "failures file"))
     summary = BatchSummary(
         total=total,
         done_before=done_before,
@@ -232,8 +395,13 @@ def finish_job(
         seconds=time.monotonic() - start,
         shard=shard,
         done_elsewhere=done_elsewhere,
+        problems=tuple(p for p in problems if p),
     )
-    atomic_write_json(summary_path(out_dir, shard), summary.to_dict())
+    problem = write_or_rescue(
+        summary_path(out_dir, shard), functools.partial(_write_json, document=summary.to_dict()), "summary"
+    )
+    if problem:
+        summary = dataclasses.replace(summary, problems=(*summary.problems, problem))
     return summary
 
 
@@ -243,7 +411,7 @@ class BatchJob(Generic[ItemT]):
 
     items: Sequence[ItemT]
     out_dir: Path
-    process: Callable[[ItemT], dict[str, Any]]
+    process: Callable[[ItemT], dict[str, Any] | ItemOutput]
     shard: tuple[int, int] = (0, 1)
     progress: bool = True
     on_item: Callable[[ItemT, str], None] | None = None  # called with "done", "skipped" or "failed"
@@ -295,7 +463,10 @@ class BatchJob(Generic[ItemT]):
         if is_done(out_dir, item.key):
             self._notify(item, "skipped")
             return finished
-        lock = ItemLock.acquire(lock_path(out_dir, item.key))
+        try:
+            lock = ItemLock.acquire(lock_path(out_dir, item.key))
+        except OSError as exc:  # the folder refuses even a lock (read-only, full): the item cannot be done here
+            return self._failed(state, item, Failure(item.key, f"cannot lock it in {out_dir}: {exc.strerror or exc}"))
         if lock is None:
             return "busy"
         try:
@@ -308,16 +479,21 @@ class BatchJob(Generic[ItemT]):
                 with lock.kept_fresh():
                     result = self.process(item)
             except Exception as exc:  # noqa: BLE001 - one bad item must not stop the batch
-                state.failures.append(failure_from(item.key, exc))
-            else:
-                atomic_write_json(result_path(out_dir, item.key), result)
-                self._notify(item, "done")
-                return "done"
-            write_failures(out_dir, state.fail_file, state.failures, state.handled)
-            self._notify(item, "failed")
-            return "failed"
+                return self._failed(state, item, failure_from(item.key, exc))
+            problems = write_item(out_dir, item.key, result)
+            if problems:
+                return self._failed(state, item, Failure(item.key, "; ".join(problems)))
+            self._notify(item, "done")
+            return "done"
         finally:
             lock.release()
+
+    def _failed(self, state: _RunState, item: ItemT, failure: Failure) -> str:
+        state.handled.add(item.key)
+        state.failures.append(failure)
+        note_failures(state.out_dir, state.fail_file, state.failures, state.handled)
+        self._notify(item, "failed")
+        return "failed"
 
     def _notify(self, item: ItemT, status: str) -> None:
         if self.on_item is not None:

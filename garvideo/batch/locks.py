@@ -133,7 +133,8 @@ class ItemLock:
     def release(self) -> None:
         """Remove the lock if it is still this one (a run that took it over keeps its own)."""
         if _owner(self.path) == self.owner:
-            with contextlib.suppress(FileNotFoundError):
+            # A folder gone read-only or away leaves the lock: stale once this process ends, it is taken over then.
+            with contextlib.suppress(OSError):
                 self.path.unlink()
 
     @contextlib.contextmanager

@@ -16,7 +16,12 @@ document's ``regions[].prompts`` can be copied in as they are; README,
 ``mask`` may also be the path of a mask image instead of COCO RLE. Paths
 (video, mask images) are relative to the batch folder, or else to the
 manifest's folder. A line that cannot be read becomes an item that fails
-with the reason, so one bad line never stops a batch.
+with the reason, so one bad line never stops a batch; :func:`check_lines`
+reads every line before any model loads, and a manifest with no line that
+can be run is one error. Lines are read within bounds (:mod:`garvideo.bounded_json`:
+nesting, the length of numbers), and a mask's size is compared with the frame
+(or, before the video is open, with :data:`MAX_MASK_PIXELS`) before it is
+decoded. A UTF-8 byte order mark is accepted.
 """
 
 from __future__ import annotations
@@ -24,16 +29,22 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..bounded_json import loads_bounded
 from ..errors import InvalidInputError
 from ..masks import read_mask_image
-from ..names import resolve_references
+from ..names import check_option_count, resolve_references
 from ..tracking import RegionPrompt
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+#: The largest mask a line may hold before its video is open (an 8K frame is 33 million pixels); once it is,
+#: a mask must be the frame's size. Checked before a mask is decoded.
+MAX_MASK_PIXELS = 8192 * 8192
 
 
 @dataclass(frozen=True)
@@ -44,12 +55,18 @@ class ManifestLine:
     text: str
     key: str
 
-    def parse(self, folder: Path, manifest_dir: Path) -> BatchRequest:
-        try:
-            data = json.loads(self.text)
-        except json.JSONDecodeError as exc:
-            raise InvalidInputError(f"line {self.number} is not valid JSON: {exc.msg} at column {exc.colno}") from exc
-        return BatchRequest.from_dict(data, folder, manifest_dir, self.number)
+    def data(self) -> Any:
+        """The line's JSON value (:class:`InvalidInputError` for a line that is not JSON or goes beyond bounds)."""
+        return loads_bounded(self.text, f"line {self.number}")
+
+    def video(self, folder: Path, manifest_dir: Path) -> Path:
+        """The video the line names, found (before anything else of the line is read)."""
+        data = self.data()
+        return _video(data, folder, manifest_dir, f"line {self.number}: ")
+
+    def parse(self, folder: Path, manifest_dir: Path, frame_size: tuple[int, int] | None = None) -> BatchRequest:
+        """What the line asks for; ``frame_size`` (height, width), when known, is what every mask must be."""
+        return BatchRequest.from_dict(self.data(), folder, manifest_dir, self.number, frame_size)
 
 
 @dataclass(frozen=True)
@@ -63,20 +80,15 @@ class BatchRequest:
     options: tuple[str, ...] | None = None
 
     @classmethod
-    def from_dict(cls, data: Any, folder: Path, manifest_dir: Path, line: int = 0) -> BatchRequest:
+    def from_dict(
+        cls, data: Any, folder: Path, manifest_dir: Path, line: int = 0, frame_size: tuple[int, int] | None = None
+    ) -> BatchRequest:
         where = f"line {line}: " if line else ""
-        if not isinstance(data, dict):
-            raise InvalidInputError(f"{where}expected a JSON object with 'video' and 'regions'")
-        unknown = set(data) - {"video", "regions", "question", "options"}
-        if unknown:
-            raise InvalidInputError(f"{where}unknown keys {sorted(unknown)}: use video, regions, question, options")
-        if not isinstance(data.get("video"), str) or not data["video"]:
-            raise InvalidInputError(f"{where}'video' must be a path")
-        video = _resolve(data["video"], folder, manifest_dir, where, "video")
+        video = _video(data, folder, manifest_dir, where)
         raw_regions = data.get("regions")
         if not isinstance(raw_regions, list) or not raw_regions:
             raise InvalidInputError(f"{where}'regions' must be a non-empty list")
-        regions = tuple(_region(r, k, folder, manifest_dir, where) for k, r in enumerate(raw_regions, 1))
+        regions = tuple(_region(r, k, folder, manifest_dir, where, frame_size) for k, r in enumerate(raw_regions, 1))
         question = data.get("question")
         if question is not None and (not isinstance(question, str) or not question.strip()):
             raise InvalidInputError(f"{where}'question' must be non-empty text")
@@ -86,10 +98,26 @@ class BatchRequest:
                 raise InvalidInputError(f"{where}'options' need a 'question'")
             if not isinstance(options, list) or len(options) < 2 or not all(isinstance(o, str) for o in options):
                 raise InvalidInputError(f"{where}'options' must be a list of at least two strings")
+            try:
+                check_option_count(len(options))
+            except InvalidInputError as exc:
+                raise InvalidInputError(f"{where}{exc}") from None
             options = tuple(options)
         if question is not None:
             _check_references(question, options or (), regions, where)
         return cls(line=line, video=video, regions=regions, question=question, options=options)
+
+
+def _video(data: Any, folder: Path, manifest_dir: Path, where: str) -> Path:
+    """A line's keys checked and its video found."""
+    if not isinstance(data, dict):
+        raise InvalidInputError(f"{where}expected a JSON object with 'video' and 'regions'")
+    unknown = set(data) - {"video", "regions", "question", "options"}
+    if unknown:
+        raise InvalidInputError(f"{where}unknown keys {sorted(unknown)}: use video, regions, question, options")
+    if not isinstance(data.get("video"), str) or not data["video"]:
+        raise InvalidInputError(f"{where}'video' must be a path")
+    return _resolve(data["video"], folder, manifest_dir, where, "video")
 
 
 def _check_references(question: str, options: tuple[str, ...], regions: tuple[RegionPrompt, ...], where: str) -> None:
@@ -118,16 +146,55 @@ def _resolve(text: str, folder: Path, manifest_dir: Path, where: str, what: str)
     )
 
 
-def _region(data: Any, number: int, folder: Path, manifest_dir: Path, where: str) -> RegionPrompt:
+def _region(
+    data: Any, number: int, folder: Path, manifest_dir: Path, where: str, frame_size: tuple[int, int] | None
+) -> RegionPrompt:
     def read_mask(path: str) -> Any:
-        return read_mask_image(_resolve(path, folder, manifest_dir, where, "mask"))
+        image = _resolve(path, folder, manifest_dir, where, "mask")
+        _check_mask_size(_image_size(image), frame_size, f"the mask image {path}")
+        return read_mask_image(image)
 
     try:
+        mask = data.get("mask") if isinstance(data, dict) else None
+        if isinstance(mask, dict):
+            _check_mask_size(_rle_size(mask), frame_size, "its mask")
         return RegionPrompt.from_dict(data, read_mask=read_mask)
     except InvalidInputError as exc:
         if where and str(exc).startswith(where):  # a mask path not found already says where
             raise
         raise InvalidInputError(f"{where}region {number}: {exc}") from exc
+
+
+def _rle_size(rle: dict[str, Any]) -> tuple[int, int] | None:
+    size = rle.get("size")
+    if isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in size):
+        return size[0], size[1]
+    return None  # malformed: RegionPrompt.from_dict says so
+
+
+def _image_size(path: Path) -> tuple[int, int] | None:
+    """An image's (height, width) from its header, nothing decoded (None where Pillow cannot tell)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return image.height, image.width
+    except Exception:  # noqa: BLE001 - an unreadable image is read_mask_image's to report
+        return None
+
+
+def _check_mask_size(size: tuple[int, int] | None, frame_size: tuple[int, int] | None, what: str) -> None:
+    """Refuse a mask of another size than the frame, or a huge one before the frame is known, before decoding it."""
+    if size is None:
+        return
+    height, width = size
+    if frame_size is not None and (height, width) != tuple(frame_size):
+        raise InvalidInputError(f"{what} is {width}x{height} but the video is {frame_size[1]}x{frame_size[0]}")
+    if frame_size is None and height * width > MAX_MASK_PIXELS:
+        raise InvalidInputError(
+            f"{what} is {width}x{height}, larger than any video frame garvideo reads (at most {MAX_MASK_PIXELS:,} "
+            "pixels): a mask is the size of its frame"
+        )
 
 
 def read_manifest(path: str | Path) -> list[ManifestLine]:
@@ -140,7 +207,7 @@ def read_manifest(path: str | Path) -> list[ManifestLine]:
     if not path.is_file():
         raise InvalidInputError(f"no regions file at {path}: give a JSON-lines file, one video per line")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte order mark (Windows editors) is no part of line 1
     except UnicodeDecodeError as exc:
         raise InvalidInputError(f"{path} is not a UTF-8 text file") from exc
     lines: list[ManifestLine] = []
@@ -160,10 +227,31 @@ def read_manifest(path: str | Path) -> list[ManifestLine]:
 
 def _key(raw: str) -> str:
     try:
-        data = json.loads(raw)
+        data = loads_bounded(raw)
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
         stem = Path(str(data.get("video", "item"))).stem if isinstance(data, dict) else "item"
-    except json.JSONDecodeError:
+    except InvalidInputError:  # the line fails when it is parsed, with the reason
         canonical, stem = raw.strip(), "unreadable"
     digest = hashlib.sha1(canonical.encode("utf-8")).hexdigest()[:10]
     return f"{_SAFE.sub('_', stem)[:60] or 'item'}-{digest}"
+
+
+def check_lines(
+    lines: Sequence[ManifestLine], folder: Path, manifest_dir: Path, source: str | Path
+) -> list[str | None]:
+    """Read every line as a batch will, without a model; the reason each bad line will fail (None: it can run).
+
+    A manifest none of whose lines can run raises one :class:`InvalidInputError` naming the first reasons.
+    """
+    reasons: list[str | None] = []
+    for line in lines:
+        try:
+            line.parse(folder, manifest_dir)
+            reasons.append(None)
+        except InvalidInputError as exc:
+            reasons.append(str(exc))
+    bad = [reason for reason in reasons if reason is not None]
+    if len(bad) == len(lines):
+        shown = "; ".join(bad[:3]) + (f"; and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise InvalidInputError(f"no line of {source} can be run ({shown})")
+    return reasons

@@ -36,21 +36,22 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import GarvideoError, InvalidInputError
-from ..files import atomic_write_json
 from ..grounding import DEFAULT_DETECTOR
 from .jobs import (
     BatchSummary,
     Failure,
+    ItemOutput,
+    check_run_settings,
     failure_from,
     failures_path,
     finish_job,
     is_done,
+    note_failures,
     prepare_job,
-    result_path,
-    write_failures,
+    write_item,
 )
-from .manifest import ManifestLine, read_manifest
-from .runner import BatchOptions, LineOutput, process_line, write_side_files
+from .manifest import ManifestLine
+from .runner import BatchOptions, batch_settings, process_line, read_and_check_manifest
 
 INSTALL_HINT = "--ray needs Ray, which is not installed here: pip install 'garvideo[ray]'"
 
@@ -66,16 +67,37 @@ class PipelineSpec:
     detector: str | None = DEFAULT_DETECTOR  # for text regions; loaded only when a line has one
     compile: bool | str | None = None  # GAR's compiled decoding (None: garvideo.defaults.COMPILE)
     threads: int | None = None  # torch CPU threads (None: chosen per stage)
+    adapter: str | None = None  # GAR's fine-tuned LoRA adapter folder (garvideo train), on the shared file system
 
     def check(self) -> None:
         """Refuse a model named by a missing folder or a malformed id here, before Ray starts and every
         worker finds out for itself (the detector is left to the lines that need it, as without Ray)."""
         from ..checkpoints import check_checkpoint_name
-        from ..tracking import SAM2_ALIASES  # torch-free
 
-        for name in (self.model, SAM2_ALIASES.get(self.sam2, self.sam2) if self.sam2 else None):
+        for name in (self.model, self._sam2_name):
             if name:
                 check_checkpoint_name(name)
+        if self.adapter is not None:
+            from ..model.adapters import check_adapter_folder
+
+            check_adapter_folder(self.adapter)
+
+    @property
+    def _sam2_name(self) -> str | None:
+        from ..tracking import SAM2_ALIASES  # torch-free
+
+        return SAM2_ALIASES.get(self.sam2, self.sam2) if self.sam2 else None
+
+    @property
+    def models(self) -> dict[str, str | None]:
+        """The models as the workers' pipelines will name them (:attr:`Pipeline.models`), nothing loaded."""
+        from ..checkpoints import checkpoint_id
+
+        names = {"gar": self.model, "sam2": self._sam2_name, "detector": self.detector}
+        models = {role: checkpoint_id(name) if name else None for role, name in names.items()}
+        if self.adapter is not None:  # as the pipeline names it (GAR.adapter.path)
+            models["adapter"] = str(Path(self.adapter).expanduser().resolve())
+        return models
 
     def load(self):
         from ..pipeline import Pipeline
@@ -89,6 +111,7 @@ class PipelineSpec:
             detector=self.detector,
             compile=self.compile,
             threads=self.threads,
+            adapter=self.adapter,
             long_running=True,  # a worker serves lines until the queue is empty
         )
 
@@ -118,7 +141,7 @@ class RayOptions:
 class LineOutcome:
     """What a worker sends back for one line: its output or why it failed, and the warnings it raised."""
 
-    output: LineOutput | None
+    output: ItemOutput | None
     failure: Failure | None
     warnings: tuple[tuple[str, type[Warning]], ...] = field(default_factory=tuple)
 
@@ -230,7 +253,8 @@ def run_batch_on_ray(
     models.check()
     options = options or BatchOptions()
     folder, regions_file, out_dir = Path(folder), Path(regions_file), Path(out_dir)
-    lines = read_manifest(regions_file)
+    lines = read_and_check_manifest(folder, regions_file)
+    check_run_settings(out_dir, batch_settings(options, models.models))
     mine = prepare_job(lines, out_dir)
     pending = [line for line in mine if not is_done(out_dir, line.key)]
     if on_item is not None:
@@ -326,10 +350,12 @@ class _Dispatcher:
         if answer.failure is not None:
             self._fail(line, answer.failure)
         else:
-            write_side_files(self.out_dir, line.key, answer.output)
-            atomic_write_json(result_path(self.out_dir, line.key), answer.output.document)
-            self.succeeded += 1
-            self._notify(line, "done")
+            problems = write_item(self.out_dir, line.key, answer.output)
+            if problems:
+                self._fail(line, Failure(line.key, "; ".join(problems)))
+            else:
+                self.succeeded += 1
+                self._notify(line, "done")
         return True
 
     def _worker_lost(self, actor: Any, line: ManifestLine | None, exc: BaseException) -> bool:
@@ -358,7 +384,7 @@ class _Dispatcher:
 
     def _fail(self, line: ManifestLine, failure: Failure) -> None:
         self.failures.append(failure)
-        write_failures(self.out_dir, failures_path(self.out_dir), self.failures)
+        note_failures(self.out_dir, failures_path(self.out_dir), self.failures)
         self._notify(line, "failed")
 
     def _notify(self, line: ManifestLine, status: str) -> None:

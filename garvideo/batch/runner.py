@@ -5,23 +5,28 @@ each manifest line gives one result document ``OUT/<key>.json`` (see
 :mod:`garvideo.outputs.document`), written atomically, plus ``<key>.srt`` when
 subtitles are asked for. A line with a ``question`` is answered; a line
 without one is described (``describe="always"`` describes both kinds).
-Failures go to ``OUT/failures.jsonl``, a summary to ``OUT/summary.json``.
+Failures go to ``OUT/failures.jsonl``, a summary to ``OUT/summary.json``;
+``OUT/run.json`` records the options and models (:func:`batch_settings`), and a
+run with others on a folder holding results is refused.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from .. import defaults
-from ..files import atomic_write_text
 from ..outputs.document import result_document, timeline_cues
 from ..outputs.subtitles import to_srt
+from ..outputs.tracks import result_prompts
 from ..pipeline import GenerationSettings, Pipeline, TextSearch
 from ..pipeline.grounding import check_search
-from .jobs import BatchJob, BatchSummary
-from .manifest import ManifestLine, read_manifest
+from ..video import open_video
+from .jobs import BatchJob, BatchSummary, ItemOutput, check_run_settings
+from .manifest import ManifestLine, check_lines, read_manifest
 
 
 @dataclass(frozen=True)
@@ -60,12 +65,11 @@ class BatchOptions:
         }
 
 
-@dataclass(frozen=True)
-class LineOutput:
-    """What one manifest line gives: its result document and, when asked for, its subtitles."""
-
-    document: dict[str, Any]
-    srt: str | None = None
+def batch_settings(options: BatchOptions, models: Mapping[str, str | None]) -> dict[str, Any]:
+    """What a batch's results depend on, as ``OUT/run.json`` records it: every option of
+    :class:`BatchOptions` and the models (:attr:`Pipeline.models`). ``--device`` and ``--dtype`` are left out:
+    shards of one batch may run on different machines."""
+    return {"options": dataclasses.asdict(options), "models": dict(models)}
 
 
 def process_line(
@@ -75,49 +79,51 @@ def process_line(
     manifest_dir: Path,
     options: BatchOptions,
     progress: bool | None = None,
-) -> LineOutput:
+) -> ItemOutput:
     """Describe or answer one manifest line (raises for a bad line or video; the job records why).
 
+    The video is opened once for the line (its masks are compared with its frame before they are decoded).
     ``progress``: the pipeline's own bars for this line (None: the pipeline's default).
     """
-    request = line.parse(folder, manifest_dir)
-    description = None
-    answers = []
-    shared = options.pipeline_options()
-    if request.question is None or options.describe == "always":
-        description = pipeline.describe(
-            request.video,
-            list(request.regions),
-            window=options.window,
-            frames_per_window=options.frames_per_window,
-            progress=progress,
-            **shared,
-        )
-    if request.question is not None:
-        answers.append(
-            pipeline.ask(
-                request.video,
-                request.question,
-                None if description else list(request.regions),
-                tracks=description.tracks if description else None,
-                options=request.options,
+    with open_video(line.video(folder, manifest_dir)) as reader:
+        request = line.parse(folder, manifest_dir, frame_size=(reader.height, reader.width))
+        description = None
+        answers = []
+        shared = options.pipeline_options()
+        if request.question is None or options.describe == "always":
+            description = pipeline.describe(
+                reader,
+                list(request.regions),
+                window=options.window,
+                frames_per_window=options.frames_per_window,
                 progress=progress,
                 **shared,
             )
-        )
+        if request.question is not None:
+            answers.append(
+                pipeline.ask(
+                    reader,
+                    request.question,
+                    None if description else list(request.regions),
+                    tracks=description.tracks if description else None,
+                    options=request.options,
+                    progress=progress,
+                    **shared,
+                )
+            )
     first = description or answers[0]
-    # Text regions are listed with the boxes they became.
-    prompts = [*request.regions, *(region.prompt for region in first.found)]
+    prompts = result_prompts(request.regions, first.found)
     document = result_document("batch", first.video, first.tracks, prompts, description, answers)
     document["item"] = {"line": line.number, "key": line.key, "video": str(request.video)}
     srt = to_srt(timeline_cues(description)) if options.srt and description is not None else None
-    return LineOutput(document, srt)
+    return ItemOutput(document, ((".srt", srt),) if srt is not None else ())
 
 
-def write_side_files(out_dir: Path, key: str, output: LineOutput) -> None:
-    """Files beside the result document; written first, so a result on disk means its line is complete."""
-    if output.srt is not None:
-        atomic_write_text(out_dir / f"{key}.srt", output.srt)
+def read_and_check_manifest(folder: Path, regions_file: Path) -> list[ManifestLine]:
+    """The manifest's lines, every one read as the batch will (none that can run: one error), before any work."""
+    lines = read_manifest(regions_file)
+    check_lines(lines, folder, regions_file.parent, regions_file)
+    return lines
 
 
 def run_batch(
@@ -130,12 +136,11 @@ def run_batch(
     progress: bool = True,
 ) -> BatchSummary:
     folder, regions_file, out_dir = Path(folder), Path(regions_file), Path(out_dir)
-    lines = read_manifest(regions_file)
+    lines = read_and_check_manifest(folder, regions_file)
+    check_run_settings(out_dir, batch_settings(options, pipeline.models))
 
-    def process(line: ManifestLine) -> dict[str, Any]:
+    def process(line: ManifestLine) -> ItemOutput:
         # One bar for the batch, not one per stage of every line.
-        output = process_line(pipeline, line, folder, regions_file.parent, options, progress=False)
-        write_side_files(out_dir, line.key, output)
-        return output.document
+        return process_line(pipeline, line, folder, regions_file.parent, options, progress=False)
 
     return BatchJob(lines, out_dir, process, shard=shard, progress=progress).run()

@@ -2,8 +2,8 @@
 
 - :mod:`.gar_bench`: GAR-Bench-VQA items, the reference's question text, scorer and printout.
 - :mod:`.videorefer`: VideoRefer-Bench formats, the -Q scorer's letter parsing and printout.
-- :func:`run_gar_bench_vqa` (GAR's image API), :func:`run_videorefer_q` and
-  :func:`run_videorefer_d` (the pipeline): resumable runs that write prediction files in
+- :func:`run_gar_bench_vqa` (GAR's image API), :func:`run_videorefer` (the pipeline; the benchmark,
+  -Q or -D, is its first argument; :func:`run_videorefer_q` and :func:`run_videorefer_d` fix it): resumable runs that write prediction files in
   each benchmark's own format and return an :class:`EvalSummary`. Each is two halves:
   :func:`plan_gar_bench_vqa` / :func:`plan_videorefer` check the inputs without a model
   (the command line runs them before loading one), :func:`run_gar_bench_plan` /
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from .run_videorefer import (
         VideoReferPlan,
         plan_videorefer,
+        run_videorefer,
         run_videorefer_d,
         run_videorefer_plan,
         run_videorefer_q,
@@ -43,6 +44,7 @@ _LAZY = {
     "VideoReferPlan": ".run_videorefer",
     "plan_videorefer": ".run_videorefer",
     "run_videorefer_plan": ".run_videorefer",
+    "run_videorefer": ".run_videorefer",
     "run_videorefer_q": ".run_videorefer",
     "run_videorefer_d": ".run_videorefer",
 }
@@ -60,6 +62,7 @@ __all__ = [
     "plan_videorefer",
     "run_gar_bench_plan",
     "run_gar_bench_vqa",
+    "run_videorefer",
     "run_videorefer_d",
     "run_videorefer_plan",
     "run_videorefer_q",

@@ -17,8 +17,9 @@ if TYPE_CHECKING:
     import numpy as np
 
 
-def read_records(path: str | Path, what: str) -> list[dict[str, Any]]:
-    """The JSON objects of the file at ``path``: a JSON list of objects, or JSON lines (one object per line).
+def read_records(path: str | Path, what: str, *, list_only: bool = False) -> list[dict[str, Any]]:
+    """The JSON objects of the file at ``path``: a JSON list of objects, or JSON lines (one object per line;
+    refused with ``list_only``).
 
     ``what`` names the file in messages (``"predictions file"``).
     """
@@ -40,15 +41,18 @@ def read_records(path: str | Path, what: str) -> list[dict[str, Any]]:
         raise InvalidInputError(f"{path} is not valid JSON, neither a JSON list nor JSON lines: {exc}") from exc
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
         raise InvalidInputError(f"{path} must hold JSON objects (a JSON list of them, or one per line)")
+    if list_only and not text.lstrip().startswith("["):
+        raise InvalidInputError(f"{path} is not a {what}: it must hold a JSON list of items, as the benchmark ships it")
     return records
 
 
 def read_item_list(path: str | Path, annotation_file: str, benchmark: str) -> list[dict[str, Any]]:
-    """The items of ``path`` (or of ``path/annotation_file`` when ``path`` is a folder)."""
+    """The items of ``path`` (or of ``path/annotation_file`` when ``path`` is a folder): a JSON list, as every
+    benchmark ships them (an object instead would run as one malformed item and score 0 without a word)."""
     path = Path(path)
     if path.is_dir():
         path = path / annotation_file
-    return read_records(path, f"{benchmark} file")
+    return read_records(path, f"{benchmark} file", list_only=True)
 
 
 def find_data(data: str | Path, annotation_file: str, benchmark: str) -> tuple[Path, Path]:

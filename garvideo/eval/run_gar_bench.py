@@ -161,7 +161,9 @@ def plan_gar_bench_vqa(
     root, annotation = gar_bench.find_data(data)
     items = gar_bench.load_items(annotation)
     chosen = gar_bench.select_items(items, gar_bench.read_subset(subset) if subset is not None else None, limit)
-    return GarBenchPlan(BENCHMARK, root, tuple(items), tuple(chosen), prepare_out(out), mode=mode)
+    subset_file = subset if isinstance(subset, (str, Path)) else None
+    out = prepare_out(out, {"the benchmark file": annotation, "the --subset file": subset_file})
+    return GarBenchPlan(BENCHMARK, root, tuple(items), tuple(chosen), out, mode=mode)
 
 
 def run_gar_bench_plan(

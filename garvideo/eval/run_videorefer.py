@@ -170,6 +170,25 @@ def _objects(names: Sequence[str], annotations: Any, item: Mapping[str, Any], re
     return list(objects.values())
 
 
+def _tracks(objects: Sequence[_Object], reader: VideoReader, single_frame: bool = False) -> list[Track]:
+    """The objects' annotated masks as tracks (only the anchor frame's with ``single_frame``)."""
+    times = reader.timeline.times
+    empty = encode_rle(np.zeros((reader.height, reader.width), dtype=bool))
+    tracks = []
+    for k, obj in enumerate(objects):
+        frames = [obj.anchor] if single_frame else sorted(obj.masks)
+        track_frames = tuple(obj.track_frame(f, float(times[f]), empty) for f in frames)
+        tracks.append(Track(name=obj.name, obj_id=k + 1, frames=track_frames))
+    return tracks
+
+
+def annotation_tracks(names: Sequence[str], annotations: Any, reader: VideoReader) -> list[Track]:
+    """VideoRefer's per-object masks (``annotation``: one ``{frame: {"segmentation": RLE}}`` per region marker,
+    in marker order) as one track per distinct name, checked against the video (VideoRefer-700K's training items
+    hold their masks so too)."""
+    return _tracks(_objects(names, annotations, {}, reader), reader)
+
+
 def _question(spec: VideoReferBenchmark, item: Mapping[str, Any]) -> tuple[str, list[str] | None, list[str]]:
     """``(question, options, region names in marker order)`` for the pipeline."""
     if spec.describe:
@@ -209,13 +228,7 @@ class _Runner:
                 prompts = [RegionPrompt.from_mask(o.name, o.mask(o.anchor), o.anchor) for o in objects]
                 answer = self.pipeline.ask(reader, question, prompts, **asked)
             else:
-                times = reader.timeline.times
-                empty = encode_rle(np.zeros((reader.height, reader.width), dtype=bool))
-                tracks = []
-                for k, obj in enumerate(objects):
-                    frames = [obj.anchor] if options.single_frame else sorted(obj.masks)
-                    track_frames = tuple(obj.track_frame(f, float(times[f]), empty) for f in frames)
-                    tracks.append(Track(name=obj.name, obj_id=k + 1, frames=track_frames))
+                tracks = _tracks(objects, reader, options.single_frame)
                 answer = self.pipeline.ask(reader, question, tracks=tracks, **asked)
         provenance = answer.provenance
         return {
@@ -265,8 +278,9 @@ def plan_videorefer(
             raise InvalidInputError(f"the video folder {roots[0]} does not exist")
     else:
         roots = tuple(root / folder for folder in spec.video_folders)
+    out = prepare_out(out, {"the benchmark file": annotation})
     return VideoReferPlan(
-        spec.name, root, tuple(items), tuple(chosen), prepare_out(out), spec=spec, options=options, video_roots=roots
+        spec.name, root, tuple(items), tuple(chosen), out, spec=spec, options=options, video_roots=roots
     )
 
 
@@ -335,7 +349,8 @@ def run_videorefer_plan(
     return finish(plan, run, report=report, settings=run_settings, notes=notes)
 
 
-def run_videorefer_q(
+def run_videorefer(
+    spec: VideoReferBenchmark,
     data: str | Path,
     pipeline: Pipeline,
     out: str | Path,
@@ -349,14 +364,15 @@ def run_videorefer_q(
     limit: int | None = None,
     progress: bool = True,
 ) -> EvalSummary:
-    """Answer VideoRefer-Bench-Q with the pipeline; write JSON-lines predictions to ``out`` and score them.
+    """Run VideoRefer-Bench ``spec`` (:data:`~garvideo.eval.videorefer.BENCHMARK_Q` or ``_D``) with the pipeline;
+    write its JSON-lines predictions to ``out`` and score them (-Q; -D is judged outside garvideo).
 
-    ``data``: the folder holding ``VideoRefer-Bench-Q.json`` and the videos or frame folders it
-    names (or ``video_root`` for those). See the module docstring for ``track``, ``frames`` and
-    ``single_frame``; ``fps`` is the frame rate given to frame folders (30 if None). Resumable.
+    ``data``: the folder holding the benchmark's annotation file and the videos or frame folders it names (or
+    ``video_root`` for those; -D also looks in ``Panda-70M-part/``). See the module docstring for ``track``,
+    ``frames`` and ``single_frame``; ``fps`` is the frame rate given to frame folders (30 if None). Resumable.
     """
     plan = plan_videorefer(
-        BENCHMARK_Q,
+        spec,
         data,
         out,
         track=track,
@@ -369,35 +385,13 @@ def run_videorefer_q(
     return run_videorefer_plan(plan, pipeline, generation=generation, progress=progress)
 
 
-def run_videorefer_d(
-    data: str | Path,
-    pipeline: Pipeline,
-    out: str | Path,
-    *,
-    track: bool = False,
-    frames: int = DEFAULT_FRAMES,
-    single_frame: bool = False,
-    fps: float | None = None,
-    video_root: str | Path | None = None,
-    generation: GenerationSettings | None = None,
-    limit: int | None = None,
-    progress: bool = True,
-) -> EvalSummary:
-    """Describe every VideoRefer-Bench-D object; write ``{"video", "caption", "pred"}`` JSON lines to ``out``.
+def run_videorefer_q(data: str | Path, pipeline: Pipeline, out: str | Path, **options: Any) -> EvalSummary:
+    """Answer VideoRefer-Bench-Q and score it: :func:`run_videorefer` with :data:`BENCHMARK_Q`."""
+    return run_videorefer(BENCHMARK_Q, data, pipeline, out, **options)
 
-    Videos are looked up beside ``VideoRefer-Bench-D.json``, then in ``Panda-70M-part/`` (or in
-    ``video_root``). The descriptions are scored by an external LLM judge (GPT-4o, VideoRefer's
-    ``videorefer_bench_d`` scripts), which is out of garvideo's scope: the summary has no score.
-    """
-    plan = plan_videorefer(
-        BENCHMARK_D,
-        data,
-        out,
-        track=track,
-        frames=frames,
-        single_frame=single_frame,
-        fps=fps,
-        video_root=video_root,
-        limit=limit,
-    )
-    return run_videorefer_plan(plan, pipeline, generation=generation, progress=progress)
+
+def run_videorefer_d(data: str | Path, pipeline: Pipeline, out: str | Path, **options: Any) -> EvalSummary:
+    """Describe every VideoRefer-Bench-D object (``{"video", "caption", "pred"}`` lines for its external judge,
+    GPT-4o with VideoRefer's ``videorefer_bench_d`` scripts; no score): :func:`run_videorefer` with
+    :data:`BENCHMARK_D`."""
+    return run_videorefer(BENCHMARK_D, data, pipeline, out, **options)

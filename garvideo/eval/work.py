@@ -28,15 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..batch.jobs import BatchJob, is_done, result_path
+from ..batch.jobs import BatchJob, check_run_settings, is_done, result_path
 from ..errors import InvalidInputError
-from ..files import atomic_write_json, check_writable
+from ..files import atomic_write_json, check_distinct, check_writable
 from .scoring import ScoreReport
 
 if TYPE_CHECKING:
     from ..model import ModelInfo
 
-RUN_FILE = "run.json"
 SUMMARY_FILE = "eval_summary.json"
 
 
@@ -46,11 +45,13 @@ def work_folder(predictions: str | Path) -> Path:
     return predictions.with_name(predictions.name + ".work")
 
 
-def prepare_out(out: str | Path) -> Path:
-    """``out`` checked as a predictions file that can be written, and its work folder created.
+def prepare_out(out: str | Path, inputs: Mapping[str, str | Path | None] | None = None) -> Path:
+    """``out`` checked as a predictions file that can be written and that is none of ``inputs`` (``{what: path}``:
+    the benchmark file, a subset list), and its work folder created.
 
     Runs before any model is loaded, so a mistaken ``--out`` costs nothing.
     """
+    check_distinct({"--out": out}, inputs)
     out = check_writable(out, "predictions")
     work_dir = work_folder(out)
     try:
@@ -64,13 +65,16 @@ def prepare_out(out: str | Path) -> Path:
 
 def model_settings(info: ModelInfo) -> dict[str, Any]:
     """The part of a run's recorded settings that says which model made the results."""
-    return {
+    settings = {
         "model": info.model_id,
         "revision": info.revision,
         "dtype": info.dtype,
         "box_mode": info.box_mode,
         "double_bos": info.double_bos,
     }
+    if info.adapter is not None:  # only then, so runs made before adapters existed still resume
+        settings["adapter"] = info.adapter.to_dict()
+    return settings
 
 
 def item_key(index: int, item: Mapping[str, Any], ignore: Sequence[str] = ()) -> str:
@@ -181,26 +185,6 @@ def _reason_kind(reason: str) -> str:
     # Failures of one kind differ only in the item's details; group them by the text before the first colon.
     head = reason.split(": ", 1)[0]
     return head if len(head) <= 120 else head[:117] + "..."
-
-
-def check_run_settings(work_dir: Path, settings: Mapping[str, Any]) -> None:
-    """Record the run's settings in the work folder, or refuse results made with other settings."""
-    path = work_dir / RUN_FILE
-    wanted = json.loads(json.dumps(dict(settings)))  # as it reads back from JSON
-    if path.is_file():
-        try:
-            recorded = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            recorded = None
-        if recorded is not None and recorded != wanted:
-            changed = sorted(k for k in set(recorded) | set(wanted) if recorded.get(k) != wanted.get(k))
-            details = ", ".join(f"{k}: {recorded.get(k)!r} before, {wanted.get(k)!r} now" for k in changed)
-            raise InvalidInputError(
-                f"{work_dir} holds results made with other settings ({details}): use another --out, "
-                f"or delete that folder to start over"
-            )
-    work_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path, wanted)
 
 
 @dataclass(frozen=True)

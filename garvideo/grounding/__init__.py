@@ -3,7 +3,8 @@
 - :class:`GroundingDetector`: Grounding DINO through transformers (``GroundingDinoForObjectDetection``,
   ``IDEA-Research/grounding-dino-tiny`` by default); an RGB frame and a phrase in, scored boxes out
 - :class:`Detection` / :class:`FrameDetections`: what it finds; :func:`distinct` picks the most
-  confident boxes that are not duplicates of one another
+  confident boxes that are not duplicates of one another; :func:`match_detections` tells which of them
+  are objects already known (seen now or lost) and which are new
 
 A leaf package: it knows nothing of videos, tracking or GAR (the pipeline turns what it finds
 into box prompts for SAM2). Importing it does not import torch; the detector module loads on use.
@@ -20,6 +21,7 @@ from .detections import (
     box_iou,
     distinct,
 )
+from .matching import Match, match_detections
 
 #: The detector used when none is named.
 DEFAULT_DETECTOR = defaults.DETECTOR
@@ -33,7 +35,9 @@ __all__ = [
     "Detection",
     "FrameDetections",
     "GroundingDetector",
+    "Match",
     "box_iou",
     "distinct",
+    "match_detections",
     "DUPLICATE_IOU",
 ]

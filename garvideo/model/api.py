@@ -29,10 +29,12 @@ import torch
 
 from .. import defaults
 from ..checkpoints import resolve_checkpoint
+from ..defaults import MAX_NEW_TOKENS_LIMIT
 from ..devices import resolve_device, resolve_dtype
 from ..errors import InvalidInputError
 from ..names import check_region_name, resolve_references
 from . import decoding
+from .adapters import AdapterInfo, attach_adapter, merged_adapter_info
 from .batching import BatchPolicy, ImageFeatureMemo, plan_batches
 from .compiling import CompileDecision, CompileRecord, check_setting, compile_setting, decide
 from .decoding import StaticDecoder
@@ -89,8 +91,10 @@ class GenerationSettings:
                 raise InvalidInputError(f"{name} must be a number, got {value!r}")
         if self.seed is not None and (not isinstance(self.seed, numbers.Integral) or isinstance(self.seed, bool)):
             raise InvalidInputError(f"seed must be a whole number or None, got {self.seed!r}")
-        if self.max_new_tokens < 1:
-            raise InvalidInputError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
+        if not 1 <= self.max_new_tokens <= MAX_NEW_TOKENS_LIMIT:
+            raise InvalidInputError(
+                f"max_new_tokens must be between 1 and {MAX_NEW_TOKENS_LIMIT}, got {self.max_new_tokens}"
+            )
         if not 0 <= self.min_new_tokens <= self.max_new_tokens:
             raise InvalidInputError(f"min_new_tokens must be in 0..max_new_tokens, got {self.min_new_tokens}")
         if self.temperature <= 0:
@@ -183,6 +187,7 @@ class ModelInfo:
     double_bos: bool
     compiled: bool = False  # the last generate call's decode steps ran compiled (see compile_record)
     compile_record: CompileRecord | None = None  # the last generate call's decoding: setting, kind, why, warm-up
+    adapter: AdapterInfo | None = None  # a fine-tuned adapter it runs with (or was merged from)
 
 
 @dataclass(frozen=True)
@@ -239,6 +244,7 @@ class GAR:
         box_mode: BoxMode = "reference",
         vision_batch_size: int = 16,
         compile: bool | str = defaults.COMPILE,
+        adapter: AdapterInfo | None = None,
         long_running: bool = False,
     ) -> None:
         if box_mode not in BOX_MODES:
@@ -260,6 +266,8 @@ class GAR:
         self._decoders: dict[str, StaticDecoder] = {}
         self._steps_done = 0  # decode steps this GAR ran (auto compiles once they and a call's plan pay back)
         self._record = CompileRecord(self.compile, "eager", "nothing generated yet")
+        self.adapter = adapter
+        self.adapter_model = None  # PEFT's wrapper of ``model`` when an adapter is attached (to merge it)
 
     @classmethod
     def from_pretrained(
@@ -274,6 +282,7 @@ class GAR:
         local_files_only: bool | None = None,
         vision_batch_size: int = 16,
         compile: bool | str = defaults.COMPILE,
+        adapter: str | os.PathLike | None = None,
         long_running: bool = False,
     ) -> GAR:
         """Load from a local folder or a hub id (through the local cache when offline).
@@ -284,15 +293,28 @@ class GAR:
         correct box. ``compile``: whether the decode steps run compiled (see :attr:`compile`); ``auto``
         compiles only where the warm-up pays back, and ``long_running=True`` says this process will
         serve many calls (a batch, an app, a service, live sessions, a benchmark run).
+        ``adapter``: the folder of a LoRA adapter ``garvideo train`` wrote, attached unmerged
+        (:mod:`garvideo.model.adapters`).
         """
         resolved = resolve_checkpoint(path_or_id, revision=revision, local_files_only=local_files_only)
         torch_device = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, torch_device)
         model = GARModel.from_pretrained(resolved.folder, torch_device, torch_dtype, attn_implementation)
         processor = GARProcessor.from_pretrained(resolved.folder, double_bos=double_bos)
-        return cls(
-            model, processor, resolved.model_id, resolved.revision, box_mode, vision_batch_size, compile, long_running
+        peft_model, info = attach_adapter(model, adapter) if adapter is not None else (None, None)
+        gar = cls(
+            model,
+            processor,
+            resolved.model_id,
+            resolved.revision,
+            box_mode,
+            vision_batch_size,
+            compile,
+            adapter=info,
+            long_running=long_running,
         )
+        gar.adapter_model = peft_model
+        return gar
 
     def save_pretrained(self, folder: str | os.PathLike) -> Path:
         """Write the checkpoint (weights, config, tokenizer, processor files) in the released layout."""
@@ -312,6 +334,7 @@ class GAR:
             double_bos=self.processor.double_bos,
             compiled=self._record.compiled,
             compile_record=self._record,
+            adapter=self.adapter or merged_adapter_info(self.model.config),
         )
 
     # ------------------------------------------------------------------ compiled decoding
@@ -350,13 +373,11 @@ class GAR:
         """The :class:`~garvideo.compile_cache.CompileCache` inductor compiles this model's decode step into."""
         from ..compile_cache import CompileCache, CompileKey
 
+        config = self.model.mllm.config.to_dict()
+        if self.adapter_model is not None:  # an unmerged adapter's layers are part of the compiled step
+            config["adapter"] = {name: c.to_dict() for name, c in self.adapter_model.peft_config.items()}
         key = CompileKey.for_model(
-            "gar decode step, inductor",
-            self.model_id,
-            self.revision,
-            self.model.mllm.config.to_dict(),
-            self.model.dtype,
-            self.model.device,
+            "gar decode step, inductor", self.model_id, self.revision, config, self.model.dtype, self.model.device
         )
         return CompileCache(key)
 

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..errors import InvalidInputError
+from ..names import check_option_count
 
 OBJECTS_INTRO = "There are some objects I am curious about: "
 CAPTION_INSTRUCTION = "Describe this masked region in detail."
@@ -101,10 +102,7 @@ def multiple_choice_question(question: str, choices: Sequence[str]) -> str:
 
 
 def option_letters(count: int) -> list[str]:
-    if count < 2:
-        raise InvalidInputError(f"a multiple-choice question needs at least two options, got {count}")
-    if count > 26:
-        raise InvalidInputError(f"at most 26 options (A..Z) are supported, got {count}")
+    check_option_count(count)
     return list(string.ascii_uppercase[:count])
 
 

@@ -58,6 +58,16 @@ def track_summary(track: Track) -> dict[str, Any]:
     }
 
 
+def track_sentence(track: Track) -> str:
+    """How a track went, in words: ``24 frames tracked, 20 visible, visible 00:00:00.000 to 00:00:01.917``."""
+    from ..timecode import format_clock
+
+    summary = track_summary(track)
+    first, last = summary["first_visible"], summary["last_visible"]
+    seen = f"visible {format_clock(first['time'])} to {format_clock(last['time'])}" if first else "never visible"
+    return f"{summary['frames_tracked']} frames tracked, {summary['frames_visible']} visible, {seen}"
+
+
 def result_document(
     command: str,
     video: VideoInfo,

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from .. import defaults
 from ..errors import InvalidInputError
-from ..grounding import FrameDetections, distinct
+from ..grounding import Detection, FrameDetections, distinct
 from ..grounding.detections import check_threshold
 from ..tracking import RegionPrompt
 from ..video import VideoReader
@@ -40,15 +40,21 @@ class TextSearch:
     (a box counts when its score is above the first and some word of the
     phrase scores above the second). ``max_instances``: how many of the most
     confident distinct boxes become regions (``car``, ``car#2``, ...).
-    ``every``: seconds between the frames searched when a region has no moment. These are the CLI's
-    ``--box-threshold``, ``--text-threshold``, ``--max-instances`` and ``--search-every``, with their defaults;
-    one object carries them from the command line, a batch or the web app to the detector, checked once, here.
+    ``every``: seconds between the frames searched when a region has no moment. ``new_instances``: once found,
+    such a region is searched for on, every ``every`` seconds through the range, and what the detector finds
+    there that is not an instance already (its box overlaps none of theirs by ``match_iou``) becomes the next
+    instance, while a detection on a lost instance's last box finds it again (a correction of its track): see
+    :mod:`garvideo.pipeline.instances`. These are the CLI's ``--box-threshold``, ``--text-threshold``,
+    ``--max-instances``, ``--search-every`` and ``--new-instances``, with their defaults; one object carries
+    them from the command line, a batch or the web app to the detector, checked once, here.
     """
 
     box_threshold: float = defaults.BOX_THRESHOLD
     text_threshold: float = defaults.TEXT_THRESHOLD
     max_instances: int = defaults.MAX_INSTANCES
     every: float = defaults.SEARCH_EVERY
+    new_instances: bool = defaults.NEW_INSTANCES
+    match_iou: float = defaults.MATCH_IOU
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -61,12 +67,22 @@ class TextSearch:
                 f"max instances must be at least 1, got {self.max_instances}: it is how many matches of a phrase "
                 f"become regions"
             )
+        if self.max_instances > defaults.MAX_INSTANCES_LIMIT:
+            raise InvalidInputError(
+                f"max instances must be at most {defaults.MAX_INSTANCES_LIMIT}, got {self.max_instances}: it is how "
+                f"many matches of a phrase become regions, each tracked on its own"
+            )
         set_(self, "max_instances", int(self.max_instances))
         if isinstance(self.every, bool) or not isinstance(self.every, numbers.Real) or not math.isfinite(self.every):
             raise InvalidInputError(f"the search interval must be a number of seconds, got {self.every!r}")
         if self.every <= 0:
             raise InvalidInputError(f"the search interval must be positive, got {self.every} s")
         set_(self, "every", float(self.every))
+        if not isinstance(self.new_instances, bool):
+            raise InvalidInputError(f"new_instances must be True or False, got {self.new_instances!r}")
+        set_(self, "match_iou", check_threshold(self.match_iou, "match IoU"))
+        if self.match_iou == 0:
+            raise InvalidInputError("the match IoU must be above 0: a detection must overlap a region to be it")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -74,12 +90,24 @@ class TextSearch:
             "text_threshold": self.text_threshold,
             "max_instances": self.max_instances,
             "every": self.every,
+            "new_instances": self.new_instances,
+            "match_iou": self.match_iou,
         }
 
 
 def instance_names(name: str, count: int) -> list[str]:
     """``name``, ``name#2``, ... ``name#count``: the regions one phrase may become."""
     return [name] + [f"{name}#{k}" for k in range(2, count + 1)]
+
+
+def region_names(regions: Sequence[RegionPrompt], max_instances: int = 1) -> list[str]:
+    """Every name the regions may go by once text regions are found (``car``, ``car#2``, ... ``car#K``), in order."""
+    names: list[str] = []
+    for prompt in regions:
+        for name in instance_names(prompt.name, max_instances) if prompt.kind == "text" else [prompt.name]:
+            if name not in names:
+                names.append(name)
+    return names
 
 
 def check_search(search: TextSearch) -> TextSearch:
@@ -225,24 +253,36 @@ class _Search:
         assert self.hit is not None
         index, seconds, result = self.hit
         names = instance_names(self.prompt.name, max_instances)
-        regions = []
-        for name, detection in zip(names, distinct(result.detections, max_instances)):
-            # in the frame (a box may stick out by a little), to 0.01 px: the box tracked is the box recorded
-            box = tuple(round(min(max(v, 0.0), side), 2) for v, side in zip(detection.box, size * 2))
-            regions.append(
-                FoundRegion(
-                    name=name,
-                    text=self.prompt.text,
-                    frame=index,
-                    time=seconds,
-                    box=box,  # type: ignore[arg-type]  # four numbers
-                    score=detection.score,
-                    label=detection.label,
-                    searched=tuple(self.searched),
-                    detector=detector,
-                )
-            )
-        return regions
+        return [
+            found_region(self.prompt, name, index, seconds, detection, tuple(self.searched), size, detector)
+            for name, detection in zip(names, distinct(result.detections, max_instances))
+        ]
+
+
+def found_region(
+    prompt: RegionPrompt,
+    name: str,
+    index: int,
+    seconds: float,
+    detection: Detection,
+    searched: tuple[int, ...],
+    size: tuple[int, int],
+    detector: ModelRef,
+) -> FoundRegion:
+    """What the detector found for the text region ``prompt`` on frame ``index``, as region ``name``."""
+    # in the frame (a box may stick out by a little), to 0.01 px: the box tracked is the box recorded
+    box = tuple(round(min(max(v, 0.0), side), 2) for v, side in zip(detection.box, size * 2))
+    return FoundRegion(
+        name=name,
+        text=prompt.text,
+        frame=index,
+        time=seconds,
+        box=box,  # type: ignore[arg-type]  # four numbers
+        score=detection.score,
+        label=detection.label,
+        searched=searched,
+        detector=detector,
+    )
 
 
 def _frames_to_search(reader: VideoReader, prompt: RegionPrompt, span: tuple[float, float], every: float) -> list[int]:

@@ -10,12 +10,14 @@ session or a training data loader.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .. import defaults
 from ..errors import InvalidInputError
-from ..tracking import RegionPrompt, Track
-from ..video import VideoReader
+from ..tracking import RegionClippedWarning, RegionPrompt, Track
+from ..video import VideoReader, time_span, window_length
 from .results import FoundRegion, StageTimings
 
 
@@ -60,7 +62,22 @@ class RegionInput:
         return any(p.kind == "text" for p in self.prompts or ())
 
     def check_against(self, reader: VideoReader) -> None:
-        """Given tracks must fit the video: its frame size and its frame count."""
+        """Given tracks must fit the video: its frame size and its frame count; prompts must be on one of its frames
+        (a time beyond its end is refused) and fit its frame (a box or clicks outside it, a mask of another size;
+        a box clipped to the frame is reported once, when it is tracked)."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RegionClippedWarning)
+            for prompt in self.prompts or ():
+                if prompt.kind == "text" and prompt.when is None:
+                    continue  # searched for over the span
+                placed = prompt.resolve(reader.time_to_index)
+                if placed.frame >= reader.num_frames:  # type: ignore[operator]
+                    raise InvalidInputError(
+                        f"the region {placed.name!r} is marked on frame {placed.frame}, beyond the video's last "
+                        f"frame {reader.num_frames - 1}"
+                    )
+                if placed.kind != "text":
+                    placed.fit_to_frame(reader.width, reader.height)
         for track in self.tracks or ():
             if track.frames[0].size != (reader.height, reader.width):
                 h, w = track.frames[0].size
@@ -103,3 +120,27 @@ def _check_tracks(tracks: Sequence[Track]) -> None:
 def only(items: Sequence, names: Sequence[str]) -> list:
     """The prompts or tracks of the regions ``names``, in their own order."""
     return [item for item in items if item.name in names]
+
+
+TimeLike = "float | str | None"
+
+
+def check_inputs(
+    reader: VideoReader,
+    regions: Sequence[RegionPrompt] | None = None,
+    tracks: Sequence[Track] | None = None,
+    *,
+    start: TimeLike = None,
+    end: TimeLike = None,
+    stride: int = defaults.STRIDE,
+    window: float | None = defaults.WINDOW,
+    describing: bool = False,
+) -> None:
+    """Check a call's inputs against the video without a model, as :meth:`Pipeline.track`, ``describe`` and ``ask``
+    will: the span, the window length (``describing``), the regions or tracks (:meth:`RegionInput.check_against`:
+    a moment beyond the video's end, a box or clicks outside the frame, a mask or tracks of another size). Front-ends
+    call it before loading the models."""
+    span = time_span(reader.timeline, start, end)
+    if describing:
+        window_length(reader.timeline, span, window, stride)
+    RegionInput.of(regions or None, tracks).check_against(reader)

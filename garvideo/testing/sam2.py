@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -289,3 +290,53 @@ def offline_sam2_reference(model, processor, frames: np.ndarray, prompts) -> dic
                 track[output.frame_idx] = result(output)
             results[name] = dict(sorted(track.items()))
     return results
+
+
+def streaming_sam2_reference(model, processor, frames: np.ndarray, prompts) -> dict[str, dict[int, ReferenceFrame]]:
+    """Track ``prompts`` forward through ``frames`` the way transformers' own streaming session does.
+
+    The live reference: ``frames`` are the frames a live tracker was given, in order, as a ``(n, height, width,
+    3)`` uint8 array, and a prompt's frame is the position in ``frames`` where it was marked. Each object gets its
+    own session made without a video (``init_video_session()``, streaming); from its first mark on, every frame
+    is preprocessed as transformers' docs do (``processor(images=frame)``), the object's mark on that frame (if
+    any) added, and the frame run with ``model(inference_session=session, frame=pixels, frame_idx=position)``.
+    Returns ``{name: {position: ReferenceFrame}}`` for the positions each object is tracked on.
+    """
+    import torch
+
+    frames = np.asarray(frames)
+    height, width = int(frames.shape[1]), int(frames.shape[2])
+    by_name: dict[str, dict[int, Any]] = {}
+    for prompt in prompts:
+        by_name.setdefault(prompt.name, {})[prompt.frame] = prompt
+
+    results: dict[str, dict[int, ReferenceFrame]] = {}
+    with torch.inference_mode():
+        for name, marks in by_name.items():
+            session = processor.init_video_session(inference_device="cpu", dtype=torch.float32)
+            track: dict[int, ReferenceFrame] = {}
+            for position in range(min(marks), len(frames)):
+                pixels = processor(images=frames[position], return_tensors="pt").pixel_values[0]
+                if position in marks:
+                    processor.add_inputs_to_inference_session(
+                        inference_session=session,
+                        frame_idx=position,
+                        obj_ids=1,
+                        original_size=(height, width),
+                        **_reference_inputs(marks[position]),
+                    )
+                output = model(inference_session=session, frame=pixels, frame_idx=position)
+                masks = processor.post_process_masks([output.pred_masks.float()], original_sizes=[[height, width]])[0]
+                score = float(torch.sigmoid(output.object_score_logits.float().reshape(-1)[0]))
+                track[position] = ReferenceFrame(mask=masks[0, 0].cpu().numpy(), score=score)
+            results[name] = track
+    return results
+
+
+def _reference_inputs(prompt) -> dict[str, Any]:
+    """A prompt as transformers' processor takes it."""
+    if prompt.box is not None:
+        return {"input_boxes": [[list(prompt.box)]]}
+    if prompt.points is not None:
+        return {"input_points": [[[list(p) for p in prompt.points]]], "input_labels": [[list(prompt.labels)]]}
+    return {"input_masks": np.array(prompt.mask, dtype=bool)}

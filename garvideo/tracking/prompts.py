@@ -5,7 +5,7 @@ Several prompts with the same name on different frames are corrections of one
 object. Its JSON form (:meth:`RegionPrompt.to_dict` / :meth:`RegionPrompt.from_dict`)
 is the one region schema: result documents list it, batch manifests take it
 (README, "Regions as JSON"). The command line's ``--box ...@WHEN`` syntax is
-the CLI's own (``cli/regions.py``).
+one text grammar (:mod:`garvideo.tracking.marks`), the command line's and the web app's.
 """
 
 from __future__ import annotations

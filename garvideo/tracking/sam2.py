@@ -269,74 +269,30 @@ class Sam2Tracker:
         """
         import torch
 
-        from . import sam2_session  # checks transformers' session layout when first imported
+        from . import sam2_session  # noqa: F401  (checks transformers' session layout when first imported)
 
         began = time.perf_counter()
-        height, width = int(source.height), int(source.width)
         order, runs = self._plan(source, prompts, start, stop, stride)
-        position_of = {index: pos for pos, index in enumerate(order)}
-        memory = _MemoryReads(self.num_maskmem, min(len(order), self.max_object_pointers))
-        meter = _Meter()
-        unused: list[tuple[_ObjectRun, int]] = []
-
-        prompted = sorted({position for run in runs for position in run.prompts})
-        bar = tqdm(total=len(order) + len(prompted), desc="tracking", unit="frame", disable=not progress)
-        done = 0
-
-        def tracked(frame: FrameLike, active: Sequence[_ObjectRun]) -> None:
-            nonlocal done
-            done += 1
-            bar.update(1)
-            if on_frame is not None and active:
-                regions = {run.name: run.frames[-1] for run in active}
-                on_frame(FrameTracked(frame.index, frame.time, regions, done, int(bar.total)))
-
-        with torch.inference_mode(), self._autocast(), bar:
-            # 1. every prompt first, as SAM2's predictor takes them: each prompted frame is a conditioning
-            #    memory of its object for every frame tracked afterwards, in either direction
-            unread = list(prompted)
-            for frame in stream_frames(source, [order[p] for p in prompted]):
-                position = position_of[frame.index]
-                while unread[0] < position:
-                    unused += _drop_unread_prompt(runs, order, unread.pop(0))
-                unread.pop(0)
-                meter.frames_read += 1
-                starting = [run for run in runs if position in run.prompts]
-                for run in starting:
-                    self._add_prompt(run, position, height, width)
-                tracked(frame, self._step(starting, position, frame, False, runs, meter, memory.conditioning))
-            for position in unread:
-                unused += _drop_unread_prompt(runs, order, position)
-
-            # 2. forward from each object's earliest prompt to the end (its prompted frames are done)
-            first = next((p for p in range(min(run.anchor for run in runs), len(order)) if _tracked_at(runs, p)), None)
-            forward = range(first if first is not None else len(order), len(order))
-            bar.total = len(prompted) + len(forward) + max(run.anchor for run in runs)
-            bar.refresh()
-            for frame in stream_frames(source, [order[p] for p in forward]):
-                position = position_of[frame.index]
-                meter.frames_read += 1
-                active = _tracked_at(runs, position)
-                tracked(frame, self._step(active, position, frame, False, runs, meter, memory.forward))
-
-            # what the backward pass reads of the forward one: the memories just after the earliest prompt
-            for run in runs:
-                sam2_session.prune(run.session, run.anchor, *memory.after_anchor(run))
-
-            # 3. backward from each object's earliest prompt to the start
-            backward = range(max(run.anchor for run in runs) - 1, -1, -1)
-            for frame in stream_frames(source, [order[p] for p in backward]):
-                position = position_of[frame.index]
-                meter.frames_read += 1
-                active = [run for run in runs if run.anchor > position]
-                tracked(frame, self._step(active, position, frame, True, runs, meter, memory.backward))
-
+        call = _TrackCall(
+            source=source,
+            order=order,
+            runs=runs,
+            memory=_MemoryReads(self.num_maskmem, min(len(order), self.max_object_pointers)),
+            meter=_Meter(),
+            bar=tqdm(total=len(order), desc="tracking", unit="frame", disable=not progress),
+            on_frame=on_frame,
+        )
+        with torch.inference_mode(), self._autocast(), call.bar:
+            unused = self._prompted_pass(call)
+            self._forward_pass(call)
+            self._backward_pass(call)
         for run, position in unused:
             warnings.warn(
                 f"the correction of {run.name!r} on frame {order[position]} was not used: the frame could not be "
                 f"read from the video",
                 stacklevel=2,
             )
+        meter = call.meter
         self.last_stats = TrackingStats(
             frames_read=meter.frames_read,
             object_steps=meter.object_steps,
@@ -350,6 +306,55 @@ class Sam2Tracker:
             Track(name=run.name, obj_id=run.obj_id, frames=tuple(sorted(run.frames, key=lambda f: f.index)))
             for run in runs
         ]
+
+    def _prompted_pass(self, call: _TrackCall) -> list[tuple[_ObjectRun, int]]:
+        """Every prompt first, as SAM2's predictor takes them: each prompted frame is a conditioning memory of
+        its object for every frame tracked afterwards, in either direction. Returns the prompts whose frame
+        could not be read (not used)."""
+        runs, order = call.runs, call.order
+        height, width = int(call.source.height), int(call.source.width)
+        unused: list[tuple[_ObjectRun, int]] = []
+        unread = list(call.prompted)
+        for frame in stream_frames(call.source, [order[p] for p in call.prompted]):
+            position = call.position_of[frame.index]
+            while unread[0] < position:
+                unused += _drop_unread_prompt(runs, order, unread.pop(0))
+            unread.pop(0)
+            starting = [run for run in runs if position in run.prompts]
+            for run in starting:
+                self._add_prompt(run, position, height, width)
+            call.tracked(
+                frame, self._step(starting, position, frame, False, runs, call.meter, call.memory.conditioning)
+            )
+        for position in unread:
+            unused += _drop_unread_prompt(runs, order, position)
+        return unused
+
+    def _forward_pass(self, call: _TrackCall) -> None:
+        """Forward from each object's earliest prompt to the end (its prompted frames are done), then prune
+        each object to what the backward pass reads of it: the memories just after its earliest prompt."""
+        from . import sam2_session
+
+        runs, order = call.runs, call.order
+        first = next((p for p in range(min(run.anchor for run in runs), len(order)) if _tracked_at(runs, p)), None)
+        forward = range(first if first is not None else len(order), len(order))
+        call.bar.total = len(call.prompted) + len(forward) + max(run.anchor for run in runs)
+        call.bar.refresh()
+        for frame in stream_frames(call.source, [order[p] for p in forward]):
+            position = call.position_of[frame.index]
+            active = _tracked_at(runs, position)
+            call.tracked(frame, self._step(active, position, frame, False, runs, call.meter, call.memory.forward))
+        for run in runs:
+            sam2_session.prune(run.session, run.anchor, *call.memory.after_anchor(run))
+
+    def _backward_pass(self, call: _TrackCall) -> None:
+        """Backward from each object's earliest prompt to the start."""
+        runs, order = call.runs, call.order
+        backward = range(max(run.anchor for run in runs) - 1, -1, -1)
+        for frame in stream_frames(call.source, [order[p] for p in backward]):
+            position = call.position_of[frame.index]
+            active = [run for run in runs if run.anchor > position]
+            call.tracked(frame, self._step(active, position, frame, True, runs, call.meter, call.memory.backward))
 
     # -- the steps of a run -------------------------------------------------------------
 
@@ -533,6 +538,34 @@ class Sam2Tracker:
         mask = self.processor.post_process_masks([low_res], original_sizes=[[height, width]], binarize=True)[0]
         score = float(torch.sigmoid(output.object_score_logits.float().reshape(-1)[0]))
         run.frames.append(TrackFrame.from_mask(frame.index, frame.time, mask[0, 0].cpu().numpy(), score))
+
+
+@dataclass(eq=False)
+class _TrackCall:
+    """One :meth:`Sam2Tracker.track` call's state, shared by its three passes."""
+
+    source: FrameSource
+    order: list[int]  # the frames to track, ascending; a run's positions index into it
+    runs: list[_ObjectRun]
+    memory: _MemoryReads
+    meter: _Meter
+    bar: Any  # tqdm
+    on_frame: Callable[[FrameTracked], None] | None
+    done: int = 0
+
+    def __post_init__(self) -> None:
+        self.position_of = {index: position for position, index in enumerate(self.order)}
+        self.prompted = sorted({position for run in self.runs for position in run.prompts})
+        self.bar.total = len(self.order) + len(self.prompted)
+
+    def tracked(self, frame: FrameLike, active: Sequence[_ObjectRun]) -> None:
+        """A frame was read and its ``active`` objects tracked on it: count it, and report it."""
+        self.meter.frames_read += 1
+        self.done += 1
+        self.bar.update(1)
+        if self.on_frame is not None and active:
+            regions = {run.name: run.frames[-1] for run in active}
+            self.on_frame(FrameTracked(frame.index, frame.time, regions, self.done, int(self.bar.total)))
 
 
 @dataclass(frozen=True, eq=False)

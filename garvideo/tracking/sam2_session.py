@@ -152,6 +152,19 @@ def prune(
         session.mask_inputs_per_obj[obj_idx].pop(position, None)
 
 
+def prompted_positions(session: Sam2VideoInferenceSession) -> list[int]:
+    """The positions of the session's prompted (conditioning) frames, in order."""
+    return sorted(position for outputs in session.output_dict_per_obj.values() for position in outputs[OUTPUT_KINDS[0]])
+
+
+def forget_prompts(session: Sam2VideoInferenceSession, positions: Collection[int]) -> None:
+    """Drop the outputs of these prompted frames: SAM2 no longer reads them as memory (a live session keeps
+    a bounded number of an object's marks, since SAM2 reads all of them on every frame)."""
+    for outputs in session.output_dict_per_obj.values():
+        for position in positions:
+            outputs[OUTPUT_KINDS[0]].pop(position, None)
+
+
 @dataclass(frozen=True)
 class StepOutput:
     """One object's result on one frame, as ``Sam2VideoModel.forward`` gives it for a one-object session."""

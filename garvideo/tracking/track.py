@@ -348,6 +348,11 @@ def save_tracks(path: str | os.PathLike[str], tracks: Iterable[Track], meta: Map
 
 def load_tracks(path: str | os.PathLike[str]) -> list[Track]:
     """Read a file written by :func:`save_tracks`; every problem is an :class:`InvalidInputError` naming the file."""
+    return load_tracks_document(path)[0]
+
+
+def load_tracks_document(path: str | os.PathLike[str]) -> tuple[list[Track], dict[str, Any]]:
+    """The tracks of a file written by :func:`save_tracks`, and its ``meta`` (``{}`` when it has none)."""
     name = os.fspath(path)
     if os.path.exists(path) and not os.path.isdir(path) and (problem := regular_file_problem(path)):
         raise InvalidInputError(f"cannot read the tracks file {name}: {problem}")  # a FIFO would block
@@ -363,6 +368,12 @@ def load_tracks(path: str | os.PathLike[str]) -> list[Track]:
     except OSError as exc:
         raise InvalidInputError(f"cannot read the tracks file {name}: {exc.strerror or exc}") from exc
     try:
-        return tracks_from_json(text)
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"{name}: tracks JSON is not valid JSON: {exc}") from exc
+    try:
+        tracks = tracks_from_json(doc)
     except InvalidInputError as exc:
         raise InvalidInputError(f"{name}: {exc}") from exc
+    meta = doc.get("meta")
+    return tracks, dict(meta) if isinstance(meta, Mapping) else {}

@@ -110,8 +110,14 @@ class DecodeAhead(Iterator[U]):
             raise StopIteration
         stream = self._stream
         if self._thread is None:
-            self._thread = threading.Thread(target=stream.produce, name="garvideo-decode-ahead", daemon=True)
-            self._thread.start()
+            thread = threading.Thread(target=stream.produce, name="garvideo-decode-ahead", daemon=True)
+            try:
+                thread.start()
+            except RuntimeError:  # no thread to be had (too many threads): close() must not wait for it
+                self._done = True
+                _close(stream.items)
+                raise
+            self._thread = thread
         began = time.perf_counter()
         item, error = stream.ready.get()
         self.wait_seconds += time.perf_counter() - began

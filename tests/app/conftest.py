@@ -23,6 +23,10 @@ from garvideo.testing.grounding_dino import build_tiny_grounding_dino_checkpoint
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 MAX_UPLOAD_MB = 1
+#: A file name under --root that is markup: the page must show it as written and never run it.
+MARKUP_NAME = "<img src=x onerror=window.gvPwned=1>.mp4"
+#: What the app's working folder holds when it starts: a file in Gradio's default examples cache.
+PLANTED_SECRET = Path(".gradio") / "cached_examples" / "secret.txt"
 
 
 @dataclass
@@ -85,7 +89,16 @@ def app_root(tmp_path_factory) -> Path:
     (root / "link_out.mp4").symlink_to(outside / "secret.mp4")
     (root / "link_dir").symlink_to(outside, target_is_directory=True)
     (root / "link_in.mp4").symlink_to(root / "cat.mp4")  # stays inside: allowed
+    # The clip turned to portrait (as a phone films) and cut square, for the page's mouse mapping.
+    _ffmpeg(root / "cat.mp4", "transpose=1", root / "portrait.mp4")
+    _ffmpeg(root / "cat.mp4", "crop=256:256:64:0", root / "square.mp4")
+    shutil.copy(root / "square.mp4", root / MARKUP_NAME)
     return root
+
+
+def _ffmpeg(source: Path, video_filter: str, target: Path) -> None:
+    command = ["ffmpeg", "-v", "error", "-y", "-i", str(source), "-vf", video_filter]
+    subprocess.run([*command, "-c:v", "libx264", "-pix_fmt", "yuv420p", str(target)], check=True)
 
 
 @pytest.fixture(scope="session")
@@ -93,6 +106,8 @@ def launched_app(app_models, app_detector, app_root, tmp_path_factory):
     gar, sam2 = app_models
     tmpdir = tmp_path_factory.mktemp("app-tmpdir")
     cwd = tmp_path_factory.mktemp("app-cwd")
+    (cwd / PLANTED_SECRET).parent.mkdir(parents=True)
+    (cwd / PLANTED_SECRET).write_text("not for the app's visitors\n")
     port = _free_port()
     env = {**os.environ, "TMPDIR": str(tmpdir), "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, "-m", "garvideo_cli.main", "app", "--model", gar, "--sam2", sam2, "--port", str(port)]

@@ -22,21 +22,32 @@ from garvideo.outputs import validate_result_document
 from garvideo.tracking import load_tracks
 from garvideo.video import video_info
 
-from .conftest import MAX_UPLOAD_MB, SAMPLES
+from .conftest import MARKUP_NAME, MAX_UPLOAD_MB, PLANTED_SECRET, SAMPLES
 
 pytestmark = pytest.mark.slow  # every test here talks to the app server, a subprocess
 
-# What every full-page endpoint returns, in order (see garvideo.app.ui.Page._wire).
-FIELDS = (
-    "details", "facts", "frame", "view", "frame_label", "regions", "remove_pick", "name", "track_text",
-    "strip", "descriptions", "timeline", "overlay", "answer", "letter", "downloads", "command",
-)  # fmt: skip
 CAT_BOX = "27,91,137,175"
 QUICK = {"max_new": 3}  # a random model rambles: a few tokens per answer
 
 
 def page(result) -> dict:
-    return dict(zip(FIELDS, result))
+    """A full-page endpoint's fields by name (garvideo.app.ui.STATE is their order)."""
+    from garvideo.app.ui import STATE
+
+    assert len(result) == len(STATE)
+    return dict(zip(STATE, result))
+
+
+def rows(regions_html: str) -> list[list[str]]:
+    """The regions table's cells, as the page shows them (text, unescaped)."""
+    import html
+    import re
+
+    body = regions_html.split("<tbody>", 1)[1]
+    return [
+        [html.unescape(re.sub(r"<[^>]+>", "", cell)) for cell in re.findall(r"<td>(.*?)</td>", row)]
+        for row in re.findall(r"<tr[^>]*>(.*?)</tr>", body)
+    ]
 
 
 def error_of(call) -> str:
@@ -66,20 +77,20 @@ def test_open_upload_shows_the_videos_facts_and_scrubs(client):
     assert video["fps"] == pytest.approx(truth.fps) and video["opened_as"] == "cat.mp4"
     assert "384×256, 72 frames" in opened["facts"]
     assert (opened["frame"]["value"], opened["frame"]["maximum"]) == (0, 71) and "gv-img" in opened["view"]
-    view, label = client.predict(30, api_name="/seek")
+    view, label, _ = client.predict(30, api_name="/seek")
     assert "data-frame='30'" in view
-    assert label == "frame **30** of 72 · **00:00:02.500** of 00:00:06.000"
+    assert label == "<div class='gv-where'>frame <b>30</b> of 72 · <b>00:00:02.500</b> of 00:00:06.000</div>"
 
 
 def test_marks_corrections_and_removal(client):
     open_cat(client)
     added = page(client.predict("cat", "box", CAT_BOX, 12, api_name="/add_region"))
     assert added["details"]["regions"] == [{"name": "cat", "kind": "box", "frame": 12, "mark": CAT_BOX}]
-    assert added["name"] == "region1"  # the next free default name
+    assert added["name"] == "cat"  # the name field keeps the last name: a correction needs no retyping
     # A correction of the same region on another frame, by clicks (one on the background).
     corrected = page(client.predict("cat", "points", "80,120;!300,40", 40, api_name="/add_region"))
     assert [r["frame"] for r in corrected["details"]["regions"]] == [12, 40]
-    assert corrected["regions"]["data"] == [["cat", "box", 12, CAT_BOX], ["cat", "points", 40, "80,120;!300,40"]]
+    assert rows(corrected["regions"]) == [["cat", "box", "12", CAT_BOX], ["cat", "points", "40", "80,120;!300,40"]]
     page(client.predict("cup", "box", "250,150,339,229", 0, api_name="/add_region"))
     after = page(client.predict("cat@40", 0, api_name="/remove_region"))
     assert [(r["name"], r["frame"]) for r in after["details"]["regions"]] == [("cat", 12), ("cup", 0)]
@@ -94,8 +105,8 @@ def test_track_describe_ask_and_the_shown_commands_reproduce_them(client, tmp_pa
     tracked = page(client.predict("", "", 1, 12, api_name="/track"))
     (summary,) = tracked["details"]["tracks"]
     assert summary["name"] == "cat" and summary["frames_tracked"] == 72
-    assert "**cat**: 72 frames tracked" in tracked["track_text"]
-    assert len(tracked["strip"]) == 8 and tracked["strip"][0]["caption"].startswith("0 · ")
+    assert "<b>cat</b>: 72 frames tracked" in tracked["track_text"]
+    assert tracked["strip"].count("<figure") == 8 and "<figcaption>0 · 00:00:00.000</figcaption>" in tracked["strip"]
     assert "data-frame='12'" in tracked["view"]
 
     described = page(
@@ -124,9 +135,14 @@ def test_track_describe_ask_and_the_shown_commands_reproduce_them(client, tmp_pa
     )
 
     files = {Path(p).name: Path(p) for p in asked["downloads"]}
-    assert sorted(files) == ["answer.json", "overlay.mp4", "result.json", "result.srt", "result.vtt", "tracks.json"]
-    for name in ("result.json", "answer.json"):
-        validate_result_document(json.loads(files[name].read_text()))
+    assert sorted(files) == ["answer-1.json", "overlay.mp4", "result.json", "result.srt", "result.vtt", "tracks.json"]
+    for name in ("result.json", "answer-1.json"):
+        document = json.loads(files[name].read_text())
+        validate_result_document(document)
+        # the result lists the marks the tracks came from (the app describes and asks from its tracks file)
+        assert [r["prompts"] for r in document["regions"]] == [
+            [{"name": "cat", "when": {"frame": 12}, "box": [27, 91, 137, 175]}]
+        ]
 
     # Run the commands the page shows, in a folder holding the clip, and compare what they write.
     lines = asked["command"].splitlines()
@@ -146,8 +162,12 @@ def test_track_describe_ask_and_the_shown_commands_reproduce_them(client, tmp_pa
     assert [t.to_dict() for t in app_tracks] == [t.to_dict() for t in cli_tracks]
     app_meta, cli_meta = (json.loads(p.read_text()) for p in (files["tracks.json"], work / "tracks.json"))
     assert app_meta["meta"]["prompts"] == cli_meta["meta"]["prompts"]
-    for name in ("result.json", "answer.json"):
+    for name in ("result.json", "answer-1.json"):
         assert _comparable(json.loads(files[name].read_text())) == _comparable(json.loads((work / name).read_text()))
+        # the marks are known: the results list them, as the tracks file records them (issue 23)
+        assert [p for r in json.loads(files[name].read_text())["regions"] for p in r["prompts"]] == app_meta["meta"][
+            "prompts"
+        ]
     for name in ("result.srt", "result.vtt"):
         assert files[name].read_text() == (work / name).read_text()
     cli_overlay = video_info(work / "overlay.mp4")
@@ -184,7 +204,7 @@ def test_user_mistakes_get_the_clis_one_line_and_the_app_keeps_serving(client, l
     )
     assert "\n" not in app_line and app_line.startswith("garvideo: error: ")
     # Still serving: the same session goes on.
-    view, _ = client.predict(5, api_name="/seek")
+    view, _, _ = client.predict(5, api_name="/seek")
     assert "data-frame='5'" in view
 
 
@@ -208,6 +228,8 @@ def test_bad_uploads_are_refused_and_removed(client, launched_app, tmp_path):
     text.write_text("this is not a video\n")
     message = error_of(lambda: client.predict(handle_file(str(text)), api_name="/open_upload"))
     assert message.startswith("garvideo: error: ") and "\n" not in message
+    # named as the user gave it, never by the app's own path for it
+    assert "notes.mp4" in message and str(launched_app.temp_root) not in message, message
     huge = tmp_path / "huge.mp4"
     huge.write_bytes(b"\0" * (MAX_UPLOAD_MB * 2**20 + 1))
     with pytest.raises(Exception, match="(?i)size|large"):
@@ -238,7 +260,7 @@ def test_root_files_open_and_nothing_outside_root_does(client, launched_app):
     config = httpx.get(launched_app.url + "config", timeout=30).json()
     (picker,) = [c for c in config["components"] if c.get("props", {}).get("elem_id") == "gv-root-pick"]
     listed = [choice[1] if isinstance(choice, list) else choice for choice in picker["props"]["choices"]]
-    assert listed == ["cat.mp4", "link_in.mp4", "sub/cat_and_cup.mp4"]
+    assert listed == [MARKUP_NAME, "cat.mp4", "link_in.mp4", "portrait.mp4", "square.mp4", "sub/cat_and_cup.mp4"]
     # Gradio's file route serves neither --root nor anything else outside the app's temporary folder.
     for path in (
         launched_app.root / "cat.mp4",
@@ -258,7 +280,8 @@ def test_closing_a_session_deletes_its_files(client, launched_app):
     assert closed["details"]["video"] is None and closed["details"]["regions"] == []
     assert launched_app.files_left() == []
     assert not any((launched_app.temp_root / "sessions").iterdir()), "a session folder outlived its session"
-    assert not any(launched_app.cwd.iterdir()), "the app wrote into its working folder"
+    written = [p for p in launched_app.cwd.rglob("*") if p.is_file() and p != launched_app.cwd / PLANTED_SECRET]
+    assert written == [], "the app wrote into its working folder"
 
 
 def test_two_clients_tracking_at_once_both_finish(launched_app, tmp_path):
@@ -334,7 +357,7 @@ def test_a_region_named_in_words_is_found_tracked_and_the_command_reproduces_it(
     assert (region["kind"], region["mark"], region["frame"]) == ("text", "a cat", frame)
     # The page goes to the frame it was found on and lists the score and the --box that marks it again.
     assert found_page["frame"]["value"] == frame and f"data-frame='{frame}'" in found_page["view"]
-    assert expected[0].box_option in found_page["regions"]["data"][0][3]
+    assert expected[0].box_option in rows(found_page["regions"])[0][3]
 
     tracked = page(client.predict("", "", 1, frame, api_name="/track"))
     assert [t["name"] for t in tracked["details"]["tracks"]] == [f.name for f in expected]
@@ -373,3 +396,63 @@ def test_a_phrase_found_nowhere_is_the_clis_error(client, launched_app):
     assert "the name 'cat' is taken" in error_of(lambda: find(client, "a cat", on_frame=True))
     after = page(client.predict("cup", "box", "250,150,339,229", 0, api_name="/add_region"))
     assert [(r["name"], r["kind"]) for r in after["details"]["regions"]] == [("cat", "box"), ("cup", "box")]
+
+
+def previewed(result) -> dict:
+    """/preview's fields by name: it changes only these (garvideo.app.ui.PREVIEWED)."""
+    from garvideo.app.ui import PREVIEWED
+
+    return dict(zip(PREVIEWED, result, strict=True))
+
+
+def test_a_mark_shows_sam2s_mask_on_its_frame_before_it_is_added(client):
+    open_cat(client)
+    shown = previewed(client.predict("cat", "box", CAT_BOX, 12, api_name="/preview"))
+    preview = shown["details"]["preview"]
+    assert (preview["name"], preview["mark"], preview["frame"], preview["index"]) == ("cat", CAT_BOX, 12, 12)
+    assert shown["details"]["regions"] == [] and shown["details"]["tracks"] is None  # not added, not tracked
+    assert shown["region_status"].count("SAM2&#x27;s mask on frame 12") == 1 and "data-frame='12'" in shown["view"]
+    # Nothing to preview without a mark; a mark that cannot be read is the CLI's line.
+    assert previewed(client.predict("cat", "box", "", 12, api_name="/preview"))["details"]["preview"] is None
+    assert error_of(lambda: client.predict("cat", "box", "1,2,3", 12, api_name="/preview")) == (
+        "garvideo: error: --box 'cat=1,2,3@12': expected 4 comma-separated numbers, got '1,2,3'"
+    )
+    client.predict("cat", "box", CAT_BOX, 12, api_name="/add_region")
+    tracked = page(client.predict("", "", 1, 12, api_name="/track"))
+    # SAM2's mask of a mark on its own frame is the one a track starts from there.
+    (tracks_file,) = [Path(p) for p in tracked["downloads"] if Path(p).name == "tracks.json"]
+    (track,) = load_tracks(tracks_file)
+    (on_frame,) = [f for f in track.frames if f.index == 12]
+    assert {k: preview[k] for k in ("rle", "box", "visible")} == {
+        k: v for k, v in on_frame.to_dict().items() if k in ("rle", "box", "visible")
+    }
+    assert preview["score"] == pytest.approx(on_frame.score, abs=1e-6)
+
+
+def test_a_sessions_conversation_keeps_every_answer_and_its_command(client):
+    open_cat(client)
+    client.predict("cat", "box", CAT_BOX, 12, api_name="/add_region")
+    client.predict(question="What is <cat> doing?", api_name="/ask", **QUICK)
+    asked = page(client.predict(question="Which is <cat>?", options="a cat\na dog", api_name="/ask", **QUICK))
+    turns = asked["details"]["conversation"]
+    assert [t["question"] for t in turns] == ["What is <cat> doing?", "Which is <cat>?"]
+    assert [t["options"] for t in turns] == [[], ["a cat", "a dog"]]
+    assert [shlex.split(t["command"])[-2:] for t in turns] == [["--out", "answer-1.json"], ["--out", "answer-2.json"]]
+    names = sorted(Path(p).name for p in asked["downloads"])
+    assert "answer-1.json" in names and "answer-2.json" in names
+    for turn in turns:  # the copyable text holds each question, answer and command
+        for line in (turn["question"], turn["answer"]["answer"], turn["command"]):
+            assert line in asked["conversation_text"]
+    # markup in a question is text: the page's conversation shows it escaped
+    assert "What is &lt;cat&gt; doing?" in asked["conversation"] and "<cat>" not in asked["conversation"]
+
+
+def test_opening_a_video_clears_everything_of_the_previous_one(client):
+    open_cat(client)
+    client.predict("cat", "box", CAT_BOX, 12, api_name="/add_region")
+    client.predict("cat", "box", "10,10,50,50", 3, api_name="/preview")
+    opened = page(client.predict("square.mp4", api_name="/open_path"))
+    details = opened["details"]
+    assert (details["regions"], details["preview"], details["files"], details["conversation"]) == ([], None, [], [])
+    assert (opened["mark"], opened["name"], opened["root_pick"]["value"]) == ("", "region1", "square.mp4")
+    assert opened["details"]["video"]["opened_as"].endswith("square.mp4")

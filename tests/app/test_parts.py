@@ -88,30 +88,24 @@ def test_marks_use_the_clis_syntax_and_messages():
     assert default_name([mark, make_mark("region1", "box", "1,1,5,5", 0, 384, 256)]) == "region2"
 
 
-@pytest.mark.parametrize(
-    "kind, body",
-    [("box", " 27, 91,137,175 "), ("box", "1.5,2,30,40.25"), ("points", "80,120;!300,40"), ("points", "~ 5,6; 7,8 ;")],
-)
-def test_the_command_line_reads_a_mark_back_as_the_same_prompt(kind, body):
-    # The app reads marks itself (library code does not import the CLI); the command it shows must agree.
-    from garvideo_cli.regions import parse_region_prompts
+def test_the_app_reads_marks_with_the_command_lines_grammar():
+    # One grammar (garvideo.tracking.marks): the command the app shows reads back as the same prompt.
+    from garvideo.tracking.marks import parse_region_prompts
 
-    mark = make_mark("cat", kind, body, 7, 384, 256)
-    option, value = shlex.split(shlex.join(mark.cli_args()))
-    (prompt,) = parse_region_prompts(**{{"--box": "boxes", "--points": "points"}[option]: [value]})
-    assert prompt == mark.prompt
+    for kind, body in (("box", " 27, 91,137,175 "), ("points", "80,120;!300,40")):
+        mark = make_mark("cat", kind, body, 7, 384, 256)
+        option, value = shlex.split(shlex.join(mark.cli_args()))
+        (prompt,) = parse_region_prompts(**{{"--box": "boxes", "--points": "points"}[option]: [value]})
+        assert prompt == mark.prompt
+    with pytest.raises(InvalidInputError, match=r"^--box 'cat=1,2,3@0': expected 4 comma-separated numbers"):
+        make_mark("cat", "box", "1,2,3", 0, 384, 256)
 
 
-@pytest.mark.parametrize(
-    "kind, body", [("box", "1,2,3"), ("box", "1,2,x,40"), ("box", "1,2,nan,40"), ("points", "1,2,3"), ("points", ";;")]
-)
-def test_the_app_and_the_command_line_refuse_the_same_marks(kind, body):
-    from garvideo_cli.regions import parse_region_prompts
-
-    with pytest.raises(InvalidInputError, match="expected . comma-separated numbers|no clicks"):
-        make_mark("cat", kind, body, 0, 384, 256)
-    with pytest.raises(InvalidInputError, match="expected . comma-separated numbers|no clicks"):
-        parse_region_prompts(**{{"box": "boxes", "points": "points"}[kind]: [f"cat={body}@0"]})
+def test_a_box_reaching_outside_the_frame_carries_the_clis_warning():
+    mark = make_mark("cat", "box", "-10,20,100,300", 3, 384, 256)
+    assert mark.prompt.box == (-10, 20, 100, 300)  # kept as typed: the command clips it the same way
+    assert mark.warning == "the box of 'cat' -10,20,100,300 reaches outside the 384x256 frame: using 0,20,100,256"
+    assert make_mark("cat", "box", "10,20,100,200", 3, 384, 256).warning is None
 
 
 def test_commands_quote_what_a_shell_would_split():
@@ -138,7 +132,7 @@ def test_text_marks_and_their_command():
 
     assert text_prompt("car", "  a  red car ", None).when is None
     assert text_prompt("car", "a red car", 12).frame == 12
-    with pytest.raises(InvalidInputError, match="the phrase of 'car' is empty"):
+    with pytest.raises(InvalidInputError, match="the phrase is empty"):
         text_prompt("car", "  ", None)
     with pytest.raises(InvalidInputError, match="holds '<'"):
         text_prompt("car<2", "a red car", None)
@@ -166,7 +160,7 @@ def test_text_marks_and_their_command():
         "models/my gdino",
     ]
     # The command line reads the mark back as the same text region on the same frame.
-    from garvideo_cli.regions import parse_text_prompt
+    from garvideo.tracking.marks import parse_text_prompt
 
     assert parse_text_prompt(shlex.split(shlex.join(mark.cli_args()))[1]) == mark.prompt
 
@@ -231,7 +225,7 @@ def test_the_pages_frames_tint_regions_as_the_overlay_video_does():
     half a stride either way, as the overlay does."""
     import numpy as np
 
-    from garvideo.app.drawing import FILL_OPACITY, draw_frame
+    from garvideo.app.drawing import FILL_OPACITY, draw_frame, track_masks
     from garvideo.outputs import drawing as overlay_drawing
     from garvideo.tracking import Track
 
@@ -250,8 +244,8 @@ def test_the_pages_frames_tint_regions_as_the_overlay_video_does():
         overlay_drawing.FrameStyle.for_frame(160, 120, FILL_OPACITY),
     )
     for index in (0, 2, 6):
-        page = draw_frame(image, index, ["cup"], tracks=[track])
+        page = draw_frame(image, index, ["cup"], masks=track_masks([track], index))
         np.testing.assert_array_equal(page[inner], video[inner])
         assert not np.array_equal(page[inner], image[inner])
     for index in (7, 9):  # more than half a stride beyond the last tracked frame
-        np.testing.assert_array_equal(draw_frame(image, index, ["cup"], tracks=[track]), image)
+        np.testing.assert_array_equal(draw_frame(image, index, ["cup"], masks=track_masks([track], index)), image)

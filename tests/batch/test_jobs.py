@@ -95,6 +95,7 @@ def test_shard_from_environment(monkeypatch):
         "SLURM_ARRAY_TASK_ID",
         "SLURM_ARRAY_TASK_COUNT",
         "SLURM_ARRAY_TASK_MIN",
+        "SLURM_ARRAY_TASK_STEP",
         "RANK",
         "WORLD_SIZE",
         "OMPI_COMM_WORLD_RANK",
@@ -106,6 +107,28 @@ def test_shard_from_environment(monkeypatch):
     monkeypatch.setenv("SLURM_ARRAY_TASK_MIN", "1")
     monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "8")
     assert shard_from_environment() == (4, 8)
+    # sbatch --array=0-6:2 numbers its four tasks 0, 2, 4, 6: task 6 is the last of four, not an empty shard
+    monkeypatch.setenv("SLURM_ARRAY_TASK_MIN", "0")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "4")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "6")
+    with pytest.raises(InvalidInputError, match=r"SLURM_ARRAY_TASK_ID=6 \(array of 4 tasks from 0, step 1\) is out"):
+        shard_from_environment()
+    monkeypatch.setenv("SLURM_ARRAY_TASK_STEP", "2")
+    assert shard_from_environment() == (3, 4)
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "5")
+    with pytest.raises(InvalidInputError, match="is not one of the array's tasks"):
+        shard_from_environment()
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "abc")
+    with pytest.raises(InvalidInputError, match="SLURM_ARRAY_TASK_ID='abc' is not a whole number"):
+        shard_from_environment()
+    for name in ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "0")
+    with pytest.raises(InvalidInputError, match="RANK=0 with WORLD_SIZE=0 is out of range"):
+        shard_from_environment()
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    assert shard_from_environment() == (0, 3)
 
 
 _WORKER = textwrap.dedent(

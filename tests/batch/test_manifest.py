@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from garvideo_cli.main import app
-from garvideo_cli.regions import parse_region_prompts
 from PIL import Image
 
 from garvideo import InvalidInputError
@@ -13,6 +12,7 @@ from garvideo.masks import encode_rle
 from garvideo.testing.selftest import prepare_selftest
 from garvideo.timecode import When
 from garvideo.tracking import RegionPrompt
+from garvideo.tracking.marks import parse_region_prompts
 
 
 def _write(path, lines):
@@ -85,6 +85,18 @@ _BOX = {"name": "dog", "when": {"frame": 0}, "box": [1, 2, 3, 4]}
         ({"video": "a.mp4", "regions": [_BOX | {"box": [4, 2, 3, 4]}]}, "x1 < x2"),
         ({"video": "a.mp4", "regions": [_BOX | {"colour": "red"}]}, "unknown keys"),
         ({"video": "a.mp4", "regions": [_BOX], "options": ["a", "b"]}, "need a 'question'"),
+        # hostile lines: bounded before anything is decoded, and one line's problem only
+        ("[" * 100_000 + "]" * 100_000, "line 1 is nested 100000 levels deep: at most 32 are read"),
+        ('{"video": "a.mp4", "regions": [' + "9" * 5000 + "]}", "line 1: a number of 5000 characters"),
+        ('{"video": "a.mp4", "regions": [1e999]}', "the number 1e999 is too large"),
+        (
+            {"video": "a.mp4", "regions": [_BOX], "question": "<dog>?", "options": [str(k) for k in range(27)]},
+            "line 1: at most 26 options",
+        ),
+        (
+            {"video": "a.mp4", "regions": [_BOX | {"box": None, "mask": {"size": [60000, 60000], "counts": "0"}}]},
+            "line 1: region 1: its mask is 60000x60000, larger than any video frame",
+        ),
         (
             {"video": "a.mp4", "regions": [{"name": "m", "mask": "nope.png", "when": {"frame": 0}}]},
             "mask 'nope.png' not found",
@@ -118,6 +130,46 @@ def test_a_bad_line_fails_alone_with_a_clear_reason(tmp_path, line, message):
     (item,) = read_manifest(manifest)
     with pytest.raises(InvalidInputError, match=message):
         item.parse(tmp_path, tmp_path)
+
+
+def test_a_huge_mask_is_refused_before_it_is_decoded_and_a_wrong_size_once_the_frame_is_known(tmp_path, monkeypatch):
+    import garvideo.tracking.prompts
+
+    def decoding(*_args):
+        raise AssertionError("the mask was decoded")
+
+    (tmp_path / "a.mp4").write_bytes(b"")
+    mask = encode_rle(np.eye(8, dtype=bool))
+    line = {"video": "a.mp4", "regions": [{"name": "m", "when": {"frame": 0}, "mask": mask}]}
+    Image.fromarray(np.eye(8, dtype=np.uint8) * 255).save(tmp_path / "m.png")
+    image = {"video": "a.mp4", "regions": [{"name": "m", "when": {"frame": 0}, "mask": "m.png"}]}
+    rle_line, image_line = read_manifest(_write(tmp_path / "r.jsonl", [line, image]))
+    monkeypatch.setattr(garvideo.tracking.prompts, "decode_rle", decoding)
+    with pytest.raises(InvalidInputError, match="line 1: region 1: its mask is 8x8 but the video is 16x12"):
+        rle_line.parse(tmp_path, tmp_path, frame_size=(12, 16))
+    with pytest.raises(InvalidInputError, match="the mask image m.png is 8x8 but the video is 16x12"):
+        image_line.parse(tmp_path, tmp_path, frame_size=(12, 16))
+
+
+def test_a_byte_order_mark_is_no_part_of_the_first_line(tmp_path):
+    (tmp_path / "a.mp4").write_bytes(b"")
+    manifest = tmp_path / "r.jsonl"
+    manifest.write_text(json.dumps({"video": "a.mp4", "regions": [_BOX]}) + "\n", encoding="utf-8-sig")
+    assert manifest.read_bytes().startswith(b"\xef\xbb\xbf")
+    (line,) = read_manifest(manifest)
+    assert line.parse(tmp_path, tmp_path).regions[0].name == "dog"
+
+
+def test_the_lines_are_checked_up_front_and_a_manifest_without_a_good_one_is_one_error(tmp_path):
+    from garvideo.batch.manifest import check_lines
+
+    (tmp_path / "a.mp4").write_bytes(b"")
+    good = {"video": "a.mp4", "regions": [_BOX]}
+    lines = read_manifest(_write(tmp_path / "r.jsonl", ["{not json", good, "[" * 5000 + "]" * 5000]))
+    reasons = check_lines(lines, tmp_path, tmp_path, "r.jsonl")
+    assert reasons[1] is None and "not valid JSON" in reasons[0] and "nested 5000 levels" in reasons[2]
+    with pytest.raises(InvalidInputError, match=r"no line of r.jsonl can be run \(line 1 is not valid JSON"):
+        check_lines([lines[0], lines[2]], tmp_path, tmp_path, "r.jsonl")
 
 
 def test_whole_file_problems(tmp_path):

@@ -25,31 +25,10 @@ from garvideo.batch.manifest import read_manifest
 from garvideo.batch.ray_runner import PipelineSpec, RayOptions, run_batch_on_ray, worker_resources
 from garvideo.batch.runner import BatchOptions
 from garvideo.outputs.document import validate_result_document
+from garvideo.testing.processes import descendants as _descendants
 from garvideo.testing.waiting import wait_until
 
 TINY = BatchOptions(frames=2, frames_per_window=1, max_new_tokens=3, srt=True)
-
-
-def _descendants(root: int) -> dict[int, str]:
-    """Processes below ``root`` (pid -> command line), read from /proc."""
-    parents, commands = {}, {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            commands[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
-        except OSError:
-            continue
-        parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    found, frontier = {}, [root]
-    while frontier:
-        parent = frontier.pop()
-        for pid, ppid in parents.items():
-            if ppid == parent and pid not in found:
-                found[pid] = commands.get(pid, "")
-                frontier.append(pid)
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +80,11 @@ def _models(material) -> PipelineSpec:
 
 
 def _results(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.glob("*.json") if p.name != "summary.json" and not p.name.startswith("."))
+    return sorted(
+        p.name
+        for p in folder.glob("*.json")
+        if p.name not in ("summary.json", "run.json") and not p.name.startswith(".")
+    )
 
 
 def _outputs(folder: Path) -> dict[str, object]:
@@ -114,7 +97,7 @@ def _outputs(folder: Path) -> dict[str, object]:
                 document.pop("seconds")
                 for failure in document["failures"]:
                     failure.pop("traceback", None)
-            else:
+            elif path.name != "run.json":  # the settings: the same for both
                 document.pop("created")
                 document["provenance"].pop("timings")
             out[path.name] = document
@@ -215,7 +198,9 @@ def test_a_killed_worker_s_line_is_retried_and_nothing_is_lost_or_doubled(
     assert sorted(key for key, status in statuses if status == "done") == sorted(keys)  # each line once
     assert _results(out) == sorted(f"{key}.json" for key in keys)
     srt = [f"{key}.srt" for key in keys]
-    assert sorted(os.listdir(out)) == sorted(_results(out) + srt + ["summary.json"])  # no temporary file left
+    assert sorted(os.listdir(out)) == sorted(
+        _results(out) + srt + ["summary.json", "run.json"]
+    )  # no temporary file left
     assert not failures_path(out).exists()
 
 
@@ -268,7 +253,7 @@ def test_the_driver_killed_midway_and_run_again_finishes_the_job(ray_address, ma
     assert len(redone) == len(set(redone)) == 8 - len(before) and not set(redone) & before
     after = _results(out)
     assert len(after) == 8 and sorted(os.listdir(out)) == sorted(
-        after + [f"{n[:-5]}.srt" for n in after] + ["summary.json"]
+        after + [f"{n[:-5]}.srt" for n in after] + ["summary.json", "run.json"]
     )
     for name in after:
         validate_result_document(json.loads((out / name).read_text()))

@@ -19,13 +19,15 @@ PRESENTATION = {"out", "as_json", "save_tracks", "srt", "vtt", "overlay", "quiet
 # How regions are given: the API takes RegionPrompt objects (``regions``) or Track objects (``tracks``).
 REGION_INPUTS = {"boxes", "points", "masks", "texts", "tracks_file"}
 # Options that choose the models: keywords of Pipeline.from_pretrained.
-MODEL_LOADING = {"model", "sam2", "compile", "compile_sam2", "device", "dtype", "threads", "detector"}
+MODEL_LOADING = {"model", "sam2", "compile", "compile_sam2", "device", "dtype", "threads", "detector", "adapter"}
 # Options that say how text regions are found: fields of the methods' ``search=TextSearch(...)``.
 TEXT_SEARCH = {
     "box_threshold": "box_threshold",
     "text_threshold": "text_threshold",
     "max_instances": "max_instances",
     "search_every": "every",
+    "new_instances": "new_instances",
+    "match_iou": "match_iou",
 }
 # Keywords the API has beyond the CLI (documented in the methods' docstrings and the README).
 API_ONLY = {"regions", "tracks", "instruction", "template", "generation", "batch_size", "progress", "on_event"}
@@ -83,7 +85,7 @@ def test_every_option_is_a_keyword_of_the_same_name_and_default(command, method)
             f"{option.opts[0]} defaults to {default!r} but {where}'s {name} to {target[name].default!r}"
         )
         mirrored.add(name)
-    # search= stands for all four text options, or the command has none of them
+    # search= stands for all the text options, or the command has none of them
     assert searched in (set(), set(search_fields)), f"`garvideo {command.name}` lacks {set(search_fields) - searched}"
     if searched:
         assert keywords["search"].default == TextSearch(), f"Pipeline.{method.__name__}'s search= is not TextSearch()"

@@ -21,7 +21,11 @@ from garvideo.outputs.document import validate_result_document
 
 def _results(folder):
     """Finished results: not the summary, not an atomic write's temporary file (".name.tmp.json")."""
-    return sorted(p.name for p in folder.glob("*.json") if p.name != "summary.json" and not p.name.startswith("."))
+    return sorted(
+        p.name
+        for p in folder.glob("*.json")
+        if p.name not in ("summary.json", "run.json") and not p.name.startswith(".")
+    )
 
 
 def test_every_batch_option_has_help_and_the_defaults_of_describe():
@@ -80,9 +84,16 @@ def test_batch_over_three_clips_one_corrupt(run, models, material, tmp_path):
     assert (summary["total"], summary["succeeded"], summary["failed"]) == (3, 2, 1)
     assert "3 items: 2 done now, 0 already done, 1 failed" in result.stdout
 
-    again = run("batch", material.folder, "--regions", material.manifest, "--out", out, *models)
+    same = ["--frames", "2", "--frames-per-window", "1", "--srt"]
+    again = run("batch", material.folder, "--regions", material.manifest, "--out", out, *same, *models)
     assert again.exit_code == 1
     assert "1 failed" in again.stdout and "2 already done" in again.stdout
+
+    # Results made with other options are not taken for done: a run with others on the folder is refused.
+    for changed in (same[:-1], ["--frames", "3", *same[2:]], [*same, "--tiling", "thumb+tile"]):
+        refused = run("batch", material.folder, "--regions", material.manifest, "--out", out, *changed, *models)
+        assert refused.exit_code == 2 and "holds results made with other settings" in refused.stderr
+    assert "srt: True before, False now" in refused.stderr or "tiling" in refused.stderr
 
 
 @pytest.mark.slow
@@ -134,7 +145,7 @@ def test_batch_killed_midway_resumes_without_duplicates(material, tmp_path, held
     assert finished.returncode == 0, finished.stderr
     after = _results(out)
     assert len(after) == 8 and set(before) <= set(after)
-    assert sorted(os.listdir(out)) == sorted(after + ["summary.json"])  # no temporary or partial file left
+    assert sorted(os.listdir(out)) == sorted(after + ["summary.json", "run.json"])  # no temporary or partial file left
     summary = json.loads((out / "summary.json").read_text())
     assert summary["skipped_already_done"] == len(before) and summary["succeeded"] == 8 - len(before)
     for name in after:
@@ -153,7 +164,10 @@ def test_a_line_whose_question_names_an_unknown_region_fails_before_any_work(
 ):
     from garvideo.pipeline import Pipeline
 
-    def no_work(*_args, **_kwargs):
+    worked_on = []
+
+    def no_work(_pipeline, _video, regions=None, *_args, **_kwargs):
+        worked_on.append([region.name for region in regions])
         raise AssertionError("the line was worked on")
 
     monkeypatch.setattr(Pipeline, "describe", no_work)
@@ -164,10 +178,19 @@ def test_a_line_whose_question_names_an_unknown_region_fails_before_any_work(
         "regions": [{"name": "dog", "box": box, "when": {"frame": 3}}],
         "question": "<cat>?",
     }
+    good = {"video": "clips/moving.mp4", "regions": [{"name": "fine", "box": box, "when": {"frame": 3}}]}
     manifest = tmp_path / "r.jsonl"
-    manifest.write_text(json.dumps(line) + "\n")
+    manifest.write_text(json.dumps(line) + "\n" + json.dumps(good) + "\n")
     out = tmp_path / "out"
     result = run("batch", material.folder, "--regions", manifest, "--out", out, "--describe", "always", *models)
     assert result.exit_code == 1
-    (failure,) = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
-    assert failure["reason"] == "line 1: the question names <cat>, which is not among the given regions (dog)"
+    assert worked_on == [["fine"]]  # only the line that can run reached the pipeline
+    bad, _ = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
+    assert bad["reason"] == "line 1: the question names <cat>, which is not among the given regions (dog)"
+
+    # a manifest with no line that can run is one error before the models load, and nothing is written
+    manifest.write_text(json.dumps(line) + "\n")
+    result = run("batch", material.folder, "--regions", manifest, "--out", tmp_path / "none", "--sam2", "nobody/none")
+    assert result.exit_code == 2 and not (tmp_path / "none").exists()
+    (error,) = result.stderr.splitlines()
+    assert error.startswith(f"garvideo: error: no line of {manifest} can be run (line 1: the question names <cat>")

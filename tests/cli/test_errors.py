@@ -18,7 +18,7 @@ def one_error_line(result) -> str:
 
 
 USAGE_MISTAKES = [
-    (["ask", "{clip}", "Is <thing> red?", "--box", "{box}", "--option", "only"], "at least two --option"),
+    (["ask", "{clip}", "Is <thing> red?", "--box", "{box}", "--option", "only"], "at least two options"),
     (["describe", "{clip}", "--box", "{box}", "--tracks", "t.json"], "not both"),
     (["describe", "{clip}", "--box", "{box}", "--window", "0"], "--window"),
     (["describe", "{clip}", "--box", "{box}", "--frames", "0"], "--frames"),

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from garvideo_cli.main import app
-from garvideo_cli.regions import parse_region_prompts
 
 from garvideo import InvalidInputError
 from garvideo.names import check_region_name, resolve_references
 from garvideo.tracking import RegionPrompt, Track
+from garvideo.tracking.marks import parse_region_prompts
 
 
 @pytest.mark.parametrize(

@@ -92,6 +92,12 @@ MISTAKES = [
         "is a file, not a folder",
     ),
     (["videorefer-d", "--data", "{tmp}/nowhere", "--out", "d.jsonl"], "no VideoRefer-Bench data at"),
+    # an object where the benchmark has a list would run as one malformed item and score 0.0 with exit 0
+    (["videorefer-q", "--data", "{object}", "--out", "q.jsonl", *NO_MODEL], "must hold a JSON list of items"),
+    (["gar-bench-vqa", "--data", "{object}", "--out", "p.json", *NO_MODEL], "must hold a JSON list of items"),
+    # the predictions must not replace the benchmark they are made from
+    (["videorefer-q", "--data", "{videorefer}", "--out", "{videorefer}/VideoRefer-Bench-Q.json"], "itself"),
+    (["videorefer-q", "--data", "{videorefer}", "--out", "q.jsonl", "--max-new-tokens", "99999"], "99999"),
     (["videorefer-d", "--data", "{videorefer}", "--out", "blocked.json", *NO_MODEL], "cannot create the work folder"),
     (["score", "{tmp}/missing.json"], "no predictions file"),
     (["score", "{notjson}"], "neither a JSON list nor JSON lines"),
@@ -112,6 +118,7 @@ def test_user_mistakes_print_one_line_and_exit_non_zero(args, message, videorefe
     (tmp_path / "random.bin").write_bytes(bytes(range(256)) * 4)  # not UTF-8
     (tmp_path / "subset.txt").write_text("images/a.png\nimages/elsewhere.png\n")
     (tmp_path / "blocked.json.work").write_text("a file where the run's work folder would go")
+    (tmp_path / "object.json").write_text(json.dumps({"0": {"video": "a", "Question": "<region>?"}}))
     filled = [
         a.format(
             tmp=tmp_path,
@@ -121,6 +128,7 @@ def test_user_mistakes_print_one_line_and_exit_non_zero(args, message, videorefe
             binary=tmp_path / "random.bin",
             subset=tmp_path / "subset.txt",
             videorefer=videorefer_set.folder,
+            object=tmp_path / "object.json",
             released=bench / "gar_1b_vqa_predictions.json" if bench else "",
         )
         for a in args

@@ -86,6 +86,7 @@ def test_describe_and_ask_with_text_regions(material, tmp_path):
     ("args", "message"),
     [
         (["--text", "thing=a moving thing", "--max-instances", "0"], "max instances must be at least 1, got 0"),
+        (["--text", "thing=a moving thing", "--max-instances", "1000000000"], "max instances must be at most 100"),
         (["--text", "thing="], "the phrase is empty"),
         (["--text", "thing=" + " ".join(["red"] * 40)], "tokens long but the detector"),
         (["--text", "thing=a moving thing", "--box-threshold", "1"], "'a moving thing' (region 'thing') was not found"),
@@ -138,7 +139,7 @@ def test_batch_finds_text_regions(material, tmp_path):
         *_text_args(material),
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    (doc,) = [json.loads(p.read_text()) for p in out.glob("*.json") if p.name != "summary.json"]
+    (doc,) = [json.loads(p.read_text()) for p in out.glob("*.json") if p.name not in ("summary.json", "run.json")]
     validate_result_document(doc)
     (region,) = doc["regions"]
     assert region["name"] == "thing" and [bool(p.get("text")) for p in region["prompts"]] == [True, False]

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from garvideo_cli.regions import parse_box_prompt, parse_region_prompts, parse_text_prompt
 
 from garvideo import InvalidInputError, ModelNotFoundError
 from garvideo.grounding import DUPLICATE_IOU, box_iou
 from garvideo.pipeline import FoundRegion, Pipeline, RegionPrompt, TextSearch
 from garvideo.tracking import Sam2Tracker
+from garvideo.tracking.marks import parse_box_prompt, parse_region_prompts, parse_text_prompt
 
 PHRASE = "a red car"
 SEARCHED = [0, 4, 8, 12, 16]  # one frame per second of the 4 fps clip
@@ -132,6 +132,8 @@ def test_text_region_mistakes(pipeline, clip):
         RegionPrompt.from_text("car", "  ")
     with pytest.raises(InvalidInputError, match="max instances must be at least 1"):
         TextSearch(max_instances=0)
+    with pytest.raises(InvalidInputError, match="max instances must be at most 100"):
+        TextSearch(max_instances=10**9)  # would otherwise make a billion region names
     with pytest.raises(InvalidInputError, match="box threshold"):
         TextSearch(box_threshold=1.2)
     with pytest.raises(InvalidInputError, match="search must be a TextSearch"):  # not loose numbers

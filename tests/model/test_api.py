@@ -143,6 +143,7 @@ def test_ask_errors(gar, scene, tmp_path):
         (dict(repetition_penalty=0), "repetition_penalty must be positive"),
         (dict(cache_implementation="bogus"), "unknown cache_implementation 'bogus'"),
         (dict(max_new_tokens="5"), "max_new_tokens must be a whole number"),
+        (dict(max_new_tokens=10**9), "max_new_tokens must be between 1 and 4096"),
         (dict(temperature=float("nan")), "temperature must be a number"),
         (dict(seed="7"), "seed must be a whole number"),
     ],

@@ -165,3 +165,26 @@ def test_closing_before_the_first_item_starts_no_thread_and_closes_the_source():
 def test_ahead_must_be_a_positive_whole_number(ahead):
     with pytest.raises(ValueError, match="ahead >= 1"):
         decode_ahead(iter(()), ahead)
+
+
+def test_a_thread_that_cannot_start_raises_its_own_error(monkeypatch):
+    # With threads exhausted, the real error must come out, not "cannot join thread before it is started" from close()
+    def refused(_thread):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", refused)
+    closed = []
+
+    def frames():
+        try:
+            yield from range(3)
+        finally:
+            closed.append(True)
+
+    items = frames()
+    next(items)  # started, so that closing it runs its finally
+    ahead = decode_ahead(items)
+    with pytest.raises(RuntimeError, match="can't start new thread"):
+        next(ahead)
+    ahead.close()  # no error of its own
+    assert closed == [True]
