@@ -170,7 +170,7 @@ class CompileCache:
     def clear(self, reason: str) -> None:
         """Empty the folder (a corrupt or foreign cache), saying why."""
         warnings.warn(
-            f"ignoring the compile cache {self.folder}: {reason}; it is emptied and compiled afresh",
+            f"ignoring the compile cache {self.folder}: {reason}; it is emptied, so compiling starts afresh",
             CompileCacheWarning,
             stacklevel=3,
         )

@@ -125,7 +125,7 @@ def test_a_foreign_or_corrupt_folder_is_emptied_with_a_warning_not_an_error(tmp_
     (cache.folder / "key.json").write_text(stored)
     (cache.folder / "ready").write_text("1")
     assert not cache.warm
-    with pytest.warns(CompileCacheWarning, match="ignoring the compile cache .* emptied and compiled afresh"):
+    with pytest.warns(CompileCacheWarning, match="ignoring the compile cache .* emptied, so compiling starts afresh"):
         with cache.compiling():
             pass
     assert not (cache.folder / "inductor" / "entry").exists() and not cache.warm
