@@ -51,12 +51,17 @@ def _detector(name: str, device: str, folder: Path) -> GroundingDetector:
     return random_grounding_dino(device)
 
 
+def _now() -> float:
+    """The clock, once the GPU's queued work is done (so a part's time is its kernels', not their launch)."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return time.perf_counter()
+
+
 def _timed(call):
-    torch.cuda.synchronize() if torch.cuda.is_available() else None
-    began = time.perf_counter()
+    began = _now()
     out = call()
-    torch.cuda.synchronize() if torch.cuda.is_available() else None
-    return out, time.perf_counter() - began
+    return out, _now() - began
 
 
 def _same_boxes(ours, theirs) -> int:
@@ -124,12 +129,8 @@ def _breakdown(detector: GroundingDetector, frame) -> dict[str, float]:
     spent = dict.fromkeys(parts, 0.0)
     handles = []
     for name, module in parts.items():
-        handles.append(
-            module.register_forward_pre_hook(lambda *_, n=name: spent.__setitem__(n, spent[n] - time.perf_counter()))
-        )
-        handles.append(
-            module.register_forward_hook(lambda *_, n=name: spent.__setitem__(n, spent[n] + time.perf_counter()))
-        )
+        handles.append(module.register_forward_pre_hook(lambda *_, n=name: spent.__setitem__(n, spent[n] - _now())))
+        handles.append(module.register_forward_hook(lambda *_, n=name: spent.__setitem__(n, spent[n] + _now())))
     caption, ids = detector.caption(PHRASE)
     try:
         inputs, spent["preprocessing"] = _timed(
