@@ -193,7 +193,7 @@ def model_options(gar: bool = True, sam2: bool = True) -> Callable:
                 type=click.IntRange(min=1),
                 expose_value=False,
                 callback=lambda ctx, _param, value: ctx.meta.__setitem__(THREADS_KEY, value),
-                help="Torch CPU threads for every stage [default: 1 for tracking, all cores for GAR].",
+                help="Torch CPU threads for every stage [default: 1 for tracking, all cores for GAR and the text detector].",
             ),
         ]
         return option_group(*options)(func)
