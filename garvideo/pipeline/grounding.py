@@ -214,10 +214,13 @@ def _look(
         decode_s += time.perf_counter() - began
         if not decoded:  # undecodable (the reader warned): look at the next one
             continue
-        for state in pending:
-            began = time.perf_counter()
-            result = detector.detect(decoded[0].image, state.prompt.text, search.box_threshold, search.text_threshold)
-            detect_s += time.perf_counter() - began
+        began = time.perf_counter()
+        # the frame is preprocessed once for every phrase still looking for it
+        results = detector.detect_many(
+            decoded[0].image, [state.prompt.text for state in pending], search.box_threshold, search.text_threshold
+        )
+        detect_s += time.perf_counter() - began
+        for state, result in zip(pending, results):
             state.saw(index, decoded[0].time, result)
         if all(state.hit is not None for state in searches):
             break

@@ -147,7 +147,7 @@ class Pipeline:
         model: str | os.PathLike[str] | None = defaults.MODEL,
         sam2: str | os.PathLike[str] | None = defaults.SAM2,
         *,
-        compile: bool | None = None,
+        compile: bool | str = defaults.COMPILE,
         compile_sam2: bool | None = None,
         device: Any = defaults.DEVICE,
         dtype: Any = defaults.DTYPE,
@@ -159,6 +159,7 @@ class Pipeline:
         box_mode: str = "reference",
         progress: bool = True,
         adapter: str | os.PathLike[str] | None = None,
+        long_running: bool = False,
     ) -> Pipeline:
         """Load GAR (``model``, ``HaochenWang/GAR-1B`` by default) and SAM2 (``facebook/sam2.1-hiera-tiny``).
 
@@ -166,14 +167,19 @@ class Pipeline:
         or a local folder; None leaves it out. The ``detector`` (Grounding DINO,
         ``IDEA-Research/grounding-dino-tiny`` by default) loads only when a
         text region is given. ``device``/``dtype``: ``auto`` is CUDA with bfloat16
-        where present, else CPU with float32. ``compile``: GAR's decode steps compiled (CUDA graphs; default on
-        for CUDA, off on a CPU), warmed by the first description and reused for every later one.
+        where present, else CPU with float32. ``compile``: GAR's decode steps compiled: ``auto`` (default) only
+        where the warm-up pays back (see :attr:`garvideo.model.GAR.compile`), ``on``/``off`` (True/False), or a kind
+        (``inductor``, ``cuda-graphs``); what ran and the warm-up spent are in each result's provenance.
         ``compile_sam2``: SAM2's image encoder and memory attention compiled (default off; see
         ``Sam2Tracker.from_pretrained``). ``threads``: torch CPU threads (default: chosen per stage). These are
         the CLI's ``--model``, ``--sam2``, ``--compile``, ``--compile-sam2``, ``--device``, ``--dtype``, ``--threads`` and ``--detector``.
         ``*_revision``: the hub revision of each model. ``box_mode`` is GAR's RoI box: ``reference`` (what
         the released weights were trained with) or ``aligned``. ``progress``: the default of every call's
         ``progress=``. ``adapter``: a LoRA adapter folder from ``garvideo train`` (``--adapter``), attached to GAR.
+        ``long_running=True`` says the process will make many calls (a batch, the web app, a
+        service, live sessions, a benchmark run): ``compile="auto"`` then compiles from the first call on CUDA
+        (and, on a CPU, once its decoding has earned the warm-up). Front-ends that serve many videos pass it;
+        a one-shot command does not.
         """
         stage_threads("track", "cpu", threads)  # refused before the models load
         gar = (
@@ -185,6 +191,7 @@ class Pipeline:
                 box_mode=box_mode,
                 compile=compile,
                 adapter=adapter,
+                long_running=long_running,
             )
             if model is not None
             else None
@@ -322,9 +329,11 @@ class Pipeline:
         on_progress = None
         if on_event is not None:
             on_progress = lambda done, total: on_event(StageProgress("find", done, total))  # noqa: E731
-        prompts, found, decode_s, detect_s = find_text_regions(
-            reader, prompts, self.detector, search, (span.start, span.end), progress, on_progress
-        )
+        detector = self.detector
+        with torch_threads(stage_threads("detect", detector.device, self.threads)):
+            prompts, found, decode_s, detect_s = find_text_regions(
+                reader, prompts, detector, search, (span.start, span.end), progress, on_progress
+            )
         return prompts, tuple(found), StageTimings(decode=decode_s, detect=detect_s)
 
     def _track(

@@ -38,6 +38,7 @@ def provenance(
         adapter = info.adapter.to_dict() if info.adapter is not None else None
         gar_ref = ModelRef(info.model_id, info.revision, info.device, info.dtype, adapter)
         settings = {**settings, "box_mode": info.box_mode, "double_bos": info.double_bos, "compiled": info.compiled}
+        settings["compile"] = info.compile_record.to_dict() if info.compile_record is not None else None
     sam2_ref = None
     if got.tracked and tracker is not None:
         t = tracker
