@@ -21,12 +21,14 @@ from typing import TYPE_CHECKING, Any
 from tqdm.auto import tqdm
 
 from .. import defaults
+from ..devices import stage_threads, torch_threads
 from ..errors import InvalidInputError
 from ..grounding import Detection, FrameDetections, distinct
 from ..grounding.detections import check_threshold
 from ..tracking import RegionPrompt
-from ..video import VideoReader
-from .results import FoundRegion, ModelRef
+from ..video import Span, VideoReader
+from .events import EventListener, StageProgress
+from .results import FoundRegion, ModelRef, StageTimings
 
 if TYPE_CHECKING:
     from ..grounding import GroundingDetector
@@ -142,6 +144,28 @@ def check_text_regions(regions: Sequence[RegionPrompt], search: TextSearch) -> N
                     f"a text region's name must be its own (corrections with --box need their own name too)"
                 )
             seen[name] = prompt.name
+
+
+def find_in_span(
+    reader: VideoReader,
+    prompts: Sequence[RegionPrompt],
+    detector: GroundingDetector,
+    search: TextSearch,
+    span: Span,
+    progress: bool,
+    on_event: EventListener | None,
+    threads: int | None,
+) -> tuple[list[RegionPrompt], tuple[FoundRegion, ...], StageTimings]:
+    """:func:`find_text_regions` over ``span`` as a pipeline call runs it: on the detector's threads, its progress
+    heard by ``on_event``; returns the prompts, what was found and the time spent decoding and detecting."""
+    on_progress = None
+    if on_event is not None:
+        on_progress = lambda done, total: on_event(StageProgress("find", done, total))  # noqa: E731
+    with torch_threads(stage_threads("detect", detector.device, threads)):
+        found_prompts, found, decode_s, detect_s = find_text_regions(
+            reader, prompts, detector, search, (span.start, span.end), progress, on_progress
+        )
+    return found_prompts, tuple(found), StageTimings(decode=decode_s, detect=detect_s)
 
 
 def find_text_regions(
