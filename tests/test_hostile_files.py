@@ -8,6 +8,7 @@ header claims 20000x20000 pixels; checkpoints cut short or damaged. Frame folder
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import shutil
 from pathlib import Path
@@ -133,6 +134,22 @@ def test_a_manifest_mask_that_is_a_fifo_fails_its_line_without_blocking(tmp_path
     with hostile.unblocking_fifo(tmp_path / "mask.png"):
         with pytest.raises(InvalidInputError, match=r"line 3: region 1: cannot read the mask image .*: it is a FIFO"):
             BatchRequest.from_dict(line, tmp_path, tmp_path, line=3)
+
+
+def test_a_batch_whose_manifest_mask_is_a_fifo_is_refused_before_the_models_load(tmp_path, clip):
+    # Issue 21's review: this waited forever in PIL's Image.open (the mask's size was read before the FIFO check).
+    # The models named do not exist: the manifest's error comes first.
+    line = {"video": str(clip), "regions": [{"name": "a", "when": {"frame": 0}, "mask": "fifo.png"}]}
+    manifest = tmp_path / "fifo.jsonl"
+    manifest.write_text(json.dumps(line) + "\n")
+    arguments = ["batch", str(tmp_path), "--regions", str(manifest), "--out", str(tmp_path / "out"), "-q"]
+    arguments += ["--model", str(tmp_path / "no-gar"), "--sam2", str(tmp_path / "no-sam2")]
+    with hostile.unblocking_fifo(tmp_path / "fifo.png"):
+        result = CliRunner().invoke(app, arguments)
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(f"garvideo: error: no line of {manifest} can be run (line 1: region 1: ")
+    assert "fifo.png: it is a FIFO" in result.output and result.output.count("\n") == 1
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.fixture(scope="module")

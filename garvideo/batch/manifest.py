@@ -36,6 +36,7 @@ from typing import Any
 
 from ..bounded_json import loads_bounded
 from ..errors import InvalidInputError
+from ..images import read_image_size
 from ..masks import read_mask_image
 from ..names import check_option_count, resolve_references
 from ..tracking import RegionPrompt
@@ -151,7 +152,8 @@ def _region(
 ) -> RegionPrompt:
     def read_mask(path: str) -> Any:
         image = _resolve(path, folder, manifest_dir, where, "mask")
-        _check_mask_size(_image_size(image), frame_size, f"the mask image {path}")
+        # The header's size, read as read_mask_image reads the file (a FIFO is refused before any blocking open).
+        _check_mask_size(read_image_size(image, "the mask image"), frame_size, f"the mask image {path}")
         return read_mask_image(image)
 
     try:
@@ -170,17 +172,6 @@ def _rle_size(rle: dict[str, Any]) -> tuple[int, int] | None:
     if isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in size):
         return size[0], size[1]
     return None  # malformed: RegionPrompt.from_dict says so
-
-
-def _image_size(path: Path) -> tuple[int, int] | None:
-    """An image's (height, width) from its header, nothing decoded (None where Pillow cannot tell)."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as image:
-            return image.height, image.width
-    except Exception:  # noqa: BLE001 - an unreadable image is read_mask_image's to report
-        return None
 
 
 def _check_mask_size(size: tuple[int, int] | None, frame_size: tuple[int, int] | None, what: str) -> None:
