@@ -127,6 +127,19 @@ def test_cli_mask_files_are_refused_before_the_models_load(tmp_path, clip, comma
     assert expected in result.output and result.output.count("\n") == 1 and "Traceback" not in result.output
 
 
+def test_a_frame_folder_whose_first_image_is_over_size_is_refused_before_the_models_load(tmp_path):
+    # The README's promise, as it reads now: a frame folder's first image is read (its header) when the folder is
+    # opened, before the models load; a later over-size image is a frame skipped with a warning
+    # (tests/video/test_frame_folder.py).
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    hostile.huge_png(frames / "00000.png")
+    arguments = ["describe", str(frames), "--box", "1,1,9,9@0", "--out", str(tmp_path / "out.json"), "-q"]
+    result = CliRunner().invoke(app, [*arguments, "--model", str(tmp_path / "no-gar"), "--sam2", str(tmp_path / "x")])
+    assert result.exit_code == 2, result.output
+    assert "00000.png: it is 20000x20000 pixels" in result.output and result.output.count("\n") == 1
+
+
 def test_a_manifest_mask_that_is_a_fifo_fails_its_line_without_blocking(tmp_path, clip):
     from garvideo.batch.manifest import BatchRequest
 
