@@ -1,0 +1,36 @@
+"""No function in the library or the command line is over 100 lines: a long function hides several meanings."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LIMIT = 100
+
+
+def _functions(path: Path):
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            yield node.name, node.lineno, node.end_lineno - first + 1
+
+
+def test_no_function_is_over_100_lines():
+    files = sorted([*(ROOT / "garvideo").rglob("*.py"), *(ROOT / "cli").rglob("*.py")])
+    assert len(files) > 50  # the tree was found
+    long = [
+        f"{path.relative_to(ROOT)}:{line} {name} ({length} lines)"
+        for path in files
+        for name, line, length in _functions(path)
+        if length > LIMIT
+    ]
+    assert not long, "functions over 100 lines (split them into named steps):\n" + "\n".join(long)
+
+
+def test_the_rule_sees_a_long_function(tmp_path):
+    body = "\n".join(f"    x{i} = {i}" for i in range(LIMIT))
+    path = tmp_path / "long.py"
+    path.write_text(f"def long():\n{body}\n", encoding="utf-8")
+    assert [(name, length) for name, _, length in _functions(path)] == [("long", LIMIT + 1)]
