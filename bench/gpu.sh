@@ -59,6 +59,8 @@ if [ -n "${QUICK:-}" ]; then
         --clips "$OUT/clips"
     # the service: 3 describe jobs through the API vs through garvideo serve, one and two at a time
     step serve $PY bench/serve.py --device "$DEVICE" --jobs 3 --frames 12 --slots 1 2 --repeats 1
+    # the fine-tuning step below, small: tiny GAR, 2 frames per example, one batch size
+    step train $PY bench/train.py --device "$DEVICE" --frames 2 --batch-sizes 1 --repeats 1
 else
     # decode ms/token at GAR-1B shapes: generate vs the static loop eager vs compiled (CUDA graphs)
     step model-decode $PY bench/model.py --decode --full-size --device "$DEVICE" --frames 16 --new-tokens 128 \
@@ -76,6 +78,9 @@ else
         --cache "$OUT/clips" --write
     step pipeline-full $PY bench/pipeline.py --full-size --device "$DEVICE" --frames 64 --gar-frames 16 \
         --new-tokens 128 --repeats 3 --warmup 1 --write
+    # fine-tuning GAR-1B shapes (LoRA, bfloat16 + float32 trained weights): step time, tokens/s, peak memory for
+    # batches of 1, 4 and 8 video examples of 16 frames, with and without gradient checkpointing
+    step train-1b $PY bench/train.py --full-size --device "$DEVICE" --frames 16 --batch-sizes 1 4 8 --repeats 3 --write
     step track $PY bench/track.py --device "$DEVICE" --models tiny hiera-tiny --lengths 100 1000 --write
     # SAM2.1-tiny shapes at 720p, 1 and 4 objects (15 s clips, tracking only)
     step track-720p $PY bench/long.py --full-size --device "$DEVICE" --minutes 0.25 --fps 30 --size 1280x720 \

@@ -8,7 +8,7 @@ import click
 
 from garvideo import defaults
 
-from .common import load_pipeline, model_options, quiet_option, text_options, text_search
+from .common import ADAPTER_KEY, load_pipeline, model_options, quiet_option, text_options, text_search
 
 
 @click.command("app")
@@ -87,7 +87,14 @@ def app_command(
     search = text_search(box_threshold, text_threshold, max_instances, search_every)
     pipeline = load_pipeline(model, sam2, device, dtype, quiet, detector=detector)
     config = AppConfig(
-        models=Models(gar=model, sam2=sam2, device=device, dtype=dtype, detector=detector),
+        models=Models(
+            gar=model,
+            sam2=sam2,
+            device=device,
+            dtype=dtype,
+            detector=detector,
+            adapter=click.get_current_context().meta.get(ADAPTER_KEY),
+        ),
         temp_root=make_temp_root(),
         root=Path(root).resolve() if root else None,
         root_arg=root,

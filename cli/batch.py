@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -9,6 +10,7 @@ import click
 from garvideo import defaults
 
 from .common import (
+    ADAPTER_KEY,
     COMPILE_KEY,
     THREADS_KEY,
     check_outputs,
@@ -43,27 +45,33 @@ OUT/<video>-<hash>.json; a re-run skips finished lines. Exit code 0 when every
 line succeeded, 1 when some failed (see OUT/failures.jsonl), 2 for a usage error."""
 
 
-ray_options = option_group(
-    click.option(
-        "--ray",
-        "ray_address",
-        is_flag=False,
-        flag_value="local",
-        metavar="[ADDRESS]",
-        help="Share the lines among the workers of a Ray cluster: no ADDRESS starts a local Ray, "
-        "'auto' joins the cluster `ray start` set up here, else a Ray address. Needs garvideo[ray].",
-    ),
-    click.option(
-        "--workers",
-        type=click.IntRange(min=1),
-        help="Ray workers, each with its own models (default: the cluster's GPUs, or CPUs / --cpus-per-worker).",
-    ),
-    click.option("--cpus-per-worker", type=click.FloatRange(min=0, min_open=True), help="With --ray (default 1)."),
-    click.option(
-        "--gpus-per-worker",
-        type=click.FloatRange(min=0),
-        help="With --ray (default: 1 on a cluster with GPUs, else 0; fractions share a GPU).",
-    ),
+def ray_cluster_options(purpose: str, workers: str, gpus: str = "") -> Callable:
+    """--ray [ADDRESS], --workers, --cpus-per-worker and --gpus-per-worker; ``purpose`` says what the workers do
+    (help of --ray), ``workers`` their default number, ``gpus`` more on --gpus-per-worker."""
+    return option_group(
+        click.option(
+            "--ray",
+            "ray_address",
+            is_flag=False,
+            flag_value="local",
+            metavar="[ADDRESS]",
+            help=f"{purpose}: no ADDRESS starts a local Ray, 'auto' joins the cluster `ray start` set up here, else a"
+            " Ray address. Needs garvideo[ray].",
+        ),
+        click.option("--workers", type=click.IntRange(min=1), help=f"With --ray: {workers}."),
+        click.option("--cpus-per-worker", type=click.FloatRange(min=0, min_open=True), help="With --ray (default 1)."),
+        click.option(
+            "--gpus-per-worker",
+            type=click.FloatRange(min=0),
+            help=f"With --ray (default: 1 on a cluster with GPUs, else 0{gpus}).",
+        ),
+    )
+
+
+ray_options = ray_cluster_options(
+    "Share the lines among the workers of a Ray cluster",
+    "Ray workers, each with its own models (default: the cluster's GPUs, or CPUs / --cpus-per-worker)",
+    "; fractions share a GPU",
 )
 
 
@@ -202,7 +210,9 @@ def batch_command(
         srt=srt,
     )
     meta = click.get_current_context().meta
-    models = PipelineSpec(model, sam2, device, dtype, detector, meta.get(COMPILE_KEY), meta.get(THREADS_KEY))
+    models = PipelineSpec(
+        model, sam2, device, dtype, detector, meta.get(COMPILE_KEY), meta.get(THREADS_KEY), meta.get(ADAPTER_KEY)
+    )
     check_run_settings(Path(out_dir), batch_settings(options, models.models), record=False)
     if ray:
         from garvideo.batch.ray_runner import run_batch_on_ray

@@ -16,6 +16,8 @@ from garvideo import defaults  # torch-free: --help reads every default from the
 COMPILE_KEY = "garvideo.compile"
 # Where --compile-sam2/--no-compile-sam2 leaves its value, likewise.
 SAM2_COMPILE_KEY = "garvideo.compile_sam2"
+# Where --adapter leaves its value, likewise.
+ADAPTER_KEY = "garvideo.adapter"
 
 REGION_HELP = """\b
 Regions (repeat the options for several regions or corrections):
@@ -135,6 +137,17 @@ def model_options(gar: bool = True, sam2: bool = True) -> Callable:
                 )
             )
         if gar:
+            options.append(
+                click.option(
+                    "--adapter",
+                    metavar="DIR",
+                    type=click.Path(exists=True, file_okay=False, path_type=str),
+                    expose_value=False,  # read by load_pipeline, as --compile is
+                    callback=lambda ctx, param, value: ctx.meta.__setitem__(ADAPTER_KEY, value),
+                    help="A fine-tuned LoRA adapter for GAR: a run folder of `garvideo train` (or one of its "
+                    "checkpoints).",
+                )
+            )
             options.append(
                 click.option(
                     "--compile/--no-compile",
@@ -376,9 +389,11 @@ def load_pipeline(
     context = click.get_current_context(silent=True)
     compile = context.meta.get(COMPILE_KEY) if context is not None else None
     compile_sam2 = context.meta.get(SAM2_COMPILE_KEY) if context is not None else None
+    adapter = context.meta.get(ADAPTER_KEY) if context is not None and model else None
     transformers_logging.disable_progress_bar()  # "Loading weights" bars; hub downloads keep theirs
     if not quiet:
-        names = " and ".join(m for m in (model, sam2) if m)
+        gar_name = f"{model} + adapter {adapter}" if model and adapter else model
+        names = " and ".join(m for m in (gar_name, sam2) if m)
         if detector:
             names += f" (and {detector} when a text region needs it)"
         click.echo(f"loading {names} ...", err=True)
@@ -393,6 +408,7 @@ def load_pipeline(
         compile=compile,
         compile_sam2=compile_sam2,
         threads=click.get_current_context().meta.get(THREADS_KEY),
+        adapter=adapter,
     )
 
 

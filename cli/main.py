@@ -111,8 +111,10 @@ for _command in (
     app.add_command(_command)
 
 from .eval import eval_group  # noqa: E402
+from .train import train_command  # noqa: E402
 
 app.add_command(eval_group)
+app.add_command(train_command)
 
 
 def main(argv: list[str] | None = None) -> None:

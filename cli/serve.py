@@ -9,7 +9,16 @@ import click
 from garvideo import defaults
 
 from .batch import ray_options, ray_settings
-from .common import COMPILE_KEY, THREADS_KEY, check_sam2_name, load_pipeline, model_options, option_group, quiet_option
+from .common import (
+    ADAPTER_KEY,
+    COMPILE_KEY,
+    THREADS_KEY,
+    check_sam2_name,
+    load_pipeline,
+    model_options,
+    option_group,
+    quiet_option,
+)
 
 _listening = option_group(
     click.option("--host", default=defaults.SERVE_HOST, show_default=True, help="Address to listen on."),
@@ -179,7 +188,9 @@ def _executor(model, sam2, device, dtype, detector, jobs, ray, quiet):
         if sam2:
             check_sam2_name(sam2)
         meta = click.get_current_context().meta
-        spec = PipelineSpec(model, sam2, device, dtype, detector, meta.get(COMPILE_KEY), meta.get(THREADS_KEY))
+        spec = PipelineSpec(
+            model, sam2, device, dtype, detector, meta.get(COMPILE_KEY), meta.get(THREADS_KEY), meta.get(ADAPTER_KEY)
+        )
         if not quiet:
             click.echo("starting the Ray workers and loading the models on them ...", err=True)
         return RayExecutor(spec, ray, jobs_per_worker=jobs)

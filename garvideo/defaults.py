@@ -121,3 +121,39 @@ SERVE_MAX_RUNNING_PER_KEY = 2
 SERVE_MAX_QUEUED_PER_KEY = 100
 #: Jobs waiting in all; a submission beyond gets 503 with Retry-After.
 SERVE_MAX_QUEUED = 10000
+
+# ---- garvideo train (fine-tuning; README, "Fine-tuning")
+#: LoRA rank of the language model's adapter.
+TRAIN_RANK = 16
+#: LoRA alpha (the adapter's update is scaled by alpha / rank).
+TRAIN_ALPHA = 32
+#: Dropout on the LoRA branch.
+TRAIN_LORA_DROPOUT = 0.05
+#: The language model's linear layers that get LoRA (comma-separated names).
+TRAIN_TARGET_MODULES = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
+#: Peak learning rate (AdamW).
+TRAIN_LR = 1e-4
+#: AdamW weight decay.
+TRAIN_WEIGHT_DECAY = 0.0
+#: Passes over the training data.
+TRAIN_EPOCHS = 3
+#: Examples per micro-batch (per GPU).
+TRAIN_BATCH_SIZE = 4
+#: Micro-batches whose gradients make one optimizer step.
+TRAIN_GRAD_ACCUM = 1
+#: Share of the optimizer steps spent warming the learning rate up (linear), before the cosine decay.
+TRAIN_WARMUP = 0.03
+#: Gradients are clipped to this norm (0: no clipping).
+TRAIN_MAX_GRAD_NORM = 1.0
+#: A checkpoint every N optimizer steps (and at the end of every epoch).
+TRAIN_SAVE_EVERY = 200
+#: The last K checkpoints are kept.
+TRAIN_KEEP = 3
+#: A line in metrics.jsonl (and TensorBoard) every N optimizer steps.
+TRAIN_LOG_EVERY = 10
+#: Held-out evaluation every N optimizer steps (None: at the end of every epoch).
+TRAIN_EVAL_EVERY: int | None = None
+#: Seed of the adapter's initialisation, the data order and dropout.
+TRAIN_SEED = 0
+#: Examples are grouped into batches of similar length from windows of this many batches.
+TRAIN_LENGTH_GROUP = 50

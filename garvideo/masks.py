@@ -32,6 +32,22 @@ def encode_rle(mask: np.ndarray) -> dict[str, Any]:
     return {"size": [int(height), int(width)], "counts": rle["counts"].decode("ascii")}
 
 
+def polygon_rle(polygons: Any, height: int, width: int) -> dict[str, Any]:
+    """COCO polygons (``[[x1, y1, x2, y2, ...], ...]``, the parts of one object) as one compressed RLE."""
+    if (
+        not isinstance(polygons, list)
+        or not polygons
+        or not all(isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0 for p in polygons)
+    ):
+        raise InvalidInputError("a polygon mask must be a list of [x1, y1, x2, y2, x3, y3, ...] lists (3+ points)")
+    try:
+        parts = coco_mask.frPyObjects([[float(v) for v in p] for p in polygons], int(height), int(width))
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"a polygon mask holds something that is not a number: {exc}") from exc
+    merged = coco_mask.merge(parts)
+    return {"size": [int(height), int(width)], "counts": merged["counts"].decode("ascii")}
+
+
 def decode_rle(rle: Mapping[str, Any]) -> np.ndarray:
     """Decode a COCO RLE (compressed string or uncompressed list counts) to a bool array.
 

@@ -20,11 +20,14 @@ class Models:
     device: str = defaults.DEVICE
     dtype: str = defaults.DTYPE
     detector: str = defaults.DETECTOR
+    adapter: str | None = None  # GAR's fine-tuned LoRA adapter folder (--adapter)
 
     def args(self, gar: bool, sam2: bool, detector: bool = False) -> list[str]:
         out: list[str] = []
         if gar:
             out += ["--model", self.gar]
+            if self.adapter is not None:
+                out += ["--adapter", self.adapter]
         if sam2:
             out += ["--sam2", self.sam2]
         if detector and self.detector != defaults.DETECTOR:

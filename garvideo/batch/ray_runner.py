@@ -67,6 +67,7 @@ class PipelineSpec:
     detector: str | None = DEFAULT_DETECTOR  # for text regions; loaded only when a line has one
     compile: bool | None = None  # GAR's compiled decoding (None: on for CUDA)
     threads: int | None = None  # torch CPU threads (None: chosen per stage)
+    adapter: str | None = None  # GAR's fine-tuned LoRA adapter folder (garvideo train), on the shared file system
 
     def check(self) -> None:
         """Refuse a model named by a missing folder or a malformed id here, before Ray starts and every
@@ -76,6 +77,10 @@ class PipelineSpec:
         for name in (self.model, self._sam2_name):
             if name:
                 check_checkpoint_name(name)
+        if self.adapter is not None:
+            from ..model.adapters import check_adapter_folder
+
+            check_adapter_folder(self.adapter)
 
     @property
     def _sam2_name(self) -> str | None:
@@ -89,7 +94,10 @@ class PipelineSpec:
         from ..checkpoints import checkpoint_id
 
         names = {"gar": self.model, "sam2": self._sam2_name, "detector": self.detector}
-        return {role: checkpoint_id(name) if name else None for role, name in names.items()}
+        models = {role: checkpoint_id(name) if name else None for role, name in names.items()}
+        if self.adapter is not None:  # as the pipeline names it (GAR.adapter.path)
+            models["adapter"] = str(Path(self.adapter).expanduser().resolve())
+        return models
 
     def load(self):
         from ..pipeline import Pipeline
@@ -103,6 +111,7 @@ class PipelineSpec:
             detector=self.detector,
             compile=self.compile,
             threads=self.threads,
+            adapter=self.adapter,
         )
 
 

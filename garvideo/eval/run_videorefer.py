@@ -170,6 +170,25 @@ def _objects(names: Sequence[str], annotations: Any, item: Mapping[str, Any], re
     return list(objects.values())
 
 
+def _tracks(objects: Sequence[_Object], reader: VideoReader, single_frame: bool = False) -> list[Track]:
+    """The objects' annotated masks as tracks (only the anchor frame's with ``single_frame``)."""
+    times = reader.timeline.times
+    empty = encode_rle(np.zeros((reader.height, reader.width), dtype=bool))
+    tracks = []
+    for k, obj in enumerate(objects):
+        frames = [obj.anchor] if single_frame else sorted(obj.masks)
+        track_frames = tuple(obj.track_frame(f, float(times[f]), empty) for f in frames)
+        tracks.append(Track(name=obj.name, obj_id=k + 1, frames=track_frames))
+    return tracks
+
+
+def annotation_tracks(names: Sequence[str], annotations: Any, reader: VideoReader) -> list[Track]:
+    """VideoRefer's per-object masks (``annotation``: one ``{frame: {"segmentation": RLE}}`` per region marker,
+    in marker order) as one track per distinct name, checked against the video (VideoRefer-700K's training items
+    hold their masks so too)."""
+    return _tracks(_objects(names, annotations, {}, reader), reader)
+
+
 def _question(spec: VideoReferBenchmark, item: Mapping[str, Any]) -> tuple[str, list[str] | None, list[str]]:
     """``(question, options, region names in marker order)`` for the pipeline."""
     if spec.describe:
@@ -209,13 +228,7 @@ class _Runner:
                 prompts = [RegionPrompt.from_mask(o.name, o.mask(o.anchor), o.anchor) for o in objects]
                 answer = self.pipeline.ask(reader, question, prompts, **asked)
             else:
-                times = reader.timeline.times
-                empty = encode_rle(np.zeros((reader.height, reader.width), dtype=bool))
-                tracks = []
-                for k, obj in enumerate(objects):
-                    frames = [obj.anchor] if options.single_frame else sorted(obj.masks)
-                    track_frames = tuple(obj.track_frame(f, float(times[f]), empty) for f in frames)
-                    tracks.append(Track(name=obj.name, obj_id=k + 1, frames=track_frames))
+                tracks = _tracks(objects, reader, options.single_frame)
                 answer = self.pipeline.ask(reader, question, tracks=tracks, **asked)
         provenance = answer.provenance
         return {

@@ -65,13 +65,16 @@ def prepare_out(out: str | Path, inputs: Mapping[str, str | Path | None] | None 
 
 def model_settings(info: ModelInfo) -> dict[str, Any]:
     """The part of a run's recorded settings that says which model made the results."""
-    return {
+    settings = {
         "model": info.model_id,
         "revision": info.revision,
         "dtype": info.dtype,
         "box_mode": info.box_mode,
         "double_bos": info.double_bos,
     }
+    if info.adapter is not None:  # only then, so runs made before adapters existed still resume
+        settings["adapter"] = info.adapter.to_dict()
+    return settings
 
 
 def item_key(index: int, item: Mapping[str, Any], ignore: Sequence[str] = ()) -> str:

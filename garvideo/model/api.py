@@ -33,6 +33,7 @@ from ..defaults import MAX_NEW_TOKENS_LIMIT
 from ..devices import resolve_device, resolve_dtype
 from ..errors import InvalidInputError
 from ..names import check_region_name, resolve_references
+from .adapters import AdapterInfo, attach_adapter, merged_adapter_info
 from .batching import BatchPolicy, ImageFeatureMemo, plan_batches
 from .decoding import StaticDecoder
 from .image_processing_gar import TilingMode
@@ -181,6 +182,7 @@ class ModelInfo:
     box_mode: str
     double_bos: bool
     compiled: bool = False  # decode steps run compiled (torch.compile; CUDA graphs on CUDA)
+    adapter: AdapterInfo | None = None  # a fine-tuned adapter it runs with (or was merged from)
 
 
 @dataclass(frozen=True)
@@ -242,6 +244,7 @@ class GAR:
         box_mode: BoxMode = "reference",
         vision_batch_size: int = 16,
         compile: bool | None = None,
+        adapter: AdapterInfo | None = None,
     ) -> None:
         if box_mode not in BOX_MODES:
             raise InvalidInputError(f"unknown box mode {box_mode!r}: use 'reference' or 'aligned'")
@@ -261,6 +264,8 @@ class GAR:
         # on a CPU the first compile takes tens of seconds, so it is opt-in there.
         self.compile = model.device.type == "cuda" if compile is None else bool(compile)
         self._decoders: dict[bool, StaticDecoder] = {}
+        self.adapter = adapter
+        self.adapter_model = None  # PEFT's wrapper of ``model`` when an adapter is attached (to merge it)
 
     @classmethod
     def from_pretrained(
@@ -275,6 +280,7 @@ class GAR:
         local_files_only: bool | None = None,
         vision_batch_size: int = 16,
         compile: bool | None = None,
+        adapter: str | os.PathLike | None = None,
     ) -> GAR:
         """Load from a local folder or a hub id (through the local cache when offline).
 
@@ -283,14 +289,18 @@ class GAR:
         numerics (quirks Q1 and Q6); ``box_mode="aligned"`` replays the geometrically
         correct box. ``compile`` runs the decode steps through ``torch.compile`` (CUDA graphs on
         CUDA; default: on for CUDA, off on a CPU); the first generation compiles them once, later
-        calls and videos reuse them.
+        calls and videos reuse them. ``adapter``: the folder of a LoRA adapter ``garvideo train`` wrote,
+        attached unmerged (:mod:`garvideo.model.adapters`).
         """
         resolved = resolve_checkpoint(path_or_id, revision=revision, local_files_only=local_files_only)
         torch_device = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, torch_device)
         model = GARModel.from_pretrained(resolved.folder, torch_device, torch_dtype, attn_implementation)
         processor = GARProcessor.from_pretrained(resolved.folder, double_bos=double_bos)
-        return cls(model, processor, resolved.model_id, resolved.revision, box_mode, vision_batch_size, compile)
+        peft_model, info = attach_adapter(model, adapter) if adapter is not None else (None, None)
+        gar = cls(model, processor, resolved.model_id, resolved.revision, box_mode, vision_batch_size, compile, info)
+        gar.adapter_model = peft_model
+        return gar
 
     def save_pretrained(self, folder: str | os.PathLike) -> Path:
         """Write the checkpoint (weights, config, tokenizer, processor files) in the released layout."""
@@ -309,6 +319,7 @@ class GAR:
             box_mode=self.box_mode,
             double_bos=self.processor.double_bos,
             compiled=self.compile,
+            adapter=self.adapter or merged_adapter_info(self.model.config),
         )
 
     @property

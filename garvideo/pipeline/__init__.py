@@ -19,8 +19,9 @@ from ..tracking import RegionPrompt, Track
 from .errors import PipelineError
 from .events import EventListener, FrameTracked, PipelineEvent, StageProgress, TextGenerated
 from .grounding import TextSearch, check_text_regions, instance_names, region_names
-from .pipeline import Pipeline, check_inputs
-from .regions import RegionInput, RegionTracks
+from .pipeline import Pipeline
+from .prompting import VideoPrompt
+from .regions import RegionInput, RegionTracks, check_inputs
 from .results import (
     Answer,
     DescribeResult,
@@ -57,6 +58,7 @@ __all__ = [
     "TimelineWindow",
     "Track",
     "TrackingResult",
+    "VideoPrompt",
     "VideoPromptTemplate",
     "check_inputs",
     "check_text_regions",

@@ -27,22 +27,31 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from .. import __version__, defaults
+from .. import defaults
 from ..checkpoints import checkpoint_id
 from ..devices import stage_threads, torch_threads
 from ..errors import InvalidInputError
 from ..grounding import GroundingDetector
 from ..model import CAPTION_INSTRUCTION, GAR, GARResult, GenerationSettings, VideoPromptTemplate
 from ..tracking import FrameLike, FrameTracked, RegionPrompt, Sam2Tracker, Track
-from ..video import Frame, Span, VideoReader, reading, time_span, window_bounds, window_length
+from ..video import Span, VideoReader, reading, time_span, window_bounds, window_length
 from .errors import PipelineError
 from .events import EventListener, StageProgress, answer_text, description_texts
-from .grounding import TextSearch, check_search, find_text_regions, with_grounding
+from .grounding import TextSearch, check_search, find_text_regions
 from .instances import search_again
 from .planning import DescriptionPlan, PromptKey, plan_answer, plan_description, timelines
-from .prompting import Prompting, Question, generation_settings, visible_masks
+from .prompting import (
+    Prompting,
+    Question,
+    VideoPrompt,
+    generation_settings,
+    question_arguments,
+    read_frames,
+    region_prompt,
+)
+from .provenance import provenance
 from .regions import RegionInput, RegionTracks, only
-from .results import Answer, DescribeResult, FoundRegion, ModelRef, Provenance, StageTimings, TrackingResult
+from .results import Answer, DescribeResult, FoundRegion, Provenance, StageTimings, TrackingResult
 from .timed_source import TimedSource
 
 VideoLike = "str | os.PathLike[str] | VideoReader"
@@ -116,18 +125,21 @@ class Pipeline:
 
     @property
     def models(self) -> dict[str, str | None]:
-        """Which GAR, SAM2 and detector this pipeline uses (ids or folders, as provenance names them), without
-        loading the detector."""
+        """Which GAR (and its fine-tuned adapter, if any), SAM2 and detector this pipeline uses (ids or folders, as
+        provenance names them), without loading the detector."""
         detector = self._detector
         if detector is not None and not isinstance(detector, GroundingDetector):
             detector = checkpoint_id(detector)
         elif detector is not None:
             detector = detector.model_id
-        return {
+        models = {
             "gar": self.gar.info.model_id if self.gar is not None else None,
             "sam2": self.tracker.model_id if self.tracker is not None else None,
             "detector": detector,
         }
+        if self.gar is not None and self.gar.adapter is not None:  # only then: records made without one still match
+            models["adapter"] = self.gar.adapter.path
+        return models
 
     @classmethod
     def from_pretrained(
@@ -146,6 +158,7 @@ class Pipeline:
         detector_revision: str | None = None,
         box_mode: str = "reference",
         progress: bool = True,
+        adapter: str | os.PathLike[str] | None = None,
     ) -> Pipeline:
         """Load GAR (``model``, ``HaochenWang/GAR-1B`` by default) and SAM2 (``facebook/sam2.1-hiera-tiny``).
 
@@ -160,12 +173,18 @@ class Pipeline:
         the CLI's ``--model``, ``--sam2``, ``--compile``, ``--compile-sam2``, ``--device``, ``--dtype``, ``--threads`` and ``--detector``.
         ``*_revision``: the hub revision of each model. ``box_mode`` is GAR's RoI box: ``reference`` (what
         the released weights were trained with) or ``aligned``. ``progress``: the default of every call's
-        ``progress=``.
+        ``progress=``. ``adapter``: a LoRA adapter folder from ``garvideo train`` (``--adapter``), attached to GAR.
         """
         stage_threads("track", "cpu", threads)  # refused before the models load
         gar = (
             GAR.from_pretrained(
-                model, device=device, dtype=dtype, revision=model_revision, box_mode=box_mode, compile=compile
+                model,
+                device=device,
+                dtype=dtype,
+                revision=model_revision,
+                box_mode=box_mode,
+                compile=compile,
+                adapter=adapter,
             )
             if model is not None
             else None
@@ -453,7 +472,7 @@ class Pipeline:
     ) -> tuple[dict[PromptKey, str], dict[int, float], StageTimings]:
         """GAR's text for every planned prompt that has frames (streamed to ``on_event`` as it comes), the time
         of every frame shown, and the time spent decoding and in GAR."""
-        decoded, decode_s = _decode(reader, plan.frame_indices())
+        decoded, decode_s = read_frames(reader, plan.frame_indices())
         texts, timings = self.describe_frames(decoded, plan, tracks, prompting, progress=progress, on_event=on_event)
         return texts, {i: frame.time for i, frame in decoded.items()}, StageTimings(decode=decode_s) + timings
 
@@ -473,17 +492,7 @@ class Pipeline:
         gar = self._require_gar()
         by_name = {t.name: t for t in tracks}
         work = plan.prompts()
-        inputs = [
-            gar.prepare_video(
-                [frames[i].image for i in chosen],
-                {name: [by_name[name].mask_at(i) for i in chosen]},
-                prompting.instruction,
-                times=[frames[i].time for i in chosen],
-                tiling=prompting.tiling,
-                template=prompting.template,
-            )
-            for (name, _), chosen in work
-        ]
+        inputs = [region_prompt(gar, frames, by_name[name], chosen, prompting) for (name, _), chosen in work]
         on_text = description_texts(on_event, [key for key, _ in work], plan.bounds)
         outputs, timings = self._generate(inputs, prompting.generation, prompting.batch_size, progress, on_text)
         return {key: out.text.strip() for (key, _), out in zip(work, outputs)}, timings
@@ -553,7 +562,7 @@ class Pipeline:
         on_event: EventListener | None,
     ) -> tuple[GARResult, StageTimings]:
         """GAR's answer from the ``chosen`` frames, each with the mask of every region seen on it."""
-        decoded, decode_s = _decode(reader, chosen)
+        decoded, decode_s = read_frames(reader, chosen)
         result, timings = self.answer_frames(decoded, tracks, chosen, asked, prompting, on_event=on_event)
         return result, StageTimings(decode=decode_s) + timings
 
@@ -571,17 +580,10 @@ class Pipeline:
         :meth:`ask` asks it, from frames the caller already holds (``frames[i]``: frame ``i``, with its ``image``
         and ``time``; a live session's). ``on_event`` hears the text as it is generated."""
         gar = self._require_gar()
+        images, masks, asking = question_arguments(frames, tracks, chosen, asked, prompting)
         with self._gar_threads():
             result = gar.ask_video(
-                [frames[i].image for i in chosen],
-                visible_masks(tracks, chosen),
-                asked.text,
-                options=asked.options,
-                times=[frames[i].time for i in chosen],
-                tiling=prompting.tiling,
-                template=prompting.template,
-                generation=prompting.generation,
-                on_text=answer_text(on_event),
+                images, masks, **asking, generation=prompting.generation, on_text=answer_text(on_event)
             )
         return result, StageTimings(encode=result.timings.encode_s, generate=result.timings.generate_s)
 
@@ -596,6 +598,49 @@ class Pipeline:
         from ..live import open_session  # the live package builds on this one: imported when used
 
         return open_session(self, source, regions, **options)
+
+    # ------------------------------------------------------------------ prompts
+
+    def video_prompt(
+        self,
+        video: VideoLike,
+        tracks: Sequence[Track],
+        question: str | None = None,
+        *,
+        options: Sequence[str] | None = None,
+        start: TimeLike = None,
+        end: TimeLike = None,
+        frames: int = defaults.FRAMES,
+        tiling: str = defaults.TILING,
+        instruction: str = CAPTION_INSTRUCTION,
+        template: VideoPromptTemplate | None = None,
+    ) -> VideoPrompt:
+        """The GAR prompt :meth:`describe` (``question`` None: the overall description of the one track) or
+        :meth:`ask` (a question about the tracks, with ``options``) sends for these tracks, without generating.
+
+        The frames are planned (:mod:`garvideo.pipeline.planning`), read and prompted by the very code those
+        calls run; fine-tuning builds its training inputs here, so they equal the inference prompts.
+        """
+        gar = self._require_gar()
+        prompting = Prompting(tiling, template, GenerationSettings(), instruction)
+        with reading(video) as reader:
+            span = time_span(reader.timeline, start, end)
+            if question is None:
+                got = self.tracks_for(reader, tracks=tracks, span=span, progress=False)
+                if len(got.tracks) != 1:
+                    raise InvalidInputError(f"a description is of one region, {len(got.tracks)} tracks were given")
+                (track,) = got.tracks
+                chosen = list(plan_description(got.tracks, span, (), frames, 1).frames[track.name, None])
+                decoded, _ = read_frames(reader, chosen)
+                prompt = region_prompt(gar, decoded, track, chosen, prompting)
+            else:
+                asked = Question.of(question, options, gar.max_regions)
+                got = self.tracks_for(reader, tracks=tracks, span=span, select=asked.regions_among, progress=False)
+                chosen = plan_answer(got.tracks, span, frames)
+                decoded, _ = read_frames(reader, chosen)
+                images, masks, asking = question_arguments(decoded, got.tracks, chosen, asked, prompting)
+                prompt = gar.prepare_video(images, masks, **asking)
+            return VideoPrompt(prompt, tuple(chosen), tuple(decoded[i].time for i in chosen))
 
     # ------------------------------------------------------------------ helpers
 
@@ -638,60 +683,5 @@ class Pipeline:
         timings: StageTimings,
         uses_gar: bool = True,
     ) -> Provenance:
-        """What a call ran on: the models, its settings (the range first; how text regions were found last), the
-        frames GAR saw (or that were tracked) and the time per stage, finding and tracking included."""
-        settings = with_grounding({"start": span.start, "end": span.end, **settings}, search, got.found)
-        timings = got.timings + timings
-        gar_ref = None
-        if uses_gar and self.gar is not None:
-            info = self.gar.info
-            gar_ref = ModelRef(info.model_id, info.revision, info.device, info.dtype)
-            settings = {**settings, "box_mode": info.box_mode, "double_bos": info.double_bos, "compiled": info.compiled}
-        sam2_ref = None
-        if got.tracked and self.tracker is not None:
-            t = self.tracker
-            sam2_ref = ModelRef(t.model_id, t.revision, str(t.device), t.precision)  # e.g. float32+autocast:bfloat16
-        frames = sorted(set(int(i) for i in frames))
-        return Provenance(
-            gar=gar_ref,
-            sam2=sam2_ref,
-            settings=dict(settings),
-            frames=tuple(frames),
-            times=tuple(reader.index_to_time(i) for i in frames),
-            timings=timings,
-            garvideo_version=__version__,
-        )
-
-
-# ---------------------------------------------------------------------- module helpers
-
-
-def check_inputs(
-    reader: VideoReader,
-    regions: Sequence[RegionPrompt] | None = None,
-    tracks: Sequence[Track] | None = None,
-    *,
-    start: TimeLike = None,
-    end: TimeLike = None,
-    stride: int = defaults.STRIDE,
-    window: float | None = defaults.WINDOW,
-    describing: bool = False,
-) -> None:
-    """Check a call's inputs against the video without a model, as :meth:`Pipeline.track`, ``describe`` and ``ask``
-    will: the span, the window length (``describing``), the regions or tracks (:meth:`RegionInput.check_against`:
-    a moment beyond the video's end, a box or clicks outside the frame, a mask or tracks of another size). Front-ends
-    call it before loading the models."""
-    span = time_span(reader.timeline, start, end)
-    if describing:
-        window_length(reader.timeline, span, window, stride)
-    RegionInput.of(regions or None, tracks).check_against(reader)
-
-
-def _decode(reader: VideoReader, indices: Sequence[int]) -> tuple[dict[int, Frame], float]:
-    began = time.perf_counter()
-    frames = reader.read(sorted(set(indices)))
-    decoded = {f.index: f for f in frames}
-    missing = sorted(set(indices) - set(decoded))
-    if missing:
-        raise PipelineError(f"frames {missing[:5]} of {reader.path} could not be decoded (is the file damaged?)")
-    return decoded, time.perf_counter() - began
+        gar = self.gar if uses_gar else None
+        return provenance(gar, self.tracker, reader, span, got, search, settings, frames, timings)

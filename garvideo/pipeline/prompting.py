@@ -3,24 +3,28 @@
 :class:`Prompting` holds the settings every prompt of a call shares (tiling, wording, decoding, and for a
 description its instruction and batch size) and records them in the provenance; :class:`Question` is a
 question with its options, checked once, that knows which regions it is about and makes the
-:class:`~garvideo.pipeline.Answer`.
+:class:`~garvideo.pipeline.Answer`. :func:`region_prompt` and :func:`question_arguments` build the prompts
+``describe`` and ``ask`` send from frames and tracks (a live session's and training's too), and
+:class:`VideoPrompt` is such a prompt with the frames it shows.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ..errors import InvalidInputError
-from ..model import GARResult, GenerationSettings, VideoPromptTemplate
+from ..model import GAR, GARResult, GenerationSettings, NamedPrompt, VideoPromptTemplate
 from ..model.errors import TooManyRegionsError
 from ..names import check_question, resolve_references
-from ..tracking import Track
-from ..video import VideoInfo
+from ..tracking import FrameLike, Track
+from ..video import Frame, VideoInfo, VideoReader
+from .errors import PipelineError
 from .regions import RegionTracks
 from .results import Answer, Provenance
 
@@ -131,3 +135,58 @@ def visible_masks(tracks: Sequence[Track], frames: Sequence[int]) -> dict[str, l
         return entry.mask() if entry.visible else None
 
     return {track.name: [mask(track, i) for i in frames] for track in tracks}
+
+
+@dataclass(frozen=True)
+class VideoPrompt:
+    """A prompt as :meth:`Pipeline.describe` or :meth:`Pipeline.ask` sends it: the prepared prompt, and the frames
+    (indices and times) it shows."""
+
+    prompt: NamedPrompt
+    frames: tuple[int, ...]
+    times: tuple[float, ...]
+
+
+def region_prompt(
+    gar: GAR, decoded: Mapping[int, FrameLike], track: Track, frames: Sequence[int], prompting: Prompting
+) -> NamedPrompt:
+    """One region's description prompt over ``frames`` (describe's overall and window prompts)."""
+    return gar.prepare_video(
+        [decoded[i].image for i in frames],
+        {track.name: [track.mask_at(i) for i in frames]},
+        prompting.instruction,
+        times=[decoded[i].time for i in frames],
+        tiling=prompting.tiling,
+        template=prompting.template,
+    )
+
+
+def question_arguments(
+    decoded: Mapping[int, FrameLike],
+    tracks: Sequence[Track],
+    chosen: Sequence[int],
+    asked: Question,
+    prompting: Prompting,
+) -> tuple[list, dict[str, list], dict[str, Any]]:
+    """ask's prompt for GAR (``ask_video``, ``prepare_video``): the ``chosen`` frames, each region's mask where it
+    is seen, and the question with its options, times and wording."""
+    asking = {
+        "question": asked.text,
+        "options": asked.options,
+        "times": [decoded[i].time for i in chosen],
+        "tiling": prompting.tiling,
+        "template": prompting.template,
+    }
+    return [decoded[i].image for i in chosen], visible_masks(tracks, chosen), asking
+
+
+def read_frames(reader: VideoReader, indices: Sequence[int]) -> tuple[dict[int, Frame], float]:
+    """The frames ``indices`` of the video (each once), and the seconds spent decoding; one that cannot be decoded
+    is an error, never replaced by another."""
+    began = time.perf_counter()
+    frames = reader.read(sorted(set(indices)))
+    decoded = {f.index: f for f in frames}
+    missing = sorted(set(indices) - set(decoded))
+    if missing:
+        raise PipelineError(f"frames {missing[:5]} of {reader.path} could not be decoded (is the file damaged?)")
+    return decoded, time.perf_counter() - began

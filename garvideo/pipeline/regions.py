@@ -14,9 +14,10 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .. import defaults
 from ..errors import InvalidInputError
 from ..tracking import RegionClippedWarning, RegionPrompt, Track
-from ..video import VideoReader
+from ..video import VideoReader, time_span, window_length
 from .results import FoundRegion, StageTimings
 
 
@@ -119,3 +120,27 @@ def _check_tracks(tracks: Sequence[Track]) -> None:
 def only(items: Sequence, names: Sequence[str]) -> list:
     """The prompts or tracks of the regions ``names``, in their own order."""
     return [item for item in items if item.name in names]
+
+
+TimeLike = "float | str | None"
+
+
+def check_inputs(
+    reader: VideoReader,
+    regions: Sequence[RegionPrompt] | None = None,
+    tracks: Sequence[Track] | None = None,
+    *,
+    start: TimeLike = None,
+    end: TimeLike = None,
+    stride: int = defaults.STRIDE,
+    window: float | None = defaults.WINDOW,
+    describing: bool = False,
+) -> None:
+    """Check a call's inputs against the video without a model, as :meth:`Pipeline.track`, ``describe`` and ``ask``
+    will: the span, the window length (``describing``), the regions or tracks (:meth:`RegionInput.check_against`:
+    a moment beyond the video's end, a box or clicks outside the frame, a mask or tracks of another size). Front-ends
+    call it before loading the models."""
+    span = time_span(reader.timeline, start, end)
+    if describing:
+        window_length(reader.timeline, span, window, stride)
+    RegionInput.of(regions or None, tracks).check_against(reader)

@@ -60,9 +60,13 @@ class ModelRef:
     revision: str | None
     device: str
     dtype: str
+    adapter: dict[str, Any] | None = None  # GAR's fine-tuned adapter: its path and base, and whether merged
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model_id, "revision": self.revision, "device": self.device, "dtype": self.dtype}
+        out = {"model": self.model_id, "revision": self.revision, "device": self.device, "dtype": self.dtype}
+        if self.adapter is not None:
+            out["adapter"] = self.adapter
+        return out
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ PRESENTATION = {"out", "as_json", "save_tracks", "srt", "vtt", "overlay", "quiet
 # How regions are given: the API takes RegionPrompt objects (``regions``) or Track objects (``tracks``).
 REGION_INPUTS = {"boxes", "points", "masks", "texts", "tracks_file"}
 # Options that choose the models: keywords of Pipeline.from_pretrained.
-MODEL_LOADING = {"model", "sam2", "compile", "compile_sam2", "device", "dtype", "threads", "detector"}
+MODEL_LOADING = {"model", "sam2", "compile", "compile_sam2", "device", "dtype", "threads", "detector", "adapter"}
 # Options that say how text regions are found: fields of the methods' ``search=TextSearch(...)``.
 TEXT_SEARCH = {
     "box_threshold": "box_threshold",
