@@ -88,7 +88,9 @@ class LiveTab:
             w.live_status = gr.HTML(show.status(None), elem_id="gv-live-status")
         with gr.Accordion("live settings", open=False, elem_id="gv-live-settings"):
             with gr.Row():
-                w.live_window = gr.Number(defaults.LIVE_WINDOW, label="describe every (s)", minimum=0.1)
+                w.live_window = gr.Number(
+                    defaults.LIVE_WINDOW, label="describe every (s)", minimum=0.1, elem_id="gv-live-window"
+                )
                 w.live_frames_per_window = gr.Number(
                     defaults.FRAMES_PER_WINDOW, label="frames per description", precision=0, minimum=1
                 )
