@@ -151,8 +151,15 @@ ENDPOINTS = {
     "describe": [*_SPAN, ("number", 0), ("whole", 4), *_GENERATION, ("flag", False), ("whole", 0)],
     "ask": [("text", "What is <cat>?"), ("text", ""), *_SPAN, *_GENERATION, ("whole", 0)],
     # the Live tab's source and settings (checked before a live session is reserved: nothing opens)
-    "live_open": [("text", "udp://127.0.0.1:9"), ("number", 1.0), ("whole", 4), ("whole", 3), ("whole", 4),
-                  ("number", 2.0), ("flag", False)],  # fmt: skip
+    "live_open": [
+        ("text", "udp://127.0.0.1:9"),
+        ("number", 1.0),
+        ("whole", 4),
+        ("whole", 3),
+        ("whole", 4),
+        ("number", 2.0),
+        ("flag", False),
+    ],  # fmt: skip
 }
 
 
