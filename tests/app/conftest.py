@@ -21,6 +21,8 @@ import pytest
 
 from garvideo.testing.grounding_dino import build_tiny_grounding_dino_checkpoint
 
+from ..live.conftest import streams  # noqa: F401 - the live tests' FFmpeg stream servers, for the Live tab's tests
+
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -197,15 +199,3 @@ def shots(tmp_path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     print(f"\nscreenshots: {folder}")
     return folder
-
-
-@pytest.fixture
-def streams():
-    """FFmpeg stream servers on 127.0.0.1 (the live tests' own), stopped after the test."""
-    if shutil.which("ffmpeg") is None:
-        pytest.skip("the ffmpeg binary is not installed (.ci/run installs it)")
-    from ..live.conftest import Streams
-
-    servers = Streams()
-    yield servers
-    servers.close()

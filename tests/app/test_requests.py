@@ -119,7 +119,7 @@ _NOT_WHOLE = st.one_of(
     st.integers(min_value=2**31), st.floats(0.1, 0.9), st.dictionaries(st.text(max_size=2), st.integers(), max_size=1),
 )  # fmt: skip
 _NOT_NUMBER = st.one_of(
-    st.text(max_size=4), st.booleans(), st.lists(st.integers(), max_size=2), st.floats(max_value=-0.001),
+    st.text(max_size=4), st.booleans(), st.lists(st.integers(), max_size=2), st.floats(max_value=-0.001, allow_infinity=False),
     st.floats(min_value=1e9, allow_infinity=False),
 )  # fmt: skip
 _NOT_CHOICE = st.one_of(st.text(max_size=6).filter(lambda t: t not in ("box", "points", "text", "vanilla", "thumb+tile")),
