@@ -52,10 +52,11 @@ class ModelQueue:
         return ticket
 
     def wait(self, ticket: object, timeout: float) -> int:
-        """Wait up to ``timeout`` seconds for ``ticket``'s turn; how many jobs are still ahead of it."""
+        """Wait up to ``timeout`` seconds for ``ticket``'s turn; how many jobs are still ahead of it (none once it has
+        left the line: its holder gave its place up meanwhile)."""
         with self._changed:
-            self._changed.wait_for(lambda: self._line.index(ticket) == 0, timeout)
-            return self._line.index(ticket)
+            self._changed.wait_for(lambda: ticket not in self._line or self._line.index(ticket) == 0, timeout)
+            return self._line.index(ticket) if ticket in self._line else 0
 
     def leave(self, ticket: object) -> None:
         with self._changed:

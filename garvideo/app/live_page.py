@@ -217,7 +217,7 @@ class LiveTab:
             stream = self.room.reserve(session.key, chosen, options)
         started = False
         try:
-            while self.page.queue.wait(stream.ticket, jobs.REFRESH_S) > 0:
+            while stream.active and self.page.queue.wait(stream.ticket, jobs.REFRESH_S) > 0:
                 yield {self.w.live_status: show.status(Notice("busy", self.page.queue.waiting(stream.ticket)))}
             stream.start(self.backend.pipeline, config.text_search)
             started = True

@@ -77,7 +77,8 @@ def notice(stream: LiveStream | None, snapshot: FeedSnapshot | None) -> Notice |
             if stopped is not None
             else ""
         )
-        return Notice("error" if stream.failure else "done", f"stopped ({why}){counts}")
+        failed = stream.failure is not None or why.startswith("failed")
+        return Notice("error" if failed else "done", f"stopped ({why}){counts}")
     frames = snapshot.frame.seq + 1 if snapshot.frame is not None else 0
     doing = "stopping: describing the last window" if state == "stopping" else "live"
     return Notice("busy", f"{doing}: {stream.source.shown} · {frames} frames tracked")
