@@ -297,7 +297,8 @@ class LiveTab:
                 raise AppError(f'type the words that name {prompt.name!r} (as the CLI\'s --text NAME="a red car")')
             self.backend.pipeline.detector  # noqa: B018 - loaded now: a missing detector is this request's error
             stream.add(prompt, "text", repr(prompt.text))
-            said = f"{prompt.name}: searched for {prompt.text!r} from the next frame, again every few seconds"
+            every = stream.options.search_every
+            said = f"{prompt.name}: searched for {prompt.text!r} from the next frame, then every {every:g} s"
             session.notices["live_mark_status"] = Notice("done", said)
             return
         mark = make_mark(name, kind, body, 0, live.info.width, live.info.height)

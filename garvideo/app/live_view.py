@@ -44,7 +44,8 @@ def picture(stream: LiveStream | None, snapshot: FeedSnapshot | None, url: str |
         shown = waiting.get(state, "no frame was tracked")
         return f"<div {attributes}><div class='gv-empty'>{esc(shown)}</div></div>"
     return (
-        f"<div {attributes} data-frame='{frame.index}'><img class='gv-img' alt='live frame {frame.index}' "
+        f"<div {attributes} data-frame='{frame.index}' data-arrival='{frame.arrival:.3f}'>"
+        f"<img class='gv-img' alt='live frame {frame.index}' "
         f"draggable='false' src='{url}'><div class='gv-band'></div></div>"
     )
 

@@ -7,6 +7,8 @@ same mark (every frame is kept: "never drop a frame"), descriptions and answers 
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -113,6 +115,7 @@ def test_a_stream_is_opened_marked_tracked_described_asked_and_stopped(client, l
         assert 0 < turn["answer"]["end"] - turn["answer"]["start"] <= 2
         assert "answered question 1" in answered["live_ask_status"]
 
+        _a_phrase_is_searched_for_and_removed(client)
         stopped = live(client.predict(api_name="/live_stop"))
         assert stopped["live_details"]["state"] == "stopped"
         last = stopped["live_details"]["log"][-1]
@@ -126,6 +129,20 @@ def test_a_stream_is_opened_marked_tracked_described_asked_and_stopped(client, l
     (row,) = stopped["live_details"]["regions"]
     assert (row["name"], row["how"], row["obj_id"]) == ("cat", "box", 1)
     _same_masks_as_transformers(launched_app, row["first_frame"], frames)
+
+
+def _a_phrase_is_searched_for_and_removed(client) -> None:
+    """A region named in words joins (the app's detector loads for it) and leaves with its instances."""
+    searched = live(client.predict("things", "text", "a cat", api_name="/live_mark"))
+    said = html.unescape(searched["live_mark_status"])
+    assert f"things: searched for 'a cat' from the next frame, then every {SETTINGS[4]:g} s" in said
+    assert ("things", "text", "'a cat'") in [
+        (r["name"], r["how"], r["mark"]) for r in searched["live_details"]["regions"]
+    ]
+    removed = live(client.predict("things", api_name="/live_remove"))
+    assert "things: removed from the next frame" in removed["live_mark_status"]
+    gone, _ = frames_until(client, lambda s, _: all(r["name"] == "cat" for r in s["live_details"]["regions"]))
+    assert any(e["event"] == "removed" and e["region"] == "things" for e in gone["live_details"]["log"])
 
 
 def _same_masks_as_transformers(app, first: int, frames: list[dict]) -> None:
