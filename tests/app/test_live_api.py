@@ -168,6 +168,21 @@ def _same_masks_as_transformers(app, first: int, frames: list[dict]) -> None:
         assert entry["score"] == pytest.approx(reference["cat"][frame["index"]].score, abs=1e-5)
 
 
+def test_a_file_under_root_is_followed_to_its_end_and_the_models_are_free_again(client):
+    """A finished file under --root, read as a live source: the session ends by itself at its end, and gives its
+    place in the model queue up (a file job of the same tab runs at once)."""
+    opened = open_live(client, "sub/cat_and_cup.mp4")
+    assert opened["live_details"]["source"]["kind"] == "file"
+    assert opened["live_details"]["source"]["opened_as"].endswith("/sub/cat_and_cup.mp4")
+    ended, frames = frames_until(client, lambda s, _: s["live_details"]["state"] == "stopped")
+    last = ended["live_details"]["log"][-1]
+    assert (last["event"], last["reason"], last["frames_tracked"]) == ("stopped", "the end of the input", 72)
+    assert [f["index"] for f in frames] == sorted({f["index"] for f in frames}) and frames[-1]["index"] == 71
+    open_cat(client)
+    client.predict("cat", "box", ",".join(map(str, CAT_BOX)), 12, api_name="/add_region")
+    assert "tracked 1 region(s) over 72 frames" in page(client.predict("", "", 1, 12, api_name="/track"))["run_status"]
+
+
 def test_live_sources_the_app_refuses_are_one_line_and_a_dead_one_is_the_clis(client, launched_app):
     def opening(source: str) -> str:
         return error_of(lambda: client.predict(source, *SETTINGS, False, api_name="/live_open"))
