@@ -44,6 +44,8 @@ step() {  # name, command...: run under the budget left, keep the log, go on aft
 if [ -n "${QUICK:-}" ]; then
     step model $PY bench/model.py --device "$DEVICE" --frames 4 --new-tokens 4 --repeats 1
     step model-decode $PY bench/model.py --decode --device "$DEVICE" --frames 4 --new-tokens 4 --repeats 1
+    # the detector step below, small: the tiny model, one frame
+    step detector $PY bench/grounding.py --device "$DEVICE" --models tiny --frames 1 --seconds 1
     step track $PY bench/track.py --device "$DEVICE" --models tiny --lengths 10 20
     step prefetch $PY bench/prefetch.py --device "$DEVICE" --frames 20 --repeats 1 --cache "$OUT/clips"
     # the tracking-fps step below, small: tiny model, 6 frames; compiled with dynamo's eager backend (no codegen)
@@ -62,9 +64,13 @@ if [ -n "${QUICK:-}" ]; then
     # the fine-tuning step below, small: tiny GAR, 2 frames per example, one batch size
     step train $PY bench/train.py --device "$DEVICE" --frames 2 --batch-sizes 1 --repeats 1
 else
-    # decode ms/token at GAR-1B shapes: generate vs the static loop eager vs compiled (CUDA graphs)
+    # issue 27 first. GAR-1B shapes: the first call and decode ms/token of eager, compiled cold and warm (each in its
+    # own process, the warm one reading the cold one's compile cache) and CUDA graphs without inductor, the payback
+    # steps and the compiled kind to choose (garvideo/defaults.py); then generate vs the static loop in one process
     step model-decode $PY bench/model.py --decode --full-size --device "$DEVICE" --frames 16 --new-tokens 128 \
         --repeats 2 --write
+    # text regions: grounding-dino-tiny's shapes and the tiny detector at 720p beside transformers' pipeline
+    step detector $PY bench/grounding.py --device "$DEVICE" --models tiny gdino-tiny --frames 5 --seconds 5 --write
     # SAM2.1-tiny shapes at 720p: frames/s plain vs compiled (image encoder + memory attention under bfloat16
     # autocast), 1 and 4 objects batched; the compile time is in the warm-up column
     step track-objects-720p $PY bench/track_objects.py --device "$DEVICE" --models hiera-tiny --size 1280x720 \

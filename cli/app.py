@@ -85,7 +85,7 @@ def app_command(
     if warning:
         click.echo(f"garvideo: warning: {warning}", err=True)
     search = text_search(box_threshold, text_threshold, max_instances, search_every)
-    pipeline = load_pipeline(model, sam2, device, dtype, quiet, detector=detector)
+    pipeline = load_pipeline(model, sam2, device, dtype, quiet, detector=detector, long_running=True)
     config = AppConfig(
         models=Models(
             gar=model,

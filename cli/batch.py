@@ -219,7 +219,7 @@ def batch_command(
 
         summary = run_batch_on_ray(models, folder, regions_file, out_dir, options, ray, progress=not quiet)
     else:
-        pipeline = load_pipeline(model, sam2, device, dtype, quiet, detector=detector)
+        pipeline = load_pipeline(model, sam2, device, dtype, quiet, detector=detector, long_running=True)
         summary = run_batch(pipeline, folder, regions_file, out_dir, options, shard=part, progress=not quiet)
     _report(summary, part, out_dir)
 

@@ -57,6 +57,22 @@ class PositiveSeconds(click.ParamType):
 
 THREADS_KEY = "garvideo.threads"  # where --threads leaves its value in the click context
 
+_PAYBACK = defaults.COMPILE_PAYBACK_STEPS
+COMPILE_HELP = (
+    "Compile GAR's decode steps always / never. Default (neither): auto, compiling only where the warm-up pays "
+    "back: in the long-running commands (batch, app, eval) on CUDA, else when the decode steps planned (prompt "
+    "batches x --max-new-tokens) reach the measured payback (CUDA {cuda[cold]}, CPU {cpu[cold]}; {cuda[warm]} and "
+    "{cpu[warm]} when the compile cache, ~/.cache/garvideo or $GARVIDEO_CACHE, holds this model's compiled "
+    "step). The result's provenance says what ran and the warm-up spent."
+).format(**_PAYBACK)
+
+
+def _compile_setting(ctx: click.Context, param: click.Parameter, value: bool | None) -> str:
+    """--compile -> on, --no-compile -> off, neither -> the default (auto), left for load_pipeline."""
+    setting = defaults.COMPILE if value is None else ("on" if value else "off")
+    ctx.meta[COMPILE_KEY] = setting
+    return setting
+
 
 def option_group(*options: Callable) -> Callable:
     """One decorator for several click options, in the order ``--help`` lists them."""
@@ -153,8 +169,8 @@ def model_options(gar: bool = True, sam2: bool = True) -> Callable:
                     "--compile/--no-compile",
                     default=None,
                     expose_value=False,  # read by load_pipeline, so commands need no new parameter
-                    callback=lambda ctx, param, value: ctx.meta.__setitem__(COMPILE_KEY, value),
-                    help="Compile GAR's decode steps (CUDA graphs). Default: on for CUDA, off on a CPU.",
+                    callback=_compile_setting,
+                    help=COMPILE_HELP,
                 )
             )
         options += [
@@ -177,7 +193,7 @@ def model_options(gar: bool = True, sam2: bool = True) -> Callable:
                 type=click.IntRange(min=1),
                 expose_value=False,
                 callback=lambda ctx, _param, value: ctx.meta.__setitem__(THREADS_KEY, value),
-                help="Torch CPU threads for every stage [default: 1 for tracking, all cores for GAR].",
+                help="Torch CPU threads for every stage [default: 1 for tracking, all cores for GAR and the text detector].",
             ),
         ]
         return option_group(*options)(func)
@@ -374,11 +390,13 @@ def load_pipeline(
     progress: bool | None = None,
     box_mode: str = "reference",
     detector: str | None = defaults.DETECTOR,
+    long_running: bool = False,
 ):
     """The pipeline with the models a command needs (None leaves a model out).
 
     ``progress``: the default of the pipeline's own progress bars (default: unless ``quiet``); a call may
     still choose its own. ``box_mode``: GAR's RoI box. ``detector``: for text regions, loaded only if one is given.
+    ``long_running``: the command serves many videos (batch, app, eval), which ``--compile auto`` weighs.
     """
     if sam2:
         check_sam2_name(sam2)
@@ -387,7 +405,7 @@ def load_pipeline(
     from garvideo.pipeline import Pipeline
 
     context = click.get_current_context(silent=True)
-    compile = context.meta.get(COMPILE_KEY) if context is not None else None
+    compile = context.meta.get(COMPILE_KEY, defaults.COMPILE) if context is not None else defaults.COMPILE
     compile_sam2 = context.meta.get(SAM2_COMPILE_KEY) if context is not None else None
     adapter = context.meta.get(ADAPTER_KEY) if context is not None and model else None
     transformers_logging.disable_progress_bar()  # "Loading weights" bars; hub downloads keep theirs
@@ -408,6 +426,7 @@ def load_pipeline(
         compile=compile,
         compile_sam2=compile_sam2,
         threads=click.get_current_context().meta.get(THREADS_KEY),
+        long_running=long_running,
         adapter=adapter,
     )
 

@@ -124,7 +124,7 @@ def gar_bench_vqa_command(
     from garvideo.model import GenerationSettings
 
     plan = plan_gar_bench_vqa(data, out, mode=mode, subset=subset, limit=limit)  # user mistakes before the model
-    pipeline = load_pipeline(model, None, device, dtype, quiet, progress=False, box_mode=box_mode)
+    pipeline = load_pipeline(model, None, device, dtype, quiet, progress=False, box_mode=box_mode, long_running=True)
     summary = run_gar_bench_plan(
         plan, pipeline.gar, generation=GenerationSettings(max_new_tokens=max_new_tokens), progress=not quiet
     )
@@ -194,7 +194,9 @@ def _videorefer_command(spec, name: str, summary: str, records: str):
 
         plan = plan_videorefer(spec, data, out, **choices)  # user mistakes before the models are loaded
         # one progress bar over the items: the pipeline's own bars (tracking) would repeat per item
-        pipeline = load_pipeline(model, sam2 if choices["track"] else None, device, dtype, quiet, progress=False)
+        pipeline = load_pipeline(
+            model, sam2 if choices["track"] else None, device, dtype, quiet, progress=False, long_running=True
+        )
         generation = GenerationSettings(max_new_tokens=max_new_tokens)
         _report(run_videorefer_plan(plan, pipeline, generation=generation, progress=not quiet), as_json)
 

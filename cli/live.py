@@ -184,7 +184,13 @@ def live_command(source, boxes, points, masks, texts, **options):
     outputs = _outputs(o)
     gar = None if o["no_describe"] else o["model"]
     pipeline = load_pipeline(
-        gar, o["sam2"], o["device"], o["dtype"], o["quiet"], detector=o["detector"] if texts else None
+        gar,
+        o["sam2"],
+        o["device"],
+        o["dtype"],
+        o["quiet"],
+        detector=o["detector"] if texts else None,
+        long_running=True,
     )
     session = pipeline.live(
         source,

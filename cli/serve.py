@@ -196,7 +196,8 @@ def _executor(model, sam2, device, dtype, detector, jobs, ray, quiet):
         return RayExecutor(spec, ray, jobs_per_worker=jobs)
     from garvideo.serve.local import LocalExecutor
 
-    return LocalExecutor(load_pipeline(model, sam2, device, dtype, quiet, progress=False, detector=detector), jobs)
+    pipeline = load_pipeline(model, sam2, device, dtype, quiet, progress=False, detector=detector, long_running=True)
+    return LocalExecutor(pipeline, jobs)
 
 
 # --ray and its worker options are batch's; only what --ray does differs here.

@@ -157,3 +157,18 @@ TRAIN_EVAL_EVERY: int | None = None
 TRAIN_SEED = 0
 #: Examples are grouped into batches of similar length from windows of this many batches.
 TRAIN_LENGTH_GROUP = 50
+
+#: GAR's decode steps compiled: ``auto`` (only where the warm-up is paid back: see COMPILE_PAYBACK_STEPS),
+#: ``on``, ``off``, or a kind of COMPILE_KIND's (the API also takes True and False).
+COMPILE = "auto"
+#: What ``on`` (and ``auto``, where it compiles) runs on CUDA: ``inductor`` (torch.compile; its kernels replayed as
+#: CUDA graphs) or ``cuda-graphs`` (the eager step captured as CUDA graphs, no inductor; captured in about a
+#: second). ``bash bench/gpu.sh`` measures both beside eager and prints the one to choose; a CPU uses inductor.
+COMPILE_KIND = "inductor"
+#: ``auto`` compiles once the decode steps a call plans (its prompt batches x max_new_tokens; in a long-running
+#: process with the steps it already decoded) reach the warm-up's payback: the warm-up's seconds over the seconds a
+#: compiled step saves, with compiled work for the model in the compile cache (warm) or not (cold). CPU: measured
+#: on the tiny GAR (bench/RESULTS.md, "decoding and batching": 35 s cold, 8 s warm, 7.2 ms saved a step). CUDA:
+#: from issue 27's H200 figures (11 ms eager, 3.6 ms compiled a step) and an assumed 60 s cold, 10 s warm warm-up,
+#: until ``bash bench/gpu.sh`` measures them.
+COMPILE_PAYBACK_STEPS = {"cpu": {"cold": 5000, "warm": 1100}, "cuda": {"cold": 8000, "warm": 1400}}

@@ -63,7 +63,7 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
 
 
 #: The pipeline's stages that run torch on the CPU side, for :func:`stage_threads`.
-STAGES = ("track", "gar")
+STAGES = ("track", "gar", "detect")
 
 
 def cpu_cores() -> int:
@@ -90,7 +90,9 @@ def stage_threads(stage: str, device: torch.device | str, threads: int | None = 
     runs on one thread, since its steps are many small operations whose
     OpenMP threads spin while they wait: with one other busy process tracking
     took 2.4x as long on two threads as on one, 33-61x when other work held
-    both cores (bench/RESULTS.md, "Threads"). GAR (its prefill is a few large matrix products) gets every core. An
+    both cores (bench/RESULTS.md, "Threads"). GAR (its prefill is a few large matrix products) and the
+    text-region detector (Grounding DINO: large matrix products over every image token; bench/RESULTS.md,
+    "Text regions") get every core. An
     ``OMP_NUM_THREADS`` set in the environment is the user's choice and is
     kept. Off the CPU the torch threads only feed the GPU: left alone.
     """

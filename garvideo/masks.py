@@ -15,6 +15,7 @@ import numpy as np
 from pycocotools import mask as coco_mask
 
 from .errors import InvalidInputError
+from .images import MAX_IMAGE_PIXELS
 
 
 def encode_rle(mask: np.ndarray) -> dict[str, Any]:
@@ -76,6 +77,10 @@ def _runs(rle: Mapping[str, Any]) -> tuple[int, int, np.ndarray]:
         raise InvalidInputError("malformed RLE: expected {'size': [h, w], 'counts': ...}") from exc
     if height < 0 or width < 0:
         raise InvalidInputError(f"malformed RLE: negative size {[height, width]}")
+    if height * width > MAX_IMAGE_PIXELS:  # refused before anything the size of it is made
+        raise InvalidInputError(
+            f"an RLE mask of {width}x{height} pixels is larger than the {MAX_IMAGE_PIXELS:,} (16384x8192) garvideo reads"
+        )
     if isinstance(counts, str):
         try:
             counts = counts.encode("ascii")

@@ -1,6 +1,9 @@
 """Test-wide settings: everything runs offline, on the CPU, deterministically."""
 
+import atexit
 import os
+import shutil
+import tempfile
 
 # Set before anything imports huggingface_hub: tests never touch the network.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -10,6 +13,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # 13.4 s with the default threads, 0.48 s with one). Set before torch is imported; subprocesses inherit it.
 for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
+# Compiled work goes to a cache folder of this run (subprocesses inherit it): whether `auto` compiles depends on
+# a warm cache, so neither a developer's ~/.cache/garvideo nor an earlier run may decide it here.
+os.environ["GARVIDEO_CACHE"] = tempfile.mkdtemp(prefix="garvideo-test-cache-")
+atexit.register(shutil.rmtree, os.environ["GARVIDEO_CACHE"], True)
 
 import subprocess  # noqa: E402
 import sys  # noqa: E402

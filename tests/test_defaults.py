@@ -189,3 +189,15 @@ def test_the_apps_page_starts_from_the_table(tmp_path, monkeypatch):
     widgets = {name: page.w[f"live_{name}".replace("max_new_tokens", "max_new")].value for name in live}
     assert not _differences(widgets, "the app's Live tab", ENTRIES | LIVE_ENTRIES)
     assert page.w["live_last"].value == defaults.LIVE_ASK_LAST_S
+
+
+def test_compile_defaults_to_the_table_in_the_command_line_pipeline_and_gar():
+    from garvideo_cli.describe import describe_command
+
+    from garvideo.model import GAR
+
+    option = next(p for p in describe_command.params if p.name == "compile")
+    context = describe_command.make_context("describe", [__file__], resilient_parsing=True)
+    assert option.process_value(context, option.get_default(context)) == defaults.COMPILE  # neither flag given
+    for method in (Pipeline.from_pretrained, GAR.from_pretrained, GAR.__init__):
+        assert inspect.signature(method).parameters["compile"].default == defaults.COMPILE, method.__qualname__

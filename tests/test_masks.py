@@ -167,3 +167,17 @@ def test_mask_images_mean_the_same_region_everywhere(tmp_path):
         np.testing.assert_array_equal(load_mask(tmp_path / name), expected)
     with pytest.raises(InvalidInputError, match="cannot read the mask image .*: no such file"):
         read_mask_image(tmp_path / "none.png")
+
+
+def test_a_huge_mask_size_is_refused_before_anything_is_made():
+    import tracemalloc
+
+    tracemalloc.start()
+    for rle in ({"size": [45000, 45000], "counts": [2024999999, 1]}, {"size": [100000, 100000], "counts": "0"}):
+        with pytest.raises(InvalidInputError, match="larger than the"):
+            decode_rle(rle)
+        with pytest.raises(InvalidInputError, match="larger than the"):
+            rle_area(rle)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 50_000_000  # a 45000x45000 mask would have been 2 GB

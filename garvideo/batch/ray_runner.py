@@ -65,7 +65,7 @@ class PipelineSpec:
     device: str | None = None
     dtype: str | None = None
     detector: str | None = DEFAULT_DETECTOR  # for text regions; loaded only when a line has one
-    compile: bool | None = None  # GAR's compiled decoding (None: on for CUDA)
+    compile: bool | str | None = None  # GAR's compiled decoding (None: garvideo.defaults.COMPILE)
     threads: int | None = None  # torch CPU threads (None: chosen per stage)
     adapter: str | None = None  # GAR's fine-tuned LoRA adapter folder (garvideo train), on the shared file system
 
@@ -112,6 +112,7 @@ class PipelineSpec:
             compile=self.compile,
             threads=self.threads,
             adapter=self.adapter,
+            long_running=True,  # a worker serves lines until the queue is empty
         )
 
 

@@ -16,6 +16,7 @@ nothing the user wrote). The best score of all boxes is kept for error messages.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -142,27 +143,55 @@ class GroundingDetector:
         text_threshold: float = DEFAULT_TEXT_THRESHOLD,
     ) -> FrameDetections:
         """Boxes of ``image`` (``height x width x 3`` uint8 RGB) that ``phrase`` names, most confident first."""
+        return self.detect_many(image, [phrase], box_threshold, text_threshold)[0]
+
+    def detect_many(
+        self,
+        image: np.ndarray,
+        phrases: Sequence[str],
+        box_threshold: float = DEFAULT_BOX_THRESHOLD,
+        text_threshold: float = DEFAULT_TEXT_THRESHOLD,
+    ) -> list[FrameDetections]:
+        """:meth:`detect` for several phrases on one picture, which is preprocessed (resized, normalised, moved to
+        the device) once for all of them: the same detections as one :meth:`detect` per phrase.
+
+        Grounding DINO reads the phrase in every layer of its encoder, so the network itself runs once per phrase.
+        """
         import torch
 
         box_threshold = check_threshold(box_threshold, "box threshold")
         text_threshold = check_threshold(text_threshold, "text threshold")
-        caption, ids = self.caption(phrase)
+        captions = [self.caption(phrase) for phrase in phrases]
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise InvalidInputError(
                 f"expected an RGB picture (height, width, 3) of uint8, got {image.shape} {image.dtype}"
             )
         height, width = image.shape[:2]
-        inputs = self.processor(images=image, text=caption, return_tensors="pt")
-        inputs = {
+        pixels = self._on_device(self.processor.image_processor(images=image, return_tensors="pt"))
+        found = []
+        for phrase, (caption, ids) in zip(phrases, captions):
+            text = self._on_device(self.processor.tokenizer(caption, return_tensors="pt"))
+            with torch.inference_mode():
+                outputs = self.model(**pixels, **text)
+            found.append(
+                self.post_process(
+                    outputs.logits[0],
+                    outputs.pred_boxes[0],
+                    ids,
+                    (height, width),
+                    phrase,
+                    box_threshold,
+                    text_threshold,
+                )
+            )
+        return found
+
+    def _on_device(self, inputs) -> dict[str, Any]:
+        return {
             key: value.to(self.device, self.dtype) if value.is_floating_point() else value.to(self.device)
             for key, value in inputs.items()
         }
-        with torch.inference_mode():
-            outputs = self.model(**inputs)
-        return self.post_process(
-            outputs.logits[0], outputs.pred_boxes[0], ids, (height, width), phrase, box_threshold, text_threshold
-        )
 
     def post_process(
         self,

@@ -33,9 +33,12 @@ from ..defaults import MAX_NEW_TOKENS_LIMIT
 from ..devices import resolve_device, resolve_dtype
 from ..errors import InvalidInputError
 from ..names import check_region_name, resolve_references
+from . import decoding
 from .adapters import AdapterInfo, attach_adapter, merged_adapter_info
 from .batching import BatchPolicy, ImageFeatureMemo, plan_batches
+from .compiling import CompileDecision, CompileRecord, check_setting, compile_setting, decide
 from .decoding import StaticDecoder
+from .decoding import synchronize as _sync
 from .image_processing_gar import TilingMode
 from .images import ImageLike, MaskLike
 from .modeling_gar import BOX_MODES, BoxMode, GARModel
@@ -156,6 +159,7 @@ class GARTimings:
     encode_s: float  # vision tower + projector + RoI replay + embedding assembly
     generate_s: float  # language model prefill + decode
     batch_size: int = 1  # prompts in the generate call this share is of
+    warmup_s: float = 0.0  # of generate_s: compiling or capturing decode steps (see GAR.compile)
 
 
 @dataclass(frozen=True)
@@ -181,7 +185,8 @@ class ModelInfo:
     device: str
     box_mode: str
     double_bos: bool
-    compiled: bool = False  # decode steps run compiled (torch.compile; CUDA graphs on CUDA)
+    compiled: bool = False  # the last generate call's decode steps ran compiled (see compile_record)
+    compile_record: CompileRecord | None = None  # the last generate call's decoding: setting, kind, why, warm-up
     adapter: AdapterInfo | None = None  # a fine-tuned adapter it runs with (or was merged from)
 
 
@@ -227,11 +232,6 @@ def _options(options: Sequence[str] | None) -> tuple[str, ...] | None:
     return texts
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 class GAR:
     """A loaded GAR model with its processor: the image and video entry points."""
 
@@ -243,8 +243,9 @@ class GAR:
         revision: str | None = None,
         box_mode: BoxMode = "reference",
         vision_batch_size: int = 16,
-        compile: bool | None = None,
+        compile: bool | str = defaults.COMPILE,
         adapter: AdapterInfo | None = None,
+        long_running: bool = False,
     ) -> None:
         if box_mode not in BOX_MODES:
             raise InvalidInputError(f"unknown box mode {box_mode!r}: use 'reference' or 'aligned'")
@@ -260,10 +261,11 @@ class GAR:
         self.revision = revision
         self.box_mode = box_mode
         self.vision_batch_size = int(vision_batch_size)
-        # Compiled decode steps pay off where per-step launch overhead dominates (CUDA, via CUDA graphs);
-        # on a CPU the first compile takes tens of seconds, so it is opt-in there.
-        self.compile = model.device.type == "cuda" if compile is None else bool(compile)
-        self._decoders: dict[bool, StaticDecoder] = {}
+        self.compile = compile
+        self.long_running = bool(long_running)
+        self._decoders: dict[str, StaticDecoder] = {}
+        self._steps_done = 0  # decode steps this GAR ran (auto compiles once they and a call's plan pay back)
+        self._record = CompileRecord(self.compile, "eager", "nothing generated yet")
         self.adapter = adapter
         self.adapter_model = None  # PEFT's wrapper of ``model`` when an adapter is attached (to merge it)
 
@@ -279,18 +281,20 @@ class GAR:
         attn_implementation: str = "sdpa",
         local_files_only: bool | None = None,
         vision_batch_size: int = 16,
-        compile: bool | None = None,
+        compile: bool | str = defaults.COMPILE,
         adapter: str | os.PathLike | None = None,
+        long_running: bool = False,
     ) -> GAR:
         """Load from a local folder or a hub id (through the local cache when offline).
 
         ``device``/``dtype`` default to CUDA + bfloat16 when available, else CPU + float32.
         ``box_mode="reference"`` and ``double_bos=True`` reproduce the released model's
         numerics (quirks Q1 and Q6); ``box_mode="aligned"`` replays the geometrically
-        correct box. ``compile`` runs the decode steps through ``torch.compile`` (CUDA graphs on
-        CUDA; default: on for CUDA, off on a CPU); the first generation compiles them once, later
-        calls and videos reuse them. ``adapter``: the folder of a LoRA adapter ``garvideo train`` wrote,
-        attached unmerged (:mod:`garvideo.model.adapters`).
+        correct box. ``compile``: whether the decode steps run compiled (see :attr:`compile`); ``auto``
+        compiles only where the warm-up pays back, and ``long_running=True`` says this process will
+        serve many calls (a batch, an app, a service, live sessions, a benchmark run).
+        ``adapter``: the folder of a LoRA adapter ``garvideo train`` wrote, attached unmerged
+        (:mod:`garvideo.model.adapters`).
         """
         resolved = resolve_checkpoint(path_or_id, revision=revision, local_files_only=local_files_only)
         torch_device = resolve_device(device)
@@ -298,7 +302,17 @@ class GAR:
         model = GARModel.from_pretrained(resolved.folder, torch_device, torch_dtype, attn_implementation)
         processor = GARProcessor.from_pretrained(resolved.folder, double_bos=double_bos)
         peft_model, info = attach_adapter(model, adapter) if adapter is not None else (None, None)
-        gar = cls(model, processor, resolved.model_id, resolved.revision, box_mode, vision_batch_size, compile, info)
+        gar = cls(
+            model,
+            processor,
+            resolved.model_id,
+            resolved.revision,
+            box_mode,
+            vision_batch_size,
+            compile,
+            adapter=info,
+            long_running=long_running,
+        )
         gar.adapter_model = peft_model
         return gar
 
@@ -318,18 +332,71 @@ class GAR:
             device=str(self.model.device),
             box_mode=self.box_mode,
             double_bos=self.processor.double_bos,
-            compiled=self.compile,
+            compiled=self._record.compiled,
+            compile_record=self._record,
             adapter=self.adapter or merged_adapter_info(self.model.config),
         )
 
+    # ------------------------------------------------------------------ compiled decoding
+
+    @property
+    def compile(self) -> str:
+        """Whether decode steps run compiled: ``auto``, ``on``, ``off``, ``inductor`` or ``cuda-graphs``.
+
+        ``auto`` decides at each generate call until it compiles (:func:`garvideo.model.compiling.decide`: when
+        the call's planned decode steps pay back the warm-up; a long-running process at once on CUDA, and on a
+        CPU once the steps it ran have earned it); inductor compiles into the compile cache
+        (:mod:`garvideo.compile_cache`), so the next process starts warm. Settable (True/False too).
+        """
+        return self._compile
+
+    @compile.setter
+    def compile(self, value: bool | str) -> None:
+        setting = compile_setting(value)
+        check_setting(setting, self.model.device.type)
+        self._compile = setting
+
     @property
     def decoder(self) -> StaticDecoder:
-        """The decode loop, made once and reused (its compiled steps and caches are kept)."""
-        # One per compile setting, so switching back and forth keeps each one's compiled steps.
-        decoder = self._decoders.get(self.compile)
+        """The decode loop of the last generate call's kind, made once and reused (its compiled steps are kept)."""
+        return self._decoder(self._record.kind if self._record.kind in self._decoders else "eager")
+
+    def _decoder(self, kind: str) -> StaticDecoder:
+        # One per kind, so switching back and forth keeps each one's compiled steps.
+        decoder = self._decoders.get(kind)
         if decoder is None or decoder.mllm is not self.model.mllm:
-            decoder = self._decoders[self.compile] = self.model.static_decoder(compile=self.compile)
+            cache = self.compile_cache() if kind == "inductor" else None
+            decoder = self._decoders[kind] = self.model.static_decoder(compile=kind, compile_cache=cache)
         return decoder
+
+    def compile_cache(self):
+        """The :class:`~garvideo.compile_cache.CompileCache` inductor compiles this model's decode step into."""
+        from ..compile_cache import CompileCache, CompileKey
+
+        config = self.model.mllm.config.to_dict()
+        if self.adapter_model is not None:  # an unmerged adapter's layers are part of the compiled step
+            config["adapter"] = {name: c.to_dict() for name, c in self.adapter_model.peft_config.items()}
+        key = CompileKey.for_model(
+            "gar decode step, inductor", self.model_id, self.revision, config, self.model.dtype, self.model.device
+        )
+        return CompileCache(key)
+
+    def _decide(self, planned_steps: int) -> CompileDecision:
+        device = self.model.device.type
+        failed = [d.failure for d in self._decoders.values() if d.failure]
+        if failed:
+            return CompileDecision("eager", f"compiling failed earlier in this process ({failed[0]})")
+        compiled_before = any(d.compile and d.warmup_s > 0 for d in self._decoders.values())
+        warm = self.compile == "auto" and not compiled_before and self.compile_cache().warm
+        return decide(
+            self.compile,
+            device,
+            planned_steps=planned_steps,
+            done_steps=self._steps_done,
+            long_running=self.long_running,
+            warm=warm,
+            compiled_before=compiled_before,
+        )
 
     @property
     def max_regions(self) -> int:
@@ -541,12 +608,12 @@ class GAR:
         if not items:
             return []
         settings = settings or GenerationSettings()
-        box_mode = box_mode or self.box_mode
-        processor, model = self.processor, self.model
-        device = model.device
+        processor, device = self.processor, self.model.device
         policy = BatchPolicy.for_device(device, batch_size, max_padding)
         config = settings.generation_config(processor.eos_token_id, processor.pad_token_id, output_logits)
         batches = plan_batches([item.num_tokens for item in items], policy)
+        plan = self._plan_decoding(settings, config, len(batches))
+        decoder = plan.decoder
         if progress and len(batches) > 1:
             from tqdm.auto import tqdm
 
@@ -555,44 +622,65 @@ class GAR:
         results: list[GARResult | None] = [None] * len(items)
         for batch in batches:
             chunk = [items[i] for i in batch]
+            warmed_before = decoder.warmup_s if decoder is not None else 0.0
             with torch.inference_mode():
                 _sync(device)
                 started = time.perf_counter()
-                features = model.image_features(
+                features = self.model.image_features(
                     chunk, self.vision_batch_size, progress=progress, memo=memo, share=share_images
                 )
-                prompts = [model.embed_prompt(item, f, box_mode).inputs_embeds for item, f in zip(chunk, features)]
+                prompts = [
+                    self.model.embed_prompt(item, f, box_mode or self.box_mode).inputs_embeds
+                    for item, f in zip(chunk, features)
+                ]
                 _sync(device)
                 encoded = time.perf_counter()
                 with _seeded(settings.seed, device):
-                    decoder = self.decoder if settings.decoder == "static" else None
                     on_tokens = streams.for_batch(batch, processor.eos_token_id) if streams is not None else None
-                    sequences, logits = model.generate_from_embeddings(
+                    sequences, logits = self.model.generate_from_embeddings(
                         prompts, config, processor.pad_token_id, decoder, on_tokens=on_tokens
                     )
                 _sync(device)
                 finished_at = time.perf_counter()
+            self._steps_done += int(sequences.shape[1])
             share = len(chunk)
-            timings = GARTimings((encoded - started) / share, (finished_at - encoded) / share, share)
-            for row, (index, item) in enumerate(zip(batch, chunk)):
-                ids = [int(t) for t in sequences[row].tolist()]
-                done = processor.eos_token_id in ids
-                if done:
-                    ids = ids[: ids.index(processor.eos_token_id) + 1]
-                step_logits = None
-                if logits is not None:
-                    step_logits = logits[row, : len(ids)].float().cpu().numpy()
-                results[index] = GARResult(
-                    text=processor.decode(ids, keep_regions=keep_regions[index]),
-                    token_ids=tuple(ids),
-                    timings=timings,
-                    prompt_tokens=item.num_tokens,
-                    finished=done,
-                    step_logits=step_logits,
-                )
+            warmup = (decoder.warmup_s - warmed_before) if decoder is not None else 0.0
+            timings = GARTimings((encoded - started) / share, (finished_at - encoded) / share, share, warmup / share)
+            for row, index in enumerate(batch):
+                results[index] = self._result(sequences[row], logits, row, items[index], keep_regions[index], timings)
                 if streams is not None:
                     streams.on_result(index, results[index])
+        self._record = plan.record()
         return results
+
+    def _plan_decoding(self, settings: GenerationSettings, config, batches: int) -> _DecodingPlan:
+        """How one generate call decodes (decided once, before any work; the decoder None: transformers' generate)."""
+        if settings.decoder != "static" or not decoding.supports(config):
+            decision = CompileDecision("eager", "transformers' generate (asked for, or the settings need it)")
+            return _DecodingPlan(self.compile, decision, None)
+        decision = self._decide(batches * settings.max_new_tokens)
+        decoder = self._decoder(decision.kind)
+        warm = decoder.compile_cache is not None and decoder.compile_cache.warm
+        return _DecodingPlan(self.compile, decision, decoder, warm, decoder.warmup_s)
+
+    def _result(self, row_ids, logits, row: int, item: GARInputs, keep: Sequence[int], timings) -> GARResult:
+        """One prompt's result from its row of the batch's tokens (cut after EOS) and logits."""
+        processor = self.processor
+        ids = [int(t) for t in row_ids.tolist()]
+        done = processor.eos_token_id in ids
+        if done:
+            ids = ids[: ids.index(processor.eos_token_id) + 1]
+        step_logits = None
+        if logits is not None:
+            step_logits = logits[row, : len(ids)].float().cpu().numpy()
+        return GARResult(
+            text=processor.decode(ids, keep_regions=keep),
+            token_ids=tuple(ids),
+            timings=timings,
+            prompt_tokens=item.num_tokens,
+            finished=done,
+            step_logits=step_logits,
+        )
 
     # ------------------------------------------------------------------ helpers
 
@@ -602,6 +690,30 @@ class GAR:
         if options is not None:
             text = multiple_choice_question(text, label_options(_options(options)))
         return _substitute_names(text, names)
+
+
+@dataclass(frozen=True)
+class _DecodingPlan:
+    """One generate call's decoding: the decision, its decoder (None: generate), and the decoder's state before."""
+
+    setting: str
+    decision: CompileDecision
+    decoder: StaticDecoder | None
+    cache_was_warm: bool = False
+    warmup_before: float = 0.0
+
+    def record(self) -> CompileRecord:
+        """What the call ran (a compiled kind whose warm-up failed ran eagerly) and the warm-up it spent."""
+        kind, reason, decoder = self.decision.kind, self.decision.reason, self.decoder
+        if decoder is None:
+            return CompileRecord(self.setting, kind, reason)
+        if decoder.kind != kind:
+            kind, reason = decoder.kind, f"{reason}; compiling failed ({decoder.failure}), so eager"
+        warmup = decoder.warmup_s - self.warmup_before
+        cache = None
+        if self.decision.kind == "inductor" and decoder.compile_cache is not None and warmup > 0:
+            cache = "warm" if self.cache_was_warm else "cold"
+        return CompileRecord(self.setting, kind, reason, warmup, cache)
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,21 @@ transformers' ``generate`` spends most of a small model's decode step in Python 
 concatenation (bench/RESULTS.md). This loop keeps only what a step needs: one forward of the language
 model (transformers' own module) for the new token over a preallocated ``StaticCache``, the LM head on
 that position, and the choice of the next token. The prompt itself runs as ``generate`` runs it
-(its keys and values are then copied into the static cache). With ``compile=True`` that step goes through
-``torch.compile`` (``mode="reduce-overhead"`` on CUDA, i.e. CUDA graphs); the compiled step and one
-cache per batch size are kept (the cache only grows), so the first call warms them
-and later calls and videos replay them; a longer prompt or another batch size costs one more
-compilation. The prefill runs eagerly.
+(its keys and values are then copied into the static cache). The step runs in one of three kinds:
+
+- ``eager``: as written, on a cache of exactly the call's length;
+- ``inductor``: through ``torch.compile`` (``mode="reduce-overhead"`` on CUDA, i.e. inductor's kernels
+  replayed as CUDA graphs); compiled into a :class:`~garvideo.compile_cache.CompileCache` when one is
+  given, so the next process starts warm;
+- ``cuda-graphs`` (CUDA only): the eager step captured as a CUDA graph, no inductor (a capture takes about
+  a second, where inductor compiles for tens).
+
+The compiled kinds keep one cache per batch size (it only grows) with its compiled step or graph, so the
+first call warms them and later calls and videos replay them. Inductor compiles with symbolic sizes: one
+compile for a batch of one and one for larger batches serves every prompt length; a captured graph is
+made per cache. :attr:`StaticDecoder.warmup_s` adds up the time those warm-ups took. A warm-up that fails
+(a compiler missing, a corrupt cache) is warned about and the step runs eagerly instead: a compiled kind
+never makes a call fail. The prefill runs eagerly.
 
 What it reproduces of ``generate`` (same prompt layout as :meth:`GARModel.generate_from_embeddings`:
 left padding, positions counted over real tokens): greedy tokens (tested equal in float32), EOS
@@ -21,7 +31,10 @@ version) are refused by :func:`supports`; callers then use ``generate``.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import time
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -34,6 +47,10 @@ from torch import nn
 COMPILED_CACHE_STEP = 1024
 #: Caches kept per decoder (one per batch size and setting); the least recently used goes first.
 MAX_KEPT_CACHES = 3
+
+
+class CompileFailedWarning(UserWarning):
+    """A compiled decode step could not be made (compiled, or captured): decoding goes on eagerly."""
 
 
 @dataclass(frozen=True)
@@ -74,28 +91,65 @@ def supports(config) -> bool:
     return (penalty is None or penalty == 1.0) and cache is None and (beams is None or beams == 1)
 
 
+#: How a decode step runs (see the module docstring).
+STEP_KINDS = ("eager", "inductor", "cuda-graphs")
+
+
+def step_kind(compile: bool | str) -> str:
+    """``compile`` as a step kind: False -> ``eager``, True -> ``inductor``, a kind as it is."""
+    if isinstance(compile, bool):
+        return "inductor" if compile else "eager"
+    if compile not in STEP_KINDS:
+        raise ValueError(f"unknown decode step kind {compile!r}: one of {STEP_KINDS}")
+    return compile
+
+
+@dataclass
+class _Kept:
+    """A compiled kind's cache of ``length`` slots for one batch size, and (cuda-graphs) its captured step."""
+
+    length: int
+    cache: Any
+    graphed: _GraphedStep | None = None
+    warmed: bool = False  # its first step (the compile or capture) has run
+
+
 class StaticDecoder:
     """Greedy or sampled decoding of left-padded prompt embeddings with a static KV cache.
 
     ``mllm`` is transformers' ``PerceptionLMForConditionalGeneration`` (its ``model.language_model``
-    and ``lm_head`` are used as they are). One decoder belongs to one loaded model and is reused for
-    every call; it is not thread-safe.
+    and ``lm_head`` are used as they are). ``compile``: the step's kind (``eager``, ``inductor`` or
+    ``cuda-graphs``; True is ``inductor``). ``compile_cache``: a
+    :class:`~garvideo.compile_cache.CompileCache` inductor compiles into. One decoder belongs to one
+    loaded model and is reused for every call; it is not thread-safe.
     """
 
     def __init__(
-        self, mllm: nn.Module, compile: bool = False, compile_options: Mapping[str, Any] | None = None
+        self,
+        mllm: nn.Module,
+        compile: bool | str = False,
+        compile_options: Mapping[str, Any] | None = None,
+        compile_cache: Any = None,
     ) -> None:
         self.mllm = mllm
-        self.compile = bool(compile)
+        self.kind = step_kind(compile)
         self.compile_options = dict(compile_options or {})  # torch.compile keywords over the defaults below
+        self.compile_cache = compile_cache if self.kind == "inductor" else None
         self.language_model = mllm.model.language_model
         self.lm_head = mllm.lm_head
         parameters = inspect.signature(self.language_model.forward).parameters
         # transformers renamed past_key_values to cache (and dropped cache_position) during 5.x.
         self._cache_argument = "cache" if "cache" in parameters else "past_key_values"
         self._takes_cache_position = "cache_position" in parameters
-        self._caches: OrderedDict[tuple, tuple[int, Any]] = OrderedDict()  # key -> (slots, StaticCache)
+        self._caches: OrderedDict[tuple, _Kept] = OrderedDict()  # (batch, device, dtype) -> kept cache
         self._compiled = None
+        self.warmup_s = 0.0  # seconds the warm-ups (compiles, captures) took, every call together
+        self.failure: str | None = None  # why a compiled kind fell back to eager, if it did
+
+    @property
+    def compile(self) -> bool:
+        """Whether steps run compiled (either compiled kind)."""
+        return self.kind != "eager"
 
     # ------------------------------------------------------------------ the step
 
@@ -138,43 +192,88 @@ class StaticDecoder:
             attention_mask = attention_mask & (slots <= cache_position[-1])
         return self._forward(cache, attention_mask, position_ids, cache_position, input_ids=input_ids)
 
-    def _step_function(self, device: torch.device):
-        if not self.compile:
-            return self._step
+    def _compiled_step(self, device: torch.device):
         if self._compiled is None:
             options = {
                 "mode": "reduce-overhead" if device.type == "cuda" else None,  # CUDA graphs exist only on CUDA
-                "dynamic": False,  # few distinct shapes (see _cache), each compiled for its own sizes
+                # Sizes symbolic: one compile serves every cache length and batch size above 1 (torch still
+                # specialises a batch of 1), so another video's prompts, or a warm compile cache, need no new one.
+                "dynamic": True,
                 **self.compile_options,
             }
             self._compiled = torch.compile(self._step, **options)
         return self._compiled
 
+    def _run_step(self, kept: _Kept | None, cache, *inputs: torch.Tensor) -> torch.Tensor:
+        """One step in this decoder's kind; the first on a kept cache compiles or captures it (its warm-up)."""
+        if kept is None or self.kind == "eager":
+            return self._step(cache, *inputs)
+        if kept.warmed:
+            return self._compiled_run(kept, cache, inputs)
+        began = time.perf_counter()
+        try:
+            with self.compile_cache.compiling() if self.compile_cache is not None else contextlib.nullcontext():
+                logits = self._compiled_run(kept, cache, inputs)
+            error = kept.graphed.error if kept.graphed is not None else None
+        except Exception as exc:  # noqa: BLE001 - whatever stops compiling, the eager step still decodes
+            logits, error = None, _one_line(exc)
+        finally:
+            synchronize(inputs[0].device)
+            self.warmup_s += time.perf_counter() - began
+        kept.warmed = True
+        if error is not None:
+            self._fall_back(error)
+            return logits if logits is not None else self._step(cache, *inputs)
+        if self.compile_cache is not None:
+            self.compile_cache.mark_ready()
+        return logits
+
+    def _compiled_run(self, kept: _Kept, cache, inputs: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        if self.kind == "cuda-graphs":
+            if kept.graphed is None:
+                kept.graphed = _GraphedStep(self._step, cache)
+            return kept.graphed(*inputs).clone()  # a graph's output is overwritten by its next replay
+        if inputs[0].device.type == "cuda":
+            torch.compiler.cudagraph_mark_step_begin()
+        return self._compiled_step(inputs[0].device)(cache, *inputs).clone()
+
+    def _fall_back(self, error: str) -> None:
+        """Decode eagerly from now on, saying why (a corrupt or foreign compile cache is emptied for the next run)."""
+        kind, self.kind, self.failure = self.kind, "eager", error
+        self._caches.clear()
+        if self.compile_cache is not None and self.compile_cache.warm:
+            self.compile_cache.clear(f"compiling with it failed ({error})")
+        warnings.warn(
+            f"compiling GAR's decode step ({kind}) failed ({error}): decoding without compiling",
+            CompileFailedWarning,
+            stacklevel=4,
+        )
+
     def _cache(self, batch: int, needed: int, device: torch.device, dtype: torch.dtype):
         """A reset cache of at least ``needed`` slots for ``batch`` rows, reused from earlier calls where possible.
 
         Eager: a new cache of exactly ``needed`` slots, not kept (unused slots would only cost attention,
-        and a kept cache would hold its memory between calls). Compiled: a compiled step is specialised
-        to its cache, so one cache per batch size is kept and only ever grows (to a multiple of
-        :data:`COMPILED_CACHE_STEP` slots): a prompt only costs a compilation when it is longer than
+        and a kept cache would hold its memory between calls). Compiled: a compiled step (or a captured
+        graph) reads its cache's tensors, so one cache per batch size is kept (returned as the third value)
+        and only ever grows (to a multiple of :data:`COMPILED_CACHE_STEP` slots): a prompt only costs a new
+        cache's warm-up (a capture; for inductor one step, its sizes being symbolic) when it is longer than
         every earlier one.
         """
         from transformers import StaticCache
 
         if not self.compile:
-            return needed, StaticCache(config=self.language_model.config, max_cache_len=needed)
+            return needed, StaticCache(config=self.language_model.config, max_cache_len=needed), None
         key = (batch, device, dtype)
         kept = self._caches.pop(key, None)
-        if kept is not None and kept[0] >= needed:
-            length, cache = kept
-            cache.reset()
+        if kept is not None and kept.length >= needed:
+            kept.cache.reset()  # in place: a captured graph keeps reading and writing the same tensors
         else:
             while len(self._caches) >= MAX_KEPT_CACHES:
                 self._caches.popitem(last=False)
             length = -(-needed // COMPILED_CACHE_STEP) * COMPILED_CACHE_STEP
-            cache = StaticCache(config=self.language_model.config, max_cache_len=length)
-        self._caches[key] = (length, cache)
-        return length, cache
+            kept = _Kept(length, StaticCache(config=self.language_model.config, max_cache_len=length))
+        self._caches[key] = kept
+        return kept.length, kept.cache, kept
 
     # ------------------------------------------------------------------ decoding
 
@@ -194,14 +293,13 @@ class StaticDecoder:
         """
         device = embeds.device
         batch, prompt_length = int(embeds.shape[0]), int(embeds.shape[1])
-        length, cache = self._cache(batch, prompt_length + options.max_new_tokens, device, embeds.dtype)
+        length, cache, kept = self._cache(batch, prompt_length + options.max_new_tokens, device, embeds.dtype)
         positions = (attention.long().cumsum(-1) - 1).clamp(min=0)
         logits = self._prefill(cache, embeds, attention, positions)
         mask = torch.ones(batch, length, dtype=torch.long, device=device)
         mask[:, :prompt_length] = attention
         if getattr(self.language_model.config, "_attn_implementation", None) == "sdpa":
             mask = mask.bool()[:, None, None, :]  # (B, 1, query, slots): completed per step in _step
-        step = self._step_function(device)
         warpers = _warpers(options)
         position = positions[:, -1:] + 1
         slot = torch.tensor([prompt_length], device=device)  # the cache slot of the next token, kept on the device
@@ -229,11 +327,7 @@ class StaticDecoder:
             unfinished &= token != options.eos_token_id
             if index + 1 == options.max_new_tokens or not bool(unfinished.any()):
                 break
-            if self.compile and device.type == "cuda":
-                torch.compiler.cudagraph_mark_step_begin()
-            logits = step(cache, token[:, None], mask, position, slot)
-            if self.compile:
-                logits = logits.clone()  # a CUDA graph's output is overwritten by its next replay
+            logits = self._run_step(kept, cache, token[:, None], mask, position, slot)
             position = position + 1
             slot = slot + 1
         sequences = torch.stack(tokens, dim=1)
@@ -254,3 +348,70 @@ def _warpers(options: DecodeOptions) -> list:
     if options.top_p < 1.0:
         warpers.append(TopPLogitsWarper(top_p=options.top_p))
     return warpers
+
+
+class _GraphedStep:
+    """One kept cache's decode step captured as a CUDA graph (eager kernels, no inductor), then replayed.
+
+    The graph reads its inputs from static buffers, so each call copies the new token, mask, position and
+    slot into them and replays. The first call runs the step itself (on a side stream, as capture wants its
+    kernels warmed: that is the real first step, its logits returned) and then captures it: capturing
+    records without running, so the cache is written once per step. The cache is reset in place between
+    calls, so the graph stays valid for every later call on it. A capture that fails leaves ``error`` set
+    (the step already ran: the caller goes on eagerly). Without CUDA (tests), the step is re-run on the static
+    buffers instead of a graph: what that checks is the buffers' handling.
+    """
+
+    def __init__(self, step, cache) -> None:
+        self.step = step
+        self.cache = cache
+        self.inputs: list[torch.Tensor] | None = None
+        self.output: torch.Tensor | None = None
+        self.graph = None
+        self.error: str | None = None
+
+    def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
+        if self.inputs is None:
+            self.inputs = [value.clone() for value in inputs]
+            return self._first_call()
+        for buffer, value in zip(self.inputs, inputs):
+            buffer.copy_(value)
+        if self.graph is None:
+            return self.step(self.cache, *self.inputs)
+        self.graph.replay()
+        return self.output
+
+    def _first_call(self) -> torch.Tensor:
+        device = self.inputs[0].device
+        if device.type != "cuda":
+            return self.step(self.cache, *self.inputs)
+        side = torch.cuda.Stream(device)
+        side.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(side):
+            logits = self.step(self.cache, *self.inputs)
+        torch.cuda.current_stream(device).wait_stream(side)
+        try:
+            graph = torch.cuda.CUDAGraph()
+            # thread-local: another thread's CUDA work (a decode-ahead thread, a server's) does not break the capture
+            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+                self.output = self.step(self.cache, *self.inputs)
+            self.graph = graph
+        except Exception as exc:  # noqa: BLE001 - a step that cannot be captured still decodes eagerly
+            self.error = _one_line(exc)
+        return logits
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA), so that a clock read next has timed it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _one_line(error: BaseException) -> str:
+    """An exception as one short line for a warning and provenance: its root cause (torch wraps what went wrong in
+    its own errors, with paragraphs of advice), the first line of its message."""
+    while (cause := error.__cause__ or getattr(error, "inner_exception", None)) is not None:
+        error = cause
+    first = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
+    text = f"{type(error).__name__}: {first}" if first else type(error).__name__
+    return text if len(text) <= 200 else text[:199] + "…"

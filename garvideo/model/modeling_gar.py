@@ -20,7 +20,7 @@ The pieces, in the order the data meets them:
    geometrically correct (``"aligned"``).
 4. The language model generates from the resulting embeddings (left padding
    for batches) with garvideo's lean loop over transformers' ``StaticCache``
-   (``decoding.py``; compiled with CUDA graphs on CUDA) or, for settings it does
+   (``decoding.py``; compiled where ``GAR.compile`` says) or, for settings it does
    not reproduce, transformers' standard ``generate``.
 
 Feature-map sizes come from the loaded vision tower and projector (tile
@@ -395,9 +395,10 @@ class GARModel(nn.Module):
         logits = torch.stack(out.logits, dim=1) if generation_config.output_logits and out.logits else None
         return out.sequences, logits
 
-    def static_decoder(self, compile: bool = False) -> StaticDecoder:
-        """A :class:`~garvideo.model.decoding.StaticDecoder` for this model's language model (keep and reuse it)."""
-        return decoding.StaticDecoder(self.mllm, compile=compile)
+    def static_decoder(self, compile: bool | str = False, compile_cache=None) -> StaticDecoder:
+        """A :class:`~garvideo.model.decoding.StaticDecoder` for this model's language model (keep and reuse it);
+        ``compile``: the step's kind, ``compile_cache``: where inductor compiles into (see the decoder)."""
+        return decoding.StaticDecoder(self.mllm, compile=compile, compile_cache=compile_cache)
 
     # ------------------------------------------------------------------ loading and saving
 

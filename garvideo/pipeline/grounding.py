@@ -21,12 +21,14 @@ from typing import TYPE_CHECKING, Any
 from tqdm.auto import tqdm
 
 from .. import defaults
+from ..devices import stage_threads, torch_threads
 from ..errors import InvalidInputError
 from ..grounding import Detection, FrameDetections, distinct
 from ..grounding.detections import check_threshold
 from ..tracking import RegionPrompt
-from ..video import VideoReader
-from .results import FoundRegion, ModelRef
+from ..video import Span, VideoReader
+from .events import EventListener, StageProgress
+from .results import FoundRegion, ModelRef, StageTimings
 
 if TYPE_CHECKING:
     from ..grounding import GroundingDetector
@@ -144,6 +146,28 @@ def check_text_regions(regions: Sequence[RegionPrompt], search: TextSearch) -> N
             seen[name] = prompt.name
 
 
+def find_in_span(
+    reader: VideoReader,
+    prompts: Sequence[RegionPrompt],
+    detector: GroundingDetector,
+    search: TextSearch,
+    span: Span,
+    progress: bool,
+    on_event: EventListener | None,
+    threads: int | None,
+) -> tuple[list[RegionPrompt], tuple[FoundRegion, ...], StageTimings]:
+    """:func:`find_text_regions` over ``span`` as a pipeline call runs it: on the detector's threads, its progress
+    heard by ``on_event``; returns the prompts, what was found and the time spent decoding and detecting."""
+    on_progress = None
+    if on_event is not None:
+        on_progress = lambda done, total: on_event(StageProgress("find", done, total))  # noqa: E731
+    with torch_threads(stage_threads("detect", detector.device, threads)):
+        found_prompts, found, decode_s, detect_s = find_text_regions(
+            reader, prompts, detector, search, (span.start, span.end), progress, on_progress
+        )
+    return found_prompts, tuple(found), StageTimings(decode=decode_s, detect=detect_s)
+
+
 def find_text_regions(
     reader: VideoReader,
     regions: Sequence[RegionPrompt],
@@ -214,10 +238,13 @@ def _look(
         decode_s += time.perf_counter() - began
         if not decoded:  # undecodable (the reader warned): look at the next one
             continue
-        for state in pending:
-            began = time.perf_counter()
-            result = detector.detect(decoded[0].image, state.prompt.text, search.box_threshold, search.text_threshold)
-            detect_s += time.perf_counter() - began
+        began = time.perf_counter()
+        # the frame is preprocessed once for every phrase still looking for it
+        results = detector.detect_many(
+            decoded[0].image, [state.prompt.text for state in pending], search.box_threshold, search.text_threshold
+        )
+        detect_s += time.perf_counter() - began
+        for state, result in zip(pending, results):
             state.saw(index, decoded[0].time, result)
         if all(state.hit is not None for state in searches):
             break

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 
 from ..grounding import GroundingDetector, distinct, match_detections
 from ..tracking import RegionPrompt, Track
-from ..video import VideoReader
+from ..video import Span, VideoReader
 from .grounding import TextSearch, _frames_to_search, found_region, instance_names
-from .results import FoundRegion, ModelRef
+from .results import FoundRegion, ModelRef, StageTimings
 
 Box = tuple[int, int, int, int]
 
@@ -153,3 +153,28 @@ def _boxes_at(track: Track, index: int) -> tuple[Box | None, Box | None]:
     now = track.frames[position].box
     last = next((f.box for f in reversed(track.frames[: position + 1]) if f.visible), None)
     return now, last
+
+
+def new_instances(
+    reader: VideoReader,
+    detector: GroundingDetector,
+    search: TextSearch,
+    span: Span,
+    regions: Sequence[RegionPrompt],
+    prompts: Sequence[RegionPrompt],
+    found: Sequence[FoundRegion],
+    tracks: Sequence[Track],
+    retrack: Callable[[list[RegionPrompt]], tuple[list[Track], StageTimings]],
+) -> tuple[list[Track], tuple[FoundRegion, ...], StageTimings]:
+    """:func:`search_again` as a pipeline call runs it over ``span``: ``retrack`` also returns the time it spent;
+    returns the tracks, every found region and the time spent searching and tracking again."""
+    spent = StageTimings()
+
+    def timed(marks: list[RegionPrompt]) -> list[Track]:
+        nonlocal spent
+        made, timings = retrack(marks)
+        spent += timings
+        return made
+
+    again = search_again(reader, detector, search, (span.start, span.end), regions, prompts, found, tracks, timed)
+    return again.tracks, tuple(again.found), spent + StageTimings(decode=again.decode_s, detect=again.detect_s)

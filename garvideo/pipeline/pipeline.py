@@ -23,22 +23,20 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .. import defaults
-from ..checkpoints import checkpoint_id
 from ..devices import stage_threads, torch_threads
 from ..errors import InvalidInputError
 from ..grounding import GroundingDetector
 from ..model import CAPTION_INSTRUCTION, GAR, GARResult, GenerationSettings, VideoPromptTemplate
-from ..tracking import FrameLike, FrameTracked, RegionPrompt, Sam2Tracker, Track
+from ..tracking import FrameLike, RegionPrompt, Sam2Tracker, Track
 from ..video import Span, VideoReader, reading, time_span, window_bounds, window_length
 from .errors import PipelineError
-from .events import EventListener, StageProgress, answer_text, description_texts
-from .grounding import TextSearch, check_search, find_text_regions
-from .instances import search_again
+from .events import EventListener, answer_text, description_texts
+from .grounding import TextSearch, check_search, find_in_span
+from .instances import new_instances
 from .planning import DescriptionPlan, PromptKey, plan_answer, plan_description, timelines
 from .prompting import (
     Prompting,
@@ -48,11 +46,12 @@ from .prompting import (
     question_arguments,
     read_frames,
     region_prompt,
+    video_prompt,
 )
-from .provenance import provenance
+from .provenance import make_provenance, models_used
 from .regions import RegionInput, RegionTracks, only
-from .results import Answer, DescribeResult, FoundRegion, Provenance, StageTimings, TrackingResult
-from .timed_source import TimedSource
+from .results import Answer, DescribeResult, FoundRegion, StageTimings, TrackingResult
+from .timed_source import track_with_sam2
 
 VideoLike = "str | os.PathLike[str] | VideoReader"
 TimeLike = "float | str | None"
@@ -127,19 +126,7 @@ class Pipeline:
     def models(self) -> dict[str, str | None]:
         """Which GAR (and its fine-tuned adapter, if any), SAM2 and detector this pipeline uses (ids or folders, as
         provenance names them), without loading the detector."""
-        detector = self._detector
-        if detector is not None and not isinstance(detector, GroundingDetector):
-            detector = checkpoint_id(detector)
-        elif detector is not None:
-            detector = detector.model_id
-        models = {
-            "gar": self.gar.info.model_id if self.gar is not None else None,
-            "sam2": self.tracker.model_id if self.tracker is not None else None,
-            "detector": detector,
-        }
-        if self.gar is not None and self.gar.adapter is not None:  # only then: records made without one still match
-            models["adapter"] = self.gar.adapter.path
-        return models
+        return models_used(self.gar, self.tracker, self._detector)
 
     @classmethod
     def from_pretrained(
@@ -147,7 +134,7 @@ class Pipeline:
         model: str | os.PathLike[str] | None = defaults.MODEL,
         sam2: str | os.PathLike[str] | None = defaults.SAM2,
         *,
-        compile: bool | None = None,
+        compile: bool | str = defaults.COMPILE,
         compile_sam2: bool | None = None,
         device: Any = defaults.DEVICE,
         dtype: Any = defaults.DTYPE,
@@ -159,6 +146,7 @@ class Pipeline:
         box_mode: str = "reference",
         progress: bool = True,
         adapter: str | os.PathLike[str] | None = None,
+        long_running: bool = False,
     ) -> Pipeline:
         """Load GAR (``model``, ``HaochenWang/GAR-1B`` by default) and SAM2 (``facebook/sam2.1-hiera-tiny``).
 
@@ -166,29 +154,25 @@ class Pipeline:
         or a local folder; None leaves it out. The ``detector`` (Grounding DINO,
         ``IDEA-Research/grounding-dino-tiny`` by default) loads only when a
         text region is given. ``device``/``dtype``: ``auto`` is CUDA with bfloat16
-        where present, else CPU with float32. ``compile``: GAR's decode steps compiled (CUDA graphs; default on
-        for CUDA, off on a CPU), warmed by the first description and reused for every later one.
+        where present, else CPU with float32. ``compile``: GAR's decode steps compiled: ``auto`` (default) only
+        where the warm-up pays back (see :attr:`garvideo.model.GAR.compile`), ``on``/``off`` (True/False), or a kind
+        (``inductor``, ``cuda-graphs``); what ran and the warm-up spent are in each result's provenance.
         ``compile_sam2``: SAM2's image encoder and memory attention compiled (default off; see
         ``Sam2Tracker.from_pretrained``). ``threads``: torch CPU threads (default: chosen per stage). These are
         the CLI's ``--model``, ``--sam2``, ``--compile``, ``--compile-sam2``, ``--device``, ``--dtype``, ``--threads`` and ``--detector``.
         ``*_revision``: the hub revision of each model. ``box_mode`` is GAR's RoI box: ``reference`` (what
         the released weights were trained with) or ``aligned``. ``progress``: the default of every call's
         ``progress=``. ``adapter``: a LoRA adapter folder from ``garvideo train`` (``--adapter``), attached to GAR.
+        ``long_running=True`` says the process will make many calls (a batch, the web app, a
+        service, live sessions, a benchmark run): ``compile="auto"`` then compiles from the first call on CUDA
+        (and, on a CPU, once its decoding has earned the warm-up). Front-ends that serve many videos pass it;
+        a one-shot command does not.
         """
         stage_threads("track", "cpu", threads)  # refused before the models load
-        gar = (
-            GAR.from_pretrained(
-                model,
-                device=device,
-                dtype=dtype,
-                revision=model_revision,
-                box_mode=box_mode,
-                compile=compile,
-                adapter=adapter,
-            )
-            if model is not None
-            else None
-        )
+        gar = None
+        if model is not None:
+            options = dict(box_mode=box_mode, compile=compile, adapter=adapter, long_running=long_running)
+            gar = GAR.from_pretrained(model, device=device, dtype=dtype, revision=model_revision, **options)
         tracker = (
             Sam2Tracker.from_pretrained(sam2, device=device, dtype=dtype, revision=sam2_revision, compile=compile_sam2)
             if sam2 is not None
@@ -275,36 +259,17 @@ class Pipeline:
             prompts = only(prompts, select(RegionInput.of(prompts).names))
         made, timings = self._track(reader, prompts, span, stride, progress, on_event)
         if search.new_instances and inputs.has_text:
-            made, found, more = self._search_again(reader, inputs, prompts, found, made, search, span, stride)
+
+            def retrack(marks: list[RegionPrompt]) -> tuple[list[Track], StageTimings]:
+                return self._track(reader, marks, span, stride, False, None)
+
+            regions = inputs.prompts or ()
+            made, found, more = new_instances(
+                reader, self.detector, search, span, regions, prompts, found, made, retrack
+            )
             made = only(made, select([t.name for t in made])) if select is not None else made
             timings += more
         return RegionTracks(tuple(made), found, timings + find_timings, tracked=True)
-
-    def _search_again(
-        self,
-        reader: VideoReader,
-        inputs: RegionInput,
-        prompts: list[RegionPrompt],
-        found: tuple[FoundRegion, ...],
-        made: list[Track],
-        search: TextSearch,
-        span: Span,
-        stride: int,
-    ) -> tuple[list[Track], tuple[FoundRegion, ...], StageTimings]:
-        """Instances that come into view later (``search.new_instances``): :mod:`garvideo.pipeline.instances`."""
-        spent = StageTimings()
-
-        def retrack(marks: list[RegionPrompt]) -> list[Track]:
-            nonlocal spent
-            tracks, timings = self._track(reader, marks, span, stride, False, None)
-            spent += timings
-            return tracks
-
-        regions = inputs.prompts or ()
-        again = search_again(
-            reader, self.detector, search, (span.start, span.end), regions, prompts, found, made, retrack
-        )
-        return again.tracks, tuple(again.found), spent + StageTimings(decode=again.decode_s, detect=again.detect_s)
 
     def _find(
         self,
@@ -319,13 +284,7 @@ class Pipeline:
         prompts = list(inputs.prompts or ())
         if not inputs.has_text:
             return prompts, (), StageTimings()
-        on_progress = None
-        if on_event is not None:
-            on_progress = lambda done, total: on_event(StageProgress("find", done, total))  # noqa: E731
-        prompts, found, decode_s, detect_s = find_text_regions(
-            reader, prompts, self.detector, search, (span.start, span.end), progress, on_progress
-        )
-        return prompts, tuple(found), StageTimings(decode=decode_s, detect=detect_s)
+        return find_in_span(reader, prompts, self.detector, search, span, progress, on_event, self.threads)
 
     def _track(
         self,
@@ -343,30 +302,7 @@ class Pipeline:
             )
         if not regions:
             raise InvalidInputError("no regions were given: mark at least one with a box, clicks, a mask or a text")
-        # The tracker checks the regions against the frames; times become frame indices here.
-        prompts = [p.resolve(reader.time_to_index) for p in regions]
-        # Prompts outside the range still anchor the track: track from them into the range.
-        first = min([span.first, *(p.frame for p in prompts)])
-        stop = max([span.stop, *(p.frame + 1 for p in prompts)])
-        # On a GPU the frames' preprocessing (and their upload) joins decoding in the decode thread; on the CPU
-        # it stays in the tracking thread: there its Python-heavy work contended with tracking's for the GIL
-        # and cores, 0.82x the speed (bench/RESULTS.md, "Decode-ahead").
-        on_cpu = self.tracker.device.type == "cpu"
-        source = TimedSource(reader, prepare=None if on_cpu else self.tracker.prepare)
-        began = time.perf_counter()
-        on_frame = None
-        if on_event is not None:
-
-            def on_frame(event: FrameTracked) -> None:
-                on_event(event)
-                on_event(StageProgress("track", event.done, event.total))
-
-        with torch_threads(stage_threads("track", self.tracker.device, self.threads)):
-            tracks = self.tracker.track(
-                source, prompts, start=first, stop=stop, stride=stride, progress=progress, on_frame=on_frame
-            )
-        elapsed = time.perf_counter() - began
-        return tracks, StageTimings(decode=source.seconds, track=max(0.0, elapsed - source.seconds))
+        return track_with_sam2(self.tracker, reader, regions, span, stride, progress, on_event, self.threads)
 
     # ------------------------------------------------------------------ track
 
@@ -395,7 +331,9 @@ class Pipeline:
             got = self._tracks(reader, inputs, span, stride, search, progress, on_event)
             frames = sorted({f.index for t in got.tracks for f in t.frames})
             settings = {"stride": stride, "regions": [p.to_dict() for p in inputs.prompts or ()]}
-            provenance = self._provenance(reader, span, got, search, settings, frames, StageTimings(), uses_gar=False)
+            provenance = make_provenance(
+                None, self.tracker, reader, span, got, search, settings, frames, StageTimings()
+            )
             return TrackingResult(video=reader.info, tracks=got.tracks, provenance=provenance, found=got.found)
 
     # ------------------------------------------------------------------ describe
@@ -448,15 +386,10 @@ class Pipeline:
             bounds = window_bounds(span.start, span.end, length)
             plan = plan_description(got.tracks, span, bounds, frames, frames_per_window)
             texts, times, timings = self._describe_prompts(gar, reader, plan, got.tracks, prompting, progress, on_event)
-            settings = {
-                "window": length,
-                "frames": frames,
-                "frames_per_window": frames_per_window,
-                "stride": stride,
-                **prompting.settings(),
-                "tracks_given": not got.tracked,
-            }
-            provenance = self._provenance(reader, span, got, search, settings, plan.frame_indices(), timings)
+            settings = dict(window=length, frames=frames, frames_per_window=frames_per_window, stride=stride)
+            settings.update(**prompting.settings(), tracks_given=not got.tracked)
+            used = plan.frame_indices()
+            provenance = make_provenance(gar, self.tracker, reader, span, got, search, settings, used, timings)
             described = tuple(timelines(got.tracks, plan, texts, times))
             return DescribeResult(reader.info, described, got.tracks, provenance, found=got.found)
 
@@ -494,7 +427,13 @@ class Pipeline:
         work = plan.prompts()
         inputs = [region_prompt(gar, frames, by_name[name], chosen, prompting) for (name, _), chosen in work]
         on_text = description_texts(on_event, [key for key, _ in work], plan.bounds)
-        outputs, timings = self._generate(inputs, prompting.generation, prompting.batch_size, progress, on_text)
+        with self._gar_threads():
+            outputs = gar.answer(
+                inputs, prompting.generation, batch_size=prompting.batch_size, progress=progress, on_text=on_text
+            )
+        timings = StageTimings(  # each result carries its share of its batch's time: the shares add up to the run's
+            encode=sum(r.timings.encode_s for r in outputs), generate=sum(r.timings.generate_s for r in outputs)
+        )
         return {key: out.text.strip() for (key, _), out in zip(work, outputs)}, timings
 
     # ------------------------------------------------------------------ ask
@@ -547,7 +486,7 @@ class Pipeline:
                 "tracks_given": not got.tracked,
                 "prompt_tokens": result.prompt_tokens,
             }
-            provenance = self._provenance(reader, span, got, search, settings, chosen, timings)
+            provenance = make_provenance(gar, self.tracker, reader, span, got, search, settings, chosen, timings)
             within = (span.start, span.end) if start is not None or end is not None else None
             return asked.answer(result, got, reader.info, provenance, within)
 
@@ -621,26 +560,11 @@ class Pipeline:
         The frames are planned (:mod:`garvideo.pipeline.planning`), read and prompted by the very code those
         calls run; fine-tuning builds its training inputs here, so they equal the inference prompts.
         """
-        gar = self._require_gar()
         prompting = Prompting(tiling, template, GenerationSettings(), instruction)
         with reading(video) as reader:
             span = time_span(reader.timeline, start, end)
-            if question is None:
-                got = self.tracks_for(reader, tracks=tracks, span=span, progress=False)
-                if len(got.tracks) != 1:
-                    raise InvalidInputError(f"a description is of one region, {len(got.tracks)} tracks were given")
-                (track,) = got.tracks
-                chosen = list(plan_description(got.tracks, span, (), frames, 1).frames[track.name, None])
-                decoded, _ = read_frames(reader, chosen)
-                prompt = region_prompt(gar, decoded, track, chosen, prompting)
-            else:
-                asked = Question.of(question, options, gar.max_regions)
-                got = self.tracks_for(reader, tracks=tracks, span=span, select=asked.regions_among, progress=False)
-                chosen = plan_answer(got.tracks, span, frames)
-                decoded, _ = read_frames(reader, chosen)
-                images, masks, asking = question_arguments(decoded, got.tracks, chosen, asked, prompting)
-                prompt = gar.prepare_video(images, masks, **asking)
-            return VideoPrompt(prompt, tuple(chosen), tuple(decoded[i].time for i in chosen))
+            got = self.tracks_for(reader, tracks=tracks, span=span, progress=False)
+            return video_prompt(self._require_gar(), reader, span, got.tracks, question, options, frames, prompting)
 
     # ------------------------------------------------------------------ helpers
 
@@ -655,33 +579,3 @@ class Pipeline:
     def _gar_threads(self) -> contextlib.AbstractContextManager[None]:
         assert self.gar is not None
         return torch_threads(stage_threads("gar", self.gar.model.device, self.threads))
-
-    def _generate(
-        self,
-        inputs: list,
-        settings: GenerationSettings,
-        batch_size: int | None,
-        progress: bool,
-        on_text: Callable[[int, str, bool], None] | None = None,
-    ) -> tuple[list[GARResult], StageTimings]:
-        assert self.gar is not None
-        with self._gar_threads():
-            results = self.gar.answer(inputs, settings, batch_size=batch_size, progress=progress, on_text=on_text)
-        # Each result carries its share of its batch's time: the shares add up to the run's.
-        encode = sum(r.timings.encode_s for r in results)
-        generate = sum(r.timings.generate_s for r in results)
-        return results, StageTimings(encode=encode, generate=generate)
-
-    def _provenance(
-        self,
-        reader: VideoReader,
-        span: Span,
-        got: RegionTracks,
-        search: TextSearch,
-        settings: Mapping[str, Any],
-        frames: Sequence[int],
-        timings: StageTimings,
-        uses_gar: bool = True,
-    ) -> Provenance:
-        gar = self.gar if uses_gar else None
-        return provenance(gar, self.tracker, reader, span, got, search, settings, frames, timings)

@@ -23,9 +23,10 @@ from ..model import GAR, GARResult, GenerationSettings, NamedPrompt, VideoPrompt
 from ..model.errors import TooManyRegionsError
 from ..names import check_question, resolve_references
 from ..tracking import FrameLike, Track
-from ..video import Frame, VideoInfo, VideoReader
+from ..video import Frame, Span, VideoInfo, VideoReader
 from .errors import PipelineError
-from .regions import RegionTracks
+from .planning import plan_answer, plan_description
+from .regions import RegionTracks, only
 from .results import Answer, Provenance
 
 
@@ -190,3 +191,32 @@ def read_frames(reader: VideoReader, indices: Sequence[int]) -> tuple[dict[int, 
     if missing:
         raise PipelineError(f"frames {missing[:5]} of {reader.path} could not be decoded (is the file damaged?)")
     return decoded, time.perf_counter() - began
+
+
+def video_prompt(
+    gar: GAR,
+    reader: VideoReader,
+    span: Span,
+    tracks: Sequence[Track],
+    question: str | None,
+    options: Sequence[str] | None,
+    frames: int,
+    prompting: Prompting,
+) -> VideoPrompt:
+    """The prompt ``describe`` (``question`` None: the overall description of the one track) or ``ask`` sends for
+    these (checked) tracks over ``span``: frames planned, read and prompted by the code those calls run."""
+    if question is None:
+        if len(tracks) != 1:
+            raise InvalidInputError(f"a description is of one region, {len(tracks)} tracks were given")
+        (track,) = tracks
+        chosen = list(plan_description(tracks, span, (), frames, 1).frames[track.name, None])
+        decoded, _ = read_frames(reader, chosen)
+        prompt = region_prompt(gar, decoded, track, chosen, prompting)
+    else:
+        asked = Question.of(question, options, gar.max_regions)
+        kept = only(tracks, asked.regions_among([t.name for t in tracks]))
+        chosen = plan_answer(kept, span, frames)
+        decoded, _ = read_frames(reader, chosen)
+        images, masks, asking = question_arguments(decoded, kept, chosen, asked, prompting)
+        prompt = gar.prepare_video(images, masks, **asking)
+    return VideoPrompt(prompt, tuple(chosen), tuple(decoded[i].time for i in chosen))

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
+from ..checkpoints import checkpoint_id
 from ..video import Span, VideoReader
 from .grounding import TextSearch, with_grounding
 from .regions import RegionTracks
 from .results import ModelRef, Provenance, StageTimings
 
 if TYPE_CHECKING:
+    from ..grounding import GroundingDetector
     from ..model import GAR
     from ..tracking import Sam2Tracker
 
 
-def provenance(
+def make_provenance(
     gar: GAR | None,
     tracker: Sam2Tracker | None,
     reader: VideoReader,
@@ -38,6 +41,7 @@ def provenance(
         adapter = info.adapter.to_dict() if info.adapter is not None else None
         gar_ref = ModelRef(info.model_id, info.revision, info.device, info.dtype, adapter)
         settings = {**settings, "box_mode": info.box_mode, "double_bos": info.double_bos, "compiled": info.compiled}
+        settings["compile"] = info.compile_record.to_dict() if info.compile_record is not None else None
     sam2_ref = None
     if got.tracked and tracker is not None:
         t = tracker
@@ -52,3 +56,24 @@ def provenance(
         timings=timings,
         garvideo_version=__version__,
     )
+
+
+def models_used(
+    gar: GAR | None, tracker: Sam2Tracker | None, detector: GroundingDetector | str | os.PathLike[str] | None
+) -> dict[str, str | None]:
+    """Which GAR (and its fine-tuned adapter, if any), SAM2 and detector a pipeline uses, as provenance names them
+    (a detector not loaded yet by its id or folder)."""
+    from ..grounding import GroundingDetector
+
+    if detector is not None and not isinstance(detector, GroundingDetector):
+        detector = checkpoint_id(detector)
+    elif detector is not None:
+        detector = detector.model_id
+    models = {
+        "gar": gar.info.model_id if gar is not None else None,
+        "sam2": tracker.model_id if tracker is not None else None,
+        "detector": detector,
+    }
+    if gar is not None and gar.adapter is not None:  # only then: records made without one still match
+        models["adapter"] = gar.adapter.path
+    return models

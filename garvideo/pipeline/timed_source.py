@@ -1,16 +1,20 @@
 """The video as the tracker sees it: frames decoded ahead in a background thread, the waiting timed.
 
-:meth:`Pipeline.track <garvideo.pipeline.Pipeline.track>` streams every tracked frame through a
-:class:`TimedSource` so its ``decode`` and ``track`` stage times add up to the call's wall time.
+:func:`track_with_sam2` is how the pipeline runs SAM2 over a video: every tracked frame streams through a
+:class:`TimedSource`, so the ``decode`` and ``track`` stage times add up to the call's wall time.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from ..video import DEFAULT_AHEAD, Frame, VideoReader, decode_ahead
+from ..devices import stage_threads, torch_threads
+from ..tracking import FrameTracked, RegionPrompt, Sam2Tracker, Track
+from ..video import DEFAULT_AHEAD, Frame, Span, VideoReader, decode_ahead
+from .events import EventListener, StageProgress
+from .results import StageTimings
 
 
 class TimedSource:
@@ -64,3 +68,40 @@ class TimedSource:
             frames.close()  # with decode-ahead: stops and joins its thread before the next stream starts
             if self.ahead > 0:
                 self.work_seconds += frames.work_seconds
+
+
+def track_with_sam2(
+    tracker: Sam2Tracker,
+    reader: VideoReader,
+    regions: Sequence[RegionPrompt],
+    span: Span,
+    stride: int,
+    progress: bool,
+    on_event: EventListener | None,
+    threads: int | None,
+) -> tuple[list[Track], StageTimings]:
+    """SAM2's tracks of ``regions`` (times resolved to frames here; the tracker checks the rest) through ``span``
+    on every ``stride``-th frame, decoded ahead; ``on_event`` hears every tracked frame and the progress."""
+    prompts = [p.resolve(reader.time_to_index) for p in regions]
+    # Prompts outside the range still anchor the track: track from them into the range.
+    first = min([span.first, *(p.frame for p in prompts)])
+    stop = max([span.stop, *(p.frame + 1 for p in prompts)])
+    # On a GPU the frames' preprocessing (and their upload) joins decoding in the decode thread; on the CPU
+    # it stays in the tracking thread: there its Python-heavy work contended with tracking's for the GIL
+    # and cores, 0.82x the speed (bench/RESULTS.md, "Decode-ahead").
+    on_cpu = tracker.device.type == "cpu"
+    source = TimedSource(reader, prepare=None if on_cpu else tracker.prepare)
+    on_frame = None
+    if on_event is not None:
+
+        def on_frame(event: FrameTracked) -> None:
+            on_event(event)
+            on_event(StageProgress("track", event.done, event.total))
+
+    began = time.perf_counter()
+    with torch_threads(stage_threads("track", tracker.device, threads)):
+        tracks = tracker.track(
+            source, prompts, start=first, stop=stop, stride=stride, progress=progress, on_frame=on_frame
+        )
+    elapsed = time.perf_counter() - began
+    return tracks, StageTimings(decode=source.seconds, track=max(0.0, elapsed - source.seconds))

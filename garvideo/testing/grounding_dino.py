@@ -138,3 +138,28 @@ def build_tiny_grounding_dino_checkpoint(
     model.save_pretrained(path)
     grounding_dino_processor().save_pretrained(path)
     return path
+
+
+def random_grounding_dino(device=None, seed: int = 0):
+    """A :class:`~garvideo.grounding.GroundingDetector` of ``IDEA-Research/grounding-dino-tiny``'s architecture with
+    random weights, built in memory (nothing downloaded or written): for benchmarks.
+
+    ``GroundingDinoConfig``'s defaults are that checkpoint's shapes (a Swin-T backbone, a BERT-base text encoder,
+    6 + 6 deformable encoder and decoder layers of width 256, 900 queries); its processor resizes frames to
+    800 px on the short side, 1333 at most on the long one, as the checkpoint's does. The tokenizer is this
+    module's tiny one (a phrase is a handful of tokens either way). The timings are the architecture's.
+    """
+    import torch
+    from transformers import GroundingDinoConfig, GroundingDinoForObjectDetection
+
+    from ..devices import resolve_device
+    from ..grounding import GroundingDetector
+
+    generator_state = torch.random.get_rng_state()
+    try:
+        torch.manual_seed(seed)
+        model = GroundingDinoForObjectDetection(GroundingDinoConfig()).eval()
+    finally:
+        torch.random.set_rng_state(generator_state)
+    model.to(resolve_device(device))
+    return GroundingDetector(model, grounding_dino_processor(800, 1333), model_id="grounding-dino-tiny shapes")

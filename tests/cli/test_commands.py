@@ -228,14 +228,14 @@ def test_user_mistakes_print_one_line_and_exit_non_zero(args, message, material,
 
 
 @pytest.mark.slow
-def test_compile_option_reaches_gar(run, models, material, monkeypatch):
+def test_compile_option_reaches_gar_and_batch_says_it_runs_long(run, models, material, monkeypatch, tmp_path):
     from garvideo.pipeline import Pipeline
 
     real = Pipeline.from_pretrained.__func__
     asked = []
 
-    def loading(cls, *args, compile=None, **kwargs):
-        asked.append(compile)
+    def loading(cls, *args, compile=None, long_running=None, **kwargs):
+        asked.append((compile, long_running))
         return real(cls, *args, compile=False, **kwargs)  # the tiny model stays eager: compiling takes minutes here
 
     monkeypatch.setattr(Pipeline, "from_pretrained", classmethod(loading))
@@ -243,7 +243,10 @@ def test_compile_option_reaches_gar(run, models, material, monkeypatch):
         args = ["ask", material.clip, "What?", "--box", material.box, "--frames", "1", *models]
         result = run(*args, *([flag] if flag else []))
         assert result.exit_code == 0, result.output
-    assert asked == [True, False, None]  # None: GAR decides (compiled on CUDA, eager on a CPU)
+    result = run("batch", material.folder, "--regions", material.manifest, "--out", tmp_path / "out", *models)
+    assert "2 done now" in result.output, result.output
+    # neither flag: auto, which a one-shot command and a long-running batch weigh differently
+    assert asked == [("on", False), ("off", False), ("auto", False), ("auto", True)]
 
 
 def test_compile_sam2_option_reaches_the_tracker(run, models, material, monkeypatch):

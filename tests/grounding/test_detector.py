@@ -164,3 +164,36 @@ def test_mm_grounding_dino_checkpoints_load_and_detect_the_same_way(tmp_path, fr
     assert type(detector.model).__name__ == "MMGroundingDinoForObjectDetection"
     result = detector.detect(frames[0].image, PHRASE, box_threshold=0.0, text_threshold=0.0)
     assert len(result.detections) == detector.model.config.num_queries and 0 < result.best_score < 1
+
+
+def test_several_phrases_on_one_frame_preprocess_it_once_and_find_what_one_detect_each_finds(
+    detector, frames, monkeypatch
+):
+    phrases = ["a red car", "a dog", "a small striped ball"]
+    alone = [detector.detect(frames[4].image, phrase, 0.3, 0.2) for phrase in phrases]
+    calls = []
+    image_processor = detector.processor.image_processor
+    monkeypatch.setattr(
+        type(image_processor), "__call__", lambda self, *a, **k: calls.append(1) or type(self).preprocess(self, *a, **k)
+    )
+    together = detector.detect_many(frames[4].image, phrases, 0.3, 0.2)
+    assert calls == [1]
+    assert together == alone and all(result.found for result in together)
+
+
+def test_the_search_runs_on_the_pipelines_threads(grounding_models, clip, monkeypatch):
+    import torch
+
+    from garvideo.grounding import GroundingDetector
+    from garvideo.pipeline import Pipeline, RegionPrompt, TextSearch
+
+    detector = GroundingDetector.from_pretrained(grounding_models / "gdino")
+    seen = []
+    real = detector.detect_many
+    monkeypatch.setattr(detector, "detect_many", lambda *a, **k: seen.append(torch.get_num_threads()) or real(*a, **k))
+    before = torch.get_num_threads()
+    for threads in (1, 2):
+        Pipeline(None, None, progress=False, detector=detector, threads=threads).find(
+            clip.path, [RegionPrompt.from_text("car", "a red car", 0)], search=TextSearch(box_threshold=0.0)
+        )
+    assert seen == [1, 2] and torch.get_num_threads() == before
