@@ -96,6 +96,8 @@ LIVE_LOST_AFTER_S = 1.0
 LIVE_SEGMENT_S = 60.0
 #: How far back ``ask(last=...)`` may look, in seconds of stream time.
 LIVE_HISTORY_S = 60.0
+#: How far back a question looks when not told (``ask(last=...)``, the web app's Live tab).
+LIVE_ASK_LAST_S = 30.0
 #: Decoded frames kept for descriptions and questions, in bytes; beyond it older frames are thinned out.
 LIVE_HISTORY_BYTES = 512 * 1024 * 1024
 #: Windows GAR may merge into one description when it falls behind; beyond that the oldest are skipped.

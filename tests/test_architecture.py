@@ -38,6 +38,7 @@ REUSE = {
         "garvideo.eval",
     ): "held-out accuracy is the benchmarks' own scoring; VideoRefer-700K is read as eval reads it",
     ("eval", "garvideo.batch.jobs"): "a folder's results are refused under other settings by one check, batch's",
+    ("app", "garvideo.live"): "the Live tab shows a live session (Pipeline.live) through its public events and outputs",
 }
 
 

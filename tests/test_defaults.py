@@ -209,6 +209,10 @@ def test_the_apps_page_starts_from_the_table(tmp_path, monkeypatch):
     widgets = {name: page.w[name].value for name in shown}
     assert not _differences(widgets, "the app's page")
     assert page.w["window"].value == 0 and defaults.WINDOW is None  # 0 on the page: adaptive, the table's None
+    live = ["window", "frames_per_window", "max_new_tokens", "max_instances", "search_every"]  # the Live tab's
+    widgets = {name: page.w[f"live_{name}".replace("max_new_tokens", "max_new")].value for name in live}
+    assert not _differences(widgets, "the app's Live tab", ENTRIES | LIVE_ENTRIES)
+    assert page.w["live_last"].value == defaults.LIVE_ASK_LAST_S
 
 
 def test_compile_defaults_to_the_table_in_the_command_line_pipeline_and_gar():
