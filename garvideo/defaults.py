@@ -52,6 +52,13 @@ MATCH_IOU = 0.3
 #: ``garvideo batch --describe``: ``auto`` describes the lines without a question, ``always`` every line.
 BATCH_DESCRIBE = "auto"
 
+#: The benchmarks (``garvideo eval``) run their protocols' settings, not the front-ends' defaults: the longest
+#: answer in tokens (the GAR reference's evaluation, greedy) ...
+EVAL_MAX_NEW_TOKENS = 1024
+#: ... and the frames GAR sees per VideoRefer-Bench item (VideoRefer's own scripts sample 16; GAR's paper does
+#: not say).
+VIDEOREFER_FRAMES = 16
+
 #: The web app (``garvideo app``): the address it listens on (this machine only), its port, the largest
 #: upload it takes, and how long an idle session keeps its files.
 APP_HOST = "127.0.0.1"
