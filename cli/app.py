@@ -40,6 +40,14 @@ from .common import ADAPTER_KEY, load_pipeline, model_options, quiet_option, tex
     type=click.FloatRange(min=0, min_open=True),
     help="A session idle this long ends and its files are deleted (a closed tab ends at once).",
 )
+@click.option(
+    "--live-device",
+    "live_devices",
+    multiple=True,
+    metavar="DEVICE",
+    help="A camera the Live tab may open (/dev/video0, avfoundation:0); repeat for several. Stream URLs and files "
+    "under --root need no option.",
+)
 @quiet_option
 def app_command(
     model,
@@ -56,6 +64,7 @@ def app_command(
     root,
     max_upload_mb,
     session_hours,
+    live_devices,
     quiet,
 ):
     """Open the web app: mark regions with the mouse, track, describe, ask, download.
@@ -66,7 +75,9 @@ def app_command(
     once (the --text detector when the first region named in words is
     found; the text options are the page's starting values). Jobs run one at
     a time in a queue. Files live in a temporary folder that is removed when a
-    session ends and when the app stops (Ctrl+C).
+    session ends and when the app stops (Ctrl+C). The Live tab follows one
+    stream at a time (a URL, a --live-device or a file under --root); while
+    it runs it holds the models and the other jobs wait.
     """
     from garvideo.app import AppConfig, Models, make_temp_root, open_warning, serve
 
@@ -90,6 +101,7 @@ def app_command(
         max_upload_mb=max_upload_mb,
         session_ttl_s=session_hours * 3600,
         text_search=search,
+        live_devices=tuple(live_devices),
     )
     serve(
         config,

@@ -191,7 +191,7 @@ def batch_command(
 
     # Usage errors (a manifest without a line that can run, an unwritable output folder or one holding results of
     # other settings, an unknown SAM2 alias, a bad shard) come before loading models or starting Ray.
-    read_and_check_manifest(Path(folder), Path(regions_file))
+    read_and_check_manifest(Path(folder), Path(regions_file), Path(out_dir))
     check_outputs({"--out": ("results folder", str(Path(out_dir) / "summary.json"))}, {"--regions": regions_file})
     check_sam2_name(sam2)
     ray = ray_settings(ray_address, workers, cpus_per_worker, gpus_per_worker, shard)

@@ -12,20 +12,20 @@ from pathlib import Path
 
 import click
 
-from garvideo.defaults import MAX_NEW_TOKENS_LIMIT
+from garvideo.defaults import EVAL_MAX_NEW_TOKENS, MAX_NEW_TOKENS_LIMIT, VIDEOREFER_FRAMES
 from garvideo.eval import (  # garvideo.eval and its videorefer module import no torch
     BENCHMARKS,
     format_score,
     score_predictions,
 )
-from garvideo.eval.videorefer import BENCHMARK_D, BENCHMARK_Q, DEFAULT_FRAMES
+from garvideo.eval.videorefer import BENCHMARK_D, BENCHMARK_Q
 
 from .common import load_pipeline, model_options, option_group
 
 _shared_options = option_group(
     click.option(
         "--max-new-tokens",
-        default=1024,
+        default=EVAL_MAX_NEW_TOKENS,
         show_default=True,
         type=click.IntRange(min=1, max=MAX_NEW_TOKENS_LIMIT),
         help="Longest answer in tokens (the reference's 1024; decoding is greedy).",
@@ -141,7 +141,7 @@ _videorefer_options = option_group(
     ),
     click.option(
         "--frames",
-        default=DEFAULT_FRAMES,
+        default=VIDEOREFER_FRAMES,
         show_default=True,
         type=click.IntRange(min=1),
         help="Frames GAR sees per item, spread over those where the objects are visible.",

@@ -52,6 +52,13 @@ MATCH_IOU = 0.3
 #: ``garvideo batch --describe``: ``auto`` describes the lines without a question, ``always`` every line.
 BATCH_DESCRIBE = "auto"
 
+#: The benchmarks (``garvideo eval``) run their protocols' settings, not the front-ends' defaults: the longest
+#: answer in tokens (the GAR reference's evaluation, greedy) ...
+EVAL_MAX_NEW_TOKENS = 1024
+#: ... and the frames GAR sees per VideoRefer-Bench item (VideoRefer's own scripts sample 16; GAR's paper does
+#: not say).
+VIDEOREFER_FRAMES = 16
+
 #: The web app (``garvideo app``): the address it listens on (this machine only), its port, the largest
 #: upload it takes, and how long an idle session keeps its files.
 APP_HOST = "127.0.0.1"
@@ -89,6 +96,8 @@ LIVE_LOST_AFTER_S = 1.0
 LIVE_SEGMENT_S = 60.0
 #: How far back ``ask(last=...)`` may look, in seconds of stream time.
 LIVE_HISTORY_S = 60.0
+#: How far back a question looks when not told (``ask(last=...)``, the web app's Live tab).
+LIVE_ASK_LAST_S = 30.0
 #: Decoded frames kept for descriptions and questions, in bytes; beyond it older frames are thinned out.
 LIVE_HISTORY_BYTES = 512 * 1024 * 1024
 #: Windows GAR may merge into one description when it falls behind; beyond that the oldest are skipped.

@@ -66,7 +66,7 @@ def process_alive(pid: int) -> bool:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike[str], *, exclusive: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
 
     The temporary file lives in the same folder so the final ``os.replace`` is
@@ -75,6 +75,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     process id, so a cleaner can tell an abandoned one from one being written
     (:func:`is_abandoned_temporary`). A symbolic link is written through: its
     target is replaced, atomically, and the link stays (:func:`output_target`).
+    ``exclusive``: ``path`` is created, never replaced (``FileExistsError`` if it exists; see
+    :func:`create_exclusively`).
     """
     target = output_target(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -87,11 +89,40 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
-        os.replace(tmp, target)
+        if exclusive:
+            _link_new(tmp, target)
+        else:
+            os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def _link_new(tmp: Path, target: Path) -> None:
+    """``tmp`` becomes ``target``, which must not exist (``FileExistsError``): a hard link is made, so the file
+    appears whole; on a file system without hard links it is created exclusively, then filled."""
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+            raise
+        with open(target, "xb") as handle:
+            handle.write(tmp.read_bytes())
+    tmp.unlink()
+
+
+def create_exclusively(path: str | os.PathLike[str], text: str) -> bool:
+    """Write ``text`` to a new file at ``path`` (whole or not at all); False, leaving it alone, when ``path`` exists:
+    of several processes creating one file, exactly one does."""
+    try:
+        with atomic_path(path, exclusive=True) as tmp:
+            tmp.write_bytes(text.encode("utf-8"))
+    except FileExistsError:
+        return False
+    return True
 
 
 #: The longest file name most file systems take (bytes); temporary names are cut to fit.

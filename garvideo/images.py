@@ -99,6 +99,18 @@ def read_image(
                 raise error(f"cannot read {what} {os.fspath(path)}: not a readable image ({exc})") from None
 
 
+def _height_width(image: Image.Image) -> tuple[int, int]:
+    return image.height, image.width
+
+
+def read_image_size(
+    path: str | os.PathLike[str], what: str = "image", error: type[GarvideoError] = InvalidInputError
+) -> tuple[int, int]:
+    """The (height, width) an image file's header states, no pixel decoded; refused as :func:`read_image` refuses
+    (a FIFO never opened for a blocking read, a non-image, an image over :data:`MAX_IMAGE_PIXELS`)."""
+    return read_image(path, _height_width, what, error)
+
+
 def _identify(handle: BinaryIO, name: str) -> ImageFile.ImageFile:
     """The image in ``handle``, its header read and no pixel decoded, found as ``Image.open`` finds it (the
     plugins' own recognisers, the common formats first) but without its decompression-bomb check, which

@@ -112,14 +112,24 @@ def check_option_count(count: int) -> None:
         raise InvalidInputError(f"at most {MAX_OPTIONS} options (A..Z) are supported, got {count}")
 
 
+def check_options(options: Sequence[object]) -> None:
+    """A multiple-choice question's options: 2 to :data:`MAX_OPTIONS`, none of them empty or blank."""
+    check_option_count(len(options))
+    for number, option in enumerate(options, 1):
+        if not str(option).strip():
+            raise InvalidInputError(
+                f"option {number} of {len(options)} is empty: every option of a multiple-choice question needs a text"
+            )
+
+
 def check_question(question: object, options: Sequence[str] | None = None, names: Sequence[str] | None = None) -> str:
     """What can be known of a question without a model or a video, checked: it is not empty, its options (None:
-    free-form) number 2 to 26, and, when ``names`` are given, every ``<name>`` it and its options hold is one of
-    them. Returns the question without surrounding blanks."""
+    free-form) number 2 to 26 and none is empty, and, when ``names`` are given, every ``<name>`` it and its
+    options hold is one of them. Returns the question without surrounding blanks."""
     if not isinstance(question, str) or not question.strip():
         raise InvalidInputError("the question is empty: ask something about the regions, e.g. 'What is <dog> doing?'")
     if options is not None:
-        check_option_count(len(options))
+        check_options(options)
     if names is not None:
         resolve_references(" ".join([question, *map(str, options or ())]), names)
     return question.strip()

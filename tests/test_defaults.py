@@ -59,8 +59,14 @@ LIVE_ENTRIES = {
     "lost_after_s": "LIVE_LOST_AFTER_S",
     "segment_s": "LIVE_SEGMENT_S",
 }
-# The benchmarks run their protocols' settings (garvideo.eval, cli/eval.py), not the front-ends' defaults.
+# The benchmarks run their protocols' settings (garvideo.eval, cli/eval.py), not the front-ends' defaults: their own
+# entries, per command (test_the_benchmarks_run_their_own_entries_of_the_table).
 BENCHMARK_SETTINGS = {"frames", "max_new_tokens"}
+BENCHMARK_ENTRIES = {
+    "gar-bench-vqa": {"max_new_tokens": "EVAL_MAX_NEW_TOKENS"},
+    "videorefer-q": {"max_new_tokens": "EVAL_MAX_NEW_TOKENS", "frames": "VIDEOREFER_FRAMES"},
+    "videorefer-d": {"max_new_tokens": "EVAL_MAX_NEW_TOKENS", "frames": "VIDEOREFER_FRAMES"},
+}
 # TextSearch's fields under the names of the options they stand for.
 SEARCH_FIELDS = {
     "box_threshold": "box_threshold",
@@ -104,6 +110,24 @@ def test_every_command_line_option_defaults_to_the_table():
         checked |= set(options) - (set(LIVE_ENTRIES) - set(ENTRIES) if path == "live" else set())
     assert not wrong, "\n".join(wrong)
     assert checked == set(ENTRIES) | set(APP_ENTRIES)  # every entry is some option's default
+
+
+def test_the_benchmarks_run_their_own_entries_of_the_table():
+    from garvideo_cli.eval import eval_group
+
+    from garvideo.eval.run_gar_bench import REFERENCE_MAX_NEW_TOKENS
+    from garvideo.eval.run_videorefer import VideoReferSettings, plan_videorefer, run_videorefer
+
+    for name, entries in BENCHMARK_ENTRIES.items():
+        options = {p.name: p.default for p in eval_group.commands[name].params if p.name in BENCHMARK_SETTINGS}
+        assert set(options) == set(entries), name
+        assert not _differences(options, f"garvideo eval {name}", entries)
+    videorefer = {"frames": "VIDEOREFER_FRAMES"}
+    for function in (plan_videorefer, run_videorefer):
+        frames = inspect.signature(function).parameters["frames"].default
+        assert not _differences({"frames": frames}, function.__name__, videorefer)
+    assert not _differences({"frames": VideoReferSettings().frames}, "VideoReferSettings", videorefer)
+    assert defaults.EVAL_MAX_NEW_TOKENS == REFERENCE_MAX_NEW_TOKENS  # the benchmarks run the reference's decoding
 
 
 def test_the_live_sessions_signature_defaults_to_the_table():
@@ -185,6 +209,10 @@ def test_the_apps_page_starts_from_the_table(tmp_path, monkeypatch):
     widgets = {name: page.w[name].value for name in shown}
     assert not _differences(widgets, "the app's page")
     assert page.w["window"].value == 0 and defaults.WINDOW is None  # 0 on the page: adaptive, the table's None
+    live = ["window", "frames_per_window", "max_new_tokens", "max_instances", "search_every"]  # the Live tab's
+    widgets = {name: page.w[f"live_{name}".replace("max_new_tokens", "max_new")].value for name in live}
+    assert not _differences(widgets, "the app's Live tab", ENTRIES | LIVE_ENTRIES)
+    assert page.w["live_last"].value == defaults.LIVE_ASK_LAST_S
 
 
 def test_compile_defaults_to_the_table_in_the_command_line_pipeline_and_gar():

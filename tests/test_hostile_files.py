@@ -8,6 +8,7 @@ header claims 20000x20000 pixels; checkpoints cut short or damaged. Frame folder
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import shutil
 from pathlib import Path
@@ -126,6 +127,19 @@ def test_cli_mask_files_are_refused_before_the_models_load(tmp_path, clip, comma
     assert expected in result.output and result.output.count("\n") == 1 and "Traceback" not in result.output
 
 
+def test_a_frame_folder_whose_first_image_is_over_size_is_refused_before_the_models_load(tmp_path):
+    # The README's promise, as it reads now: a frame folder's first image is read (its header) when the folder is
+    # opened, before the models load; a later over-size image is a frame skipped with a warning
+    # (tests/video/test_frame_folder.py).
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    hostile.huge_png(frames / "00000.png")
+    arguments = ["describe", str(frames), "--box", "1,1,9,9@0", "--out", str(tmp_path / "out.json"), "-q"]
+    result = CliRunner().invoke(app, [*arguments, "--model", str(tmp_path / "no-gar"), "--sam2", str(tmp_path / "x")])
+    assert result.exit_code == 2, result.output
+    assert "00000.png: it is 20000x20000 pixels" in result.output and result.output.count("\n") == 1
+
+
 def test_a_manifest_mask_that_is_a_fifo_fails_its_line_without_blocking(tmp_path, clip):
     from garvideo.batch.manifest import BatchRequest
 
@@ -133,6 +147,22 @@ def test_a_manifest_mask_that_is_a_fifo_fails_its_line_without_blocking(tmp_path
     with hostile.unblocking_fifo(tmp_path / "mask.png"):
         with pytest.raises(InvalidInputError, match=r"line 3: region 1: cannot read the mask image .*: it is a FIFO"):
             BatchRequest.from_dict(line, tmp_path, tmp_path, line=3)
+
+
+def test_a_batch_whose_manifest_mask_is_a_fifo_is_refused_before_the_models_load(tmp_path, clip):
+    # Issue 21's review: this waited forever in PIL's Image.open (the mask's size was read before the FIFO check).
+    # The models named do not exist: the manifest's error comes first.
+    line = {"video": str(clip), "regions": [{"name": "a", "when": {"frame": 0}, "mask": "fifo.png"}]}
+    manifest = tmp_path / "fifo.jsonl"
+    manifest.write_text(json.dumps(line) + "\n")
+    arguments = ["batch", str(tmp_path), "--regions", str(manifest), "--out", str(tmp_path / "out"), "-q"]
+    arguments += ["--model", str(tmp_path / "no-gar"), "--sam2", str(tmp_path / "no-sam2")]
+    with hostile.unblocking_fifo(tmp_path / "fifo.png"):
+        result = CliRunner().invoke(app, arguments)
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(f"garvideo: error: no line of {manifest} can be run (line 1: region 1: ")
+    assert "fifo.png: it is a FIFO" in result.output and result.output.count("\n") == 1
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.fixture(scope="module")

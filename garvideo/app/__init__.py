@@ -12,6 +12,9 @@ model code; the models are loaded once per process.
 - :mod:`.fields`: every request field checked; :mod:`.view`: what the page shows, escaped
 - :mod:`.commands`: the ``garvideo`` commands that reproduce a run
 - :mod:`.ui`: the page and its API; :mod:`.assets`: its script and style; :mod:`.server`: launching and cleaning up
+- the Live tab: :mod:`.live_page` (its widgets and API), :mod:`.live` (the app's one ``garvideo.live`` session,
+  which holds the model queue while it runs), :mod:`.live_feed` (what the session reports, kept for the page),
+  :mod:`.live_view` (what the tab shows, escaped)
 
 Importing this package does not import Gradio; :mod:`.ui` and :func:`serve` do.
 """

@@ -63,20 +63,39 @@ element.addEventListener('click', (e) => {
 });
 """
 
+# The live picture (after FRAME_JS, whose marks it shares): it asks for the next frame once the last one is on
+# screen (decoded), so frames come as fast as tracking gives them and never faster than this browser draws them;
+# the server keeps only the newest frame, so nothing queues. A request lost on the way is asked again.
+LIVE_JS = """
+let askedAt = 0;
+function askNext() {
+  const stage = element.querySelector('.gv-stage');
+  if (!stage || stage.dataset.state === 'stopped') return;
+  askedAt = Date.now();
+  trigger('next', {after: Number(stage.dataset.seq)});
+}
+new MutationObserver(() => {
+  const im = element.querySelector('img.gv-img');
+  if (im && !im.complete) im.decode().then(askNext, askNext); else askNext();
+}).observe(element, {childList: true, subtree: true, attributeFilter: ['data-tick']});  // updates are patched in
+setInterval(() => { if (Date.now() - askedAt > 5000) askNext(); }, 1000);
+"""
+
 # A timeline window or a thumbnail was clicked: bring the frame into view (on a narrow window the columns stack).
 SCROLL_TO_FRAME = "() => { document.querySelector('#gv-frame')?.scrollIntoView({block: 'nearest'}); }"
 
 CSS = """
 .gradio-container { overflow: clip !important; }  /* 'hidden' would keep the frame's column from sticking */
 #gv-columns { align-items: flex-start; }
-#gv-left { position: sticky; top: 0; align-self: flex-start; }
-#gv-frame .gv-stage { position: relative; display: block; width: 100%; line-height: 0; }
-#gv-frame img.gv-img { display: block; width: 100%; height: auto; max-height: max(200px, calc(100vh - 420px));
+#gv-left, #gv-live-left { position: sticky; top: 0; align-self: flex-start; }
+#gv-live-columns { align-items: flex-start; }
+:is(#gv-frame, #gv-live-frame) .gv-stage { position: relative; display: block; width: 100%; line-height: 0; }
+:is(#gv-frame, #gv-live-frame) img.gv-img { display: block; width: 100%; height: auto; max-height: max(200px, calc(100vh - 420px));
   object-fit: contain; margin: 0; padding: 0; border: 0; cursor: crosshair; user-select: none;
   -webkit-user-drag: none; background: #111; }
-#gv-frame .gv-band { position: absolute; display: none; border: 2px dashed #fff; outline: 1px solid #000;
+:is(#gv-frame, #gv-live-frame) .gv-band { position: absolute; display: none; border: 2px dashed #fff; outline: 1px solid #000;
   pointer-events: none; box-sizing: border-box; }
-#gv-frame .gv-empty { padding: 3em 1em; text-align: center; color: #888; border: 1px dashed #aaa;
+:is(#gv-frame, #gv-live-frame) .gv-empty { padding: 3em 1em; text-align: center; color: #888; border: 1px dashed #aaa;
   border-radius: 6px; line-height: 1.4; }
 .gv-strip { display: flex; gap: 4px; overflow-x: auto; padding: 4px 0; }
 .gv-thumb { margin: 0; flex: 1 1 0; min-width: 0; max-width: 140px; cursor: pointer; text-align: center;
@@ -101,4 +120,11 @@ CSS = """
 .gv-question { font-weight: 600; }
 .gv-command { font-size: 0.8em; white-space: pre-wrap; margin: 2px 0; }
 .gv-none { color: #888; padding: 4px 6px; }
+#gv-live-texts { max-height: 18em; overflow-y: auto; }
+.gv-log { max-height: 10em; overflow-y: auto; font-size: 0.85em; padding: 2px 4px; }
+.gv-log-line { overflow-wrap: anywhere; }
+.gv-log-time { color: #888; font-family: monospace; }
+.gv-log-error, .gv-log-gap, .gv-log-behind, .gv-log-lost { color: #b00020; }
+.gv-last { font-weight: normal; color: #888; }
+.gv-error { color: #b00020; }
 """

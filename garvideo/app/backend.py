@@ -38,6 +38,8 @@ from ..tracking import RegionClippedWarning, TrackFrame
 from ..video import VideoReader, open_video, spread
 from . import commands
 from .drawing import THUMB_WIDTH, data_url, draw_frame, frame_masks
+from .jobs import ModelQueue
+from .live import LiveRoom
 from .paths import is_inside, list_root_videos, resolve_under_root, safe_file_name
 from .regions import Mark, default_name, found_mark, make_mark, text_prompt
 from .session import AppError, OpenVideo, Session, Settings, Thumbnail, Turn
@@ -69,6 +71,7 @@ class AppConfig:
     max_upload_mb: float = defaults.APP_MAX_UPLOAD_MB
     session_ttl_s: float = defaults.APP_SESSION_HOURS * 3600
     text_search: TextSearch = TextSearch()  # the page's text-region fields start here (and `every` is used as is)
+    live_devices: tuple[str, ...] = ()  # devices the Live tab may open (--live-device), besides URLs and --root files
 
     @property
     def max_upload_bytes(self) -> int:
@@ -109,6 +112,9 @@ class Backend:
         self._sessions_lock = threading.Lock()
         # The page queues model jobs one at a time (jobs.ModelQueue); the lock keeps that true for any caller.
         self._model_lock = threading.Lock()
+        self.model_queue = ModelQueue()
+        # The Live tab's one live session: it takes the model queue while it runs.
+        self.live = LiveRoom(self.model_queue)
 
     # ------------------------------------------------------------------ sessions
 
@@ -130,6 +136,8 @@ class Backend:
             return self._sessions.get(key)
 
     def end_session(self, key: str) -> bool:
+        """The tab's session ends (closed, ``close_session``, idle): its live session stops, its files go."""
+        self.live.end(key)
         with self._sessions_lock:
             session = self._sessions.pop(key, None)
         remove_upload_leftovers(self.config.temp_root)
@@ -150,6 +158,7 @@ class Backend:
         return idle
 
     def close(self) -> None:
+        self.live.close()
         for key in list(self._sessions):
             self.end_session(key)
 

@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from .. import defaults
 from ..errors import InvalidInputError
 from ..timecode import parse_seconds
 from . import commands
 from .backend import Upload
-from .session import Settings
+from .live import LIVE_SCHEMES, NETWORK_PROTOCOLS, LiveOptions, LiveSource
+from .paths import resolve_under_root
+from .session import AppError, Settings
 
 #: The longest name, mark, phrase, time or path a request may carry (characters).
 MAX_TEXT = 1000
@@ -137,3 +142,77 @@ def window(value: Any) -> float | None:
 def frame(value: Any) -> int:
     """A frame index (the backend says when it is beyond the video)."""
     return whole(value, "the frame", 0, 2**31 - 1, default=0)
+
+
+# ---------------------------------------------------------------- the Live tab
+
+#: The longest live window, and the most seconds a question may look back (the session keeps at most this much).
+MAX_LIVE_WINDOW_S = 3600.0
+MAX_SEARCH_EVERY_S = 3600.0
+
+
+def live_options(
+    window: Any, per_window: Any, max_new: Any, max_instances: Any, every: Any, keep_all: Any
+) -> LiveOptions:
+    return LiveOptions(
+        window=number(window, "the window", 0.1, MAX_LIVE_WINDOW_S, default=defaults.LIVE_WINDOW),
+        frames_per_window=whole(per_window, "frames per window", 1, MAX_FRAMES, default=defaults.FRAMES_PER_WINDOW),
+        max_new_tokens=whole(
+            max_new, "max new tokens", 1, defaults.MAX_NEW_TOKENS_LIMIT, default=defaults.MAX_NEW_TOKENS
+        ),
+        max_instances=whole(
+            max_instances, "max instances", 1, defaults.MAX_INSTANCES_LIMIT, default=defaults.LIVE_MAX_INSTANCES
+        ),
+        search_every=number(every, "search every", 0.1, MAX_SEARCH_EVERY_S, default=defaults.LIVE_SEARCH_EVERY),
+        keep_all=flag(keep_all if keep_all is not None else False, "never drop a frame"),
+    )
+
+
+def live_source(value: Any, root: Path | None, root_arg: str | None, devices: tuple[str, ...]) -> LiveSource:
+    """A source typed in the Live tab: a URL of a scheme the app opens (never ``file://``), a device the app was
+    started with (``--live-device``), or a file under ``--root``; one line when refused."""
+    typed = text(value, "the live source").strip()
+    if not typed:
+        raise AppError(
+            "type a stream URL (udp://, http(s)://, rtsp://, rtmp://, srt://, an HLS .m3u8), a device or a file "
+            "under --root"
+        )
+    if "://" in typed:
+        return _url(typed)
+    if typed in devices:
+        return LiveSource(typed, typed, "device")
+    if typed == "-":
+        raise AppError("standard input is not a source the app can read: type a stream URL")
+    if root is None:
+        offered = f": {', '.join(devices)}" if devices else ""
+        raise AppError(
+            f"{typed!r} is not a stream URL (such as rtsp://HOST/PATH) nor a device this app was started with "
+            f"(--live-device{offered}), and this app was started without --root, so it opens no files"
+        )
+    path = resolve_under_root(root, typed)
+    if path.is_dir():
+        raise AppError(f"{typed!r} is a folder: type a file, a stream URL or a device")
+    shown = os.path.join(root_arg or str(root), typed)
+    return LiveSource(str(path), shown, "file", {"protocol_whitelist": "file"})
+
+
+def _url(typed: str) -> LiveSource:
+    parts = urlsplit(typed)
+    scheme = parts.scheme.lower()
+    shown = _without_password(typed)
+    if scheme == "file":
+        raise AppError("file:// URLs are not opened by the app: type the file's path under --root instead")
+    if scheme not in LIVE_SCHEMES:
+        allowed = ", ".join(f"{s}://" for s in LIVE_SCHEMES)
+        raise AppError(f"the app opens streams over {allowed}; not {shown}")
+    if not parts.hostname and scheme != "udp":  # udp://:PORT listens on this machine
+        raise AppError(f"{shown} names no host: type the stream's address, such as {scheme}://HOST:PORT/PATH")
+    return LiveSource(typed, shown, "url", {"protocol_whitelist": NETWORK_PROTOCOLS})
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))

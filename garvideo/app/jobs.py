@@ -28,6 +28,16 @@ class JobCancelled(GarvideoError):
     """The page that asked for a job went away: the job stops at its next event."""
 
 
+class _Ticket:
+    """A place in the queue; ``what`` holds it: a ``job`` or a ``live`` session (which holds the models while
+    it runs)."""
+
+    __slots__ = ("what",)
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+
 class ModelQueue:
     """One model job at a time, in the order they were asked for; each waiting job knows how many are ahead."""
 
@@ -35,17 +45,18 @@ class ModelQueue:
         self._changed = threading.Condition()
         self._line: list[object] = []  # tickets; the first one runs
 
-    def join(self) -> object:
-        ticket = object()
+    def join(self, what: str = "job") -> object:
+        ticket = _Ticket(what)
         with self._changed:
             self._line.append(ticket)
         return ticket
 
     def wait(self, ticket: object, timeout: float) -> int:
-        """Wait up to ``timeout`` seconds for ``ticket``'s turn; how many jobs are still ahead of it."""
+        """Wait up to ``timeout`` seconds for ``ticket``'s turn; how many jobs are still ahead of it (none once it has
+        left the line: its holder gave its place up meanwhile)."""
         with self._changed:
-            self._changed.wait_for(lambda: self._line.index(ticket) == 0, timeout)
-            return self._line.index(ticket)
+            self._changed.wait_for(lambda: ticket not in self._line or self._line.index(ticket) == 0, timeout)
+            return self._line.index(ticket) if ticket in self._line else 0
 
     def leave(self, ticket: object) -> None:
         with self._changed:
@@ -57,9 +68,21 @@ class ModelQueue:
         with self._changed:
             return len(self._line)
 
+    def waiting(self, ticket: object) -> str:
+        """What a waiting ticket waits for, as its page says it."""
+        with self._changed:
+            ahead = self._line[: self._line.index(ticket)] if ticket in self._line else []
+        live = any(getattr(t, "what", None) == "live" for t in ahead)
+        return waiting_text(len(ahead) - live, live)
 
-def waiting_text(ahead: int) -> str:
-    return f"waiting for {ahead} job{'s' if ahead != 1 else ''} to finish (one model job runs at a time)"
+
+def waiting_text(ahead: int, live: bool = False) -> str:
+    """``ahead`` jobs (besides a live session, ``live``) run or wait before this one."""
+    jobs = f"{ahead} job{'s' if ahead != 1 else ''}"
+    if live:
+        then = f", then for {jobs}" if ahead else ""
+        return f"waiting for the live session to stop (the Live tab's Stop){then}: it holds the models while it runs"
+    return f"waiting for {jobs} to finish (one model job runs at a time)"
 
 
 def stream(

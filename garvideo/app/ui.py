@@ -31,6 +31,7 @@ from . import fields, jobs
 from . import view as show
 from .assets import FRAME_JS, SCROLL_TO_FRAME, STRIP_JS
 from .backend import OVERLAY_FILE, THUMBNAILS, Backend
+from .live_page import LiveTab
 from .regions import REGION_KINDS, TEXT
 from .session import LiveRun, Notice, Session
 
@@ -81,8 +82,9 @@ class Page:
 
     def __init__(self, backend: Backend, model_queue: jobs.ModelQueue | None = None) -> None:
         self.backend = backend
-        self.queue = model_queue or jobs.ModelQueue()
+        self.queue = model_queue or backend.model_queue
         self.w = Widgets()
+        self.live_tab = LiveTab(self)
 
     # ================================================================ the page
 
@@ -103,6 +105,8 @@ class Page:
                     with gr.Accordion("details (JSON, as the API returns them)", open=False):
                         self.w.details = gr.JSON(label="details", elem_id="gv-details")
                     self.w.close = gr.Button("Close this video and delete its files", size="sm", elem_id="gv-close")
+                with gr.Tab("Live", elem_id="gv-live-tab") as self.live_tab_widget:
+                    self.live_tab.build()
             self._wire(demo)
         return demo
 
@@ -554,9 +558,9 @@ class Page:
                     session.running = None
 
     def _wait_turn(self, session: Session, ticket: object, status: str):
-        while (ahead := self.queue.wait(ticket, jobs.REFRESH_S)) > 0:
+        while self.queue.wait(ticket, jobs.REFRESH_S) > 0:
             with session.lock:
-                session.notices[status] = Notice("busy", jobs.waiting_text(ahead))
+                session.notices[status] = Notice("busy", self.queue.waiting(ticket))
                 shown = {self.w[status]: show.status(session.notices[status])}
             yield shown
 
@@ -614,6 +618,7 @@ class Page:
         self._wire_quick()
         self._wire_marks()
         self._wire_jobs()
+        self.live_tab.wire(self.live_tab_widget)
         demo.unload(self.end_session)
 
     def _action(

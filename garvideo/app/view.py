@@ -23,7 +23,7 @@ def esc(text: Any) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _swatch(name: str, names: list[str]) -> str:
+def swatch(name: str, names: list[str]) -> str:
     r, g, b = colour_of(name, names)
     return f"<span class='gv-swatch' style='background: rgb({r}, {g}, {b})'></span>"
 
@@ -102,7 +102,7 @@ def regions(session: Session) -> str:
         return "<div class='gv-none'>No region yet: drag a box or click on the frame, then add it.</div>"
     names = session.names
     rows = "".join(
-        f"<tr data-name='{esc(m.name)}'><td>{_swatch(m.name, names)}{esc(m.name)}</td><td>{esc(m.kind.key)}</td>"
+        f"<tr data-name='{esc(m.name)}'><td>{swatch(m.name, names)}{esc(m.name)}</td><td>{esc(m.kind.key)}</td>"
         f"<td>{m.frame}</td><td>{esc(_mark_text(m))}</td></tr>"
         for m in session.marks
     )
@@ -132,7 +132,7 @@ def tracks(session: Session) -> str:
             else "never visible"
         )
         parts.append(
-            f"<div>{_swatch(track.name, names)}<b>{esc(track.name)}</b>: {summary['frames_tracked']} frames tracked, "
+            f"<div>{swatch(track.name, names)}<b>{esc(track.name)}</b>: {summary['frames_tracked']} frames tracked, "
             f"{summary['frames_visible']} visible, {seen}</div>"
         )
     return "".join(parts)
@@ -148,7 +148,7 @@ def descriptions(session: Session) -> str:
         return ""
     names = session.names
     return "".join(
-        f"<div class='gv-description' data-name='{esc(t.name)}'>{_swatch(t.name, names)}<b>{esc(t.name)}</b> "
+        f"<div class='gv-description' data-name='{esc(t.name)}'>{swatch(t.name, names)}<b>{esc(t.name)}</b> "
         f"(seen {format_clock(t.visible_span[0])} to {format_clock(t.visible_span[1])}): "
         f"<span class='gv-text'>{esc(t.description)}</span></div>"
         for t in result.regions
@@ -165,7 +165,7 @@ def _live_texts(session: Session, run: LiveRun) -> str:
         writing = "" if event.done else " <span class='gv-writing'>…</span>"
         parts.append(
             f"<div class='gv-description' data-name='{esc(region)}' data-window='{'' if window is None else window}'>"
-            f"{_swatch(region, names)}<b>{esc(region)}</b> ({where}): "
+            f"{swatch(region, names)}<b>{esc(region)}</b> ({where}): "
             f"<span class='gv-text'>{esc(event.text)}</span>{writing}</div>"
         )
     return "".join(parts)

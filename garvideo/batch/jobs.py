@@ -17,7 +17,8 @@ Every file a job writes goes through :func:`garvideo.files.write_or_rescue`: a r
 after the work (a full disk, a read-only remount) is saved elsewhere and its item recorded as failed with
 where it went; the failures file and the summary are always written, there or elsewhere
 (:attr:`BatchSummary.problems` says where). ``OUT/run.json`` records the settings the results were made
-with (:func:`check_run_settings`): a later run with other settings is refused rather than mixed in.
+with, and so does every result (:data:`SETTINGS_KEY`): a later run with other settings is refused rather than
+mixed in (:func:`check_run_settings`).
 """
 
 from __future__ import annotations
@@ -35,11 +36,21 @@ from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
 from ..errors import GarvideoError, InvalidInputError
-from ..files import atomic_write_json, atomic_write_text, is_abandoned_temporary, is_temporary, write_or_rescue
+from ..files import (
+    atomic_write_json,
+    atomic_write_text,
+    create_exclusively,
+    is_abandoned_temporary,
+    is_temporary,
+    json_text,
+    write_or_rescue,
+)
 from .locks import ItemLock, lock_path, remove_stale_locks
 
 #: The settings a folder's results were made with (:func:`check_run_settings`).
 RUN_FILE = "run.json"
+#: The key under which a result document of a job with settings records them (:func:`check_run_settings`).
+SETTINGS_KEY = "run_settings"
 
 
 class Keyed(Protocol):
@@ -251,9 +262,12 @@ def note_failures(out_dir: Path, path: Path, failures: Sequence[Failure], handle
         write_failures(out_dir, path, failures, handled)
 
 
-def write_item(out_dir: Path, key: str, output: dict[str, Any] | ItemOutput) -> list[str]:
+def write_item(
+    out_dir: Path, key: str, output: dict[str, Any] | ItemOutput, settings: Mapping[str, Any] | None = None
+) -> list[str]:
     """Write an item's side files, then its result document, each atomically; return what went wrong, one
-    sentence each (empty: all written where they belong).
+    sentence each (empty: all written where they belong). ``settings``: the job's, recorded in the document
+    under :data:`SETTINGS_KEY`.
 
     Nothing is lost: a file the folder refuses is saved elsewhere (:func:`~garvideo.files.write_or_rescue`). A
     result on disk means a complete item, so when a side file could not be written the document goes to
@@ -261,6 +275,8 @@ def write_item(out_dir: Path, key: str, output: dict[str, Any] | ItemOutput) -> 
     """
     if not isinstance(output, ItemOutput):
         output = ItemOutput(output)
+    if settings is not None:
+        output = dataclasses.replace(output, document={**output.document, SETTINGS_KEY: _as_json(settings)})
     problems = []
     for suffix, text in output.side_files:
         write = functools.partial(_write_text, text=text)
@@ -290,15 +306,49 @@ def _write_json(target: Path, document: Any) -> None:
     atomic_write_json(target, document)
 
 
-def _holds_results(folder: Path) -> bool:
-    """Whether ``folder`` holds item results (``<key>.json``, not the job's own files)."""
-    own = {RUN_FILE, "eval_summary.json"}
-    with contextlib.suppress(FileNotFoundError):
-        for path in folder.iterdir():
-            name = path.name
-            if name.endswith(".json") and name not in own and not name.startswith("summary") and not is_temporary(path):
-                return True
-    return False
+def is_job_file(name: str, side_suffixes: Collection[str] = ()) -> bool:
+    """Whether a job writes or removes files of this name in its folder: results (``<key>.json``, and the
+    ``side_suffixes`` of their side files), ``run.json``, summaries, failure records, locks and temporaries."""
+    return (
+        name.endswith((".json", ".lock", *side_suffixes))
+        or ".lock." in name
+        or (name.startswith("failures") and ".jsonl" in name)
+        or is_temporary(name)
+    )
+
+
+def check_inputs_outside(
+    folder: Path, inputs: Mapping[str, str | os.PathLike[str]], side_suffixes: Collection[str] = ()
+) -> None:
+    """Refuse an input (``{label: path}``) that is one of the files a job writes in ``folder`` (:func:`is_job_file`),
+    before any work: it would be overwritten (a manifest copied to ``OUT/failures.jsonl``). Compared as files, so a
+    link counts; an input in the folder under another name (``OUT/regions.jsonl``) is fine."""
+    for label, path in inputs.items():
+        try:
+            wanted = os.stat(path)
+            entries = list(os.scandir(folder))
+        except (OSError, ValueError):
+            continue  # no such input, or no folder yet: nothing there to overwrite
+        for entry in entries:
+            if is_job_file(entry.name, side_suffixes) and _same_file(entry, wanted):
+                written = folder / entry.name
+                same = "" if os.path.abspath(path) == os.path.abspath(written) else f" the same file as {written},"
+                raise InvalidInputError(
+                    f"{label} {path} is{same} one of the files this run writes in {folder} (results, {RUN_FILE}, "
+                    f"summary, failures, locks): keep it outside {folder}, or give it another name"
+                )
+
+
+def _same_file(entry: os.DirEntry, wanted: os.stat_result) -> bool:
+    try:
+        found = entry.stat()  # follows a link: what a write through it would replace
+    except OSError:
+        return False
+    return (found.st_dev, found.st_ino) == (wanted.st_dev, wanted.st_ino)
+
+
+def _as_json(settings: Mapping[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(dict(settings)))  # as it reads back from a file
 
 
 def _differences(before: Mapping[str, Any], now: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
@@ -313,23 +363,95 @@ def _differences(before: Mapping[str, Any], now: Mapping[str, Any]) -> list[tupl
     return changed
 
 
-def check_run_settings(folder: Path, settings: Mapping[str, Any], *, record: bool = True) -> None:
-    """Refuse a folder whose results were made with other settings; else record these (``record``) in
-    ``folder/run.json``. A record without results beside it (a run stopped before its first) is replaced."""
-    path = folder / RUN_FILE
-    wanted = json.loads(json.dumps(dict(settings)))  # as it reads back from JSON
-    recorded = None
-    with contextlib.suppress(OSError, ValueError):
-        recorded = json.loads(path.read_text(encoding="utf-8"))
-    if isinstance(recorded, dict) and recorded != wanted and _holds_results(folder):
-        details = ", ".join(f"{k}: {old!r} before, {new!r} now" for k, old, new in _differences(recorded, wanted))
+def _read_run_file(path: Path) -> dict[str, Any] | None:
+    """The settings ``run.json`` records; None when there is none. One that cannot be read is refused: it is no
+    record of garvideo's (those are written whole), and a run never writes over what it cannot read."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"cannot read {path} ({exc}): move it away, or use another --out") from None
+    try:
+        recorded = json.loads(text)
+    except ValueError:
+        recorded = None
+    if not isinstance(recorded, dict):
         raise InvalidInputError(
-            f"{folder} holds results made with other settings ({details}): use another --out, "
-            f"or delete that folder to start over"
+            f"{path} is not the record of settings a garvideo run writes: move it away, or use another --out"
         )
-    if record and recorded != wanted:
+    return recorded
+
+
+def _results_settings(folder: Path) -> tuple[dict[str, tuple[str, dict[str, Any]]], list[str]]:
+    """What the results in ``folder`` record: ``{settings as text: (a result's name, settings)}``, and the names of
+    the results that record none (made before results recorded them)."""
+    recorded: dict[str, tuple[str, dict[str, Any]]] = {}
+    unrecorded: list[str] = []
+    with contextlib.suppress(FileNotFoundError):
+        for path in sorted(folder.iterdir()):
+            name = path.name
+            if not name.endswith(".json") or name in (RUN_FILE, "eval_summary.json") or name.startswith("summary"):
+                continue
+            if is_temporary(path):
+                continue
+            try:
+                document = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue  # not a result (is_done agrees): done again
+            settings = document.get(SETTINGS_KEY) if isinstance(document, dict) else None
+            if isinstance(settings, dict):
+                recorded.setdefault(json.dumps(settings, sort_keys=True), (name, settings))
+            else:
+                unrecorded.append(name)
+    return recorded, unrecorded
+
+
+def _refuse_other_settings(
+    folder: Path, before: Mapping[str, Any], now: Mapping[str, Any], source: str, has_results: bool
+) -> None:
+    if before == now:
+        return
+    details = ", ".join(f"{k}: {old!r} before, {new!r} now" for k, old, new in _differences(before, now))
+    if has_results:
+        raise InvalidInputError(
+            f"{folder} holds results made with other settings ({details}) according to {source}: use another "
+            "--out, or delete that folder to start over"
+        )
+    raise InvalidInputError(
+        f"{folder} was begun with other settings ({details}) according to {source}, by a run that may still be "
+        f"going (no result yet): use another --out, or delete {folder / RUN_FILE} to start over"
+    )
+
+
+def check_run_settings(folder: Path, settings: Mapping[str, Any], *, record: bool = True) -> None:
+    """Refuse a folder whose results were made with other settings; else (``record``) record these in
+    ``folder/run.json`` if it records none yet.
+
+    Both records are compared: ``run.json`` and the settings each result holds (:data:`SETTINGS_KEY`), so a
+    deleted or replaced ``run.json`` lets no other settings in. ``run.json`` is created exclusively and differing
+    settings are refused even before the first result, so of two runs started together with other settings
+    the second is refused, never mixed in. Results that record no settings (older ones) are taken on
+    ``run.json``'s word, and refused without it.
+    """
+    wanted = _as_json(settings)
+    path = folder / RUN_FILE
+    recorded = _read_run_file(path)
+    results, unrecorded = _results_settings(folder)
+    has_results = bool(results or unrecorded)
+    if recorded is not None:
+        _refuse_other_settings(folder, recorded, wanted, RUN_FILE, has_results)
+    for name, result_settings in results.values():
+        _refuse_other_settings(folder, result_settings, wanted, f"the result {name}", has_results)
+    if recorded is None and unrecorded:
+        raise InvalidInputError(
+            f"{folder} holds results ({unrecorded[0]}{', ...' if len(unrecorded) > 1 else ''}) that record no "
+            f"settings, and no {RUN_FILE} says which: use another --out, or delete that folder to start over"
+        )
+    if record and recorded is None:
         folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(path, wanted)
+        if not create_exclusively(path, json_text(wanted)):
+            check_run_settings(folder, settings, record=False)  # another run recorded its settings meanwhile
 
 
 @dataclass
@@ -416,12 +538,16 @@ class BatchJob(Generic[ItemT]):
     progress: bool = True
     on_item: Callable[[ItemT, str], None] | None = None  # called with "done", "skipped" or "failed"
     poll_s: float = 0.5  # how often to look again at items another run is computing
+    # What the results depend on: checked against the folder's (check_run_settings) and recorded in each result.
+    settings: Mapping[str, Any] | None = None
 
     def run(self) -> BatchSummary:
         from tqdm.auto import tqdm
 
         start = time.monotonic()
         out_dir = Path(self.out_dir)
+        if self.settings is not None:
+            check_run_settings(out_dir, self.settings)
         mine = prepare_job(self.items, out_dir, self.shard)
         state = _RunState(
             out_dir, failures_path(out_dir, self.shard), {item.key for item in mine if is_done(out_dir, item.key)}
@@ -480,7 +606,7 @@ class BatchJob(Generic[ItemT]):
                     result = self.process(item)
             except Exception as exc:  # noqa: BLE001 - one bad item must not stop the batch
                 return self._failed(state, item, failure_from(item.key, exc))
-            problems = write_item(out_dir, item.key, result)
+            problems = write_item(out_dir, item.key, result, self.settings)
             if problems:
                 return self._failed(state, item, Failure(item.key, "; ".join(problems)))
             self._notify(item, "done")

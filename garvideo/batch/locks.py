@@ -98,7 +98,8 @@ class ItemLock:
 
     @classmethod
     def acquire(cls, path: str | os.PathLike[str]) -> ItemLock | None:
-        """The lock at ``path`` for this process, or None while another live run holds it."""
+        """The lock at ``path`` for this process, or None while another live run holds it. ``OSError`` when the
+        folder refuses the lock (read-only, full): then no lock file is left behind."""
         path = Path(path)
         owner = {
             "host": socket.gethostname(),
@@ -116,8 +117,15 @@ class ItemLock:
                     return None
                 _break(path, judged)
                 continue
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(owner, handle)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    json.dump(owner, handle)
+            except BaseException:
+                # An empty lock (a full disk) would read as one being written: every run would wait out
+                # UNREADABLE_GRACE_S for it. Nobody holds it, so it goes.
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                raise
             return cls(path, owner)
         return None
 

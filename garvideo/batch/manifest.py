@@ -18,29 +18,35 @@ document's ``regions[].prompts`` can be copied in as they are; README,
 manifest's folder. A line that cannot be read becomes an item that fails
 with the reason, so one bad line never stops a batch; :func:`check_lines`
 reads every line before any model loads, and a manifest with no line that
-can be run is one error. Lines are read within bounds (:mod:`garvideo.bounded_json`:
-nesting, the length of numbers), and a mask's size is compared with the frame
+can be run is one error. Lines are read within bounds (:data:`MAX_LINE_BYTES` a line;
+:mod:`garvideo.bounded_json`: nesting, the length of numbers), and a mask's size is compared with the frame
 (or, before the video is open, with :data:`MAX_MASK_PIXELS`) before it is
 decoded. A UTF-8 byte order mark is accepted.
 """
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ..bounded_json import loads_bounded
 from ..errors import InvalidInputError
+from ..images import read_image_size
+from ..inputs import open_regular_file
 from ..masks import read_mask_image
-from ..names import check_option_count, resolve_references
+from ..names import check_options, resolve_references
 from ..tracking import RegionPrompt
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+#: The longest line a manifest may hold, in bytes (a line's masks as COCO RLE take some kilobytes each).
+MAX_LINE_BYTES = 16 * 2**20
 
 #: The largest mask a line may hold before its video is open (an 8K frame is 33 million pixels); once it is,
 #: a mask must be the frame's size. Checked before a mask is decoded.
@@ -99,7 +105,7 @@ class BatchRequest:
             if not isinstance(options, list) or len(options) < 2 or not all(isinstance(o, str) for o in options):
                 raise InvalidInputError(f"{where}'options' must be a list of at least two strings")
             try:
-                check_option_count(len(options))
+                check_options(options)
             except InvalidInputError as exc:
                 raise InvalidInputError(f"{where}{exc}") from None
             options = tuple(options)
@@ -151,7 +157,8 @@ def _region(
 ) -> RegionPrompt:
     def read_mask(path: str) -> Any:
         image = _resolve(path, folder, manifest_dir, where, "mask")
-        _check_mask_size(_image_size(image), frame_size, f"the mask image {path}")
+        # The header's size, read as read_mask_image reads the file (a FIFO is refused before any blocking open).
+        _check_mask_size(read_image_size(image, "the mask image"), frame_size, f"the mask image {path}")
         return read_mask_image(image)
 
     try:
@@ -170,17 +177,6 @@ def _rle_size(rle: dict[str, Any]) -> tuple[int, int] | None:
     if isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in size):
         return size[0], size[1]
     return None  # malformed: RegionPrompt.from_dict says so
-
-
-def _image_size(path: Path) -> tuple[int, int] | None:
-    """An image's (height, width) from its header, nothing decoded (None where Pillow cannot tell)."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as image:
-            return image.height, image.width
-    except Exception:  # noqa: BLE001 - an unreadable image is read_mask_image's to report
-        return None
 
 
 def _check_mask_size(size: tuple[int, int] | None, frame_size: tuple[int, int] | None, what: str) -> None:
@@ -202,27 +198,45 @@ def read_manifest(path: str | Path) -> list[ManifestLine]:
 
     The key is the video's file name and a hash of the line, so an edited
     line gets a new result and an unchanged one is found again after a crash.
+    The file is read line by line, each within :data:`MAX_LINE_BYTES`.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         raise InvalidInputError(f"no regions file at {path}: give a JSON-lines file, one video per line")
-    try:
-        text = path.read_text(encoding="utf-8-sig")  # a byte order mark (Windows editors) is no part of line 1
-    except UnicodeDecodeError as exc:
-        raise InvalidInputError(f"{path} is not a UTF-8 text file") from exc
     lines: list[ManifestLine] = []
     first_seen: dict[str, int] = {}
-    for number, raw in enumerate(text.splitlines(), 1):
-        if not raw.strip() or raw.lstrip().startswith("#"):
-            continue
-        key = _key(raw)
-        if key in first_seen:
-            raise InvalidInputError(f"{path}: line {number} repeats line {first_seen[key]}; remove one of them")
-        first_seen[key] = number
-        lines.append(ManifestLine(number=number, text=raw, key=key))
+    with open_regular_file(path, "the regions file") as handle:
+        for number, raw in _numbered_lines(handle, path):
+            if not raw.strip() or raw.lstrip().startswith("#"):
+                continue
+            key = _key(raw)
+            if key in first_seen:
+                raise InvalidInputError(f"{path}: line {number} repeats line {first_seen[key]}; remove one of them")
+            first_seen[key] = number
+            lines.append(ManifestLine(number=number, text=raw, key=key))
     if not lines:
         raise InvalidInputError(f"{path} holds no items")
     return lines
+
+
+def _numbered_lines(handle: BinaryIO, path: Path) -> Iterator[tuple[int, str]]:
+    """The file's lines as text, numbered from 1, none read beyond :data:`MAX_LINE_BYTES`."""
+    number = 0
+    while raw := handle.readline(MAX_LINE_BYTES + 1):
+        number += 1
+        content = raw.rstrip(b"\r\n")
+        if len(content) > MAX_LINE_BYTES:
+            raise InvalidInputError(
+                f"{path}: line {number} is longer than {MAX_LINE_BYTES:,} bytes: a line is one video and its "
+                "regions (give large masks as image files)"
+            )
+        if number == 1:
+            content = content.removeprefix(codecs.BOM_UTF8)  # a byte order mark (Windows editors) is no part of it
+        try:
+            text = content.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidInputError(f"{path} is not a UTF-8 text file (line {number})") from None
+        yield number, text
 
 
 def _key(raw: str) -> str:

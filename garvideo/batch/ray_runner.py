@@ -253,7 +253,7 @@ def run_batch_on_ray(
     models.check()
     options = options or BatchOptions()
     folder, regions_file, out_dir = Path(folder), Path(regions_file), Path(out_dir)
-    lines = read_and_check_manifest(folder, regions_file)
+    lines = read_and_check_manifest(folder, regions_file, out_dir)
     check_run_settings(out_dir, batch_settings(options, models.models))
     mine = prepare_job(lines, out_dir)
     pending = [line for line in mine if not is_done(out_dir, line.key)]
@@ -350,7 +350,8 @@ class _Dispatcher:
         if answer.failure is not None:
             self._fail(line, answer.failure)
         else:
-            problems = write_item(self.out_dir, line.key, answer.output)
+            settings = batch_settings(self.options, self.models.models)
+            problems = write_item(self.out_dir, line.key, answer.output, settings)
             if problems:
                 self._fail(line, Failure(line.key, "; ".join(problems)))
             else:

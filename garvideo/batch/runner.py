@@ -6,7 +6,7 @@ each manifest line gives one result document ``OUT/<key>.json`` (see
 subtitles are asked for. A line with a ``question`` is answered; a line
 without one is described (``describe="always"`` describes both kinds).
 Failures go to ``OUT/failures.jsonl``, a summary to ``OUT/summary.json``;
-``OUT/run.json`` records the options and models (:func:`batch_settings`), and a
+``OUT/run.json`` and every result record the options and models (:func:`batch_settings`), and a
 run with others on a folder holding results is refused.
 """
 
@@ -25,7 +25,7 @@ from ..outputs.tracks import result_prompts
 from ..pipeline import GenerationSettings, Pipeline, TextSearch
 from ..pipeline.grounding import check_search
 from ..video import open_video
-from .jobs import BatchJob, BatchSummary, ItemOutput, check_run_settings
+from .jobs import BatchJob, BatchSummary, ItemOutput, check_inputs_outside
 from .manifest import ManifestLine, check_lines, read_manifest
 
 
@@ -119,8 +119,15 @@ def process_line(
     return ItemOutput(document, ((".srt", srt),) if srt is not None else ())
 
 
-def read_and_check_manifest(folder: Path, regions_file: Path) -> list[ManifestLine]:
-    """The manifest's lines, every one read as the batch will (none that can run: one error), before any work."""
+#: The files a batch writes beside each result (``OUT/<key>.srt``).
+SIDE_SUFFIXES = (".srt",)
+
+
+def read_and_check_manifest(folder: Path, regions_file: Path, out_dir: Path | None = None) -> list[ManifestLine]:
+    """The manifest's lines, every one read as the batch will (none that can run: one error), before any work;
+    a manifest that is one of the files the batch writes in ``out_dir`` is refused."""
+    if out_dir is not None:
+        check_inputs_outside(out_dir, {"the regions file": regions_file}, SIDE_SUFFIXES)
     lines = read_manifest(regions_file)
     check_lines(lines, folder, regions_file.parent, regions_file)
     return lines
@@ -136,11 +143,11 @@ def run_batch(
     progress: bool = True,
 ) -> BatchSummary:
     folder, regions_file, out_dir = Path(folder), Path(regions_file), Path(out_dir)
-    lines = read_and_check_manifest(folder, regions_file)
-    check_run_settings(out_dir, batch_settings(options, pipeline.models))
+    lines = read_and_check_manifest(folder, regions_file, out_dir)
+    settings = batch_settings(options, pipeline.models)
 
     def process(line: ManifestLine) -> ItemOutput:
         # One bar for the batch, not one per stage of every line.
         return process_line(pipeline, line, folder, regions_file.parent, options, progress=False)
 
-    return BatchJob(lines, out_dir, process, shard=shard, progress=progress).run()
+    return BatchJob(lines, out_dir, process, shard=shard, progress=progress, settings=settings).run()

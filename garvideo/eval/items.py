@@ -47,12 +47,15 @@ def read_records(path: str | Path, what: str, *, list_only: bool = False) -> lis
 
 
 def read_item_list(path: str | Path, annotation_file: str, benchmark: str) -> list[dict[str, Any]]:
-    """The items of ``path`` (or of ``path/annotation_file`` when ``path`` is a folder): a JSON list, as every
-    benchmark ships them (an object instead would run as one malformed item and score 0 without a word)."""
+    """The items of ``path`` (or of ``path/annotation_file`` when ``path`` is a folder): a non-empty JSON list, as
+    every benchmark ships them (an object instead would run as one malformed item and score 0 without a word)."""
     path = Path(path)
     if path.is_dir():
         path = path / annotation_file
-    return read_records(path, f"{benchmark} file", list_only=True)
+    items = read_records(path, f"{benchmark} file", list_only=True)
+    if not items:  # would load the model to score 0 items as "accuracy: 0.0"
+        raise InvalidInputError(f"{path} holds no items (an empty list): is it the {benchmark} file?")
+    return items
 
 
 def find_data(data: str | Path, annotation_file: str, benchmark: str) -> tuple[Path, Path]:

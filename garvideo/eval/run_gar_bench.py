@@ -40,6 +40,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .. import defaults
 from ..errors import InvalidInputError
 from ..files import atomic_write_json
 from ..model import GAR, GenerationSettings, TooManyRegionsError, find_prompt_indices, prompt_token
@@ -49,7 +50,8 @@ from .work import EvalItem, EvalPlan, EvalSummary, finish, model_settings, prepa
 
 MODES = ("default", "reference")
 BENCHMARK = "GAR-Bench-VQA"
-#: The reference's generation length.
+#: The reference's generation length (what a run's notes compare with; runs default to the table's
+#: EVAL_MAX_NEW_TOKENS, held equal to it by tests/test_defaults.py).
 REFERENCE_MAX_NEW_TOKENS = 1024
 #: Field on predictions of items whose extra regions ran the reference's way.
 UNMARKED_FIELD = "regions_not_marked_or_replayed"
@@ -170,7 +172,7 @@ def run_gar_bench_plan(
     plan: GarBenchPlan, gar: GAR, *, generation: GenerationSettings | None = None, progress: bool = True
 ) -> EvalSummary:
     """Answer the plan's items with ``gar``, write the reference's prediction file and score it."""
-    settings = generation or GenerationSettings(max_new_tokens=REFERENCE_MAX_NEW_TOKENS)
+    settings = generation or GenerationSettings(max_new_tokens=defaults.EVAL_MAX_NEW_TOKENS)
     info = gar.info
     run_settings = {
         "benchmark": BENCHMARK,

@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import defaults
 from ..errors import InvalidInputError
 from ..files import atomic_write_text
 from ..masks import encode_rle, mask_bbox
@@ -48,7 +49,7 @@ from ..tracking import TrackFrame
 from ..video import DEFAULT_FOLDER_FPS, VideoReader, open_video
 from . import videorefer
 from .items import decode_item_mask, item_mask_area, limit_items
-from .videorefer import BENCHMARK_D, BENCHMARK_Q, DEFAULT_FRAMES, VideoReferBenchmark
+from .videorefer import BENCHMARK_D, BENCHMARK_Q, VideoReferBenchmark
 from .work import EvalItem, EvalPlan, EvalSummary, ItemOutcome, finish, model_settings, prepare_out, run_items
 
 
@@ -57,7 +58,7 @@ class VideoReferSettings:
     """How items are answered (recorded with the results; a resumed run must use the same)."""
 
     track: bool = False
-    frames: int = DEFAULT_FRAMES
+    frames: int = defaults.VIDEOREFER_FRAMES
     single_frame: bool = False
     fps: float | None = None  # frame rate of frame folders (default 30)
 
@@ -256,7 +257,7 @@ def plan_videorefer(
     out: str | Path,
     *,
     track: bool = False,
-    frames: int = DEFAULT_FRAMES,
+    frames: int = defaults.VIDEOREFER_FRAMES,
     single_frame: bool = False,
     fps: float | None = None,
     video_root: str | Path | None = None,
@@ -356,7 +357,7 @@ def run_videorefer(
     out: str | Path,
     *,
     track: bool = False,
-    frames: int = DEFAULT_FRAMES,
+    frames: int = defaults.VIDEOREFER_FRAMES,
     single_frame: bool = False,
     fps: float | None = None,
     video_root: str | Path | None = None,

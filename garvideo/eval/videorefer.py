@@ -53,9 +53,6 @@ BENCHMARK_D = VideoReferBenchmark(
     "VideoRefer-Bench-D", D_ANNOTATION_FILE, describe=True, video_folders=(".", "Panda-70M-part")
 )
 
-#: Frames GAR sees per question by default: VideoRefer's own scripts sample 16 (the GAR paper does not say).
-DEFAULT_FRAMES = 16
-
 QUESTION_TYPES = (
     "Basic Questions",
     "Sequential Questions",

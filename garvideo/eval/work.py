@@ -8,7 +8,7 @@ items that have no result yet. The predictions file itself is written once,
 atomically, when every item has been tried: it never exists half-written.
 
 The work folder also holds ``run.json`` (the settings the results were made
-with: a later run with other settings is refused rather than mixing results),
+with, which each result records too: a later run with other settings is refused rather than mixing results),
 ``failures.jsonl`` (this run's per-item failures, from BatchJob) and
 ``eval_summary.json`` (:class:`EvalSummary`).
 
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..batch.jobs import BatchJob, check_run_settings, is_done, result_path
+from ..batch.jobs import BatchJob, check_inputs_outside, is_done, result_path
 from ..errors import InvalidInputError
 from ..files import atomic_write_json, check_distinct, check_writable
 from .scoring import ScoreReport
@@ -54,6 +54,7 @@ def prepare_out(out: str | Path, inputs: Mapping[str, str | Path | None] | None 
     check_distinct({"--out": out}, inputs)
     out = check_writable(out, "predictions")
     work_dir = work_folder(out)
+    check_inputs_outside(work_dir, {label: path for label, path in (inputs or {}).items() if path is not None})
     try:
         work_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -207,8 +208,7 @@ def run_items(
     """Run ``process`` over the items not done yet; return every item's outcome, and the counts."""
     started = time.monotonic()
     work_dir = work_folder(predictions)
-    check_run_settings(work_dir, settings)
-    summary = BatchJob(list(items), work_dir, process, progress=progress).run()
+    summary = BatchJob(list(items), work_dir, process, progress=progress, settings=settings).run()
     errors = {failure.key: failure.reason for failure in summary.failed}
     outcomes = []
     for item in items:

@@ -173,7 +173,9 @@ class LiveSession:
             )
         self._commands.put(("remove", name))
 
-    def ask(self, question: str, last: float = 30.0, options: Sequence[str] | None = None) -> Future:
+    def ask(
+        self, question: str, last: float = defaults.LIVE_ASK_LAST_S, options: Sequence[str] | None = None
+    ) -> Future:
         """Ask about the regions over the last ``last`` seconds of the stream, as ``Pipeline.ask`` asks (the regions
         it names as ``<name>``, or all of them); a Future of the :class:`~garvideo.live.events.Answered` event (also
         emitted). Bad questions raise :class:`InvalidInputError` now."""

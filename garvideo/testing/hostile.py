@@ -20,11 +20,13 @@ def unblocking_fifo(path: str | os.PathLike[str], patience: float = 10.0) -> Ite
     """A FIFO at ``path`` for code that must refuse it without opening it for reading.
 
     Should the code block on it anyway, a writer opens and closes it after ``patience`` seconds, which ends
-    the blocked read (no data): the test then fails on what the code did instead of hanging.
+    the blocked read (no data), and the block then fails with :class:`AssertionError` whatever the code did
+    next: a test of a refusal cannot pass by waiting out the patience.
     """
     path = Path(path)
     os.mkfifo(path)
     finished = threading.Event()
+    unblocked: list[bool] = []
 
     def release() -> None:
         if finished.wait(patience):
@@ -33,6 +35,7 @@ def unblocking_fifo(path: str | os.PathLike[str], patience: float = 10.0) -> Ite
             writer = os.open(path, os.O_WRONLY | os.O_NONBLOCK)  # fails at once when nothing reads (ENXIO)
         except OSError:
             return
+        unblocked.append(True)  # a reader had it open, waiting: the code under test blocked
         os.close(writer)
 
     helper = threading.Thread(target=release, name="fifo-release", daemon=True)
@@ -42,6 +45,8 @@ def unblocking_fifo(path: str | os.PathLike[str], patience: float = 10.0) -> Ite
     finally:
         finished.set()
         helper.join()
+        if unblocked:
+            raise AssertionError(f"the FIFO {path} was opened for reading and waited on for {patience:g} s")
 
 
 def symlink_loop(path: str | os.PathLike[str]) -> Path:

@@ -21,7 +21,11 @@ import pytest
 
 from garvideo.testing.grounding_dino import build_tiny_grounding_dino_checkpoint
 
+from ..live.conftest import streams  # noqa: F401 - the live tests' FFmpeg stream servers, for the Live tab's tests
+
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
 MAX_UPLOAD_MB = 1
 #: A file name under --root that is markup: the page must show it as written and never run it.
 MARKUP_NAME = "<img src=x onerror=window.gvPwned=1>.mp4"
@@ -157,3 +161,41 @@ def client(launched_app, tmp_path):
         with contextlib.suppress(Exception):
             c.predict(api_name="/close_session")
         c.close()
+
+
+@pytest.fixture(scope="module")
+def chromium(tmp_path_factory):
+    """A headless Chromium (Debian's chromium and chromium-driver) that reaches nothing but this machine."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    folder = tmp_path_factory.mktemp("chromium")
+    for flag in (
+        "--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1", "--window-size=1400,1000",
+        f"--user-data-dir={folder / 'profile'}",
+    ):  # fmt: skip
+        options.add_argument(flag)
+    downloads = folder / "downloads"
+    downloads.mkdir()
+    options.add_experimental_option(
+        "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
+    )
+    # The driver given explicitly: Selenium Manager never downloads one.
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.downloads = downloads
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture
+def shots(tmp_path) -> Path:
+    folder = Path(os.environ.get("GARVIDEO_APP_SCREENSHOTS") or tmp_path / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"\nscreenshots: {folder}")
+    return folder

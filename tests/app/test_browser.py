@@ -27,10 +27,8 @@ from garvideo.defaults import MAX_NEW_TOKENS_LIMIT
 from garvideo.outputs import validate_result_document
 from garvideo.testing.waiting import wait_until
 
-from .conftest import MARKUP_NAME, SAMPLES
+from .conftest import CHROMEDRIVER, CHROMIUM, MARKUP_NAME, SAMPLES
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 CAT_BOX = (27, 91, 137, 175)  # the cat on frame 12 (samples/regions.jsonl)
 WAIT_S = 90
 
@@ -61,43 +59,6 @@ if (!window.gvPointer)
     document.addEventListener(kind, (e) => window.gvPointer.push([e.clientX, e.clientY]), true);
 window.gvPointer = [];
 """
-
-
-@pytest.fixture(scope="module")
-def chromium(tmp_path_factory):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    folder = tmp_path_factory.mktemp("chromium")
-    for flag in (
-        "--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1", "--window-size=1400,1000",
-        f"--user-data-dir={folder / 'profile'}",
-    ):  # fmt: skip
-        options.add_argument(flag)
-    downloads = folder / "downloads"
-    downloads.mkdir()
-    options.add_experimental_option(
-        "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
-    )
-    # The driver given explicitly: Selenium Manager never downloads one.
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.downloads = downloads
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
-@pytest.fixture
-def shots(tmp_path) -> Path:
-    folder = Path(os.environ.get("GARVIDEO_APP_SCREENSHOTS") or tmp_path / "screenshots")
-    folder.mkdir(parents=True, exist_ok=True)
-    print(f"\nscreenshots: {folder}")
-    return folder
 
 
 @dataclass
@@ -158,12 +119,15 @@ class Page:
     def frame_is(self, index: int) -> None:
         self.until(lambda: self.one("#gv-frame .gv-stage").get_attribute("data-frame") == str(index), f"frame {index}")
 
-    def drag(self, box: tuple[float, float, float, float]) -> tuple[list[int], list[int]]:
-        """Drag over ``box`` (video pixels) on the picture; the box the page took and where the mouse really was,
-        mapped to video pixels by the picture's rectangle inside the <img> (which may letterbox it)."""
+    def drag(
+        self, box: tuple[float, float, float, float], picture: str = "#gv-frame", mark: str = "#gv-mark"
+    ) -> tuple[list[int], list[int]]:
+        """Drag over ``box`` (video pixels) on the ``picture``; the box the page took (in the ``mark`` field) and where
+        the mouse really was, mapped to video pixels by the picture's rectangle inside the <img> (which may letterbox
+        it)."""
         from selenium.webdriver.common.action_chains import ActionChains
 
-        image = self.one("#gv-frame img.gv-img")
+        image = self.one(f"{picture} img.gv-img")
         self.js("arguments[0].scrollIntoView({block: 'center'});", image)
         self.js(POINTER_JS)
         left, top, width, height, w, h = self.js(
@@ -181,12 +145,12 @@ class Page:
         chain = ActionChains(self.driver).move_to_element_with_offset(image, *offset(x1, y1)).click_and_hold()
         chain.move_to_element_with_offset(image, *offset((x1 + x2) / 2, (y1 + y2) / 2))
         chain.move_to_element_with_offset(image, *offset(x2, y2)).release().perform()
-        mark = self.one("#gv-mark textarea, #gv-mark input")
-        self.until(lambda: mark.get_attribute("value"), "the drawn box in the mark field")
+        field = self.one(f"{mark} textarea, {mark} input")
+        self.until(lambda: field.get_attribute("value"), "the drawn box in the mark field")
         (down_x, down_y), (up_x, up_y) = self.js("return window.gvPointer")[-2:]
         pointer = [(down_x - shown_left) / scale, (down_y - shown_top) / scale]
         pointer += [(up_x - shown_left) / scale, (up_y - shown_top) / scale]
-        return [int(v) for v in mark.get_attribute("value").split(",")], [round(v) for v in pointer]
+        return [int(v) for v in field.get_attribute("value").split(",")], [round(v) for v in pointer]
 
 
 @pytest.fixture

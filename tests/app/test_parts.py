@@ -174,7 +174,8 @@ def test_binding_beyond_this_machine_warns():
 def test_the_app_command_and_its_options(tmp_path):
     result = CliRunner().invoke(cli_app, ["app", "--help"])
     assert result.exit_code == 0
-    for option in ("--model", "--sam2", "--device", "--host", "--port", "--root", "--max-upload-mb", "--detector"):
+    for option in ("--model", "--sam2", "--device", "--host", "--port", "--root", "--max-upload-mb", "--detector",
+                   "--live-device"):  # fmt: skip
         assert option in result.output
     assert "[default: 127.0.0.1]" in result.output
     missing = CliRunner().invoke(cli_app, ["app", "--root", str(tmp_path / "nowhere")])

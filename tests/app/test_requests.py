@@ -119,7 +119,7 @@ _NOT_WHOLE = st.one_of(
     st.integers(min_value=2**31), st.floats(0.1, 0.9), st.dictionaries(st.text(max_size=2), st.integers(), max_size=1),
 )  # fmt: skip
 _NOT_NUMBER = st.one_of(
-    st.text(max_size=4), st.booleans(), st.lists(st.integers(), max_size=2), st.floats(max_value=-0.001),
+    st.text(max_size=4), st.booleans(), st.lists(st.integers(), max_size=2), st.floats(max_value=-0.001, allow_infinity=False),
     st.floats(min_value=1e9, allow_infinity=False),
 )  # fmt: skip
 _NOT_CHOICE = st.one_of(st.text(max_size=6).filter(lambda t: t not in ("box", "points", "text", "vanilla", "thumb+tile")),
@@ -150,6 +150,16 @@ ENDPOINTS = {
     "track": [*_SPAN, ("whole", 0)],
     "describe": [*_SPAN, ("number", 0), ("whole", 4), *_GENERATION, ("flag", False), ("whole", 0)],
     "ask": [("text", "What is <cat>?"), ("text", ""), *_SPAN, *_GENERATION, ("whole", 0)],
+    # the Live tab's source and settings (checked before a live session is reserved: nothing opens)
+    "live_open": [
+        ("text", "udp://127.0.0.1:9"),
+        ("number", 1.0),
+        ("whole", 4),
+        ("whole", 3),
+        ("whole", 4),
+        ("number", 2.0),
+        ("flag", False),
+    ],  # fmt: skip
 }
 
 

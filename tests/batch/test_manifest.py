@@ -228,3 +228,48 @@ def test_a_result_files_regions_run_again_from_a_manifest_line(material, tmp_pat
 
 def _order(prompt):
     return (prompt.name, str(prompt.when))
+
+
+def test_an_empty_option_fails_its_line_before_any_work(tmp_path):
+    (tmp_path / "a.mp4").write_bytes(b"")
+    line = {"video": "a.mp4", "regions": [_BOX], "question": "Is <dog> red?", "options": ["yes", " "]}
+    (item,) = read_manifest(_write(tmp_path / "r.jsonl", [line]))
+    with pytest.raises(InvalidInputError, match="^line 1: option 2 of 2 is empty"):
+        item.parse(tmp_path, tmp_path)
+
+
+def test_lines_are_read_one_at_a_time_within_a_bound(tmp_path, monkeypatch):
+    # Issue 21's review: the whole file was read at once, a line of any length. Lines are read one by one, none
+    # beyond MAX_LINE_BYTES (16 MiB; 100 bytes here, so that the test writes little).
+    from garvideo.batch import manifest as module
+
+    monkeypatch.setattr(module, "MAX_LINE_BYTES", 100)
+    (tmp_path / "a.mp4").write_bytes(b"")
+    short = json.dumps({"video": "a.mp4", "regions": [{"name": "d", "when": {"frame": 0}, "box": [1, 2, 3, 4]}]})
+    long = json.dumps({"video": "a.mp4", "regions": [{"name": "d" * 40, "box": [1, 2, 3, 4]}]})
+    assert len(short) <= 100 < len(long)
+    path = tmp_path / "r.jsonl"
+    path.write_bytes(f"{short}\r\n\r\n{long}\n".encode())
+    with pytest.raises(
+        InvalidInputError, match=r"r.jsonl: line 3 is longer than 100 bytes: a line is one video and its regions"
+    ):
+        read_manifest(path)
+    path.write_bytes(f"{short}\r\n".encode() + b"x" * 10_000)  # a last line without an end, far over the bound
+    with pytest.raises(InvalidInputError, match="line 2 is longer than"):
+        read_manifest(path)
+    path.write_bytes(f"{short}\r\n".encode() + b"\xff\xfe\n")
+    with pytest.raises(InvalidInputError, match=r"r.jsonl is not a UTF-8 text file \(line 2\)"):
+        read_manifest(path)
+    path.write_bytes(f"{short}\r\n\n# a comment\n".encode())
+    (line,) = read_manifest(path)
+    assert (line.number, line.text) == (1, short) and line.parse(tmp_path, tmp_path).regions[0].name == "d"
+
+
+def test_a_manifest_that_is_not_a_regular_file_is_refused_without_blocking(tmp_path):
+    from garvideo.testing import hostile
+
+    with hostile.unblocking_fifo(tmp_path / "r.jsonl") as fifo:
+        with pytest.raises(InvalidInputError, match=r"cannot read the regions file .*r.jsonl: it is a FIFO"):
+            read_manifest(fifo)
+    with pytest.raises(InvalidInputError, match="cannot read the regions file .*: it is a folder"):
+        read_manifest(tmp_path)

@@ -100,6 +100,10 @@ def _outputs(folder: Path) -> dict[str, object]:
             elif path.name != "run.json":  # the settings: the same for both
                 document.pop("created")
                 document["provenance"].pop("timings")
+                for run in document["provenance"]["settings"].values():
+                    # why --compile auto decided as it did counts the decode steps its process ran before: a Ray
+                    # worker's are not the one-machine batch's (the decision, "decoding", is compared)
+                    run.get("compile", {}).pop("reason", None)
             out[path.name] = document
         elif path.suffix == ".jsonl":
             out[path.name] = [json.loads(line) for line in path.read_text().splitlines()]

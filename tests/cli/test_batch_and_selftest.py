@@ -94,6 +94,12 @@ def test_batch_over_three_clips_one_corrupt(run, models, material, tmp_path):
         refused = run("batch", material.folder, "--regions", material.manifest, "--out", out, *changed, *models)
         assert refused.exit_code == 2 and "holds results made with other settings" in refused.stderr
     assert "srt: True before, False now" in refused.stderr or "tiling" in refused.stderr
+    # ... also once run.json is gone: the results record their settings (issue 21's review)
+    (out / "run.json").unlink()
+    changed = ["--frames", "3", *same[2:]]
+    refused = run("batch", material.folder, "--regions", material.manifest, "--out", out, *changed, *models)
+    assert refused.exit_code == 2 and "(frames: 2 before, 3 now) according to the result" in refused.stderr
+    assert not (out / "run.json").exists() and all(doc["run_settings"]["options"]["frames"] == 2 for doc in docs)
 
 
 @pytest.mark.slow

@@ -65,6 +65,10 @@ EARLY_MISTAKES = [
     (["describe", "{clip}", "--box", "{box}", "--overlay", "/proc/o.mp4"], "/proc/o.mp4"),
     (["describe", "{clip}", "--box", "{box}", "--srt", "/proc/s.srt"], "/proc/s.srt"),
     (["ask", "{clip}", "Is <thing> red?", "--box", "{box}", "--out", "/proc/r.json"], "/proc/r.json"),
+    (
+        ["ask", "{clip}", "Is <thing> red?", "--box", "{box}", "--option", "", "--option", "no"],
+        "option 1 of 2 is empty",
+    ),
     (["track", "{clip}", "--box", "{box}", "--out", "/proc/t.json"], "/proc/t.json"),
     (["batch", "{folder}", "--regions", "{manifest}", "--out", "/proc/garvideo-out"], "/proc/garvideo-out"),
 ]

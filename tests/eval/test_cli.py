@@ -95,6 +95,9 @@ MISTAKES = [
     # an object where the benchmark has a list would run as one malformed item and score 0.0 with exit 0
     (["videorefer-q", "--data", "{object}", "--out", "q.jsonl", *NO_MODEL], "must hold a JSON list of items"),
     (["gar-bench-vqa", "--data", "{object}", "--out", "p.json", *NO_MODEL], "must hold a JSON list of items"),
+    # an empty list loaded the model, scored "accuracy: 0.0" and exited 0
+    (["videorefer-q", "--data", "{empty}", "--out", "q.jsonl", *NO_MODEL], "holds no items (an empty list)"),
+    (["gar-bench-vqa", "--data", "{empty}", "--out", "p.json", *NO_MODEL], "holds no items (an empty list)"),
     # the predictions must not replace the benchmark they are made from
     (["videorefer-q", "--data", "{videorefer}", "--out", "{videorefer}/VideoRefer-Bench-Q.json"], "itself"),
     (["videorefer-q", "--data", "{videorefer}", "--out", "q.jsonl", "--max-new-tokens", "99999"], "99999"),
@@ -119,6 +122,7 @@ def test_user_mistakes_print_one_line_and_exit_non_zero(args, message, videorefe
     (tmp_path / "subset.txt").write_text("images/a.png\nimages/elsewhere.png\n")
     (tmp_path / "blocked.json.work").write_text("a file where the run's work folder would go")
     (tmp_path / "object.json").write_text(json.dumps({"0": {"video": "a", "Question": "<region>?"}}))
+    (tmp_path / "empty.json").write_text("[]\n")
     filled = [
         a.format(
             tmp=tmp_path,
@@ -129,6 +133,7 @@ def test_user_mistakes_print_one_line_and_exit_non_zero(args, message, videorefe
             subset=tmp_path / "subset.txt",
             videorefer=videorefer_set.folder,
             object=tmp_path / "object.json",
+            empty=tmp_path / "empty.json",
             released=bench / "gar_1b_vqa_predictions.json" if bench else "",
         )
         for a in args
