@@ -23,7 +23,7 @@ the start would count them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
@@ -64,6 +64,9 @@ class DecodedIndex:
     seek_targets: tuple[int | None, ...]
     seekable: bool
     follows_packets: bool
+    #: How far (time base units) frame 0's timestamp is after the first packet's: packets before it gave no
+    #: frame (a file that starts mid-GOP, see :mod:`garvideo.video.leading`).
+    lead: int = 0
 
 
 class BestEffortClock:
@@ -140,6 +143,36 @@ def is_mpeg_stream(container_format: str) -> bool:
     return bool(set(container_format.split(",")) & set(MPEG_STREAM_FORMATS))
 
 
+@dataclass
+class _Scan:
+    """What a decode from the start records: frames in output order, and the packets they came from."""
+
+    clock: BestEffortClock = field(default_factory=BestEffortClock)
+    stamps: list[int | None] = field(default_factory=list)
+    durations: list[int] = field(default_factory=list)
+    origins: dict[PacketKey, list[int]] = field(default_factory=dict)
+    key_packets: list[tuple[PacketKey, int | None]] = field(default_factory=list)
+    packet_pts: dict[PacketKey, int | None] = field(default_factory=dict)
+    recognisable: bool = True
+
+    def packet(self, packet: Any) -> None:
+        """Tag a packet with its identity (its frames carry it) and note it, unless an edit list discards it."""
+        key = packet_key(packet)
+        packet.opaque = key
+        if packet.is_discard:
+            return  # decoded all the same (later frames refer to its), its frame dropped by the decoder
+        self.recognisable = self.recognisable and key not in self.packet_pts and key != (None, None)
+        self.packet_pts[key] = packet.pts
+        if packet.is_keyframe:
+            self.key_packets.append((key, packet.dts if packet.dts is not None else packet.pts))
+
+    def take(self, frames: list[Any]) -> None:
+        for frame in frames:
+            self.origins.setdefault(frame.opaque, []).append(len(self.stamps))
+            self.stamps.append(self.clock(frame.pts, frame.dts))
+            self.durations.append(frame.duration or 0)
+
+
 def scan(name: str, container: Any, stream: Any) -> tuple[Timeline, DecodedIndex, str | None]:
     """Decode ``stream`` from the start: its timeline, packet-to-frame index and damage (None if clean)."""
     stream.thread_type = "AUTO"
@@ -148,22 +181,8 @@ def scan(name: str, container: Any, stream: Any) -> tuple[Timeline, DecodedIndex
     # stamp frames by decode times alone, as FFmpeg's own AVI reading long did.
     has_presentation_times = not is_avi(container.format.name)
     gaps_decoded = is_mpeg_stream(container.format.name)
-    clock = BestEffortClock()
-    stamps: list[int | None] = []
-    origins: dict[PacketKey, list[int]] = {}
-    key_packets: list[tuple[PacketKey, int | None]] = []
-    durations: list[int] = []
-    seen_keys: set[PacketKey] = set()
-    packet_pts: dict[PacketKey, int | None] = {}
-    recognisable = True
+    found = _Scan()
     damage = None
-
-    def take(frames: list[Any]) -> None:
-        for frame in frames:
-            origins.setdefault(frame.opaque, []).append(len(stamps))
-            stamps.append(clock(frame.pts, frame.dts))
-            durations.append(frame.duration or 0)
-
     packets = container.demux(stream)
     while True:
         try:
@@ -171,39 +190,36 @@ def scan(name: str, container: Any, stream: Any) -> tuple[Timeline, DecodedIndex
         except StopIteration:
             break
         except av.error.FFmpegError as exc:
-            damage = f"a read error after {len(seen_keys)} packets ({exc.strerror})"
+            damage = f"a read error after {len(found.packet_pts)} packets ({exc.strerror})"
             break
         if packet.size == 0:
             continue  # end-of-stream marker or an empty (dropped-frame) index entry
         if packet.is_corrupt and not gaps_decoded:
             damage = f"a damaged packet at byte {packet.pos} of {container.size}"
             break
-        if packet.is_discard:
-            continue
-        key = packet_key(packet)
-        recognisable = recognisable and key not in seen_keys and key != (None, None)
-        seen_keys.add(key)
-        packet_pts[key] = packet.pts
-        if packet.is_keyframe:
-            key_packets.append((key, packet.dts if packet.dts is not None else packet.pts))
-        packet.opaque = key
+        found.packet(packet)
         if not has_presentation_times:
             packet.pts = None
         try:
-            take(stream.decode(packet))
+            found.take(stream.decode(packet))
         except av.error.FFmpegError:
             continue  # a damaged packet: FFmpeg goes on without its frame too
     try:
-        take(stream.decode(None))
+        found.take(stream.decode(None))
     except av.error.FFmpegError:
         pass
-    if not stamps:
+    if not found.stamps:
         raise VideoError(f"{name} has a video stream but none of its frames can be decoded")
+    timeline, index = _indexed(name, stream, found)
+    return timeline, index, damage
 
-    times, duration = _seconds(stamps, durations, stream.time_base, stream.average_rate)
-    frames_of_packet = {key: tuple(indices) for key, indices in origins.items() if key is not None}
+
+def _indexed(name: str, stream: Any, found: _Scan) -> tuple[Timeline, DecodedIndex]:
+    stamps = found.stamps
+    times, duration = _seconds(stamps, found.durations, stream.time_base, stream.average_rate)
+    frames_of_packet = {key: tuple(indices) for key, indices in found.origins.items() if key is not None}
     keyframes: dict[int, int | None] = {0: None}
-    for key, target in key_packets:
+    for key, target in found.key_packets:
         own = frames_of_packet.get(key)
         if own and own[0] > 0 and target is not None:
             keyframes.setdefault(own[0], target)
@@ -217,13 +233,15 @@ def scan(name: str, container: Any, stream: Any) -> tuple[Timeline, DecodedIndex
         time_base=stream.time_base,
         keyframes=np.asarray(ordered, dtype=np.int64),
     )
+    shown_pts = [pts for pts in found.packet_pts.values() if pts is not None]
     index = DecodedIndex(
         frames_of_packet=frames_of_packet,
         seek_targets=tuple(keyframes[k] for k in ordered),
-        seekable=recognisable,
-        follows_packets=_follows_packets(frames_of_packet, packet_pts, stamps) and recognisable,
+        seekable=found.recognisable,
+        follows_packets=_follows_packets(frames_of_packet, found.packet_pts, stamps) and found.recognisable,
+        lead=max(0, stamps[0] - min(shown_pts)) if stamps[0] is not None and shown_pts else 0,
     )
-    return timeline, index, damage
+    return timeline, index
 
 
 def _follows_packets(

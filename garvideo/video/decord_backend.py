@@ -5,8 +5,9 @@ frames as the PyAV probe, and times always come from the probe so both
 backends give the same frames for the same indices. Rotated videos are refused
 (decord 0.6 mishandles their display matrix), and so are files whose frames are
 not one per packet in timestamp order (packed B-frames, B-frames without
-presentation timestamps, repeated or backward timestamps: decord numbers frames by packets) and
-MPEG transport and program streams (decord seeks them to the wrong frames): PyAV reads them.
+presentation timestamps, repeated or backward timestamps, packets a decoder drops at a mid-GOP start or
+an edit list hides: decord numbers frames by packets) and MPEG transport and program streams (decord
+seeks them to the wrong frames): PyAV reads them.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ class DecordDecoder:
             raise VideoError(f"decord cannot open {path}: {str(exc).splitlines()[0]}") from None
         if len(self._reader) != len(timeline):
             raise VideoError(
-                f"decord counts {len(self._reader)} frames in {path} where its packets hold {len(timeline)}; "
+                f"decord counts {len(self._reader)} frames in {path} where FFmpeg outputs {len(timeline)}; "
                 "use backend='pyav' for this file"
             )
         self._timeline = timeline

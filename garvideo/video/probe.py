@@ -5,11 +5,14 @@ packets are read in about a second) to get every frame's presentation
 timestamp and the keyframe positions, and decodes only the first frame (its
 rotation and pixel format). Files whose packets do not give FFmpeg's frames
 (packed B-frames, B-frames without presentation timestamps) are decoded once
-instead, see :mod:`garvideo.video.decoded_index`.
+instead, see :mod:`garvideo.video.decoded_index`; files that start mid-GOP have
+their head decoded to learn which leading packets give no frame, see
+:mod:`garvideo.video.leading`.
 """
 
 from __future__ import annotations
 
+import collections
 import math
 import os
 import struct
@@ -24,7 +27,7 @@ import av.error
 
 from ..errors import VideoError
 from ..inputs import regular_file_problem
-from . import decoded_index
+from . import decoded_index, leading
 from .decoded_index import DecodedIndex
 from .facts import VideoDecodeWarning, VideoInfo
 from .timeline import Timeline, build_timeline, estimated_timeline
@@ -41,6 +44,10 @@ class Probe:
     #: Per timeline keyframe, the timestamp to seek to where it is not the keyframe's pts (None: start over
     #: from the beginning); None when pts seeks work (see :func:`~garvideo.video.decoded_index.is_mpeg_stream`).
     seek_targets: tuple[int | None, ...] | None = None
+    #: Leading packets the decoder outputs no frame for (the file starts mid-GOP; see :mod:`.leading`).
+    leading_dropped: int = 0
+    #: Packets the container's edit list hides (decoded as references, never shown: an ``-ss`` copy cut).
+    discarded: int = 0
 
 
 @dataclass
@@ -63,6 +70,18 @@ class _Packets:
     #: Packets flagged damaged but decoded, as FFmpeg does in MPEG streams: how many, and where the first is.
     gaps: int = 0
     first_gap: int | None = None
+    #: The start of the stream (discarded packets included): whether it may start mid-GOP (see leading.py).
+    first_is_keyframe: bool | None = None
+    first_dts: int | None = None
+    keyframe_seen: bool = False
+    first_keyframe_pts: int | None = None
+    #: Leading packets the decoder outputs no frame for (a file that starts mid-GOP), left out of the frames,
+    #: and how far (in time base units) the first frame left starts after the first of them.
+    dropped: int = 0
+    dropped_span: int = 0
+    discarded: int = 0
+    #: The first frame's facts (see :func:`_frame_facts`), where decoding the head already gave them.
+    first_frame: tuple[float | None, int, int, str] | None = None
     _last_pts: int | None = None
     _last_dts: int | None = None
 
@@ -91,6 +110,31 @@ class _Packets:
         if packet.is_keyframe:
             self.keyframe_pts.append(pts)
             self.keyframe_dts.setdefault(pts, dts)
+
+    def note_start(self, packet: Any) -> None:
+        """Called for each packet (discarded ones too) until the first keyframe."""
+        keyframe = packet.is_keyframe
+        if self.first_is_keyframe is None:
+            self.first_is_keyframe, self.first_dts = keyframe, packet.dts
+        if keyframe:
+            self.keyframe_seen = True
+            self.first_keyframe_pts = packet.pts
+
+    def drop_leading(self, dropped_pts: list[int]) -> None:
+        """Leave out leading packets that give no frame (each pts once, from the start)."""
+        left = collections.Counter(dropped_pts)
+        kept: list[int] = []
+        for pts in self.pts:
+            if left[pts] > 0:
+                left[pts] -= 1
+                self.durations.pop(pts, None)
+            else:
+                kept.append(pts)
+        dropped = set(dropped_pts)
+        self.keyframe_pts = [pts for pts in self.keyframe_pts if pts not in dropped]
+        if kept:
+            self.dropped_span = max(0, min(kept) - min(self.pts))
+        self.pts, self.dropped = kept, len(self.pts) - len(kept)
 
 
 def open_container(path: str | os.PathLike[str]) -> Any:
@@ -160,12 +204,16 @@ def rotation_clockwise(counter_clockwise: float | None) -> int:
     return int(theta) if theta > 1 else 0
 
 
-def _declared_duration(container: Any, stream: Any) -> float | None:
+def _declared_duration(container: Any, stream: Any, first_dts: int | None) -> float | None:
     """The duration the container's header promises (seconds), if any."""
     if stream.duration and stream.time_base:
         return float(stream.duration * stream.time_base)
     if container.duration:
-        return container.duration / 1_000_000
+        seconds = container.duration / 1_000_000
+        if "flv" in container.format.name.split(",") and stream.start_time is not None and first_dts is not None:
+            # FLV's header counts from the first packet's decode time, before the first frame's by the B-frames' delay
+            seconds -= float(max(0, stream.start_time - first_dts) * stream.time_base)
+        return seconds
     return None
 
 
@@ -193,8 +241,11 @@ def _read_packets(container: Any, stream: Any) -> _Packets:
                     break
                 packets.gaps += 1
                 packets.first_gap = packet.pos if packets.first_gap is None else packets.first_gap
+            if not packets.keyframe_seen:
+                packets.note_start(packet)
             if packet.is_discard:
-                continue  # dropped by the container's edit list: never shown
+                packets.discarded += 1  # dropped by the container's edit list: never shown
+                continue
             packets.add(packet, stream)
     except av.error.FFmpegError as exc:
         packets.damage = f"a read error after {packets.count} packets ({exc.strerror})"
@@ -214,32 +265,34 @@ def _average_rate(stream: Any) -> Fraction | None:
 
 
 def _seek_targets(container: Any, timeline: Timeline, packets: _Packets) -> tuple[int | None, ...] | None:
-    """Where MPEG streams seek to for each keyframe (None: start over from the beginning); None elsewhere.
+    """Where to seek for each keyframe (None: start over from the beginning), where not to its pts; else None.
 
     A transport stream seeks by decode timestamps, so to the keyframe's own dts. A program stream (.mpg,
     .vob) splits pictures over packets whose missing timestamps libavformat fills in differently after a
-    seek, so reading there starts over instead (exact; slower only for going back in long files).
+    seek, so reading there starts over instead (exact; slower only for going back in long files). A file
+    that starts mid-GOP has no keyframe at frame 0: reading frame 0 starts over too.
     """
-    if timeline.pts is None or not decoded_index.is_mpeg_stream(container.format.name):
+    mpeg = decoded_index.is_mpeg_stream(container.format.name)
+    if timeline.pts is None or not (mpeg or packets.dropped):
         return None
-    if "mpegts" not in container.format.name.split(","):
+    transport = "mpegts" in container.format.name.split(",")
+    if mpeg and not transport:
         return (None,) * len(timeline.keyframes)
     targets: list[int | None] = [None]
     for index in timeline.keyframes[1:]:
         pts = int(timeline.pts[index])
-        dts = packets.keyframe_dts.get(pts)
+        dts = packets.keyframe_dts.get(pts) if transport else None
         targets.append(pts if dts is None else dts)
     return tuple(targets)
 
 
-def _probe_stream(name: str, container: Any, stream: Any) -> Probe:
-    packets = _read_packets(container, stream)
-    if packets.count == 0:
-        raise VideoError(f"{name} has a video stream but no frames in it")
-    codec_context = stream.codec_context
+def _frames_of(
+    name: str, container: Any, stream: Any, packets: _Packets
+) -> tuple[Timeline, DecodedIndex | None, str | None]:
+    """The frames FFmpeg outputs: from the packets, less those a decoder drops at a mid-GOP start; or, where the
+    packets cannot tell them, from a decode of the whole file (its index, and the damage it found)."""
     timeline = _packet_timeline(name, packets, stream)
-    damage = packets.damage
-    decoded: DecodedIndex | None = None
+    codec_context = stream.codec_context
     order = decoded_index.PacketOrder(
         codec=codec_context.name,
         codec_reorders=bool(getattr(codec_context, "has_b_frames", False)),
@@ -254,12 +307,31 @@ def _probe_stream(name: str, container: Any, stream: Any) -> Probe:
         with open_container(name) as fresh:
             scanned_timeline, scanned, scan_damage = decoded_index.scan(name, fresh, fresh.streams[stream.index])
         if not scanned.follows_packets:  # else the packets' timeline above is FFmpeg's too
-            timeline, decoded, damage = scanned_timeline, scanned, scan_damage
+            packets.dropped_span = scanned.lead
+            return scanned_timeline, scanned, scan_damage
+    elif timeline.pts is not None and leading.may_start_mid_gop(
+        bool(packets.first_is_keyframe), packets.first_keyframe_pts, packets.pts
+    ):
+        with open_container(name) as fresh:
+            lead = leading.decode_head(fresh, fresh.streams[stream.index], packets.first_keyframe_pts)
+            packets.first_frame = _frame_facts(lead.first_frame) if lead.first_frame is not None else None
+        if lead.dropped_pts and len(lead.dropped_pts) < len(packets.pts):
+            packets.drop_leading(lead.dropped_pts)
+            timeline = _packet_timeline(name, packets, stream)
+    return timeline, None, packets.damage
 
-    counter_clockwise, coded_width, coded_height, frame_format = _first_frame(name, stream.index)
+
+def _probe_stream(name: str, container: Any, stream: Any) -> Probe:
+    packets = _read_packets(container, stream)
+    if packets.count == 0:
+        raise VideoError(f"{name} has a video stream but no frames in it")
+    codec_context = stream.codec_context
+    timeline, decoded, damage = _frames_of(name, container, stream, packets)
+
+    counter_clockwise, coded_width, coded_height, frame_format = packets.first_frame or _first_frame(name, stream.index)
     rotation = rotation_clockwise(counter_clockwise)
     width, height = (coded_height, coded_width) if rotation in (90, 270) else (coded_width, coded_height)
-    _warn_if_damaged(name, container, stream, timeline, damage, decoded is not None)
+    _warn_if_damaged(name, container, stream, timeline, damage, decoded is not None, packets)
     if packets.gaps:
         warnings.warn(
             f"{name}: {packets.gaps} packet(s) are flagged damaged by a gap in the stream (the first at byte "
@@ -289,14 +361,25 @@ def _probe_stream(name: str, container: Any, stream: Any) -> Probe:
         coded_height=coded_height,
     )
     targets = None if decoded is not None else _seek_targets(container, timeline, packets)
-    return Probe(info=info, timeline=timeline, decoded=decoded, stream_headers=packets.headers, seek_targets=targets)
+    return Probe(
+        info=info,
+        timeline=timeline,
+        decoded=decoded,
+        stream_headers=packets.headers,
+        seek_targets=targets,
+        leading_dropped=packets.dropped,
+        discarded=packets.discarded,
+    )
 
 
 def _warn_if_damaged(
-    name: str, container: Any, stream: Any, timeline: Timeline, damage: str | None, decoded: bool
+    name: str, container: Any, stream: Any, timeline: Timeline, damage: str | None, decoded: bool, packets: _Packets
 ) -> None:
-    declared_frames = stream.frames or 0
-    declared_duration = _declared_duration(container, stream)
+    # The header counts the leading packets a mid-GOP start drops (see leading.py) as frames and time.
+    declared_frames = (stream.frames or 0) - packets.dropped
+    declared_duration = _declared_duration(container, stream, packets.first_dts)
+    if declared_duration is not None and packets.dropped_span:
+        declared_duration -= float(packets.dropped_span * stream.time_base)
     readable = len(timeline)
     # A header's frame count also counts empty index entries (AVI's dropped frames) and placeholders
     # that give no picture: it shows truncation only when the header gives no duration to compare.
@@ -332,12 +415,31 @@ def stream_headers(codec_context: Any, first_packet: bytes) -> bytes | None:
 
 
 def _first_frame(name: str, stream_index: int) -> tuple[float | None, int, int, str]:
-    """Decode from the start (a fresh container: rewinding is not reliable everywhere) until a frame comes out."""
+    """Decode from the start (a fresh container: rewinding is not reliable everywhere) until a frame comes out.
+
+    A packet that fails to decode is passed over, as FFmpeg does: a file that starts mid-GOP opens with
+    packets whose parameter sets come later (with the first keyframe).
+    """
+    failure = ""
     with open_container(name) as container:
         stream = container.streams[stream_index]
-        try:
-            for frame in container.decode(stream):
-                return display_rotation(frame), frame.width, frame.height, frame.format.name
-        except av.error.FFmpegError as exc:
-            raise VideoError(f"{name}: the first frame cannot be decoded ({exc.strerror})") from None
-    raise VideoError(f"{name} has a video stream but none of its frames can be decoded")
+        packets = container.demux(stream)
+        while True:
+            try:
+                packet = next(packets, None)
+            except av.error.FFmpegError as exc:
+                failure = f" ({exc.strerror})"
+                packet = None  # unreadable from here: drain the decoder
+            try:
+                for frame in stream.decode(packet):
+                    return _frame_facts(frame)
+            except av.error.FFmpegError as exc:
+                failure = f" ({exc.strerror})"
+            if packet is None:
+                break
+    raise VideoError(f"{name} has a video stream but none of its frames can be decoded{failure}")
+
+
+def _frame_facts(frame: Any) -> tuple[float | None, int, int, str]:
+    """A decoded frame's display-matrix angle (counter-clockwise), coded width and height, and pixel format."""
+    return display_rotation(frame), frame.width, frame.height, frame.format.name

@@ -164,7 +164,9 @@ class PyAVDecoder:
                 return None
             except av.error.FFmpegError:
                 return None  # unreadable rest of the file: drain what the decoder holds
-            if packet.size == 0 or packet.is_discard or (packet.is_corrupt and not self._gaps_decoded):
+            # (packets an edit list discards are decoded all the same: the frames after them refer to theirs,
+            # and the decoder drops their own frames, as in FFmpeg)
+            if packet.size == 0 or (packet.is_corrupt and not self._gaps_decoded):
                 continue
             if self._await_keyframe:
                 if not packet.is_keyframe:

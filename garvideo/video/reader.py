@@ -325,6 +325,10 @@ def _not_for_decord(facts: Probe) -> str | None:
         )
     if is_mpeg_stream(facts.info.container):
         return "an MPEG transport or program stream, which decord seeks to the wrong frames"
+    if facts.leading_dropped:
+        return f"it starts mid-GOP: FFmpeg's decoder drops its first {facts.leading_dropped} packets, decord does not"
+    if facts.discarded:
+        return f"its edit list hides {facts.discarded} packets, which decord shows"
     return None
 
 

@@ -21,6 +21,15 @@ reports as each frame's best-effort timestamp.
 - :func:`joined_ts`: two recordings whose clocks both start at 0, spliced end to end: timestamps
   repeat and go back at the join.
 - :func:`rotated_45_mp4`: a display matrix of 45 degrees (not a multiple of 90).
+- :func:`bframes_flv`: H.264 with B-frames in FLV (its header's duration counts from the first decode time).
+- Files that start mid-GOP, as a capture of a live source or a cut does (the decoder drops the leading
+  packets whose references are missing; FFmpeg's frame 0 is the first frame it outputs):
+  :func:`mid_gop_ts` (``dd`` of a transport stream at a 188-byte packet inside a picture; with a long GOP,
+  :func:`mid_gop_long_gop_ts`, its leading packets fail to decode),
+  :func:`mid_gop_mpeg2_ts` (open-GOP MPEG-2, cut at any byte), :func:`open_gop_copy_cut_ts` (``-ss`` copy
+  cut at an I picture whose leading B pictures refer to the GOP before), :func:`copy_cut` (``-c copy
+  -copyinkf`` from a non-key point into MP4, Matroska or FLV) and :func:`edit_list_mp4` (an ``-ss`` copy cut
+  that starts at the keyframe before and hides the packets up to the cut with an edit list).
 """
 
 from __future__ import annotations
@@ -223,6 +232,14 @@ def remuxed_ts(path: Path) -> Path:
     return path
 
 
+def bframes_flv(path: Path) -> Path:
+    """H.264 with B-frames copied into FLV, whose header counts the duration from the first decode time, two
+    frames before the first frame is shown (2.48 s for these 2.4 s)."""
+    source = clips.constant_rate_clip(path.with_suffix(".source.mp4"), 60, 25, (160, 120), gop=25, bframes=3).path
+    _ffmpeg("-i", source, "-c", "copy", path)
+    return path
+
+
 def duplicate_pts_mp4(path: Path) -> Path:
     """Issue 21's file: frames 0-11 re-timed 0.05 s apart in a 1/12 s clock, so some share a timestamp."""
     source = _indexed_mp4(path.with_suffix(".source.mp4"))
@@ -242,6 +259,80 @@ def joined_ts(path: Path, half: int = 12, splice: bool = True) -> Path:
         part = clips.write_frames(path.with_suffix(f".part{number}.ts"), images, times, gop=8, bframes=3)
         parts.append(part.path.read_bytes())
     path.write_bytes(splice_transport_streams(*parts) if splice else b"".join(parts))
+    return path
+
+
+# -- files that start mid-GOP (issue 21) ---------------------------------------
+
+#: The sources cut: 3 s at 12 fps, 160x120, a keyframe every 8 frames.
+_SOURCE = {**_CLIP, "num_frames": 36}
+
+
+def _packet_positions(path: Path) -> list[tuple[int, bool]]:
+    """(byte position, keyframe) of each video packet, in decode order."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return [(packet.pos, packet.is_keyframe) for packet in container.demux(stream) if packet.size]
+
+
+def _cut_bytes(source: Path, path: Path, after_keyframe: int, offset: int) -> Path:
+    """``source`` from ``offset`` bytes into the packet ``after_keyframe`` packets after its first keyframe."""
+    positions = _packet_positions(source)
+    first = next(i for i, (_, keyframe) in enumerate(positions) if keyframe)
+    path.write_bytes(source.read_bytes()[positions[first + after_keyframe][0] + offset :])
+    return path
+
+
+def mid_gop_ts(path: Path) -> Path:
+    """H.264 with B-frames in a transport stream, cut as ``dd bs=188 skip=N`` does inside the first GOP: the
+    first TS packet continues a picture begun before the cut, and the pictures up to the next keyframe (with
+    the parameter sets it brings) cannot be decoded."""
+    source = clips.constant_rate_clip(path.with_suffix(".source.ts"), gop=8, bframes=3, **_SOURCE).path
+    return _cut_bytes(source, path, after_keyframe=3, offset=188)
+
+
+def mid_gop_long_gop_ts(path: Path) -> Path:
+    """As :func:`mid_gop_ts` with a keyframe every 8 s (x264's live presets go up to 10 s): FFmpeg's stream
+    probe looks 7 s into a transport stream, so it finds no parameter sets and every packet before the
+    keyframe fails to decode. 28 frames are left of 124 packets."""
+    source = clips.constant_rate_clip(path.with_suffix(".source.mp4"), 124, 12, (160, 120), gop=96, bframes=3).path
+    remuxed = path.with_suffix(".source.ts")
+    _ffmpeg("-i", source, "-c", "copy", "-f", "mpegts", remuxed)
+    return _cut_bytes(remuxed, path, after_keyframe=2, offset=188)
+
+
+def mid_gop_mpeg2_ts(path: Path) -> Path:
+    """Open-GOP MPEG-2 in a transport stream, cut at a byte that is no TS packet boundary (the demuxer
+    resyncs), inside the first GOP."""
+    source = clips.constant_rate_clip(path.with_suffix(".source.mp4"), gop=8, bframes=2, **_SOURCE).path
+    encoded = path.with_suffix(".source.ts")
+    _ffmpeg("-i", source, "-c:v", "mpeg2video", "-bf", "2", "-g", "8", "-q:v", "2", "-f", "mpegts", encoded)
+    return _cut_bytes(encoded, path, after_keyframe=2, offset=1001)
+
+
+def open_gop_copy_cut_ts(path: Path) -> Path:
+    """``ffmpeg -ss 1 -i mpeg2.ts -c copy``: it starts at an I picture, whose leading B pictures (after it in
+    decode order) refer to the GOP that was cut away."""
+    source = clips.constant_rate_clip(path.with_suffix(".source.mp4"), gop=8, bframes=2, **_SOURCE).path
+    encoded = path.with_suffix(".source.ts")
+    _ffmpeg("-i", source, "-c:v", "mpeg2video", "-bf", "2", "-g", "8", "-q:v", "2", "-f", "mpegts", encoded)
+    _ffmpeg("-ss", "1", "-i", encoded, "-c", "copy", "-f", "mpegts", path)
+    return path
+
+
+def copy_cut(path: Path) -> Path:
+    """``ffmpeg -i x.mp4 -ss 0.25 -c copy -copyinkf`` into the container ``path`` names (MP4, Matroska, FLV):
+    the file starts with the non-key packets from a quarter second on."""
+    source = clips.constant_rate_clip(path.with_suffix(".source.mp4"), gop=8, bframes=3, **_SOURCE).path
+    _ffmpeg("-i", source, "-ss", "0.25", "-c", "copy", "-copyinkf", path)
+    return path
+
+
+def edit_list_mp4(path: Path) -> Path:
+    """``ffmpeg -ss 0.5 -i x.mp4 -c copy``: the copy starts at the keyframe before half a second, and an edit
+    list hides the packets up to there (decoded as references, never shown)."""
+    source = clips.constant_rate_clip(path.with_suffix(".source.mp4"), gop=8, bframes=3, **_SOURCE).path
+    _ffmpeg("-ss", "0.5", "-i", source, "-c", "copy", path)
     return path
 
 
@@ -288,22 +379,44 @@ def rotated_45_mp4(path: Path, num_frames: int = 12, size: tuple[int, int] = (16
 def ffmpeg_frames(path: Path) -> np.ndarray:
     """Every frame ``ffmpeg -i path -fps_mode passthrough`` outputs, as ``(n, h, w, 3)`` RGB."""
     assert FFMPEG and FFPROBE, NO_FFMPEG
+    width, height = _ffprobe_size(path, "stream")
+    if not width:  # the stream probe found no parameter sets (a transport stream that starts mid-GOP)
+        width, height = _ffprobe_size(path, "frame")
+    # (any rate of packets that fail to decode is FFmpeg's reading too: those of a file that starts mid-GOP)
+    raw = subprocess.run(
+        [FFMPEG, "-v", "error", "-max_error_rate", "1", "-i", str(path), "-map", "0:v:0", "-fps_mode", "passthrough"]
+        + ["-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    return np.frombuffer(raw, np.uint8).reshape(-1, height, width, 3)
+
+
+def _ffprobe_size(path: Path, section: str) -> tuple[int, int]:
+    """The first video stream's (or its first frame's) width and height as ``ffprobe`` reports them."""
     size = subprocess.run(
-        [FFPROBE, "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=width,height", "-of", "csv=p=0"]
-        + [str(path)],
+        [FFPROBE, "-v", "error", "-select_streams", "v:0", "-show_entries", f"{section}=width,height"]
+        + ["-of", "csv=p=0", str(path)],
         check=True,
         capture_output=True,
         text=True,
     ).stdout
     # (a transport stream lists its streams under each program too: the first line is enough)
     width, height = (int(v) for v in size.split()[0].split(",")[:2])
-    raw = subprocess.run(
-        [FFMPEG, "-v", "error", "-i", str(path), "-map", "0:v:0", "-fps_mode", "passthrough"]
-        + ["-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+    return width, height
+
+
+def ffprobe_packets(path: Path) -> int:
+    """How many packets the first video stream holds (``ffprobe -count_packets``)."""
+    assert FFPROBE, NO_FFMPEG
+    text = subprocess.run(
+        [FFPROBE, "-v", "error", "-select_streams", "v:0", "-count_packets"]
+        + ["-show_entries", "stream=nb_read_packets", "-of", "csv=p=0", str(path)],
         check=True,
         capture_output=True,
+        text=True,
     ).stdout
-    return np.frombuffer(raw, np.uint8).reshape(-1, height, width, 3)
+    return int(text.split()[0].strip(","))
 
 
 def ffprobe_times(path: Path) -> list[float | None]:

@@ -8,6 +8,7 @@ read: forward, backward, ``read()`` in any order after other reads, sampled.
 from __future__ import annotations
 
 import random
+import re
 import subprocess
 import sys
 import warnings
@@ -66,7 +67,25 @@ KINDS = {
     "duplicate-pts-mp4": (realworld.duplicate_pts_mp4, "duplicate_pts.mp4", False),
     "joined-ts": (realworld.joined_ts, "joined.ts", False),
     "regular-mp4": (_regular_mp4, "regular.mp4", True),
+    "h264-bframes-flv": (realworld.bframes_flv, "bframes.flv", True),
     "variable-rate-mkv": (_variable_rate_mkv, "vfr.mkv", True),
+    # Files that start mid-GOP: more packets than FFmpeg outputs frames (see MID_GOP).
+    "mid-gop-ts": (realworld.mid_gop_ts, "mid_gop.ts", False),
+    "mid-gop-long-gop-ts": (realworld.mid_gop_long_gop_ts, "mid_gop_long.ts", False),
+    "mid-gop-mpeg2-ts": (realworld.mid_gop_mpeg2_ts, "mid_gop_mpeg2.ts", False),
+    "open-gop-copy-cut-ts": (realworld.open_gop_copy_cut_ts, "open_gop_cut.ts", False),
+    "copy-cut-mp4": (realworld.copy_cut, "copy_cut.mp4", False),
+    "copy-cut-mkv": (realworld.copy_cut, "copy_cut.mkv", False),
+    "copy-cut-flv": (realworld.copy_cut, "copy_cut.flv", False),
+    "edit-list-mp4": (realworld.edit_list_mp4, "edit_list.mp4", False),
+}
+#: The kinds whose leading packets give no frame (or are hidden by an edit list): FFmpeg's first frame is a
+#: later picture of the source, and the file holds more packets than frames.
+MID_GOP = {"mid-gop-ts", "mid-gop-long-gop-ts", "mid-gop-mpeg2-ts", "open-gop-copy-cut-ts"} | {
+    "copy-cut-mp4",
+    "copy-cut-mkv",
+    "copy-cut-flv",
+    "edit-list-mp4",
 }
 
 
@@ -78,7 +97,10 @@ def reference(request, tmp_path_factory) -> Reference:
     stamps = realworld.ffprobe_times(path)
     assert len(stamps) == len(frames)
     # Every kind holds each encoded picture once, in order: FFmpeg's own output is sane.
-    assert [read_index(f) for f in frames] == list(range(len(frames)))
+    first = read_index(frames[0])
+    assert [read_index(f) for f in frames] == list(range(first, first + len(frames)))
+    if request.param in MID_GOP:  # the case is real: packets the decoder drops (or that are hidden) lead
+        assert first > 0 and realworld.ffprobe_packets(path) > len(frames)
     return Reference(path, frames, stamps, packet_order)
 
 
@@ -199,6 +221,23 @@ def test_decord_readers_left_open_do_not_crash_the_interpreter_at_exit(tmp_path)
     assert "pure virtual" not in done.stderr
 
 
+@pytest.mark.skipif(not decord_available(), reason="decord is not installed (optional)")
+@pytest.mark.parametrize(
+    ("make", "name", "reason"),
+    [
+        (realworld.copy_cut, "cut.mkv", r"starts mid-GOP: FFmpeg's decoder drops its first 3 packets"),
+        (realworld.edit_list_mp4, "edit_list.mp4", r"its edit list hides 6 packets"),
+    ],
+)
+def test_decord_is_refused_with_the_reason_for_files_that_start_mid_gop(tmp_path, make, name, reason):
+    # decord shows every packet: FFmpeg's frame 0 would be its frame 3 (or 6).
+    path = make(tmp_path / name)
+    dropped = realworld.ffprobe_packets(path) - len(realworld.ffprobe_times(path))
+    assert dropped == int(re.search(r"(\d+) packets", reason).group(1))
+    with pytest.raises(VideoError, match=reason + r".*use backend='pyav'"):
+        open_video(path, backend="decord")
+
+
 def test_a_45_degree_display_matrix_turns_frames_as_ffmpeg_does(tmp_path, no_decode_warnings):
     # ffmpeg turns angles that are not a multiple of 90 with its rotate filter: same frame size, black corners.
     path = realworld.rotated_45_mp4(tmp_path / "turned45.mp4")
@@ -263,8 +302,12 @@ def _packed_avi(path: Path) -> Path:
         (realworld.h264_bframes_ts, "h264.ts", 12),
         (realworld.mpeg2_ts, "mpeg2.ts", 12),
         (realworld.duplicate_pts_mp4, "duplicate_pts.mp4", 12),
+        (realworld.mid_gop_long_gop_ts, "mid_gop_long.ts", 0),
+        (realworld.mid_gop_ts, "mid_gop.ts", 22),
+        (realworld.edit_list_mp4, "edit_list.mp4", 0),
     ],
-    ids=["packed-avi@0", "h264-ts@12", "mpeg2-ts@12", "duplicate-pts@12"],
+    ids=["packed-avi@0", "h264-ts@12", "mpeg2-ts@12", "duplicate-pts@12", "mid-gop-long-gop-ts@0", "mid-gop-ts@22"]
+    + ["edit-list-mp4@0"],
 )
 def test_cli_tracks_every_frame_from_the_marked_one(tmp_path, tiny_sam2, make, name, marked):
     # `garvideo track` marking a late frame: the track holds every frame FFmpeg shows, forward and back
